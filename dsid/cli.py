@@ -1,0 +1,74 @@
+"""The ``dsid`` command line.
+
+Commands are contributed by modules listed in ``COMMAND_MODULES``; each defines
+``register_cli(top, synth)`` where ``top`` is the top-level ``add_subparsers`` action and ``synth`` the
+one under ``dsid synth``. A handler is attached with ``parser.set_defaults(func=handler)`` and is called
+with the parsed ``argparse.Namespace``; it returns an exit code (or ``None`` for 0).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+COMMAND_MODULES = [
+    "dsid.training.commands",
+    "dsid.data.synth_lorenz",
+    "dsid.data.synth_multiarea",
+    "dsid.nlb.commands",
+    "dsid.evaluation.compare",
+    "dsid.tuning.commands",
+]
+
+
+def _component_listing() -> str:
+    import dsid.modules  # noqa: F401  (registers every component)
+    from dsid.registry import ALL_REGISTRIES
+
+    lines = ["registered components:"]
+    for kind, reg in ALL_REGISTRIES.items():
+        lines.append(f"  {kind:<13} {', '.join(reg.names()) or '-'}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dsid",
+        description="DSID: sequential autoencoders for neural population dynamics.",
+        epilog=_component_listing(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    synth_parser = top.add_parser("synth", help="write synthetic data with known ground truth")
+    synth = synth_parser.add_subparsers(dest="synth_kind", metavar="KIND")
+    synth_parser.set_defaults(func=lambda a: synth_parser.print_help() or 2)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and name.startswith(err.name):
+                continue  # optional command module not present
+            raise
+        module.register_cli(top, synth)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if not argv else 2
+    if rest and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if getattr(args, "accepts_overrides", False):
+        # everything after the command name goes to Hydra unchanged (keeps -m/--multirun in place)
+        args.overrides = argv[argv.index(args.command) + 1:]
+    code = args.func(args)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

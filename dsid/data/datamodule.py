@@ -1,0 +1,95 @@
+"""Lightning DataModule over a DSID tensor file."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dsid.data.tensor_file import DSIDData, load_tensor_file
+
+
+class SplitDataset(Dataset):
+    """Trials of one split as dicts: ``spikes`` (T, N) float, ``index`` int, optional ``ext`` (T, E)."""
+
+    def __init__(self, spikes: np.ndarray, ext: Optional[np.ndarray] = None):
+        self.spikes = torch.as_tensor(np.asarray(spikes, np.float32))
+        self.ext = None if ext is None else torch.as_tensor(np.asarray(ext, np.float32))
+
+    def __len__(self) -> int:
+        return self.spikes.shape[0]
+
+    def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
+        item = {"spikes": self.spikes[i], "index": torch.tensor(i)}
+        if self.ext is not None:
+            item["ext"] = self.ext[i]
+        return item
+
+
+def data_info(data: DSIDData) -> Dict[str, Any]:
+    """Plain facts about the data that models are built from (saved in checkpoints)."""
+    train = data.splits["train"].spikes
+    return {
+        "n_neurons": data.n_neurons,
+        "heldout": data.heldout.tolist(),
+        "area": data.area.tolist(),
+        "n_areas": data.n_areas,
+        "area_names": data.area_names,
+        "bin_ms": data.bin_ms,
+        "n_time": data.n_time,
+        "n_forward": data.n_forward,
+        "mean_counts": np.asarray(train, np.float64).mean((0, 1)).tolist(),
+    }
+
+
+class DSIDDataModule(pl.LightningDataModule):
+    """Loads (and validates) a DSID tensor file; batches are dicts of tensors."""
+
+    def __init__(self, path: str, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
+                 observation_check=None):
+        """``observation_check``: the observation model's class; its ``integer_counts`` and
+        ``check_support`` decide what data it accepts."""
+        super().__init__()
+        self.path, self.batch_size, self.num_workers, self.seed = path, batch_size, num_workers, seed
+        self.observation_check = observation_check
+        self.data: Optional[DSIDData] = None
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.data is not None:
+            return
+        counts = getattr(self.observation_check, "integer_counts", True)
+        self.data = load_tensor_file(self.path, counts=counts)
+        check = getattr(self.observation_check, "check_support", None)
+        if check is not None:
+            for split, sd in self.data.splits.items():
+                problem = check(sd.spikes)
+                if problem:
+                    raise ValueError(f"{self.path}: field '{split}/spikes': the "
+                                     f"{self.observation_check.registry_name} observation model needs "
+                                     f"{self.observation_check.support}, found {problem}")
+
+    @property
+    def info(self) -> Dict[str, Any]:
+        self.setup()
+        return data_info(self.data)
+
+    def dataset(self, split: str) -> SplitDataset:
+        self.setup()
+        return SplitDataset(self.data.splits[split].spikes)
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, generator=gen if shuffle else None,
+                          drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test" if "test" in self.data.splits else "valid")

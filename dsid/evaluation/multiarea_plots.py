@@ -1,0 +1,102 @@
+"""Figures for multi-area ground-truth recovery: effectomes, delays, messages.
+
+Built with the object-oriented matplotlib API (``matplotlib.figure.Figure``, Agg-rendered on save), so
+nothing touches pyplot's global state; each function returns the Figure.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dsid.evaluation.metrics import apply_linear_map, fit_linear_map
+
+Arrays = Union[Sequence[np.ndarray], Mapping[str, np.ndarray]]
+
+
+def _names(n: int, area_names: Optional[Sequence[str]]) -> list:
+    return list(area_names) if area_names is not None else [f"A{a}" for a in range(n)]
+
+
+def plot_effectomes(true, inferred, area_names: Optional[Sequence[str]] = None) -> Figure:
+    """Side-by-side heatmaps of the true and inferred effectomes (row src, column dst), one colour scale.
+
+    The diagonal (not part of the effectome) is blanked; values are written in the cells.
+    """
+    mats = [np.array(true, dtype=float), np.array(inferred, dtype=float)]
+    if mats[0].shape != mats[1].shape or mats[0].ndim != 2:
+        raise ValueError(f"true {mats[0].shape} and inferred {mats[1].shape}: expected the same (A, A) shape")
+    n = mats[0].shape[0]
+    names = _names(n, area_names)
+    for m in mats:
+        np.fill_diagonal(m, np.nan)
+    finite = np.concatenate([m[np.isfinite(m)] for m in mats])
+    lo = min(0.0, float(finite.min())) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size and finite.max() > lo else lo + 1.0
+    fig = Figure(figsize=(8.5, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, m, title in zip(axes, mats, ("true effectome", "inferred effectome")):
+        im = ax.imshow(m, vmin=lo, vmax=hi, cmap="viridis")
+        ax.set(title=title, xticks=range(n), yticks=range(n), xticklabels=names, yticklabels=names,
+               xlabel="destination", ylabel="source")
+        for i in range(n):
+            for j in range(n):
+                if i != j and np.isfinite(m[i, j]):
+                    ax.text(j, i, f"{m[i, j]:.2g}", ha="center", va="center", fontsize=8,
+                            color="w" if m[i, j] < (lo + hi) / 2 else "k")
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="strength")
+    return fig
+
+
+def plot_delays(inferred_delays, true_delays, area_names: Optional[Sequence[str]] = None) -> Figure:
+    """Grouped bars of true vs inferred delay (bins) for every edge that is true or inferred (>= 0)."""
+    inf, tru = np.asarray(inferred_delays, dtype=float), np.asarray(true_delays, dtype=float)
+    if inf.shape != tru.shape or tru.ndim != 2:
+        raise ValueError(f"inferred {inf.shape} and true {tru.shape}: expected the same (A, A) shape")
+    names = _names(tru.shape[0], area_names)
+    off = ~np.eye(tru.shape[0], dtype=bool)
+    pairs = [(i, j) for i, j in zip(*np.nonzero(off & ((tru >= 0) | (inf >= 0))))]
+    fig = Figure(figsize=(max(4.0, 1.0 + 0.9 * len(pairs)), 3.5), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(pairs))
+    tv = [tru[p] if tru[p] >= 0 else np.nan for p in pairs]
+    iv = [inf[p] if inf[p] >= 0 else np.nan for p in pairs]
+    ax.bar(x - 0.2, tv, 0.4, label="true")
+    ax.bar(x + 0.2, iv, 0.4, label="inferred")
+    ax.set(xticks=x, xticklabels=[f"{names[i]}→{names[j]}" for i, j in pairs], ylabel="delay (bins)",
+           title="edge delays (missing bar: no edge)")
+    ax.legend()
+    return fig
+
+
+def _as_list(x: Arrays, edge_names: Sequence[str]) -> list:
+    if isinstance(x, Mapping):
+        return [np.asarray(x[k]) for k in edge_names]
+    return [np.asarray(v) for v in x]
+
+
+def plot_messages(true: Arrays, inferred: Arrays, edge_names: Sequence[str], trial: int = 0) -> Figure:
+    """Per-edge traces of the true message (solid) and the inferred one (dashed) on one trial.
+
+    ``true``/``inferred``: one (trials, T, k) array per edge, as sequences in ``edge_names`` order or
+    mappings keyed by the names. For display the inferred message is mapped onto the true one by an
+    affine least-squares fit over all trials (its dimension and sign are arbitrary).
+    """
+    tl, il = _as_list(true, edge_names), _as_list(inferred, edge_names)
+    if not len(tl) == len(il) == len(edge_names):
+        raise ValueError(f"plot_messages: {len(tl)} true, {len(il)} inferred, {len(edge_names)} edge names")
+    fig = Figure(figsize=(7, 2.2 * max(1, len(tl))), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(max(1, len(tl)), 1, squeeze=False)[:, 0])
+    for ax, t, i, name in zip(axes, tl, il, edge_names):
+        t = t[..., None] if t.ndim == 2 else t
+        i = i[..., None] if i.ndim == 2 else i
+        w = fit_linear_map(i.reshape(-1, i.shape[-1]), t.reshape(-1, t.shape[-1]))
+        aligned = apply_linear_map(i[trial], w)
+        for d in range(t.shape[-1]):
+            line, = ax.plot(t[trial, :, d], lw=1.5, label=f"true dim {d}")
+            ax.plot(aligned[:, d], ls="--", color=line.get_color(), lw=1.5, label=f"inferred (aligned) dim {d}")
+        ax.set(title=f"message {name}, trial {trial}", ylabel="message")
+        ax.legend(fontsize=7, ncol=2, loc="upper right")
+    axes[-1].set_xlabel("time (bins)")
+    return fig

@@ -1,0 +1,1 @@
+"""Registered augmentations (one per file)."""

@@ -1,0 +1,1 @@
+"""Registered coupling (one per file)."""

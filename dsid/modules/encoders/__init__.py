@@ -1,0 +1,1 @@
+"""Registered encoders (one per file)."""

@@ -1,0 +1,1 @@
+"""Registered observations (one per file)."""

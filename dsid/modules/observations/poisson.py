@@ -1,0 +1,55 @@
+"""Poisson observation model with a log-rate parameter per neuron and bin."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from dsid.registry import OBSERVATIONS
+
+LOG_RATE_CLAMP = 20.0
+
+
+@OBSERVATIONS.register("poisson")
+class PoissonObservation(nn.Module):
+    """Counts ~ Poisson(exp(log_rate)); ``mean`` gives rates in counts per bin."""
+
+    n_params = 1
+    integer_counts = True
+    support = "non-negative integer counts"
+
+    def __init__(self):
+        super().__init__()
+
+    @staticmethod
+    def check_support(data: np.ndarray):
+        """Return a description of the first value outside the support, or None."""
+        if data.size and data.min() < 0:
+            return f"negative value {data.min()}"
+        if not np.allclose(data, np.round(data)):
+            return "non-integer values"
+        return None
+
+    @staticmethod
+    def init_params(mean_counts: np.ndarray) -> np.ndarray:
+        """Starting readout bias for per-neuron mean counts (N,) -> (N, 1)."""
+        return np.log(np.maximum(mean_counts, 1e-3))[:, None]
+
+    def _log_rate(self, params: torch.Tensor) -> torch.Tensor:
+        return params[..., 0].clamp(-LOG_RATE_CLAMP, LOG_RATE_CLAMP)
+
+    def distribution(self, params: torch.Tensor) -> torch.distributions.Distribution:
+        return torch.distributions.Poisson(rate=torch.exp(self._log_rate(params)), validate_args=False)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self._log_rate(params))
+
+    def forward(self, params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Elementwise negative log-likelihood.
+
+        Shape:
+            params: (B, T, N, 1) log-rates; target: (B, T, N) counts
+            returns: (B, T, N)
+        """
+        log_rate = self._log_rate(params)
+        return torch.exp(log_rate) - target * log_rate + torch.lgamma(target + 1.0)

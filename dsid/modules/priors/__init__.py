@@ -1,0 +1,1 @@
+"""Registered priors (one per file)."""

@@ -1,0 +1,1 @@
+"""Registered readouts (one per file)."""

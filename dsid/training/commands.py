@@ -1,0 +1,114 @@
+"""``dsid train``, ``dsid infer`` and ``dsid demo``."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+# The Lorenz demo's quality targets (issue: core toolkit): metric -> (target, kind)
+LORENZ_TARGETS = {
+    "val/latent_r2": (0.90, "absolute"),
+    "val/rate_r2": (0.85, "absolute"),
+    "val/co_bps": (0.90, "fraction of val/oracle_co_bps"),
+}
+
+
+def config_dir() -> Path:
+    """The ``configs/`` directory (``DSID_CONFIG_DIR`` overrides)."""
+    env = os.environ.get("DSID_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if not (path / "train.yaml").exists():
+        raise FileNotFoundError(f"{path}: no train.yaml; set DSID_CONFIG_DIR to DSID's configs/ directory")
+    return path
+
+
+def compose(overrides: Optional[List[str]] = None, config_name: str = "train"):
+    """Compose the training config in-process (tests, notebooks, tuning) with Hydra overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def format_table(metrics, targets=LORENZ_TARGETS) -> str:
+    """Metric table with targets and a PASS/MISS column."""
+    rows = [f"{'metric':<22}{'value':>10}{'target':>16}  status", "-" * 56]
+    for key, (target, kind) in targets.items():
+        value = metrics.get(key, float("nan"))
+        if kind.startswith("fraction of "):
+            ref = metrics.get(kind[len("fraction of "):], float("nan"))
+            goal = target * ref
+            tstr = f">={target:.2f}x{ref:.3f}"
+        else:
+            goal, tstr = target, f">={target:.2f}"
+        ok = value >= goal
+        rows.append(f"{key:<22}{value:>10.4f}{tstr:>16}  {'PASS' if ok else 'MISS'}")
+    shown = set(targets)
+    for key in sorted(metrics):
+        if key not in shown and isinstance(metrics[key], float):
+            rows.append(f"{key:<22}{metrics[key]:>10.4f}")
+    return "\n".join(rows)
+
+
+def _hydra_train(overrides: List[str]) -> int:
+    """Run ``train`` under Hydra's own entry point so that multirun (-m) and sweeps work."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from dsid.training.run import train
+
+    @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+    def _main(cfg) -> float:
+        run_dir = cfg.get("run_dir") or HydraConfig.get().runtime.output_dir
+        metrics = train(cfg, run_dir=run_dir)
+        print(f"\nrun directory: {run_dir}")
+        print(format_table(metrics))
+        return float(metrics.get("val/co_bps", float("nan")))
+
+    argv = sys.argv
+    sys.argv = ["dsid train"] + overrides
+    try:
+        _main()
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def cmd_train(args) -> int:
+    return _hydra_train(list(args.overrides))
+
+
+def cmd_demo(args) -> int:
+    """The main job: fit the Lorenz benchmark with the default experiment and print the targets."""
+    return _hydra_train(["experiment=lorenz_lfads"] + list(args.overrides))
+
+
+def cmd_infer(args) -> int:
+    from dsid.inference import infer_run
+
+    out = infer_run(args.run_dir, n_samples=args.samples, data_path=args.data)
+    print(f"wrote {out}")
+    return 0
+
+
+def register_cli(top, synth) -> None:
+    p = top.add_parser("train", help="train a model: dsid train experiment=NAME [key=value ...] [-m]",
+                       description="Hydra overrides follow, e.g. experiment=lorenz_lfads "
+                                   "model.generator.hidden_size=64 trainer.max_epochs=5; "
+                                   "-m runs a sweep (multirun).")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides")
+    p.set_defaults(func=cmd_train, accepts_overrides=True)
+    p = top.add_parser("demo", help="fit the Lorenz benchmark (experiment=lorenz_lfads) and print "
+                                    "its metrics against the targets")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides")
+    p.set_defaults(func=cmd_demo, accepts_overrides=True)
+    p = top.add_parser("infer", help="write posterior-averaged rates, factors and inferred inputs "
+                                     "of every split to RUN_DIR/inference.h5")
+    p.add_argument("run_dir")
+    p.add_argument("--samples", type=int, default=None, help="posterior samples (default: the run's)")
+    p.add_argument("--data", default=None, help="another DSID tensor file with the same neurons")
+    p.set_defaults(func=cmd_infer)

@@ -1,0 +1,137 @@
+"""Tests of the synthetic multi-area generator (dsid.data.synth_multiarea)."""
+import argparse
+
+import h5py
+import numpy as np
+import pytest
+
+from dsid.data.synth_multiarea import (DEFAULT_EDGES, coupling_report, register_cli, synth_multiarea,
+                                       synth_two_area_linear)
+from dsid.data.tensor_file import load_tensor_file
+
+SMALL = dict(n_trials=(24, 8, 8), n_time=40)
+L = 4  # default latent size per area
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return synth_multiarea(tmp_path_factory.mktemp("ma") / "ma.h5", seed=3, **SMALL)
+
+
+def test_layout_edges_and_shapes(small):
+    d = load_tensor_file(small, require_splits=("train", "valid", "test"))
+    assert d.area_names == ["A0", "A1", "A2"] and d.bin_ms == 10.0 and d.n_areas == 3
+    assert np.array_equal(d.area, np.repeat([0, 1, 2], 80))
+    want_delay = -np.ones((3, 3), int)
+    for s, t, dl, _, _ in DEFAULT_EDGES:
+        want_delay[s, t] = dl
+    assert np.array_equal(d.delay_bins, want_delay)
+    assert np.array_equal(d.effectome > 0, want_delay >= 0)
+    assert np.all(np.diag(d.effectome) == 0) and d.effectome[0, 2] == 0
+    for a in range(3):
+        h = d.heldout[d.area == a]
+        assert h.sum() == 16 and (~h).any()
+    for split, n in zip(("train", "valid", "test"), SMALL["n_trials"]):
+        sd = d.splits[split]
+        assert sd.spikes.shape == (n, 40, 240) and sd.truth_rates.shape == sd.spikes.shape
+        assert sd.truth_latents.shape == (n, 40, 3 * L)
+        assert {k: v.shape[-1] for k, v in sd.truth_messages.items()} == {"0_1": 1, "1_2": 2, "2_0": 1}
+        assert all(v.shape[:2] == (n, 40) for v in sd.truth_messages.values())
+    hz = np.concatenate([s.truth_rates.ravel() for s in d.splits.values()]) * 1000 / d.bin_ms
+    lo, hi = np.percentile(hz, [1, 99])
+    assert 0.5 < lo and hi < 60, (lo, hi)
+
+
+def test_deterministic_by_seed(small, tmp_path):
+    again = synth_multiarea(tmp_path / "again.h5", seed=3, **SMALL)
+    other = synth_multiarea(tmp_path / "other.h5", seed=4, **SMALL)
+    with h5py.File(small) as a, h5py.File(again) as b, h5py.File(other) as c:
+        names = []
+        a.visit(lambda k: names.append(k) if isinstance(a[k], h5py.Dataset) else None)
+        for k in names:
+            assert np.array_equal(a[k][()], b[k][()]), k
+        assert not np.array_equal(a["train/spikes"][()], c["train/spikes"][()])
+
+
+def test_messages_recomputed_from_latents(small):
+    d = load_tensor_file(small)
+    with h5py.File(small) as f:
+        edges = {k: (f[f"truth/edges/{k}/U"][()], int(f[f"truth/edges/{k}/delay_bins"][()]))
+                 for k in f["truth/edges"]}
+    for split in ("train", "valid"):
+        sd = d.splits[split]
+        for key, msg in sd.truth_messages.items():
+            src, dst = map(int, key.split("_"))
+            U, dl = edges[key]
+            assert dl == d.delay_bins[src, dst]
+            x = sd.truth_latents[..., src * L:(src + 1) * L].astype(np.float64)
+            np.testing.assert_allclose(msg[:, dl:], x[:, :40 - dl] @ U, atol=1e-5)
+
+            def corr(lag):  # stored message vs U^T x_src(t - lag), pooled
+                a, b = msg[:, 8:, 0].ravel(), (x[:, 8 - lag:40 - lag] @ U)[..., 0].ravel()
+                return np.corrcoef(a, b)[0, 1]
+
+            assert corr(dl) > 0.9999
+            assert all(corr(lag) < 0.99 for lag in range(8) if lag != dl)
+
+
+def test_options_hidden_driver_and_external_input(tmp_path):
+    p = synth_multiarea(tmp_path / "h.h5", seed=1, unrecorded_driver=True, external_input=True, **SMALL)
+    d = load_tensor_file(p)
+    assert d.splits["train"].truth_latents.shape[-1] == 3 * L and d.effectome.shape == (3, 3)
+    assert set(d.splits["train"].truth_messages) == {"0_1", "1_2", "2_0"}
+    with h5py.File(p) as f:
+        assert f["train/truth/hidden/latents"].shape == (24, 40, L)
+        assert set(f["train/truth/hidden/messages"]) == {"H_0", "H_2"}
+        u = f["train/truth/external_input"][()]
+        assert u.shape == (24, 40, 1) and set(np.unique(u)) <= {0.0, 1.0} and u.sum() > 0
+
+
+def test_two_area_linear_delay_is_recoverable(tmp_path):
+    p = synth_two_area_linear(tmp_path / "lin.h5", delay=4, seed=0)
+    d = load_tensor_file(p)
+    assert d.delay_bins.tolist() == [[-1, 4], [-1, -1]] and d.effectome[0, 1] > 0 == d.effectome[1, 0]
+    tr = d.splits["train"]
+    assert tr.spikes.shape == (200, 50, 40) and tr.truth_messages["0_1"].shape == (200, 50, 1)
+    x0, x1 = tr.truth_latents[..., :2], tr.truth_latents[..., 2:]
+
+    def fit_r2(lag):  # x1(t+1) ~ [x1(t), x0(t - lag)]
+        t0 = 10
+        y = x1[:, t0 + 1:].reshape(-1, 2)
+        X = np.concatenate([x1[:, t0:-1], x0[:, t0 - lag:49 - lag], np.ones_like(x1[:, t0:-1, :1])], -1)
+        X = X.reshape(-1, 5)
+        res = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+        return 1 - res.var() / y.var()
+
+    assert int(np.argmax([fit_r2(lag) for lag in range(9)])) == 4
+
+
+def test_coupling_report_messages_matter():
+    rep = coupling_report(n_trials=40, n_time=60)
+    assert set(rep) == {0, 1, 2}
+    for r in rep.values():
+        assert 0.5 < r["innovation_fraction"] <= 1 and 0.3 < r["input_determined"] <= 1
+
+
+def test_bad_edges_rejected(tmp_path):
+    with pytest.raises(ValueError, match="edge"):
+        synth_multiarea(tmp_path / "x.h5", edges=[(0, 0, 1, 1, 0.2)], **SMALL)
+    with pytest.raises(ValueError, match="one edge per"):
+        synth_multiarea(tmp_path / "x.h5", edges=[(0, 1, 1, 1, 0.2), (0, 1, 2, 1, 0.2)], **SMALL)
+    with pytest.raises(ValueError, match="n_trials"):
+        synth_multiarea(tmp_path / "x.h5", n_trials=(10, 5))
+
+
+def test_cli(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    top = parser.add_subparsers(dest="command")
+    synth = top.add_parser("synth").add_subparsers(dest="kind")
+    register_cli(top, synth)
+    out = tmp_path / "cli.h5"
+    args = parser.parse_args(["synth", "multiarea", "--out", str(out), "--trials", "6,3,3", "--areas", "4",
+                              "--neurons-per-area", "60", "--seed", "2"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "A0->A1" in text and "A3->A0" in text
+    d = load_tensor_file(out)
+    assert d.n_areas == 4 and d.n_neurons == 240 and (d.delay_bins >= 0).sum() == 4
