@@ -22,7 +22,8 @@ def infer_split(module, spikes: np.ndarray, n_samples: int = 20, batch_size: int
                 n_forward: int = 0, desc: str = "") -> Dict[str, np.ndarray]:
     """Average the model's outputs over ``n_samples`` posterior samples (dropout off).
 
-    Returns rates (trials, T + n_forward, N), factors, and inferred_inputs when the model has them.
+    Returns rates (trials, T + n_forward, N), factors, and inferred_inputs when the model has them,
+    plus the outputs named in the model's ``extra_output_keys`` (e.g. multi-area messages).
     ``n_samples=0`` uses the posterior means instead of samples.
     """
     model = module.model if hasattr(module, "model") else module
@@ -36,9 +37,11 @@ def infer_split(module, spikes: np.ndarray, n_samples: int = 20, batch_size: int
         xin, _ = model.augment(x, "predict")
         acc: Dict[str, torch.Tensor] = {}
         reps = max(n_samples, 1)
+        keys = [("rates", "rates"), ("factors", "factors"), ("inferred_inputs", "co_sample")]
+        keys += [(k, k) for k in getattr(model, "extra_output_keys", ())]
         for _ in range(reps):
             out = model(xin, n_forward=n_forward, sample=n_samples > 0)
-            for key, src in (("rates", "rates"), ("factors", "factors"), ("inferred_inputs", "co_sample")):
+            for key, src in keys:
                 if src in out:
                     acc[key] = acc.get(key, 0) + out[src] / reps
         for key, val in acc.items():
@@ -90,8 +93,13 @@ def read_inference(path) -> Dict[str, Dict[str, np.ndarray]]:
         return {s: {k: f[s][k][()] for k in f[s]} for s in f}
 
 
-def final_metrics(data: DSIDData, outputs) -> Dict[str, float]:
-    return {k: float(v) for k, v in split_metrics(data, outputs).items()}
+def final_metrics(data: DSIDData, outputs, model=None) -> Dict[str, float]:
+    """Split metrics plus the model's own (``model.extra_metrics(data, outputs)``, if defined)."""
+    metrics = split_metrics(data, outputs)
+    extra = getattr(model, "extra_metrics", None)
+    if extra is not None:
+        metrics.update(extra(data, outputs))
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def infer_run(run_dir, n_samples: Optional[int] = None, data_path: Optional[str] = None) -> Path:

@@ -98,21 +98,14 @@ class SAEModule(pl.LightningModule):
                       batch_size=bs)
 
     # ----- metrics ----------------------------------------------------------------------------
-    @torch.no_grad()
     def posterior_mean_outputs(self, split: str) -> Dict[str, np.ndarray]:
-        """Rates and factors (posterior means, no augmentation) for a whole split."""
-        dm = self.trainer.datamodule
+        """Posterior-mean outputs (no sampling, no augmentation) for a whole split."""
+        from dsid.inference import infer_split
+
         was_training = self.training
-        self.eval()
-        rates, factors = [], []
-        for batch in dm.loader(split):
-            spikes = batch["spikes"].to(self.device)
-            out = self.model(self.model.augment(spikes, "predict")[0], sample=False,
-                             ext=batch["ext"].to(self.device) if "ext" in batch else None)
-            rates.append(out["rates"].cpu().numpy())
-            factors.append(out["factors"].cpu().numpy())
+        out = infer_split(self, self.trainer.datamodule.data.splits[split].spikes, n_samples=0)
         self.train(was_training)
-        return {"rates": np.concatenate(rates), "factors": np.concatenate(factors)}
+        return out
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or self.trainer.datamodule is None:
@@ -121,9 +114,10 @@ class SAEModule(pl.LightningModule):
         last = self.current_epoch + 1 >= (self.trainer.max_epochs or 0)
         if every <= 0 or (self.current_epoch % every and not last):
             return
-        metrics = split_metrics(self.trainer.datamodule.data,
-                                {s: self.posterior_mean_outputs(s) for s in ("train", "valid")})
-        self.log_dict(metrics, on_epoch=True)
+        from dsid.inference import final_metrics
+
+        outputs = {s: self.posterior_mean_outputs(s) for s in ("train", "valid")}
+        self.log_dict(final_metrics(self.trainer.datamodule.data, outputs, self.model), on_epoch=True)
 
     def configure_optimizers(self):
         c = self.train_cfg

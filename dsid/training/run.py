@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
 import torch
@@ -67,8 +67,13 @@ def make_logger(cfg: Dict[str, Any], run_dir: Path):
     raise ValueError(f"logger.kind={kind}: expected wandb or csv")
 
 
-def train(cfg, run_dir: Optional[str] = None) -> Dict[str, Any]:
-    """Fit the model described by ``cfg`` and return the final metrics (also in metrics.json)."""
+def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callback]] = None,
+          ckpt_path: Optional[str] = None, logger=None) -> Dict[str, Any]:
+    """Fit the model described by ``cfg`` and return the final metrics (also in metrics.json).
+
+    ``callbacks`` are added to the trainer's; ``ckpt_path`` resumes a fit; ``logger`` replaces the
+    configured one.
+    """
     cfg = to_plain(cfg)
     run_dir = Path(run_dir or cfg.get("run_dir") or "runs/latest")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -77,21 +82,21 @@ def train(cfg, run_dir: Optional[str] = None) -> Dict[str, Any]:
     dm.setup()
     module = SAEModule(cfg["model"], dm.info, cfg.get("train"))
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
-    logger = make_logger(cfg, run_dir)
+    logger = logger if logger is not None else make_logger(cfg, run_dir)
     logger.log_hyperparams({"config": cfg})
     es = cfg.get("early_stopping") or {}
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
                                         monitor=es.get("monitor", "val/loss"), mode="min",
                                         save_last=True, enable_version_counter=False)
     callbacks = [ckpt, PlotCallback(run_dir / "figures", **(cfg.get("plots") or {})),
-                 pl.callbacks.LearningRateMonitor(logging_interval="epoch")]
+                 pl.callbacks.LearningRateMonitor(logging_interval="epoch"), *(callbacks or [])]
     if es.get("patience"):
         callbacks.append(pl.callbacks.EarlyStopping(monitor=es.get("monitor", "val/loss"),
                                                     patience=int(es["patience"]), mode="min"))
     trainer_kwargs = {k: v for k, v in (cfg.get("trainer") or {}).items() if v is not None}
     trainer = pl.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks,
                          **trainer_kwargs)
-    trainer.fit(module, dm)
+    trainer.fit(module, dm, ckpt_path=ckpt_path)
     from dsid.inference import final_metrics, infer_module
 
     best = SAEModule.load_from_checkpoint(ckpt.best_model_path, map_location="cpu") \
@@ -99,7 +104,7 @@ def train(cfg, run_dir: Optional[str] = None) -> Dict[str, Any]:
     outputs = infer_module(best, dm.data, n_samples=int((cfg.get("infer") or {}).get("n_samples", 20)),
                            batch_size=int((cfg.get("infer") or {}).get("batch_size", 256)),
                            out=run_dir / "inference.h5")
-    metrics = final_metrics(dm.data, outputs)
+    metrics = final_metrics(dm.data, outputs, best.model)
     metrics["epochs"] = trainer.current_epoch
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if hasattr(logger, "log_metrics"):
