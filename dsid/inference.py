@@ -32,7 +32,7 @@ def infer_split(module, spikes: np.ndarray, n_samples: int = 20, batch_size: int
     sums: Dict[str, list] = {}
     x_all = torch.as_tensor(np.asarray(spikes, np.float32))
     batches = range(0, x_all.shape[0], batch_size)
-    for start in tqdm(batches, desc=desc or "inference", leave=False, disable=len(batches) < 4):
+    for start in tqdm(batches, desc=desc, leave=False, disable=not desc or len(batches) < 4):
         x = x_all[start:start + batch_size].to(device)
         xin, _ = model.augment(x, "predict")
         acc: Dict[str, torch.Tensor] = {}

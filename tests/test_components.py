@@ -93,3 +93,31 @@ def test_augmentation(name):
     torch.testing.assert_close(same_x, x)  # no augmentation at inference
     if list(aug.parameters()):
         check_grads(aug, out_x.sum())
+
+
+from dsid.registry import COUPLINGS  # noqa: E402
+
+
+@pytest.mark.parametrize("name", COUPLINGS.names())
+def test_coupling(name):
+    torch.manual_seed(0)
+    sizes, targets_h = [5, 4, 6], [7, 3, 7]
+    allowed = [[0, 1, 1], [1, 0, 0], [1, 1, 0]]  # 1->2 not allowed
+    cpl = COUPLINGS.build({"name": name}, n_areas=3, source_sizes=sizes, target_sizes=targets_h,
+                          allowed_edges=allowed)
+    assert all(allowed[s][d] for s, d in cpl.edges) and len(cpl.edge_sizes) == len(cpl.edges)
+    signals = [torch.randn(B, T, s, requires_grad=True) for s in sizes]
+    targets = [torch.randn(B, T, h, requires_grad=True) for h in targets_h]
+    out = cpl.run(signals, targets)
+    assert len(out.messages) == len(cpl.edges)
+    for m, k in zip(out.messages, cpl.edge_sizes):
+        assert m.shape == (B, T, k) and torch.isfinite(m).all()
+    assert sum(cpl.in_size(d) for d in range(3)) == cpl.message_size
+    kl = cpl.kl(out)
+    assert kl is None or (kl.shape == (B,) and torch.isfinite(kl).all())
+    assert cpl.strength().shape == cpl.delays().shape == (3, 3)
+    assert all(cpl.delays()[s, d] == -1 for s in range(3) for d in range(3) if (s, d) not in cpl.edges)
+    if list(cpl.parameters()):
+        check_grads(cpl, total(*out.messages, kl))
+    else:
+        assert out.messages == []

@@ -10,7 +10,7 @@ from tests.conftest import tiny_info
 CONFIGS = config_dir()
 GROUP_TARGET = {"encoder": "encoder@model.encoder", "generator": "generator@model.generator",
                 "readout": "readout@model.readout", "observation": "observation@model.observation",
-                "prior": "prior@model.co_prior"}
+                "prior": "prior@model.co_prior", "coupling": "coupling@model.coupling"}
 
 
 def options():
@@ -24,17 +24,37 @@ def experiments():
 
 
 def build_from(cfg):
-    model_cfg = dict(cfg.model)
-    info = tiny_info(n_neurons=9, n_heldout=3, n_areas=int(model_cfg.get("n_areas_hint", 1)))
-    return build_model(__import__("omegaconf").OmegaConf.to_container(cfg.model, resolve=True), info)
+    """Build the model the config describes on tiny data: 3 areas for multi-area models (each with
+    held-in and held-out neurons, or as many areas as ``model.allowed_edges`` has rows), 1 otherwise."""
+    model_cfg = __import__("omegaconf").OmegaConf.to_container(cfg.model, resolve=True)
+    n_areas = 1
+    if model_cfg.get("kind", "sae") == "multiarea":
+        n_areas = len(model_cfg.get("allowed_edges") or [0, 0, 0])
+    info = tiny_info(n_neurons=3 * max(n_areas, 3), n_heldout=max(n_areas, 3), n_areas=n_areas)
+    return build_model(model_cfg, info)
 
 
 @pytest.mark.parametrize("group,option", list(options()))
 def test_option_composes_and_builds(group, option):
     override = f"{GROUP_TARGET.get(group, group)}={option}"
+    if group == "coupling":  # couplings live in multi-area models: build one with this option
+        cfg = compose(["experiment=multiarea_none", override, "data.path=unused.h5"])
+        assert cfg.model.coupling.name == option
+        model = build_from(cfg)
+        assert model.coupling.registry_name == option
+        return
+    if group == "tune":  # PBT settings (`dsid tune`): they must make a valid search of this config
+        from dsid.tuning.hparams import read_hparams
+        from dsid.tuning.pbt import tune_options
+
+        cfg = __import__("omegaconf").OmegaConf.to_container(
+            compose([override, "data.path=unused.h5"]), resolve=True)
+        opts = tune_options(cfg)
+        assert opts["population"] >= 1 and set(read_hparams(cfg, opts["space"])) == set(opts["space"])
+        return
     cfg = compose([override, "data.path=unused.h5"])
-    if group in ("data", "trainer", "logger", "coupling"):
-        assert cfg[group] is not None or group == "coupling"
+    if group in ("data", "trainer", "logger"):
+        assert cfg[group] is not None
         return
     build_from(cfg)
 
@@ -43,8 +63,11 @@ def test_option_composes_and_builds(group, option):
 def test_experiment_composes_and_builds(name):
     cfg = compose([f"experiment={name}"])
     assert cfg.experiment_name
-    if cfg.model.get("kind", "sae") == "sae":
-        build_from(cfg)
+    kind = cfg.model.get("kind", "sae")
+    if kind in ("sae", "multiarea"):  # other kinds need data of their own (e.g. several sessions)
+        model = build_from(cfg)
+        if kind == "multiarea":
+            assert model.coupling.registry_name == cfg.model.coupling.name
 
 
 def test_experiments_exist():

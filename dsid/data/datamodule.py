@@ -12,11 +12,15 @@ from dsid.data.tensor_file import DSIDData, load_tensor_file
 
 
 class SplitDataset(Dataset):
-    """Trials of one split as dicts: ``spikes`` (T, N) float, ``index`` int, optional ``ext`` (T, E)."""
+    """Trials of one split as dicts: ``spikes`` (T, N) float, ``index`` int, optional ``ext`` (T, E)
+    and ``forward_spikes`` (T_fwd, N): bins after the window, scored but never encoded."""
 
-    def __init__(self, spikes: np.ndarray, ext: Optional[np.ndarray] = None):
+    def __init__(self, spikes: np.ndarray, ext: Optional[np.ndarray] = None,
+                 forward_spikes: Optional[np.ndarray] = None):
         self.spikes = torch.as_tensor(np.asarray(spikes, np.float32))
         self.ext = None if ext is None else torch.as_tensor(np.asarray(ext, np.float32))
+        self.forward = None if forward_spikes is None else torch.as_tensor(
+            np.asarray(forward_spikes, np.float32))
 
     def __len__(self) -> int:
         return self.spikes.shape[0]
@@ -25,6 +29,8 @@ class SplitDataset(Dataset):
         item = {"spikes": self.spikes[i], "index": torch.tensor(i)}
         if self.ext is not None:
             item["ext"] = self.ext[i]
+        if self.forward is not None:
+            item["forward_spikes"] = self.forward[i]
         return item
 
 
@@ -48,12 +54,14 @@ class DSIDDataModule(pl.LightningDataModule):
     """Loads (and validates) a DSID tensor file; batches are dicts of tensors."""
 
     def __init__(self, path: str, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
-                 observation_check=None):
+                 observation_check=None, train_forward: bool = True):
         """``observation_check``: the observation model's class; its ``integer_counts`` and
-        ``check_support`` decide what data it accepts."""
+        ``check_support`` decide what data it accepts. ``train_forward``: batches carry the
+        ``forward_spikes`` of files that have them, so models learn to predict past the window."""
         super().__init__()
         self.path, self.batch_size, self.num_workers, self.seed = path, batch_size, num_workers, seed
         self.observation_check = observation_check
+        self.train_forward = train_forward
         self.data: Optional[DSIDData] = None
 
     def setup(self, stage: Optional[str] = None) -> None:
@@ -77,7 +85,8 @@ class DSIDDataModule(pl.LightningDataModule):
 
     def dataset(self, split: str) -> SplitDataset:
         self.setup()
-        return SplitDataset(self.data.splits[split].spikes)
+        sd = self.data.splits[split]
+        return SplitDataset(sd.spikes, forward_spikes=sd.forward_spikes if self.train_forward else None)
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -38,15 +38,41 @@ def lorenz_latents(n_trials: int, n_time: int, rng: np.random.Generator,
     return integrate_lorenz(starts, n_time, dt)
 
 
+def calcium_traces(spikes: np.ndarray, rates: np.ndarray, rng: np.random.Generator, bin_ms: float,
+                   tau_ms: float = 50.0, noise: float = 0.05, threshold: Optional[float] = None) -> np.ndarray:
+    """Calcium-like traces from spike counts (trials, T, N): each spike adds an exponentially
+    decaying transient of unit area (time constant ``tau_ms``), so a trace is in spikes per bin and
+    its expectation is a causally smoothed rate; Gaussian noise (sd ``noise``) is added and values
+    below ``threshold`` (default: ``noise``) are set to exactly 0, as after deconvolution and event
+    detection. The transient state before the first bin starts at the expected value (``rates``).
+    """
+    a = float(np.exp(-bin_ms / tau_ms))
+    trace = np.empty(spikes.shape, np.float64)
+    c = np.asarray(rates[:, 0], np.float64)
+    for t in range(spikes.shape[1]):
+        c = a * c + (1.0 - a) * spikes[:, t]
+        trace[:, t] = c
+    trace += noise * rng.standard_normal(trace.shape)
+    trace[trace < (noise if threshold is None else threshold)] = 0.0
+    return trace.astype(np.float32)
+
+
 def make_lorenz_benchmark(*, seed: int = 0, n_trials: Tuple[int, int, int] = (800, 200, 200),
                           n_time: int = 100, bin_ms: float = 10.0, n_neurons: int = 50,
                           n_heldout: int = 10, min_rate: float = 1.0, max_rate: float = 40.0,
-                          dt: float = 0.015) -> DSIDData:
+                          dt: float = 0.015, observation: str = "spikes", calcium_tau_ms: float = 50.0,
+                          calcium_noise: float = 0.05) -> DSIDData:
     """Build the Lorenz benchmark in memory (deterministic by ``seed``).
 
     Log-rates are an affine map of the standardized latents, scaled so that the population's rates
     span roughly ``min_rate``..``max_rate`` spikes/s; counts are Poisson per bin.
+
+    ``observation="calcium"`` stores calcium-like float traces made from those same spikes (see
+    :func:`calcium_traces`) in ``{split}/spikes`` (load them with ``counts=False``); the true rates
+    and latents are unchanged and the spikes move to ``{split}/truth/spikes``.
     """
+    if observation not in ("spikes", "calcium"):
+        raise ValueError(f"observation must be 'spikes' or 'calcium', got {observation!r}")
     rng = np.random.default_rng(seed)
     total = int(sum(n_trials))
     latents = lorenz_latents(total, n_time, rng, dt)
@@ -67,14 +93,21 @@ def make_lorenz_benchmark(*, seed: int = 0, n_trials: Tuple[int, int, int] = (80
     # held-in neurons first, held-out last (NLB order), so files read naturally
     order = np.concatenate([np.flatnonzero(~heldout), np.flatnonzero(heldout)])
     spikes, rates, heldout = spikes[..., order], rates[..., order], heldout[order]
+    observed, extra = spikes, {}
+    if observation == "calcium":  # its own random stream: the spikes stay those of the default
+        observed = calcium_traces(spikes, rates, np.random.default_rng([seed, 1]), bin_ms,
+                                  calcium_tau_ms, calcium_noise)
+        extra = {"calcium/tau_ms": np.float64(calcium_tau_ms), "calcium/noise": np.float64(calcium_noise)}
     splits, start = {}, 0
     for name, k in zip(("train", "valid", "test"), n_trials):
         sl = slice(start, start + k)
-        splits[name] = SplitData(spikes=spikes[sl], truth_rates=rates[sl].astype(np.float32),
+        splits[name] = SplitData(spikes=observed[sl], truth_rates=rates[sl].astype(np.float32),
                                  truth_latents=latents[sl].astype(np.float32))
+        if observation == "calcium":
+            extra[f"{name}/truth/spikes"] = spikes[sl]
         start += k
     return DSIDData(bin_ms=bin_ms, area=np.zeros(n_neurons, np.int64), heldout=heldout,
-                    splits=splits, area_names=["lorenz"])
+                    splits=splits, area_names=["lorenz"], extra=extra)
 
 
 def write_lorenz_benchmark(out, **kwargs) -> Path:
@@ -87,9 +120,13 @@ def _cli(args) -> int:
     if len(trials) != 3:
         raise SystemExit(f"--trials: expected three comma-separated counts (train,valid,test), got {args.trials}")
     path = write_lorenz_benchmark(args.out, seed=args.seed, n_trials=trials, n_time=args.bins,
-                                  n_neurons=args.neurons, n_heldout=args.heldout)
+                                  n_neurons=args.neurons, n_heldout=args.heldout,
+                                  observation=args.observation, calcium_tau_ms=args.calcium_tau_ms,
+                                  calcium_noise=args.calcium_noise)
+    kind = "" if args.observation == "spikes" else f", calcium traces (tau {args.calcium_tau_ms} ms, " \
+        f"noise {args.calcium_noise}; load with counts=False)"
     print(f"wrote Lorenz benchmark to {path} (seed {args.seed}, trials {trials}, {args.bins} bins, "
-          f"{args.neurons} neurons, {args.heldout} held out)")
+          f"{args.neurons} neurons, {args.heldout} held out{kind})")
     return 0
 
 
@@ -101,4 +138,10 @@ def register_cli(top, synth) -> None:
     p.add_argument("--bins", type=int, default=100, help="bins of 10 ms per trial")
     p.add_argument("--neurons", type=int, default=50)
     p.add_argument("--heldout", type=int, default=10)
+    p.add_argument("--observation", choices=("spikes", "calcium"), default="spikes",
+                   help="spikes: Poisson counts (default); calcium: the same spikes as calcium-like "
+                        "traces (exponential transients plus noise, small values zeroed)")
+    p.add_argument("--calcium-tau-ms", type=float, default=50.0, help="calcium transient decay")
+    p.add_argument("--calcium-noise", type=float, default=0.05,
+                   help="noise sd, in spikes per bin (also the threshold below which values become 0)")
     p.set_defaults(func=_cli)

@@ -8,6 +8,8 @@ from typing import Any, Mapping
 MODEL_KINDS = {
     "sae": "dsid.models.sae:SequentialAutoencoder",
     "multiarea": "dsid.models.multiarea:MultiAreaSAE",
+    "ndt": "dsid.models.ndt:NDT",
+    "stitched": "dsid.models.stitched:StitchedSAE",
 }
 
 

@@ -80,7 +80,7 @@ class SequentialAutoencoder(nn.Module):
             x: (B, T, N_in) held-in input; ext: (B, T, E) external input or None
             returns dict: params (B, T+n_forward, N, P), rates (B, T+n_forward, N),
             factors (B, T+n_forward, F), ic_mean/ic_logvar/ic_sample (B, I),
-            co_mean/co_logvar/co_sample (B, T+n_forward, C) or absent
+            co_mean/co_logvar/co_sample (B, T+n_forward, C) or absent; n_observed = T
         """
         enc = self.encoder(x)
         ic = enc.ic_mean + torch.exp(0.5 * enc.ic_logvar) * torch.randn_like(enc.ic_mean) \
@@ -88,7 +88,8 @@ class SequentialAutoencoder(nn.Module):
         gen = self.generator(ic, ci=enc.ci, ext=ext, n_steps=x.shape[1] + n_forward, sample=sample)
         params = self.readout(gen.factors)
         out = {"params": params, "rates": self.observation.mean(params), "factors": gen.factors,
-               "states": gen.states, "ic_mean": enc.ic_mean, "ic_logvar": enc.ic_logvar, "ic_sample": ic}
+               "states": gen.states, "ic_mean": enc.ic_mean, "ic_logvar": enc.ic_logvar, "ic_sample": ic,
+               "n_observed": x.shape[1]}
         if gen.co_mean is not None:
             out.update(co_mean=gen.co_mean, co_logvar=gen.co_logvar, co_sample=gen.co_sample)
         return out
@@ -97,26 +98,26 @@ class SequentialAutoencoder(nn.Module):
                    heldin_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Per-batch means of the summed reconstruction NLL and KL terms.
 
-        ``heldin_mask`` (from augmentations) selects which held-in entries are scored; held-out
-        neurons are always scored.
+        ``heldin_mask`` (from augmentations) selects which held-in entries of the observed window are
+        scored; held-out neurons, and bins past the window (forward prediction, when ``target`` is
+        longer than the mask), are always scored.
 
         Shape:
-            target: (B, T, N); heldin_mask: (B, T, N_in) or None
+            target: (B, T', N) with T' >= T; heldin_mask: (B, T, N_in) or None
         """
-        T = target.shape[1]
-        nll = self.observation(out["params"][:, :T], target)
+        T_all = target.shape[1]
+        nll = self.observation(out["params"][:, :T_all], target)
+        T = int(out.get("n_observed", T_all))
         if heldin_mask is not None:
-            mask = torch.ones_like(nll)
-            mask[..., self.heldin_idx] = heldin_mask
             # rescale so the expected loss magnitude does not depend on the mask rate
             frac = heldin_mask.mean().clamp_min(1e-3)
-            weight = torch.ones(nll.shape[-1], device=nll.device)
-            weight[self.heldin_idx] = 1.0 / frac
-            nll = nll * mask * weight
+            weight = torch.ones_like(nll[:, :T])
+            weight[..., self.heldin_idx] = heldin_mask / frac
+            nll = torch.cat([nll[:, :T] * weight, nll[:, T:]], dim=1)
         terms = {"recon": nll.sum((1, 2)).mean(),
                  "kl_ic": self.ic_prior(out["ic_mean"], out["ic_logvar"], out["ic_sample"]).mean()}
         if "co_mean" in out:
-            sl = slice(0, T)
+            sl = slice(0, T)  # inferred inputs exist only where there is data
             terms["kl_co"] = self.co_prior(out["co_mean"][:, sl], out["co_logvar"][:, sl],
                                            out["co_sample"][:, sl]).mean()
         else:

@@ -51,8 +51,9 @@ def plot_latents(true: np.ndarray, mapped: np.ndarray, trial: int = 0):
     return fig
 
 
-def diagnostic_figures(data, outputs: Dict[str, Dict[str, np.ndarray]], n_neurons: int = 4):
-    """Name -> figure for the validation split."""
+def diagnostic_figures(data, outputs: Dict[str, Dict[str, np.ndarray]], n_neurons: int = 4, model=None):
+    """Name -> figure for the validation split, plus ``model.figures(data, outputs)`` when the model
+    defines it (e.g. the multi-area effectome, delays and messages)."""
     va, tr = data.splits["valid"], data.splits["train"]
     figs = {"rates": plot_rates(va.truth_rates, outputs["valid"]["rates"], va.spikes, data.heldout,
                                 data.bin_ms, n_neurons)}
@@ -60,6 +61,8 @@ def diagnostic_figures(data, outputs: Dict[str, Dict[str, np.ndarray]], n_neuron
         mapped = map_to_latents(outputs["train"]["factors"], tr.truth_latents,
                                 outputs["valid"]["factors"])
         figs["latents"] = plot_latents(va.truth_latents, mapped)
+    if hasattr(model, "figures"):
+        figs.update(model.figures(data, outputs))
     return figs
 
 
@@ -85,11 +88,13 @@ class PlotCallback(pl.Callback):
         if trainer.sanity_checking or self.every <= 0 or (trainer.current_epoch + 1) % self.every:
             return
         outputs = {s: module.posterior_mean_outputs(s) for s in ("train", "valid")}
-        figs = diagnostic_figures(trainer.datamodule.data, outputs, self.n_neurons)
+        figs = diagnostic_figures(trainer.datamodule.data, outputs, self.n_neurons,
+                                  model=getattr(module, "model", None))
         log_figures(trainer.logger, figs, self.fig_dir, suffix=f"_epoch{trainer.current_epoch:04d}")
 
     @staticmethod
     def log_final(logger, module, data, outputs, fig_dir, n_neurons: int = 4) -> None:
         if "valid" not in outputs:
             return
-        log_figures(logger, diagnostic_figures(data, outputs, n_neurons), Path(fig_dir))
+        log_figures(logger, diagnostic_figures(data, outputs, n_neurons,
+                                               model=getattr(module, "model", None)), Path(fig_dir))

@@ -1,6 +1,7 @@
 """LightningModule: the ELBO (reconstruction + ramped KL + ramped L2) and the per-split metrics."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 
 from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2
 from dsid.models import build_model
+from dsid.modules.augmentations.coordinated_dropout import CoordinatedDropout
 
 DEFAULT_TRAIN_CFG: Dict[str, Any] = {
     "lr": 3e-3, "weight_decay": 1e-4, "betas": (0.9, 0.99), "eps": 1e-8,
@@ -17,6 +19,7 @@ DEFAULT_TRAIN_CFG: Dict[str, Any] = {
     "kl_scales": {"ic": 1.0, "co": 1.0},
     "lr_scheduler": "plateau", "lr_patience": 10, "lr_factor": 0.5, "lr_min": 1e-5,
     "metrics_every_n_epochs": 1,
+    "val_cd_rate": None,  # None: validation masks use the training coordinated-dropout rate
 }
 
 
@@ -66,16 +69,93 @@ class SAEModule(pl.LightningModule):
         gen = None
         if stage != "train":  # the same masks every validation epoch
             gen = torch.Generator().manual_seed(10_000 + batch_idx)
-        x, mask = self.model.augment(spikes, stage, gen)
-        out = self.model(x, sample=True, ext=batch.get("ext"))
-        terms = self.model.loss_terms(out, spikes, mask)
+        with self._validation_cd_rate(stage):
+            x, mask = self.model.augment(spikes, stage, gen)
+        fwd = batch.get("forward_spikes")
+        n_fwd = 0 if fwd is None else fwd.shape[1]
+        out = self.model(x, sample=True, ext=batch.get("ext"), n_forward=n_fwd)
+        # forward bins (never encoded) are scored like held-out data: the model learns to predict them
+        target = spikes if fwd is None else torch.cat([spikes, fwd], dim=1)
+        terms = self.model.loss_terms(out, target, mask)
         w = self.weights()
         kl_total = sum(self.train_cfg["kl_scales"].get(k[3:], 1.0) * v
                        for k, v in terms.items() if k.startswith("kl_"))
         l2 = self.l2_penalty()
         loss = terms["recon"] + w["kl"] * kl_total + w["l2"] * self.train_cfg["l2_scale"] * l2
         logs = {"loss": loss, "kl": kl_total, "l2": l2, **terms}
+        if stage != "train":
+            heldin = self.heldin_recon(out, spikes, mask)
+            if heldin is not None:
+                logs["recon_heldin"] = heldin
         return loss, logs
+
+    def heldin_recon(self, out: Dict[str, torch.Tensor], spikes: torch.Tensor,
+                     mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """Mean NLL per held-in entry hidden from the encoder by coordinated dropout (every held-in
+        entry when nothing is masked). It never looks at held-out neurons, so model selection (PBT)
+        on ``val/recon_heldin`` cannot leak them. None for models without ``observation`` and
+        ``heldin_idx``.
+
+        Shape:
+            spikes: (B, T, N); mask: (B, T, N_in) or None
+        """
+        obs, idx = getattr(self.model, "observation", None), getattr(self.model, "heldin_idx", None)
+        if obs is None or idx is None or "params" not in out:
+            return None
+        T = spikes.shape[1]
+        nll = obs(out["params"][:, :T], spikes)[..., idx]
+        if mask is None:
+            return nll.mean()
+        return (nll * mask).sum() / mask.sum().clamp_min(1.0)
+
+    @contextlib.contextmanager
+    def _validation_cd_rate(self, stage: str):
+        """With ``train_cfg['val_cd_rate']`` set, validation masks use that coordinated-dropout rate
+        whatever the training rate (PBT: one prediction task for every member of the population)."""
+        rate = self.train_cfg.get("val_cd_rate")
+        mods = [m for m in self.model.modules() if isinstance(m, CoordinatedDropout)] \
+            if stage == "val" and rate is not None else []
+        saved = [m.rate for m in mods]
+        for m in mods:
+            m.rate = float(rate)
+        try:
+            yield
+        finally:
+            for m, r in zip(mods, saved):
+                m.rate = r
+
+    def set_hyperparameters(self, *, lr: Optional[float] = None, dropout: Optional[float] = None,
+                            cd_rate: Optional[float] = None, **train_values: Any) -> None:
+        """Change tunable hyperparameters of a live module, e.g. after loading another PBT member's
+        weights and optimizer state: ``lr`` (optimizer param groups and ``train_cfg``), ``dropout``
+        (every ``nn.Dropout``), ``cd_rate`` (every coordinated-dropout augmentation), and any other
+        ``train_cfg`` entry (``kl_scales={'ic': ..}``, ``l2_scale``, ...). The saved hyperparameters
+        follow, so later checkpoints rebuild the changed module."""
+        train_cfg, model_cfg = self.hparams["train_cfg"], self.hparams["model_cfg"]
+        for key, value in train_values.items():
+            if isinstance(value, Mapping) and isinstance(self.train_cfg.get(key), Mapping):
+                value = {**self.train_cfg[key], **value}
+            self.train_cfg[key] = train_cfg[key] = value
+        if lr is not None:
+            self.train_cfg["lr"] = train_cfg["lr"] = float(lr)
+            if self._trainer is not None:
+                for opt in self.trainer.optimizers:
+                    for group in opt.param_groups:
+                        group["lr"] = float(lr)
+        if dropout is not None:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = float(dropout)
+            for key, sub in list(model_cfg.items()):
+                if isinstance(sub, Mapping) and "dropout" in sub:
+                    model_cfg[key] = {**sub, "dropout": float(dropout)}
+        if cd_rate is not None:
+            for m in self.model.modules():
+                if isinstance(m, CoordinatedDropout):
+                    m.rate = float(cd_rate)
+            model_cfg["augmentations"] = [
+                {**aug, "rate": float(cd_rate)} if aug.get("name") == "coordinated_dropout" else aug
+                for aug in model_cfg.get("augmentations") or []]
 
     def training_step(self, batch, batch_idx):
         loss, logs = self.compute_loss(batch, "train", batch_idx)

@@ -1,0 +1,155 @@
+"""Multi-area benchmark: which coupling recovers the communication of the default 3-area system?
+
+Trains, on the synthetic 3-area system of ``dsid synth multiarea`` (defaults: seed 0, 80 neurons per
+area, 600/150/150 trials of 100 bins; written to ``--data`` when missing), each for the same
+wall-clock budget (``--minutes``, default 3.75):
+
+- ``none``, ``lowrank``, ``bottleneck``, ``delay``, ``gated``: ``experiments/multiarea_<coupling>.yaml``;
+- ``pooled_lfads``: ``experiments/multiarea_pooled_lfads.yaml`` (single-area LFADS on all neurons),
+
+and prints one row per model (failures too): effectome cosine, edge AUROC, message R2, delay error
+(bins), held-out co-bps and rate R2 on the validation split, epochs and training seconds; then the
+target check. Targets (issue: multi-area model): the best coupling model (the coupling model that
+meets the most targets, ties broken by effectome cosine) reaches effectome cosine >= 0.95, edge
+AUROC = 1.0, message R2 >= 0.8, and a held-out co-bps above both ``none`` and ``pooled_lfads``;
+the ``delay`` model reaches a delay error <= 1 bin.
+
+    nice .venv/bin/python benchmarks/multiarea_benchmark.py            # ~25 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/multiarea_benchmark.py --models none,delay --minutes 1
+
+Runs go to ``--out`` (one run directory per model, with metrics.json and figures/).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+MODELS = {
+    "none": "multiarea_none",
+    "lowrank": "multiarea_lowrank",
+    "bottleneck": "multiarea_bottleneck",
+    "delay": "multiarea_delay",
+    "gated": "multiarea_gated",
+    "pooled_lfads": "multiarea_pooled_lfads",
+}
+COUPLED = ("lowrank", "bottleneck", "delay", "gated")
+COLUMNS = [("effectome cos", "val/effectome_cosine"), ("edge AUROC", "val/edge_auroc"),
+           ("message R2", "val/message_r2"), ("delay err", "val/delay_error"),
+           ("co-bps", "val/co_bps"), ("rate R2", "val/rate_r2"), ("epochs", "epochs"),
+           ("train s", "train_seconds")]
+
+
+def fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def run_model(name: str, data: Path, out: Path, minutes: float, extra) -> dict:
+    from dsid.training.commands import compose
+    from dsid.training.run import train
+
+    seconds = int(round(minutes * 60))
+    cfg = compose([f"experiment={MODELS[name]}", f"data.path={data}",
+                   f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}",
+                   "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                   "logger=csv", *extra])
+    start = time.perf_counter()
+    metrics = train(cfg, run_dir=str(out / name))
+    metrics["train_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def target_check(results: dict) -> list:
+    """Lines of the target check (PASS/MISS), from the results of every model."""
+    def get(name, key):
+        v = results.get(name, {}).get(key)
+        return float("nan") if v is None else float(v)
+
+    co_refs = [get("none", "val/co_bps"), get("pooled_lfads", "val/co_bps")]
+    co_ref = max(co_refs) if not any(math.isnan(c) for c in co_refs) else float("nan")
+
+    def checks(name):
+        return [("effectome cosine >= 0.95", get(name, "val/effectome_cosine") >= 0.95),
+                ("edge AUROC = 1.0", get(name, "val/edge_auroc") >= 1.0 - 1e-9),
+                ("message R2 >= 0.8", get(name, "val/message_r2") >= 0.8),
+                (f"co-bps > none and pooled LFADS ({fmt(co_ref)})", get(name, "val/co_bps") > co_ref)]
+
+    ran = [n for n in COUPLED if n in results and "error" not in results[n]]
+    lines = []
+    if ran:
+        best = max(ran, key=lambda n: (sum(ok for _, ok in checks(n)),
+                                        get(n, "val/effectome_cosine") if not math.isnan(
+                                            get(n, "val/effectome_cosine")) else -2))
+        lines.append(f"best coupling model: {best}")
+        lines += [f"  {'PASS' if ok else 'MISS'}  {what}" for what, ok in checks(best)]
+    else:
+        lines.append("best coupling model: none trained")
+    d = get("delay", "val/delay_error")
+    lines.append(f"  {'PASS' if d <= 1.0 else 'MISS'}  delay model: delay error <= 1 bin ({fmt(d)})")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="data/multiarea.h5", help="the 3-area file (written when missing)")
+    p.add_argument("--out", default="runs/multiarea_benchmark", help="directory for the runs")
+    p.add_argument("--minutes", type=float, default=3.75, help="training wall-clock budget per model")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {list(MODELS)}")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1 is fastest for these small recurrent models on a shared CPU)")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides applied to every model")
+    args = p.parse_args(argv)
+    import torch
+
+    from dsid.data.synth_multiarea import synth_multiarea
+    from dsid.data.tensor_file import load_tensor_file
+
+    torch.set_num_threads(args.threads)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        p.error(f"--models: unknown {unknown}; known: {', '.join(MODELS)}")
+    t0 = time.perf_counter()
+    data, out = Path(args.data), Path(args.out)
+    if not data.exists():
+        print(f"writing the default 3-area system to {data}", flush=True)
+        synth_multiarea(data, seed=0)
+    d = load_tensor_file(data)
+    results = {}
+    for name in names:
+        print(f"\n=== {name} ({MODELS[name]}, {args.minutes:g} min) ===", flush=True)
+        try:
+            results[name] = run_model(name, data, out, args.minutes, args.overrides)
+        except Exception as err:  # a failed model still gets its row
+            traceback.print_exc()
+            results[name] = {"error": f"{type(err).__name__}: {err}"}
+    oracle = None
+    for r in results.values():
+        oracle = oracle or r.get("val/oracle_co_bps")
+    header = f"{'model':<14}" + "".join(f"{c:>14}" for c, _ in COLUMNS)
+    lines = [f"multi-area benchmark: {data} ({d.n_areas} areas, {d.n_neurons} neurons, "
+             f"{d.splits['train'].n_trials} train trials, T={d.n_time}); {args.minutes:g} min per model; "
+             f"oracle val co-bps {fmt(oracle)}", header, "-" * len(header)]
+    for name in names:
+        r = results[name]
+        if "error" in r:
+            lines.append(f"{name:<14}  FAILED: {r['error'][:200]}")
+        else:
+            lines.append(f"{name:<14}" + "".join(f"{fmt(r.get(k)):>14}" for _, k in COLUMNS))
+    lines += ["", "target check:", *target_check(results),
+              f"total time {time.perf_counter() - t0:.0f} s"]
+    print("\n" + "\n".join(lines), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    (out / "table.txt").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

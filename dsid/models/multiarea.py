@@ -1,0 +1,368 @@
+"""MultiAreaSAE: one sequential autoencoder per area, coupled by messages between the areas.
+
+Each area ``a`` (from ``data_info["area"]``) has its own encoder (initial condition and controller
+encodings from the area's held-in neurons only), generator, factors, readout and priors: exactly a
+:class:`~dsid.models.sae.SequentialAutoencoder` on the area's neurons, whose generator additionally
+receives the messages of its incoming edges as external input. A coupling module (registry
+``COUPLINGS``, config ``model.coupling``) computes the messages from the source areas' past signals;
+the areas are unrolled together one bin at a time with the generators' ``initial_state``/``step``
+API. Each area keeps its controller, so drive that no recorded area explains still has a route in.
+
+Timing: the message of edge ``src->dst`` recorded at bin ``t`` is computed from the source's signal
+at bins ``<= t`` and enters the destination's step that produces bin ``t + 1`` (as in the synthetic
+ground truth, where ``m_t = U^T x_src(t - delay)`` acts on ``x_dst(t + 1)``).
+
+Outputs add ``messages`` (B, T, M): every edge's message concatenated in ``coupling.edges`` order;
+``message_index()`` maps ``"src_dst"`` to its slice of the last axis.
+
+The effectome (``effectome()``, (A, A), row source, column destination) is the strength of each
+edge's one-step effect on its destination: the standard deviation (root total variance over trials
+and bins) of the change of the destination's factors caused by that edge's message in one generator
+step, relative to the destination factors' own standard deviation; it is measured on data by
+``measure_effects`` (``extra_metrics`` does so on the validation split). Before any measurement it
+falls back to the coupling's own per-edge strength (the messages' running standard deviation).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+import dsid.modules  # noqa: F401  (registers the built-in components)
+from dsid.models.sae import SequentialAutoencoder, apply_augmentations, build_augmentations
+from dsid.modules.coupling.base import edge_mask, stack_steps
+from dsid.evaluation import multiarea_metrics as mam
+from dsid.evaluation.multiarea_plots import plot_delays, plot_effectomes, plot_messages
+from dsid.registry import COUPLINGS
+
+
+def check_areas(data_info: Mapping[str, Any]):
+    """Area labels and held-out flags from ``data_info``, with clear errors. Returns (area, heldout, A)."""
+    area = np.asarray(data_info["area"])
+    n = area.shape[0] if area.ndim == 1 else -1
+    if area.ndim != 1 or n == 0 or not (np.issubdtype(area.dtype, np.integer) or
+                                         (area.size and np.all(np.mod(area, 1) == 0))):
+        raise ValueError(f"data_info['area'] (neurons/area): expected an (N,) array of integer area "
+                         f"indices, got {area.dtype} {area.shape}")
+    area = area.astype(np.int64)
+    heldout = np.asarray(data_info["heldout"], bool)
+    if heldout.shape != area.shape:
+        raise ValueError(f"data_info['heldout'] (neurons/heldout): expected ({n},) like the area "
+                         f"labels, got {heldout.shape}")
+    n_areas = int(data_info.get("n_areas") or (area.max() + 1 if area.min() >= 0 else 0))
+    if area.min() < 0 or area.max() >= n_areas:
+        raise ValueError(f"data_info['area'] (neurons/area): expected area indices in 0..{n_areas - 1} "
+                         f"(n_areas={n_areas}), found labels from {area.min()} to {area.max()}")
+    for a in range(n_areas):
+        if not (area == a).any():
+            raise ValueError(f"data_info['area'] (neurons/area): expected every area 0..{n_areas - 1} to "
+                             f"have neurons, area {a} has none")
+        if heldout[area == a].all():
+            raise ValueError(f"data_info['heldout'] (neurons/heldout): expected at least one held-in "
+                             f"neuron in every area, area {a} has only held-out neurons")
+    return area, heldout, n_areas
+
+
+class MultiAreaSAE(nn.Module):
+    """Per-area sequential autoencoders coupled by inter-area messages (see the module docstring).
+
+    ``model_cfg`` is a single-area model config plus ``coupling`` (``{name: ..., **kwargs}``; default
+    ``none``) and ``allowed_edges`` (A x A of 0/1, row source, column destination; default all).
+    """
+
+    extra_output_keys = ("messages",)
+
+    def __init__(self, model_cfg: Mapping[str, Any], data_info: Mapping[str, Any]):
+        super().__init__()
+        cfg = dict(model_cfg)
+        area, heldout, A = check_areas(data_info)
+        self.n_areas, self.n_neurons = A, int(area.shape[0])
+        self.area_names = list(data_info.get("area_names") or [f"A{a}" for a in range(A)])
+        mask = edge_mask(A, cfg.get("allowed_edges"), field="model.allowed_edges")
+        coupling_cfg = dict(cfg.get("coupling") or {"name": "none"})
+        # message sizes depend only on the coupling's arguments: a probe sizes the generators' input
+        probe = COUPLINGS.build(coupling_cfg, n_areas=A, source_sizes=[1] * A, target_sizes=[1] * A,
+                                allowed_edges=mask.astype(int).tolist())
+        ext = int(data_info.get("ext_input_size", 0))
+        area_cfg = {k: v for k, v in cfg.items() if k not in ("kind", "coupling", "allowed_edges")}
+        area_cfg["augmentations"] = []  # applied once to all held-in neurons, before the split
+        mean_counts = data_info.get("mean_counts")
+        self.areas = nn.ModuleList()
+        for a in range(A):
+            idx = np.flatnonzero(area == a)
+            self.areas.append(SequentialAutoencoder(area_cfg, {
+                "heldout": heldout[idx].tolist(), "ext_input_size": probe.in_size(a) + ext,
+                "mean_counts": None if mean_counts is None else np.asarray(mean_counts)[idx].tolist()}))
+        self.observation = self.areas[0].observation
+        self.ext_input_size = ext
+        self.source = probe.source
+        with torch.no_grad():  # the signal sizes, from a dry run of each initial state
+            init = [ar.generator.initial_state(torch.zeros(1, int(cfg["ic_size"]))) for ar in self.areas]
+        sizes = [self._signal(a, s).shape[-1] for a, s in enumerate(init)]
+        self.factor_sizes = [int(s["f"].shape[-1]) for s in init]
+        self.coupling = COUPLINGS.build(coupling_cfg, n_areas=A, source_sizes=sizes,
+                                        target_sizes=[s["g"].shape[-1] for s in init],
+                                        allowed_edges=mask.astype(int).tolist())
+        self.augmentations = build_augmentations(cfg.get("augmentations"))
+        hin = np.flatnonzero(~heldout)
+        self.register_buffer("heldin_idx", torch.as_tensor(hin), persistent=False)
+        self.area_in_pos = [torch.as_tensor(np.flatnonzero(area[hin] == a)) for a in range(A)]
+        self.area_idx = [np.flatnonzero(area == a) for a in range(A)]
+        self.register_buffer("neuron_order", torch.as_tensor(np.argsort(np.concatenate(self.area_idx))),
+                             persistent=False)
+        self.register_buffer("effect_strength", torch.full((A, A), float("nan")))
+        self.ic_size, self.co_size = int(cfg["ic_size"]), int(cfg["co_size"])
+
+    # ----- helpers ------------------------------------------------------------------------------
+    def _signal(self, a: int, out: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """Area ``a``'s source signal from a generator step's outputs. Shape: (B, S_a)."""
+        if self.source == "factors":
+            return out["f"]
+        if self.source == "state":
+            return out["g"]
+        return self.areas[a].readout(out["f"].unsqueeze(1))[:, 0].flatten(1)
+
+    def _to_global(self, parts: List[torch.Tensor], dim: int = 2) -> torch.Tensor:
+        """Per-area neuron blocks (area order) -> all neurons in file order along ``dim``."""
+        return torch.cat(parts, dim=dim).index_select(dim, self.neuron_order)
+
+    def message_index(self) -> Dict[str, slice]:
+        """``"src_dst"`` -> slice of the ``messages`` output's last axis."""
+        return self.coupling.message_index()
+
+    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None):
+        """Select held-in neurons (all areas) and apply the augmentations for ``stage``.
+
+        Shape:
+            spikes: (B, T, N) -> x: (B, T, N_in), loss_mask: (B, T, N_in) or None
+        """
+        return apply_augmentations(self.augmentations, spikes[..., self.heldin_idx], stage, generator)
+
+    def recurrent_weights(self) -> List[torch.Tensor]:
+        """Every area's recurrent weights plus the coupling's weights (L2-penalised together)."""
+        return [w for ar in self.areas for w in ar.recurrent_weights()] + self.coupling.penalized_weights()
+
+    # ----- forward ------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, n_forward: int = 0, sample: bool = True,
+                ext: Optional[torch.Tensor] = None, probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+        """Infer rates of all neurons from the held-in input of all areas, unrolling the areas together.
+
+        ``probe`` (a dict, for :meth:`measure_effects`) collects each edge's one-step effect on its
+        destination's factors.
+
+        Shape:
+            x: (B, T, N_in) held-in input (file order); ext: (B, T, E) external input or None
+            returns dict: params (B, T', N, P), rates (B, T', N), factors (B, T', A*F),
+            states (B, T', A*H), ic_mean/ic_logvar/ic_sample (B, A*I), co_mean/co_logvar/co_sample
+            (B, T', A*C) when the areas have controllers, messages (B, T', M) when there are edges,
+            msg_kl (B,) for stochastic messages (KL of the messages fed to the T observed bins);
+            T' = T + n_forward; area blocks in area order
+        """
+        T, n_steps = x.shape[1], x.shape[1] + n_forward
+        cpl, edges = self.coupling, self.coupling.edges
+        encs, ics, states = [], [], []
+        for a, ar in enumerate(self.areas):
+            enc = ar.encoder(x[..., self.area_in_pos[a].to(x.device)])
+            ic = enc.ic_mean + torch.exp(0.5 * enc.ic_logvar) * torch.randn_like(enc.ic_mean) \
+                if sample else enc.ic_mean
+            encs.append(enc)
+            ics.append(ic)
+            states.append(ar.generator.initial_state(ic))
+        window = cpl.start([self._signal(a, s) for a, s in enumerate(states)])
+        step = cpl(window, [s["g"] for s in states], sample)
+        incoming = [cpl.incoming(a) for a in range(self.n_areas)]
+        rec: Dict[str, List[list]] = {k: [[] for _ in self.areas]
+                                      for k in ("f", "g", "co_mean", "co_logvar", "co")}
+        fed, msgs = [], []  # the messages fed to the observed bins' steps; those recorded
+        for t in range(n_steps):
+            if t < T:
+                fed.append(step)
+            outs = []
+            for a, ar in enumerate(self.areas):
+                inputs = [step.messages[e] for e in incoming[a]]
+                if self.ext_input_size:
+                    inputs.append(ext[:, t] if ext is not None and t < ext.shape[1]
+                                  else x.new_zeros(x.shape[0], self.ext_input_size))
+                ext_t = torch.cat(inputs, -1) if inputs else None
+                ci_t = encs[a].ci[:, t] if encs[a].ci is not None and t < T else None
+                if probe is not None and incoming[a]:
+                    self._probe_step(probe, a, states[a], ci_t, ext_t, incoming[a])
+                states[a], out = ar.generator.step(states[a], ci_t, ext_t, sample)
+                outs.append(out)
+                for k in rec:
+                    if k in out:
+                        rec[k][a].append(out[k])
+            window = cpl.push(window, [self._signal(a, o) for a, o in enumerate(outs)])
+            step = cpl(window, [s["g"] for s in states], sample)
+            msgs.append(step.messages)
+        stack = lambda k: [torch.stack(v, 1) for v in rec[k]]  # noqa: E731  per area (B, T', .)
+        factors = stack("f")
+        params = self._to_global([ar.readout(f) for ar, f in zip(self.areas, factors)])
+        rates = self._to_global([ar.observation.mean(ar.readout(f)) for ar, f in zip(self.areas, factors)])
+        out = {"params": params, "rates": rates, "factors": torch.cat(factors, -1),
+               "states": torch.cat(stack("g"), -1), "ic_mean": torch.cat([e.ic_mean for e in encs], -1),
+               "ic_logvar": torch.cat([e.ic_logvar for e in encs], -1), "ic_sample": torch.cat(ics, -1)}
+        if rec["co"][0]:
+            out.update(co_mean=torch.cat(stack("co_mean"), -1), co_logvar=torch.cat(stack("co_logvar"), -1),
+                       co_sample=torch.cat(stack("co"), -1))
+        if edges:
+            out["messages"] = torch.cat([torch.stack([m[e] for m in msgs], 1) for e in range(len(edges))], -1)
+            seq = stack_steps(fed, len(edges))
+            kl = cpl.kl(seq)
+            if kl is not None:
+                out["msg_kl"] = kl
+            if self.training:
+                cpl.update_stats(seq.means if seq.means is not None else seq.messages)
+        return out
+
+    def _probe_step(self, probe: dict, a: int, state, ci_t, ext_t, incoming: List[int]) -> None:
+        """Accumulate each incoming edge's one-step effect on area ``a``'s factors (messages zeroed)."""
+        _, full = self.areas[a].generator.step(state, ci_t, ext_t, sample=False)
+        start = 0
+        for e in incoming:
+            k = self.coupling.edge_sizes[e]
+            cut = ext_t.clone()
+            cut[:, start:start + k] = 0.0
+            start += k
+            _, alt = self.areas[a].generator.step(state, ci_t, cut, sample=False)
+            d = (full["f"] - alt["f"]).double()
+            acc = probe.setdefault(e, [0.0, 0.0, 0])
+            acc[0], acc[1], acc[2] = acc[0] + d.sum(0), acc[1] + (d ** 2).sum(0), acc[2] + d.shape[0]
+
+    # ----- loss ---------------------------------------------------------------------------------
+    def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
+                   heldin_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Reconstruction NLL (all areas), ``kl_ic``/``kl_co`` summed over areas, and the coupling's
+        terms (``kl_msg`` for stochastic messages). Per-batch means of per-trial sums.
+
+        Shape:
+            target: (B, T, N); heldin_mask: (B, T, N_in) or None
+        """
+        T = target.shape[1]
+        params = out["params"][:, :T]
+        nll = self._to_global([ar.observation(params[:, :, torch.as_tensor(idx, device=params.device)],
+                                              target[..., torch.as_tensor(idx, device=params.device)])
+                               for ar, idx in zip(self.areas, self.area_idx)])
+        if heldin_mask is not None:  # as SequentialAutoencoder: score masked held-in entries, rescaled
+            mask = torch.ones_like(nll)
+            mask[..., self.heldin_idx] = heldin_mask
+            weight = torch.ones(nll.shape[-1], device=nll.device)
+            weight[self.heldin_idx] = 1.0 / heldin_mask.mean().clamp_min(1e-3)
+            nll = nll * mask * weight
+        I, C = self.ic_size, self.co_size
+        kl_ic = sum(ar.ic_prior(out["ic_mean"][:, a * I:(a + 1) * I], out["ic_logvar"][:, a * I:(a + 1) * I],
+                                out["ic_sample"][:, a * I:(a + 1) * I]) for a, ar in enumerate(self.areas))
+        terms = {"recon": nll.sum((1, 2)).mean(), "kl_ic": kl_ic.mean()}
+        if "co_mean" in out:
+            co = {k: out[k][:, :T] for k in ("co_mean", "co_logvar", "co_sample")}
+            terms["kl_co"] = sum(ar.co_prior(*(co[k][..., a * C:(a + 1) * C] for k in co))
+                                 for a, ar in enumerate(self.areas)).mean()
+        else:
+            terms["kl_co"] = target.new_zeros(())
+        terms.update(self.coupling.loss_terms(out.get("msg_kl")))
+        return terms
+
+    # ----- read-outs ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def measure_effects(self, spikes, batch_size: int = 256) -> np.ndarray:
+        """Measure (and keep, for :meth:`effectome`) each edge's one-step effect on its destination.
+
+        ``spikes`` (trials, T, N) counts of all neurons. Returns the (A, A) effectome.
+        """
+        was_training = self.training
+        self.eval()
+        device = self.heldin_idx.device
+        x_all = torch.as_tensor(np.asarray(spikes, np.float32))
+        probe, fsum, fsq, count = {}, 0.0, 0.0, 0
+        for start in range(0, x_all.shape[0], batch_size):
+            xin, _ = self.augment(x_all[start:start + batch_size].to(device), "predict")
+            f = self(xin, sample=False, probe=probe)["factors"].double()
+            fsum, fsq = fsum + f.sum((0, 1)), fsq + (f ** 2).sum((0, 1))
+            count += f.shape[0] * f.shape[1]
+        self.train(was_training)
+        off = np.concatenate([[0], np.cumsum(self.factor_sizes)])
+        fvar = (fsq / count - (fsum / count) ** 2).clamp_min(0)
+        eff = np.zeros((self.n_areas, self.n_areas))
+        for e, (s, d) in enumerate(self.coupling.edges):
+            if e in probe:
+                dsum, dsq, n = probe[e]
+                dvar = float((dsq / n - (dsum / n) ** 2).clamp_min(0).sum())
+                ref = float(fvar[off[d]:off[d + 1]].sum())
+                eff[s, d] = np.sqrt(dvar / ref) if ref > 0 else 0.0
+        self.effect_strength.copy_(torch.as_tensor(eff))
+        return eff
+
+    def effectome(self) -> np.ndarray:
+        """(A, A) inferred per-edge strength, row source, column destination (0 where no edge): the
+        last :meth:`measure_effects` result, else the coupling's message standard deviations."""
+        eff = self.effect_strength.detach().cpu().numpy().astype(np.float64)
+        return eff if np.isfinite(eff).all() else self.coupling.strength()
+
+    def delays(self) -> np.ndarray:
+        """(A, A) inferred delay of each edge in bins, -1 where there is no edge."""
+        return self.coupling.delays()
+
+    def extra_metrics(self, data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, float]:
+        """Per-area ``val/rate_r2_area{a}`` and ``val/co_bps_area{a}``; with the data's ground truth
+        ``val/effectome_cosine`` and ``val/edge_auroc`` (effectome measured on the validation spikes),
+        ``val/delay_error``, ``val/message_r2`` (mean over true edges; 0 for an edge the model lacks)
+        and ``val/message_r2_{src}_{dst}``. ``outputs[split]`` has rates, factors and messages."""
+        metrics: Dict[str, float] = {}
+        va = data.splits.get("valid")
+        if va is None or "valid" not in outputs:
+            return metrics
+        rates = outputs["valid"]["rates"][:, :va.spikes.shape[1]]
+        area, heldout = np.asarray(data.area), np.asarray(data.heldout, bool)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if va.truth_rates is not None:
+                for a, v in enumerate(mam.per_area_rate_r2(rates, va.truth_rates, area)):
+                    metrics[f"val/rate_r2_area{a}"] = v
+            if heldout.any():
+                for a, v in enumerate(mam.per_area_co_bps(rates, va.spikes, heldout, area)):
+                    metrics[f"val/co_bps_area{a}"] = v
+            edges = self.coupling.edges
+            if data.effectome is not None:
+                eff = self.measure_effects(va.spikes) if edges else self.effectome()
+                metrics["val/effectome_cosine"] = mam.effectome_cosine(eff, data.effectome)
+                metrics["val/edge_auroc"] = mam.edge_auroc(eff, data.effectome)
+            if data.delay_bins is not None and edges:
+                metrics["val/delay_error"] = mam.delay_error(self.delays(), data.delay_bins)
+            tr = data.splits.get("train")
+            if edges and tr is not None and va.truth_messages and "messages" in outputs.get("train", {}):
+                index, r2s = self.message_index(), []
+                for key in sorted(va.truth_messages):
+                    r2 = 0.0
+                    if key in index and key in tr.truth_messages:
+                        sl = index[key]
+                        r2 = mam.message_r2(outputs["train"]["messages"][..., sl], tr.truth_messages[key],
+                                            outputs["valid"]["messages"][..., sl], va.truth_messages[key])
+                    metrics[f"val/message_r2_{key}"] = r2
+                    r2s.append(r2)
+                metrics["val/message_r2"] = float(np.mean(r2s))
+        return metrics
+
+    def figures(self, data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Any]:
+        """``{name: Figure}``: true vs inferred effectome, delays and per-edge message traces (validation
+        trial 0) for what the data has ground truth of; the inferred effectome alone otherwise."""
+        names = data.area_names or self.area_names
+        figs = {}
+        eff = self.effectome()
+        truth = data.effectome if data.effectome is not None else np.full_like(eff, np.nan)
+        figs["effectome"] = plot_effectomes(truth, eff, names)
+        edges = self.coupling.edges
+        if data.delay_bins is not None and edges:
+            figs["delays"] = plot_delays(self.delays(), data.delay_bins, names)
+        va = data.splits.get("valid")
+        msgs = outputs.get("valid", {}).get("messages")
+        if edges and va is not None and msgs is not None:
+            index = self.message_index()
+            keys = [k for k in sorted(va.truth_messages) if k in index]
+            if keys:
+                figs["messages"] = plot_messages([va.truth_messages[k] for k in keys],
+                                                 [msgs[..., index[k]] for k in keys], keys)
+        return figs

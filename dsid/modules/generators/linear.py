@@ -1,0 +1,90 @@
+"""Linear dynamical system generator: the baseline with linear latent dynamics."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from dsid.modules.generators._common import Controller, step_inputs, unroll
+from dsid.modules.generators.lfads import GeneratorOutput, NormalizedLinear
+from dsid.registry import GENERATORS
+
+
+@GENERATORS.register("linear")
+class LinearGenerator(nn.Module):
+    """z_{t+1} = A z_t + B u_t + b, factors = norm-constrained linear map of z. u holds the
+    controller's inferred input (``co_size > 0``, as in LFADS) and the external input. A starts as
+    ``decay`` times a random rotation (stable); the state is clipped to [-clip, clip]. Implements
+    the step API (``initial_state``/``step``).
+    """
+
+    def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
+                 co_size: int = 4, ci_input_size: int = 0, ext_input_size: int = 0,
+                 decay: float = 0.98, controller_size: int = 32, dropout: float = 0.1,
+                 clip: float = 10.0):
+        super().__init__()
+        self.hidden_size, self.factor_size, self.co_size = hidden_size, factor_size, co_size
+        self.ext_input_size, self.clip = ext_input_size, clip
+        self.use_controller = co_size > 0
+        self.ic_to_state = nn.Linear(ic_size, hidden_size)
+        if self.use_controller:
+            self.controller = Controller(ci_input_size=ci_input_size, factor_size=factor_size,
+                                         controller_size=controller_size, co_size=co_size, clip=5.0,
+                                         dropout=dropout)
+        self.dynamics = nn.Linear(hidden_size, hidden_size)  # A, b
+        with torch.no_grad():
+            q, _ = torch.linalg.qr(torch.randn(hidden_size, hidden_size))
+            self.dynamics.weight.copy_(decay * q)
+            self.dynamics.bias.zero_()
+        n_in = co_size + ext_input_size
+        self.input_map = nn.Linear(n_in, hidden_size, bias=False) if n_in else None  # B
+        self.dropout = nn.Dropout(dropout)
+        self.to_factors = NormalizedLinear(hidden_size, factor_size, bias=False)
+
+    def recurrent_weights(self):
+        """Weights penalised by the L2 term: the input map and the controller's recurrence (A is
+        not shrunk towards zero, which would only make the dynamics decay)."""
+        ws = [] if self.input_map is None else [self.input_map.weight]
+        if self.use_controller:
+            ws.append(self.controller.cell.weight_hh)
+        return ws
+
+    def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
+        g = self.ic_to_state(ic)
+        state = {"g": g, "f": self.to_factors(self.dropout(g))}
+        if self.use_controller:
+            state["c"] = self.controller.initial_state(g.shape[0], g)
+        return state
+
+    def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
+             ext_t: Optional[torch.Tensor] = None, sample: bool = True):
+        """Advance one bin.
+
+        Shape:
+            ci_t: (B, ci_input_size) or None; ext_t: (B, ext_input_size) or None
+            returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
+        """
+        u, c, out = step_inputs(self, state, ci_t, ext_t, sample)
+        g = self.dynamics(state["g"])
+        if u is not None:
+            g = g + self.input_map(u)
+        g = g.clamp(-self.clip, self.clip)
+        f = self.to_factors(self.dropout(g))
+        new_state = {"g": g, "f": f}
+        if self.use_controller:
+            new_state["c"] = c
+        out.update(f=f, g=g)
+        return new_state, out
+
+    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
+                ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
+                sample: bool = True) -> GeneratorOutput:
+        """Unroll the linear dynamics for ``n_steps`` bins (default: the length of ``ci``/``ext``).
+
+        Shape:
+            ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
+            returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
+        """
+        return unroll(self, ic, ci, ext, n_steps, sample)

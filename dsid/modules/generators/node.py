@@ -1,0 +1,117 @@
+"""Neural ODE generator: an MLP vector field integrated with fixed-step RK4."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from dsid.modules.generators._common import Controller, step_inputs, unroll
+from dsid.modules.generators.lfads import GeneratorOutput, NormalizedLinear
+from dsid.registry import GENERATORS
+
+
+class VectorField(nn.Module):
+    """dz/dt = MLP([z, u]): ``n_layers`` hidden tanh layers of ``mlp_size`` units."""
+
+    def __init__(self, state_size: int, input_size: int, mlp_size: int, n_layers: int):
+        super().__init__()
+        layers, width = [], state_size + input_size
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, mlp_size), nn.Tanh()]
+            width = mlp_size
+        layers.append(nn.Linear(width, state_size))
+        self.net = nn.Sequential(*layers)
+        with torch.no_grad():  # no constant drift at the start
+            self.net[-1].bias.zero_()
+
+    def forward(self, z: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:
+        """Time derivative of the state.
+
+        Shape:
+            z: (B, H); u: (B, U) or None -> (B, H)
+        """
+        return self.net(z if u is None else torch.cat([z, u], dim=-1))
+
+
+@GENERATORS.register("node")
+class NeuralODEGenerator(nn.Module):
+    """Latent state z (``hidden_size``) evolves by dz/dt = MLP([z, u]), integrated per bin with
+    ``substeps`` fixed RK4 steps of total length ``dt``; u holds the controller's inferred input
+    (``co_size > 0``, as in LFADS) and the external input, constant within a bin. Factors are a
+    norm-constrained linear map of z. The state is clipped to [-clip, clip]. Implements the step
+    API (``initial_state``/``step``) so multi-area models can drive it with messages.
+    """
+
+    def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
+                 co_size: int = 4, ci_input_size: int = 0, ext_input_size: int = 0,
+                 mlp_size: int = 64, n_layers: int = 2, dt: float = 1.0, substeps: int = 1,
+                 controller_size: int = 32, dropout: float = 0.1, clip: float = 10.0):
+        super().__init__()
+        if substeps < 1 or not dt > 0:
+            raise ValueError(f"node generator: need dt > 0 and substeps >= 1, got {dt}, {substeps}")
+        self.hidden_size, self.factor_size, self.co_size = hidden_size, factor_size, co_size
+        self.ext_input_size, self.dt, self.substeps, self.clip = ext_input_size, dt, substeps, clip
+        self.use_controller = co_size > 0
+        self.ic_to_state = nn.Linear(ic_size, hidden_size)
+        if self.use_controller:
+            self.controller = Controller(ci_input_size=ci_input_size, factor_size=factor_size,
+                                         controller_size=controller_size, co_size=co_size, clip=5.0,
+                                         dropout=dropout)
+        self.field = VectorField(hidden_size, co_size + ext_input_size, mlp_size, n_layers)
+        self.dropout = nn.Dropout(dropout)
+        self.to_factors = NormalizedLinear(hidden_size, factor_size, bias=False)
+
+    def recurrent_weights(self):
+        """Weights penalised by the L2 term: the vector field's and the controller's recurrence."""
+        ws = [m.weight for m in self.field.net if isinstance(m, nn.Linear)]
+        if self.use_controller:
+            ws.append(self.controller.cell.weight_hh)
+        return ws
+
+    def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
+        g = self.ic_to_state(ic)
+        state = {"g": g, "f": self.to_factors(self.dropout(g))}
+        if self.use_controller:
+            state["c"] = self.controller.initial_state(g.shape[0], g)
+        return state
+
+    def integrate(self, z: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:
+        """One bin of RK4. Shape: z (B, H), u (B, U) or None -> (B, H)."""
+        h = self.dt / self.substeps
+        for _ in range(self.substeps):
+            k1 = self.field(z, u)
+            k2 = self.field(z + 0.5 * h * k1, u)
+            k3 = self.field(z + 0.5 * h * k2, u)
+            k4 = self.field(z + h * k3, u)
+            z = z + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return z.clamp(-self.clip, self.clip)
+
+    def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
+             ext_t: Optional[torch.Tensor] = None, sample: bool = True):
+        """Advance one bin.
+
+        Shape:
+            ci_t: (B, ci_input_size) or None; ext_t: (B, ext_input_size) or None
+            returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
+        """
+        u, c, out = step_inputs(self, state, ci_t, ext_t, sample)
+        g = self.integrate(state["g"], u)
+        f = self.to_factors(self.dropout(g))
+        new_state = {"g": g, "f": f}
+        if self.use_controller:
+            new_state["c"] = c
+        out.update(f=f, g=g)
+        return new_state, out
+
+    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
+                ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
+                sample: bool = True) -> GeneratorOutput:
+        """Unroll the ODE for ``n_steps`` bins (default: the length of ``ci``/``ext``).
+
+        Shape:
+            ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
+            returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
+        """
+        return unroll(self, ic, ci, ext, n_steps, sample)

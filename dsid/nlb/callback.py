@@ -1,0 +1,92 @@
+"""NLB scores during training: ``nlb.eval_every_n_epochs: N`` (configs/train.yaml; 0 = off).
+
+Every N epochs (and after the last one) the model's rates for every split are scored with
+``nlb_tools.evaluation.evaluate`` against the val-phase targets of the data file, and logged as
+``val/nlb_co_bps``, ``val/nlb_vel_r2`` (``val/nlb_tp_corr`` for dmfc_rsg), ``val/nlb_psth_r2`` and
+``val/nlb_fp_bps``. These scores look at NLB's evaluation trials (DSID ``test``): they are for watching a
+fit, not for choosing checkpoints (that is what DSID ``valid`` is for). A test-phase file has no targets:
+the callback says so once and scores nothing.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, Mapping, Optional
+
+import pytorch_lightning as pl
+
+
+class NLBEvalCallback(pl.Callback):
+    """Score the model on NLB every ``every_n_epochs`` epochs (``n_samples`` posterior samples; 0 uses
+    the posterior means, the fastest)."""
+
+    def __init__(self, every_n_epochs: int = 10, n_samples: int = 0, batch_size: int = 256):
+        if int(every_n_epochs) <= 0:
+            raise ValueError(f"nlb.eval_every_n_epochs={every_n_epochs}: expected a positive interval")
+        self.every, self.n_samples, self.batch_size = int(every_n_epochs), int(n_samples), int(batch_size)
+        self.targets = self.info = self.order = None
+        self.last_scores: Dict[str, float] = {}
+
+    @classmethod
+    def from_config(cls, nlb_cfg: Optional[Mapping[str, Any]]) -> Optional["NLBEvalCallback"]:
+        """The callback described by the ``nlb:`` config block, or None when it is off."""
+        nlb_cfg = dict(nlb_cfg or {})
+        every = int(nlb_cfg.get("eval_every_n_epochs") or 0)
+        if every <= 0:
+            return None
+        return cls(every, n_samples=int(nlb_cfg.get("n_samples") or 0),
+                   batch_size=int(nlb_cfg.get("batch_size") or 256))
+
+    def setup(self, trainer, pl_module, stage: Optional[str] = None) -> None:
+        from dsid.data.tensor_file import DataFileError
+        from dsid.nlb.scoring import load_targets, read_nlb_info, read_train_order
+
+        if self.info is not None:
+            return
+        path = getattr(trainer.datamodule, "path", None)
+        if path is None:
+            raise ValueError("nlb.eval_every_n_epochs > 0: NLB scores need one NLB data file (data.path written by "
+                             "`dsid nlb prepare`); set nlb.eval_every_n_epochs=0 for other data")
+        try:
+            self.info = read_nlb_info(path)
+        except DataFileError as err:
+            raise DataFileError(path, "nlb/dataset", "an NLB file written by `dsid nlb prepare` "
+                                "(nlb.eval_every_n_epochs > 0 scores NLB data only; set it to 0)",
+                                "no nlb group") from err
+        self.order = read_train_order(path)
+        if self.info["heldout_unknown"]:
+            warnings.warn(f"{path}: a test-phase NLB file has no evaluation targets; "
+                          "nlb.eval_every_n_epochs scores nothing (score a val-phase run with `dsid nlb evaluate`)")
+            return
+        self.targets = load_targets(path)
+
+    def score(self, pl_module, data) -> Dict[str, float]:
+        """NLB metrics of ``pl_module``'s rates on ``data`` (a DSIDData from the prepared file)."""
+        from dsid.inference import infer_split
+        from dsid.nlb.evaluate import submission_from_rates
+        from dsid.nlb.scoring import evaluate_submission
+
+        was_training = pl_module.training
+        try:
+            rates = {}
+            for split in ("train", "valid", "test"):
+                sd = data.splits[split]
+                n_fwd = 0 if sd.forward_spikes is None else sd.forward_spikes.shape[1]
+                res = infer_split(pl_module, sd.spikes, n_samples=self.n_samples, batch_size=self.batch_size,
+                                  n_forward=n_fwd if split == "test" else 0)["rates"]
+                T = sd.spikes.shape[1]
+                rates[split] = res[:, :T]
+                if split == "test" and n_fwd:
+                    rates["forward"] = res[:, T:]
+        finally:
+            pl_module.train(was_training)
+        return evaluate_submission(submission_from_rates(self.info, self.order, rates), self.targets)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self.targets is None or trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        if (epoch + 1) % self.every and not last:
+            return
+        self.last_scores = self.score(pl_module, trainer.datamodule.data)
+        pl_module.log_dict({f"val/nlb_{k}": v for k, v in self.last_scores.items()}, on_epoch=True)

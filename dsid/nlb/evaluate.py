@@ -1,0 +1,326 @@
+"""Score a trained run on NLB (``dsid nlb evaluate``) and write its EvalAI submission (``dsid nlb submit``).
+
+Both read the run's ``config.yaml`` and ``inference.h5`` (posterior-averaged rates of every split, written
+by ``dsid.inference.infer_run`` when missing) and the prepared NLB file the run was trained on. The
+submission's train rates are DSID train + valid put back in NLB's training-trial order
+(``nlb/train_order``); its eval rates and forward rates are DSID ``test``'s ``rates`` and ``rates_forward``.
+
+Checks run before anything is written: a run directory without a model, a run trained on non-NLB data,
+or an evaluation asked of a test-phase file (no targets) is a clear error and leaves the run as it was.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import h5py
+import numpy as np
+
+from dsid.data.tensor_file import DataFileError
+from dsid.nlb.scoring import (RATE_KEYS, evaluate_submission, load_targets, make_submission, oracle_submission,
+                              read_nlb_info, read_train_order, save_submission_h5, to_nlb_train_order)
+
+METRICS_FILE = "nlb_metrics.json"
+SPLITS = ("train", "valid", "test")
+
+
+class NLBRunError(ValueError):
+    """A run that cannot be scored or submitted as asked (test-phase file, mismatched inference, ...)."""
+
+
+# ----- the run ---------------------------------------------------------------------------------------
+def _checkpoint(run_dir: Path) -> Path:
+    for name in ("best.ckpt", "last.ckpt"):
+        if (run_dir / "checkpoints" / name).exists():
+            return run_dir / "checkpoints" / name
+    raise FileNotFoundError(f"{run_dir}: no trained model (checkpoints/best.ckpt is missing): train first, "
+                            "e.g. `dsid train experiment=nlb_mc_maze`")
+
+
+def run_data_path(run_dir, cfg: Mapping[str, Any], data_path=None) -> Path:
+    """The prepared NLB file of a run (``data_path`` overrides the run's ``data.path``), checked."""
+    data_cfg = cfg.get("data") or {}
+    if data_path is None:
+        if data_cfg.get("files"):
+            raise NLBRunError(f"{run_dir}: trained on several sessions (data.files); NLB scores one dataset: "
+                              "pass the NLB file with --data")
+        data_path = data_cfg.get("path")
+        if not data_path:
+            raise NLBRunError(f"{run_dir}: its config.yaml has no data.path")
+    path = Path(data_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such DSID tensor file (the data of run {run_dir}; run from the "
+                                "directory it was trained in, or pass --data FILE)")
+    with h5py.File(path, "r") as f:
+        if "nlb/dataset" not in f:
+            raise DataFileError(path, "nlb/dataset", f"an NLB file written by `dsid nlb prepare` (run {run_dir} "
+                                "was trained on non-NLB data; NLB scores need NLB data)", "no nlb group")
+    read_train_order(path)  # refuses files of the older layout
+    return path
+
+
+def run_name(cfg: Mapping[str, Any], run_dir: Path) -> str:
+    """The training run's name (its W&B name: ``experiment_name``), else the run directory's name."""
+    return str(cfg.get("experiment_name") or Path(run_dir).resolve().name)
+
+
+def _split_shapes(path: Path) -> Dict[str, tuple]:
+    with h5py.File(path, "r") as f:
+        shapes = {s: f[f"{s}/spikes"].shape for s in SPLITS}
+        shapes["forward"] = f["train/forward_spikes"].shape[1] if "train/forward_spikes" in f else 0
+    return shapes
+
+
+def _read_rates(inf_path: Path, data_path: Path, run_dir: Path) -> Dict[str, np.ndarray]:
+    """``rates`` of every split and the test trials' ``rates_forward`` from ``inference.h5``, checked
+    against the data file's shapes."""
+    shapes = _split_shapes(data_path)
+    hint = f"run `dsid infer {run_dir}` (or pass --samples N) to write it again from the model"
+    out: Dict[str, np.ndarray] = {}
+    with h5py.File(inf_path, "r") as f:
+        for split in SPLITS:
+            if f"{split}/rates" not in f:
+                raise NLBRunError(f"{inf_path}: no '{split}/rates' (inference of another data layout); {hint}")
+            rates = f[f"{split}/rates"][()]
+            if rates.shape != shapes[split]:
+                raise NLBRunError(f"{inf_path}: '{split}/rates' has shape {rates.shape}, but {data_path} has "
+                                  f"{split} spikes of shape {shapes[split]}; {hint}")
+            out[split] = rates
+        n_fwd = shapes["forward"]
+        if n_fwd and "test/rates_forward" in f:
+            fwd = f["test/rates_forward"][()]
+            if fwd.shape != (shapes["test"][0], n_fwd, shapes["test"][2]):
+                raise NLBRunError(f"{inf_path}: 'test/rates_forward' has shape {fwd.shape}, expected "
+                                  f"{(shapes['test'][0], n_fwd, shapes['test'][2])}; {hint}")
+            out["forward"] = fwd
+        out_samples = int(f.attrs.get("n_samples", -1))
+    if n_fwd and "forward" not in out:
+        warnings.warn(f"{inf_path}: no 'test/rates_forward': the submission has no forward rates (no fp-bps); "
+                      f"{hint}")
+    out["n_samples"] = out_samples
+    return out
+
+
+def submission_from_rates(info: Mapping[str, Any], order: np.ndarray, rates: Mapping[str, np.ndarray]):
+    """NLB's submission from DSID rates: ``rates['train']``, ``['valid']``, ``['test']`` (trials, T, N) and
+    optionally ``['forward']`` (test trials, T_fwd, N), spikes per bin."""
+    return make_submission(info["dataset"], info["bin_ms"], to_nlb_train_order(order, rates["train"], rates["valid"]),
+                           rates["test"], rates.get("forward"), n_heldin=info["n_heldin"])
+
+
+def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log=None):
+    """``(submission, info, data_path, n_samples)`` of a trained run.
+
+    Uses ``RUN_DIR/inference.h5`` (written first when missing, or again when ``n_samples`` is given).
+    With ``data_path`` (another prepared file of the same dataset, e.g. the test-phase one) the model
+    infers that file's trials in memory and the run's ``inference.h5`` is left alone.
+    """
+    from dsid.inference import INFERENCE_FILE, infer_module, infer_run
+    from dsid.training.run import load_best, load_run_config
+
+    log = log or (lambda msg: None)
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    _checkpoint(run_dir)
+    path = run_data_path(run_dir, cfg, data_path)
+    info = read_nlb_info(path)
+    order = read_train_order(path)
+    n_default = int((cfg.get("infer") or {}).get("n_samples", 20))
+    if data_path is not None:
+        from dsid.data.tensor_file import load_tensor_file
+
+        n = n_default if n_samples is None else int(n_samples)
+        log(f"inferring {path} with the model of {run_dir} ({n} posterior samples)")
+        module = load_best(run_dir)
+        data = load_tensor_file(path, require_splits=SPLITS)
+        with tempfile.TemporaryDirectory() as tmp:
+            inf_path = Path(tmp) / INFERENCE_FILE
+            infer_module(module, data, n_samples=n, batch_size=int((cfg.get("infer") or {}).get("batch_size", 256)),
+                         out=inf_path)
+            rates = _read_rates(inf_path, path, run_dir)
+    else:
+        inf_path = run_dir / INFERENCE_FILE
+        if n_samples is not None or not inf_path.exists():
+            n = n_default if n_samples is None else int(n_samples)
+            log(f"writing {inf_path} ({n} posterior samples)")
+            infer_run(run_dir, n_samples=n, data_path=str(path))
+        rates = _read_rates(inf_path, path, run_dir)
+    n_used = rates.pop("n_samples")
+    return submission_from_rates(info, order, rates), info, path, n_used
+
+
+def check_submission(submission: Mapping[str, Mapping[str, np.ndarray]], dsid_file) -> None:
+    """The submission has NLB's dataset key, the six rate arrays and the shapes of the prepared file's trials."""
+    info = read_nlb_info(dsid_file)
+    with h5py.File(dsid_file, "r") as f:
+        n_train, n_eval = len(f["nlb/train_trial_ids"]), len(f["nlb/eval_trial_ids"])
+        _, T, N = f["test/spikes"].shape
+        T_fwd = f["test/forward_spikes"].shape[1] if "test/forward_spikes" in f else 0
+    if list(submission) != [info["key"]]:
+        raise NLBRunError(f"submission: expected one dataset key '{info['key']}', found {list(submission)}")
+    sub, k = submission[info["key"]], info["n_heldin"]
+    want = {"train_rates_heldin": (n_train, T, k), "train_rates_heldout": (n_train, T, N - k),
+            "eval_rates_heldin": (n_eval, T, k), "eval_rates_heldout": (n_eval, T, N - k),
+            "eval_rates_heldin_forward": (n_eval, T_fwd, k), "eval_rates_heldout_forward": (n_eval, T_fwd, N - k)}
+    for name in RATE_KEYS:
+        if name not in sub:
+            raise NLBRunError(f"submission[{info['key']!r}]: no '{name}'")
+        if tuple(sub[name].shape) != want[name]:
+            raise NLBRunError(f"submission[{info['key']!r}]['{name}']: expected shape {want[name]}, "
+                              f"found {tuple(sub[name].shape)}")
+
+
+# ----- W&B and files ---------------------------------------------------------------------------------
+def _train_wandb_id(run_dir: Path) -> Optional[str]:
+    runs = sorted((run_dir / "wandb").glob("*run-*-*")) if (run_dir / "wandb").is_dir() else []
+    return runs[0].name.rsplit("-", 1)[-1] if runs else None
+
+
+def wandb_run(cfg: Mapping[str, Any], run_dir: Path, job_type: str, mode: Optional[str] = None,
+              config: Optional[Dict[str, Any]] = None):
+    """A new W&B run in ``RUN_DIR/wandb`` next to the training run's: the run's project and entity,
+    group = the training run's name, offline unless the run logged online (or ``mode`` says)."""
+    import wandb
+
+    log_cfg = cfg.get("logger") or {}
+    if mode is None:
+        mode = log_cfg.get("mode", "offline") if log_cfg.get("kind") == "wandb" else "offline"
+    if mode not in ("offline", "online", "disabled"):
+        raise ValueError(f"wandb mode={mode}: expected offline, online or disabled")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    name = run_name(cfg, run_dir)
+    return wandb.init(project=log_cfg.get("project") or "dsid", entity=log_cfg.get("entity"), group=name,
+                      name=f"{name}:{job_type}", job_type=job_type, dir=str(run_dir), mode=mode,
+                      config={"run_dir": str(run_dir), "train_wandb_id": _train_wandb_id(run_dir), **(config or {})},
+                      reinit="create_new")
+
+
+def _write_json(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(suffix=".json.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        Path(tmp).write_text(json.dumps(obj, indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def format_scores(columns: Mapping[str, Mapping[str, float]], title: Optional[str] = None) -> str:
+    """A table: one row per metric, one column per submission (``{"model": {...}, "oracle": {...}}``)."""
+    names = list(dict.fromkeys(k for col in columns.values() for k in col))
+    width = max([len(c) for c in columns] + [8])
+    lines = [title] if title else []
+    lines.append(f"  {'metric':<8}" + "".join(f" {c:>{width}}" for c in columns))
+    for k in names:
+        lines.append(f"  {k:<8}" + "".join(f" {col[k]:>{width}.4f}" if k in col else f" {'-':>{width}}"
+                                             for col in columns.values()))
+    return "\n".join(lines)
+
+
+# ----- the commands ----------------------------------------------------------------------------------
+def evaluate_run(run_dir, n_samples: Optional[int] = None, data_path=None, wandb_mode: Optional[str] = None,
+                 log_wandb: bool = True, log=None) -> Dict[str, Any]:
+    """``dsid nlb evaluate``: score a run's posterior-averaged rates with ``nlb_tools.evaluation.evaluate``
+    against the val-phase targets stored in its data file.
+
+    Returns (and writes to ``RUN_DIR/nlb_metrics.json``) ``{"metrics": {co_bps, vel_r2 | tp_corr,
+    psth_r2, fp_bps}, "oracle": {...} (synthetic data only), "dataset", "key", ...}``; logs the metrics
+    as ``val/nlb_<metric>`` to a W&B run in the run directory unless ``log_wandb`` is false.
+    """
+    from dsid.training.run import load_run_config
+
+    log = log or (lambda msg: None)
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    _checkpoint(run_dir)
+    path = run_data_path(run_dir, cfg, data_path)
+    info = read_nlb_info(path)
+    if info["heldout_unknown"]:
+        raise NLBRunError(f"{path}: a test-phase file (NLB's test trials, held-out spikes unknown): there are no "
+                          f"targets to score locally. Use `dsid nlb submit {run_dir} --out FILE.h5` and upload "
+                          "the file to EvalAI, or train on a val-phase file to score locally")
+    targets = load_targets(path)
+    sub, info, path, n_used = run_submission(run_dir, n_samples, data_path, log)
+    metrics = evaluate_submission(sub, targets)
+    result: Dict[str, Any] = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"],
+                              "phase": info["phase"], "data_path": str(path), "run_dir": str(run_dir),
+                              "n_samples": n_used, "metrics": metrics}
+    if info["has_truth"]:
+        result["oracle"] = evaluate_submission(oracle_submission(path), targets)
+    _write_json(run_dir / METRICS_FILE, result)
+    if log_wandb:
+        run = wandb_run(cfg, run_dir, "nlb-evaluate", wandb_mode,
+                        {"nlb": {k: result[k] for k in ("dataset", "key", "bin_ms", "phase", "data_path",
+                                                        "n_samples")}})
+        try:
+            values = {f"val/nlb_{k}": v for k, v in metrics.items()}
+            values.update({f"val/nlb_oracle_{k}": v for k, v in (result.get("oracle") or {}).items()})
+            run.log(values)
+            run.summary.update(values)
+            result["wandb_dir"] = str(Path(run.dir).parent) if run.dir else None
+        finally:
+            run.finish()
+    return result
+
+
+def format_result(result: Mapping[str, Any]) -> str:
+    cols = {"model": result["metrics"]}
+    if result.get("oracle"):
+        cols["oracle"] = result["oracle"]
+    return format_scores(cols, f"NLB {result['key']} ({result['phase']} phase, {result['bin_ms']} ms bins, "
+                               f"{result['n_samples']} posterior samples): {result['run_dir']}")
+
+
+def _artifact_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120] or "submission"
+
+
+def submit_run(run_dir, out, n_samples: Optional[int] = None, data_path=None, wandb_mode: Optional[str] = None,
+               log_wandb: bool = True, log=None) -> Path:
+    """``dsid nlb submit``: write the run's EvalAI submission to ``out`` (a fresh file every time).
+
+    Meant for a run trained on (or ``data_path`` pointing to) a test-phase file; a val-phase file gives a
+    warning (its eval trials are NLB's 'val' trials, which EvalAI's test phase does not score). The file
+    is also logged to W&B as an artifact of type ``nlb-submission`` unless ``log_wandb`` is false.
+    """
+    from dsid.training.run import load_run_config
+
+    log = log or (lambda msg: None)
+    run_dir, out = Path(run_dir), Path(out)
+    if out.suffix not in (".h5", ".hdf5"):
+        raise ValueError(f"--out {out}: expected an .h5 file name (EvalAI takes HDF5 submissions)")
+    cfg = load_run_config(run_dir)
+    _checkpoint(run_dir)
+    path = run_data_path(run_dir, cfg, data_path)
+    info = read_nlb_info(path)
+    if not info["heldout_unknown"]:
+        warnings.warn(f"{path} is a val-phase file: the submission's eval trials are NLB's 'val' trials, which "
+                      "EvalAI's 'val' phase scores but its 'test' phase does not; for the leaderboard train on (or "
+                      "pass --data) a file prepared with --phase test", UserWarning, stacklevel=2)
+    sub, info, path, n_used = run_submission(run_dir, n_samples, data_path, log)
+    check_submission(sub, path)
+    save_submission_h5(sub, out)
+    log(f"wrote {out}: {info['key']} ({info['phase']} phase), " + ", ".join(
+        f"{k} {tuple(v.shape)}" for k, v in sub[info["key"]].items()))
+    if log_wandb:
+        meta = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"], "phase": info["phase"],
+                "data_path": str(path), "n_samples": n_used}
+        run = wandb_run(cfg, run_dir, "nlb-submit", wandb_mode, {"nlb": meta})
+        try:
+            import wandb
+
+            art = wandb.Artifact(_artifact_name(f"nlb-submission-{info['key']}-{run_name(cfg, run_dir)}"),
+                                 type="nlb-submission", metadata=meta,
+                                 description=f"EvalAI submission for {info['key']} ({info['phase']} phase)")
+            art.add_file(str(out), name=out.name)
+            run.log_artifact(art)
+        finally:
+            run.finish()
+    return out
