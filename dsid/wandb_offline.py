@@ -55,7 +55,8 @@ def _items(items) -> Dict[str, Any]:
 
 
 def read_offline_run(run_path) -> Dict[str, Any]:
-    """``{"history": [row, ...], "summary": {...}, "config": {...}}`` of one offline run.
+    """``{"history": [row, ...], "summary": {...}, "config": {...}}`` of one offline run; the summary
+    holds the last logged value of every history key, updated by explicit summary records.
 
     ``run_path`` is a ``.wandb`` file, an ``offline-run-*`` folder, or a folder holding ``wandb/``
     (the newest offline run is read).
@@ -81,4 +82,10 @@ def read_offline_run(run_path) -> Dict[str, Any]:
             summary.update(_items(rec.summary.update))
         elif kind == "config":
             config.update(_items(rec.config.update))
-    return {"history": history, "summary": summary, "config": config}
+    # W&B's summary is the last logged value of every key unless set explicitly; summary records may
+    # be written late (at exit), so rebuild it from the history and apply explicit updates on top
+    merged: Dict[str, Any] = {}
+    for row in history:
+        merged.update(row)
+    merged.update(summary)
+    return {"history": history, "summary": merged, "config": config}

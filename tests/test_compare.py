@@ -1,5 +1,6 @@
 """The architecture sweep and ``dsid compare``: table, plot, offline W&B run, clear errors."""
 import json
+import time
 
 import pytest
 from omegaconf import OmegaConf
@@ -80,7 +81,11 @@ def test_multirun_sweep_then_compare(tiny_lorenz, tmp_path, capsys):
     assert "bigru+lfads/negative_binomial" in printed and "bigru+linear/negative_binomial" in printed
     assert "s/epoch" in printed and "latent R2" in printed
     assert (out / "compare.png").stat().st_size > 1000 and (out / "compare.csv").exists()
-    logged = read_offline_run(out)
+    for _ in range(100):  # the W&B service may still be writing the offline run file
+        logged = read_offline_run(out)
+        if logged["history"]:
+            break
+        time.sleep(0.2)
     row = logged["history"][-1]  # W&B flattens the logged table and image into their fields
     assert row["compare/table/_type"] == "table-file" and row["compare/table/nrows"] == 2
     assert row["compare/plot/_type"] == "image-file"

@@ -201,8 +201,9 @@ class MultiAreaSAE(nn.Module):
             msgs.append(step.messages)
         stack = lambda k: [torch.stack(v, 1) for v in rec[k]]  # noqa: E731  per area (B, T', .)
         factors = stack("f")
-        params = self._to_global([ar.readout(f) for ar, f in zip(self.areas, factors)])
-        rates = self._to_global([ar.observation.mean(ar.readout(f)) for ar, f in zip(self.areas, factors)])
+        area_params = [ar.readout(f) for ar, f in zip(self.areas, factors)]
+        params = self._to_global(area_params)
+        rates = self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)])
         out = {"params": params, "rates": rates, "factors": torch.cat(factors, -1),
                "states": torch.cat(stack("g"), -1), "ic_mean": torch.cat([e.ic_mean for e in encs], -1),
                "ic_logvar": torch.cat([e.ic_logvar for e in encs], -1), "ic_sample": torch.cat(ics, -1)}

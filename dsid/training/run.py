@@ -5,6 +5,7 @@ import json
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -98,6 +99,12 @@ def make_logger(cfg: Dict[str, Any], run_dir: Path):
         if mode not in ("offline", "online", "disabled"):
             raise ValueError(f"logger.mode={mode}: expected offline, online or disabled")
         os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        if wandb.run is not None:  # WandbLogger would silently log into that run instead
+            warnings.warn(f"finishing the W&B run {wandb.run.name!r} left open; each DSID run logs "
+                          "to a run of its own")
+            wandb.finish()
         sweep = sweep_context() or {}
         name = cfg.get("experiment_name")
         return pl.loggers.WandbLogger(
@@ -142,14 +149,28 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
     dm.setup()
     module_cls, stitched = SAEModule, hasattr(dm, "sessions")
     if stitched:  # several sessions: per-session read-in/read-out around shared dynamics
-        from dsid.models.stitched import StitchedModule, infer_and_score, stitched_model_cfg
+        from dsid.models.stitched import StitchedModule, stitched_model_cfg
 
         cfg["model"], module_cls = stitched_model_cfg(cfg["model"]), StitchedModule
     module = module_cls(cfg["model"], dm.info, cfg.get("train"))
     if stitched:
         module.model.init_from_data(dm.sessions)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
-    logger = logger if logger is not None else make_logger(cfg, run_dir)
+    own_logger = logger is None
+    logger = make_logger(cfg, run_dir) if own_logger else logger
+    try:
+        return _fit_and_score(cfg, run_dir, dm, module, module_cls, stitched, logger, callbacks,
+                              ckpt_path)
+    finally:  # a failed fit must not leave its W&B run open for the next one to reuse
+        if own_logger and isinstance(logger, pl.loggers.WandbLogger):
+            import wandb
+
+            wandb.finish()
+
+
+def _fit_and_score(cfg, run_dir: Path, dm, module, module_cls, stitched: bool, logger, callbacks,
+                   ckpt_path) -> Dict[str, Any]:
+    """The body of :func:`train` once data, model and logger exist."""
     logger.log_hyperparams({"config": cfg})
     es = cfg.get("early_stopping") or {}
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
@@ -176,6 +197,8 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
     n_samples = int((cfg.get("infer") or {}).get("n_samples", 20))
     batch_size = int((cfg.get("infer") or {}).get("batch_size", 256))
     if stitched:
+        from dsid.models.stitched import infer_and_score
+
         all_outputs, metrics = infer_and_score(best, dm.sessions, n_samples, batch_size, run_dir)
         plot_data, outputs = dm.sessions[0], all_outputs[0]
     else:
@@ -191,10 +214,6 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items()
                             if isinstance(v, (int, float))})
     PlotCallback.log_final(logger, best, plot_data, outputs, run_dir / "figures")
-    if isinstance(logger, pl.loggers.WandbLogger):
-        import wandb
-
-        wandb.finish()
     return metrics
 
 

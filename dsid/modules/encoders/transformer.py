@@ -18,18 +18,19 @@ class TransformerEncoder(nn.Module):
     (``pool: cls``). Every bin's output, mapped to ``ci_size`` features, gives the controller's
     per-step encoding (``ci_output_size = ci_size``; 0 disables it).
 
-    Mean pooling trains more reliably inside a sequential autoencoder: early on, the easiest way to
-    lower the reconstruction loss is a trial-independent initial condition, which a CLS token can
-    reach by ignoring the bins, and it then takes many epochs to recover.
+    Inside a sequential autoencoder the pooled initial condition starts out nearly the same for
+    every trial, and a KL penalty that ramps up from the first epoch can collapse it for good; mean
+    pooling recovers faster than a CLS token, and a few epochs without KL (``train.kl_start_epoch``,
+    see experiments/lorenz_transformer.yaml) avoid the collapse.
     """
 
     def __init__(self, *, input_size: int, ic_size: int, d_model: int = 64, n_heads: int = 4,
                  n_layers: int = 2, ff_size: int = 128, ci_size: int = 32, dropout: float = 0.1,
-                 ic_logvar_floor: float = 1e-4, pool: str = "mean", embed_scale: float = 1.0):
+                 ic_logvar_floor: float = 1e-4, pool: str = "mean"):
         super().__init__()
         if pool not in ("mean", "cls"):
             raise ValueError(f"transformer encoder: pool must be 'mean' or 'cls', got {pool!r}")
-        self.pool, self.embed_scale = pool, embed_scale
+        self.pool = pool
         self.ci_output_size = ci_size
         self.ic_logvar_floor = ic_logvar_floor
         self.embed = nn.Linear(input_size, d_model)
@@ -46,7 +47,7 @@ class TransformerEncoder(nn.Module):
             x: (B, T, N) held-in observations
             returns ic_mean, ic_logvar: (B, I); ci: (B, T, ci_size) or None
         """
-        tokens = self.embed(x) * self.embed_scale
+        tokens = self.embed(x)
         if self.cls is not None:
             tokens = torch.cat([self.cls.expand(x.shape[0], 1, -1), tokens], dim=1)
         h = self.stack(tokens, n_prefix=int(self.cls is not None))

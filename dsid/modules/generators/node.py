@@ -45,7 +45,7 @@ class NeuralODEGenerator(nn.Module):
 
     def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
                  co_size: int = 4, ci_input_size: int = 0, ext_input_size: int = 0,
-                 mlp_size: int = 64, n_layers: int = 2, dt: float = 1.0, substeps: int = 1,
+                 mlp_size: int = 64, n_layers: int = 2, dt: float = 0.1, substeps: int = 1,
                  controller_size: int = 32, dropout: float = 0.1, clip: float = 10.0):
         super().__init__()
         if substeps < 1 or not dt > 0:
