@@ -1,12 +1,39 @@
-"""Pieces shared by the step-API generators: the LFADS-style controller and the unroll loop."""
+"""Pieces shared by the step-API generators: output type, clipped GRU cell, norm-constrained
+factor map, the LFADS-style controller and the unroll loop."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, NamedTuple, Optional
 
 import torch
 from torch import nn
 
-from dsid.modules.generators.lfads import ClippedGRUCell, GeneratorOutput
+
+class GeneratorOutput(NamedTuple):
+    factors: torch.Tensor  # (B, T, F)
+    states: torch.Tensor  # (B, T, H)
+    co_mean: Optional[torch.Tensor]  # (B, T, C)
+    co_logvar: Optional[torch.Tensor]  # (B, T, C)
+    co_sample: Optional[torch.Tensor]  # (B, T, C)
+
+
+class ClippedGRUCell(nn.GRUCell):
+    """GRU cell whose hidden state is clipped to [-clip, clip] (LFADS' stabiliser)."""
+
+    def __init__(self, input_size: int, hidden_size: int, clip: float = 5.0):
+        super().__init__(input_size, hidden_size)
+        self.clip = clip
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Shape: x (B, input_size), h (B, H) -> (B, H)."""
+        return super().forward(x, h).clamp(-self.clip, self.clip)
+
+
+class NormalizedLinear(nn.Linear):
+    """Linear map whose weight rows (one per output) have unit norm: factors cannot grow by scale."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shape: x (B, ..., in_features) -> (B, ..., out_features)."""
+        return nn.functional.linear(x, nn.functional.normalize(self.weight, dim=1), self.bias)
 
 
 class Controller(nn.Module):

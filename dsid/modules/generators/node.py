@@ -6,8 +6,8 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import Controller, step_inputs, unroll
-from dsid.modules.generators.lfads import GeneratorOutput, NormalizedLinear
+from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear,
+                                              step_inputs, unroll)
 from dsid.registry import GENERATORS
 
 
