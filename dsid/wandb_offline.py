@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -54,12 +55,13 @@ def _items(items) -> Dict[str, Any]:
     return out
 
 
-def read_offline_run(run_path) -> Dict[str, Any]:
+def read_offline_run(run_path, wait_s: float = 30.0) -> Dict[str, Any]:
     """``{"history": [row, ...], "summary": {...}, "config": {...}}`` of one offline run; the summary
     holds the last logged value of every history key, updated by explicit summary records.
 
     ``run_path`` is a ``.wandb`` file, an ``offline-run-*`` folder, or a folder holding ``wandb/``
-    (the newest offline run is read).
+    (the newest offline run is read). W&B's writer may still be flushing a just-finished run, so
+    the file is re-read until it holds the run's exit record, for at most ``wait_s`` seconds.
     """
     from wandb.proto import wandb_internal_pb2 as pb
 
@@ -69,12 +71,20 @@ def read_offline_run(run_path) -> Dict[str, Any]:
         if not candidates:
             raise FileNotFoundError(f"{run_path}: no offline W&B run found")
         path = candidates[-1]
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = []
+        for raw in iter_records(path):
+            rec = pb.Record()
+            rec.ParseFromString(raw)
+            records.append(rec)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
     history: List[Dict[str, Any]] = []
     summary: Dict[str, Any] = {}
     config: Dict[str, Any] = {}
-    for raw in iter_records(path):
-        rec = pb.Record()
-        rec.ParseFromString(raw)
+    for rec in records:
         kind = rec.WhichOneof("record_type")
         if kind == "history":
             history.append(_items(rec.history.item))

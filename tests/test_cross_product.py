@@ -75,3 +75,11 @@ def test_ndt_limited_context_and_clear_errors():
         build_model({**cfg, "augmentations": []}, tiny_info())
     with pytest.raises(KeyError, match="does not take"):
         build_model({**cfg, "transformer": {"width": 3}}, tiny_info())
+
+
+def test_transformer_encoder_cls_pooling_and_bad_pool():
+    torch.manual_seed(0)
+    cfg = {**TINY_MODEL, "encoder": {"name": "transformer", **SMALL["transformer"], "pool": "cls"}}
+    check(build_model(cfg, tiny_info()))
+    with pytest.raises(ValueError, match="pool must be 'mean' or 'cls'"):
+        build_model({**cfg, "encoder": {"name": "transformer", "pool": "max"}}, tiny_info())

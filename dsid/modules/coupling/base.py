@@ -266,7 +266,8 @@ class LowRankBase(Coupling):
     edge's message sequence has its own prior from ``PRIORS`` (``prior``: ``ar1`` by default, like the
     inferred inputs', so smooth messages are not charged as if they were white noise; ``prior_var``
     and ``prior_tau`` go to it where it takes them); the KL is the loss term ``kl_msg``.
-    Subclasses pick each edge's (lagged or mixed) projection ``z`` and call :meth:`emit`.
+    Subclasses pick every edge's lagged (:meth:`select`) or lag-mixed (:meth:`mix`) projection and
+    call :meth:`emit`; each is one operation per source or for all edges together, per bin.
     """
 
     def __init__(self, *, rank: int = 2, stochastic: bool = False, prior: str = "ar1",
@@ -282,8 +283,10 @@ class LowRankBase(Coupling):
         self.proj = nn.ModuleList(
             nn.Linear(self.source_sizes[a], per_edge * len(self.outgoing(a)), bias=False)
             if self.outgoing(a) else nn.Identity() for a in range(self.n_areas))
-        pos = [self.outgoing(s).index(e) for e, (s, _) in enumerate(self.edges)]
-        self._slices = [slice(i * per_edge, (i + 1) * per_edge) for i in pos]
+        self.per_edge = per_edge
+        # edges are sorted by source: each source's outgoing edges are one contiguous range
+        self._senders = [a for a in range(self.n_areas) if self.outgoing(a)]
+        self._ranges = {a: (self.outgoing(a)[0], self.outgoing(a)[-1] + 1) for a in self._senders}
         for p in self.proj:
             if isinstance(p, nn.Linear):  # keep the initial messages O(1) for O(1) signals
                 nn.init.normal_(p.weight, std=1.0 / np.sqrt(p.in_features))
@@ -302,27 +305,46 @@ class LowRankBase(Coupling):
         """Shape: signals[a]: (B, S_a) -> list of (B, P_a), the projections of a's outgoing edges."""
         return [p(s) if isinstance(p, nn.Linear) else s[:, :0] for p, s in zip(self.proj, signals)]
 
-    def edge_slice(self, e: int) -> slice:
-        """Slice of the source's encoded signal that belongs to edge ``e``."""
-        return self._slices[e]
-
-    def emit(self, zs: List[torch.Tensor], sample: bool = True) -> CouplingStep:
-        """Messages from each edge's selected projection (sampled when stochastic).
+    def select(self, window: List[torch.Tensor], lag: int) -> torch.Tensor:
+        """Every edge's projection of its source's signal ``lag`` bins ago.
 
         Shape:
-            zs[e]: (B, rank) deterministic, (B, 2 * rank) stochastic
+            window[a]: (B, n_lags, P_a) -> (B, E, per_edge)
+        """
+        B = window[0].shape[0]
+        if not self.edges:
+            return window[0].new_zeros(B, 0, self.per_edge)
+        return torch.cat([window[a][:, lag] for a in self._senders], -1).view(B, -1, self.per_edge)
+
+    def mix(self, window: List[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        """Every edge's projection mixed over lags with its weights.
+
+        Shape:
+            window[a]: (B, n_lags, P_a); weights: (E, n_lags) -> (B, E, per_edge)
+        """
+        B = window[0].shape[0]
+        if not self.edges:
+            return window[0].new_zeros(B, 0, self.per_edge)
+        parts = []
+        for a in self._senders:
+            lo, hi = self._ranges[a]
+            w = window[a].view(B, window[a].shape[1], hi - lo, self.per_edge)
+            parts.append(torch.einsum("blop,ol->bop", w, weights[lo:hi]))
+        return torch.cat(parts, 1)
+
+    def emit(self, z: torch.Tensor, sample: bool = True) -> CouplingStep:
+        """Messages from every edge's selected projection (sampled when stochastic).
+
+        Shape:
+            z: (B, E, rank) deterministic, (B, E, 2 * rank) stochastic
             returns CouplingStep(messages; means, logvars when stochastic: one (B, rank) per edge)
         """
         if not self.stochastic:
-            return CouplingStep(zs)
-        msgs, means, logvars = [], [], []
-        for e, z in enumerate(zs):
-            mean, logvar = z.chunk(2, dim=-1)
-            logvar = logvar + self.logvar_bias[e]
-            msgs.append(mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean)
-            means.append(mean)
-            logvars.append(logvar)
-        return CouplingStep(msgs, means, logvars)
+            return CouplingStep(list(z.unbind(1)))
+        mean, logvar = z.chunk(2, dim=-1)
+        logvar = logvar + self.logvar_bias
+        msg = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
+        return CouplingStep(list(msg.unbind(1)), list(mean.unbind(1)), list(logvar.unbind(1)))
 
     def kl(self, seq: CouplingStep) -> Optional[torch.Tensor]:
         """Shape: seq of (B, T, rank) sequences -> (B,) KL summed over edges, or None."""

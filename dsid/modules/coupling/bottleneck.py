@@ -46,8 +46,7 @@ class BottleneckCoupling(LowRankBase):
             targets[a]: (B, H_a) (unused)
             returns CouplingStep(messages, means, logvars: one (B, rank) per edge)
         """
-        return self.emit([window[s][:, self.lag, self.edge_slice(e)] for e, (s, _) in enumerate(self.edges)],
-                         sample)
+        return self.emit(self.select(window, self.lag), sample)
 
     def edge_delays(self) -> torch.Tensor:
         return torch.full((len(self.edges),), float(self.lag))

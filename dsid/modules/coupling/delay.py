@@ -54,9 +54,7 @@ class DelayCoupling(LowRankBase):
             targets[a]: (B, H_a) (unused)
             returns CouplingStep(messages; means, logvars if stochastic: one (B, rank) per edge)
         """
-        w = self.lag_weights()
-        return self.emit([torch.einsum("blk,l->bk", window[s][:, :, self.edge_slice(e)], w[e])
-                          for e, (s, _) in enumerate(self.edges)], sample)
+        return self.emit(self.mix(window, self.lag_weights()), sample)
 
     def edge_delays(self) -> torch.Tensor:
         if not self.edges:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -34,7 +35,10 @@ class GatedCoupling(LowRankBase):
         for g in self.gates:
             if isinstance(g, nn.Linear):
                 nn.init.constant_(g.bias, gate_bias)
-        self._gate_slot = [self.incoming(d).index(e) for e, (_, d) in enumerate(self.edges)]
+        # gates come out grouped by destination; this order puts them back in edge order
+        by_dst = [e for d in range(self.n_areas) for e in self.incoming(d)]
+        self.register_buffer("_gate_order", torch.as_tensor(np.argsort(by_dst), dtype=torch.long),
+                             persistent=False)
 
     def forward(self, window: List[torch.Tensor], targets: List[torch.Tensor],
                 sample: bool = True) -> CouplingStep:
@@ -45,14 +49,12 @@ class GatedCoupling(LowRankBase):
             targets[a]: (B, H_a) current generator state of area a
             returns CouplingStep(messages: one (B, rank) per edge)
         """
-        gates = [torch.sigmoid(g(h)) if isinstance(g, nn.Linear) else None
-                 for g, h in zip(self.gates, targets)]
-        msgs = []
-        for e, (s, d) in enumerate(self.edges):
-            i = self._gate_slot[e]
-            gate = gates[d][:, i * self.rank:(i + 1) * self.rank]
-            msgs.append(gate * window[s][:, self.lag, self.edge_slice(e)])
-        return CouplingStep(msgs)
+        z = self.select(window, self.lag)
+        if not self.edges:
+            return CouplingStep([])
+        pre = torch.cat([g(h) for g, h in zip(self.gates, targets) if isinstance(g, nn.Linear)], -1)
+        gates = torch.sigmoid(pre.view(z.shape[0], -1, self.rank)).index_select(1, self._gate_order)
+        return self.emit(gates * z)
 
     def edge_delays(self) -> torch.Tensor:
         return torch.full((len(self.edges),), float(self.lag))

@@ -34,8 +34,7 @@ class LowRankCoupling(LowRankBase):
             targets[a]: (B, H_a) (unused)
             returns CouplingStep(messages: one (B, rank) per edge)
         """
-        return CouplingStep([window[s][:, self.lag, self.edge_slice(e)]
-                             for e, (s, _) in enumerate(self.edges)])
+        return self.emit(self.select(window, self.lag))
 
     def edge_delays(self) -> torch.Tensor:
         return torch.full((len(self.edges),), float(self.lag))
