@@ -15,6 +15,15 @@ from dsid.training.commands import compose
 from dsid.training.run import train
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a few shared cores, more threads make these tiny models much slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def session_file(tmp_path, name, seed, n_neurons, n_time=20, n_heldout=2, **kwargs):
     data = make_lorenz_benchmark(seed=seed, n_trials=(40, 10, 10), n_time=n_time, n_neurons=n_neurons,
                                  n_heldout=n_heldout, **kwargs)

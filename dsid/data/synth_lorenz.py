@@ -39,7 +39,8 @@ def lorenz_latents(n_trials: int, n_time: int, rng: np.random.Generator,
 
 
 def calcium_traces(spikes: np.ndarray, rates: np.ndarray, rng: np.random.Generator, bin_ms: float,
-                   tau_ms: float = 50.0, noise: float = 0.05, threshold: Optional[float] = None) -> np.ndarray:
+                   tau_ms: float = 50.0, noise: float = 0.05,
+                   threshold: Optional[float] = None) -> np.ndarray:
     """Calcium-like traces from spike counts (trials, T, N): each spike adds an exponentially
     decaying transient of unit area (time constant ``tau_ms``), so a trace is in spikes per bin and
     its expectation is a causally smoothed rate; Gaussian noise (sd ``noise``) is added and values

@@ -49,7 +49,8 @@ def readin_maps(sessions: Sequence, size: int, ridge: float = 1e-2) -> List[tupl
         shared = sorted(set.intersection(*(set(np.asarray(c).tolist()) for c in conds)))
     maps = []
     if shared:
-        psths = [np.concatenate([x[np.asarray(c) == k].mean(0) for k in shared]) for x, c in zip(trains, conds)]
+        psths = [np.concatenate([x[np.asarray(c) == k].mean(0) for k in shared])
+                 for x, c in zip(trains, conds)]
         means = [p.mean(0) for p in psths]
         joint = np.concatenate([p - m for p, m in zip(psths, means)], axis=1)
         u, s, _ = np.linalg.svd(joint, full_matrices=False)
@@ -57,8 +58,9 @@ def readin_maps(sessions: Sequence, size: int, ridge: float = 1e-2) -> List[tupl
         z = _unit_variance(u[:, :k] * s[:k])
         for p, m in zip(psths, means):
             pc = p - m
-            w = np.linalg.solve(pc.T @ pc + ridge * np.eye(pc.shape[1]) * max(np.trace(pc.T @ pc) / pc.shape[1], 1e-8),
-                                pc.T @ z)
+            gram = pc.T @ pc
+            reg = ridge * max(np.trace(gram) / gram.shape[0], 1e-8) * np.eye(gram.shape[0])
+            w = np.linalg.solve(gram + reg, pc.T @ z)
             scale = np.maximum((pc @ w).std(0), 1e-8)
             maps.append((w / scale, -(m @ w) / scale))
         return maps
@@ -250,7 +252,8 @@ def session_of(batch: Mapping[str, torch.Tensor]) -> int:
     return int(s[0])
 
 
-def stitched_metrics(sessions: Sequence, outputs: Sequence[Dict[str, Dict[str, np.ndarray]]]) -> Dict[str, float]:
+def stitched_metrics(sessions: Sequence,
+                     outputs: Sequence[Dict[str, Dict[str, np.ndarray]]]) -> Dict[str, float]:
     """Each session's metrics as ``split/s{i}/metric``, and their mean over sessions as ``split/metric``."""
     metrics, pooled = {}, {}
     for s, (data, out) in enumerate(zip(sessions, outputs)):
