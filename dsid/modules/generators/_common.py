@@ -110,3 +110,14 @@ def step_inputs(gen: nn.Module, state: Dict[str, torch.Tensor], ci_t, ext_t, sam
     if gen.ext_input_size:
         inputs.append(ext_t if ext_t is not None else g.new_zeros(g.shape[0], gen.ext_input_size))
     return (torch.cat(inputs, dim=-1) if inputs else None), c, out
+
+
+def finish_step(gen: nn.Module, g: torch.Tensor, c: Optional[torch.Tensor], out: Dict[str, torch.Tensor]):
+    """The end of every generator step: factors from the new state, the new state dict and the step's
+    outputs. Returns ``(new state, out)`` with ``out`` holding f (B, F) and g (B, H)."""
+    f = gen.to_factors(gen.dropout(g))
+    new_state = {"g": g, "f": f}
+    if gen.use_controller:
+        new_state["c"] = c
+    out.update(f=f, g=g)
+    return new_state, out

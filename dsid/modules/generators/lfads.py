@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dsid.modules.generators._common import (ClippedGRUCell, Controller, GeneratorOutput,  # noqa: F401
-                                              NormalizedLinear, step_inputs, unroll)
+                                              NormalizedLinear, finish_step, step_inputs, unroll)
 from dsid.registry import GENERATORS
 
 
@@ -67,12 +67,7 @@ class LFADSGenerator(nn.Module):
         if x is None:  # autonomous: the GRU still needs an input
             x = g.new_zeros(g.shape[0], 1)
         g = self.cell(x, g)
-        f = self.to_factors(self.dropout(g))
-        new_state = {"g": g, "f": f}
-        if self.use_controller:
-            new_state["c"] = c
-        out.update(f=f, g=g)
-        return new_state, out
+        return finish_step(self, g, c, out)
 
     def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
                 ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear,
-                                              step_inputs, unroll)
+                                              finish_step, step_inputs, unroll)
 from dsid.registry import GENERATORS
 
 
@@ -71,12 +71,7 @@ class LinearGenerator(nn.Module):
         if u is not None:
             g = g + self.input_map(u)
         g = g.clamp(-self.clip, self.clip)
-        f = self.to_factors(self.dropout(g))
-        new_state = {"g": g, "f": f}
-        if self.use_controller:
-            new_state["c"] = c
-        out.update(f=f, g=g)
-        return new_state, out
+        return finish_step(self, g, c, out)
 
     def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
                 ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear,
-                                              step_inputs, unroll)
+                                              finish_step, step_inputs, unroll)
 from dsid.registry import GENERATORS
 
 
@@ -98,12 +98,7 @@ class NeuralODEGenerator(nn.Module):
         """
         u, c, out = step_inputs(self, state, ci_t, ext_t, sample)
         g = self.integrate(state["g"], u)
-        f = self.to_factors(self.dropout(g))
-        new_state = {"g": g, "f": f}
-        if self.use_controller:
-            new_state["c"] = c
-        out.update(f=f, g=g)
-        return new_state, out
+        return finish_step(self, g, c, out)
 
     def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
                 ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
