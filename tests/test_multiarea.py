@@ -42,6 +42,9 @@ def uneven_info():
 
 
 def test_no_coupling_is_exactly_independent_single_area_models():
+    """Without coupling the areas are the single-area models (the same numbers up to the summation
+    order of batched matrix products, which the areas share), and exactly independent: changing one
+    area's spikes leaves every output of the other area bit for bit unchanged."""
     torch.manual_seed(0)
     info = uneven_info()
     model = build_model(multiarea_cfg("none"), info).eval()
@@ -60,12 +63,18 @@ def test_no_coupling_is_exactly_independent_single_area_models():
         sae.load_state_dict(model.areas[a].state_dict())  # same architecture, key for key
         sae.eval()
         ref = sae(spikes[..., idx][..., sae.heldin_idx], n_forward=2, sample=False)
-        assert torch.equal(out["rates"][..., idx], ref["rates"])
-        assert torch.equal(out["factors"][..., a * F:(a + 1) * F], ref["factors"])
+        torch.testing.assert_close(out["rates"][..., idx], ref["rates"], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(out["factors"][..., a * F:(a + 1) * F], ref["factors"], rtol=1e-6, atol=1e-7)
         ref_terms = sae.loss_terms(ref, spikes[..., idx])
         recon, kl_ic = recon + ref_terms["recon"], kl_ic + ref_terms["kl_ic"]
     torch.testing.assert_close(terms["recon"], recon)  # the loss is the sum of the areas' losses
     torch.testing.assert_close(terms["kl_ic"], kl_ic)
+    other = spikes.clone()
+    other[..., area == 1] = torch.poisson(torch.full_like(other[..., area == 1], 2.0))
+    out2 = model(model.augment(other, "predict")[0], n_forward=2, sample=False)
+    for key, cols in (("rates", area == 0), ("factors", slice(0, F)), ("states", slice(0, 12))):
+        assert torch.equal(out2[key][..., cols], out[key][..., cols]), key
+    assert not torch.equal(out2["rates"][..., area == 1], out["rates"][..., area == 1])
 
 
 VARIANTS = [(name, {}) for name in COUPLINGS.names()] + [("delay", {"stochastic": True})]
@@ -225,3 +234,99 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     assert logged["summary"]["final/val/effectome_cosine"] == pytest.approx(metrics["val/effectome_cosine"])
     for name in ("effectome", "delays", "messages"):
         assert (run_dir / "figures" / f"{name}.png").exists(), name
+
+
+@pytest.mark.parametrize("coupling", ["lowrank", "gated", "delay"])
+def test_grouped_unroll_matches_an_area_by_area_reference(coupling):
+    """The areas are stepped as one group; a plain loop over areas with each generator's own ``step``
+    and messages assembled edge by edge gives the same factors (uneven in-degrees: zero padding)."""
+    torch.manual_seed(0)
+    info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
+    cfg = multiarea_cfg(coupling, rank=2, **({"max_delay": 3} if coupling == "delay" else {}))
+    cfg["allowed_edges"] = [[0, 1, 1], [0, 0, 0], [0, 1, 0]]  # in-degrees 0, 2, 1
+    model = build_model(cfg, info).eval()
+    assert model.msg_width == 4 and [ar.generator.ext_input_size for ar in model.areas] == [4, 4, 4]
+    x = model.augment(torch.poisson(torch.ones(B, T, 9)), "predict")[0]
+    got = model(x, sample=False)
+    cpl = model.coupling
+    encs = [ar.encoder(x[..., model.area_in_pos[a]]) for a, ar in enumerate(model.areas)]
+    states = [ar.generator.initial_state(e.ic_mean) for ar, e in zip(model.areas, encs)]
+    window = cpl.start([model._signal(a, s) for a, s in enumerate(states)])
+    step = cpl(window, [s["g"] for s in states], False)
+    factors, messages = [], []
+    for t in range(T):
+        outs = []
+        for a, ar in enumerate(model.areas):
+            inputs = [step.messages[e] for e in cpl.incoming(a)]
+            width = sum(m.shape[-1] for m in inputs)
+            ext_t = torch.cat(inputs + [x.new_zeros(B, model.msg_width - width)], -1)
+            states[a], out = ar.generator.step(states[a], encs[a].ci[:, t], ext_t, sample=False)
+            outs.append(out)
+        window = cpl.push(window, [model._signal(a, o) for a, o in enumerate(outs)])
+        step = cpl(window, [s["g"] for s in states], False)
+        factors.append(torch.cat([o["f"] for o in outs], -1))
+        messages.append(torch.cat(step.messages, -1))
+    torch.testing.assert_close(got["factors"], torch.stack(factors, 1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["messages"], torch.stack(messages, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_edge_gains_and_the_sparsity_penalty():
+    """An edge's gain is the norm of (destination input weights for its message) x (its projection);
+    the ``sparsity`` penalty is that weight times the summed gains, and descending it shrinks them."""
+    torch.manual_seed(0)
+    info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
+    model = build_model(multiarea_cfg("lowrank", rank=1, sparsity=2.0), info)
+    cpl = model.coupling
+    gains = model.edge_gains()
+    assert gains.shape == (len(cpl.edges),) and (gains > 0).all()
+    e = cpl.edges.index((1, 2))
+    W = model.areas[2].generator.cell.weight_ih[:, 2:]  # after the 2 inferred inputs: the messages
+    col = cpl.incoming(2).index(e)
+    U = cpl.proj[1].weight[cpl.outgoing(1).index(e)]  # (S,)
+    torch.testing.assert_close(gains[e], torch.linalg.norm(torch.outer(W[:, col], U)))
+    with torch.no_grad():
+        cpl.proj[1].weight[cpl.outgoing(1).index(e)] = 0.0
+    assert model.edge_gains()[e] == 0
+    spikes = torch.poisson(torch.ones(B, T, 9))
+    out = model(model.augment(spikes, "train")[0])
+    terms = model.loss_terms(out, spikes)
+    torch.testing.assert_close(terms["reg_sparsity"], 2.0 * model.edge_gains().sum())
+    before = model.edge_gains().sum().item()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(5):
+        opt.zero_grad()
+        model.loss_terms(model(model.augment(spikes, "train")[0]), spikes)["reg_sparsity"].backward()
+        opt.step()
+    assert model.edge_gains().sum().item() < before
+    plain = build_model(multiarea_cfg("lowrank", rank=1), info)
+    assert "reg_sparsity" not in plain.loss_terms(plain(plain.augment(spikes, "train")[0]), spikes)
+
+
+def test_lag_entropy_penalty():
+    """``reg_lag_entropy`` = weight x summed entropy of the edges' delay distributions: log(D + 1)
+    per edge at the uniform start, near 0 once an edge puts its weight on one lag."""
+    cpl = COUPLINGS.build({"name": "delay", "rank": 1, "max_delay": 4, "lag_entropy": 0.5}, n_areas=2,
+                          source_sizes=[2, 2], target_sizes=[1, 1])
+    terms = cpl.loss_terms(None)
+    assert terms["reg_lag_entropy"].item() == pytest.approx(0.5 * 2 * np.log(5), rel=1e-5)
+    with torch.no_grad():
+        cpl.delay_logits[:, 2] = 50.0
+    assert cpl.loss_terms(None)["reg_lag_entropy"].item() < 1e-6
+    assert np.allclose(cpl.delays()[[0, 1], [1, 0]], 2.0)
+    with pytest.raises(ValueError, match="lag_entropy"):
+        COUPLINGS.build({"name": "delay", "lag_entropy": -1.0}, n_areas=2, source_sizes=[2, 2],
+                        target_sizes=[1, 1])
+
+
+def test_training_loss_adds_the_model_regularisers():
+    """``reg_*`` terms join the training loss (ramped in with the L2 penalty)."""
+    from dsid.training.lightning_module import SAEModule
+
+    torch.manual_seed(0)
+    info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
+    module = SAEModule(multiarea_cfg("delay", rank=1, max_delay=2, sparsity=0.5, lag_entropy=0.2), info,
+                       {"l2_scale": 0.01})
+    loss, logs = module.compute_loss({"spikes": torch.poisson(torch.ones(B, T, 9))}, "train")
+    assert logs["reg_sparsity"] > 0 and logs["reg_lag_entropy"] > 0
+    want = logs["recon"] + logs["kl"] + 0.01 * logs["l2"] + logs["reg_sparsity"] + logs["reg_lag_entropy"]
+    torch.testing.assert_close(loss, want)  # no trainer: every ramp is at 1

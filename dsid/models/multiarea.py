@@ -35,6 +35,7 @@ from torch import nn
 import dsid.modules  # noqa: F401  (registers the built-in components)
 from dsid.models.sae import SequentialAutoencoder, apply_augmentations, build_augmentations
 from dsid.modules.coupling.base import edge_mask, stack_steps
+from dsid.modules.generators._common import stack_step_params
 from dsid.evaluation import multiarea_metrics as mam
 from dsid.evaluation.multiarea_plots import plot_delays, plot_effectomes, plot_messages
 from dsid.registry import COUPLINGS
@@ -91,12 +92,20 @@ class MultiAreaSAE(nn.Module):
         area_cfg = {k: v for k, v in cfg.items() if k not in ("kind", "coupling", "allowed_edges")}
         area_cfg["augmentations"] = []  # applied once to all held-in neurons, before the split
         mean_counts = data_info.get("mean_counts")
+        # every generator takes the same input width (the areas are stepped as one group): its
+        # incoming messages, zeros up to the widest area's messages, then the external input
+        self.msg_width = max(probe.in_size(a) for a in range(A))
         self.areas = nn.ModuleList()
         for a in range(A):
             idx = np.flatnonzero(area == a)
             self.areas.append(SequentialAutoencoder(area_cfg, {
-                "heldout": heldout[idx].tolist(), "ext_input_size": probe.in_size(a) + ext,
+                "heldout": heldout[idx].tolist(), "ext_input_size": self.msg_width + ext,
                 "mean_counts": None if mean_counts is None else np.asarray(mean_counts)[idx].tolist()}))
+        missing = [n for n in ("step_params", "grouped_step") if not hasattr(self.areas[0].generator, n)]
+        if missing:
+            raise TypeError(f"model.generator {cfg['generator'].get('name')!r}: a multi-area model steps its "
+                            f"areas as one group and needs the generator methods {', '.join(missing)} "
+                            "(see dsid/modules/generators/_common.py)")
         self.observation = self.areas[0].observation
         self.ext_input_size = ext
         self.source = probe.source
@@ -115,6 +124,18 @@ class MultiAreaSAE(nn.Module):
         self.register_buffer("neuron_order", torch.as_tensor(np.argsort(np.concatenate(self.area_idx))),
                              persistent=False)
         self.register_buffer("effect_strength", torch.full((A, A), float("nan")))
+        # where each edge's message sits in its destination generator's external input, and for every
+        # area and input column the column of [all messages, external input, 0] that feeds it
+        offsets, M = [0] * A, self.coupling.message_size
+        self.edge_columns: List[slice] = []
+        gather = np.full((A, self.msg_width + ext), M + ext, dtype=np.int64)
+        gather[:, self.msg_width:] = M + np.arange(ext)
+        for e, ((_, d), sl) in enumerate(zip(self.coupling.edges, self.coupling.message_index().values())):
+            k = self.coupling.edge_sizes[e]
+            self.edge_columns.append(slice(offsets[d], offsets[d] + k))
+            gather[d, offsets[d]:offsets[d] + k] = np.arange(sl.start, sl.stop)
+            offsets[d] += k
+        self.register_buffer("input_gather", torch.as_tensor(gather).flatten(), persistent=False)
         self.ic_size, self.co_size = int(cfg["ic_size"]), int(cfg["co_size"])
 
     # ----- helpers ------------------------------------------------------------------------------
@@ -142,6 +163,18 @@ class MultiAreaSAE(nn.Module):
         """
         return apply_augmentations(self.augmentations, spikes[..., self.heldin_idx], stage, generator)
 
+    def edge_gains(self) -> torch.Tensor:
+        """Per-edge gain: the Frobenius norm of the edge's end-to-end linear map, the destination
+        generator's weights on the edge's message times the coupling's projection of the source signal
+        (lag mixing and gates only weight it). Unlike either factor alone it cannot be moved from one
+        side to the other, so a penalty on it prunes edges. Shape: (E,)."""
+        maps = self.coupling.edge_maps()
+        if not maps:
+            return self.heldin_idx.new_zeros(0, dtype=torch.float32)
+        return torch.stack([
+            torch.linalg.matrix_norm(self.areas[d].generator.ext_input_weight()[:, self.edge_columns[e]] @ m)
+            for e, ((_, d), m) in enumerate(zip(self.coupling.edges, maps))])
+
     def recurrent_weights(self) -> List[torch.Tensor]:
         """Every area's recurrent weights plus the coupling's weights (L2-penalised together)."""
         return [w for ar in self.areas for w in ar.recurrent_weights()] + self.coupling.penalized_weights()
@@ -163,53 +196,53 @@ class MultiAreaSAE(nn.Module):
             T' = T + n_forward; area blocks in area order
         """
         T, n_steps = x.shape[1], x.shape[1] + n_forward
-        cpl, edges = self.coupling, self.coupling.edges
-        encs, ics, states = [], [], []
+        cpl, edges, A = self.coupling, self.coupling.edges, self.n_areas
+        gens = [ar.generator for ar in self.areas]
+        encs, ics, init = [], [], []
         for a, ar in enumerate(self.areas):
             enc = ar.encoder(x[..., self.area_in_pos[a].to(x.device)])
             ic = enc.ic_mean + torch.exp(0.5 * enc.ic_logvar) * torch.randn_like(enc.ic_mean) \
                 if sample else enc.ic_mean
             encs.append(enc)
             ics.append(ic)
-            states.append(ar.generator.initial_state(ic))
-        window = cpl.start([self._signal(a, s) for a, s in enumerate(states)])
-        step = cpl(window, [s["g"] for s in states], sample)
-        incoming = [cpl.incoming(a) for a in range(self.n_areas)]
-        rec: Dict[str, List[list]] = {k: [[] for _ in self.areas]
-                                      for k in ("f", "g", "co_mean", "co_logvar", "co")}
+            init.append(gens[a].initial_state(ic))
+        # the areas advance as one group: stacked parameters, state and inputs (leading axis: area)
+        params = stack_step_params(gens)
+        state = {k: torch.stack([s[k] for s in init]) for k in init[0]}
+        ci = torch.stack([e.ci for e in encs]) if encs[0].ci is not None else None  # (A, B, T, C)
+        B = x.shape[0]
+        no_input = x.new_zeros(B, self.ext_input_size + 1)  # the external input's columns, then a zero
+        window = cpl.start(self._signals(init))
+        step = cpl(window, list(state["g"]), sample)
+        rec: List[Dict[str, torch.Tensor]] = []
         fed, msgs = [], []  # the messages fed to the observed bins' steps; those recorded
         for t in range(n_steps):
             if t < T:
                 fed.append(step)
-            outs = []
-            for a, ar in enumerate(self.areas):
-                inputs = [step.messages[e] for e in incoming[a]]
-                if self.ext_input_size:
-                    inputs.append(ext[:, t] if ext is not None and t < ext.shape[1]
-                                  else x.new_zeros(x.shape[0], self.ext_input_size))
-                ext_t = torch.cat(inputs, -1) if inputs else None
-                ci_t = encs[a].ci[:, t] if encs[a].ci is not None and t < T else None
-                if probe is not None and incoming[a]:
-                    self._probe_step(probe, a, states[a], ci_t, ext_t, incoming[a])
-                states[a], out = ar.generator.step(states[a], ci_t, ext_t, sample)
-                outs.append(out)
-                for k in rec:
-                    if k in out:
-                        rec[k][a].append(out[k])
-            window = cpl.push(window, [self._signal(a, o) for a, o in enumerate(outs)])
-            step = cpl(window, [s["g"] for s in states], sample)
+            tail = no_input
+            if self.ext_input_size and ext is not None and t < ext.shape[1]:
+                tail = torch.cat([ext[:, t], no_input[:, :1]], -1)
+            feed = torch.cat([*step.messages, tail], -1).index_select(1, self.input_gather).view(B, A, -1)
+            ext_t = feed.transpose(0, 1) if feed.shape[-1] else None
+            ci_t = ci[:, :, t] if ci is not None and t < T else None
+            if probe is not None:
+                self._probe(probe, state, ci_t, ext_t)
+            state, out = gens[0].grouped_step(params, state, ci_t, ext_t, sample)
+            rec.append(out)
+            window = cpl.push(window, self._signals([{"f": f, "g": g} for f, g in zip(out["f"], out["g"])]))
+            step = cpl(window, list(state["g"]), sample)
             msgs.append(step.messages)
-        stack = lambda k: [torch.stack(v, 1) for v in rec[k]]  # noqa: E731  per area (B, T', .)
-        factors = stack("f")
+        stacked = {k: torch.stack([o[k] for o in rec], 2) for k in rec[0]}  # (A, B, T', .)
+        factors = list(stacked["f"])
         area_params = [ar.readout(f) for ar, f in zip(self.areas, factors)]
         params = self._to_global(area_params)
         rates = self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)])
-        out = {"params": params, "rates": rates, "factors": torch.cat(factors, -1),
-               "states": torch.cat(stack("g"), -1), "ic_mean": torch.cat([e.ic_mean for e in encs], -1),
+        cat = lambda k: torch.cat(list(stacked[k]), -1)  # noqa: E731  area blocks along the last axis
+        out = {"params": params, "rates": rates, "factors": cat("f"), "states": cat("g"),
+               "ic_mean": torch.cat([e.ic_mean for e in encs], -1),
                "ic_logvar": torch.cat([e.ic_logvar for e in encs], -1), "ic_sample": torch.cat(ics, -1)}
-        if rec["co"][0]:
-            out.update(co_mean=torch.cat(stack("co_mean"), -1), co_logvar=torch.cat(stack("co_logvar"), -1),
-                       co_sample=torch.cat(stack("co"), -1))
+        if "co" in stacked:
+            out.update(co_mean=cat("co_mean"), co_logvar=cat("co_logvar"), co_sample=cat("co"))
         if edges:
             out["messages"] = torch.cat([torch.stack([m[e] for m in msgs], 1) for e in range(len(edges))], -1)
             seq = stack_steps(fed, len(edges))
@@ -220,25 +253,39 @@ class MultiAreaSAE(nn.Module):
                 cpl.update_stats(seq.means if seq.means is not None else seq.messages)
         return out
 
-    def _probe_step(self, probe: dict, a: int, state, ci_t, ext_t, incoming: List[int]) -> None:
-        """Accumulate each incoming edge's one-step effect on area ``a``'s factors (messages zeroed)."""
-        _, full = self.areas[a].generator.step(state, ci_t, ext_t, sample=False)
-        start = 0
-        for e in incoming:
-            k = self.coupling.edge_sizes[e]
-            cut = ext_t.clone()
-            cut[:, start:start + k] = 0.0
-            start += k
-            _, alt = self.areas[a].generator.step(state, ci_t, cut, sample=False)
-            d = (full["f"] - alt["f"]).double()
-            acc = probe.setdefault(e, [0.0, 0.0, 0])
-            acc[0], acc[1], acc[2] = acc[0] + d.sum(0), acc[1] + (d ** 2).sum(0), acc[2] + d.shape[0]
+    def _signals(self, outs: List[Dict[str, torch.Tensor]]) -> List[torch.Tensor]:
+        """Every area's source signal from its generator outputs (``f``, ``g``). Shape: list of (B, S_a)."""
+        return [self._signal(a, o) for a, o in enumerate(outs)]
+
+    def _probe(self, probe: dict, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor],
+               ext_t: Optional[torch.Tensor]) -> None:
+        """Accumulate each edge's one-step effect on its destination's factors: the step with all
+        inputs minus the step with that edge's message zeroed (no sampling).
+
+        Shape:
+            state: dict of (A, B, .) tensors; ci_t: (A, B, C) or None; ext_t: (A, B, W) or None
+        """
+        for d, gen in enumerate(self.areas):
+            incoming = self.coupling.incoming(d)
+            if not incoming:
+                continue
+            st = {k: v[d] for k, v in state.items()}
+            ci_d = None if ci_t is None else ci_t[d]
+            _, full = gen.generator.step(st, ci_d, ext_t[d], sample=False)
+            for e in incoming:
+                cut = ext_t[d].clone()
+                cut[:, self.edge_columns[e]] = 0.0
+                _, alt = gen.generator.step(st, ci_d, cut, sample=False)
+                diff = (full["f"] - alt["f"]).double()
+                acc = probe.setdefault(e, [0.0, 0.0, 0])
+                acc[0], acc[1], acc[2] = acc[0] + diff.sum(0), acc[1] + (diff ** 2).sum(0), acc[2] + diff.shape[0]
 
     # ----- loss ---------------------------------------------------------------------------------
     def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
                    heldin_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Reconstruction NLL (all areas), ``kl_ic``/``kl_co`` summed over areas, and the coupling's
-        terms (``kl_msg`` for stochastic messages). Per-batch means of per-trial sums.
+        terms (``kl_msg`` for stochastic messages, ``reg_*`` regularisers; ``reg_sparsity``, the
+        coupling's ``sparsity`` times the summed :meth:`edge_gains`). Per-batch means of per-trial sums.
 
         Shape:
             target: (B, T, N); heldin_mask: (B, T, N_in) or None
@@ -265,6 +312,8 @@ class MultiAreaSAE(nn.Module):
         else:
             terms["kl_co"] = target.new_zeros(())
         terms.update(self.coupling.loss_terms(out.get("msg_kl")))
+        if self.coupling.sparsity > 0 and self.coupling.edges:  # group lasso: prunes unneeded edges
+            terms["reg_sparsity"] = self.coupling.sparsity * self.edge_gains().sum()
         return terms
 
     # ----- read-outs ----------------------------------------------------------------------------

@@ -81,7 +81,9 @@ class SAEModule(pl.LightningModule):
         kl_total = sum(self.train_cfg["kl_scales"].get(k[3:], 1.0) * v
                        for k, v in terms.items() if k.startswith("kl_"))
         l2 = self.l2_penalty()
-        loss = terms["recon"] + w["kl"] * kl_total + w["l2"] * self.train_cfg["l2_scale"] * l2
+        # model-owned regularisers (``reg_*``, already scaled by their own settings) ramp in with L2
+        reg = sum((v for k, v in terms.items() if k.startswith("reg_")), torch.zeros((), device=l2.device))
+        loss = terms["recon"] + w["kl"] * kl_total + w["l2"] * (self.train_cfg["l2_scale"] * l2 + reg)
         logs = {"loss": loss, "kl": kl_total, "l2": l2, **terms}
         if stage != "train":
             heldin = self.heldin_recon(out, spikes, mask)

@@ -91,6 +91,7 @@ class Coupling(nn.Module):
     """
 
     n_lags: int = 1  # window length: the longest delay + 1
+    sparsity: float = 0.0  # group-lasso weight on the edges' gains (see MultiAreaSAE.edge_gains)
 
     def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
                  allowed_edges=None, source: str = "factors", stats_momentum: float = 0.05):
@@ -207,9 +208,15 @@ class Coupling(nn.Module):
         """
         return None
 
+    def edge_maps(self) -> List[torch.Tensor]:
+        """Each edge's linear map from its source's signal to its (mean) message, one (K_e, S_src)
+        matrix per edge in ``edges`` order (before any lag mixing or gating, which only weight it)."""
+        return []
+
     # ----- losses, penalties -------------------------------------------------------------------
     def loss_terms(self, kl: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Loss terms from the summed per-trial KL of the messages (none for deterministic ones)."""
+        """Loss terms: ``kl_*`` from the summed per-trial KL of stochastic messages, ``reg_*``
+        regularisers already scaled by the coupling's own settings (none by default)."""
         return {}
 
     def penalized_weights(self) -> List[torch.Tensor]:
@@ -271,12 +278,14 @@ class LowRankBase(Coupling):
     """
 
     def __init__(self, *, rank: int = 2, stochastic: bool = False, prior: str = "ar1",
-                 prior_var: float = 0.1, prior_tau: float = 10.0, init_var_ratio: float = 0.1, **base):
+                 prior_var: float = 0.1, prior_tau: float = 10.0, init_var_ratio: float = 0.1,
+                 sparsity: float = 0.0, **base):
         super().__init__(**base)
-        if rank < 1 or prior_var <= 0 or init_var_ratio <= 0:
+        if rank < 1 or prior_var <= 0 or init_var_ratio <= 0 or sparsity < 0:
             raise ValueError(f"coupling rank={rank}, prior_var={prior_var}, init_var_ratio="
-                             f"{init_var_ratio}: expected rank >= 1, prior_var > 0, init_var_ratio > 0")
-        self.rank, self.stochastic = int(rank), bool(stochastic)
+                             f"{init_var_ratio}, sparsity={sparsity}: expected rank >= 1, prior_var > 0, "
+                             "init_var_ratio > 0, sparsity >= 0")
+        self.rank, self.stochastic, self.sparsity = int(rank), bool(stochastic), float(sparsity)
         self.set_edge_sizes([self.rank] * len(self.edges))
         per_edge = (2 if self.stochastic else 1) * self.rank
         # per source: one linear map onto the projections of all its outgoing edges
@@ -359,3 +368,12 @@ class LowRankBase(Coupling):
 
     def penalized_weights(self) -> List[torch.Tensor]:
         return [p.weight for p in self.proj if isinstance(p, nn.Linear)]
+
+    def edge_maps(self) -> List[torch.Tensor]:
+        """Each edge's ``U_e^T`` (the mean's projection when stochastic). Shape: one (rank, S_src) per edge."""
+        maps = []
+        for a in self._senders:
+            lo, hi = self._ranges[a]
+            w = self.proj[a].weight.view(hi - lo, self.per_edge, -1)
+            maps += list(w[:, :self.rank].unbind(0))
+        return maps

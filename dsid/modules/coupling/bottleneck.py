@@ -28,8 +28,8 @@ class BottleneckCoupling(LowRankBase):
     def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
                  allowed_edges=None, source: str = "factors", rank: int = 2, lag: int = 1,
                  prior: str = "ar1", prior_var: float = 0.1, prior_tau: float = 10.0,
-                 init_var_ratio: float = 0.1):
-        super().__init__(rank=rank, stochastic=True, prior=prior, prior_var=prior_var,
+                 init_var_ratio: float = 0.1, sparsity: float = 0.0):
+        super().__init__(sparsity=sparsity, rank=rank, stochastic=True, prior=prior, prior_var=prior_var,
                          prior_tau=prior_tau, init_var_ratio=init_var_ratio, n_areas=n_areas,
                          source_sizes=source_sizes, target_sizes=target_sizes,
                          allowed_edges=allowed_edges, source=source)

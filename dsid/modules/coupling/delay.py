@@ -1,7 +1,7 @@
 """Delay coupling: learns each edge's delay as a softmax mixture over lags 0..max_delay."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -27,15 +27,19 @@ class DelayCoupling(LowRankBase):
                  allowed_edges=None, source: str = "factors", rank: int = 2, max_delay: int = 8,
                  temperature: float = 1.0, lag_scale: float = 1.0, delay_readout: str = "mean",
                  stochastic: bool = False, prior: str = "ar1", prior_var: float = 0.1,
-                 prior_tau: float = 10.0, init_var_ratio: float = 0.1):
-        super().__init__(rank=rank, stochastic=stochastic, prior=prior, prior_var=prior_var,
+                 prior_tau: float = 10.0, init_var_ratio: float = 0.1, sparsity: float = 0.0,
+                 lag_entropy: float = 0.0):
+        super().__init__(sparsity=sparsity, rank=rank, stochastic=stochastic, prior=prior, prior_var=prior_var,
                          prior_tau=prior_tau, init_var_ratio=init_var_ratio, n_areas=n_areas,
                          source_sizes=source_sizes, target_sizes=target_sizes,
                          allowed_edges=allowed_edges, source=source)
-        if max_delay < 0 or temperature <= 0 or lag_scale <= 0 or delay_readout not in ("mean", "mode"):
+        if max_delay < 0 or temperature <= 0 or lag_scale <= 0 or delay_readout not in ("mean", "mode") \
+                or lag_entropy < 0:
             raise ValueError(f"delay coupling: max_delay={max_delay}, temperature={temperature}, "
-                             f"lag_scale={lag_scale}, delay_readout={delay_readout!r}; expected "
-                             "max_delay >= 0, temperature > 0, lag_scale > 0, delay_readout mean|mode")
+                             f"lag_scale={lag_scale}, delay_readout={delay_readout!r}, lag_entropy="
+                             f"{lag_entropy}; expected max_delay >= 0, temperature > 0, lag_scale > 0, "
+                             "delay_readout mean|mode, lag_entropy >= 0")
+        self.lag_entropy = float(lag_entropy)
         self.max_delay, self.n_lags = int(max_delay), int(max_delay) + 1
         self.temperature, self.lag_scale, self.delay_readout = temperature, lag_scale, delay_readout
         self.delay_logits = nn.Parameter(torch.zeros(len(self.edges), self.n_lags))
@@ -55,6 +59,16 @@ class DelayCoupling(LowRankBase):
             returns CouplingStep(messages; means, logvars if stochastic: one (B, rank) per edge)
         """
         return self.emit(self.mix(window, self.lag_weights()), sample)
+
+    def loss_terms(self, kl: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """``kl_msg`` for stochastic messages; with ``lag_entropy > 0`` also ``reg_lag_entropy``: that
+        weight times the summed entropy (nats) of the edges' delay distributions, which pushes each
+        edge towards one delay."""
+        terms = super().loss_terms(kl)
+        if self.lag_entropy > 0 and self.edges:
+            w = self.lag_weights()
+            terms["reg_lag_entropy"] = -self.lag_entropy * (w * torch.log(w.clamp_min(1e-12))).sum()
+        return terms
 
     def edge_delays(self) -> torch.Tensor:
         if not self.edges:

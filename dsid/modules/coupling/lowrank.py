@@ -18,8 +18,8 @@ class LowRankCoupling(LowRankBase):
     """
 
     def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
-                 allowed_edges=None, source: str = "factors", rank: int = 2, lag: int = 1):
-        super().__init__(rank=rank, n_areas=n_areas, source_sizes=source_sizes,
+                 allowed_edges=None, source: str = "factors", rank: int = 2, lag: int = 1, sparsity: float = 0.0):
+        super().__init__(sparsity=sparsity, rank=rank, n_areas=n_areas, source_sizes=source_sizes,
                          target_sizes=target_sizes, allowed_edges=allowed_edges, source=source)
         if lag < 0:
             raise ValueError(f"lowrank coupling: lag={lag}, expected >= 0 bins")

@@ -1,11 +1,20 @@
 """Pieces shared by the step-API generators: output type, clipped GRU cell, norm-constrained
-factor map, the LFADS-style controller and the unroll loop."""
+factor map, the LFADS-style controller, grouped stepping and the unroll loop.
+
+Every generator steps a *group* of G independent copies of itself at once (``grouped_step``): the
+tensors its step uses (``step_params()``) carry a leading group dimension, and so do the state and
+inputs. One area is the group of one (``step``, ``unroll``); a multi-area model stacks its areas'
+parameters (``stack_step_params``) and advances all areas with one batched matrix product per
+weight, instead of one small product per area.
+"""
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn
+
+State = Dict[str, torch.Tensor]
 
 
 class GeneratorOutput(NamedTuple):
@@ -27,13 +36,56 @@ class ClippedGRUCell(nn.GRUCell):
         """Shape: x (B, input_size), h (B, H) -> (B, H)."""
         return super().forward(x, h).clamp(-self.clip, self.clip)
 
+    def step_params(self) -> Dict[str, torch.Tensor]:
+        return {"w_ih": self.weight_ih, "w_hh": self.weight_hh, "b_ih": self.bias_ih, "b_hh": self.bias_hh}
+
 
 class NormalizedLinear(nn.Linear):
     """Linear map whose weight rows (one per output) have unit norm: factors cannot grow by scale."""
 
+    def normalized_weight(self) -> torch.Tensor:
+        return nn.functional.normalize(self.weight, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: x (B, ..., in_features) -> (B, ..., out_features)."""
-        return nn.functional.linear(x, nn.functional.normalize(self.weight, dim=1), self.bias)
+        return nn.functional.linear(x, self.normalized_weight(), self.bias)
+
+
+def affine(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``x w^T + b`` for every member of a group at once (one batched matrix product).
+
+    Shape:
+        x: (G, B, I); w: (G, O, I); b: (G, O) or None -> (G, B, O)
+    """
+    wt = w.transpose(-1, -2)
+    return torch.bmm(x, wt) if b is None else torch.baddbmm(b.unsqueeze(-2), x, wt)
+
+
+def gru_update(x: torch.Tensor, h: torch.Tensor, p: Dict[str, torch.Tensor], clip: float) -> torch.Tensor:
+    """``nn.GRUCell``'s update (gates r, z, n) with grouped weights ``p`` (``w_ih``, ``w_hh``, ``b_ih``,
+    ``b_hh``), the new state clipped to [-clip, clip].
+
+    Shape:
+        x: (G, B, I); h: (G, B, H); p["w_ih"]: (G, 3H, I), p["w_hh"]: (G, 3H, H) -> (G, B, H)
+    """
+    i_r, i_z, i_n = affine(x, p["w_ih"], p["b_ih"]).chunk(3, dim=-1)
+    h_r, h_z, h_n = affine(h, p["w_hh"], p["b_hh"]).chunk(3, dim=-1)
+    r = torch.sigmoid(i_r + h_r)
+    z = torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return (n + z * (h - n)).clamp(-clip, clip)
+
+
+def sub_params(p: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    """The entries of ``p`` under ``prefix.``, without it."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in p.items() if k.startswith(prefix + ".")}
+
+
+def stack_step_params(gens: Sequence[nn.Module]) -> Dict[str, torch.Tensor]:
+    """The ``step_params()`` of generators with identical settings, stacked along a new group axis."""
+    params = [g.step_params() for g in gens]
+    return {k: torch.stack([p[k] for p in params]) for k in params[0]}
 
 
 class Controller(nn.Module):
@@ -51,27 +103,97 @@ class Controller(nn.Module):
     def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
         return like.new_zeros(batch, self.hidden_size)
 
-    def step(self, c: torch.Tensor, ci_t: Optional[torch.Tensor], f: torch.Tensor, sample: bool):
-        """One step. Without an encoding (``ci_t`` None, e.g. forward prediction) the inferred input
-        falls back to the prior mean, zero.
+    def step_params(self) -> Dict[str, torch.Tensor]:
+        return {**{f"cell.{k}": v for k, v in self.cell.step_params().items()},
+                "head.w": self.head.weight, "head.b": self.head.bias}
+
+    def grouped_step(self, p: Dict[str, torch.Tensor], c: torch.Tensor, ci_t: Optional[torch.Tensor],
+                     f: torch.Tensor, sample: bool):
+        """One step for a group (``p`` from :meth:`step_params`, stacked). Without an encoding
+        (``ci_t`` None, e.g. forward prediction) the inferred input falls back to the prior mean, zero.
 
         Shape:
-            c: (B, controller_size); ci_t: (B, ci_input_size) or None; f: (B, F)
-            returns c, co_mean, co_logvar, co: (B, controller_size), (B, C) x 3
+            c: (G, B, controller_size); ci_t: (G, B, ci_input_size) or None; f: (G, B, F)
+            returns c, co_mean, co_logvar, co: (G, B, controller_size), (G, B, C) x 3
         """
         if ci_t is None:
-            co = f.new_zeros(f.shape[0], self.co_size)
+            co = f.new_zeros(*f.shape[:-1], self.co_size)
             return c, co, torch.zeros_like(co), co
-        c = self.cell(torch.cat([ci_t, f], dim=-1), c)
-        mean, logvar = self.head(self.dropout(c)).chunk(2, dim=-1)
+        c = gru_update(torch.cat([ci_t, f], dim=-1), c, sub_params(p, "cell"), self.cell.clip)
+        mean, logvar = affine(self.dropout(c), p["head.w"], p["head.b"]).chunk(2, dim=-1)
         co = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
         return c, mean, logvar, co
 
 
+def step_inputs(gen: nn.Module, p: Dict[str, torch.Tensor], state: State, ci_t, ext_t, sample: bool):
+    """The controller step plus external input shared by every generator: returns the input vector
+    u_t (G, B, co_size + ext_input_size, or None when there is none), the new controller state (or
+    None) and the output entries co_mean/co_logvar/co."""
+    g, f = state["g"], state["f"]
+    inputs, out, c = [], {}, None
+    if gen.use_controller:
+        c, mean, logvar, co = gen.controller.grouped_step(sub_params(p, "controller"), state["c"], ci_t, f,
+                                                          sample)
+        out.update(co_mean=mean, co_logvar=logvar, co=co)
+        inputs.append(co)
+    if gen.ext_input_size:
+        inputs.append(ext_t if ext_t is not None else g.new_zeros(*g.shape[:-1], gen.ext_input_size))
+    return (torch.cat(inputs, dim=-1) if inputs else None), c, out
+
+
+def finish_step(gen: nn.Module, p: Dict[str, torch.Tensor], g: torch.Tensor, c: Optional[torch.Tensor],
+                out: Dict[str, torch.Tensor]):
+    """The end of every generator step: factors from the new state (``p["factors"]``, the
+    normalized factor map), the new state dict and the step's outputs. Returns ``(new state, out)``
+    with ``out`` holding f (G, B, F) and g (G, B, H)."""
+    f = affine(gen.dropout(g), p["factors"])
+    new_state = {"g": g, "f": f}
+    if gen.use_controller:
+        new_state["c"] = c
+    out.update(f=f, g=g)
+    return new_state, out
+
+
+def base_step_params(gen: nn.Module) -> Dict[str, torch.Tensor]:
+    """The step parameters every generator shares: the normalized factor map and the controller's."""
+    p = {"factors": gen.to_factors.normalized_weight()}
+    if gen.use_controller:
+        p.update({f"controller.{k}": v for k, v in gen.controller.step_params().items()})
+    return p
+
+
+def initial_state(gen: nn.Module, ic: torch.Tensor) -> State:
+    """The state every generator starts from: ``g = ic_to_state(ic)``, its factors, a zero controller.
+
+    Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors.
+    """
+    g = gen.ic_to_state(ic)
+    state = {"g": g, "f": gen.to_factors(gen.dropout(g))}
+    if gen.use_controller:
+        state["c"] = gen.controller.initial_state(g.shape[0], g)
+    return state
+
+
+def group_of_one(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    return None if x is None else x.unsqueeze(0)
+
+
+def single_step(gen: nn.Module, state: State, ci_t: Optional[torch.Tensor], ext_t: Optional[torch.Tensor],
+                sample: bool):
+    """``gen.grouped_step`` for one copy: ungrouped state and inputs in, ungrouped out.
+
+    Shape: state of (B, .) tensors; ci_t (B, ci_input_size) or None; ext_t (B, E) or None.
+    """
+    p = {k: v.unsqueeze(0) for k, v in gen.step_params().items()}
+    new, out = gen.grouped_step(p, {k: v.unsqueeze(0) for k, v in state.items()}, group_of_one(ci_t),
+                                group_of_one(ext_t), sample)
+    return {k: v[0] for k, v in new.items()}, {k: v[0] for k, v in out.items()}
+
+
 def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
            n_steps: Optional[int], sample: bool) -> GeneratorOutput:
-    """Run ``gen.initial_state``/``gen.step`` for ``n_steps`` bins; bins past the end of ``ci``/``ext``
-    get no input.
+    """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
+    past the end of ``ci``/``ext`` get no input.
 
     Shape:
         ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
@@ -84,40 +206,16 @@ def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Op
         n_steps = (ci if ci is not None else ext).shape[1]
     if gen.use_controller and ci is None:
         raise ValueError(f"{name} generator: the controller needs encoder ci (encoder ci_size > 0)")
-    state = gen.initial_state(ic)
-    outs = []
+    p = {k: v.unsqueeze(0) for k, v in gen.step_params().items()}  # once per unroll, not per step
+    state = {k: v.unsqueeze(0) for k, v in gen.initial_state(ic).items()}
+    ci, ext = group_of_one(ci), group_of_one(ext)
+    outs: List[Dict[str, torch.Tensor]] = []
     for t in range(n_steps):
-        ci_t = ci[:, t] if ci is not None and t < ci.shape[1] else None
-        ext_t = ext[:, t] if ext is not None and t < ext.shape[1] else None
-        state, out = gen.step(state, ci_t, ext_t, sample)
+        ci_t = ci[:, :, t] if ci is not None and t < ci.shape[2] else None
+        ext_t = ext[:, :, t] if ext is not None and t < ext.shape[2] else None
+        state, out = gen.grouped_step(p, state, ci_t, ext_t, sample)
         outs.append(out)
-    stack = lambda k: torch.stack([o[k] for o in outs], dim=1)  # noqa: E731
+    stack = lambda k: torch.stack([o[k] for o in outs], dim=2)[0]  # noqa: E731
     if gen.use_controller:
         return GeneratorOutput(stack("f"), stack("g"), stack("co_mean"), stack("co_logvar"), stack("co"))
     return GeneratorOutput(stack("f"), stack("g"), None, None, None)
-
-
-def step_inputs(gen: nn.Module, state: Dict[str, torch.Tensor], ci_t, ext_t, sample: bool):
-    """The controller step plus external input shared by ``node`` and ``linear``: returns the input
-    vector u_t (B, co_size + ext_input_size, or None when there is none), the new controller state
-    (or None) and the output entries co_mean/co_logvar/co."""
-    g, f = state["g"], state["f"]
-    inputs, out, c = [], {}, None
-    if gen.use_controller:
-        c, mean, logvar, co = gen.controller.step(state["c"], ci_t, f, sample)
-        out.update(co_mean=mean, co_logvar=logvar, co=co)
-        inputs.append(co)
-    if gen.ext_input_size:
-        inputs.append(ext_t if ext_t is not None else g.new_zeros(g.shape[0], gen.ext_input_size))
-    return (torch.cat(inputs, dim=-1) if inputs else None), c, out
-
-
-def finish_step(gen: nn.Module, g: torch.Tensor, c: Optional[torch.Tensor], out: Dict[str, torch.Tensor]):
-    """The end of every generator step: factors from the new state, the new state dict and the step's
-    outputs. Returns ``(new state, out)`` with ``out`` holding f (B, F) and g (B, H)."""
-    f = gen.to_factors(gen.dropout(g))
-    new_state = {"g": g, "f": f}
-    if gen.use_controller:
-        new_state["c"] = c
-    out.update(f=f, g=g)
-    return new_state, out

@@ -6,8 +6,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (ClippedGRUCell, Controller, GeneratorOutput,  # noqa: F401
-                                              NormalizedLinear, finish_step, step_inputs, unroll)
+from dsid.modules.generators._common import (ClippedGRUCell, Controller, GeneratorOutput,
+                                              NormalizedLinear, base_step_params, finish_step, gru_update,
+                                              initial_state, single_step, step_inputs, sub_params, unroll)
 from dsid.registry import GENERATORS
 
 
@@ -45,13 +46,34 @@ class LFADSGenerator(nn.Module):
             ws.append(self.controller.cell.weight_hh)
         return ws
 
+    def ext_input_weight(self) -> torch.Tensor:
+        """The map of the external input into the GRU's gates. Shape: (3 * H, ext_input_size)."""
+        return self.cell.weight_ih[:, self.co_size:self.co_size + self.ext_input_size]
+
     def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
-        g = self.ic_to_state(ic)
-        state = {"g": g, "f": self.to_factors(self.dropout(g))}
-        if self.use_controller:
-            state["c"] = self.controller.initial_state(g.shape[0], g)
-        return state
+        return initial_state(self, ic)
+
+    def step_params(self) -> Dict[str, torch.Tensor]:
+        """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
+        return {**base_step_params(self), **{f"cell.{k}": v for k, v in self.cell.step_params().items()}}
+
+    def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
+                     ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
+                     sample: bool = True):
+        """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
+
+        Shape:
+            state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None (no encoding: e.g.
+            beyond the observed window); ext_t: (G, B, ext_input_size) or None
+            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
+        """
+        g = state["g"]
+        x, c, out = step_inputs(self, p, state, ci_t, ext_t, sample)
+        if x is None:  # autonomous: the GRU still needs an input
+            x = g.new_zeros(*g.shape[:-1], 1)
+        g = gru_update(x, g, sub_params(p, "cell"), self.cell.clip)
+        return finish_step(self, p, g, c, out)
 
     def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
              ext_t: Optional[torch.Tensor] = None, sample: bool = True):
@@ -62,12 +84,7 @@ class LFADSGenerator(nn.Module):
             ext_t: (B, ext_input_size) or None
             returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
         """
-        g = state["g"]
-        x, c, out = step_inputs(self, state, ci_t, ext_t, sample)
-        if x is None:  # autonomous: the GRU still needs an input
-            x = g.new_zeros(g.shape[0], 1)
-        g = self.cell(x, g)
-        return finish_step(self, g, c, out)
+        return single_step(self, state, ci_t, ext_t, sample)
 
     def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
                 ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,

@@ -6,8 +6,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear,
-                                              finish_step, step_inputs, unroll)
+from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear, affine,
+                                              base_step_params, finish_step, initial_state, single_step,
+                                              step_inputs, unroll)
 from dsid.registry import GENERATORS
 
 
@@ -50,13 +51,38 @@ class LinearGenerator(nn.Module):
             ws.append(self.controller.cell.weight_hh)
         return ws
 
+    def ext_input_weight(self) -> torch.Tensor:
+        """The columns of B that map the external input. Shape: (H, ext_input_size)."""
+        if self.input_map is None:
+            return self.dynamics.weight[:, :0]
+        return self.input_map.weight[:, self.co_size:]
+
     def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
-        g = self.ic_to_state(ic)
-        state = {"g": g, "f": self.to_factors(self.dropout(g))}
-        if self.use_controller:
-            state["c"] = self.controller.initial_state(g.shape[0], g)
-        return state
+        return initial_state(self, ic)
+
+    def step_params(self) -> Dict[str, torch.Tensor]:
+        """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
+        p = {**base_step_params(self), "A": self.dynamics.weight, "b": self.dynamics.bias}
+        if self.input_map is not None:
+            p["B"] = self.input_map.weight
+        return p
+
+    def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
+                     ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
+                     sample: bool = True):
+        """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
+
+        Shape:
+            state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None;
+            ext_t: (G, B, ext_input_size) or None
+            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
+        """
+        u, c, out = step_inputs(self, p, state, ci_t, ext_t, sample)
+        g = affine(state["g"], p["A"], p["b"])
+        if u is not None:
+            g = g + affine(u, p["B"])
+        return finish_step(self, p, g.clamp(-self.clip, self.clip), c, out)
 
     def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
              ext_t: Optional[torch.Tensor] = None, sample: bool = True):
@@ -66,12 +92,7 @@ class LinearGenerator(nn.Module):
             ci_t: (B, ci_input_size) or None; ext_t: (B, ext_input_size) or None
             returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
         """
-        u, c, out = step_inputs(self, state, ci_t, ext_t, sample)
-        g = self.dynamics(state["g"])
-        if u is not None:
-            g = g + self.input_map(u)
-        g = g.clamp(-self.clip, self.clip)
-        return finish_step(self, g, c, out)
+        return single_step(self, state, ci_t, ext_t, sample)
 
     def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
                 ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,

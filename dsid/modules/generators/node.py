@@ -6,8 +6,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear,
-                                              finish_step, step_inputs, unroll)
+from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear, affine,
+                                              base_step_params, finish_step, initial_state, single_step,
+                                              step_inputs, sub_params, unroll)
 from dsid.registry import GENERATORS
 
 
@@ -32,6 +33,24 @@ class VectorField(nn.Module):
             z: (B, H); u: (B, U) or None -> (B, H)
         """
         return self.net(z if u is None else torch.cat([z, u], dim=-1))
+
+    def step_params(self) -> Dict[str, torch.Tensor]:
+        layers = [m for m in self.net if isinstance(m, nn.Linear)]
+        return {k: v for i, m in enumerate(layers) for k, v in ((f"{i}.w", m.weight), (f"{i}.b", m.bias))}
+
+    def grouped(self, p: Dict[str, torch.Tensor], z: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:
+        """The time derivative for a group of G fields (``p``: :meth:`step_params` stacked).
+
+        Shape:
+            z: (G, B, H); u: (G, B, U) or None -> (G, B, H)
+        """
+        h = z if u is None else torch.cat([z, u], dim=-1)
+        n = len(p) // 2
+        for i in range(n):
+            h = affine(h, p[f"{i}.w"], p[f"{i}.b"])
+            if i < n - 1:
+                h = torch.tanh(h)
+        return h
 
 
 @GENERATORS.register("node")
@@ -69,24 +88,43 @@ class NeuralODEGenerator(nn.Module):
             ws.append(self.controller.cell.weight_hh)
         return ws
 
+    def ext_input_weight(self) -> torch.Tensor:
+        """The vector field's first-layer columns that read the external input.
+        Shape: (mlp_size, ext_input_size)."""
+        return self.field.net[0].weight[:, self.hidden_size + self.co_size:]
+
     def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
-        g = self.ic_to_state(ic)
-        state = {"g": g, "f": self.to_factors(self.dropout(g))}
-        if self.use_controller:
-            state["c"] = self.controller.initial_state(g.shape[0], g)
-        return state
+        return initial_state(self, ic)
 
-    def integrate(self, z: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:
-        """One bin of RK4. Shape: z (B, H), u (B, U) or None -> (B, H)."""
+    def step_params(self) -> Dict[str, torch.Tensor]:
+        """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
+        return {**base_step_params(self), **{f"field.{k}": v for k, v in self.field.step_params().items()}}
+
+    def integrate(self, p: Dict[str, torch.Tensor], z: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:
+        """One bin of RK4 for a group. Shape: z (G, B, H), u (G, B, U) or None -> (G, B, H)."""
+        field = sub_params(p, "field")
         h = self.dt / self.substeps
         for _ in range(self.substeps):
-            k1 = self.field(z, u)
-            k2 = self.field(z + 0.5 * h * k1, u)
-            k3 = self.field(z + 0.5 * h * k2, u)
-            k4 = self.field(z + h * k3, u)
+            k1 = self.field.grouped(field, z, u)
+            k2 = self.field.grouped(field, z + 0.5 * h * k1, u)
+            k3 = self.field.grouped(field, z + 0.5 * h * k2, u)
+            k4 = self.field.grouped(field, z + h * k3, u)
             z = z + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
         return z.clamp(-self.clip, self.clip)
+
+    def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
+                     ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
+                     sample: bool = True):
+        """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
+
+        Shape:
+            state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None;
+            ext_t: (G, B, ext_input_size) or None
+            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
+        """
+        u, c, out = step_inputs(self, p, state, ci_t, ext_t, sample)
+        return finish_step(self, p, self.integrate(p, state["g"], u), c, out)
 
     def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
              ext_t: Optional[torch.Tensor] = None, sample: bool = True):
@@ -96,9 +134,7 @@ class NeuralODEGenerator(nn.Module):
             ci_t: (B, ci_input_size) or None; ext_t: (B, ext_input_size) or None
             returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
         """
-        u, c, out = step_inputs(self, state, ci_t, ext_t, sample)
-        g = self.integrate(state["g"], u)
-        return finish_step(self, g, c, out)
+        return single_step(self, state, ci_t, ext_t, sample)
 
     def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
                 ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
