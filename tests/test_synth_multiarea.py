@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from dsid.data.synth_multiarea import (DEFAULT_EDGES, coupling_report, register_cli, synth_multiarea,
-                                       synth_two_area_linear)
+from dsid.data.multiarea_report import coupling_report
+from dsid.data.synth_multiarea import DEFAULT_EDGES, register_cli, synth_multiarea, synth_two_area_linear
 from dsid.data.tensor_file import load_tensor_file
 
 SMALL = dict(n_trials=(24, 8, 8), n_time=40)
@@ -106,11 +106,32 @@ def test_two_area_linear_delay_is_recoverable(tmp_path):
     assert int(np.argmax([fit_r2(lag) for lag in range(9)])) == 4
 
 
-def test_coupling_report_messages_matter():
-    rep = coupling_report(n_trials=40, n_time=60)
-    assert set(rep) == {0, 1, 2}
-    for r in rep.values():
-        assert 0.5 < r["innovation_fraction"] <= 1 and 0.3 < r["input_determined"] <= 1
+def test_coupling_report_messages_matter_and_delay_identifiability():
+    rep = coupling_report(n_trials=60, n_time=60)
+    assert set(rep["areas"]) == {0, 1, 2}
+    for r in rep["areas"].values():
+        assert 0.5 < r["input_determined"] <= 1 and 0.5 < r["innovation_fraction"] <= 1
+    assert {k: v["delay_bins"] for k, v in rep["edges"].items()} == {"0_1": 3, "1_2": 1, "2_0": 5}
+    for e in rep["edges"].values():  # one bin off loses part of the message, two bins more
+        assert 0 < e["one_bin_off_loss"] < e["two_bins_off_loss"] < 0.1
+    kicked = coupling_report(n_trials=60, n_time=60, events_per_trial=3.0, event_size=1.0)
+    for key, e in rep["edges"].items():  # private events pin the delays down more sharply
+        assert kicked["edges"][key]["one_bin_off_loss"] > 2 * e["one_bin_off_loss"]
+    for a, r in kicked["areas"].items():  # and leave less of each area to its incoming messages
+        assert r["input_determined"] < rep["areas"][a]["input_determined"]
+
+
+def test_private_events_are_stored(tmp_path):
+    p = synth_multiarea(tmp_path / "ev.h5", seed=1, events_per_trial=4.0, event_size=1.0, **SMALL)
+    with h5py.File(p) as f:
+        ev = f["train/truth/private_input"][()]
+    assert ev.shape == (24, 40, 3 * L)
+    norms = np.linalg.norm(ev.reshape(24, 40, 3, L), axis=-1)
+    kicks = norms[norms > 0]  # about 4 per trial and area, each of norm 1 (unless two share a bin)
+    assert 0.7 * 4 * 24 * 3 < kicks.size < 1.3 * 4 * 24 * 3
+    assert np.mean(np.isclose(kicks, 1.0, atol=1e-5)) > 0.9
+    with h5py.File(synth_multiarea(tmp_path / "calm.h5", seed=1, **SMALL)) as f:
+        assert "train/truth/private_input" not in f
 
 
 def test_bad_edges_rejected(tmp_path):
@@ -132,6 +153,6 @@ def test_cli(tmp_path, capsys):
                               "--neurons-per-area", "60", "--seed", "2"])
     assert args.func(args) == 0
     text = capsys.readouterr().out
-    assert "A0->A1" in text and "A3->A0" in text
+    assert "A0->A1" in text and "A3->A0" in text and "one bin off" in text and "incoming messages" in text
     d = load_tensor_file(out)
     assert d.n_areas == 4 and d.n_neurons == 240 and (d.delay_bins >= 0).sum() == 4

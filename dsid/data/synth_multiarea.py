@@ -18,6 +18,8 @@ import numpy as np
 from dsid.data.tensor_file import SPLITS, DSIDData, SplitData, load_tensor_file, write_tensor_file
 
 Edge = Tuple[int, int, int, int, float]  # (src, dst, delay_bins, rank, gain)
+#: Private input events (off by default) per area and trial, and their size (see synth_multiarea).
+EVENTS_PER_TRIAL, EVENT_SIZE = 0.0, 1.0
 #: The default 3-area system: 0->1 delay 3 rank 1; 1->2 delay 1 rank 2; 2->0 delay 5 rank 1.
 DEFAULT_EDGES: Tuple[Edge, ...] = ((0, 1, 3, 1, 0.20), (1, 2, 1, 2, 0.15), (2, 0, 5, 1, 0.18))
 
@@ -59,12 +61,28 @@ class _System:
     input_B: Optional[np.ndarray] = None  # (L,)
     pulses_per_trial: float = 2.0
     pulse_bins: int = 3
+    events_per_trial: float = 0.0  # private input events of every simulated area (mean per trial)
+    event_size: float = 0.0  # norm of each event's kick of the latent state
 
 
 def _f(system: _System, a: int, x: np.ndarray) -> np.ndarray:
     """Autonomous part of area ``a``'s update: ``tanh(W x)`` (``W x`` if linear), x (..., L)."""
     lin = x @ system.W[a].T
     return lin if system.linear else np.tanh(lin)
+
+
+def _events(rng, system: _System, shape, T: int) -> np.ndarray:
+    """Private input events of one area: kicks of norm ``event_size`` in random directions at random
+    bins, ``events_per_trial`` per ``T`` bins on average. Shape: ``shape`` = (bins, trials, L)."""
+    ev = np.zeros(shape)
+    if system.events_per_trial <= 0:
+        return ev
+    count = rng.poisson(system.events_per_trial * shape[0] / T, size=shape[1])
+    for i in np.flatnonzero(count):
+        kick = rng.normal(size=(count[i], shape[2]))
+        np.add.at(ev[:, i], rng.integers(0, shape[0], count[i]),
+                  system.event_size * kick / np.linalg.norm(kick, axis=-1, keepdims=True))
+    return ev
 
 
 def _simulate(system: _System, n: int, T: int, seed) -> dict:
@@ -85,6 +103,8 @@ def _simulate(system: _System, n: int, T: int, seed) -> dict:
         for i in range(n):
             for t0 in rng.integers(burn, S, rng.poisson(system.pulses_per_trial)):
                 u[t0:t0 + system.pulse_bins, i] = 1.0
+    erng = np.random.default_rng([*np.atleast_1d(seed), 7])
+    events = [_events(erng, system, (S, n, w.shape[0]), T) for w in system.W]  # acting on x(t + 1)
     msgs = {(s, d): np.zeros((S, n, U.shape[1])) for s, d, _, U, _ in system.edges}
     contrib = {(s, d): np.zeros((S, n, V.shape[0])) for s, d, _, _, V in system.edges}
     for t in range(S):  # messages at t (the last one too), then the update to t + 1
@@ -94,7 +114,7 @@ def _simulate(system: _System, n: int, T: int, seed) -> dict:
             contrib[s, d][t] = msgs[s, d][t] @ V.T
         if t == S - 1:
             break
-        drive = [noise[a][t + 1].copy() for a in range(n_a)]
+        drive = [noise[a][t + 1] + events[a][t] for a in range(n_a)]
         for s, d, *_ in system.edges:
             drive[d] += contrib[s, d][t]
         if system.input_area is not None:
@@ -104,11 +124,12 @@ def _simulate(system: _System, n: int, T: int, seed) -> dict:
     tr = lambda z: np.ascontiguousarray(z[burn:].swapaxes(0, 1))  # noqa: E731  -> (n, T, ...)
     return {"latents": [tr(x) for x in X], "messages": {k: tr(v) for k, v in msgs.items()},
             "contrib": {k: tr(v) for k, v in contrib.items()}, "input": tr(u)[..., None],
-            "noise": [tr(z) for z in noise]}
+            "noise": [tr(z) for z in noise], "events": [tr(e) for e in events]}
 
 
 def _build(seed: int, n_areas: int, latent_size: int, bin_ms: float, edges, gain: float,
-           noise_std: float, unrecorded_driver: bool, external_input: bool) -> _System:
+           noise_std: float, unrecorded_driver: bool, external_input: bool, events_per_trial: float = 0.0,
+           event_size: float = 0.0) -> _System:
     rng = np.random.default_rng([seed, 0])
     edges = default_edges(n_areas) if edges is None else tuple(edges)
     n_sim = n_areas + bool(unrecorded_driver)
@@ -124,7 +145,8 @@ def _build(seed: int, n_areas: int, latent_size: int, bin_ms: float, edges, gain
     if unrecorded_driver:  # hidden area drives the first and the last recorded area
         all_edges += [(n_areas, 0, 2, 1, 0.2), (n_areas, n_areas - 1, 2, 1, 0.2)]
     cpl = [(s, d, dl, _orth(rng, latent_size, k), g * _orth(rng, latent_size, k)) for s, d, dl, k, g in all_edges]
-    system = _System(W=W, noise=np.full(n_sim, noise_std), edges=cpl)
+    system = _System(W=W, noise=np.full(n_sim, noise_std), edges=cpl, events_per_trial=events_per_trial,
+                     event_size=event_size)
     if external_input:
         b = rng.normal(size=latent_size)
         system.input_area, system.input_B = 0, 0.5 * b / np.linalg.norm(b)
@@ -166,6 +188,8 @@ def _write(out, system: _System, seed: int, n_areas: int, n_trials, n_time: int,
                       for (s, d), m in sim["messages"].items() if s >= n_areas})
         if system.input_area is not None:
             extra[f"{sp}/truth/external_input"] = sim["input"].astype(np.float32)
+        if system.events_per_trial > 0:
+            extra[f"{sp}/truth/private_input"] = np.concatenate(sim["events"][:n_areas], -1).astype(np.float32)
     eff = np.zeros((n_areas, n_areas))
     delay = -np.ones((n_areas, n_areas), np.int64)
     for s, d, dl, U, V in system.edges:
@@ -201,7 +225,8 @@ def _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent
 def synth_multiarea(out, *, seed: int = 0, n_areas: int = 3, neurons_per_area: int = 80,
                     heldout_fraction: float = 0.2, n_trials: Sequence[int] = (600, 150, 150), n_time: int = 100,
                     bin_ms: float = 10.0, latent_size: int = 4, edges: Optional[Sequence[Edge]] = None,
-                    gain: float = 1.2, noise_std: float = 0.03, unrecorded_driver: bool = False,
+                    gain: float = 1.2, noise_std: float = 0.03, events_per_trial: float = EVENTS_PER_TRIAL,
+                    event_size: float = EVENT_SIZE, unrecorded_driver: bool = False,
                     external_input: bool = False) -> Path:
     """Write a multi-area DSID tensor file with known communication; return its path.
 
@@ -225,6 +250,13 @@ def synth_multiarea(out, *, seed: int = 0, n_areas: int = 3, neurons_per_area: i
         edges: ``(src, dst, delay_bins, rank, edge_gain)`` tuples; default :func:`default_edges`
             (3 areas: 0->1 delay 3 rank 1; 1->2 delay 1 rank 2; 2->0 delay 5 rank 1).
         gain: recurrent gain (> 1: self-sustained oscillation). noise_std: process noise per bin.
+        events_per_trial, event_size: private input events of every area (inputs from outside the
+            recorded areas): on average ``events_per_trial`` per trial and area, each a one-bin kick of
+            the area's latent state of norm ``event_size`` in a random direction (stored, per area, in
+            ``{split}/truth/private_input``). They make the delays identifiable: without them the
+            areas are smooth oscillators, and a linear read-out of the source's latents one bin off
+            the true delay still explains ~99% of a message (:func:`~dsid.data.multiarea_report.
+            coupling_report` measures this); with 3 events of size 1 per trial, 96-98%.
         unrecorded_driver: add a hidden area (1.3 Hz, no neurons, not in ``truth/latents`` nor the
             effectome) driving areas 0 and A-1 (delay 2, rank 1, gain 0.2); its latents and messages are stored
             under ``{split}/truth/hidden/{latents,messages/H_dst}``.
@@ -238,49 +270,9 @@ def synth_multiarea(out, *, seed: int = 0, n_areas: int = 3, neurons_per_area: i
     ``truth/latent_area``.
     """
     n_trials = _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent_size)
-    system = _build(seed, n_areas, latent_size, bin_ms, edges, gain, noise_std, unrecorded_driver, external_input)
+    system = _build(seed, n_areas, latent_size, bin_ms, edges, gain, noise_std, unrecorded_driver, external_input,
+                    events_per_trial, event_size)
     return _write(out, system, seed, n_areas, n_trials, n_time, bin_ms, neurons_per_area, heldout_fraction)
-
-
-def coupling_report(*, seed: int = 0, n_trials: int = 200, n_time: int = 100,
-                    **kwargs) -> Dict[int, Dict[str, float]]:
-    """How much each destination depends on its incoming messages (``kwargs`` as :func:`synth_multiarea`).
-
-    Per destination area: ``innovation_fraction``: share of the variance of the one-step drive
-    ``x(t+1) - f(x(t))`` that is message; ``step_fraction``: variance of the summed message contribution
-    over the latents' variance; ``input_determined``: ``1 - E[Var(x | inputs)] / Var(x)``, with the
-    conditional variance from re-running the destination from fresh initial states and noise under the
-    same incoming drive; ``input_determined_late``: the same over the second half of the trial.
-    """
-    kw = {"n_areas": 3, "latent_size": 4, "bin_ms": 10.0, "edges": None, "gain": 1.2, "noise_std": 0.03,
-          "unrecorded_driver": False, "external_input": False, **kwargs}
-    n_areas, system = kw["n_areas"], _build(seed, **kw)
-    on = _simulate(system, n_trials, n_time, [seed, 9])
-    tv = lambda z: float(z.reshape(-1, z.shape[-1]).var(0).sum())  # noqa: E731
-    report = {}
-    for dst in range(n_areas):
-        inc = [v for (s, d), v in on["contrib"].items() if d == dst]
-        if not inc:
-            continue
-        msg = sum(inc)  # contribution at t acts on x(t+1)
-        drive = msg + (on["input"] * system.input_B if system.input_area == dst else 0)
-        x = on["latents"][dst]
-        reps = []
-        for r in range(2):  # destination alone, same drive, fresh initial state and noise
-            rng = np.random.default_rng([seed, 10, r])
-            z = np.zeros_like(x)
-            z[:, 0] = rng.normal(0, system.init_std, x[:, 0].shape)
-            for t in range(n_time - 1):
-                noise = rng.normal(0, system.noise[dst], z[:, 0].shape)
-                z[:, t + 1] = _f(system, dst, z[:, t]) + drive[:, t] + noise
-            reps.append(z)
-        cond = (reps[0] - reps[1]) ** 2 / 2
-        late = slice(n_time // 2, None)
-        report[dst] = {"innovation_fraction": tv(msg[:, :-1]) / tv(drive[:, :-1] + on["noise"][dst][:, 1:]),
-                       "step_fraction": tv(msg) / tv(x),
-                       "input_determined": 1 - float(cond.mean((0, 1)).sum()) / tv(x),
-                       "input_determined_late": 1 - float(cond[:, late].mean((0, 1)).sum()) / tv(x[:, late])}
-    return report
 
 
 def synth_two_area_linear(out, *, delay: int = 4, seed: int = 0, n_trials: Sequence[int] = (200, 50, 50),
@@ -316,7 +308,8 @@ def _trials(text: str) -> Tuple[int, int, int]:
 def _cmd_multiarea(args) -> int:
     try:
         path = synth_multiarea(args.out, seed=args.seed, n_areas=args.areas, n_trials=args.trials,
-                               neurons_per_area=args.neurons_per_area, unrecorded_driver=args.unrecorded_driver,
+                               neurons_per_area=args.neurons_per_area, events_per_trial=args.events_per_trial,
+                               event_size=args.event_size, unrecorded_driver=args.unrecorded_driver,
                                external_input=args.external_input)
     except ValueError as err:
         print(f"dsid synth multiarea: {err}", file=sys.stderr)
@@ -324,10 +317,20 @@ def _cmd_multiarea(args) -> int:
     d = load_tensor_file(path)
     print(f"wrote {path}: {d.n_areas} areas, {d.n_neurons} neurons ({int(d.heldout.sum())} held out), "
           f"trials {args.trials}, T={d.n_time}, bin {d.bin_ms:g} ms")
+    from dsid.data.multiarea_report import coupling_report
+
+    report = coupling_report(seed=args.seed, n_areas=args.areas, events_per_trial=args.events_per_trial,
+                             event_size=args.event_size, unrecorded_driver=args.unrecorded_driver,
+                             external_input=args.external_input)
     for s, t in zip(*np.nonzero(d.delay_bins >= 0)):
         k = d.splits["train"].truth_messages[f"{s}_{t}"].shape[-1]
+        loss = report["edges"][f"{s}_{t}"]["one_bin_off_loss"]
         print(f"  edge {d.area_names[s]}->{d.area_names[t]}: delay {d.delay_bins[s, t]} bins, rank {k}, "
-              f"strength {d.effectome[s, t]:.3f}")
+              f"strength {d.effectome[s, t]:.3f}; one bin off, the source's latents explain "
+              f"{100 * loss:.1f}% less of the message")
+    for a, r in report["areas"].items():
+        print(f"  {d.area_names[a]}: {100 * r['input_determined']:.0f}% of its latent variance is set by "
+              "its incoming messages")
     if args.unrecorded_driver:
         print(f"  hidden driver -> {d.area_names[0]}, {d.area_names[-1]} (delay 2, rank 1; not in effectome)")
     if args.external_input:
@@ -343,6 +346,9 @@ def register_cli(top, synth) -> None:
     p.add_argument("--areas", type=int, default=3)
     p.add_argument("--neurons-per-area", type=int, default=80)
     p.add_argument("--trials", type=_trials, default=(600, 150, 150), help="train,valid,test trial counts")
+    p.add_argument("--events-per-trial", type=float, default=EVENTS_PER_TRIAL,
+                   help="private input events per area and trial (mean)")
+    p.add_argument("--event-size", type=float, default=EVENT_SIZE, help="norm of each event's kick of the latents")
     p.add_argument("--unrecorded-driver", action="store_true", help="add a hidden area driving two areas")
     p.add_argument("--external-input", action="store_true", help="add pulse inputs to area 0")
     p.set_defaults(func=_cmd_multiarea)

@@ -359,8 +359,9 @@ class MultiAreaSAE(nn.Module):
     def extra_metrics(self, data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, float]:
         """Per-area ``val/rate_r2_area{a}`` and ``val/co_bps_area{a}``; with the data's ground truth
         ``val/effectome_cosine`` and ``val/edge_auroc`` (effectome measured on the validation spikes),
-        ``val/delay_error``, ``val/message_r2`` (mean over true edges; 0 for an edge the model lacks)
-        and ``val/message_r2_{src}_{dst}``. ``outputs[split]`` has rates, factors and messages."""
+        ``val/delay_error`` with the inferred delay of every true edge ``val/delay_{src}_{dst}``,
+        ``val/message_r2`` (mean over true edges; 0 for an edge the model lacks) and
+        ``val/message_r2_{src}_{dst}``. ``outputs[split]`` has rates, factors and messages."""
         metrics: Dict[str, float] = {}
         va = data.splits.get("valid")
         if va is None or "valid" not in outputs:
@@ -381,7 +382,11 @@ class MultiAreaSAE(nn.Module):
                 metrics["val/effectome_cosine"] = mam.effectome_cosine(eff, data.effectome)
                 metrics["val/edge_auroc"] = mam.edge_auroc(eff, data.effectome)
             if data.delay_bins is not None and edges:
-                metrics["val/delay_error"] = mam.delay_error(self.delays(), data.delay_bins)
+                inferred = self.delays()
+                metrics["val/delay_error"] = mam.delay_error(inferred, data.delay_bins)
+                for s, d in zip(*np.nonzero(data.delay_bins >= 0)):
+                    if s != d:
+                        metrics[f"val/delay_{s}_{d}"] = float(inferred[s, d])
             tr = data.splits.get("train")
             if edges and tr is not None and va.truth_messages and "messages" in outputs.get("train", {}):
                 index, r2s = self.message_index(), []
