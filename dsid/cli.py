@@ -15,7 +15,7 @@ from typing import List, Optional
 COMMAND_MODULES = [
     "dsid.training.commands",
     "dsid.data.synth_lorenz",
-    "dsid.data.synth_multiarea",
+    "dsid.data.synth_multiarea_cli",
     "dsid.nlb.commands",
     "dsid.evaluation.compare",
     "dsid.tuning.commands",

@@ -1,8 +1,6 @@
 """Posterior-averaged inference for every split, written to ``RUN_DIR/inference.h5``."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -11,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dsid.data.atomic import atomic_h5
 from dsid.data.tensor_file import DSIDData, load_tensor_file
 from dsid.training.lightning_module import split_metrics
 
@@ -72,19 +71,12 @@ def infer_module(module, data: DSIDData, n_samples: int = 20, batch_size: int = 
 
 def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: int) -> Path:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["n_samples"] = n_samples
-            for split, res in outputs.items():
-                for key, arr in res.items():
-                    f.create_dataset(f"{split}/{key}", data=arr.astype(np.float32), compression="gzip",
-                                     compression_opts=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_h5(path) as f:
+        f.attrs["n_samples"] = n_samples
+        for split, res in outputs.items():
+            for key, arr in res.items():
+                f.create_dataset(f"{split}/{key}", data=arr.astype(np.float32), compression="gzip",
+                                 compression_opts=1)
     return path
 
 

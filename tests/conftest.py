@@ -32,6 +32,17 @@ def tiny_info(n_neurons=7, n_heldout=2, n_areas=1):
             "mean_counts": [0.2] * n_neurons, "area_names": None}
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a few shared cores, more threads make tiny recurrent models much slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_lorenz(tmp_path_factory):
     """A small Lorenz benchmark file (60/20/20 trials, 20 bins, 12 neurons, 3 held out)."""

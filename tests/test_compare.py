@@ -3,7 +3,6 @@ import json
 import time
 
 import pytest
-import torch
 from omegaconf import OmegaConf
 
 from dsid.cli import main as cli_main
@@ -11,14 +10,7 @@ from dsid.evaluation.compare import describe_model, find_runs, format_table, loa
 from dsid.training.commands import compose, config_dir
 from dsid.wandb_offline import read_offline_run
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a few shared cores, more threads make these tiny models much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 TINY = ["model.ic_size=8", "model.co_size=2", "model.factor_size=6", "model.encoder.ci_size=4",

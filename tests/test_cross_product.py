@@ -8,13 +8,7 @@ from dsid.registry import ENCODERS, GENERATORS, OBSERVATIONS
 from tests.conftest import TINY_MODEL, tiny_info
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a few shared cores, more threads make these tiny models much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 SMALL = {"bigru": {"hidden_size": 6, "ci_size": 3}, "transformer": {"d_model": 8, "n_heads": 2,

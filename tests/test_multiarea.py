@@ -17,13 +17,7 @@ from tests.conftest import TINY_MODEL, tiny_info
 B, T = 2, 10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small recurrent models run fastest on one thread (and the machine is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def multiarea_cfg(coupling="lowrank", **kwargs):

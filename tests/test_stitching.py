@@ -15,13 +15,7 @@ from dsid.training.commands import compose
 from dsid.training.run import train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a few shared cores, more threads make these tiny models much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def session_file(tmp_path, name, seed, n_neurons, n_time=20, n_heldout=2, **kwargs):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dsid.data.multiarea_report import coupling_report
-from dsid.data.synth_multiarea import DEFAULT_EDGES, register_cli, synth_multiarea, synth_two_area_linear
+from dsid.data.synth_multiarea import DEFAULT_EDGES, synth_multiarea, synth_two_area_linear
+from dsid.data.synth_multiarea_cli import register_cli
 from dsid.data.tensor_file import load_tensor_file
 
 SMALL = dict(n_trials=(24, 8, 8), n_time=40)

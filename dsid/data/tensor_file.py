@@ -6,14 +6,14 @@ Layout (see DESIGN.md): attrs ``bin_ms``; ``neurons/{area,area_names,heldout}``;
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import h5py
 import numpy as np
+
+from dsid.data.atomic import atomic_h5
 
 SPLITS = ("train", "valid", "test")
 
@@ -236,42 +236,33 @@ def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray
     ``extra`` maps further dataset paths (for example ``"nlb/eval_target"``) to arrays.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["bin_ms"] = float(data.bin_ms)
-            g = f.create_group("neurons")
-            g["area"] = np.asarray(data.area, dtype=np.int64)
-            g["heldout"] = np.asarray(data.heldout, dtype=bool)
-            if data.area_names is not None:
-                g["area_names"] = np.array([s.encode() for s in data.area_names])
-            for split, sd in data.splits.items():
-                s = f.create_group(split)
-                s.create_dataset("spikes", data=sd.spikes, compression="gzip", compression_opts=1)
-                if sd.forward_spikes is not None:
-                    s.create_dataset("forward_spikes", data=sd.forward_spikes, compression="gzip",
-                                     compression_opts=1)
-                if sd.behavior is not None:
-                    s["behavior"] = sd.behavior
-                if sd.condition is not None:
-                    s["condition"] = sd.condition
-                if sd.truth_rates is not None:
-                    s["truth/rates"] = sd.truth_rates.astype(np.float32)
-                if sd.truth_latents is not None:
-                    s["truth/latents"] = sd.truth_latents.astype(np.float32)
-                for key, msg in sd.truth_messages.items():
-                    s[f"truth/messages/{key}"] = msg.astype(np.float32)
-            if data.effectome is not None:
-                f["truth/effectome"] = np.asarray(data.effectome, dtype=np.float32)
-            if data.delay_bins is not None:
-                f["truth/delay_bins"] = np.asarray(data.delay_bins, dtype=np.int64)
-            for key, arr in {**data.extra, **(extra or {})}.items():
-                f[key] = arr
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_h5(path) as f:
+        f.attrs["bin_ms"] = float(data.bin_ms)
+        g = f.create_group("neurons")
+        g["area"] = np.asarray(data.area, dtype=np.int64)
+        g["heldout"] = np.asarray(data.heldout, dtype=bool)
+        if data.area_names is not None:
+            g["area_names"] = np.array([s.encode() for s in data.area_names])
+        for split, sd in data.splits.items():
+            s = f.create_group(split)
+            s.create_dataset("spikes", data=sd.spikes, compression="gzip", compression_opts=1)
+            if sd.forward_spikes is not None:
+                s.create_dataset("forward_spikes", data=sd.forward_spikes, compression="gzip",
+                                 compression_opts=1)
+            if sd.behavior is not None:
+                s["behavior"] = sd.behavior
+            if sd.condition is not None:
+                s["condition"] = sd.condition
+            if sd.truth_rates is not None:
+                s["truth/rates"] = sd.truth_rates.astype(np.float32)
+            if sd.truth_latents is not None:
+                s["truth/latents"] = sd.truth_latents.astype(np.float32)
+            for key, msg in sd.truth_messages.items():
+                s[f"truth/messages/{key}"] = msg.astype(np.float32)
+        if data.effectome is not None:
+            f["truth/effectome"] = np.asarray(data.effectome, dtype=np.float32)
+        if data.delay_bins is not None:
+            f["truth/delay_bins"] = np.asarray(data.delay_bins, dtype=np.int64)
+        for key, arr in {**data.extra, **(extra or {})}.items():
+            f[key] = arr
     return path

@@ -6,8 +6,6 @@ in spikes per bin; the key carries ``_20`` at 20 ms (``mc_maze_20``) as nlb_tool
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -15,6 +13,7 @@ import h5py
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from dsid.data.atomic import atomic_h5
 from dsid.data.tensor_file import DataFileError
 from dsid.nlb.specs import check_bin, get_spec, quiet_nlb_tools
 
@@ -125,20 +124,11 @@ def evaluate_submission(submission, targets) -> Dict[str, float]:
 def save_submission_h5(submission, out) -> Path:
     """Write a fresh submission file (temporary file then rename): nothing stale from an earlier file."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key, group in submission.items():
-                g = f.create_group(key)
-                for name, arr in group.items():
-                    g.create_dataset(name, data=np.asarray(arr, dtype=np.float32), compression="gzip")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_h5(out) as f:
+        for key, group in submission.items():
+            g = f.create_group(key)
+            for name, arr in group.items():
+                g.create_dataset(name, data=np.asarray(arr, dtype=np.float32), compression="gzip")
     return out
 
 

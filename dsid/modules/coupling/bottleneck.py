@@ -5,7 +5,8 @@ from typing import List, Sequence
 
 import torch
 
-from dsid.modules.coupling.base import CouplingStep, LowRankBase
+from dsid.modules.coupling._lowrank import LowRankBase
+from dsid.modules.coupling.base import CouplingStep
 from dsid.registry import COUPLINGS
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsid.modules.coupling.base import CouplingStep, LowRankBase
+from dsid.modules.coupling._lowrank import LowRankBase
+from dsid.modules.coupling.base import CouplingStep
 from dsid.registry import COUPLINGS
 
 

@@ -162,32 +162,8 @@ def base_step_params(gen: nn.Module) -> Dict[str, torch.Tensor]:
     return p
 
 
-def initial_state(gen: nn.Module, ic: torch.Tensor) -> State:
-    """The state every generator starts from: ``g = ic_to_state(ic)``, its factors, a zero controller.
-
-    Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors.
-    """
-    g = gen.ic_to_state(ic)
-    state = {"g": g, "f": gen.to_factors(gen.dropout(g))}
-    if gen.use_controller:
-        state["c"] = gen.controller.initial_state(g.shape[0], g)
-    return state
-
-
 def group_of_one(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if x is None else x.unsqueeze(0)
-
-
-def single_step(gen: nn.Module, state: State, ci_t: Optional[torch.Tensor], ext_t: Optional[torch.Tensor],
-                sample: bool):
-    """``gen.grouped_step`` for one copy: ungrouped state and inputs in, ungrouped out.
-
-    Shape: state of (B, .) tensors; ci_t (B, ci_input_size) or None; ext_t (B, E) or None.
-    """
-    p = {k: v.unsqueeze(0) for k, v in gen.step_params().items()}
-    new, out = gen.grouped_step(p, {k: v.unsqueeze(0) for k, v in state.items()}, group_of_one(ci_t),
-                                group_of_one(ext_t), sample)
-    return {k: v[0] for k, v in new.items()}, {k: v[0] for k, v in out.items()}
 
 
 def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
@@ -219,3 +195,62 @@ def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Op
     if gen.use_controller:
         return GeneratorOutput(stack("f"), stack("g"), stack("co_mean"), stack("co_logvar"), stack("co"))
     return GeneratorOutput(stack("f"), stack("g"), None, None, None)
+
+
+class StepGenerator(nn.Module):
+    """Base of the generators: subclasses set ``ic_to_state``, ``to_factors`` (a
+    :class:`NormalizedLinear`), ``dropout``, ``use_controller`` (and ``controller``), ``co_size`` and
+    ``ext_input_size``, and implement ``step_params`` and ``grouped_step``; this class gives the
+    initial state, the one-copy ``step`` and the unrolled ``forward``."""
+
+    def step_params(self) -> Dict[str, torch.Tensor]:
+        """The tensors a step uses (stacked by :func:`stack_step_params` to step a group)."""
+        raise NotImplementedError
+
+    def grouped_step(self, p: Dict[str, torch.Tensor], state: State, ci_t: Optional[torch.Tensor] = None,
+                     ext_t: Optional[torch.Tensor] = None, sample: bool = True):
+        """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
+
+        Shape:
+            state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None (no encoding: e.g.
+            beyond the observed window); ext_t: (G, B, ext_input_size) or None
+            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
+        """
+        raise NotImplementedError
+
+    def initial_state(self, ic: torch.Tensor) -> State:
+        """``g = ic_to_state(ic)``, its factors, a zero controller state.
+
+        Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors.
+        """
+        g = self.ic_to_state(ic)
+        state = {"g": g, "f": self.to_factors(self.dropout(g))}
+        if self.use_controller:
+            state["c"] = self.controller.initial_state(g.shape[0], g)
+        return state
+
+    def step(self, state: State, ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
+             sample: bool = True):
+        """Advance one copy by one bin (:meth:`grouped_step` for a group of one).
+
+        Shape:
+            state: dict of (B, .) tensors; ci_t: (B, ci_input_size) or None; ext_t: (B, E) or None
+            returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
+        """
+        p = {k: v.unsqueeze(0) for k, v in self.step_params().items()}
+        new, out = self.grouped_step(p, {k: v.unsqueeze(0) for k, v in state.items()}, group_of_one(ci_t),
+                                     group_of_one(ext_t), sample)
+        return {k: v[0] for k, v in new.items()}, {k: v[0] for k, v in out.items()}
+
+    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None, ext: Optional[torch.Tensor] = None,
+                n_steps: Optional[int] = None, sample: bool = True) -> GeneratorOutput:
+        """Unroll the dynamics for ``n_steps`` bins (default: the length of ``ci``/``ext``); bins past
+        the end of ``ci``/``ext`` run with no inferred or external input (forward prediction).
+
+        Shape:
+            ic: (B, I) sampled initial condition; ci: (B, T, ci_input_size) or None;
+            ext: (B, T, ext_input_size) or None
+            returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
+        """
+        return unroll(self, ic, ci, ext, n_steps, sample)
+

@@ -6,20 +6,20 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (ClippedGRUCell, Controller, GeneratorOutput,
-                                              NormalizedLinear, base_step_params, finish_step, gru_update,
-                                              initial_state, single_step, step_inputs, sub_params, unroll)
+from dsid.modules.generators._common import (ClippedGRUCell, Controller, NormalizedLinear, StepGenerator,
+                                             base_step_params, finish_step, gru_update, step_inputs,
+                                             sub_params)
 from dsid.registry import GENERATORS
 
 
 @GENERATORS.register("lfads")
-class LFADSGenerator(nn.Module):
+class LFADSGenerator(StepGenerator):
     """GRU dynamics with an optional controller emitting sampled inferred inputs.
 
     Per step: controller(ci_t, previous factors) -> inferred-input posterior (mean, logvar) ->
     sample u_t -> generator GRU(u_t, external input e_t) -> factors f_t (norm-constrained linear map
     of the state). ``co_size=0`` removes the controller (autonomous dynamics). The step API
-    (``initial_state``/``step``) lets multi-area models inject messages as external input.
+    (:class:`~dsid.modules.generators._common.StepGenerator`) lets multi-area models inject messages.
     """
 
     def __init__(self, *, ic_size: int, hidden_size: int = 100, factor_size: int = 40,
@@ -50,10 +50,6 @@ class LFADSGenerator(nn.Module):
         """The map of the external input into the GRU's gates. Shape: (3 * H, ext_input_size)."""
         return self.cell.weight_ih[:, self.co_size:self.co_size + self.ext_input_size]
 
-    def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
-        return initial_state(self, ic)
-
     def step_params(self) -> Dict[str, torch.Tensor]:
         """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
         return {**base_step_params(self), **{f"cell.{k}": v for k, v in self.cell.step_params().items()}}
@@ -61,42 +57,10 @@ class LFADSGenerator(nn.Module):
     def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
                      ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
                      sample: bool = True):
-        """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
-
-        Shape:
-            state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None (no encoding: e.g.
-            beyond the observed window); ext_t: (G, B, ext_input_size) or None
-            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
-        """
+        """One bin for a group of copies (shapes: :meth:`StepGenerator.grouped_step`)."""
         g = state["g"]
         x, c, out = step_inputs(self, p, state, ci_t, ext_t, sample)
         if x is None:  # autonomous: the GRU still needs an input
             x = g.new_zeros(*g.shape[:-1], 1)
         g = gru_update(x, g, sub_params(p, "cell"), self.cell.clip)
         return finish_step(self, p, g, c, out)
-
-    def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
-             ext_t: Optional[torch.Tensor] = None, sample: bool = True):
-        """Advance one bin.
-
-        Shape:
-            ci_t: (B, ci_input_size) or None (no encoding: e.g. beyond the observed window)
-            ext_t: (B, ext_input_size) or None
-            returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
-        """
-        return single_step(self, state, ci_t, ext_t, sample)
-
-    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
-                ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
-                sample: bool = True) -> GeneratorOutput:
-        """Unroll the dynamics for ``n_steps`` bins (default: the length of ``ci``).
-
-        Bins past the end of ``ci``/``ext`` run with no inferred or external input (forward
-        prediction).
-
-        Shape:
-            ic: (B, I) sampled initial condition; ci: (B, T, ci_input_size) or None;
-            ext: (B, T, ext_input_size) or None
-            returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
-        """
-        return unroll(self, ic, ci, ext, n_steps, sample)

@@ -6,18 +6,17 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear, affine,
-                                              base_step_params, finish_step, initial_state, single_step,
-                                              step_inputs, unroll)
+from dsid.modules.generators._common import (Controller, NormalizedLinear, StepGenerator, affine,
+                                             base_step_params, finish_step, step_inputs)
 from dsid.registry import GENERATORS
 
 
 @GENERATORS.register("linear")
-class LinearGenerator(nn.Module):
+class LinearGenerator(StepGenerator):
     """z_{t+1} = A z_t + B u_t + b, factors = norm-constrained linear map of z. u holds the
     controller's inferred input (``co_size > 0``, as in LFADS) and the external input. A starts as
     ``decay`` times a random rotation (stable); the state is clipped to [-clip, clip]. Implements
-    the step API (``initial_state``/``step``).
+    the step API of :class:`~dsid.modules.generators._common.StepGenerator`.
     """
 
     def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
@@ -57,10 +56,6 @@ class LinearGenerator(nn.Module):
             return self.dynamics.weight[:, :0]
         return self.input_map.weight[:, self.co_size:]
 
-    def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
-        return initial_state(self, ic)
-
     def step_params(self) -> Dict[str, torch.Tensor]:
         """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
         p = {**base_step_params(self), "A": self.dynamics.weight, "b": self.dynamics.bias}
@@ -71,36 +66,9 @@ class LinearGenerator(nn.Module):
     def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
                      ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
                      sample: bool = True):
-        """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
-
-        Shape:
-            state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None;
-            ext_t: (G, B, ext_input_size) or None
-            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
-        """
+        """One bin for a group of copies (shapes: :meth:`StepGenerator.grouped_step`)."""
         u, c, out = step_inputs(self, p, state, ci_t, ext_t, sample)
         g = affine(state["g"], p["A"], p["b"])
         if u is not None:
             g = g + affine(u, p["B"])
         return finish_step(self, p, g.clamp(-self.clip, self.clip), c, out)
-
-    def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
-             ext_t: Optional[torch.Tensor] = None, sample: bool = True):
-        """Advance one bin.
-
-        Shape:
-            ci_t: (B, ci_input_size) or None; ext_t: (B, ext_input_size) or None
-            returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
-        """
-        return single_step(self, state, ci_t, ext_t, sample)
-
-    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
-                ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
-                sample: bool = True) -> GeneratorOutput:
-        """Unroll the linear dynamics for ``n_steps`` bins (default: the length of ``ci``/``ext``).
-
-        Shape:
-            ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
-            returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
-        """
-        return unroll(self, ic, ci, ext, n_steps, sample)

@@ -6,9 +6,8 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (Controller, GeneratorOutput, NormalizedLinear, affine,
-                                              base_step_params, finish_step, initial_state, single_step,
-                                              step_inputs, sub_params, unroll)
+from dsid.modules.generators._common import (Controller, NormalizedLinear, StepGenerator, affine,
+                                             base_step_params, finish_step, step_inputs, sub_params)
 from dsid.registry import GENERATORS
 
 
@@ -25,14 +24,6 @@ class VectorField(nn.Module):
         self.net = nn.Sequential(*layers)
         with torch.no_grad():  # no constant drift at the start
             self.net[-1].bias.zero_()
-
-    def forward(self, z: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:
-        """Time derivative of the state.
-
-        Shape:
-            z: (B, H); u: (B, U) or None -> (B, H)
-        """
-        return self.net(z if u is None else torch.cat([z, u], dim=-1))
 
     def step_params(self) -> Dict[str, torch.Tensor]:
         layers = [m for m in self.net if isinstance(m, nn.Linear)]
@@ -54,12 +45,12 @@ class VectorField(nn.Module):
 
 
 @GENERATORS.register("node")
-class NeuralODEGenerator(nn.Module):
+class NeuralODEGenerator(StepGenerator):
     """Latent state z (``hidden_size``) evolves by dz/dt = MLP([z, u]), integrated per bin with
     ``substeps`` fixed RK4 steps of total length ``dt``; u holds the controller's inferred input
     (``co_size > 0``, as in LFADS) and the external input, constant within a bin. Factors are a
     norm-constrained linear map of z. The state is clipped to [-clip, clip]. Implements the step
-    API (``initial_state``/``step``) so multi-area models can drive it with messages.
+    API (:class:`~dsid.modules.generators._common.StepGenerator`) so multi-area models can drive it.
     """
 
     def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
@@ -93,10 +84,6 @@ class NeuralODEGenerator(nn.Module):
         Shape: (mlp_size, ext_input_size)."""
         return self.field.net[0].weight[:, self.hidden_size + self.co_size:]
 
-    def initial_state(self, ic: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Shape: ic (B, I) -> state dict of (B, H) / (B, F) / (B, controller) tensors."""
-        return initial_state(self, ic)
-
     def step_params(self) -> Dict[str, torch.Tensor]:
         """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
         return {**base_step_params(self), **{f"field.{k}": v for k, v in self.field.step_params().items()}}
@@ -116,33 +103,6 @@ class NeuralODEGenerator(nn.Module):
     def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
                      ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
                      sample: bool = True):
-        """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
-
-        Shape:
-            state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None;
-            ext_t: (G, B, ext_input_size) or None
-            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
-        """
+        """One bin for a group of copies (shapes: :meth:`StepGenerator.grouped_step`)."""
         u, c, out = step_inputs(self, p, state, ci_t, ext_t, sample)
         return finish_step(self, p, self.integrate(p, state["g"], u), c, out)
-
-    def step(self, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor] = None,
-             ext_t: Optional[torch.Tensor] = None, sample: bool = True):
-        """Advance one bin.
-
-        Shape:
-            ci_t: (B, ci_input_size) or None; ext_t: (B, ext_input_size) or None
-            returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
-        """
-        return single_step(self, state, ci_t, ext_t, sample)
-
-    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
-                ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
-                sample: bool = True) -> GeneratorOutput:
-        """Unroll the ODE for ``n_steps`` bins (default: the length of ``ci``/``ext``).
-
-        Shape:
-            ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
-            returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
-        """
-        return unroll(self, ic, ci, ext, n_steps, sample)

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dsid.modules.observations._support import first_violation
 from dsid.registry import OBSERVATIONS
 
 LOG_CLAMP = 20.0
@@ -35,14 +36,7 @@ class GammaObservation(nn.Module):
     @staticmethod
     def check_support(data: np.ndarray):
         """Return a description of the first value outside the support, or None."""
-        data = np.asarray(data, np.float64)
-        if not np.isfinite(data).all():
-            return "NaN or infinite values"
-        if data.size and data.min() <= 0:
-            n_zero = int((data == 0).sum())
-            return (f"{n_zero} zeros (use zero_inflated_gamma)" if data.min() == 0
-                    else f"negative value {data.min()}")
-        return None
+        return first_violation(data, minimum=0.0, strict=True, zero_hint=" (use zero_inflated_gamma)")
 
     @staticmethod
     def init_params(mean_counts: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dsid.modules.observations._support import first_violation
 from dsid.registry import OBSERVATIONS
 
 LOG_STD_CLAMP = 10.0
@@ -43,11 +44,8 @@ class GaussianObservation(nn.Module):
 
     @staticmethod
     def check_support(data: np.ndarray):
-        """Return a description of the first problem with ``data``, or None."""
-        bad = ~np.isfinite(np.asarray(data, np.float64))
-        if bad.any():
-            return f"{int(bad.sum())} NaN or infinite values"
-        return None
+        """Return a description of the first value outside the support, or None."""
+        return first_violation(data)
 
     def init_params(self, mean_counts: np.ndarray) -> np.ndarray:
         """Starting readout bias for per-neuron means (N,) -> (N, 2): the mean, and a standard

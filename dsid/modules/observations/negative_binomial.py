@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dsid.modules.observations._support import first_violation
 from dsid.registry import OBSERVATIONS
 
 LOG_CLAMP = 20.0
@@ -27,14 +28,7 @@ class NegativeBinomialObservation(nn.Module):
     @staticmethod
     def check_support(data: np.ndarray):
         """Return a description of the first value outside the support, or None."""
-        data = np.asarray(data, np.float64)
-        if not np.isfinite(data).all():
-            return "NaN or infinite values"
-        if data.size and data.min() < 0:
-            return f"negative value {data.min()}"
-        if not np.allclose(data, np.round(data)):
-            return "non-integer values"
-        return None
+        return first_violation(data, minimum=0.0, integer=True)
 
     @staticmethod
     def init_params(mean_counts: np.ndarray) -> np.ndarray:

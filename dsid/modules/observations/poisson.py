@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dsid.modules.observations._support import first_violation
 from dsid.registry import OBSERVATIONS
 
 LOG_RATE_CLAMP = 20.0
@@ -24,11 +25,7 @@ class PoissonObservation(nn.Module):
     @staticmethod
     def check_support(data: np.ndarray):
         """Return a description of the first value outside the support, or None."""
-        if data.size and data.min() < 0:
-            return f"negative value {data.min()}"
-        if not np.allclose(data, np.round(data)):
-            return "non-integer values"
-        return None
+        return first_violation(data, minimum=0.0, integer=True)
 
     @staticmethod
     def init_params(mean_counts: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from torch.distributions import Distribution, constraints
 from torch.nn import functional as F
 
 from dsid.modules.observations.gamma import LOG_CLAMP, gamma_nll
+from dsid.modules.observations._support import first_violation
 from dsid.registry import OBSERVATIONS
 
 
@@ -68,12 +69,7 @@ class ZeroInflatedGammaObservation(nn.Module):
     @staticmethod
     def check_support(data: np.ndarray):
         """Return a description of the first value outside the support, or None."""
-        data = np.asarray(data, np.float64)
-        if not np.isfinite(data).all():
-            return "NaN or infinite values"
-        if data.size and data.min() < 0:
-            return f"negative value {data.min()}"
-        return None
+        return first_violation(data, minimum=0.0)
 
     def init_params(self, mean_counts: np.ndarray) -> np.ndarray:
         """Starting readout bias for per-neuron means (N,) -> (N, 3): q = 1/2, matching mean."""
