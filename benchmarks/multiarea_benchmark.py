@@ -11,8 +11,9 @@ and one torch thread each):
 and prints how well the system's ground truth pins the communication down (share of each
 destination's latent variance set by its messages; share of each message lost when the source's
 true latents are read one bin off the true delay), one row per model (failures too): effectome
-cosine, edge AUROC, message R2, delay error (bins), held-out co-bps and rate R2 on the validation
-split, epochs and training seconds; the per-edge message R2 and delays; then the target check.
+cosine, edge AUROC, message R2, delay error (bins), cycle delay error (the error of the total delay
+around the cycle 0->1->2->0, which per-area time shifts of the inferred latents leave unchanged),
+held-out co-bps and rate R2 on the validation split, epochs and training seconds; the per-edge message R2 and delays; then the target check.
 Targets (issue: multi-area model): the best coupling model (the coupling model that meets the most
 targets, ties broken by effectome cosine) reaches effectome cosine >= 0.95, edge AUROC = 1.0,
 message R2 >= 0.8, and a held-out co-bps above both ``none`` and ``pooled_lfads``; the ``delay``
@@ -48,6 +49,7 @@ MODELS = {
 COUPLED = ("lowrank", "bottleneck", "delay", "gated")
 COLUMNS = [("effectome cos", "val/effectome_cosine"), ("edge AUROC", "val/edge_auroc"),
            ("message R2", "val/message_r2"), ("delay err", "val/delay_error"),
+           ("cycle err", "val/delay_cycle_error"),
            ("co-bps", "val/co_bps"), ("rate R2", "val/rate_r2"), ("epochs", "epochs"),
            ("train s", "train_seconds")]
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from dsid.evaluation.multiarea_metrics import (delay_error, edge_auroc, effectome_cosine, message_r2,
-                                               per_area_co_bps, per_area_rate_r2, rate_r2)
+from dsid.evaluation.multiarea_metrics import (cycle_delay_error, delay_error, directed_cycles, edge_auroc,
+                                               effectome_cosine, message_r2, per_area_co_bps,
+                                               per_area_rate_r2, rate_r2)
 from dsid.evaluation.multiarea_plots import plot_delays, plot_effectomes, plot_messages
 
 TRUE = np.array([[0, 0.5, 0], [0, 0, 0.8], [0.3, 0, 0]])
@@ -50,6 +51,24 @@ def test_delay_error():
     inferred = np.array([[0, 4, 2], [1, 0, 1], [2, 0, 0]])  # errors 1, 0, 3 on true edges
     assert delay_error(inferred, true) == pytest.approx(4 / 3)
     assert delay_error(true, true) == 0.0
+
+
+def test_cycles_and_cycle_delay_error():
+    true = np.array([[-1, 3, -1], [-1, -1, 1], [5, -1, -1]])  # one cycle 0 -> 1 -> 2 -> 0, total 9
+    assert directed_cycles(true >= 0) == [[0, 1, 2]]
+    both = np.array([[0, 1, 1], [1, 0, 0], [0, 0, 0]], bool)  # 0 <-> 1 and 0 -> 2
+    assert directed_cycles(both) == [[0, 1]]
+    assert sorted(map(tuple, directed_cycles(~np.eye(3, dtype=bool)))) == [(0, 1), (0, 1, 2), (0, 2),
+                                                                          (0, 2, 1), (1, 2)]
+    # area 1's latents shifted by one bin: +1 on its outgoing delay, -1 on its incoming one
+    shifted = true.astype(float)
+    shifted[0, 1] -= 1
+    shifted[1, 2] += 1
+    assert delay_error(shifted, true) == pytest.approx(2 / 3) and cycle_delay_error(shifted, true) == 0
+    shifted[2, 0] += 1.5
+    assert cycle_delay_error(shifted, true) == pytest.approx(1.5)
+    with pytest.warns(RuntimeWarning, match="no directed cycle"):
+        assert np.isnan(cycle_delay_error(np.zeros((2, 2)), np.array([[-1, 2], [-1, -1]])))
 
 
 def test_rate_r2_and_per_area():

@@ -90,6 +90,7 @@ class MultiAreaReadouts:
         """Per-area ``val/rate_r2_area{a}`` and ``val/co_bps_area{a}``; with the data's ground truth
         ``val/effectome_cosine`` and ``val/edge_auroc`` (effectome measured on the validation spikes),
         ``val/delay_error`` with the inferred delay of every true edge ``val/delay_{src}_{dst}``,
+        ``val/delay_cycle_error`` (total delays around the true graph's cycles, nan without cycles),
         ``val/message_r2`` (mean over true edges; 0 for an edge the model lacks) and
         ``val/message_r2_{src}_{dst}``. ``outputs[split]`` has rates, factors and messages."""
         metrics: Dict[str, float] = {}
@@ -114,6 +115,7 @@ class MultiAreaReadouts:
             if data.delay_bins is not None and edges:
                 inferred = self.delays()
                 metrics["val/delay_error"] = mam.delay_error(inferred, data.delay_bins)
+                metrics["val/delay_cycle_error"] = mam.cycle_delay_error(inferred, data.delay_bins)
                 for s, d in zip(*np.nonzero(data.delay_bins >= 0)):
                     if s != d:
                         metrics[f"val/delay_{s}_{d}"] = float(inferred[s, d])
