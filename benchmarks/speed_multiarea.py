@@ -3,7 +3,8 @@
 DSID advances all areas of a ``MultiAreaSAE`` together: their generator parameters are stacked and
 every weight is one batched matrix product per bin for all areas. The reference here is the same
 model (same parameters, same coupling) unrolled the plain way: at every bin each area's generator
-steps on its own (``generator.step``), with its messages assembled edge by edge. Both compute the same
+steps on its own (``generator.step``), with its messages assembled edge by edge
+(``dsid.models.multiarea_reference.area_by_area_forward``). Both compute the same
 function (tests/test_multiarea.py checks it); a step is forward + backward of the reconstruction
 loss. Sizes: ``experiments/multiarea_delay.yaml`` on the default 3-area system (80 neurons per area,
 100 bins), batch ``--batch``; one torch thread; the two variants alternate, so machine noise hits
@@ -22,32 +23,11 @@ import time
 import torch
 
 
-def reference_forward(model, x):
-    """The area-by-area unroll (no sampling); returns per-area factors (B, T, F) in a list."""
-    cpl = model.coupling
-    B, T = x.shape[:2]
-    encs = [ar.encoder(x[..., model.area_in_pos[a]]) for a, ar in enumerate(model.areas)]
-    states = [ar.generator.initial_state(e.ic_mean) for ar, e in zip(model.areas, encs)]
-    window = cpl.start([model._signal(a, s) for a, s in enumerate(states)])
-    step = cpl(window, [s["g"] for s in states], False)
-    factors = [[] for _ in model.areas]
-    for t in range(T):
-        outs = []
-        for a, ar in enumerate(model.areas):
-            inputs = [step.messages[e] for e in cpl.incoming(a)]
-            width = sum(m.shape[-1] for m in inputs)
-            ext_t = torch.cat(inputs + [x.new_zeros(B, model.msg_width - width)], -1)
-            states[a], out = ar.generator.step(states[a], encs[a].ci[:, t], ext_t, sample=False)
-            outs.append(out)
-            factors[a].append(out["f"])
-        window = cpl.push(window, [model._signal(a, o) for a, o in enumerate(outs)])
-        step = cpl(window, [s["g"] for s in states], False)
-    return [torch.stack(f, 1) for f in factors]
-
-
 def recon(model, factors, spikes) -> torch.Tensor:
-    nll = [ar.observation(ar.readout(f), spikes[..., idx]).sum()
-           for ar, f, idx in zip(model.areas, factors, model.area_idx)]
+    """Summed Poisson NLL per trial of every area; factors (B, T, A * F)."""
+    F = factors.shape[-1] // model.n_areas
+    nll = [ar.observation(ar.readout(factors[..., a * F:(a + 1) * F]), spikes[..., idx]).sum()
+           for a, (ar, idx) in enumerate(zip(model.areas, model.area_idx))]
     return sum(nll) / spikes.shape[0]
 
 
@@ -65,6 +45,7 @@ def main(argv=None) -> int:
     from dsid.data.synth_multiarea import synth_multiarea
     from dsid.data.tensor_file import load_tensor_file
     from dsid.models import build_model
+    from dsid.models.multiarea_reference import area_by_area_forward
     from dsid.training.commands import compose
 
     torch.set_num_threads(1)
@@ -81,12 +62,10 @@ def main(argv=None) -> int:
     x = model.augment(spikes, "predict")[0]
 
     def grouped():
-        out = model(x, sample=False)
-        F = out["factors"].shape[-1] // model.n_areas
-        return recon(model, [out["factors"][..., a * F:(a + 1) * F] for a in range(model.n_areas)], spikes)
+        return recon(model, model(x, sample=False)["factors"], spikes)
 
     def by_area():
-        return recon(model, reference_forward(model, x), spikes)
+        return recon(model, area_by_area_forward(model, x)[0], spikes)
 
     def pooled_lfads():
         out = pooled(pooled.augment(spikes, "predict")[0], sample=False)
