@@ -13,7 +13,8 @@ destination's latent variance set by its messages; share of each message lost wh
 true latents are read one bin off the true delay), one row per model (failures too): effectome
 cosine, edge AUROC, message R2, delay error (bins), cycle delay error (the error of the total delay
 around the cycle 0->1->2->0, which per-area time shifts of the inferred latents leave unchanged),
-held-out co-bps and rate R2 on the validation split, epochs and training seconds; the per-edge message R2 and delays; then the target check.
+held-out co-bps and rate R2 on the validation split, epochs and training seconds; the per-edge
+message R2 and delays; then the target check.
 Targets (issue: multi-area model): the best coupling model (the coupling model that meets the most
 targets, ties broken by effectome cosine) reaches effectome cosine >= 0.95, edge AUROC = 1.0,
 message R2 >= 0.8, and a held-out co-bps above both ``none`` and ``pooled_lfads``; the ``delay``

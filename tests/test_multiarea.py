@@ -294,6 +294,10 @@ def test_lag_entropy_penalty():
     with pytest.raises(ValueError, match="lag_entropy"):
         COUPLINGS.build({"name": "delay", "lag_entropy": -1.0}, n_areas=2, source_sizes=[2, 2],
                         target_sizes=[1, 1])
+    for name in ("lowrank", "bottleneck", "delay", "gated"):
+        with pytest.raises(ValueError, match="sparsity >= 0"):
+            COUPLINGS.build({"name": name, "sparsity": -1.0}, n_areas=2, source_sizes=[2, 2],
+                            target_sizes=[1, 1])
 
 
 def test_training_loss_adds_the_model_regularisers():

@@ -142,6 +142,10 @@ def test_bad_edges_rejected(tmp_path):
         synth_multiarea(tmp_path / "x.h5", edges=[(0, 1, 1, 1, 0.2), (0, 1, 2, 1, 0.2)], **SMALL)
     with pytest.raises(ValueError, match="n_trials"):
         synth_multiarea(tmp_path / "x.h5", n_trials=(10, 5))
+    for bad in ({"events_per_trial": -1.0}, {"event_size": -0.5}):
+        with pytest.raises(ValueError, match="events_per_trial >= 0, event_size >= 0"):
+            synth_multiarea(tmp_path / "x.h5", **bad, **SMALL)
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_cli(tmp_path, capsys):

@@ -207,14 +207,17 @@ def _write(out, system: _System, seed: int, n_areas: int, n_trials, n_time: int,
     return write_tensor_file(out, data, extra=extra)
 
 
-def _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent_size) -> tuple:
+def _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent_size, events_per_trial=0.0,
+           event_size=0.0) -> tuple:
     n_trials = tuple(int(n) for n in n_trials)
     for ok, what, got in ((n_areas >= 2, "n_areas >= 2", n_areas),
                           (neurons_per_area >= 2, "neurons_per_area >= 2", neurons_per_area),
                           (0 <= heldout_fraction < 1, "0 <= heldout_fraction < 1", heldout_fraction),
                           (len(n_trials) == 3 and min(n_trials) >= 1, "n_trials: 3 positive counts", n_trials),
                           (n_time >= 1 and latent_size >= 2, "n_time >= 1, latent_size >= 2",
-                           (n_time, latent_size))):
+                           (n_time, latent_size)),
+                          (events_per_trial >= 0 and event_size >= 0, "events_per_trial >= 0, event_size >= 0",
+                           (events_per_trial, event_size))):
         if not ok:
             raise ValueError(f"expected {what}, got {got}")
     return n_trials
@@ -267,7 +270,8 @@ def synth_multiarea(out, *, seed: int = 0, n_areas: int = 3, neurons_per_area: i
     diagonal), ``delay_bins`` (-1 off-edge), ``truth/edges/{src}_{dst}/{U,V,delay_bins}``,
     ``truth/latent_area``.
     """
-    n_trials = _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent_size)
+    n_trials = _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent_size,
+                      events_per_trial, event_size)
     system = _build(seed, n_areas, latent_size, bin_ms, edges, gain, noise_std, unrecorded_driver, external_input,
                     events_per_trial, event_size)
     return _write(out, system, seed, n_areas, n_trials, n_time, bin_ms, neurons_per_area, heldout_fraction)

@@ -253,4 +253,3 @@ class StepGenerator(nn.Module):
             returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
         """
         return unroll(self, ic, ci, ext, n_steps, sample)
-
