@@ -81,8 +81,8 @@ def calcium_oracle_rate_r2(n_draws: int = 200) -> float:
 
 
 def run_model(name: str, out: Path, minutes: float, n_samples: int) -> dict:
-    from dsid.training.commands import compose
-    from dsid.training.run import train
+    from dsid.runs.config import compose
+    from dsid.runs.train import train
 
     experiment, data_key, _ = MODELS[name]
     secs = int(round(minutes * 60))

@@ -16,8 +16,9 @@ import time
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from dsid.training.commands import LORENZ_TARGETS, compose, format_table  # noqa: E402
-from dsid.training.run import train  # noqa: E402
+from dsid.runs.commands import LORENZ_TARGETS, format_table  # noqa: E402
+from dsid.runs.config import compose  # noqa: E402
+from dsid.runs.train import train  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -65,8 +65,8 @@ def run_model(name: str, data: Path, out: Path, minutes: float, extra, threads: 
     """Train one model (in a worker process of its own) and return its final metrics."""
     import torch
 
-    from dsid.training.commands import compose
-    from dsid.training.run import train
+    from dsid.runs.config import compose
+    from dsid.runs.train import train
 
     torch.set_num_threads(threads)
     seconds = int(round(minutes * 60))

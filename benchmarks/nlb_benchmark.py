@@ -60,10 +60,10 @@ def main(argv=None) -> int:
     from dsid.nlb.baseline import smoothing_baseline
     from dsid.nlb.evaluate import evaluate_run
     from dsid.nlb.prepare import prepare
-    from dsid.nlb.scoring import evaluate_submission, load_targets, oracle_submission
+    from dsid.evaluation.nlb_scoring import evaluate_submission, load_targets, oracle_submission
     from dsid.nlb.synth import write_synthetic_nlb
-    from dsid.training.commands import compose
-    from dsid.training.run import train
+    from dsid.runs.config import compose
+    from dsid.runs.train import train
 
     torch.set_num_threads(args.threads)
     t_start = time.time()

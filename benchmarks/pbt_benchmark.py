@@ -80,7 +80,7 @@ def main(argv=None) -> int:
               f"trainer.max_epochs={args.epochs}", "trainer.max_time=null",
               "trainer.enable_progress_bar=false"]
     # the data first, so that the runs below do not race to write it
-    subprocess.run([sys.executable, "-c", "from dsid.training.run import ensure_data; "
+    subprocess.run([sys.executable, "-c", "from dsid.runs.assemble import ensure_data; "
                     f"ensure_data({{'path': '{args.data}', 'synth': 'lorenz'}})"], cwd=ROOT, check=True)
 
     print(f"Lorenz benchmark, {args.epochs} epochs per model; poor = {' '.join(poor)}", flush=True)

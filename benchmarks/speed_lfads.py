@@ -40,7 +40,7 @@ def dsid_model():
            "observation": {"name": "poisson"}, "ic_prior": {"name": "gaussian"},
            "co_prior": {"name": "ar1"}, "augmentations": []}
     info = {"heldout": [False] * N_IN + [True] * N_OUT}
-    model = SequentialAutoencoder(cfg, info)
+    model = SequentialAutoencoder.from_config(cfg, info)
 
     def loss_fn(spikes):
         out = model(spikes[..., :N_IN])

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     from dsid.data.tensor_file import load_tensor_file
     from dsid.models import build_model
     from dsid.models.multiarea_reference import area_by_area_forward
-    from dsid.training.commands import compose
+    from dsid.runs.config import compose
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -13,18 +13,17 @@ import sys
 from typing import List, Optional
 
 COMMAND_MODULES = [
-    "dsid.training.commands",
+    "dsid.runs.commands",
     "dsid.data.synth_lorenz",
     "dsid.data.synth_multiarea_cli",
     "dsid.nlb.commands",
-    "dsid.evaluation.compare",
+    "dsid.runs.compare",
     "dsid.tuning.commands",
 ]
 
 
 def _component_listing() -> str:
-    import dsid.modules  # noqa: F401  (registers every component)
-    from dsid.registry import ALL_REGISTRIES
+    from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
 
     lines = ["registered components:"]
     for kind, reg in ALL_REGISTRIES.items():

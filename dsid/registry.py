@@ -6,6 +6,7 @@ typed into the config.
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
@@ -24,15 +25,19 @@ def _where(obj: Any) -> str:
         return getattr(obj, "__module__", "?")
 
 
+# Packages whose import registers the built-in entries, loaded on the first look-up (as plug-ins
+# would be): this module stays at the bottom of the layers and imports none of them statically.
+BUILTIN_PROVIDERS = ("dsid.modules", "dsid.models")
 _BUILTINS_LOADED = False
 
 
 def load_builtin_components() -> None:
-    """Import ``dsid.modules`` once so that every built-in component is registered."""
+    """Import the built-in providers once so that every built-in component and model is registered."""
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        import dsid.modules  # noqa: F401
+        for name in BUILTIN_PROVIDERS:
+            importlib.import_module(name)
 
 
 class Registry:
@@ -111,8 +116,9 @@ OBSERVATIONS = Registry("observation")
 PRIORS = Registry("prior")
 AUGMENTATIONS = Registry("augmentation")
 READOUTS = Registry("readout")
+MODELS = Registry("model")  # assemblies, selected by ``model.kind`` and built by ``from_config``
 
 ALL_REGISTRIES = {
     r.kind: r
-    for r in (ENCODERS, GENERATORS, COUPLINGS, OBSERVATIONS, PRIORS, AUGMENTATIONS, READOUTS)
+    for r in (MODELS, ENCODERS, GENERATORS, COUPLINGS, OBSERVATIONS, PRIORS, AUGMENTATIONS, READOUTS)
 }

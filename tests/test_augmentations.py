@@ -16,7 +16,7 @@ def test_coordinated_dropout_masks_and_scores_only_masked_bins():
 
 def test_coordinated_dropout_loss_ignores_unmasked_heldin_bins():
     torch.manual_seed(0)
-    model = SequentialAutoencoder(TINY_MODEL, tiny_info())
+    model = SequentialAutoencoder.from_config(TINY_MODEL, tiny_info())
     spikes = torch.poisson(torch.full((2, 10, 7), 0.5))
     out = model(spikes[..., model.heldin_idx], sample=False)
     mask = torch.zeros(2, 10, 5)

@@ -4,7 +4,7 @@ import torch
 
 from dsid.models.sae import SequentialAutoencoder
 from dsid.registry import AUGMENTATIONS
-from dsid.training.commands import compose
+from dsid.runs.config import compose
 from tests.conftest import tiny_info
 
 
@@ -101,7 +101,7 @@ def test_composed_in_a_list_from_config(option, first):
 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.update(ic_size=4, co_size=2, factor_size=3)
-    model = SequentialAutoencoder(model_cfg, tiny_info())
+    model = SequentialAutoencoder.from_config(model_cfg, tiny_info())
     spikes = counts(B=3, T=10, N=7)
     x, mask = model.augment(spikes, "train", torch.Generator().manual_seed(0))
     assert x.shape == mask.shape == (3, 10, 5)  # held-in only; the dropout's mask survives

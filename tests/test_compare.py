@@ -6,8 +6,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from dsid.cli import main as cli_main
-from dsid.evaluation.compare import describe_model, find_runs, format_table, load_run
-from dsid.training.commands import compose, config_dir
+from dsid.runs.compare import describe_model, find_runs, format_table, run_row
+from dsid.runs.config import compose, config_dir
 from dsid.wandb_offline import read_offline_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -50,7 +50,7 @@ def test_table_and_labels(tmp_path):
                   "seconds_per_epoch": 2.5})
     b = fake_run(tmp_path, "b", {"kind": "ndt", "observation": {"name": "negative_binomial"}},
                  {"val/co_bps": 0.2})
-    rows = [load_run(a), load_run(b)]
+    rows = [run_row(a), run_row(b)]
     table = format_table(rows)
     assert "bigru+node/poisson" in table and "ndt/negative_binomial" in table
     assert "12,345" in table and "0.3100" in table and "2.50" in table

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from dsid.models import build_model
-from dsid.training.commands import compose, config_dir
+from dsid.runs.config import compose, config_dir
 from tests.conftest import tiny_info
 
 CONFIGS = config_dir()

@@ -53,7 +53,7 @@ def test_no_coupling_is_exactly_independent_single_area_models():
     F, recon, kl_ic = TINY_MODEL["factor_size"], 0.0, 0.0
     for a in range(2):
         idx = np.flatnonzero(area == a)
-        sae = SequentialAutoencoder(single_cfg, {"heldout": heldout[idx].tolist(),
+        sae = SequentialAutoencoder.from_config(single_cfg, {"heldout": heldout[idx].tolist(),
                                                  "mean_counts": np.array(info["mean_counts"])[idx].tolist()})
         sae.load_state_dict(model.areas[a].state_dict())  # same architecture, key for key
         sae.eval()
@@ -150,8 +150,13 @@ def test_effectome_readout_on_a_known_toy():
     model(model.augment(spikes, "predict")[0], sample=False)  # message statistics
     strength = model.effectome()  # before any measurement: the coupling's message strength
     assert np.count_nonzero(strength) == 2 and strength[0, 2] == pytest.approx(2 * strength[0, 1], rel=1e-5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     eff = model.measure_effects(spikes)
-    np.testing.assert_allclose(model.effectome(), eff, rtol=1e-6)  # kept in the model (float32)
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training  # measuring leaves the model as it was
+    np.testing.assert_allclose(model.effectome(spikes), eff, rtol=1e-6)
+    np.testing.assert_allclose(model.effectome(), strength)  # nothing was kept
     off = np.ones((3, 3), bool)
     off[0, 1] = off[0, 2] = False
     assert np.all(eff[off] == 0) and eff[0, 1] > 0
@@ -207,8 +212,8 @@ def test_bad_allowed_edges_are_explained(mask, match):
 
 
 def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
-    from dsid.training.commands import compose
-    from dsid.training.run import train
+    from dsid.runs.config import compose
+    from dsid.runs.train import train
     from dsid.wandb_offline import read_offline_run
 
     path = synth_multiarea(tmp_path / "ma.h5", seed=1, n_trials=(24, 8, 8), n_time=20, neurons_per_area=8)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from dsid.training.commands import compose
-from dsid.training.run import to_plain
+from dsid.runs.config import compose, to_plain
 from dsid.tuning import pbt_logic
 from dsid.tuning.hparams import apply_hparams, module_settings, read_hparams
+from dsid.tuning.live import set_hyperparameters
 from dsid.tuning.pbt_logic import HyperParam, explore, initial_population, parse_space, quantiles
 from tests.conftest import TINY_MODEL, tiny_info
 
@@ -135,16 +135,19 @@ def test_tune_group_composes_and_maps_onto_the_config():
         tune_options({**cfg, "tune": {**cfg["tune"], "burn_in": 3, "perturbation_interval": 2}})
 
 
-def _tiny_module(train_cfg=None):
+def _tiny_module(train_cfg=None, val_rate=None):
     from dsid.training.lightning_module import SAEModule
 
     torch.manual_seed(0)
     info = tiny_info(n_neurons=7, n_heldout=2)
-    return SAEModule(TINY_MODEL, info, train_cfg), info
+    model_cfg = TINY_MODEL
+    if val_rate is not None:
+        model_cfg = {**TINY_MODEL, "augmentations": [{**a, "val_rate": val_rate} for a in TINY_MODEL["augmentations"]]}
+    return SAEModule(model_cfg, info, train_cfg), info
 
 
 def test_heldin_objective_never_sees_heldout_neurons():
-    module, info = _tiny_module({"val_cd_rate": 0.5})
+    module, info = _tiny_module(val_rate=0.5)
     module.eval()
     spikes = torch.poisson(torch.full((4, 10, 7), 0.5))
     torch.manual_seed(1)
@@ -156,16 +159,17 @@ def test_heldin_objective_never_sees_heldout_neurons():
     _, logs2 = module.compute_loss({"spikes": changed}, "val")
     assert logs2["recon_heldin"] == logs["recon_heldin"]
     assert logs2["recon"] != logs["recon"]  # while the ELBO's reconstruction does see them
-    # the validation mask rate follows val_cd_rate, training keeps the module's rate
+    # the validation mask rate follows val_rate, training keeps the module's rate
     cd = module.model.augmentations[0]
-    with module._validation_cd_rate("val"):
-        _, mask_val = module.model.augment(torch.ones(64, 10, 7), "val")
+    _, mask_val = module.model.augment(torch.ones(64, 10, 7), "val")
+    _, mask_train = module.model.augment(torch.ones(64, 10, 7), "train")
     assert cd.rate == 0.3 and abs(mask_val.mean().item() - 0.5) < 0.05
+    assert abs(mask_train.mean().item() - 0.3) < 0.05
 
 
 def test_set_hyperparameters_on_a_live_module():
     module, _ = _tiny_module()
-    module.set_hyperparameters(lr=1e-4, dropout=0.4, cd_rate=0.5, kl_scales={"ic": 3.0}, l2_scale=0.1)
+    set_hyperparameters(module, lr=1e-4, dropout=0.4, cd_rate=0.5, kl_scales={"ic": 3.0}, l2_scale=0.1)
     dropouts = [m.p for m in module.model.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and all(p == 0.4 for p in dropouts)
     assert module.model.augmentations[0].rate == 0.5

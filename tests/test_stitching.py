@@ -9,10 +9,12 @@ import torch
 from dsid.data.multisession import MultiSessionDataModule, SessionBatchSampler
 from dsid.data.synth_lorenz import make_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, write_tensor_file
-from dsid.models.stitched import readin_maps, session_of
+from dsid.data.multisession import session_of
+from dsid.models.readin import readin_maps
 from dsid.registry import OBSERVATIONS
-from dsid.training.commands import compose
-from dsid.training.run import train
+from dsid.runs.config import compose
+from dsid.runs.load import load_module
+from dsid.runs.train import train
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -125,15 +127,12 @@ def test_two_session_fit_runs_and_loss_drops(two_sessions, tmp_path):
         assert np.isfinite(metrics[key]), key
     assert metrics["val/co_bps"] == pytest.approx((metrics["val/s0/co_bps"] + metrics["val/s1/co_bps"]) / 2)
     assert (tmp_path / "inference_session0.h5").exists() and (tmp_path / "inference_session1.h5").exists()
-    assert "kind: stitched" in (tmp_path / "config.yaml").read_text()
-    from dsid.models.stitched import StitchedModule
-
-    best = StitchedModule.load_from_checkpoint(str(tmp_path / "checkpoints" / "best.ckpt"))
+    best = load_module(tmp_path / "checkpoints" / "best.ckpt")
     assert best.model.n_sessions == 2  # a checkpoint alone rebuilds the stitched model
 
 
 def test_stitching_needs_a_stitchable_model(two_sessions, tmp_path):
     files = ",".join(str(p) for p in two_sessions)
     cfg = compose(["data=multisession", f"data.files=[{files}]", "model.kind=ndt", *TINY])
-    with pytest.raises(ValueError, match="needs model.kind=stitched"):
+    with pytest.raises(ValueError, match="stitch several sessions .data.files. with model.kind=sae"):
         train(cfg, run_dir=str(tmp_path))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dsid.cli import main as cli_main
-from dsid.training.commands import compose
-from dsid.training.run import train
+from dsid.runs.config import compose
+from dsid.runs.train import train
 from dsid.wandb_offline import read_offline_run
 
 TINY_OVERRIDES = [

@@ -9,7 +9,7 @@ import h5py
 import pytest
 
 from dsid.cli import main as cli_main
-from dsid.training.commands import compose
+from dsid.runs.config import compose
 from dsid.tuning.callbacks import read_history
 from dsid.tuning.pbt import run_pbt
 

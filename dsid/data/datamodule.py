@@ -1,7 +1,7 @@
 """Lightning DataModule over a DSID tensor file."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytorch_lightning as pl
@@ -82,6 +82,12 @@ class DSIDDataModule(pl.LightningDataModule):
     def info(self) -> Dict[str, Any]:
         self.setup()
         return data_info(self.data)
+
+    @property
+    def sessions(self) -> List[DSIDData]:
+        """The recording sessions (one here; several in ``MultiSessionDataModule``)."""
+        self.setup()
+        return [self.data]
 
     def dataset(self, split: str) -> SplitDataset:
         self.setup()

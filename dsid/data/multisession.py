@@ -148,3 +148,15 @@ class MultiSessionDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test" if all("test" in d.splits for d in self.sessions) else "valid")
+
+
+def session_of(batch) -> int:
+    """The one session index of a batch (0 for a batch without one; batches never mix sessions)."""
+    s = batch.get("session")
+    if s is None:
+        return 0
+    s = torch.as_tensor(s).flatten()
+    if (s != s[0]).any():
+        raise ValueError(f"a batch mixes sessions {sorted(set(s.tolist()))}; every batch must come "
+                         "from one session (use MultiSessionDataModule)")
+    return int(s[0])

@@ -1,21 +1,18 @@
-"""Model assemblies: ``build_model(model_cfg, data_info)`` picks one by ``model_cfg['kind']``."""
+"""Model assemblies, registered in ``dsid.registry.MODELS`` under their ``model.kind``:
+``sae`` (one session or several stitched), ``multiarea`` and ``ndt``. Every model satisfies
+:class:`dsid.models.protocol.DSIDModel`."""
 from __future__ import annotations
 
-import importlib
 from typing import Any, Mapping
 
-# kind -> "module:Class"; each class takes (model_cfg, data_info)
-MODEL_KINDS = {
-    "sae": "dsid.models.sae:SequentialAutoencoder",
-    "multiarea": "dsid.models.multiarea:MultiAreaSAE",
-    "ndt": "dsid.models.ndt:NDT",
-    "stitched": "dsid.models.stitched:StitchedSAE",
-}
+from dsid.models.multiarea import MultiAreaSAE
+from dsid.models.ndt import NDT
+from dsid.models.sae import SequentialAutoencoder
+from dsid.registry import MODELS
+
+__all__ = ["MultiAreaSAE", "NDT", "SequentialAutoencoder", "build_model"]
 
 
 def build_model(model_cfg: Mapping[str, Any], data_info: Mapping[str, Any]):
-    kind = dict(model_cfg).get("kind", "sae")
-    if kind not in MODEL_KINDS:
-        raise KeyError(f"unknown model kind '{kind}'; known kinds: {', '.join(sorted(MODEL_KINDS))}")
-    module, cls = MODEL_KINDS[kind].split(":")
-    return getattr(importlib.import_module(module), cls)(model_cfg, data_info)
+    """The model ``model_cfg['kind']`` (default ``sae``) from its config and the data's facts."""
+    return MODELS.get(dict(model_cfg).get("kind", "sae")).from_config(model_cfg, data_info)

@@ -14,8 +14,9 @@ at bins ``<= t`` and enters the destination's step that produces bin ``t + 1`` (
 ground truth, where ``m_t = U^T x_src(t - delay)`` acts on ``x_dst(t + 1)``).
 
 Outputs add ``messages`` (B, T, M): every edge's message concatenated in ``coupling.edges`` order;
-``message_index()`` maps ``"src_dst"`` to its slice of the last axis. Effectome, delays, recovery
-metrics and figures: :class:`~dsid.models.multiarea_readouts.MultiAreaReadouts`.
+``message_index()`` maps ``"src_dst"`` to its slice of the last axis. Effectome and delays:
+:class:`~dsid.models.multiarea_readouts.MultiAreaReadouts`; recovery metrics and figures:
+``dsid.evaluation.multiarea_eval``.
 """
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
-import dsid.modules  # noqa: F401  (registers the built-in components)
-from dsid.models.sae import SequentialAutoencoder, apply_augmentations, build_augmentations
+from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, check_session,
+                              heldin_nll, masked_nll, sample_ic)
 from dsid.models.multiarea_readouts import MultiAreaReadouts
+from dsid.models.protocol import STANDARD_OUTPUTS
+from dsid.models.sae import SequentialAutoencoder
 from dsid.modules.coupling.base import edge_mask, stack_steps
 from dsid.modules.generators._common import stack_step_params
-from dsid.registry import COUPLINGS
+from dsid.registry import COUPLINGS, MODELS
 
 
 def check_areas(data_info: Mapping[str, Any]):
@@ -60,29 +63,37 @@ def check_areas(data_info: Mapping[str, Any]):
     return area, heldout, n_areas
 
 
-class MultiAreaSAE(MultiAreaReadouts, nn.Module):
+@MODELS.register("multiarea")
+class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
     """Per-area sequential autoencoders coupled by inter-area messages (see the module docstring).
 
-    ``model_cfg`` is a single-area model config plus ``coupling`` (``{name: ..., **kwargs}``; default
-    ``none``) and ``allowed_edges`` (A x A of 0/1, row source, column destination; default all).
+    Takes the keyword arguments of :class:`~dsid.models.sae.SequentialAutoencoder` (one session) for
+    every area, plus ``coupling`` (``{name: ..., **kwargs}``; default ``none``) and ``allowed_edges``
+    (A x A of 0/1, row source, column destination; default all).
     """
 
-    extra_output_keys = ("messages",)
+    output_keys = STANDARD_OUTPUTS + (("messages", "messages"),)
+    n_sessions = 1
 
-    def __init__(self, model_cfg: Mapping[str, Any], data_info: Mapping[str, Any]):
+    def __init__(self, *, data_info: Mapping[str, Any], ic_size: int, co_size: int, factor_size: int,
+                 encoder: Mapping[str, Any], generator: Mapping[str, Any], observation: Mapping[str, Any],
+                 readout: Optional[Mapping[str, Any]] = None, ic_prior: Optional[Mapping[str, Any]] = None,
+                 co_prior: Optional[Mapping[str, Any]] = None, augmentations: Optional[list] = None,
+                 coupling: Optional[Mapping[str, Any]] = None, allowed_edges: Optional[list] = None):
         super().__init__()
-        cfg = dict(model_cfg)
+        cfg = {"ic_size": ic_size, "co_size": co_size, "factor_size": factor_size, "encoder": encoder,
+               "generator": generator, "observation": observation, "readout": readout,
+               "ic_prior": ic_prior, "co_prior": co_prior}
         area, heldout, A = check_areas(data_info)
         self.n_areas, self.n_neurons = A, int(area.shape[0])
         self.area_names = list(data_info.get("area_names") or [f"A{a}" for a in range(A)])
-        mask = edge_mask(A, cfg.get("allowed_edges"), field="model.allowed_edges")
-        coupling_cfg = dict(cfg.get("coupling") or {"name": "none"})
+        mask = edge_mask(A, allowed_edges, field="model.allowed_edges")
+        coupling_cfg = dict(coupling or {"name": "none"})
         # message sizes depend only on the coupling's arguments: a probe sizes the generators' input
         probe = COUPLINGS.build(coupling_cfg, n_areas=A, source_sizes=[1] * A, target_sizes=[1] * A,
                                 allowed_edges=mask.astype(int).tolist())
         ext = int(data_info.get("ext_input_size", 0))
-        area_cfg = {k: v for k, v in cfg.items() if k not in ("kind", "coupling", "allowed_edges")}
-        area_cfg["augmentations"] = []  # applied once to all held-in neurons, before the split
+        area_cfg = {**cfg, "augmentations": []}  # applied once to all held-in neurons, before the split
         mean_counts = data_info.get("mean_counts")
         # every generator takes the same input width (the areas are stepped as one group): its
         # incoming messages, zeros up to the widest area's messages, then the external input
@@ -90,12 +101,12 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
         self.areas = nn.ModuleList()
         for a in range(A):
             idx = np.flatnonzero(area == a)
-            self.areas.append(SequentialAutoencoder(area_cfg, {
+            self.areas.append(SequentialAutoencoder(**area_cfg, data_info={
                 "heldout": heldout[idx].tolist(), "ext_input_size": self.msg_width + ext,
                 "mean_counts": None if mean_counts is None else np.asarray(mean_counts)[idx].tolist()}))
         missing = [n for n in ("step_params", "grouped_step") if not hasattr(self.areas[0].generator, n)]
         if missing:
-            raise TypeError(f"model.generator {cfg['generator'].get('name')!r}: a multi-area model steps its "
+            raise TypeError(f"model.generator {generator.get('name')!r}: a multi-area model steps its "
                             f"areas as one group and needs the generator methods {', '.join(missing)} "
                             "(see dsid/modules/generators/_common.py)")
         self.observation = self.areas[0].observation
@@ -108,14 +119,13 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
         self.coupling = COUPLINGS.build(coupling_cfg, n_areas=A, source_sizes=sizes,
                                         target_sizes=[s["g"].shape[-1] for s in init],
                                         allowed_edges=mask.astype(int).tolist())
-        self.augmentations = build_augmentations(cfg.get("augmentations"))
+        self.augmentations = build_augmentations(augmentations)
         hin = np.flatnonzero(~heldout)
         self.register_buffer("heldin_idx", torch.as_tensor(hin), persistent=False)
         self.area_in_pos = [torch.as_tensor(np.flatnonzero(area[hin] == a)) for a in range(A)]
         self.area_idx = [np.flatnonzero(area == a) for a in range(A)]
         self.register_buffer("neuron_order", torch.as_tensor(np.argsort(np.concatenate(self.area_idx))),
                              persistent=False)
-        self.register_buffer("effect_strength", torch.full((A, A), float("nan")))
         # where each edge's message sits in its destination generator's external input, and for every
         # area and input column the column of [all messages, external input, 0] that feeds it
         offsets, M = [0] * A, self.coupling.message_size
@@ -128,7 +138,7 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
             gather[d, offsets[d]:offsets[d] + k] = np.arange(sl.start, sl.stop)
             offsets[d] += k
         self.register_buffer("input_gather", torch.as_tensor(gather).flatten(), persistent=False)
-        self.ic_size, self.co_size = int(cfg["ic_size"]), int(cfg["co_size"])
+        self.ic_size, self.co_size = int(ic_size), int(co_size)
 
     # ----- helpers ------------------------------------------------------------------------------
     def _signal(self, a: int, out: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -147,12 +157,22 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
         """``"src_dst"`` -> slice of the ``messages`` output's last axis."""
         return self.coupling.message_index()
 
-    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None):
+    @property
+    def edges(self) -> List[tuple]:
+        """The directed (src, dst) edges of the coupling."""
+        return list(self.coupling.edges)
+
+    def init_from_data(self, sessions) -> None:
+        """Nothing to initialise from data."""
+
+    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None, *,
+                session: int = 0):
         """Select held-in neurons (all areas) and apply the augmentations for ``stage``.
 
         Shape:
             spikes: (B, T, N) -> x: (B, T, N_in), loss_mask: (B, T, N_in) or None
         """
+        check_session(session, 1, "multiarea")
         return apply_augmentations(self.augmentations, spikes[..., self.heldin_idx], stage, generator)
 
     def edge_gains(self) -> torch.Tensor:
@@ -172,7 +192,7 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
         return [w for ar in self.areas for w in ar.recurrent_weights()] + self.coupling.penalized_weights()
 
     # ----- forward ------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, n_forward: int = 0, sample: bool = True,
+    def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
                 ext: Optional[torch.Tensor] = None, probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
         """Infer rates of all neurons from the held-in input of all areas, unrolling the areas together.
 
@@ -187,14 +207,14 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
             msg_kl (B,) for stochastic messages (KL of the messages fed to the T observed bins);
             T' = T + n_forward; area blocks in area order
         """
+        check_session(session, 1, "multiarea")
         T, n_steps = x.shape[1], x.shape[1] + n_forward
         cpl, edges, A = self.coupling, self.coupling.edges, self.n_areas
         gens = [ar.generator for ar in self.areas]
         encs, ics, init = [], [], []
         for a, ar in enumerate(self.areas):
             enc = ar.encoder(x[..., self.area_in_pos[a].to(x.device)])
-            ic = enc.ic_mean + torch.exp(0.5 * enc.ic_logvar) * torch.randn_like(enc.ic_mean) \
-                if sample else enc.ic_mean
+            ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
             encs.append(enc)
             ics.append(ic)
             init.append(gens[a].initial_state(ic))
@@ -230,7 +250,7 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
         params = self._to_global(area_params)
         rates = self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)])
         cat = lambda k: torch.cat(list(stacked[k]), -1)  # noqa: E731  area blocks along the last axis
-        out = {"params": params, "rates": rates, "factors": cat("f"), "states": cat("g"),
+        out = {"params": params, "rates": rates, "factors": cat("f"), "states": cat("g"), "n_observed": T,
                "ic_mean": torch.cat([e.ic_mean for e in encs], -1),
                "ic_logvar": torch.cat([e.ic_logvar for e in encs], -1), "ic_sample": torch.cat(ics, -1)}
         if "co" in stacked:
@@ -251,29 +271,23 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
 
     # ----- loss ---------------------------------------------------------------------------------
     def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
-                   heldin_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Reconstruction NLL (all areas), ``kl_ic``/``kl_co`` summed over areas, and the coupling's
-        terms (``kl_msg`` for stochastic messages, ``reg_*`` regularisers; ``reg_sparsity``, the
-        coupling's ``sparsity`` times the summed :meth:`edge_gains`). Per-batch means of per-trial sums.
+                   heldin_mask: Optional[torch.Tensor] = None, *, session: int = 0) -> Dict[str, torch.Tensor]:
+        """Reconstruction NLL (all areas, :func:`~dsid.models.core.masked_nll`), ``kl_ic``/``kl_co``
+        summed over areas, and the coupling's terms (``kl_msg`` for stochastic messages, ``reg_*``
+        regularisers; ``reg_sparsity``, the coupling's ``sparsity`` times the summed
+        :meth:`edge_gains`). Per-batch means of per-trial sums. (Every area's observation model is
+        built from the one ``model.observation`` config and has no parameters: one scores them all.)
 
         Shape:
-            target: (B, T, N); heldin_mask: (B, T, N_in) or None
+            target: (B, T', N) with T' >= T (forward bins last); heldin_mask: (B, T, N_in) or None
         """
-        T = target.shape[1]
-        params = out["params"][:, :T]
-        nll = self._to_global([ar.observation(params[:, :, torch.as_tensor(idx, device=params.device)],
-                                              target[..., torch.as_tensor(idx, device=params.device)])
-                               for ar, idx in zip(self.areas, self.area_idx)])
-        if heldin_mask is not None:  # as SequentialAutoencoder: score masked held-in entries, rescaled
-            mask = torch.ones_like(nll)
-            mask[..., self.heldin_idx] = heldin_mask
-            weight = torch.ones(nll.shape[-1], device=nll.device)
-            weight[self.heldin_idx] = 1.0 / heldin_mask.mean().clamp_min(1e-3)
-            nll = nll * mask * weight
+        check_session(session, 1, "multiarea")
+        T = int(out.get("n_observed", target.shape[1]))
         I, C = self.ic_size, self.co_size
         kl_ic = sum(ar.ic_prior(out["ic_mean"][:, a * I:(a + 1) * I], out["ic_logvar"][:, a * I:(a + 1) * I],
                                 out["ic_sample"][:, a * I:(a + 1) * I]) for a, ar in enumerate(self.areas))
-        terms = {"recon": nll.sum((1, 2)).mean(), "kl_ic": kl_ic.mean()}
+        terms = {"recon": masked_nll(self.observation, out["params"], target, self.heldin_idx, heldin_mask),
+                 "kl_ic": kl_ic.mean()}
         if "co_mean" in out:
             co = {k: out[k][:, :T] for k in ("co_mean", "co_logvar", "co_sample")}
             terms["kl_co"] = sum(ar.co_prior(*(co[k][..., a * C:(a + 1) * C] for k in co))
@@ -284,3 +298,12 @@ class MultiAreaSAE(MultiAreaReadouts, nn.Module):
         if self.coupling.sparsity > 0 and self.coupling.edges:  # group lasso: prunes unneeded edges
             terms["reg_sparsity"] = self.coupling.sparsity * self.edge_gains().sum()
         return terms
+
+    def heldin_recon(self, out: Dict[str, torch.Tensor], spikes: torch.Tensor,
+                     heldin_mask: Optional[torch.Tensor], *, session: int = 0) -> torch.Tensor:
+        """Mean NLL of the held-in entries hidden from the encoders (all areas).
+
+        Shape:
+            spikes: (B, T, N); heldin_mask: (B, T, N_in) or None
+        """
+        return heldin_nll(self.observation, out["params"], spikes, self.heldin_idx, heldin_mask)

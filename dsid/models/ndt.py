@@ -7,39 +7,19 @@ import numpy as np
 import torch
 from torch import nn
 
-import dsid.modules  # noqa: F401  (registers the built-in components)
-from dsid.models.sae import apply_augmentations, build_augmentations
+from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, build_readout,
+                              check_session, heldin_nll, masked_nll)
+from dsid.models.protocol import STANDARD_OUTPUTS
 from dsid.modules.encoders._attention import AttentionStack, context_mask
-from dsid.registry import OBSERVATIONS, READOUTS
+from dsid.registry import MODELS, OBSERVATIONS
 
 DEFAULT_TRANSFORMER = {"d_model": 64, "n_heads": 4, "n_layers": 2, "ff_size": 128, "dropout": 0.1,
                        "context_forward": -1, "context_backward": -1}
 DEFAULT_MASKING = [{"name": "coordinated_dropout", "rate": 0.25}]
 
 
-def masked_nll(observation: nn.Module, params: torch.Tensor, target: torch.Tensor,
-               heldin_idx: torch.Tensor, heldin_mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """Per-batch mean of the summed NLL; with ``heldin_mask`` only the masked held-in entries of the
-    observed window are scored (rescaled by 1 / mask rate so the magnitude does not depend on it);
-    held-out neurons, and bins past the window (forward prediction: ``target`` longer than the
-    mask), are always scored.
-
-    Shape:
-        params: (B, T'', N, P) with T'' >= T'; target: (B, T', N) with T' >= T;
-        heldin_mask: (B, T, N_in) or None
-        returns: scalar
-    """
-    nll = observation(params[:, :target.shape[1]], target)
-    if heldin_mask is not None:
-        T = heldin_mask.shape[1]
-        frac = heldin_mask.mean().clamp_min(1e-3)
-        weight = torch.ones_like(nll[:, :T])
-        weight[..., heldin_idx] = heldin_mask / frac
-        nll = torch.cat([nll[:, :T] * weight, nll[:, T:]], dim=1)
-    return nll.sum((1, 2)).mean()
-
-
-class NDT(nn.Module):
+@MODELS.register("ndt")
+class NDT(ConfigurableModel):
     """Held-in bins -> linear embedding + positions -> self-attention over time (bidirectional, or
     limited to ``context_forward``/``context_backward`` bins) -> per-bin factors (a linear
     bottleneck of ``factor_size``) -> readout -> observation parameters of every neuron.
@@ -51,13 +31,19 @@ class NDT(nn.Module):
 
     Config (``model``): ``kind: ndt``, ``factor_size``, ``observation``, ``readout``,
     ``augmentations``, ``transformer: {d_model, n_heads, n_layers, ff_size, dropout,
-    context_forward, context_backward}`` (negative context: unlimited).
+    context_forward, context_backward}`` (negative context: unlimited). The base config's
+    ``ic_size``, ``co_size``, ``encoder``, ``generator`` and priors are not used by this kind.
     """
 
-    def __init__(self, model_cfg: Mapping[str, Any], data_info: Mapping[str, Any]):
+    output_keys = STANDARD_OUTPUTS
+    n_sessions = 1
+    unused_base_keys = ("ic_size", "co_size", "encoder", "generator", "ic_prior", "co_prior")
+
+    def __init__(self, *, data_info: Mapping[str, Any], factor_size: int, observation: Mapping[str, Any],
+                 readout: Optional[Mapping[str, Any]] = None, augmentations: Optional[list] = None,
+                 transformer: Optional[Mapping[str, Any]] = None):
         super().__init__()
-        cfg = dict(model_cfg)
-        tcfg = {**DEFAULT_TRANSFORMER, **dict(cfg.get("transformer") or {})}
+        tcfg = {**DEFAULT_TRANSFORMER, **dict(transformer or {})}
         unknown = sorted(set(tcfg) - set(DEFAULT_TRANSFORMER))
         if unknown:
             raise KeyError(f"ndt model: model.transformer does not take {unknown}; it takes "
@@ -65,39 +51,39 @@ class NDT(nn.Module):
         self.heldout = torch.as_tensor(np.asarray(data_info["heldout"], bool))
         self.register_buffer("heldin_idx", torch.nonzero(~self.heldout).flatten(), persistent=False)
         self.n_neurons, self.n_heldin = int(self.heldout.numel()), int((~self.heldout).sum())
-        factor_size, d_model = int(cfg["factor_size"]), int(tcfg["d_model"])
+        factor_size, d_model = int(factor_size), int(tcfg["d_model"])
         self.context = (int(tcfg["context_forward"]), int(tcfg["context_backward"]))
-        self.observation = OBSERVATIONS.build(cfg["observation"])
+        self.observation = OBSERVATIONS.build(observation)
         self.embed = nn.Linear(self.n_heldin, d_model)
         self.stack = AttentionStack(d_model=d_model, n_heads=int(tcfg["n_heads"]),
                                     n_layers=int(tcfg["n_layers"]), ff_size=int(tcfg["ff_size"]),
                                     dropout=float(tcfg["dropout"]))
         self.to_factors = nn.Linear(d_model, factor_size)
-        init_bias = None
-        if data_info.get("mean_counts") is not None and hasattr(self.observation, "init_params"):
-            init_bias = self.observation.init_params(np.asarray(data_info["mean_counts"], float))
-        self.readout = READOUTS.build(cfg.get("readout") or {"name": "linear"}, factor_size=factor_size,
-                                      n_neurons=self.n_neurons, n_params=self.observation.n_params,
-                                      init_bias=init_bias)
-        augs = cfg.get("augmentations")
-        self.augmentations = build_augmentations(DEFAULT_MASKING if augs is None else augs)
+        self.readout = build_readout(readout, self.observation, factor_size, self.n_neurons,
+                                     data_info.get("mean_counts"))
+        self.augmentations = build_augmentations(DEFAULT_MASKING if augmentations is None else augmentations)
         if not any(getattr(a, "changes_loss", False) for a in self.augmentations):
             raise ValueError("ndt model: masked-bin reconstruction needs a masking augmentation "
                              "(e.g. coordinated_dropout) in model.augmentations; without one the "
                              "model learns the identity map")
 
-    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None):
+    def init_from_data(self, sessions) -> None:
+        """Nothing to initialise from data."""
+
+    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None, *,
+                session: int = 0):
         """Select held-in neurons and apply the augmentations (the masking) for ``stage``.
 
         Shape:
             spikes: (B, T, N) -> x: (B, T, N_in), loss_mask: (B, T, N_in) or None
         """
+        check_session(session, 1, "ndt")
         return apply_augmentations(self.augmentations, spikes[..., self.heldin_idx], stage, generator)
 
     def recurrent_weights(self) -> List[torch.Tensor]:
         return []  # no recurrence; weight decay regularises the transformer
 
-    def forward(self, x: torch.Tensor, n_forward: int = 0, sample: bool = True,
+    def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
                 ext: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Infer rates for all neurons from held-in input (``sample`` is ignored: deterministic).
 
@@ -106,6 +92,7 @@ class NDT(nn.Module):
             returns dict: params (B, T+n_forward, N, P), rates (B, T+n_forward, N),
             factors (B, T+n_forward, F), states (B, T+n_forward, d_model); n_observed = T
         """
+        check_session(session, 1, "ndt")
         if ext is not None:
             raise ValueError("ndt model: external inputs are not supported")
         n_observed = x.shape[1]
@@ -119,7 +106,7 @@ class NDT(nn.Module):
                 "states": h, "n_observed": n_observed}
 
     def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
-                   heldin_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                   heldin_mask: Optional[torch.Tensor] = None, *, session: int = 0) -> Dict[str, torch.Tensor]:
         """Masked reconstruction NLL (``recon``); the KL terms are zero (no latent variables).
 
         Shape:
@@ -128,3 +115,12 @@ class NDT(nn.Module):
         recon = masked_nll(self.observation, out["params"], target, self.heldin_idx, heldin_mask)
         zero = target.new_zeros(())
         return {"recon": recon, "kl_ic": zero, "kl_co": zero}
+
+    def heldin_recon(self, out: Dict[str, torch.Tensor], spikes: torch.Tensor,
+                     heldin_mask: Optional[torch.Tensor], *, session: int = 0) -> torch.Tensor:
+        """Mean NLL of the masked held-in entries (:func:`~dsid.models.core.heldin_nll`).
+
+        Shape:
+            spikes: (B, T, N); heldin_mask: (B, T, N_in) or None
+        """
+        return heldin_nll(self.observation, out["params"], spikes, self.heldin_idx, heldin_mask)

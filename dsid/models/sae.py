@@ -1,92 +1,119 @@
-"""SequentialAutoencoder: one area's LFADS-style model assembled from registered components."""
+"""SequentialAutoencoder: LFADS-style dynamics assembled from registered components, for one
+recording session or several stitched together."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-import dsid.modules  # noqa: F401  (registers the built-in components)
-from dsid.registry import AUGMENTATIONS, ENCODERS, GENERATORS, OBSERVATIONS, PRIORS, READOUTS
+from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, build_readout,
+                              check_session, heldin_nll, kl_terms, masked_nll, sample_ic)
+from dsid.models.protocol import STANDARD_OUTPUTS
+from dsid.models.readin import readin_maps
+from dsid.registry import ENCODERS, GENERATORS, MODELS, OBSERVATIONS, PRIORS
 
 
-def build_augmentations(cfgs) -> nn.ModuleList:
-    """A list of augmentation configs (``[{name: ..., **kwargs}, ...]``) -> modules applied in order."""
-    return nn.ModuleList(AUGMENTATIONS.build(c) for c in (cfgs or []))
-
-
-def apply_augmentations(augs: nn.ModuleList, x: torch.Tensor, stage: str,
-                        generator: Optional[torch.Generator] = None):
-    """Apply augmentations in order; loss masks multiply. Returns (x, loss_mask or None).
-
-    Shape:
-        x: (B, T, N); loss_mask: (B, T, N) or None
-    """
-    mask = None
-    for aug in augs:
-        x, m = aug(x, stage=stage, generator=generator)
-        if m is not None:
-            mask = m if mask is None else mask * m
-    return x, mask
-
-
-class SequentialAutoencoder(nn.Module):
+@MODELS.register("sae")
+class SequentialAutoencoder(ConfigurableModel):
     """Encoder -> (initial condition, controller encodings) -> generator -> factors -> readout ->
-    observation model, for one area's neurons (held-out neurons are predicted, never encoded)."""
+    observation model (held-out neurons are predicted, never encoded).
 
-    def __init__(self, model_cfg: Mapping[str, Any], data_info: Mapping[str, Any]):
+    With several sessions (``data_info["sessions"]``, from ``data.files``) every session ``s`` has
+    its own affine read-in (held-in neurons -> ``readin_size``, started from :func:`readin_maps` by
+    :meth:`init_from_data`; fixed when ``train_readin`` is false) and its own readout, around shared
+    encoder and dynamics (stitching, Pandarinath et al., 2018). One session has no read-in.
+    """
+
+    output_keys = STANDARD_OUTPUTS
+    supports_sessions = True
+
+    def __init__(self, *, data_info: Mapping[str, Any], ic_size: int, co_size: int, factor_size: int,
+                 encoder: Mapping[str, Any], generator: Mapping[str, Any], observation: Mapping[str, Any],
+                 readout: Optional[Mapping[str, Any]] = None, ic_prior: Optional[Mapping[str, Any]] = None,
+                 co_prior: Optional[Mapping[str, Any]] = None, augmentations: Optional[list] = None,
+                 readin_size: int = 16, train_readin: bool = True):
         super().__init__()
-        cfg = dict(model_cfg)
-        self.heldout = torch.as_tensor(np.asarray(data_info["heldout"], bool))
-        self.register_buffer("heldin_idx", torch.nonzero(~self.heldout).flatten(), persistent=False)
-        self.n_neurons = int(self.heldout.numel())
-        self.n_heldin = int(self.heldin_idx.numel())
-        ic_size, co_size = int(cfg["ic_size"]), int(cfg["co_size"])
-        factor_size = int(cfg["factor_size"])
-        self.observation = OBSERVATIONS.build(cfg["observation"])
-        self.encoder = ENCODERS.build(cfg["encoder"], input_size=self.n_heldin, ic_size=ic_size)
+        sessions = list(data_info.get("sessions") or [data_info])
+        self.n_sessions, self.readin_size = len(sessions), int(readin_size)
+        ic_size, co_size, factor_size = int(ic_size), int(co_size), int(factor_size)
+        self.observation = OBSERVATIONS.build(observation)
+        self.readins, self.readouts = nn.ModuleList(), nn.ModuleList()
+        self.n_heldin = []
+        for s, info in enumerate(sessions):
+            heldout = np.asarray(info["heldout"], bool)
+            self.register_buffer(f"heldin_idx_{s}", torch.as_tensor(np.flatnonzero(~heldout)), persistent=False)
+            self.n_heldin.append(int((~heldout).sum()))
+            if self.n_sessions > 1:
+                self.readins.append(nn.Linear(self.n_heldin[-1], self.readin_size))
+            self.readouts.append(build_readout(readout, self.observation, factor_size, int(heldout.size),
+                                               info.get("mean_counts")))
+        if not train_readin:
+            self.readins.requires_grad_(False)
+        in_size = self.readin_size if self.n_sessions > 1 else self.n_heldin[0]
+        self.encoder = ENCODERS.build(encoder, input_size=in_size, ic_size=ic_size)
         ci_out = getattr(self.encoder, "ci_output_size", 0) if co_size else 0
-        self.generator = GENERATORS.build(
-            cfg["generator"], ic_size=ic_size, co_size=co_size, factor_size=factor_size,
-            ci_input_size=ci_out, ext_input_size=int(data_info.get("ext_input_size", 0)))
-        init_bias = None
-        if data_info.get("mean_counts") is not None and hasattr(self.observation, "init_params"):
-            init_bias = self.observation.init_params(np.asarray(data_info["mean_counts"], float))
-        self.readout = READOUTS.build(cfg.get("readout") or {"name": "linear"}, factor_size=factor_size,
-                                      n_neurons=self.n_neurons, n_params=self.observation.n_params,
-                                      init_bias=init_bias)
-        self.ic_prior = PRIORS.build(cfg.get("ic_prior") or {"name": "gaussian"}, size=ic_size)
-        self.co_prior = PRIORS.build(cfg.get("co_prior") or {"name": "ar1"}, size=max(co_size, 1))
-        self.augmentations = build_augmentations(cfg.get("augmentations"))
+        ext = 0 if self.n_sessions > 1 else int(data_info.get("ext_input_size", 0))
+        self.generator = GENERATORS.build(generator, ic_size=ic_size, co_size=co_size, factor_size=factor_size,
+                                          ci_input_size=ci_out, ext_input_size=ext)
+        self.ic_prior = PRIORS.build(ic_prior or {"name": "gaussian"}, size=ic_size)
+        self.co_prior = PRIORS.build(co_prior or {"name": "ar1"}, size=max(co_size, 1))
+        self.augmentations = build_augmentations(augmentations)
 
-    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None):
-        """Select held-in neurons and apply the augmentations for ``stage`` (train/val/predict).
+    @property
+    def readout(self) -> nn.Module:
+        """The readout of session 0 (the only one of a single-session model)."""
+        return self.readouts[0]
+
+    @property
+    def heldin_idx(self) -> torch.Tensor:
+        """Held-in neuron indices of session 0."""
+        return self.heldin_idx_of(0)
+
+    def heldin_idx_of(self, session: int) -> torch.Tensor:
+        return getattr(self, f"heldin_idx_{check_session(session, self.n_sessions, 'sae')}")
+
+    @torch.no_grad()
+    def init_from_data(self, sessions: Sequence) -> None:
+        """With several sessions, set the read-ins from the sessions' training data (:func:`readin_maps`)."""
+        if self.n_sessions == 1:
+            return
+        if len(sessions) != self.n_sessions:
+            raise ValueError(f"sae model: built for {self.n_sessions} sessions, given {len(sessions)}")
+        for lin, (w, b) in zip(self.readins, readin_maps(sessions, self.readin_size)):
+            k = w.shape[1]
+            lin.weight[:k] = torch.as_tensor(w.T, dtype=lin.weight.dtype)
+            lin.bias[:k] = torch.as_tensor(b, dtype=lin.bias.dtype)
+
+    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None, *,
+                session: int = 0):
+        """Select the session's held-in neurons and apply the augmentations for ``stage``.
 
         Shape:
-            spikes: (B, T, N) -> x: (B, T, N_in), loss_mask: (B, T, N_in) or None
+            spikes: (B, T, N_s) -> x: (B, T, N_in_s), loss_mask: (B, T, N_in_s) or None
         """
-        return apply_augmentations(self.augmentations, spikes[..., self.heldin_idx], stage, generator)
+        return apply_augmentations(self.augmentations, spikes[..., self.heldin_idx_of(session)], stage, generator)
 
     def recurrent_weights(self) -> List[torch.Tensor]:
         fn = getattr(self.generator, "recurrent_weights", None)
         return list(fn()) if fn else []
 
-    def forward(self, x: torch.Tensor, n_forward: int = 0, sample: bool = True,
+    def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
                 ext: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Infer rates for all neurons from held-in input.
+        """Infer rates for all of the session's neurons from its held-in input.
 
         Shape:
-            x: (B, T, N_in) held-in input; ext: (B, T, E) external input or None
-            returns dict: params (B, T+n_forward, N, P), rates (B, T+n_forward, N),
-            factors (B, T+n_forward, F), ic_mean/ic_logvar/ic_sample (B, I),
+            x: (B, T, N_in_s) held-in input; ext: (B, T, E) external input or None
+            returns dict: params (B, T+n_forward, N_s, P), rates (B, T+n_forward, N_s),
+            factors (B, T+n_forward, F), states (B, T+n_forward, H), ic_mean/ic_logvar/ic_sample (B, I),
             co_mean/co_logvar/co_sample (B, T+n_forward, C) or absent; n_observed = T
         """
-        enc = self.encoder(x)
-        ic = enc.ic_mean + torch.exp(0.5 * enc.ic_logvar) * torch.randn_like(enc.ic_mean) \
-            if sample else enc.ic_mean
+        session = check_session(session, self.n_sessions, "sae")
+        enc = self.encoder(self.readins[session](x) if self.n_sessions > 1 else x)
+        ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
         gen = self.generator(ic, ci=enc.ci, ext=ext, n_steps=x.shape[1] + n_forward, sample=sample)
-        params = self.readout(gen.factors)
+        params = self.readouts[session](gen.factors)
         out = {"params": params, "rates": self.observation.mean(params), "factors": gen.factors,
                "states": gen.states, "ic_mean": enc.ic_mean, "ic_logvar": enc.ic_logvar, "ic_sample": ic,
                "n_observed": x.shape[1]}
@@ -95,31 +122,22 @@ class SequentialAutoencoder(nn.Module):
         return out
 
     def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
-                   heldin_mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Per-batch means of the summed reconstruction NLL and KL terms.
-
-        ``heldin_mask`` (from augmentations) selects which held-in entries of the observed window are
-        scored; held-out neurons, and bins past the window (forward prediction, when ``target`` is
-        longer than the mask), are always scored.
+                   heldin_mask: Optional[torch.Tensor] = None, *, session: int = 0) -> Dict[str, torch.Tensor]:
+        """Per-batch means of the summed reconstruction NLL (:func:`masked_nll`) and the KL terms.
 
         Shape:
-            target: (B, T', N) with T' >= T; heldin_mask: (B, T, N_in) or None
+            target: (B, T', N_s) with T' >= T (forward bins last); heldin_mask: (B, T, N_in_s) or None
         """
-        T_all = target.shape[1]
-        nll = self.observation(out["params"][:, :T_all], target)
-        T = int(out.get("n_observed", T_all))
-        if heldin_mask is not None:
-            # rescale so the expected loss magnitude does not depend on the mask rate
-            frac = heldin_mask.mean().clamp_min(1e-3)
-            weight = torch.ones_like(nll[:, :T])
-            weight[..., self.heldin_idx] = heldin_mask / frac
-            nll = torch.cat([nll[:, :T] * weight, nll[:, T:]], dim=1)
-        terms = {"recon": nll.sum((1, 2)).mean(),
-                 "kl_ic": self.ic_prior(out["ic_mean"], out["ic_logvar"], out["ic_sample"]).mean()}
-        if "co_mean" in out:
-            sl = slice(0, T)  # inferred inputs exist only where there is data
-            terms["kl_co"] = self.co_prior(out["co_mean"][:, sl], out["co_logvar"][:, sl],
-                                           out["co_sample"][:, sl]).mean()
-        else:
-            terms["kl_co"] = target.new_zeros(())
-        return terms
+        T = int(out.get("n_observed", target.shape[1]))
+        return {"recon": masked_nll(self.observation, out["params"], target, self.heldin_idx_of(session),
+                                    heldin_mask),
+                **kl_terms(self.ic_prior, self.co_prior, out, T)}
+
+    def heldin_recon(self, out: Dict[str, torch.Tensor], spikes: torch.Tensor,
+                     heldin_mask: Optional[torch.Tensor], *, session: int = 0) -> torch.Tensor:
+        """Mean NLL of the held-in entries hidden from the encoder (:func:`heldin_nll`).
+
+        Shape:
+            spikes: (B, T, N_s); heldin_mask: (B, T, N_in_s) or None
+        """
+        return heldin_nll(self.observation, out["params"], spikes, self.heldin_idx_of(session), heldin_mask)

@@ -1,7 +1,5 @@
-"""Neural Latents Benchmark support: dataset specs, synthetic NLB-like NWB files, NWB -> DSID tensor
-files with NLB targets (``prepare``), submissions and scores through nlb_tools (``scoring``), the
-smoothing baseline, scoring and submitting trained runs (``evaluate``: ``dsid nlb evaluate|submit``) and
-NLB scores during training (``callback``)."""
-from dsid.nlb.specs import DATASETS, SPECS, NLBSpec, get_spec
-
-__all__ = ["DATASETS", "SPECS", "NLBSpec", "get_spec"]
+"""Neural Latents Benchmark support: synthetic NLB-like NWB files (``synth``), NWB -> DSID tensor
+files with NLB targets (``prepare``), the smoothing baseline, and scoring and submitting trained runs
+(``evaluate``: ``dsid nlb evaluate|submit``). Dataset specs and scoring through nlb_tools live in
+``dsid.evaluation.nlb_specs`` and ``dsid.evaluation.nlb_scoring``; NLB scores during training in
+``dsid.training.nlb_callback``."""

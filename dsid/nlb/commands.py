@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 
-from dsid.nlb.specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES
+from dsid.evaluation.nlb_specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES
 
 
 def nlb_subparsers(top):
@@ -59,7 +59,7 @@ def _prepare(args) -> int:
 def _baseline(args) -> int:
     from dsid.data.tensor_file import DataFileError
     from dsid.nlb.baseline import smoothing_baseline
-    from dsid.nlb.scoring import (evaluate_submission, format_metrics, load_targets, read_nlb_info,
+    from dsid.evaluation.nlb_scoring import (evaluate_submission, format_metrics, load_targets, read_nlb_info,
                                   save_submission_h5)
 
     try:

@@ -1,7 +1,7 @@
 """Score a trained run on NLB (``dsid nlb evaluate``) and write its EvalAI submission (``dsid nlb submit``).
 
-Both read the run's ``config.yaml`` and ``inference.h5`` (posterior-averaged rates of every split, written
-by ``dsid.inference.infer_run`` when missing) and the prepared NLB file the run was trained on. The
+Both read the run (``dsid.runs.load_run``: its ``config.yaml`` and best checkpoint) and its ``inference.h5``
+(posterior-averaged rates of every split, written by ``dsid.runs.infer.infer_run`` when missing) and the prepared NLB file the run was trained on. The
 submission's train rates are DSID train + valid put back in NLB's training-trial order
 (``nlb/train_order``); its eval rates and forward rates are DSID ``test``'s ``rates`` and ``rates_forward``.
 
@@ -21,9 +21,13 @@ from typing import Any, Dict, Mapping, Optional
 import h5py
 import numpy as np
 
-from dsid.data.tensor_file import DataFileError
-from dsid.nlb.scoring import (RATE_KEYS, evaluate_submission, load_targets, make_submission, oracle_submission,
-                              read_nlb_info, read_train_order, save_submission_h5, to_nlb_train_order)
+from dsid.data.tensor_file import DataFileError, load_tensor_file
+from dsid.evaluation.inference import INFERENCE_FILE, infer_data
+from dsid.evaluation.nlb_scoring import (RATE_KEYS, evaluate_submission, load_targets, oracle_submission,
+                                         read_nlb_info, read_train_order, save_submission_h5,
+                                         submission_from_rates)
+from dsid.runs.infer import infer_run
+from dsid.runs.load import checkpoint_path, load_run
 
 METRICS_FILE = "nlb_metrics.json"
 SPLITS = ("train", "valid", "test")
@@ -34,14 +38,6 @@ class NLBRunError(ValueError):
 
 
 # ----- the run ---------------------------------------------------------------------------------------
-def _checkpoint(run_dir: Path) -> Path:
-    for name in ("best.ckpt", "last.ckpt"):
-        if (run_dir / "checkpoints" / name).exists():
-            return run_dir / "checkpoints" / name
-    raise FileNotFoundError(f"{run_dir}: no trained model (checkpoints/best.ckpt is missing): train first, "
-                            "e.g. `dsid train experiment=nlb_mc_maze`")
-
-
 def run_data_path(run_dir, cfg: Mapping[str, Any], data_path=None) -> Path:
     """The prepared NLB file of a run (``data_path`` overrides the run's ``data.path``), checked."""
     data_cfg = cfg.get("data") or {}
@@ -106,13 +102,6 @@ def _read_rates(inf_path: Path, data_path: Path, run_dir: Path) -> Dict[str, np.
     return out
 
 
-def submission_from_rates(info: Mapping[str, Any], order: np.ndarray, rates: Mapping[str, np.ndarray]):
-    """NLB's submission from DSID rates: ``rates['train']``, ``['valid']``, ``['test']`` (trials, T, N) and
-    optionally ``['forward']`` (test trials, T_fwd, N), spikes per bin."""
-    return make_submission(info["dataset"], info["bin_ms"], to_nlb_train_order(order, rates["train"], rates["valid"]),
-                           rates["test"], rates.get("forward"), n_heldin=info["n_heldin"])
-
-
 def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log=None):
     """``(submission, info, data_path, n_samples)`` of a trained run.
 
@@ -120,28 +109,23 @@ def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log
     With ``data_path`` (another prepared file of the same dataset, e.g. the test-phase one) the model
     infers that file's trials in memory and the run's ``inference.h5`` is left alone.
     """
-    from dsid.inference import INFERENCE_FILE, infer_module, infer_run
-    from dsid.training.run import load_best, load_run_config
-
     log = log or (lambda msg: None)
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    _checkpoint(run_dir)
+    run = load_run(run_dir)
+    cfg = run.config
+    checkpoint_path(run_dir)
     path = run_data_path(run_dir, cfg, data_path)
     info = read_nlb_info(path)
     order = read_train_order(path)
     n_default = int((cfg.get("infer") or {}).get("n_samples", 20))
     if data_path is not None:
-        from dsid.data.tensor_file import load_tensor_file
-
         n = n_default if n_samples is None else int(n_samples)
         log(f"inferring {path} with the model of {run_dir} ({n} posterior samples)")
-        module = load_best(run_dir)
         data = load_tensor_file(path, require_splits=SPLITS)
         with tempfile.TemporaryDirectory() as tmp:
             inf_path = Path(tmp) / INFERENCE_FILE
-            infer_module(module, data, n_samples=n, batch_size=int((cfg.get("infer") or {}).get("batch_size", 256)),
-                         out=inf_path)
+            infer_data(run.model, data, n_samples=n, batch_size=int((cfg.get("infer") or {}).get("batch_size", 256)),
+                       out=inf_path)
             rates = _read_rates(inf_path, path, run_dir)
     else:
         inf_path = run_dir / INFERENCE_FILE
@@ -234,12 +218,10 @@ def evaluate_run(run_dir, n_samples: Optional[int] = None, data_path=None, wandb
     psth_r2, fp_bps}, "oracle": {...} (synthetic data only), "dataset", "key", ...}``; logs the metrics
     as ``val/nlb_<metric>`` to a W&B run in the run directory unless ``log_wandb`` is false.
     """
-    from dsid.training.run import load_run_config
-
     log = log or (lambda msg: None)
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    _checkpoint(run_dir)
+    cfg = load_run(run_dir).config
+    checkpoint_path(run_dir)
     path = run_data_path(run_dir, cfg, data_path)
     info = read_nlb_info(path)
     if info["heldout_unknown"]:
@@ -290,14 +272,12 @@ def submit_run(run_dir, out, n_samples: Optional[int] = None, data_path=None, wa
     warning (its eval trials are NLB's 'val' trials, which EvalAI's test phase does not score). The file
     is also logged to W&B as an artifact of type ``nlb-submission`` unless ``log_wandb`` is false.
     """
-    from dsid.training.run import load_run_config
-
     log = log or (lambda msg: None)
     run_dir, out = Path(run_dir), Path(out)
     if out.suffix not in (".h5", ".hdf5"):
         raise ValueError(f"--out {out}: expected an .h5 file name (EvalAI takes HDF5 submissions)")
-    cfg = load_run_config(run_dir)
-    _checkpoint(run_dir)
+    cfg = load_run(run_dir).config
+    checkpoint_path(run_dir)
     path = run_data_path(run_dir, cfg, data_path)
     info = read_nlb_info(path)
     if not info["heldout_unknown"]:

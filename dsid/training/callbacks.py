@@ -1,81 +1,55 @@
-"""Training callbacks: diagnostic figures saved as PNG and logged to W&B."""
+"""Training callbacks: metrics while training, figures, epoch timing, and the end-of-training
+inference with the best checkpoint (``inference.h5``, ``metrics.json``, figures)."""
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytorch_lightning as pl
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-
-from dsid.evaluation.metrics import map_to_latents  # noqa: E402
+from dsid.evaluation.figures import diagnostic_figures, save_figures
+from dsid.evaluation.inference import infer_data, infer_split, inference_file
+from dsid.evaluation.scores import run_metrics
 
 
-def plot_rates(true: Optional[np.ndarray], inferred: np.ndarray, spikes: np.ndarray,
-               heldout: np.ndarray, bin_ms: float, n_neurons: int = 4, trial: int = 0):
-    """True vs inferred rates (spikes/s) of a few held-in and held-out neurons on one trial."""
-    hi, ho = np.flatnonzero(~heldout), np.flatnonzero(heldout)
-    picks = list(hi[: max(n_neurons - min(len(ho), n_neurons // 2), 1)]) + list(ho[: n_neurons // 2])
-    fig, axes = plt.subplots(len(picks), 1, figsize=(7, 1.6 * len(picks)), sharex=True, squeeze=False)
-    t = np.arange(inferred.shape[1]) * bin_ms
-    scale = 1000.0 / bin_ms
-    for ax, n in zip(axes[:, 0], picks):
-        ax.vlines(t[spikes[trial, :, n] > 0], 0, 0.15 * scale * max(inferred[trial, :, n].max(), 1e-3),
-                  color="0.7", lw=0.8, label="spikes")
-        if true is not None:
-            ax.plot(t, true[trial, :, n] * scale, "k", lw=1.5, label="true")
-        ax.plot(t, inferred[trial, :, n] * scale, "C1", lw=1.5, label="inferred")
-        ax.set_ylabel(f"#{n}{' (ho)' if heldout[n] else ''}\nHz", fontsize=8)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    axes[-1, 0].set_xlabel("time (ms)")
-    fig.suptitle("rates: true vs inferred (validation trial %d)" % trial, fontsize=9)
-    fig.tight_layout()
-    return fig
+def posterior_mean_outputs(model, sessions, splits=("train", "valid")) -> List[Dict[str, Any]]:
+    """Posterior-mean outputs (no sampling, no augmentation) of ``splits`` of every session."""
+    return [{s: infer_split(model, data.splits[s].spikes, n_samples=0, session=i) for s in splits}
+            for i, data in enumerate(sessions)]
 
 
-def plot_latents(true: np.ndarray, mapped: np.ndarray, trial: int = 0):
-    """True latents vs inferred factors mapped onto them (affine map fit on train)."""
-    L = true.shape[-1]
-    fig, axes = plt.subplots(L, 1, figsize=(7, 1.5 * L), sharex=True, squeeze=False)
-    for i, ax in enumerate(axes[:, 0]):
-        ax.plot(true[trial, :, i], "k", lw=1.5, label="true")
-        ax.plot(mapped[trial, :, i], "C0--", lw=1.5, label="factors, mapped")
-        ax.set_ylabel(f"latent {i}", fontsize=8)
-    axes[0, 0].legend(fontsize=7)
-    axes[-1, 0].set_xlabel("bin")
-    fig.suptitle("latents: true vs inferred factors (validation trial %d)" % trial, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def diagnostic_figures(data, outputs: Dict[str, Dict[str, np.ndarray]], n_neurons: int = 4, model=None):
-    """Name -> figure for the validation split, plus ``model.figures(data, outputs)`` when the model
-    defines it (e.g. the multi-area effectome, delays and messages)."""
-    va, tr = data.splits["valid"], data.splits["train"]
-    figs = {"rates": plot_rates(va.truth_rates, outputs["valid"]["rates"], va.spikes, data.heldout,
-                                data.bin_ms, n_neurons)}
-    if va.truth_latents is not None and tr.truth_latents is not None and "train" in outputs:
-        mapped = map_to_latents(outputs["train"]["factors"], tr.truth_latents,
-                                outputs["valid"]["factors"])
-        figs["latents"] = plot_latents(va.truth_latents, mapped)
-    if hasattr(model, "figures"):
-        figs.update(model.figures(data, outputs))
-    return figs
-
-
-def log_figures(logger, figs, fig_dir: Path, step: Optional[int] = None, suffix: str = "") -> None:
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    for name, fig in figs.items():
-        fig.savefig(fig_dir / f"{name}{suffix}.png", dpi=90)
+def log_figures(logger, figs, fig_dir: Path, suffix: str = "") -> None:
+    """Save figures as PNG and log them to W&B when the logger is W&B's."""
+    save_figures(figs, fig_dir, suffix)
     if isinstance(logger, pl.loggers.WandbLogger):
         import wandb
 
         logger.experiment.log({f"figures/{k}": wandb.Image(v) for k, v in figs.items()}, commit=False)
     for fig in figs.values():
         plt.close(fig)
+
+
+def _due(trainer, every: int) -> bool:
+    last = trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+    return every > 0 and (trainer.current_epoch % every == 0 or last)
+
+
+class MetricsCallback(pl.Callback):
+    """Every ``every_n_epochs`` validation epochs (and after the last), log the posterior-mean
+    metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...; per session for stitched models)."""
+
+    def __init__(self, every_n_epochs: int = 1):
+        self.every = int(every_n_epochs or 0)
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        if trainer.sanity_checking or trainer.datamodule is None or not _due(trainer, self.every):
+            return
+        sessions = trainer.datamodule.sessions
+        outputs = posterior_mean_outputs(module.model, sessions)
+        module.log_dict(run_metrics(module.model, sessions, outputs), on_epoch=True)
 
 
 class PlotCallback(pl.Callback):
@@ -87,14 +61,70 @@ class PlotCallback(pl.Callback):
     def on_validation_epoch_end(self, trainer, module) -> None:
         if trainer.sanity_checking or self.every <= 0 or (trainer.current_epoch + 1) % self.every:
             return
-        outputs = {s: module.posterior_mean_outputs(s) for s in ("train", "valid")}
-        figs = diagnostic_figures(trainer.datamodule.data, outputs, self.n_neurons,
-                                  model=getattr(module, "model", None))
+        data = trainer.datamodule.sessions[0]
+        outputs = posterior_mean_outputs(module.model, [data])[0]
+        figs = diagnostic_figures(data, outputs, self.n_neurons, model=module.model)
         log_figures(trainer.logger, figs, self.fig_dir, suffix=f"_epoch{trainer.current_epoch:04d}")
 
-    @staticmethod
-    def log_final(logger, module, data, outputs, fig_dir, n_neurons: int = 4) -> None:
-        if "valid" not in outputs:
+
+class EpochTimer(pl.Callback):
+    """Wall-clock seconds of every training epoch (its validation and metrics included)."""
+
+    def __init__(self):
+        self.seconds: List[float] = []
+        self._start = None
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return float(sum(self.seconds) / len(self.seconds)) if self.seconds else float("nan")
+
+
+def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size: int = 256,
+               n_neurons: int = 4, logger=None, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Posterior-averaged inference of every session (``RUN_DIR/inference.h5``, or
+    ``inference_session{i}.h5`` for several), the run's metrics (``metrics.json``, also logged as
+    ``final/...``) and its figures (``RUN_DIR/figures``, session 0). Returns the metrics."""
+    run_dir = Path(run_dir)
+    model = module.model.cpu()
+    n = model.n_sessions
+    outputs = [infer_data(model, data, session=s, n_samples=n_samples, batch_size=batch_size,
+                          out=run_dir / inference_file(s, n)) for s, data in enumerate(sessions)]
+    metrics: Dict[str, Any] = {**run_metrics(model, sessions, outputs), **(extra or {})}
+    metrics["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if logger is not None and hasattr(logger, "log_metrics"):
+        logger.log_metrics({f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+    if "valid" in outputs[0]:
+        log_figures(logger, diagnostic_figures(sessions[0], outputs[0], n_neurons, model=model),
+                    run_dir / "figures")
+    return metrics
+
+
+class FinalInference(pl.Callback):
+    """When fitting ends, reload the best checkpoint and :func:`finish_run` with it (global rank 0);
+    the metrics are kept in ``self.metrics``."""
+
+    def __init__(self, run_dir, n_samples: int = 20, batch_size: int = 256, n_neurons: int = 4):
+        self.run_dir, self.n_samples, self.batch_size = Path(run_dir), int(n_samples), int(batch_size)
+        self.n_neurons = n_neurons
+        self.metrics: Optional[Dict[str, Any]] = None
+
+    def on_fit_end(self, trainer, module) -> None:
+        if not trainer.is_global_zero:
             return
-        log_figures(logger, diagnostic_figures(data, outputs, n_neurons,
-                                               model=getattr(module, "model", None)), Path(fig_dir))
+        ckpt = trainer.checkpoint_callback
+        best = ckpt.best_model_path if ckpt is not None else ""
+        if best:
+            module = type(module).load_from_checkpoint(best, map_location="cpu")
+        timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
+        extra = {"epochs": trainer.current_epoch,
+                 "seconds_per_epoch": timers[0].seconds_per_epoch if timers else float("nan")}
+        self.metrics = finish_run(module, trainer.datamodule.sessions, self.run_dir, self.n_samples,
+                                  self.batch_size, self.n_neurons, trainer.logger, extra)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, Mapping
 
 from ray import tune
+
+from dsid.tuning.trainable import META_FILE
 
 # what a member reports that is worth keeping (Ray adds timing and bookkeeping keys)
 KEEP_PREFIXES = ("train/", "val/", "hp/")
@@ -60,10 +63,6 @@ class SelectionCallback(tune.Callback):
         return (int(meta["epoch"]) >= self.select_after, -float(meta["objective"]))
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        import shutil
-
-        from dsid.tuning.trainable import META_FILE
-
         dest = Path(self.path)
         current = dest / META_FILE
         with checkpoint.as_directory() as d:

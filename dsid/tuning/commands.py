@@ -17,7 +17,7 @@ def cmd_tune(args) -> int:
     except ImportError as err:
         raise SystemExit(f"dsid tune needs Ray Tune ({err}); install it with "
                          "pip install 'ray[tune]' (scripts/setup.sh installs the tested version)")
-    from dsid.training.commands import compose
+    from dsid.runs.config import compose
     from dsid.tuning.pbt import format_summary, run_pbt
 
     overrides = list(args.overrides)
@@ -30,7 +30,7 @@ def cmd_tune(args) -> int:
     print(format_summary(summary))
     best = summary.get("best") or {}
     if best.get("metrics"):
-        from dsid.training.commands import format_table
+        from dsid.runs.commands import format_table
 
         print(format_table(best["metrics"]))
     return 0

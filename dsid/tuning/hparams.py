@@ -109,7 +109,7 @@ def apply_hparams(cfg: Mapping[str, Any], hp: Mapping[str, float],
 
 
 def module_settings(hp: Mapping[str, float], space: Mapping[str, HyperParam]) -> Dict[str, Any]:
-    """Keyword arguments of :meth:`SAEModule.set_hyperparameters` for ``hp`` (entries under
+    """Keyword arguments of :func:`dsid.tuning.live.set_hyperparameters` for ``hp`` (entries under
     ``model.`` other than the built-in ones take effect when the module is rebuilt)."""
     out: Dict[str, Any] = {}
     for name, value in hp.items():

@@ -26,12 +26,15 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from dsid.training.run import ensure_data, to_plain
+from dsid.runs.assemble import ensure_data, make_datamodule
+from dsid.runs.config import to_plain
+from dsid.runs.load import BEST_CKPT, load_module
+from dsid.training.callbacks import finish_run
 from dsid.tuning.callbacks import (HistoryCallback, SelectionCallback, WandbPopulationCallback,
                                    read_history)
 from dsid.tuning.hparams import read_hparams
 from dsid.tuning.pbt_logic import initial_population, parse_space
-from dsid.tuning.trainable import CKPT_FILE, META_FILE, run_member
+from dsid.tuning.trainable import CKPT_FILE, META_FILE, run_member, trial_config
 
 EXPERIMENT = "pbt"
 CONFIG_FILE = "tune_config.yaml"
@@ -106,11 +109,15 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
 def base_config(cfg: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
     """The config every member starts from: absolute data path, the PBT epoch budget, the learning
-    rate scheduler of PBT runs, and a fixed coordinated-dropout rate for the objective's masks."""
+    rate scheduler of PBT runs, and a fixed coordinated-dropout rate for the objective's masks
+    (``val_rate`` of every coordinated-dropout augmentation)."""
     base = json.loads(json.dumps(cfg))
     base.pop("tune", None)
     data = base["data"]
-    data["path"] = str(Path(ensure_data(data)).resolve())
+    if data.get("files"):  # several sessions (stitched)
+        data["files"] = [str(Path(f).resolve()) for f in data["files"]]
+    else:
+        data["path"] = str(Path(ensure_data(data)).resolve())
     base.setdefault("trainer", {})["max_epochs"] = opts["total_epochs"]
     train = base.setdefault("train", {})
     if opts["lr_scheduler"] is not None:
@@ -121,7 +128,8 @@ def base_config(cfg: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
     if rate is None and cd:
         rate = cd[0].get("rate", 0.3)
     if rate is not None:
-        train["val_cd_rate"] = float(rate)
+        for entry in cd:
+            entry["val_rate"] = float(rate)
     elif opts["objective"] == "val/recon_heldin":
         print("[dsid tune] warning: no coordinated dropout, so val/recon_heldin scores held-in "
               "entries the encoder sees; prefer augmentation=coordinated_dropout for PBT")
@@ -302,12 +310,6 @@ def export_best(exp_path, base: Dict[str, Any], opts: Dict[str, Any], out_dir,
     else the best of those Ray retained under ``exp_path``) to ``out_dir`` as an ordinary DSID run
     directory (config.yaml with the winning hyperparameters, checkpoints/best.ckpt, inference.h5,
     metrics.json, figures/). Returns the chosen checkpoint's metadata plus ``metrics``."""
-    from dsid.inference import final_metrics, infer_module
-    from dsid.training.callbacks import PlotCallback
-    from dsid.training.lightning_module import SAEModule
-    from dsid.training.run import BEST_CKPT, make_datamodule
-    from dsid.tuning.trainable import trial_config
-
     found = [c for c in (find_checkpoints(selected) if selected else [])
              + find_checkpoints(exp_path)
              if c.get("objective") is not None and math.isfinite(c["objective"])]
@@ -327,18 +329,13 @@ def export_best(exp_path, base: Dict[str, Any], opts: Dict[str, Any], out_dir,
                     "epoch": best["epoch"], "member": best["member"],
                     "hyperparameters": best["hp"]}
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
-    module = SAEModule.load_from_checkpoint(str(out_dir / BEST_CKPT), map_location="cpu")
+    module = load_module(out_dir / BEST_CKPT)
     dm = make_datamodule(cfg)
     dm.setup()
     infer = cfg.get("infer") or {}
-    outputs = infer_module(module, dm.data, n_samples=int(infer.get("n_samples", 20)),
-                           batch_size=int(infer.get("batch_size", 256)),
-                           out=out_dir / "inference.h5")
-    metrics = final_metrics(dm.data, outputs, module.model)
-    metrics["epochs"] = best["epoch"]
-    metrics[f"pbt/{opts['objective']}"] = best["objective"]
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    PlotCallback.log_final(None, module, dm.data, outputs, out_dir / "figures")
+    metrics = finish_run(module, dm.sessions, out_dir, n_samples=int(infer.get("n_samples", 20)),
+                         batch_size=int(infer.get("batch_size", 256)),
+                         extra={"epochs": best["epoch"], f"pbt/{opts['objective']}": best["objective"]})
     return {**best, "metrics": metrics}
 
 

@@ -20,6 +20,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, Mapping
 
+from dsid.runs.assemble import build_run
+from dsid.training.callbacks import MetricsCallback
+from dsid.tuning.hparams import apply_hparams, module_settings
+from dsid.tuning.live import set_hyperparameters
+from dsid.tuning.pbt_logic import parse_space
+
 CKPT_FILE = "model.ckpt"
 META_FILE = "dsid.json"
 
@@ -27,9 +33,6 @@ META_FILE = "dsid.json"
 def trial_config(base_cfg: Mapping[str, Any], hp: Mapping[str, float], member: int,
                  options: Mapping[str, Any]) -> Dict[str, Any]:
     """The DSID config of one member: the base config with its hyperparameters written in."""
-    from dsid.tuning.hparams import apply_hparams
-    from dsid.tuning.pbt_logic import parse_space
-
     cfg = apply_hparams(base_cfg, hp, parse_space(options["hyperparameters"]))
     cfg["seed"] = int(cfg.get("seed", 0)) + int(member)
     return cfg
@@ -64,11 +67,6 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
     import torch
     from ray import tune
 
-    from dsid.training.lightning_module import SAEModule
-    from dsid.training.run import make_datamodule
-    from dsid.tuning.hparams import module_settings
-    from dsid.tuning.pbt_logic import parse_space
-
     _quiet()
     hp, member = dict(config["hp"]), int(config["member"])
     space = parse_space(options["hyperparameters"])
@@ -94,7 +92,7 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
     class Report(pl.Callback):
         def on_train_start(self, trainer, module):
             # the restored optimizer holds the copied member's learning rate: write ours in
-            module.set_hyperparameters(**module_settings(hp, space))
+            set_hyperparameters(module, **module_settings(hp, space))
 
         def on_train_epoch_end(self, trainer, module):
             if trainer.sanity_checking:
@@ -138,9 +136,7 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
             return
     try:
         pl.seed_everything(int(cfg.get("seed", 0)) + 1000 * state["epoch"], workers=True, verbose=False)
-        dm = make_datamodule(cfg)
-        dm.setup()
-        module = SAEModule(cfg["model"], dm.info, cfg.get("train"))
+        dm, module = build_run(cfg)
         trainer_kwargs = {k: v for k, v in (cfg.get("trainer") or {}).items() if v is not None}
         gpus = float(options.get("gpus_per_trial", 0) or 0)
         trainer_kwargs.update(
@@ -148,7 +144,8 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
             logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(workdir))
         trainer_kwargs.pop("strategy", None)
-        trainer = pl.Trainer(callbacks=[Report()], **trainer_kwargs)
+        every = int((cfg.get("train") or {}).get("metrics_every_n_epochs", 1) or 0)
+        trainer = pl.Trainer(callbacks=[MetricsCallback(every), Report()], **trainer_kwargs)
         trainer.fit(module, dm, ckpt_path=ckpt_path)
     except Exception as err:  # noqa: BLE001  (any crash of one member: replace it, keep searching)
         report_failure(err)

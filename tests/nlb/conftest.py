@@ -50,8 +50,8 @@ def _one_torch_thread():
 
 def _train_tiny(data_path, run_dir, epochs: int = 2, logger: str = "csv", extra=()):
     """Train the tiny model on a prepared NLB file; returns the run directory."""
-    from dsid.training.commands import compose
-    from dsid.training.run import train
+    from dsid.runs.config import compose
+    from dsid.runs.train import train
 
     cfg = compose(["data=file", f"data.path={data_path}", f"logger={logger}", f"trainer.max_epochs={epochs}",
                    *TINY_TRAIN, *extra])

@@ -1,10 +1,12 @@
 """``dsid train``, ``dsid infer`` and ``dsid demo``."""
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
-from typing import List, Optional
+from typing import List
+
+from dsid.runs.config import config_dir
+from dsid.runs.infer import infer_run
+from dsid.runs.train import train
 
 # The Lorenz demo's quality targets (issue: core toolkit): metric -> (target, kind)
 LORENZ_TARGETS = {
@@ -12,26 +14,6 @@ LORENZ_TARGETS = {
     "val/rate_r2": (0.85, "absolute"),
     "val/co_bps": (0.90, "fraction of val/oracle_co_bps"),
 }
-
-
-def config_dir() -> Path:
-    """The ``configs/`` directory (``DSID_CONFIG_DIR`` overrides)."""
-    env = os.environ.get("DSID_CONFIG_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
-    if not (path / "train.yaml").exists():
-        raise FileNotFoundError(f"{path}: no train.yaml; set DSID_CONFIG_DIR to DSID's configs/ directory")
-    return path
-
-
-def compose(overrides: Optional[List[str]] = None, config_name: str = "train"):
-    """Compose the training config in-process (tests, notebooks, tuning) with Hydra overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
 
 
 def format_table(metrics, targets=LORENZ_TARGETS) -> str:
@@ -58,8 +40,6 @@ def _hydra_train(overrides: List[str]) -> int:
     """Run ``train`` under Hydra's own entry point so that multirun (-m) and sweeps work."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
-
-    from dsid.training.run import train
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
     def _main(cfg) -> float:
@@ -88,10 +68,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_infer(args) -> int:
-    from dsid.inference import infer_run
-
-    out = infer_run(args.run_dir, n_samples=args.samples, data_path=args.data)
-    print(f"wrote {out}")
+    for out in infer_run(args.run_dir, n_samples=args.samples, data_path=args.data):
+        print(f"wrote {out}")
     return 0
 
 

@@ -7,7 +7,7 @@ in spikes per bin; the key carries ``_20`` at 20 ms (``mc_maze_20``) as nlb_tool
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import h5py
 import numpy as np
@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from dsid.data.atomic import atomic_h5
 from dsid.data.tensor_file import DataFileError
-from dsid.nlb.specs import check_bin, get_spec, quiet_nlb_tools
+from dsid.evaluation.nlb_specs import check_bin, get_spec, quiet_nlb_tools
 
 METRIC_NAMES = {"co-bps": "co_bps", "vel R2": "vel_r2", "psth R2": "psth_r2", "fp-bps": "fp_bps",
                 "tp corr": "tp_corr"}
@@ -119,6 +119,13 @@ def evaluate_submission(submission, targets) -> Dict[str, float]:
         name = name.split("] ", 1)[-1]  # scaling datasets: "[500] co-bps"
         flat[METRIC_NAMES.get(name, name)] = float(value)
     return flat
+
+
+def submission_from_rates(info: Mapping[str, Any], order: np.ndarray, rates: Mapping[str, np.ndarray]):
+    """NLB's submission from DSID rates: ``rates['train']``, ``['valid']``, ``['test']`` (trials, T, N) and
+    optionally ``['forward']`` (test trials, T_fwd, N), spikes per bin."""
+    return make_submission(info["dataset"], info["bin_ms"], to_nlb_train_order(order, rates["train"], rates["valid"]),
+                           rates["test"], rates.get("forward"), n_heldin=info["n_heldin"])
 
 
 def save_submission_h5(submission, out) -> Path:

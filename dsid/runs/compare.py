@@ -3,14 +3,13 @@ models, ...), both also logged to an offline W&B run of their own."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from omegaconf import OmegaConf
+from dsid.runs.load import Run, load_run
 
 # column -> (metrics.json key, header, format)
 COLUMNS = {
@@ -51,12 +50,11 @@ def describe_model(cfg: Dict[str, Any]) -> str:
     return label if kind == "sae" else f"{kind}:{label}"
 
 
-def load_run(run_dir) -> Dict[str, Any]:
+def run_row(run_dir) -> Dict[str, Any]:
     """One table row: run name, model label, and the compared metrics (NaN when absent)."""
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    cfg_path = run_dir / "config.yaml"
-    cfg = OmegaConf.to_container(OmegaConf.load(cfg_path), resolve=False) if cfg_path.exists() else {}
+    run = load_run(run_dir) if (run_dir / "config.yaml").exists() else Run(run_dir, {})
+    metrics, cfg = run.metrics, run.config
     row = {"run": run_dir.name, "path": str(run_dir), "model": describe_model(cfg) if cfg else "?",
            "experiment": cfg.get("experiment_name", "")}
     for col, (key, _, _) in COLUMNS.items():
@@ -130,7 +128,7 @@ def log_to_wandb(rows: Sequence[Dict[str, Any]], fig, out_dir: Path, project: st
 def compare(paths: Sequence, out_dir, use_wandb: bool = True, project: str = "dsid",
             sort_by: Optional[str] = None) -> List[Dict[str, Any]]:
     """Load the runs, print the table, write ``compare.{txt,csv,png}`` to ``out_dir`` and log them."""
-    rows = [load_run(p) for p in find_runs(paths)]
+    rows = [run_row(p) for p in find_runs(paths)]
     if sort_by:
         if sort_by not in COLUMNS:
             raise ValueError(f"--sort {sort_by}: expected one of {', '.join(COLUMNS)}")

@@ -14,6 +14,11 @@ from typing import Any, Dict, Mapping, Optional
 
 import pytorch_lightning as pl
 
+from dsid.data.tensor_file import DataFileError
+from dsid.evaluation.inference import infer_split
+from dsid.evaluation.nlb_scoring import (evaluate_submission, load_targets, read_nlb_info, read_train_order,
+                                         submission_from_rates)
+
 
 class NLBEvalCallback(pl.Callback):
     """Score the model on NLB every ``every_n_epochs`` epochs (``n_samples`` posterior samples; 0 uses
@@ -37,9 +42,6 @@ class NLBEvalCallback(pl.Callback):
                    batch_size=int(nlb_cfg.get("batch_size") or 256))
 
     def setup(self, trainer, pl_module, stage: Optional[str] = None) -> None:
-        from dsid.data.tensor_file import DataFileError
-        from dsid.nlb.scoring import load_targets, read_nlb_info, read_train_order
-
         if self.info is not None:
             return
         path = getattr(trainer.datamodule, "path", None)
@@ -61,24 +63,16 @@ class NLBEvalCallback(pl.Callback):
 
     def score(self, pl_module, data) -> Dict[str, float]:
         """NLB metrics of ``pl_module``'s rates on ``data`` (a DSIDData from the prepared file)."""
-        from dsid.inference import infer_split
-        from dsid.nlb.evaluate import submission_from_rates
-        from dsid.nlb.scoring import evaluate_submission
-
-        was_training = pl_module.training
-        try:
-            rates = {}
-            for split in ("train", "valid", "test"):
-                sd = data.splits[split]
-                n_fwd = 0 if sd.forward_spikes is None else sd.forward_spikes.shape[1]
-                res = infer_split(pl_module, sd.spikes, n_samples=self.n_samples, batch_size=self.batch_size,
-                                  n_forward=n_fwd if split == "test" else 0)["rates"]
-                T = sd.spikes.shape[1]
-                rates[split] = res[:, :T]
-                if split == "test" and n_fwd:
-                    rates["forward"] = res[:, T:]
-        finally:
-            pl_module.train(was_training)
+        rates = {}
+        for split in ("train", "valid", "test"):
+            sd = data.splits[split]
+            n_fwd = 0 if sd.forward_spikes is None else sd.forward_spikes.shape[1]
+            res = infer_split(pl_module.model, sd.spikes, n_samples=self.n_samples, batch_size=self.batch_size,
+                              n_forward=n_fwd if split == "test" else 0)["rates"]
+            T = sd.spikes.shape[1]
+            rates[split] = res[:, :T]
+            if split == "test" and n_fwd:
+                rates["forward"] = res[:, T:]
         return evaluate_submission(submission_from_rates(self.info, self.order, rates), self.targets)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:

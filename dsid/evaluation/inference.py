@@ -1,0 +1,93 @@
+"""Posterior-averaged inference of a model over whole data sets, and the ``inference.h5`` files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional
+
+import h5py
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dsid.data.atomic import atomic_h5
+from dsid.data.tensor_file import DSIDData
+
+INFERENCE_FILE = "inference.h5"
+
+
+def inference_file(session: int, n_sessions: int) -> str:
+    """``inference.h5`` for a one-session model, ``inference_session{i}.h5`` for each stitched session."""
+    return INFERENCE_FILE if n_sessions == 1 else f"inference_session{session}.h5"
+
+
+@torch.no_grad()
+def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int = 256,
+                n_forward: int = 0, session: int = 0, desc: str = "") -> Dict[str, np.ndarray]:
+    """Average the model's outputs over ``n_samples`` posterior samples (dropout off, the model's
+    train/eval mode restored afterwards).
+
+    Returns the model's ``output_keys`` (rates (trials, T + n_forward, N), factors, inferred_inputs
+    when the model has them, messages of multi-area models). ``n_samples=0`` uses the posterior
+    means instead of samples.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums: Dict[str, list] = {}
+    x_all = torch.as_tensor(np.asarray(spikes, np.float32))
+    batches = range(0, x_all.shape[0], batch_size)
+    reps = max(n_samples, 1)
+    try:
+        for start in tqdm(batches, desc=desc, leave=False, disable=not desc or len(batches) < 4):
+            xin, _ = model.augment(x_all[start:start + batch_size].to(device), "predict", session=session)
+            acc: Dict[str, torch.Tensor] = {}
+            for _ in range(reps):
+                out = model(xin, session=session, n_forward=n_forward, sample=n_samples > 0)
+                for key, src in model.output_keys:
+                    if src in out:
+                        acc[key] = acc.get(key, 0) + out[src] / reps
+            for key, val in acc.items():
+                sums.setdefault(key, []).append(val.cpu().numpy())
+    finally:
+        model.train(was_training)
+    return {k: np.concatenate(v) for k, v in sums.items()}
+
+
+def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, batch_size: int = 256,
+               out: Optional[Path] = None, splits=None) -> Dict[str, Dict[str, np.ndarray]]:
+    """Infer every split of ``data`` (session ``session`` of the model), forward bins included;
+    write ``out`` (HDF5, atomically) when given.
+
+    File layout: ``{split}/rates`` (trials, T, N), ``{split}/factors``, ``{split}/inferred_inputs``,
+    and ``{split}/rates_forward`` (trials, T_fwd, N) when the data has forward bins.
+    """
+    n_fwd = data.n_forward
+    outputs = {}
+    for split, sd in data.splits.items():
+        if splits is not None and split not in splits:
+            continue
+        res = infer_split(model, sd.spikes, n_samples, batch_size, n_forward=n_fwd, session=session,
+                          desc=split if out is not None else "")
+        T = sd.spikes.shape[1]
+        if n_fwd:
+            res["rates_forward"] = res["rates"][:, T:]
+        outputs[split] = {k: (v[:, :T] if k != "rates_forward" else v) for k, v in res.items()}
+    if out is not None:
+        write_inference(out, outputs, n_samples)
+    return outputs
+
+
+def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: int) -> Path:
+    path = Path(path)
+    with atomic_h5(path) as f:
+        f.attrs["n_samples"] = n_samples
+        for split, res in outputs.items():
+            for key, arr in res.items():
+                f.create_dataset(f"{split}/{key}", data=arr.astype(np.float32), compression="gzip",
+                                 compression_opts=1)
+    return path
+
+
+def read_inference(path) -> Dict[str, Dict[str, np.ndarray]]:
+    with h5py.File(path, "r") as f:
+        return {s: {k: f[s][k][()] for k in f[s]} for s in f}

@@ -1,0 +1,61 @@
+"""The metrics of a model's posterior-averaged outputs on its data, the same for every entry point
+(training, ``dsid infer``, PBT export): split metrics, per-session metrics of stitched models and the
+communication metrics of multi-area models."""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2
+from dsid.evaluation.multiarea_eval import communication_metrics
+from dsid.models.protocol import CommunicationModel
+
+Outputs = Dict[str, Dict[str, np.ndarray]]  # split -> name -> array
+
+
+def split_metrics(data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, float]:
+    """bps (held-in), co_bps (held-out), and with ground truth rate_r2, latent_r2, oracle co_bps."""
+    heldout = np.asarray(data.heldout, bool)
+    metrics: Dict[str, float] = {}
+    for split, prefix in (("train", "train"), ("valid", "val")):
+        if split not in outputs:
+            continue
+        sd, rates = data.splits[split], outputs[split]["rates"][:, : data.n_time]
+        metrics[f"{prefix}/bps"] = bits_per_spike(rates[..., ~heldout], sd.spikes[..., ~heldout])
+        if heldout.any():
+            metrics[f"{prefix}/co_bps"] = bits_per_spike(rates[..., heldout], sd.spikes[..., heldout])
+            if sd.truth_rates is not None:
+                metrics[f"{prefix}/oracle_co_bps"] = bits_per_spike(sd.truth_rates[..., heldout],
+                                                                    sd.spikes[..., heldout])
+        if sd.truth_rates is not None:
+            metrics[f"{prefix}/rate_r2"] = rate_r2(rates, sd.truth_rates)
+    tr, va = data.splits.get("train"), data.splits.get("valid")
+    if tr is not None and va is not None and tr.truth_latents is not None and "valid" in outputs:
+        f_tr = outputs["train"]["factors"][:, : data.n_time]
+        f_va = outputs["valid"]["factors"][:, : data.n_time]
+        metrics["val/latent_r2"] = latent_r2(f_tr, tr.truth_latents, f_va, va.truth_latents)
+    return metrics
+
+
+def model_metrics(model, data, outputs: Outputs) -> Dict[str, float]:
+    """Split metrics plus, for models of interacting areas, the communication metrics."""
+    metrics = split_metrics(data, outputs)
+    if isinstance(model, CommunicationModel):
+        metrics.update(communication_metrics(model, data, outputs))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def run_metrics(model, sessions: Sequence, outputs: Sequence[Outputs]) -> Dict[str, float]:
+    """The metrics of every session: one session as ``split/metric``; several as ``split/s{i}/metric``
+    each and their mean over sessions as ``split/metric``."""
+    if len(sessions) == 1:
+        return model_metrics(model, sessions[0], outputs[0])
+    metrics, pooled = {}, {}
+    for s, (data, out) in enumerate(zip(sessions, outputs)):
+        for key, value in split_metrics(data, out).items():
+            split, name = key.split("/", 1)
+            metrics[f"{split}/s{s}/{name}"] = float(value)
+            pooled.setdefault(key, []).append(float(value))
+    metrics.update({k: float(np.mean(v)) for k, v in pooled.items()})
+    return metrics

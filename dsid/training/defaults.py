@@ -1,0 +1,44 @@
+"""The one source of configuration defaults: the YAML files shipped in ``configs/``."""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Dict
+
+from omegaconf import OmegaConf
+
+
+def config_dir() -> Path:
+    """The ``configs/`` directory (``DSID_CONFIG_DIR`` overrides)."""
+    env = os.environ.get("DSID_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if not (path / "train.yaml").exists():
+        raise FileNotFoundError(f"{path}: no train.yaml; set DSID_CONFIG_DIR to DSID's configs/ directory")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _train_defaults(path: str) -> Dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(path).get("train"), resolve=True)
+
+
+def train_defaults() -> Dict[str, Any]:
+    """The ``train:`` block of ``configs/train.yaml`` (a fresh copy)."""
+    import copy
+
+    return copy.deepcopy(_train_defaults(str(config_dir() / "train.yaml")))
+
+
+def training_config(train_cfg=None) -> Dict[str, Any]:
+    """``train_cfg`` over the defaults; a key the defaults do not have is an error naming it."""
+    base = train_defaults()
+    given = dict(train_cfg or {})
+    unknown = sorted(set(given) - set(base))
+    if unknown:
+        raise KeyError(f"train.{unknown[0]}: not a training setting (known: {', '.join(sorted(base))})")
+    for key, value in given.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            value = {**base[key], **value}
+        base[key] = value
+    return base

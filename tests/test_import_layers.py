@@ -1,0 +1,94 @@
+"""The package's import layering (no upward imports, no module-level cycles) and the checker itself."""
+import textwrap
+from pathlib import Path
+
+from tests.import_layers import check_layers, module_imports, module_level_cycles
+
+DSID = Path(__file__).resolve().parents[1] / "dsid"
+
+FAKE_LAYERS = [("fakepkg.low",), ("fakepkg.mid",), ("fakepkg.top",)]
+
+
+def test_dsid_has_no_upward_imports():
+    violations = check_layers(DSID)
+    assert violations == [], f"{len(violations)} layer violations:\n" + "\n".join(violations)
+
+
+def test_dsid_has_no_module_level_cycles():
+    cycles = module_level_cycles(DSID)
+    assert cycles == [], "module-level import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def make_pkg(tmp_path, files):
+    """Write ``fakepkg`` with ``files`` ({relative path: source}) under tmp_path; return its dir."""
+    pkg = tmp_path / "fakepkg"
+    for rel, src in {"__init__.py": "", **files}.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(textwrap.dedent(src))
+    return pkg
+
+
+def check(pkg):
+    return check_layers(pkg, "fakepkg", FAKE_LAYERS)
+
+
+def test_upward_import_at_module_level_is_reported(tmp_path):
+    pkg = make_pkg(tmp_path, {"low.py": "import os\nfrom fakepkg.top import thing\n", "top.py": "thing = 1\n"})
+    (v,) = check(pkg)
+    assert "fakepkg/low.py:2" in v and "fakepkg.top (layer 2)" in v and "fakepkg.low (layer 0)" in v
+    assert "module level" in v
+
+
+def test_upward_import_inside_function_is_reported(tmp_path):
+    pkg = make_pkg(tmp_path, {"mid.py": "def f():\n    import fakepkg.top\n", "top.py": ""})
+    (v,) = check(pkg)
+    assert "fakepkg/mid.py:2" in v and "inside a function" in v
+
+
+def test_downward_and_same_layer_imports_are_allowed(tmp_path):
+    pkg = make_pkg(tmp_path, {"low.py": "", "mid/__init__.py": "from . import a\n",
+                              "mid/a.py": "from fakepkg.low import x\nfrom .. import low\n", "top.py": ""})
+    assert check(pkg) == []
+
+
+def test_relative_upward_import_is_reported(tmp_path):
+    pkg = make_pkg(tmp_path, {"mid/__init__.py": "", "mid/sub/__init__.py": "",
+                              "mid/sub/m.py": "x = 0\nfrom ...top import y\n", "top/__init__.py": "y = 1\n"})
+    assert [i.name for i in module_imports(pkg / "mid/sub/m.py", "fakepkg.mid.sub.m")] == ["fakepkg.top"]
+    (v,) = check(pkg)
+    assert "fakepkg/mid/sub/m.py:2" in v and "imports fakepkg.top (layer 2)" in v
+
+
+def test_from_import_of_submodule_records_the_submodule(tmp_path):
+    pkg = make_pkg(tmp_path, {"low.py": "from fakepkg import top\nfrom fakepkg.top import y, sub\n",
+                              "top/__init__.py": "y = 1\n", "top/sub.py": ""})
+    names = [i.name for i in module_imports(pkg / "low.py", "fakepkg.low")]
+    assert names == ["fakepkg.top", "fakepkg.top", "fakepkg.top.sub"]
+
+
+def test_type_checking_imports_are_ignored(tmp_path):
+    pkg = make_pkg(tmp_path, {"low.py": """\
+        import typing
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            from fakepkg.top import T
+        if typing.TYPE_CHECKING:
+            import fakepkg.top
+        """, "top.py": ""})
+    assert check(pkg) == []
+
+
+def test_module_outside_every_layer_is_reported(tmp_path):
+    pkg = make_pkg(tmp_path, {"low.py": "", "lowly.py": ""})  # "fakepkg.low" must not match "fakepkg.lowly"
+    assert check(pkg) == ["fakepkg/lowly.py: fakepkg.lowly is not assigned to a layer"]
+
+
+def test_two_module_cycle_is_found(tmp_path):
+    pkg = make_pkg(tmp_path, {"a.py": "import fakepkg.b\n", "b.py": "from fakepkg import a\n", "c.py": "from . import a\n",
+                              "d.py": "def f():\n    import fakepkg.c\n", "e.py": "import fakepkg.d\n"})
+    assert module_level_cycles(pkg, "fakepkg") == [["fakepkg.a", "fakepkg.b"]]
+
+
+def test_acyclic_package_has_no_cycles(tmp_path):
+    pkg = make_pkg(tmp_path, {"a.py": "import fakepkg.b\n", "b.py": "from . import c\n", "c.py": "import os\n"})
+    assert module_level_cycles(pkg, "fakepkg") == []
