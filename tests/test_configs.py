@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from dsid.models import build_model
+from dsid.models.protocol import DSIDModel
 from dsid.runs.config import compose, config_dir
 from tests.conftest import tiny_info
 
@@ -25,8 +26,11 @@ def experiments():
 
 def build_from(cfg):
     """Build the model the config describes on tiny data: 3 areas for multi-area models (each with
-    held-in and held-out neurons, or as many areas as ``model.allowed_edges`` has rows), 1 otherwise."""
+    held-in and held-out neurons, or as many areas as ``model.allowed_edges`` has rows), two sessions
+    of different neurons when the config lists several files, 1 area otherwise."""
     model_cfg = __import__("omegaconf").OmegaConf.to_container(cfg.model, resolve=True)
+    if cfg.data.get("files"):
+        return build_model(model_cfg, {"n_sessions": 2, "sessions": [tiny_info(7, 2), tiny_info(5, 1)]})
     n_areas = 1
     if model_cfg.get("kind", "sae") == "multiarea":
         n_areas = len(model_cfg.get("allowed_edges") or [0, 0, 0])
@@ -63,11 +67,12 @@ def test_option_composes_and_builds(group, option):
 def test_experiment_composes_and_builds(name):
     cfg = compose([f"experiment={name}"])
     assert cfg.experiment_name
-    kind = cfg.model.get("kind", "sae")
-    if kind in ("sae", "multiarea"):  # other kinds need data of their own (e.g. several sessions)
-        model = build_from(cfg)
-        if kind == "multiarea":
-            assert model.coupling.registry_name == cfg.model.coupling.name
+    model = build_from(cfg)
+    assert model.registry_name == cfg.model.get("kind", "sae")
+    assert isinstance(model, DSIDModel)
+    assert model.n_sessions == (len(cfg.data.files) if cfg.data.get("files") else 1)
+    if model.registry_name == "multiarea":
+        assert model.coupling.registry_name == cfg.model.coupling.name
 
 
 def test_experiments_exist():

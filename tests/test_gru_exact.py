@@ -40,14 +40,15 @@ def test_unclipped_gru_update_equals_grucell(groups):
 
 
 def test_step_params_of_clipped_cell_match_its_forward():
-    """``ClippedGRUCell.step_params`` + ``stack_step_params`` feed ``gru_update`` the cell's own update."""
+    """``ClippedGRUCell.step_params`` + ``stack_step_params`` feed ``gru_update`` the cell's weights:
+    torch's GRU update of those weights, clipped."""
     torch.manual_seed(1)
     cs = [ClippedGRUCell(I, H, clip=0.5).double() for _ in range(3)]
     x = torch.randn(3, B, I, dtype=torch.float64)
     h = torch.randn(3, B, H, dtype=torch.float64).clamp(-0.5, 0.5)
     with torch.no_grad():
         got = gru_update(x, h, stack_step_params(cs), clip=0.5)
-        want = torch.stack([c(x[g], h[g]) for g, c in enumerate(cs)])
+        want = torch.stack([torch.nn.GRUCell.forward(c, x[g], h[g]).clamp(-0.5, 0.5) for g, c in enumerate(cs)])
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 

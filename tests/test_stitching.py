@@ -2,10 +2,12 @@
 on tiny data runs, its loss drops, and metrics are reported per session."""
 import csv
 
+import h5py
 import numpy as np
 import pytest
 import torch
 
+from dsid.cli import main as cli_main
 from dsid.data.multisession import MultiSessionDataModule, SessionBatchSampler
 from dsid.data.synth_lorenz import make_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, write_tensor_file
@@ -136,3 +138,19 @@ def test_stitching_needs_a_stitchable_model(two_sessions, tmp_path):
     cfg = compose(["data=multisession", f"data.files=[{files}]", "model.kind=ndt", *TINY])
     with pytest.raises(ValueError, match="stitch several sessions .data.files. with model.kind=sae"):
         train(cfg, run_dir=str(tmp_path))
+
+
+def test_infer_command_on_a_stitched_run_uses_each_sessions_maps(two_sessions, tmp_path):
+    files = ",".join(str(p) for p in two_sessions)
+    short = [o if not o.startswith("trainer.max_epochs") else "trainer.max_epochs=2" for o in TINY]
+    train(compose(["data=multisession", f"data.files=[{files}]", *short]), run_dir=str(tmp_path))
+    for s in (0, 1):
+        (tmp_path / f"inference_session{s}.h5").unlink()
+    assert cli_main(["infer", str(tmp_path), "--samples", "2"]) == 0
+    for s, n_neurons in ((0, 10), (1, 7)):
+        with h5py.File(tmp_path / f"inference_session{s}.h5") as f:
+            for split, n in (("train", 40), ("valid", 10), ("test", 10)):
+                assert f[f"{split}/rates"].shape == (n, 20, n_neurons)
+                assert np.all(f[f"{split}/rates"][()] > 0)
+    with pytest.raises(ValueError, match="stitches 2 sessions"):
+        cli_main(["infer", str(tmp_path), "--data", str(two_sessions[0])])

@@ -133,3 +133,23 @@ def test_interrupted_search_resumes_where_it_stopped(tiny_lorenz, tmp_path):
     assert (run_dir / "best" / "checkpoints" / "best.ckpt").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is False
+
+
+def test_tune_on_stitched_sessions_exports_every_session(tmp_path):
+    from dsid.data.synth_lorenz import make_lorenz_benchmark
+    from dsid.data.tensor_file import write_tensor_file
+
+    files = [write_tensor_file(tmp_path / f"s{i}.h5", make_lorenz_benchmark(
+        seed=20 + i, n_trials=(40, 10, 10), n_time=20, n_neurons=n, n_heldout=2)) for i, n in ((0, 10), (1, 7))]
+    run_dir = tmp_path / "tune"
+    cfg = compose(["data=multisession", f"data.files=[{files[0]},{files[1]}]", "+model.readin_size=6",
+                   *TINY, "tune.total_epochs=2"])
+    summary = run_pbt(cfg, run_dir=run_dir)
+    best = run_dir / "best"
+    assert summary["best_dir"] == str(best)
+    metrics = json.loads((best / "metrics.json").read_text())
+    assert "val/s0/co_bps" in metrics and "val/s1/co_bps" in metrics
+    for s, n_neurons in ((0, 10), (1, 7)):
+        with h5py.File(best / f"inference_session{s}.h5") as f:
+            assert f["valid/rates"].shape == (10, 20, n_neurons)
+    assert cli_main(["infer", str(best), "--samples", "2"]) == 0

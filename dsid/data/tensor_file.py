@@ -86,11 +86,6 @@ class DSIDData:
         lat = [s.truth_latents for s in self.splits.values() if s.truth_latents is not None]
         return int(lat[0].shape[-1]) if lat else 0
 
-    @property
-    def behavior_size(self) -> int:
-        beh = [s.behavior for s in self.splits.values() if s.behavior is not None]
-        return int(beh[0].shape[-1]) if beh else 0
-
 
 def _check_counts(path, name: str, arr: np.ndarray, n_neurons: int, ndim: int = 3) -> None:
     if arr.ndim != ndim or arr.shape[-1] != n_neurons:

@@ -47,8 +47,6 @@ class SequentialAutoencoder(ConfigurableModel):
             self.n_heldin.append(int((~heldout).sum()))
             if self.n_sessions > 1:
                 self.readins.append(nn.Linear(self.n_heldin[-1], self.readin_size))
-            self.readouts.append(build_readout(readout, self.observation, factor_size, int(heldout.size),
-                                               info.get("mean_counts")))
         if not train_readin:
             self.readins.requires_grad_(False)
         in_size = self.readin_size if self.n_sessions > 1 else self.n_heldin[0]
@@ -57,6 +55,9 @@ class SequentialAutoencoder(ConfigurableModel):
         ext = 0 if self.n_sessions > 1 else int(data_info.get("ext_input_size", 0))
         self.generator = GENERATORS.build(generator, ic_size=ic_size, co_size=co_size, factor_size=factor_size,
                                           ci_input_size=ci_out, ext_input_size=ext)
+        for info in sessions:  # after the dynamics: a seed gives the weights it gave before stitching existed
+            self.readouts.append(build_readout(readout, self.observation, factor_size, len(info["heldout"]),
+                                               info.get("mean_counts")))
         self.ic_prior = PRIORS.build(ic_prior or {"name": "gaussian"}, size=ic_size)
         self.co_prior = PRIORS.build(co_prior or {"name": "ar1"}, size=max(co_size, 1))
         self.augmentations = build_augmentations(augmentations)

@@ -26,15 +26,12 @@ class GeneratorOutput(NamedTuple):
 
 
 class ClippedGRUCell(nn.GRUCell):
-    """GRU cell whose hidden state is clipped to [-clip, clip] (LFADS' stabiliser)."""
+    """The weights of a GRU cell whose hidden state is clipped to [-clip, clip] (LFADS' stabiliser);
+    the update itself is :func:`gru_update` on :meth:`step_params`."""
 
     def __init__(self, input_size: int, hidden_size: int, clip: float = 5.0):
         super().__init__(input_size, hidden_size)
         self.clip = clip
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """Shape: x (B, input_size), h (B, H) -> (B, H)."""
-        return super().forward(x, h).clamp(-self.clip, self.clip)
 
     def step_params(self) -> Dict[str, torch.Tensor]:
         return {"w_ih": self.weight_ih, "w_hh": self.weight_hh, "b_ih": self.bias_ih, "b_hh": self.bias_hh}
