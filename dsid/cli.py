@@ -12,6 +12,8 @@ import importlib
 import sys
 from typing import List, Optional
 
+from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
+
 COMMAND_MODULES = [
     "dsid.runs.commands",
     "dsid.data.synth_lorenz",
@@ -23,8 +25,6 @@ COMMAND_MODULES = [
 
 
 def _component_listing() -> str:
-    from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
-
     lines = ["registered components:"]
     for kind, reg in ALL_REGISTRIES.items():
         lines.append(f"  {kind:<13} {', '.join(reg.names()) or '-'}")

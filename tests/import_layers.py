@@ -100,7 +100,7 @@ def module_imports(path, module_name: str) -> List[Import]:
     return list(dict.fromkeys(found))  # one entry per (module, line, scope)
 
 
-def _modules(package_dir, package_name: str) -> Iterator[Tuple[Path, str]]:
+def package_modules(package_dir, package_name: str) -> Iterator[Tuple[Path, str]]:
     """(file, dotted module name) for every .py file under ``package_dir``."""
     package_dir = Path(package_dir)
     for f in sorted(package_dir.rglob("*.py")):
@@ -114,7 +114,7 @@ def check_layers(package_dir, package_name: str = "dsid", layers: Layers = LAYER
     """Human-readable violations: imports of a higher layer, and modules outside every layer."""
     base = Path(package_dir).parent
     out: List[str] = []
-    for f, mod in _modules(package_dir, package_name):
+    for f, mod in package_modules(package_dir, package_name):
         if mod == package_name:
             continue
         where = f.relative_to(base).as_posix()
@@ -135,8 +135,8 @@ def module_level_cycles(package_dir, package_name: str = "dsid") -> List[List[st
     """Cycles of module-level imports among the package's modules: each strongly connected
     component with more than one member (sorted), or ``[m]`` for a module importing itself.
     Edges are the explicit imports only (not the implicit import of parent packages)."""
-    graph: Dict[str, set] = {mod: set() for _, mod in _modules(package_dir, package_name)}
-    for f, mod in _modules(package_dir, package_name):
+    graph: Dict[str, set] = {mod: set() for _, mod in package_modules(package_dir, package_name)}
+    for f, mod in package_modules(package_dir, package_name):
         graph[mod] = {i.name for i in module_imports(f, mod) if i.module_level and i.name in graph}
 
     index: Dict[str, int] = {}

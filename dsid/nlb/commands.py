@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
+from dsid.data.tensor_file import DataFileError
+from dsid.evaluation.nlb_scoring import (evaluate_submission, format_metrics, load_targets, read_nlb_info,
+                                         save_submission_h5)
 from dsid.evaluation.nlb_specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES
+from dsid.nlb.baseline import smoothing_baseline
+from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result, submit_run
+from dsid.nlb.prepare import prepare
+from dsid.nlb.synth import write_synthetic_nlb
 
 
 def nlb_subparsers(top):
@@ -26,8 +34,6 @@ def _fail(err: Exception) -> int:
 
 
 def _synth(args) -> int:
-    from dsid.nlb.synth import write_synthetic_nlb
-
     t0 = time.time()
     print(f"writing synthetic {args.like}-like NWB files to {args.out} (seed {args.seed})")
     try:
@@ -43,9 +49,6 @@ def _synth(args) -> int:
 
 
 def _prepare(args) -> int:
-    from dsid.data.tensor_file import DataFileError
-    from dsid.nlb.prepare import prepare
-
     t0 = time.time()
     try:
         prepare(args.dataset, args.nwb_dir, args.bin, args.phase, args.out, seed=args.seed,
@@ -57,11 +60,6 @@ def _prepare(args) -> int:
 
 
 def _baseline(args) -> int:
-    from dsid.data.tensor_file import DataFileError
-    from dsid.nlb.baseline import smoothing_baseline
-    from dsid.evaluation.nlb_scoring import (evaluate_submission, format_metrics, load_targets, read_nlb_info,
-                                  save_submission_h5)
-
     try:
         info = read_nlb_info(args.file)
         print(f"smoothing baseline on {args.file} ({info['key']}, phase {info['phase']})", flush=True)
@@ -78,9 +76,6 @@ def _baseline(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from dsid.data.tensor_file import DataFileError
-    from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result
-
     try:
         result = evaluate_run(args.run_dir, n_samples=args.samples, data_path=args.data,
                               wandb_mode=args.wandb_mode, log_wandb=not args.no_wandb,
@@ -93,11 +88,6 @@ def _evaluate(args) -> int:
 
 
 def _submit(args) -> int:
-    import warnings
-
-    from dsid.data.tensor_file import DataFileError
-    from dsid.nlb.evaluate import submit_run
-
     out = error = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import List
 
+from dsid.runs.commands import format_table
+from dsid.runs.config import compose
+
 
 def tune_overrides(overrides: List[str]) -> List[str]:
     """The Hydra overrides of ``dsid tune``: ``tune=pbt`` unless a ``tune`` option is chosen."""
@@ -17,8 +20,7 @@ def cmd_tune(args) -> int:
     except ImportError as err:
         raise SystemExit(f"dsid tune needs Ray Tune ({err}); install it with "
                          "pip install 'ray[tune]' (scripts/setup.sh installs the tested version)")
-    from dsid.runs.config import compose
-    from dsid.tuning.pbt import format_summary, run_pbt
+    from dsid.tuning.pbt import format_summary, run_pbt  # needs Ray: imported once it is known present
 
     overrides = list(args.overrides)
     if any(o in ("-m", "--multirun") for o in overrides):
@@ -30,8 +32,6 @@ def cmd_tune(args) -> int:
     print(format_summary(summary))
     best = summary.get("best") or {}
     if best.get("metrics"):
-        from dsid.runs.commands import format_table
-
         print(format_table(best["metrics"]))
     return 0
 

@@ -34,6 +34,8 @@ from dsid.tuning.callbacks import (HistoryCallback, SelectionCallback, WandbPopu
                                    read_history)
 from dsid.tuning.hparams import read_hparams
 from dsid.tuning.pbt_logic import initial_population, parse_space
+from dsid.tuning.plots import plot_population
+from dsid.tuning.scheduler import DSIDPopulationBasedTraining
 from dsid.tuning.trainable import CKPT_FILE, META_FILE, run_member, trial_config
 
 EXPERIMENT = "pbt"
@@ -169,8 +171,6 @@ def _trainable(base: Dict[str, Any], opts: Dict[str, Any]):
 
 
 def _scheduler(opts: Dict[str, Any], run_dir: Path):
-    from dsid.tuning.scheduler import DSIDPopulationBasedTraining
-
     return DSIDPopulationBasedTraining(
         space=opts["space"], perturbation_interval=opts["perturbation_interval"],
         burn_in=opts["burn_in"], quantile=opts["quantile"],
@@ -342,8 +342,6 @@ def export_best(exp_path, base: Dict[str, Any], opts: Dict[str, Any], out_dir,
 def finish(run_dir: Path, cfg, base, opts, results, wb, tune_s: float,
            export: bool = True, interrupted: bool = False) -> Dict[str, Any]:
     """After the search: trajectories plot, export of the best member, W&B summary, summary.json."""
-    from dsid.tuning.plots import plot_population
-
     history = read_history(run_dir / "history.jsonl")
     decisions = read_history(run_dir / "decisions.jsonl")
     png = run_dir / "pbt_trajectories.png"
