@@ -40,22 +40,22 @@ class SequentialAutoencoder(ConfigurableModel):
         ic_size, co_size, factor_size = int(ic_size), int(co_size), int(factor_size)
         self.observation = OBSERVATIONS.build(observation)
         self.readins, self.readouts = nn.ModuleList(), nn.ModuleList()
-        self.n_heldin = []
+        n_heldin = []
         for s, info in enumerate(sessions):
             heldout = np.asarray(info["heldout"], bool)
             self.register_buffer(f"heldin_idx_{s}", torch.as_tensor(np.flatnonzero(~heldout)), persistent=False)
-            self.n_heldin.append(int((~heldout).sum()))
+            n_heldin.append(int((~heldout).sum()))
             if self.n_sessions > 1:
-                self.readins.append(nn.Linear(self.n_heldin[-1], self.readin_size))
+                self.readins.append(nn.Linear(n_heldin[-1], self.readin_size))
         if not train_readin:
             self.readins.requires_grad_(False)
-        in_size = self.readin_size if self.n_sessions > 1 else self.n_heldin[0]
+        in_size = self.readin_size if self.n_sessions > 1 else n_heldin[0]
         self.encoder = ENCODERS.build(encoder, input_size=in_size, ic_size=ic_size)
         ci_out = getattr(self.encoder, "ci_output_size", 0) if co_size else 0
         ext = 0 if self.n_sessions > 1 else int(data_info.get("ext_input_size", 0))
         self.generator = GENERATORS.build(generator, ic_size=ic_size, co_size=co_size, factor_size=factor_size,
                                           ci_input_size=ci_out, ext_input_size=ext)
-        for info in sessions:  # after the dynamics: a seed gives the weights it gave before stitching existed
+        for info in sessions:  # built last: a seed draws the same initial weights as in earlier versions
             self.readouts.append(build_readout(readout, self.observation, factor_size, len(info["heldout"]),
                                                info.get("mean_counts")))
         self.ic_prior = PRIORS.build(ic_prior or {"name": "gaussian"}, size=ic_size)

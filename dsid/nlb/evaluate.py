@@ -1,9 +1,10 @@
 """Score a trained run on NLB (``dsid nlb evaluate``) and write its EvalAI submission (``dsid nlb submit``).
 
-Both read the run (``dsid.runs.load_run``: its ``config.yaml`` and best checkpoint) and its ``inference.h5``
-(posterior-averaged rates of every split, written by ``dsid.runs.infer.infer_run`` when missing) and the prepared NLB file the run was trained on. The
-submission's train rates are DSID train + valid put back in NLB's training-trial order
-(``nlb/train_order``); its eval rates and forward rates are DSID ``test``'s ``rates`` and ``rates_forward``.
+Both read the run (``dsid.runs.load.load_run``: its ``config.yaml`` and best checkpoint), its
+``inference.h5`` (posterior-averaged rates of every split, written by ``dsid.runs.infer.infer_run`` when
+missing) and the prepared NLB file the run was trained on. The submission's train rates are DSID
+train + valid put back in NLB's training-trial order (``nlb/train_order``); its eval rates and forward
+rates are DSID ``test``'s ``rates`` and ``rates_forward``.
 
 Checks run before anything is written: a run directory without a model, a run trained on non-NLB data,
 or an evaluation asked of a test-phase file (no targets) is a clear error and leaves the run as it was.

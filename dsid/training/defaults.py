@@ -1,6 +1,7 @@
 """The one source of configuration defaults: the YAML files shipped in ``configs/``."""
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from pathlib import Path
@@ -25,8 +26,6 @@ def _train_defaults(path: str) -> Dict[str, Any]:
 
 def train_defaults() -> Dict[str, Any]:
     """The ``train:`` block of ``configs/train.yaml`` (a fresh copy)."""
-    import copy
-
     return copy.deepcopy(_train_defaults(str(config_dir() / "train.yaml")))
 
 
