@@ -20,11 +20,25 @@ def inference_file(session: int, n_sessions: int) -> str:
     return INFERENCE_FILE if n_sessions == 1 else f"inference_session{session}.h5"
 
 
-@torch.no_grad()
+# the most output entries (rows x bins x neurons) one forward pass may produce: bounds the memory of
+# a pass (rates, parameters, factors and states are each of about this size) at a few hundred MB
+MAX_PASS_ENTRIES = 2 ** 24
+
+
+def pass_plan(n_trials: int, n_samples: int, batch_size: int, n_bins: int, n_neurons: int) -> int:
+    """Trials per forward pass: up to ``batch_size`` trials, each repeated once per posterior
+    sample in the same pass, and no more rows than :data:`MAX_PASS_ENTRIES` allows."""
+    reps = max(n_samples, 1)
+    by_memory = max(MAX_PASS_ENTRIES // max(reps * n_bins * n_neurons, 1), 1)
+    return max(min(batch_size, by_memory, n_trials), 1)
+
+
 def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int = 256,
                 n_forward: int = 0, session: int = 0, desc: str = "") -> Dict[str, np.ndarray]:
     """Average the model's outputs over ``n_samples`` posterior samples (dropout off, the model's
-    train/eval mode restored afterwards).
+    train/eval mode restored afterwards). All samples of a trial run in the same forward pass (the
+    trial encoded once, its samples side by side on the batch axis), in passes of at most
+    ``batch_size`` trials and a bounded size.
 
     Returns the model's ``output_keys`` (rates (trials, T + n_forward, N), factors, inferred_inputs
     when the model has them, messages of multi-area models). ``n_samples=0`` uses the posterior
@@ -35,19 +49,20 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
     device = next(model.parameters()).device
     sums: Dict[str, list] = {}
     x_all = torch.as_tensor(np.asarray(spikes, np.float32))
-    batches = range(0, x_all.shape[0], batch_size)
+    n, T, N = x_all.shape
     reps = max(n_samples, 1)
+    step = pass_plan(n, n_samples, batch_size, T + n_forward, N)
+    starts = range(0, n, step)
     try:
-        for start in tqdm(batches, desc=desc, leave=False, disable=not desc or len(batches) < 4):
-            xin, _ = model.augment(x_all[start:start + batch_size].to(device), "predict", session=session)
-            acc: Dict[str, torch.Tensor] = {}
-            for _ in range(reps):
-                out = model(xin, session=session, n_forward=n_forward, sample=n_samples > 0)
+        with torch.inference_mode():
+            for start in tqdm(starts, desc=desc, leave=False, disable=not desc or len(starts) < 4):
+                x = x_all[start:start + step].to(device)
+                xin, _ = model.augment(x, "predict", session=session)
+                out = model(xin, session=session, n_forward=n_forward, sample=n_samples > 0, n_samples=reps)
                 for key, src in model.output_keys:
                     if src in out:
-                        acc[key] = acc.get(key, 0) + out[src] / reps
-            for key, val in acc.items():
-                sums.setdefault(key, []).append(val.cpu().numpy())
+                        val = out[src].reshape(x.shape[0], reps, *out[src].shape[1:]).mean(1)
+                        sums.setdefault(key, []).append(val.cpu().numpy())
     finally:
         model.train(was_training)
     return {k: np.concatenate(v) for k, v in sums.items()}

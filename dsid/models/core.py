@@ -53,6 +53,16 @@ def sample_ic(ic_mean: torch.Tensor, ic_logvar: torch.Tensor, sample: bool) -> t
     return ic_mean + torch.exp(0.5 * ic_logvar) * torch.randn_like(ic_mean) if sample else ic_mean
 
 
+def repeat_samples(x, n_samples: int):
+    """Each trial repeated ``n_samples`` times along the batch axis (trial-major), for a tensor, None,
+    or a tuple of them (e.g. an encoder's output). Shape: (B, ...) -> (B * n_samples, ...)."""
+    if n_samples == 1 or x is None:
+        return x
+    if isinstance(x, tuple):
+        return type(x)(*(repeat_samples(v, n_samples) for v in x))
+    return x.repeat_interleave(n_samples, dim=0)
+
+
 def masked_nll(observation: nn.Module, params: torch.Tensor, target: torch.Tensor,
                heldin_idx: torch.Tensor, heldin_mask: Optional[torch.Tensor]) -> torch.Tensor:
     """Per-batch mean of the summed NLL; with ``heldin_mask`` only the masked held-in entries of the

@@ -27,12 +27,12 @@ import torch
 from torch import nn
 
 from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, check_session,
-                              heldin_nll, masked_nll, sample_ic)
+                              heldin_nll, masked_nll, repeat_samples, sample_ic)
 from dsid.models.multiarea_readouts import MultiAreaReadouts
 from dsid.models.protocol import STANDARD_OUTPUTS
 from dsid.models.sae import SequentialAutoencoder
 from dsid.modules.coupling.base import edge_mask, stack_steps
-from dsid.modules.generators._common import stack_step_params
+from dsid.modules.generators._common import bins, stack_step_params
 from dsid.registry import COUPLINGS, MODELS
 
 
@@ -193,11 +193,13 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
 
     # ----- forward ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                ext: Optional[torch.Tensor] = None, probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+                ext: Optional[torch.Tensor] = None, n_samples: int = 1,
+                probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
         """Infer rates of all neurons from the held-in input of all areas, unrolling the areas together.
 
         ``probe`` (a dict, for :meth:`measure_effects`) collects each edge's one-step effect on its
-        destination's factors.
+        destination's factors. With ``n_samples`` > 1 every trial is encoded once and its posterior
+        samples follow each other on the batch axis (B below is then trials * n_samples, trial-major).
 
         Shape:
             x: (B, T, N_in) held-in input (file order); ext: (B, T, E) external input or None
@@ -213,7 +215,7 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         gens = [ar.generator for ar in self.areas]
         encs, ics, init = [], [], []
         for a, ar in enumerate(self.areas):
-            enc = ar.encoder(x[..., self.area_in_pos[a].to(x.device)])
+            enc = repeat_samples(ar.encoder(x[..., self.area_in_pos[a].to(x.device)]), n_samples)
             ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
             encs.append(enc)
             ics.append(ic)
@@ -221,8 +223,12 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         # the areas advance as one group: stacked parameters, state and inputs (leading axis: area)
         params = stack_step_params(gens)
         state = {k: torch.stack([s[k] for s in init]) for k in init[0]}
-        ci = torch.stack([e.ci for e in encs]) if encs[0].ci is not None else None  # (A, B, T, C)
-        B = x.shape[0]
+        # per-bin views made once (the backward of unbind is one stack; indexing a bin every step would
+        # accumulate a full-size gradient per bin): ci_steps[t] (A, B, C), ext_steps[t] (B, E)
+        ci_steps = bins(torch.stack([e.ci for e in encs])) if encs[0].ci is not None else ()
+        ext = repeat_samples(ext, n_samples)
+        ext_steps = bins(ext, dim=1) if self.ext_input_size and ext is not None else ()
+        B = x.shape[0] * n_samples
         no_input = x.new_zeros(B, self.ext_input_size + 1)  # the external input's columns, then a zero
         window = cpl.start(self._signals(init))
         step = cpl(window, list(state["g"]), sample)
@@ -232,11 +238,11 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
             if t < T:
                 fed.append(step)
             tail = no_input
-            if self.ext_input_size and ext is not None and t < ext.shape[1]:
-                tail = torch.cat([ext[:, t], no_input[:, :1]], -1)
+            if t < len(ext_steps):
+                tail = torch.cat([ext_steps[t], no_input[:, :1]], -1)
             feed = torch.cat([*step.messages, tail], -1).index_select(1, self.input_gather).view(B, A, -1)
             ext_t = feed.transpose(0, 1) if feed.shape[-1] else None
-            ci_t = ci[:, :, t] if ci is not None and t < T else None
+            ci_t = ci_steps[t] if t < min(T, len(ci_steps)) else None
             if probe is not None:
                 self._probe(probe, state, ci_t, ext_t)
             state, out = gens[0].grouped_step(params, state, ci_t, ext_t, sample)

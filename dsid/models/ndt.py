@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, build_readout,
-                              check_session, heldin_nll, masked_nll)
+                              check_session, heldin_nll, masked_nll, repeat_samples)
 from dsid.models.protocol import STANDARD_OUTPUTS
 from dsid.modules.encoders._attention import AttentionStack, context_mask
 from dsid.registry import MODELS, OBSERVATIONS
@@ -84,13 +84,14 @@ class NDT(ConfigurableModel):
         return []  # no recurrence; weight decay regularises the transformer
 
     def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                ext: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Infer rates for all neurons from held-in input (``sample`` is ignored: deterministic).
+                ext: Optional[torch.Tensor] = None, n_samples: int = 1) -> Dict[str, torch.Tensor]:
+        """Infer rates for all neurons from held-in input (``sample`` is ignored: deterministic; with
+        ``n_samples`` > 1 each trial's outputs are repeated, B' = B * n_samples, trial-major).
 
         Shape:
             x: (B, T, N_in) held-in input
-            returns dict: params (B, T+n_forward, N, P), rates (B, T+n_forward, N),
-            factors (B, T+n_forward, F), states (B, T+n_forward, d_model); n_observed = T
+            returns dict: params (B', T+n_forward, N, P), rates (B', T+n_forward, N),
+            factors (B', T+n_forward, F), states (B', T+n_forward, d_model); n_observed = T
         """
         check_session(session, 1, "ndt")
         if ext is not None:
@@ -102,8 +103,8 @@ class NDT(ConfigurableModel):
         h = self.stack(self.embed(x), mask=mask)
         factors = self.to_factors(h)
         params = self.readout(factors)
-        return {"params": params, "rates": self.observation.mean(params), "factors": factors,
-                "states": h, "n_observed": n_observed}
+        out = {"params": params, "rates": self.observation.mean(params), "factors": factors, "states": h}
+        return {**{k: repeat_samples(v, n_samples) for k, v in out.items()}, "n_observed": n_observed}
 
     def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
                    heldin_mask: Optional[torch.Tensor] = None, *, session: int = 0) -> Dict[str, torch.Tensor]:

@@ -21,8 +21,9 @@ class DSIDModel(Protocol):
     - ``output_keys``: ``(name, key)`` pairs: the forward output ``key`` that inference averages
       and writes as ``name`` (``rates``, ``factors``, ``inferred_inputs``, ``messages``, ...).
     - ``augment(spikes, stage, generator=None, *, session=0)`` -> (held-in input, loss mask or None).
-    - ``forward(x, *, session=0, n_forward=0, sample=True, ext=None)`` -> dict with at least
-      ``params``, ``rates``, ``factors``.
+    - ``forward(x, *, session=0, n_forward=0, sample=True, ext=None, n_samples=1)`` -> dict with at
+      least ``params``, ``rates``, ``factors``; ``n_samples`` posterior samples of every trial, one
+      after the other on the batch axis (the encoder runs once per trial).
     - ``loss_terms(out, target, heldin_mask=None, *, session=0)`` -> ``recon``, ``kl_*`` (weighted by
       the KL ramp), ``reg_*`` (weighted by the L2 ramp).
     - ``heldin_recon(out, spikes, heldin_mask, *, session=0)``: the mean NLL of the held-in entries
@@ -40,7 +41,7 @@ class DSIDModel(Protocol):
                 session: int = 0): ...
 
     def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                ext: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]: ...
+                ext: Optional[torch.Tensor] = None, n_samples: int = 1) -> Dict[str, torch.Tensor]: ...
 
     def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
                    heldin_mask: Optional[torch.Tensor] = None, *, session: int = 0) -> Dict[str, torch.Tensor]: ...

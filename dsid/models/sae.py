@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, build_readout,
-                              check_session, heldin_nll, kl_terms, masked_nll, sample_ic)
+                              check_session, heldin_nll, kl_terms, masked_nll, repeat_samples, sample_ic)
 from dsid.models.protocol import STANDARD_OUTPUTS
 from dsid.models.readin import readin_maps
 from dsid.registry import ENCODERS, GENERATORS, MODELS, OBSERVATIONS, PRIORS
@@ -101,17 +101,20 @@ class SequentialAutoencoder(ConfigurableModel):
         return list(fn()) if fn else []
 
     def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                ext: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Infer rates for all of the session's neurons from its held-in input.
+                ext: Optional[torch.Tensor] = None, n_samples: int = 1) -> Dict[str, torch.Tensor]:
+        """Infer rates for all of the session's neurons from its held-in input; with ``n_samples`` > 1
+        every trial is encoded once and its ``n_samples`` posterior samples follow each other on the
+        batch axis (B' = B * n_samples, trial-major).
 
         Shape:
             x: (B, T, N_in_s) held-in input; ext: (B, T, E) external input or None
-            returns dict: params (B, T+n_forward, N_s, P), rates (B, T+n_forward, N_s),
-            factors (B, T+n_forward, F), states (B, T+n_forward, H), ic_mean/ic_logvar/ic_sample (B, I),
-            co_mean/co_logvar/co_sample (B, T+n_forward, C) or absent; n_observed = T
+            returns dict: params (B', T+n_forward, N_s, P), rates (B', T+n_forward, N_s),
+            factors (B', T+n_forward, F), states (B', T+n_forward, H), ic_mean/ic_logvar/ic_sample (B', I),
+            co_mean/co_logvar/co_sample (B', T+n_forward, C) or absent; n_observed = T
         """
         session = check_session(session, self.n_sessions, "sae")
-        enc = self.encoder(self.readins[session](x) if self.n_sessions > 1 else x)
+        enc = repeat_samples(self.encoder(self.readins[session](x) if self.n_sessions > 1 else x), n_samples)
+        ext = repeat_samples(ext, n_samples)
         ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
         gen = self.generator(ic, ci=enc.ci, ext=ext, n_steps=x.shape[1] + n_forward, sample=sample)
         params = self.readouts[session](gen.factors)

@@ -163,6 +163,15 @@ def group_of_one(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if x is None else x.unsqueeze(0)
 
 
+def bins(x: Optional[torch.Tensor], dim: int = 2) -> Sequence[torch.Tensor]:
+    """The per-bin slices of ``x`` along ``dim`` (empty for None).
+
+    Shape:
+        x: (G, B, T, .) -> T tensors of (G, B, .)
+    """
+    return () if x is None else x.unbind(dim)
+
+
 def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
            n_steps: Optional[int], sample: bool) -> GeneratorOutput:
     """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
@@ -181,11 +190,14 @@ def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Op
         raise ValueError(f"{name} generator: the controller needs encoder ci (encoder ci_size > 0)")
     p = {k: v.unsqueeze(0) for k, v in gen.step_params().items()}  # once per unroll, not per step
     state = {k: v.unsqueeze(0) for k, v in gen.initial_state(ic).items()}
-    ci, ext = group_of_one(ci), group_of_one(ext)
+    # per-bin views made once: the backward of ``unbind`` is one ``stack``, whereas indexing a bin
+    # every step would allocate and accumulate a full-size gradient per bin (quadratic in T)
+    ci_steps = bins(group_of_one(ci))
+    ext_steps = bins(group_of_one(ext))
     outs: List[Dict[str, torch.Tensor]] = []
     for t in range(n_steps):
-        ci_t = ci[:, :, t] if ci is not None and t < ci.shape[2] else None
-        ext_t = ext[:, :, t] if ext is not None and t < ext.shape[2] else None
+        ci_t = ci_steps[t] if t < len(ci_steps) else None
+        ext_t = ext_steps[t] if t < len(ext_steps) else None
         state, out = gen.grouped_step(p, state, ci_t, ext_t, sample)
         outs.append(out)
     stack = lambda k: torch.stack([o[k] for o in outs], dim=2)[0]  # noqa: E731
