@@ -11,13 +11,14 @@ from tests.reference_unroll import reference_unroll
 B, T, I, C, E, F, N_FWD = 3, 7, 5, 6, 2, 4, 3
 
 
-def run(gen, fn, ic, ci, ext, n_steps, seed):
+def run(gen, fn, ic, ci, ext, n_steps, seed, sample=True):
     torch.manual_seed(seed)  # the same dropout masks and posterior samples for both unrolls
-    out = fn(gen, ic, ci, ext, n_steps, True) if fn is reference_unroll else gen(ic, ci, ext, n_steps, True)
+    out = fn(gen, ic, ci, ext, n_steps, sample) if fn is reference_unroll else gen(ic, ci, ext, n_steps, sample)
     loss = sum((o * torch.linspace(0.5, 1.5, o.shape[-1], dtype=o.dtype)).sum() for o in out if o is not None)
-    leaves = [ic] + [x for x in (ci, ext) if x is not None] + list(gen.parameters())
+    leaves = [x for x in (ic, ci, ext) if x is not None] + list(gen.parameters())
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    return out, grads
+    # a weight an unroll never touches gets no gradient: count it as zero
+    return out, [torch.zeros_like(x) if g is None else g for g, x in zip(grads, leaves)]
 
 
 @pytest.mark.parametrize("name,co_size,ext_size,n_fwd", list(itertools.product(
@@ -37,7 +38,21 @@ def test_unroll_equals_the_reference(name, co_size, ext_size, n_fwd):
         if a is not None:
             assert a.shape[1] == T + n_fwd
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
+    assert len(g_fast) == len(g_ref)
     for a, b in zip(g_fast, g_ref):
-        assert (a is None) == (b is None)
-        if a is not None:
-            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("train,sample,n_steps", [(False, False, T), (False, True, T + 2), (True, False, T - 2)])
+def test_lfads_unroll_in_every_mode(train, sample, n_steps):
+    """Evaluation mode (no dropout), posterior means, and fewer bins than the encodings."""
+    torch.manual_seed(0)
+    gen = GENERATORS.build({"name": "lfads", "dropout": 0.3}, ic_size=I, co_size=2, factor_size=F,
+                           ci_input_size=C, ext_input_size=E).double().train(train)
+    ic = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
+    ci = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)
+    ext = torch.randn(B, T, E, dtype=torch.float64, requires_grad=True)
+    fast, g_fast = run(gen, None, ic, ci, ext, n_steps, seed=2, sample=sample)
+    ref, g_ref = run(gen, reference_unroll, ic, ci, ext, n_steps, seed=2, sample=sample)
+    for a, b in zip([*fast, *g_fast], [*ref, *g_ref]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
