@@ -1,9 +1,14 @@
 """One in-process training on tiny synthetic data: loss drops, outputs are written, W&B reads back."""
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from dsid.cli import main as cli_main
+from dsid.data.synth_lorenz import write_lorenz_benchmark
+from dsid.data.tensor_file import DataFileError
 from dsid.runs.config import compose
 from dsid.runs.train import train
 from dsid.wandb_offline import read_offline_run
@@ -61,3 +66,42 @@ def test_infer_without_model_is_a_clear_error(tmp_path):
         cli_main(["infer", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="not a DSID run directory"):
         cli_main(["infer", str(tmp_path / "nothing")])
+
+
+def test_run_config_names_its_data_by_absolute_path(trained_run, tiny_lorenz, tmp_path, monkeypatch):
+    run_dir, _ = trained_run
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    assert Path(cfg.data.path).is_absolute() and Path(cfg.data.path) == Path(tiny_lorenz).resolve()
+    monkeypatch.chdir(tmp_path)  # another directory: `dsid infer` still reads the run's own data
+    assert cli_main(["infer", str(run_dir.resolve()), "--samples", "1"]) == 0
+    with h5py.File(run_dir / "inference.h5") as f:
+        assert f["train/rates"].shape == (60, 20, 12)
+
+
+def test_infer_on_other_data_checks_it_and_keeps_the_runs_own_inference(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    own = (run_dir / "inference.h5").read_bytes()
+    wide = write_lorenz_benchmark(tmp_path / "wide.h5", seed=3, n_trials=(6, 2, 2), n_time=20, n_neurons=20,
+                                  n_heldout=3)
+    with pytest.raises(DataFileError, match=r"wide.h5: field 'neurons': expected 12 neurons"):
+        cli_main(["infer", str(run_dir), "--data", str(wide)])
+    layout = write_lorenz_benchmark(tmp_path / "layout.h5", seed=3, n_trials=(6, 2, 2), n_time=20,
+                                    n_neurons=12, n_heldout=5)
+    with pytest.raises(DataFileError, match="neurons/heldout"):
+        cli_main(["infer", str(run_dir), "--data", str(layout)])
+    other = write_lorenz_benchmark(tmp_path / "other.h5", seed=3, n_trials=(6, 2, 2), n_time=20, n_neurons=12,
+                                   n_heldout=3)
+    assert cli_main(["infer", str(run_dir), "--data", str(other), "--samples", "1"]) == 0
+    with h5py.File(run_dir / "inference_other.h5") as f:
+        assert f["train/rates"].shape == (6, 20, 12)
+    assert (run_dir / "inference.h5").read_bytes() == own  # the run's own inference is untouched
+    with pytest.raises(ValueError, match="the run's own inference"):
+        cli_main(["infer", str(run_dir), "--data", str(other), "--out", str(run_dir / "inference.h5")])
+
+
+def test_a_mistyped_data_path_is_an_error_not_synthetic_data(tmp_path):
+    bad = tmp_path / "goood.h5"
+    cfg = compose([f"data.path={bad}", *TINY_OVERRIDES, "logger=csv"])  # data=lorenz (synth) by default
+    with pytest.raises(FileNotFoundError, match="goood.h5: no such DSID tensor file"):
+        train(cfg, run_dir=str(tmp_path / "run"))
+    assert not bad.exists()

@@ -68,7 +68,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_infer(args) -> int:
-    for out in infer_run(args.run_dir, n_samples=args.samples, data_path=args.data):
+    for out in infer_run(args.run_dir, n_samples=args.samples, data_path=args.data, out=args.out):
         print(f"wrote {out}")
     return 0
 
@@ -88,5 +88,7 @@ def register_cli(top, synth) -> None:
                                      "of every split to RUN_DIR/inference.h5")
     p.add_argument("run_dir")
     p.add_argument("--samples", type=int, default=None, help="posterior samples (default: the run's)")
-    p.add_argument("--data", default=None, help="another DSID tensor file with the same neurons")
+    p.add_argument("--data", default=None, help="another DSID tensor file with the same neurons (checked); "
+                                                "written to RUN_DIR/inference_<file name>.h5")
+    p.add_argument("--out", default=None, help="with --data: the output file instead")
     p.set_defaults(func=cmd_infer)
