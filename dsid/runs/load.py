@@ -1,0 +1,91 @@
+"""``load_run(run_dir) -> Run``: a finished (or running) run directory, read back."""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import OmegaConf
+
+from dsid.data.tensor_file import DSIDData, load_tensor_file
+from dsid.evaluation.inference import inference_file
+from dsid.runs.config import to_plain
+from dsid.training.lightning_module import SAEModule
+
+BEST_CKPT = "checkpoints/best.ckpt"
+LAST_CKPT = "checkpoints/last.ckpt"
+
+
+def load_run_config(run_dir) -> Dict[str, Any]:
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir}: not a DSID run directory (no config.yaml)")
+    return to_plain(OmegaConf.load(path))
+
+
+def checkpoint_path(run_dir) -> Path:
+    """The run's best checkpoint, else its last one; a clear error when it has none."""
+    for name in (BEST_CKPT, LAST_CKPT):
+        if (Path(run_dir) / name).exists():
+            return Path(run_dir) / name
+    raise FileNotFoundError(f"{run_dir}: no trained model ({BEST_CKPT} is missing): train first, "
+                            "e.g. `dsid train experiment=lorenz_lfads`")
+
+
+def load_module(path, map_location: str = "cpu") -> SAEModule:
+    """A training module (with its model) from a checkpoint file alone."""
+    return SAEModule.load_from_checkpoint(str(path), map_location=map_location)
+
+
+@dataclass
+class Run:
+    """A run directory: its config, paths, metrics; the module (best checkpoint) and the data load
+    on first use."""
+
+    run_dir: Path
+    config: Dict[str, Any]
+
+    @property
+    def metrics(self) -> Dict[str, Any]:
+        path = self.run_dir / "metrics.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def checkpoint(self) -> Path:
+        return checkpoint_path(self.run_dir)
+
+    @functools.cached_property
+    def module(self) -> SAEModule:
+        return load_module(self.checkpoint)
+
+    @property
+    def model(self):
+        return self.module.model
+
+    def data_paths(self) -> List[Path]:
+        """The run's data files (one per session), relative paths as given in its config."""
+        data = self.config.get("data") or {}
+        return [Path(p) for p in (data.get("files") or [data.get("path")]) if p]
+
+    def sessions(self, paths: Optional[List] = None) -> List[DSIDData]:
+        """The run's data (or the files ``paths``, one per session), read as the model's
+        observation model needs."""
+        counts = getattr(self.model.observation, "integer_counts", True)
+        return [load_tensor_file(p, counts=counts) for p in (paths or self.data_paths())]
+
+    def inference_paths(self) -> List[Path]:
+        n = self.model.n_sessions
+        return [self.run_dir / inference_file(s, n) for s in range(n)]
+
+
+def load_run(run_dir) -> Run:
+    """The run in ``run_dir`` (a clear error when it is not one)."""
+    run_dir = Path(run_dir)
+    return Run(run_dir=run_dir, config=load_run_config(run_dir))
+
+
+def load_best(run_dir, map_location: str = "cpu") -> SAEModule:
+    """The best checkpoint's training module of a run directory."""
+    return load_module(checkpoint_path(run_dir), map_location)

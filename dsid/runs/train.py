@@ -1,0 +1,115 @@
+"""``train(cfg)``: one training run from a composed config: data and model (``build_run``), logger,
+callbacks, fit, then inference and metrics with the best checkpoint (``FinalInference``)."""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytorch_lightning as pl
+from omegaconf import OmegaConf
+
+from dsid.runs.assemble import absolute_data_paths, build_run
+from dsid.runs.config import to_plain
+from dsid.training.callbacks import EpochTimer, FinalInference, MetricsCallback, PlotCallback
+from dsid.training.nlb_callback import NLBEvalCallback
+
+
+def sweep_context() -> Optional[Dict[str, str]]:
+    """Under a Hydra multirun (``dsid train -m``): ``group``, the sweep directory's name (with its date
+    folder: ``2025-01-31_12-00-00_lorenz_lfads``), shared by every job of the sweep, and ``job``, this
+    job's number and overrides (``#3 model.coupling=delay,seed=1``). None otherwise."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+            return None
+        hc = HydraConfig.get()
+        depth = max(len(Path(str(hc.sweep.subdir)).parts), 1)
+        sweep_dir = Path(str(hc.runtime.output_dir)).parents[depth - 1]
+        dated = re.fullmatch(r"\d{4}-\d{2}-\d{2}", sweep_dir.parent.name)
+        return {"group": f"{sweep_dir.parent.name}_{sweep_dir.name}" if dated else sweep_dir.name,
+                "job": f"#{hc.job.num} {hc.job.override_dirname}".strip()[:120]}
+    except Exception:  # noqa: BLE001  (no Hydra context: not a sweep)
+        return None
+
+
+def make_logger(cfg: Dict[str, Any], run_dir: Path):
+    """The configured logger; under ``dsid train -m`` W&B runs are grouped by sweep
+    (``logger.group`` still wins when set)."""
+    log_cfg = dict(cfg.get("logger") or {"kind": "csv"})
+    kind = log_cfg.pop("kind", "csv")
+    if kind == "csv":
+        return pl.loggers.CSVLogger(str(run_dir), name="csv", version="")
+    if kind == "wandb":
+        mode = log_cfg.get("mode", "offline")
+        if mode not in ("offline", "online", "disabled"):
+            raise ValueError(f"logger.mode={mode}: expected offline, online or disabled")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        if wandb.run is not None:  # WandbLogger would silently log into that run instead
+            warnings.warn(f"finishing the W&B run {wandb.run.name!r} left open; each DSID run logs "
+                          "to a run of its own")
+            wandb.finish()
+        sweep = sweep_context() or {}
+        name = cfg.get("experiment_name")
+        return pl.loggers.WandbLogger(
+            project=log_cfg.get("project", "dsid"), entity=log_cfg.get("entity"), mode=mode,
+            group=log_cfg.get("group") or sweep.get("group"), tags=list(log_cfg.get("tags") or []),
+            name=f"{name}{sweep['job']}" if sweep else name, save_dir=str(run_dir),
+            config={**cfg, "sweep": sweep} if sweep else cfg)
+    raise ValueError(f"logger.kind={kind}: expected wandb or csv")
+
+
+def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callback]] = None,
+          ckpt_path: Optional[str] = None, logger=None) -> Dict[str, Any]:
+    """Fit the model described by ``cfg`` and return the final metrics (also in metrics.json).
+
+    ``callbacks`` are added to the trainer's; ``ckpt_path`` resumes a fit; ``logger`` replaces the
+    configured one.
+    """
+    cfg = absolute_data_paths(to_plain(cfg))
+    run_dir = Path(run_dir or cfg.get("run_dir") or "runs/latest")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    dm, module = build_run(cfg)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+    own_logger = logger is None
+    logger = make_logger(cfg, run_dir) if own_logger else logger
+    try:
+        return _fit(cfg, run_dir, dm, module, logger, callbacks, ckpt_path)
+    finally:  # a failed fit must not leave its W&B run open for the next one to reuse
+        if own_logger and isinstance(logger, pl.loggers.WandbLogger):
+            import wandb
+
+            wandb.finish()
+
+
+def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[str, Any]:
+    """The body of :func:`train` once data, model and logger exist."""
+    logger.log_hyperparams({"config": cfg})
+    es = cfg.get("early_stopping") or {}
+    plots, infer = cfg.get("plots") or {}, cfg.get("infer") or {}
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
+                                        monitor=es.get("monitor", "val/loss"), mode="min",
+                                        save_last=True, enable_version_counter=False)
+    final = FinalInference(run_dir, n_samples=int(infer.get("n_samples", 20)),
+                           batch_size=int(infer.get("batch_size", 256)), n_neurons=int(plots.get("n_neurons", 4)))
+    every = int((cfg.get("train") or {}).get("metrics_every_n_epochs", 1) or 0)
+    callbacks = [ckpt, MetricsCallback(every), PlotCallback(run_dir / "figures", **plots),
+                 pl.callbacks.LearningRateMonitor(logging_interval="epoch"), EpochTimer(), *(callbacks or [])]
+    nlb = NLBEvalCallback.from_config(cfg.get("nlb"))
+    if nlb is not None:  # NLB scores while training
+        callbacks.append(nlb)
+    if es.get("patience"):
+        callbacks.append(pl.callbacks.EarlyStopping(monitor=es.get("monitor", "val/loss"),
+                                                    patience=int(es["patience"]), mode="min"))
+    callbacks.append(final)  # last: it sees every other callback's state at the end of the fit
+    trainer_kwargs = {k: v for k, v in (cfg.get("trainer") or {}).items() if v is not None}
+    trainer = pl.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks, **trainer_kwargs)
+    trainer.fit(module, dm, ckpt_path=ckpt_path)
+    return final.metrics or {}
