@@ -1,12 +1,12 @@
 """Lightning DataModule over a DSID tensor file."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dsid.data.tensor_file import DSIDData, load_tensor_file
 
@@ -48,6 +48,25 @@ def data_info(data: DSIDData) -> Dict[str, Any]:
         "n_forward": data.n_forward,
         "mean_counts": np.asarray(train, np.float64).mean((0, 1)).tolist(),
     }
+
+
+class EpochShuffle(Sampler[int]):
+    """A random order of ``n`` items drawn anew every epoch from ``(seed, epoch)`` alone, so a run
+    resumed at epoch k sees the same order as one that never stopped (the trainer calls
+    ``set_epoch`` before each epoch)."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class DSIDDataModule(pl.LightningDataModule):
@@ -95,10 +114,12 @@ class DSIDDataModule(pl.LightningDataModule):
         return SplitDataset(sd.spikes, forward_spikes=sd.forward_spikes if self.train_forward else None)
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.dataset(split), batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, generator=gen if shuffle else None,
-                          drop_last=False)
+        data = self.dataset(split)
+        sampler = EpochShuffle(len(data), self.seed) if shuffle else None
+        # a private generator for the workers' base seed: iterating never draws from the global one,
+        # so a resumed run's model sees the same random numbers as one that never stopped
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          drop_last=False, generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

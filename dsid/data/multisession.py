@@ -51,6 +51,11 @@ class SessionBatchSampler(Sampler[List[int]]):
                 batches.append([int(offset + i) for i in order[start:start + self.batch_size]])
         return batches
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order the next iteration gives (the trainer sets it before each epoch, so a
+        resumed run sees the same order as one that never stopped)."""
+        self.epoch = int(epoch)
+
     def __iter__(self) -> Iterator[List[int]]:
         rng = np.random.default_rng([self.seed, self.epoch]) if self.shuffle else None
         self.epoch += 1
@@ -138,7 +143,8 @@ class MultiSessionDataModule(pl.LightningDataModule):
         self.setup()
         sets = [SessionDataset(d.splits[split].spikes, s) for s, d in enumerate(self.sessions)]
         sampler = SessionBatchSampler([len(s) for s in sets], self.batch_size, shuffle, self.seed)
-        return DataLoader(ConcatDataset(sets), batch_sampler=sampler, num_workers=self.num_workers)
+        return DataLoader(ConcatDataset(sets), batch_sampler=sampler, num_workers=self.num_workers,
+                          generator=torch.Generator().manual_seed(self.seed))  # never the global generator
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

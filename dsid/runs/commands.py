@@ -6,7 +6,8 @@ from typing import List
 
 from dsid.runs.config import config_dir
 from dsid.runs.infer import infer_run
-from dsid.runs.train import train
+from dsid.runs.status import RunDirError, require_finished
+from dsid.runs.train import resume_run, train
 
 # The Lorenz demo's quality targets (issue: core toolkit): metric -> (target, kind)
 LORENZ_TARGETS = {
@@ -59,6 +60,20 @@ def _hydra_train(overrides: List[str]) -> int:
 
 
 def cmd_train(args) -> int:
+    resume = [o for o in args.overrides if o.startswith("resume=")]
+    if resume:  # `dsid train resume=RUN_DIR`: the run continues with its own config
+        others = [o for o in args.overrides if not o.startswith("resume=")]
+        if others or len(resume) > 1:
+            raise SystemExit(f"dsid train resume=RUN_DIR continues a run with its own config; drop "
+                             f"{' '.join(others or resume[1:])}")
+        run_dir = resume[0].split("=", 1)[1]
+        try:
+            metrics = resume_run(run_dir)
+        except (RunDirError, FileNotFoundError) as err:
+            raise SystemExit(f"error: {err}") from None
+        print(f"\nrun directory: {run_dir}")
+        print(format_table(metrics))
+        return 0
     return _hydra_train(list(args.overrides))
 
 
@@ -68,16 +83,19 @@ def cmd_demo(args) -> int:
 
 
 def cmd_infer(args) -> int:
+    require_finished(args.run_dir, args.allow_unfinished)
     for out in infer_run(args.run_dir, n_samples=args.samples, data_path=args.data, out=args.out):
         print(f"wrote {out}")
     return 0
 
 
 def register_cli(top, synth) -> None:
-    p = top.add_parser("train", help="train a model: dsid train experiment=NAME [key=value ...] [-m]",
+    p = top.add_parser("train", help="train a model: dsid train experiment=NAME [key=value ...] [-m]; "
+                                     "dsid train resume=RUN_DIR continues a killed run",
                        description="Hydra overrides follow, e.g. experiment=lorenz_lfads "
                                    "model.generator.hidden_size=64 trainer.max_epochs=5; "
-                                   "-m runs a sweep (multirun).")
+                                   "-m runs a sweep (multirun). resume=RUN_DIR (alone) continues a run "
+                                   "that was killed or failed, from its last checkpoint.")
     p.add_argument("overrides", nargs="*", help="Hydra overrides")
     p.set_defaults(func=cmd_train, accepts_overrides=True)
     p = top.add_parser("demo", help="fit the Lorenz benchmark (experiment=lorenz_lfads) and print "
@@ -91,4 +109,6 @@ def register_cli(top, synth) -> None:
     p.add_argument("--data", default=None, help="another DSID tensor file with the same neurons (checked); "
                                                 "written to RUN_DIR/inference_<file name>.h5")
     p.add_argument("--out", default=None, help="with --data: the output file instead")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="infer from a run that is still training, failed or was killed")
     p.set_defaults(func=cmd_infer)

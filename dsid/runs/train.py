@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -13,7 +15,9 @@ from omegaconf import OmegaConf
 
 from dsid.runs.assemble import absolute_data_paths, build_run
 from dsid.runs.config import to_plain
-from dsid.training.callbacks import EpochTimer, FinalInference, MetricsCallback, PlotCallback
+from dsid.runs.load import LAST_CKPT, load_run_config
+from dsid.runs.status import RunDirError, prepare_new_run, read_status, run_lock, write_status
+from dsid.training.callbacks import EpochTimer, FinalInference, LastCheckpoint, MetricsCallback, PlotCallback
 from dsid.training.nlb_callback import NLBEvalCallback
 
 
@@ -37,9 +41,9 @@ def sweep_context() -> Optional[Dict[str, str]]:
         return None
 
 
-def make_logger(cfg: Dict[str, Any], run_dir: Path):
+def make_logger(cfg: Dict[str, Any], run_dir: Path, resume_id: Optional[str] = None):
     """The configured logger; under ``dsid train -m`` W&B runs are grouped by sweep
-    (``logger.group`` still wins when set)."""
+    (``logger.group`` still wins when set); ``resume_id`` continues that W&B run."""
     log_cfg = dict(cfg.get("logger") or {"kind": "csv"})
     kind = log_cfg.pop("kind", "csv")
     if kind == "csv":
@@ -61,32 +65,70 @@ def make_logger(cfg: Dict[str, Any], run_dir: Path):
             project=log_cfg.get("project", "dsid"), entity=log_cfg.get("entity"), mode=mode,
             group=log_cfg.get("group") or sweep.get("group"), tags=list(log_cfg.get("tags") or []),
             name=f"{name}{sweep['job']}" if sweep else name, save_dir=str(run_dir),
-            config={**cfg, "sweep": sweep} if sweep else cfg)
+            config={**cfg, "sweep": sweep} if sweep else cfg,
+            **({"id": resume_id, "resume": "allow"} if resume_id else {}))
     raise ValueError(f"logger.kind={kind}: expected wandb or csv")
 
 
 def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callback]] = None,
-          ckpt_path: Optional[str] = None, logger=None) -> Dict[str, Any]:
+          ckpt_path: Optional[str] = None, logger=None, resume: bool = False) -> Dict[str, Any]:
     """Fit the model described by ``cfg`` and return the final metrics (also in metrics.json).
 
-    ``callbacks`` are added to the trainer's; ``ckpt_path`` resumes a fit; ``logger`` replaces the
-    configured one.
+    The run directory belongs to this run: it is locked while training, records the run's status
+    (``status.json``: running, finished, or failed with the error), and must not already hold a run
+    (``overwrite=true`` in the config replaces one). ``resume`` continues the run in ``run_dir`` from
+    its last checkpoint instead (see :func:`resume_run`). ``callbacks`` are added to the trainer's;
+    ``logger`` replaces the configured one.
     """
     cfg = absolute_data_paths(to_plain(cfg))
     run_dir = Path(run_dir or cfg.get("run_dir") or "runs/latest")
     run_dir.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
-    dm, module = build_run(cfg)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
-    own_logger = logger is None
-    logger = make_logger(cfg, run_dir) if own_logger else logger
-    try:
-        return _fit(cfg, run_dir, dm, module, logger, callbacks, ckpt_path)
-    finally:  # a failed fit must not leave its W&B run open for the next one to reuse
-        if own_logger and isinstance(logger, pl.loggers.WandbLogger):
-            import wandb
+    if resume:
+        ckpt_path = ckpt_path or str(resume_checkpoint(run_dir))
+    else:
+        prepare_new_run(run_dir, overwrite=bool(cfg.get("overwrite")))
+    with run_lock(run_dir):
+        pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+        dm, module = build_run(cfg)
+        if not resume:
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+        before = read_status(run_dir) or {}
+        own_logger = logger is None
+        logger = make_logger(cfg, run_dir, before.get("wandb_id") if resume else None) if own_logger else logger
+        wandb_id = logger.experiment.id if isinstance(logger, pl.loggers.WandbLogger) else None
+        write_status(run_dir, status="running", error=None, pid=os.getpid(), host=socket.gethostname(),
+                     started=before.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"),
+                     resumed=int(before.get("resumed", 0)) + int(resume), wandb_id=wandb_id)
+        try:
+            metrics = _fit(cfg, run_dir, dm, module, logger, callbacks, ckpt_path)
+        except BaseException as err:
+            write_status(run_dir, status="failed", error=f"{type(err).__name__}: {err}"[:2000])
+            raise
+        finally:  # a failed fit must not leave its W&B run open for the next one to reuse
+            if own_logger and isinstance(logger, pl.loggers.WandbLogger):
+                import wandb
 
-            wandb.finish()
+                wandb.finish()
+        write_status(run_dir, status="finished", epochs=metrics.get("epochs"))
+        return metrics
+
+
+def resume_checkpoint(run_dir) -> Path:
+    """The checkpoint a run that did not finish continues from, with clear errors otherwise."""
+    status = (read_status(run_dir) or {}).get("status")
+    if status == "finished":
+        raise RunDirError(f"{run_dir}: the run finished; there is nothing to resume")
+    path = Path(run_dir) / LAST_CKPT
+    if not path.exists():
+        raise RunDirError(f"{run_dir}: no {LAST_CKPT} to resume from (it is written from the second epoch "
+                          "on); start the run again with overwrite=true")
+    return path
+
+
+def resume_run(run_dir, callbacks: Optional[List[pl.Callback]] = None) -> Dict[str, Any]:
+    """Continue the run in ``run_dir`` (killed or failed) from its last checkpoint, with its own config:
+    the same optimizer, schedules, early-stopping state, random draws and W&B run."""
+    return train(load_run_config(run_dir), run_dir=str(run_dir), callbacks=callbacks, resume=True)
 
 
 def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[str, Any]:
@@ -96,7 +138,7 @@ def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[s
     plots, infer = cfg.get("plots") or {}, cfg.get("infer") or {}
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
                                         monitor=es.get("monitor", "val/loss"), mode="min",
-                                        save_last=True, enable_version_counter=False)
+                                        enable_version_counter=False)
     final = FinalInference(run_dir, n_samples=int(infer.get("n_samples", 20)),
                            batch_size=int(infer.get("batch_size", 256)), n_neurons=int(plots.get("n_neurons", 4)))
     every = int((cfg.get("train") or {}).get("metrics_every_n_epochs", 1) or 0)
@@ -108,7 +150,7 @@ def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[s
     if es.get("patience"):
         callbacks.append(pl.callbacks.EarlyStopping(monitor=es.get("monitor", "val/loss"),
                                                     patience=int(es["patience"]), mode="min"))
-    callbacks.append(final)  # last: it sees every other callback's state at the end of the fit
+    callbacks += [LastCheckpoint(run_dir / LAST_CKPT), final]  # last: they see every other callback's state
     trainer_kwargs = {k: v for k, v in (cfg.get("trainer") or {}).items() if v is not None}
     trainer = pl.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks, **trainer_kwargs)
     trainer.fit(module, dm, ckpt_path=ckpt_path)

@@ -1,0 +1,122 @@
+"""A run directory belongs to one run: its status file (``running``, ``finished``, ``failed`` with the
+error), a lock held while training, and the rules for starting, resuming or overwriting it."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
+
+STATUS_FILE = "status.json"
+LOCK_FILE = ".lock"
+# what a training run writes into its directory (removed by ``overwrite=true``, nothing else is)
+RUN_OUTPUTS = ("config.yaml", STATUS_FILE, "metrics.json", "checkpoints", "figures", "csv", "wandb",
+               "inference.h5")
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used as asked (in use, already holds a run, nothing to resume)."""
+
+
+def read_status(run_dir) -> Optional[Dict[str, Any]]:
+    """The run's status record, or None for a directory without one."""
+    path = Path(run_dir) / STATUS_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RunDirError(f"{path}: unreadable run status ({err})") from err
+
+
+def write_status(run_dir, **fields: Any) -> Dict[str, Any]:
+    """Merge ``fields`` into the status record, written atomically (a reader never sees half a file)."""
+    run_dir = Path(run_dir)
+    record = {**(read_status(run_dir) or {}), **fields, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    fd, tmp = tempfile.mkstemp(prefix=".status-", suffix=".tmp", dir=run_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, run_dir / STATUS_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return record
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(run_dir) -> Iterator[None]:
+    """Hold ``RUN_DIR/.lock`` while training; a lock left by a process that no longer runs (killed) is
+    taken over, one held by a live process on this machine is an error naming it."""
+    path = Path(run_dir) / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            same_host = holder.get("host") == me["host"]
+            if holder.get("pid") and (not same_host or _alive(int(holder["pid"]))):
+                raise RunDirError(f"{run_dir}: in use by process {holder['pid']} on {holder.get('host')} "
+                                  f"({path}); wait for it, or choose another run_dir") from None
+            path.unlink(missing_ok=True)  # left by a process that died
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def prepare_new_run(run_dir, overwrite: bool = False) -> None:
+    """Check that ``run_dir`` may take a new run: refused when it already holds one (a config,
+    checkpoints or a status), unless ``overwrite`` (then the earlier run's outputs are removed)."""
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    if not found:
+        return
+    status = (read_status(run_dir) or {}).get("status", "unknown")
+    if not overwrite:
+        hint = (f"resume it with `dsid train resume={run_dir}`" if status in ("running", "failed")
+                else "choose another run_dir")
+        raise RunDirError(f"{run_dir}: already holds a run (status: {status}; {', '.join(found)}); {hint}, "
+                          "or pass overwrite=true to replace it")
+    with run_lock(run_dir):  # never remove the outputs of a run that is still training
+        pass
+    for name in found:
+        target = run_dir / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def require_finished(run_dir, allow_unfinished: bool = False) -> None:
+    """Refuse a run that has not finished (still training, failed, or killed) unless allowed; a
+    directory without a status (older runs) passes."""
+    status = read_status(run_dir)
+    if status is None or allow_unfinished or status.get("status") == "finished":
+        return
+    state = status.get("status")
+    extra = f": {status['error']}" if status.get("error") else ""
+    raise RunDirError(f"{run_dir}: the run is {state}{extra}; its checkpoint is not the finished model "
+                      f"(resume it with `dsid train resume={run_dir}`, or pass --allow-unfinished)")

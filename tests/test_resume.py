@@ -1,0 +1,119 @@
+"""A run directory belongs to one run: resume after SIGKILL equals the uninterrupted run, the status
+file, the lock, refusing to overwrite, unfinished runs refused by `dsid infer`, corrupt checkpoints."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dsid.cli import main as cli_main
+from dsid.runs.config import compose
+from dsid.runs.status import RunDirError, read_status, run_lock
+from dsid.runs.train import train
+from tests.test_training_e2e import TINY_OVERRIDES
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 24
+SCRIPT = """
+import sys, time, torch
+torch.set_num_threads(1)
+import pytorch_lightning as pl
+from dsid.runs.config import compose
+from dsid.runs.train import resume_run, train
+
+class Slow(pl.Callback):  # epochs long enough to be killed in the middle of the run
+    def on_train_epoch_end(self, trainer, module):
+        time.sleep(0.25)
+
+data, run_dir, mode = sys.argv[1:4]
+if mode == "resume":
+    resume_run(run_dir, callbacks=[Slow()])
+else:
+    train(compose(["data=file", f"data.path={data}", "logger=csv", *sys.argv[4:]]), run_dir=run_dir,
+          callbacks=[Slow()])
+"""
+
+
+def start(data, run_dir, mode, overrides=()):
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(data), str(run_dir), mode, *overrides],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_killed_run_resumes_to_the_same_result(tiny_lorenz, tmp_path):
+    overrides = [*TINY_OVERRIDES, f"trainer.max_epochs={EPOCHS}", "train.metrics_every_n_epochs=3"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    proc = start(tiny_lorenz, killed, "train", overrides)
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (last.exists() and torch.load(last, weights_only=False)["epoch"] >= 5):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert read_status(killed)["status"] == "running"  # as the killed process left it
+    assert not (killed / "metrics.json").exists()
+    with pytest.raises(RunDirError, match="the run is running"):  # not a finished model
+        cli_main(["infer", str(killed)])
+    assert start(tiny_lorenz, whole, "train", overrides).wait() == 0
+    resumed = start(tiny_lorenz, killed, "resume")
+    assert resumed.wait() == 0, resumed.stderr.read()
+    status = read_status(killed)
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, killed))
+    assert status["status"] == "finished" and status["resumed"] == 1 and status["epochs"] == a["epochs"] == EPOCHS
+    for key in ("val/co_bps", "val/rate_r2", "val/latent_r2", "train/bps"):
+        assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
+    wa, wb = weights(whole / "checkpoints" / "last.ckpt"), weights(killed / "checkpoints" / "last.ckpt")
+    for key in wa:
+        torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-7)
+    assert cli_main(["infer", str(killed), "--samples", "1"]) == 0  # finished: inference allowed
+
+
+def test_a_run_directory_holds_one_run(tiny_lorenz, tmp_path):
+    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+                   "trainer.max_epochs=2"])
+    train(cfg, run_dir=str(tmp_path))
+    assert read_status(tmp_path)["status"] == "finished" and not (tmp_path / ".lock").exists()
+    config = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(RunDirError, match="already holds a run .status: finished.*overwrite=true"):
+        train(cfg, run_dir=str(tmp_path))
+    assert (tmp_path / "config.yaml").read_text() == config  # nothing of the first run was touched
+    with pytest.raises(RunDirError, match="the run finished; there is nothing to resume"):
+        train(cfg, run_dir=str(tmp_path), resume=True)
+    with run_lock(tmp_path):  # another process training here
+        (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename}))
+        with pytest.raises(RunDirError, match=f"in use by process {os.getppid()}"):
+            train(compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+                           "trainer.max_epochs=2", "overwrite=true"]), run_dir=str(tmp_path))
+    before = (tmp_path / "checkpoints" / "best.ckpt").stat().st_mtime_ns
+    train(compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+                   "trainer.max_epochs=2", "overwrite=true"]), run_dir=str(tmp_path))
+    assert (tmp_path / "checkpoints" / "best.ckpt").stat().st_mtime_ns != before
+
+
+def test_a_failed_run_records_its_error(tiny_lorenz, tmp_path):
+    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+                   "trainer.max_epochs=2", "train.lr=1e6"])
+    with pytest.raises(FloatingPointError):
+        train(cfg, run_dir=str(tmp_path))
+    status = read_status(tmp_path)
+    assert status["status"] == "failed" and "non-finite training loss" in status["error"]
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / ".lock").write_text(json.dumps({"pid": int(dead), "host": os.uname().nodename}))
+    with run_lock(tmp_path):
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+    assert not (tmp_path / ".lock").exists()
