@@ -13,6 +13,7 @@ import torch
 
 from dsid.cli import main as cli_main
 from dsid.runs.config import compose
+from dsid.runs.load import CheckpointError, load_module
 from dsid.runs.status import RunDirError, read_status, run_lock
 from dsid.runs.train import train
 from tests.test_training_e2e import TINY_OVERRIDES
@@ -24,6 +25,7 @@ import sys, time, torch
 torch.set_num_threads(1)
 import pytorch_lightning as pl
 from dsid.runs.config import compose
+from dsid.runs.load import CheckpointError, load_module
 from dsid.runs.train import resume_run, train
 
 class Slow(pl.Callback):  # epochs long enough to be killed in the middle of the run
@@ -117,3 +119,16 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     with run_lock(tmp_path):
         assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
     assert not (tmp_path / ".lock").exists()
+
+
+def test_a_corrupt_checkpoint_is_named_and_the_last_one_used(tiny_lorenz, tmp_path):
+    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+                   "trainer.max_epochs=3"])
+    train(cfg, run_dir=str(tmp_path))
+    best, last = tmp_path / "checkpoints" / "best.ckpt", tmp_path / "checkpoints" / "last.ckpt"
+    best.write_bytes(best.read_bytes()[:1000])  # truncated, as by a full disk
+    with pytest.warns(UserWarning, match=r"best.ckpt: not a readable DSID checkpoint.*using .*last.ckpt"):
+        assert cli_main(["infer", str(tmp_path), "--samples", "1"]) == 0
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"last.ckpt: not a readable DSID checkpoint"):
+        load_module(last)

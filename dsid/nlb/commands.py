@@ -16,6 +16,7 @@ from dsid.nlb.baseline import smoothing_baseline
 from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result, submit_run
 from dsid.nlb.prepare import prepare
 from dsid.nlb.synth import write_synthetic_nlb
+from dsid.runs.status import RunDirError, require_finished
 
 
 def nlb_subparsers(top):
@@ -77,10 +78,11 @@ def _baseline(args) -> int:
 
 def _evaluate(args) -> int:
     try:
+        require_finished(args.run_dir, args.allow_unfinished)
         result = evaluate_run(args.run_dir, n_samples=args.samples, data_path=args.data,
                               wandb_mode=args.wandb_mode, log_wandb=not args.no_wandb,
                               log=lambda m: print(m, flush=True))
-    except (DataFileError, FileNotFoundError, ValueError) as err:
+    except (DataFileError, FileNotFoundError, ValueError, RunDirError) as err:
         return _fail(err)
     print(format_result(result))
     print(f"wrote {args.run_dir.rstrip('/')}/{METRICS_FILE}")
@@ -92,10 +94,11 @@ def _submit(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
+            require_finished(args.run_dir, args.allow_unfinished)
             out = submit_run(args.run_dir, args.out, n_samples=args.samples, data_path=args.data,
                              wandb_mode=args.wandb_mode, log_wandb=not args.no_wandb,
                              log=lambda m: print(m, flush=True))
-        except (DataFileError, FileNotFoundError, ValueError) as err:
+        except (DataFileError, FileNotFoundError, ValueError, RunDirError) as err:
             error = err
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -147,4 +150,6 @@ def register_cli(top, synth) -> None:
         p.add_argument("--wandb-mode", default=None, choices=("offline", "online", "disabled"),
                        help="W&B mode (default: the run's logger mode, else offline)")
         p.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
+        p.add_argument("--allow-unfinished", action="store_true",
+                       help="use a run that is still training, failed or was killed")
         p.set_defaults(func=_evaluate if name == "evaluate" else _submit)

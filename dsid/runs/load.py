@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import functools
 import json
+import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -25,6 +28,10 @@ def load_run_config(run_dir) -> Dict[str, Any]:
     return to_plain(OmegaConf.load(path))
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read (truncated, corrupt, not a checkpoint)."""
+
+
 def checkpoint_path(run_dir) -> Path:
     """The run's best checkpoint, else its last one; a clear error when it has none."""
     for name in (BEST_CKPT, LAST_CKPT):
@@ -35,8 +42,27 @@ def checkpoint_path(run_dir) -> Path:
 
 
 def load_module(path, map_location: str = "cpu") -> SAEModule:
-    """A training module (with its model) from a checkpoint file alone."""
-    return SAEModule.load_from_checkpoint(str(path), map_location=map_location)
+    """A training module (with its model) from a checkpoint file alone; a file that cannot be read is
+    a :class:`CheckpointError` naming it."""
+    try:
+        return SAEModule.load_from_checkpoint(str(path), map_location=map_location)
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{path}: not a readable DSID checkpoint ({type(err).__name__}: {err}); "
+                              "the file is truncated or corrupt") from err
+
+
+def load_run_module(run_dir, map_location: str = "cpu") -> SAEModule:
+    """The run's best checkpoint, else (missing or unreadable, with a warning) its last one."""
+    best, last = Path(run_dir) / BEST_CKPT, Path(run_dir) / LAST_CKPT
+    path = checkpoint_path(run_dir)
+    try:
+        return load_module(path, map_location)
+    except CheckpointError as err:
+        if path != best or not last.exists():
+            raise
+        warnings.warn(f"{err}; using {last} instead")
+        return load_module(last, map_location)
 
 
 @dataclass
@@ -58,7 +84,7 @@ class Run:
 
     @functools.cached_property
     def module(self) -> SAEModule:
-        return load_module(self.checkpoint)
+        return load_run_module(self.run_dir)
 
     @property
     def model(self):
@@ -87,5 +113,5 @@ def load_run(run_dir) -> Run:
 
 
 def load_best(run_dir, map_location: str = "cpu") -> SAEModule:
-    """The best checkpoint's training module of a run directory."""
-    return load_module(checkpoint_path(run_dir), map_location)
+    """The best checkpoint's training module of a run directory (its last one when that is unreadable)."""
+    return load_run_module(run_dir, map_location)
