@@ -104,6 +104,11 @@ class Registry:
             raise RegistryError(
                 f"{self.kind} '{name}' does not take {unknown}; it takes {accepted}"
             )
+        for key, value in cfg.items():  # sizes: a negative one is always a mistake, as is an empty state
+            if key.endswith("_size") and isinstance(value, int) and not isinstance(value, bool) and (
+                    value < 0 or (value == 0 and key == "hidden_size")):
+                raise RegistryError(f"{self.kind} '{name}': {key}={value}: expected a "
+                                    f"{'positive' if key == 'hidden_size' else 'non-negative'} size")
         kwargs = {k: v for k, v in sizes.items() if k in params or takes_any}
         kwargs.update(cfg)
         return cls(**kwargs)

@@ -85,3 +85,33 @@ def test_failed_write_leaves_nothing(tmp_path, lorenz_data):
     with pytest.raises(Exception):
         write_tensor_file(tmp_path / "out.h5", lorenz_data)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writes_have_normal_permissions_and_leave_nothing(tmp_path):
+    import os
+    import time
+
+    from dsid.data.atomic import STALE_SECONDS, atomic_h5
+
+    out = tmp_path / "out.h5"
+    stale = tmp_path / ".out.h5.abc123.tmp"  # what a killed writer left a while ago
+    stale.write_bytes(b"x" * 100)
+    old = time.time() - STALE_SECONDS - 10
+    os.utime(stale, (old, old))
+    with atomic_h5(out) as f:
+        f["x"] = [1, 2, 3]
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+    assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_h5(tmp_path / "other.h5") as f:
+            f["x"] = [1]
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+def _current_umask():
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

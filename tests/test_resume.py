@@ -132,3 +132,49 @@ def test_a_corrupt_checkpoint_is_named_and_the_last_one_used(tiny_lorenz, tmp_pa
     last.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"last.ckpt: not a readable DSID checkpoint"):
         load_module(last)
+
+
+def test_dsid_train_leaves_nothing_outside_its_run_directory(tiny_lorenz, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "mine"
+    args = ["train", "data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+            "trainer.max_epochs=1", f"run_dir={run_dir}"]
+    assert cli_main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no runs/<date>/..., no .log file
+    assert (run_dir / ".hydra" / "config.yaml").exists() and not list(run_dir.glob("*.log"))
+    with pytest.raises(SystemExit):  # a failed launch in the default location leaves nothing
+        cli_main(["train", "data=file", f"data.path={tmp_path / 'missing.h5'}", "logger=csv"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("override,error,match", [
+    ("model.factor_size=-1", "RegistryError", r"model.factor_size=-1: expected an integer >= 1"),
+    ("model.generator.hidden_size=0", "RegistryError", r"generator 'lfads': hidden_size=0: expected a positive"),
+    ("train.lr=0", "ValueError", r"train.lr=0.*expected a positive learning rate"),
+    ("trainer.max_epochs=0", "ValueError", r"trainer.max_epochs=0: expected at least 1"),
+])
+def test_settings_that_cannot_train_are_refused(tiny_lorenz, tmp_path, override, error, match):
+    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES, override])
+    with pytest.raises(Exception, match=match) as err:
+        train(cfg, run_dir=str(tmp_path))
+    assert type(err.value).__name__ == error
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "inference.h5").exists()
+
+
+def test_gpu_trainer_without_a_gpu_says_so(tiny_lorenz, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", "trainer=gpu"])
+    with pytest.raises(RuntimeError, match="no CUDA GPU is visible.*use trainer=cpu"):
+        train(cfg, run_dir=str(tmp_path))
+
+
+def test_implausible_counts_give_a_warning(tmp_path):
+    from dsid.data.datamodule import DSIDDataModule
+    from dsid.data.synth_lorenz import make_lorenz_benchmark
+    from dsid.data.tensor_file import write_tensor_file
+
+    data = make_lorenz_benchmark(seed=1, n_trials=(6, 2, 2), n_time=10, n_neurons=5, n_heldout=1)
+    data.splits["train"].spikes[0, 0, 0] = 10 ** 6
+    path = write_tensor_file(tmp_path / "big.h5", data)
+    with pytest.warns(UserWarning, match=r"big.h5: field 'train/spikes': up to 1e\+06 counts in one 10 ms bin"):
+        DSIDDataModule(str(path)).setup()

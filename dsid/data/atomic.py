@@ -3,24 +3,49 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import h5py
 
+# temporary files older than this were left by a killed writer (a live write finishes much sooner)
+STALE_SECONDS = 24 * 3600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path) -> None:
+    """Remove the temporary files an earlier, killed write of ``path`` left (older than a day)."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except OSError:
+            pass
+
 
 @contextmanager
 def atomic_h5(path) -> Iterator[h5py.File]:
     """Open a new HDF5 file for writing that replaces ``path`` only when the block ends without an
-    error (a temporary file in the same folder, renamed); on an error nothing is left behind."""
+    error (a hidden temporary file in the same folder, renamed); on an error, an interrupt included,
+    nothing is left behind, and what a killed writer left is removed later. The file gets the usual
+    permissions (0666 less the umask), not the temporary file's owner-only ones."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,6 +1,7 @@
 """Lightning DataModule over a DSID tensor file."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
@@ -50,6 +51,22 @@ def data_info(data: DSIDData) -> Dict[str, Any]:
     }
 
 
+# more than this many spikes per second in one bin is no single neuron's (nor a small multi-unit's)
+MAX_PLAUSIBLE_RATE_HZ = 2000.0
+
+
+def warn_implausible_counts(path, data: DSIDData) -> None:
+    """Warn when a bin holds more spikes than any neuron fires (e.g. unbinned or scaled data)."""
+    for split, sd in data.splits.items():
+        top = float(np.max(sd.spikes)) if sd.spikes.size else 0.0
+        rate = top / (float(data.bin_ms) / 1000.0)
+        if rate > MAX_PLAUSIBLE_RATE_HZ:
+            warnings.warn(f"{path}: field '{split}/spikes': up to {top:g} counts in one {data.bin_ms:g} ms bin "
+                          f"({rate:,.0f} spikes/s); expected binned spike counts of single or multi-units "
+                          f"(below {MAX_PLAUSIBLE_RATE_HZ:,.0f} spikes/s)")
+            return
+
+
 class EpochShuffle(Sampler[int]):
     """A random order of ``n`` items drawn anew every epoch from ``(seed, epoch)`` alone, so a run
     resumed at epoch k sees the same order as one that never stopped (the trainer calls
@@ -88,6 +105,8 @@ class DSIDDataModule(pl.LightningDataModule):
             return
         counts = getattr(self.observation_check, "integer_counts", True)
         self.data = load_tensor_file(self.path, counts=counts)
+        if counts:
+            warn_implausible_counts(self.path, self.data)
         check = getattr(self.observation_check, "check_support", None)
         if check is not None:
             for split, sd in self.data.splits.items():

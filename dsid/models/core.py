@@ -154,4 +154,9 @@ class ConfigurableModel(nn.Module):
         if missing:
             raise RegistryError(f"model.{missing[0]}: the '{cls.registry_name}' model needs "
                                 f"{', '.join('model.' + k for k in missing)}")
+        for key in ("ic_size", "factor_size", "co_size", "readin_size"):
+            value = cfg.get(key)
+            least = 0 if key == "co_size" else 1
+            if isinstance(value, int) and value < least:
+                raise RegistryError(f"model.{key}={value}: expected an integer >= {least}")
         return cls(data_info=dict(data_info), **cfg)

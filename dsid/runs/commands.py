@@ -1,7 +1,9 @@
 """``dsid train``, ``dsid infer`` and ``dsid demo``."""
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 from typing import List
 
 from dsid.runs.config import config_dir
@@ -45,11 +47,19 @@ def _hydra_train(overrides: List[str]) -> int:
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
     def _main(cfg) -> float:
         run_dir = cfg.get("run_dir") or HydraConfig.get().runtime.output_dir
-        metrics = train(cfg, run_dir=run_dir)
+        try:
+            metrics = train(cfg, run_dir=run_dir)
+        except BaseException:
+            remove_if_empty(HydraConfig.get().runtime.output_dir)
+            raise
         print(f"\nrun directory: {run_dir}")
         print(format_table(metrics))
         return float(metrics.get("val/co_bps", float("nan")))
 
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")]
+    if given and not multirun:  # Hydra's own files go into the run directory, not a dated folder
+        overrides = [*overrides, f"hydra.run.dir={given[-1]}"]
     argv = sys.argv
     sys.argv = ["dsid train"] + overrides
     try:
@@ -57,6 +67,18 @@ def _hydra_train(overrides: List[str]) -> int:
     finally:
         sys.argv = argv
     return 0
+
+
+def remove_if_empty(run_dir) -> None:
+    """Remove a run directory a failed launch left with nothing but Hydra's own ``.hydra`` folder."""
+    path = Path(run_dir)
+    if path.is_dir() and {p.name for p in path.iterdir()} <= {".hydra"}:
+        shutil.rmtree(path)
+        for parent in (path.parent, path.parent.parent):  # runs/<date>/ and runs/, when now empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
 
 def cmd_train(args) -> int:

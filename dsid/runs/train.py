@@ -80,7 +80,9 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
     its last checkpoint instead (see :func:`resume_run`). ``callbacks`` are added to the trainer's;
     ``logger`` replaces the configured one.
     """
-    cfg = absolute_data_paths(to_plain(cfg))
+    cfg = to_plain(cfg)
+    check_trainer(cfg.get("trainer") or {})
+    cfg = absolute_data_paths(cfg)
     run_dir = Path(run_dir or cfg.get("run_dir") or "runs/latest")
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
@@ -111,6 +113,19 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
                 wandb.finish()
         write_status(run_dir, status="finished", epochs=metrics.get("epochs"))
         return metrics
+
+
+def check_trainer(trainer_cfg: Dict[str, Any]) -> None:
+    """Trainer settings that would run nothing, or on hardware that is not there, as clear errors."""
+    epochs = trainer_cfg.get("max_epochs")
+    if epochs is not None and epochs != -1 and epochs < 1:
+        raise ValueError(f"trainer.max_epochs={epochs}: expected at least 1 (or -1 with trainer.max_time)")
+    if str(trainer_cfg.get("accelerator", "")).lower() in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"trainer.accelerator={trainer_cfg['accelerator']}: no CUDA GPU is visible to "
+                               "torch (torch.cuda.is_available() is False); use trainer=cpu")
 
 
 def resume_checkpoint(run_dir) -> Path:

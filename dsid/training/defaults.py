@@ -40,4 +40,6 @@ def training_config(train_cfg=None) -> Dict[str, Any]:
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             value = {**base[key], **value}
         base[key] = value
+    if not (isinstance(base["lr"], (int, float)) and base["lr"] > 0):
+        raise ValueError(f"train.lr={base['lr']}: expected a positive learning rate")
     return base
