@@ -16,7 +16,7 @@ import time
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from dsid.runs.commands import LORENZ_TARGETS, format_table  # noqa: E402
+from dsid.runs.report import LORENZ_TARGETS, format_table  # noqa: E402
 from dsid.runs.config import compose  # noqa: E402
 from dsid.runs.train import train  # noqa: E402
 

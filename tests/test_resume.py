@@ -178,3 +178,23 @@ def test_implausible_counts_give_a_warning(tmp_path):
     path = write_tensor_file(tmp_path / "big.h5", data)
     with pytest.warns(UserWarning, match=r"big.h5: field 'train/spikes': up to 1e\+06 counts in one 10 ms bin"):
         DSIDDataModule(str(path)).setup()
+
+
+def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path):
+    """`dsid train ... trainer.strategy=ddp trainer.devices=2` on the CPU (gloo): the second process is
+    started by re-running the command's overrides and joins; the first one owns the run directory."""
+    dsid = Path(sys.executable).parent / "dsid"
+    run_dir = tmp_path / "ddp"
+    cmd = [str(dsid), "train", "data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+           "trainer.max_epochs=2", "+trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+           f"run_dir={run_dir}", "infer.n_samples=1"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "GLOBAL_RANK: 1" in done.stderr + done.stdout  # a second process really trained
+    assert read_status(run_dir)["status"] == "finished"
+    import h5py
+
+    with h5py.File(run_dir / "inference.h5") as f:  # every trial once, from the first process
+        assert [f[f"{s}/rates"].shape[0] for s in ("train", "valid", "test")] == [60, 20, 20]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]

@@ -1,84 +1,11 @@
 """``dsid train``, ``dsid infer`` and ``dsid demo``."""
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-from typing import List
-
-from dsid.runs.config import config_dir
+from dsid.runs.hydra_train import hydra_train
 from dsid.runs.infer import infer_run
+from dsid.runs.report import format_table
 from dsid.runs.status import RunDirError, require_finished
-from dsid.runs.train import resume_run, train
-
-# The Lorenz demo's quality targets (issue: core toolkit): metric -> (target, kind)
-LORENZ_TARGETS = {
-    "val/latent_r2": (0.90, "absolute"),
-    "val/rate_r2": (0.85, "absolute"),
-    "val/co_bps": (0.90, "fraction of val/oracle_co_bps"),
-}
-
-
-def format_table(metrics, targets=LORENZ_TARGETS) -> str:
-    """Metric table with targets and a PASS/MISS column."""
-    rows = [f"{'metric':<22}{'value':>10}{'target':>16}  status", "-" * 56]
-    for key, (target, kind) in targets.items():
-        value = metrics.get(key, float("nan"))
-        if kind.startswith("fraction of "):
-            ref = metrics.get(kind[len("fraction of "):], float("nan"))
-            goal = target * ref
-            tstr = f">={target:.2f}x{ref:.3f}"
-        else:
-            goal, tstr = target, f">={target:.2f}"
-        ok = value >= goal
-        rows.append(f"{key:<22}{value:>10.4f}{tstr:>16}  {'PASS' if ok else 'MISS'}")
-    shown = set(targets)
-    for key in sorted(metrics):
-        if key not in shown and isinstance(metrics[key], float):
-            rows.append(f"{key:<22}{metrics[key]:>10.4f}")
-    return "\n".join(rows)
-
-
-def _hydra_train(overrides: List[str]) -> int:
-    """Run ``train`` under Hydra's own entry point so that multirun (-m) and sweeps work."""
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-
-    @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
-    def _main(cfg) -> float:
-        run_dir = cfg.get("run_dir") or HydraConfig.get().runtime.output_dir
-        try:
-            metrics = train(cfg, run_dir=run_dir)
-        except BaseException:
-            remove_if_empty(HydraConfig.get().runtime.output_dir)
-            raise
-        print(f"\nrun directory: {run_dir}")
-        print(format_table(metrics))
-        return float(metrics.get("val/co_bps", float("nan")))
-
-    multirun = any(o in ("-m", "--multirun") for o in overrides)
-    given = [o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")]
-    if given and not multirun:  # Hydra's own files go into the run directory, not a dated folder
-        overrides = [*overrides, f"hydra.run.dir={given[-1]}"]
-    argv = sys.argv
-    sys.argv = ["dsid train"] + overrides
-    try:
-        _main()
-    finally:
-        sys.argv = argv
-    return 0
-
-
-def remove_if_empty(run_dir) -> None:
-    """Remove a run directory a failed launch left with nothing but Hydra's own ``.hydra`` folder."""
-    path = Path(run_dir)
-    if path.is_dir() and {p.name for p in path.iterdir()} <= {".hydra"}:
-        shutil.rmtree(path)
-        for parent in (path.parent, path.parent.parent):  # runs/<date>/ and runs/, when now empty
-            try:
-                parent.rmdir()
-            except OSError:
-                break
+from dsid.runs.train import resume_run
 
 
 def cmd_train(args) -> int:
@@ -96,12 +23,12 @@ def cmd_train(args) -> int:
         print(f"\nrun directory: {run_dir}")
         print(format_table(metrics))
         return 0
-    return _hydra_train(list(args.overrides))
+    return hydra_train(list(args.overrides))
 
 
 def cmd_demo(args) -> int:
     """The main job: fit the Lorenz benchmark with the default experiment and print the targets."""
-    return _hydra_train(["experiment=lorenz_lfads"] + list(args.overrides))
+    return hydra_train(["experiment=lorenz_lfads"] + list(args.overrides))
 
 
 def cmd_infer(args) -> int:

@@ -84,6 +84,12 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
     check_trainer(cfg.get("trainer") or {})
     cfg = absolute_data_paths(cfg)
     run_dir = Path(run_dir or cfg.get("run_dir") or "runs/latest")
+    if launched_process():  # another process of a multi-process run: the first one owns the directory
+        pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+        dm, module = build_run(cfg)
+        logger = make_logger(cfg, run_dir) if logger is None else logger
+        return _fit(cfg, run_dir, dm, module, logger, callbacks,
+                    str(resume_checkpoint(run_dir)) if resume else ckpt_path)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         ckpt_path = ckpt_path or str(resume_checkpoint(run_dir))
@@ -113,6 +119,11 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
                 wandb.finish()
         write_status(run_dir, status="finished", epochs=metrics.get("epochs"))
         return metrics
+
+
+def launched_process() -> bool:
+    """True in the processes a multi-process (DDP) run starts besides the first one."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 or int(os.environ.get("NODE_RANK", "0") or 0) > 0
 
 
 def check_trainer(trainer_cfg: Dict[str, Any]) -> None:

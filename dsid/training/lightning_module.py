@@ -81,9 +81,10 @@ class SAEModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         loss, logs = self.compute_loss(batch, "val", batch_idx)
         bs = batch["spikes"].shape[0]
-        self.log("val/loss", logs.pop("loss"), on_epoch=True, prog_bar=True, batch_size=bs)
+        # averaged over processes in multi-process training (a no-op in one process)
+        self.log("val/loss", logs.pop("loss"), on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in logs.items()}, on_step=False, on_epoch=True,
-                      batch_size=bs)
+                      batch_size=bs, sync_dist=True)
 
     def configure_optimizers(self):
         c = self.train_cfg

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-from dsid.runs.commands import format_table
+from dsid.runs.report import format_table
 from dsid.runs.config import compose
 
 

@@ -1,0 +1,67 @@
+"""``dsid train`` under Hydra's own entry point (multirun sweeps, Hydra's output folders).
+
+This file is also a script: multi-process training (``trainer.strategy=ddp``) starts its other
+processes by running ``python <this file> <the same overrides>``, which must work without the ``dsid``
+command's own argument parsing in front.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # run as a script: its folder must not shadow top-level modules
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import shutil  # noqa: E402
+from typing import List  # noqa: E402
+
+from dsid.runs.config import config_dir  # noqa: E402
+from dsid.runs.report import format_table  # noqa: E402
+from dsid.runs.train import train  # noqa: E402
+
+
+def remove_if_empty(run_dir) -> None:
+    """Remove a run directory a failed launch left with nothing but Hydra's own ``.hydra`` folder."""
+    path = Path(run_dir)
+    if path.is_dir() and {p.name for p in path.iterdir()} <= {".hydra"}:
+        shutil.rmtree(path)
+        for parent in (path.parent, path.parent.parent):  # runs/<date>/ and runs/, when now empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+
+def hydra_train(overrides: List[str]) -> int:
+    """Compose the config from ``overrides`` with Hydra and train (``-m``: a sweep, one run per job)."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+    def _main(cfg) -> float:
+        run_dir = cfg.get("run_dir") or HydraConfig.get().runtime.output_dir
+        try:
+            metrics = train(cfg, run_dir=run_dir)
+        except BaseException:
+            remove_if_empty(HydraConfig.get().runtime.output_dir)
+            raise
+        if metrics:  # the other processes of a multi-process run return nothing
+            print(f"\nrun directory: {run_dir}")
+            print(format_table(metrics))
+        return float(metrics.get("val/co_bps", float("nan")))
+
+    multirun = any(o in ("-m", "--multirun") for o in overrides)
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")]
+    if given and not multirun and not any(o.startswith("hydra.run.dir=") for o in overrides):
+        overrides = [*overrides, f"hydra.run.dir={given[-1]}"]  # Hydra's own files go into the run
+    argv = sys.argv
+    sys.argv = [str(Path(__file__).resolve()), *overrides]  # what other DDP processes re-run
+    try:
+        _main()
+    finally:
+        sys.argv = argv
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(hydra_train(sys.argv[1:]))

@@ -1,0 +1,29 @@
+"""The metric table printed at the end of a run, with the Lorenz demo's targets."""
+from __future__ import annotations
+
+# The Lorenz demo's quality targets (issue: core toolkit): metric -> (target, kind)
+LORENZ_TARGETS = {
+    "val/latent_r2": (0.90, "absolute"),
+    "val/rate_r2": (0.85, "absolute"),
+    "val/co_bps": (0.90, "fraction of val/oracle_co_bps"),
+}
+
+
+def format_table(metrics, targets=LORENZ_TARGETS) -> str:
+    """Metric table with targets and a PASS/MISS column."""
+    rows = [f"{'metric':<22}{'value':>10}{'target':>16}  status", "-" * 56]
+    for key, (target, kind) in targets.items():
+        value = metrics.get(key, float("nan"))
+        if kind.startswith("fraction of "):
+            ref = metrics.get(kind[len("fraction of "):], float("nan"))
+            goal = target * ref
+            tstr = f">={target:.2f}x{ref:.3f}"
+        else:
+            goal, tstr = target, f">={target:.2f}"
+        ok = value >= goal
+        rows.append(f"{key:<22}{value:>10.4f}{tstr:>16}  {'PASS' if ok else 'MISS'}")
+    shown = set(targets)
+    for key in sorted(metrics):
+        if key not in shown and isinstance(metrics[key], float):
+            rows.append(f"{key:<22}{metrics[key]:>10.4f}")
+    return "\n".join(rows)
