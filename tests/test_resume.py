@@ -198,3 +198,15 @@ def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path
     with h5py.File(run_dir / "inference.h5") as f:  # every trial once, from the first process
         assert [f[f"{s}/rates"].shape[0] for s in ("train", "valid", "test")] == [60, 20, 20]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+
+
+@pytest.mark.parametrize("env,launched", [({}, False), ({"LOCAL_RANK": "0"}, False), ({"LOCAL_RANK": "1"}, True),
+                                          ({"SLURM_PROCID": "3"}, True), ({"NODE_RANK": "1"}, True)])
+def test_the_first_process_owns_the_run(monkeypatch, env, launched):
+    from dsid.runs.train import launched_process
+
+    for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert launched_process() is launched

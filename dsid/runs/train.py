@@ -122,8 +122,10 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
 
 
 def launched_process() -> bool:
-    """True in the processes a multi-process (DDP) run starts besides the first one."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0) > 0 or int(os.environ.get("NODE_RANK", "0") or 0) > 0
+    """True in every process of a multi-process (DDP) run but the first: Lightning's own launcher,
+    torchrun and SLURM name a process's rank in these variables."""
+    names = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID")
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in names)
 
 
 def check_trainer(trainer_cfg: Dict[str, Any]) -> None:
