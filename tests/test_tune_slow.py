@@ -153,3 +153,25 @@ def test_tune_on_stitched_sessions_exports_every_session(tmp_path):
         with h5py.File(best / f"inference_session{s}.h5") as f:
             assert f["valid/rates"].shape == (10, 20, n_neurons)
     assert cli_main(["infer", str(best), "--samples", "2"]) == 0
+
+
+def test_tune_spreads_members_over_a_two_node_ray_cluster(tiny_lorenz, tmp_path):
+    """A head node and a second node process on this machine (one CPU each), joined by address: the
+    two members (one CPU each) must train on different nodes."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        run_dir = tmp_path / "tune"
+        cfg = tiny_cfg(tiny_lorenz, "tune.total_epochs=2", f"tune.address={cluster.address}",
+                       "tune.resources_per_trial.cpu=1", "tune.synch=true", "tune.export=false")
+        run_pbt(cfg, run_dir=run_dir)
+        rows = [r for r in read_history(run_dir / "history.jsonl") if not r["failed"]]
+        assert {r["member"] for r in rows} == {0, 1}
+        assert len({r["node"] for r in rows}) == 2, rows  # both nodes trained members
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

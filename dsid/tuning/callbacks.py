@@ -33,7 +33,8 @@ def reported_metrics(result: Mapping[str, Any]) -> Dict[str, float]:
 
 
 class HistoryCallback(tune.Callback):
-    """Appends ``{trial, member, epoch, objective, failed, hp, metrics, time}`` per report."""
+    """Appends ``{trial, member, epoch, objective, failed, hp, metrics, time, node}`` per report
+    (``node``: the Ray node that trained the member)."""
 
     def __init__(self, path: str):
         self.path = str(path)
@@ -43,7 +44,7 @@ class HistoryCallback(tune.Callback):
         row = {"trial": trial.trial_id, "member": trial.config.get("member"),
                "epoch": metrics.get("epoch"), "objective": metrics.get("objective"),
                "failed": bool(metrics.get("failed", 0.0)), "hp": trial.config.get("hp"),
-               "time": time.time(), "metrics": metrics}
+               "time": time.time(), "metrics": metrics, "node": result.get("node_id")}
         if result.get("error"):
             row["error"] = str(result["error"])
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)

@@ -68,6 +68,9 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
     from ray import tune
 
     _quiet()
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
     hp, member = dict(config["hp"]), int(config["member"])
     space = parse_space(options["hyperparameters"])
     total = int(options["total_epochs"])
@@ -118,6 +121,7 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
             (ckpt_dir / META_FILE).write_text(json.dumps(
                 {"hp": hp, "member": member, "epoch": epoch, "objective": value,
                  "objective_key": objective_key, "metrics": metrics}, indent=1))
+            result["node_id"] = node_id  # which machine of a Ray cluster trained this member
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(ckpt_dir)))
             shutil.rmtree(ckpt_dir, ignore_errors=True)
 
