@@ -182,22 +182,36 @@ def test_implausible_counts_give_a_warning(tmp_path):
 
 def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path):
     """`dsid train ... trainer.strategy=ddp trainer.devices=2` on the CPU (gloo): the second process is
-    started by re-running the command's overrides and joins; the first one owns the run directory."""
-    dsid = Path(sys.executable).parent / "dsid"
-    run_dir = tmp_path / "ddp"
-    cmd = [str(dsid), "train", "data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-           "trainer.max_epochs=2", "+trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-           f"run_dir={run_dir}", "infer.n_samples=1"]
-    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "GLOBAL_RANK: 1" in done.stderr + done.stdout  # a second process really trained
-    assert read_status(run_dir)["status"] == "finished"
+    started by re-running the command's overrides and joins; the first one owns the run directory. Two
+    processes of 10 trials a batch follow the loss trajectory of one process of 20 (other batches and
+    random draws: within a tolerance)."""
+    import csv
+
     import h5py
 
-    with h5py.File(run_dir / "inference.h5") as f:  # every trial once, from the first process
+    dsid = Path(sys.executable).parent / "dsid"
+    common = [str(dsid), "train", "data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
+              "trainer.max_epochs=8", "infer.n_samples=1", "train.metrics_every_n_epochs=0"]
+    runs = {"ddp": [*common, "data.batch_size=10", "+trainer.strategy=ddp", "trainer.devices=2",
+                    "trainer.accelerator=cpu", f"run_dir={tmp_path / 'ddp'}"],
+            "one": [*common, f"run_dir={tmp_path / 'one'}"]}
+    losses = {}
+    for name, cmd in runs.items():
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert read_status(tmp_path / name)["status"] == "finished"
+        with open(tmp_path / name / "csv" / "metrics.csv") as f:
+            losses[name] = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+        if name == "ddp":
+            assert "GLOBAL_RANK: 1" in done.stderr + done.stdout  # a second process really trained
+    with h5py.File(tmp_path / "ddp" / "inference.h5") as f:  # every trial once, from the first process
         assert [f[f"{s}/rates"].shape[0] for s in ("train", "valid", "test")] == [60, 20, 20]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert len(losses["ddp"]) == len(losses["one"]) == 8
+    assert losses["ddp"][-1] < 0.8 * losses["ddp"][0]  # it learns
+    for a, b in zip(losses["ddp"], losses["one"]):
+        assert abs(a - b) <= 0.1 * abs(b), (losses["ddp"], losses["one"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "one"]
 
 
 @pytest.mark.parametrize("env,launched", [({}, False), ({"LOCAL_RANK": "0"}, False), ({"LOCAL_RANK": "1"}, True),

@@ -72,7 +72,7 @@ class SAEModule(pl.LightningModule):
                                      f"step {self.global_step}: {loss.item()}")
         bs = batch["spikes"].shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, on_step=False,
-                      on_epoch=True, batch_size=bs)
+                      on_epoch=True, batch_size=bs, sync_dist=True)
         w = self.weights()
         self.log_dict({"train/kl_weight": w["kl"], "train/l2_weight": w["l2"]}, on_step=False,
                       on_epoch=True, batch_size=bs)
