@@ -224,3 +224,12 @@ def test_the_first_process_owns_the_run(monkeypatch, env, launched):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert launched_process() is launched
+
+
+def test_a_resumed_run_logs_to_its_own_wandb_run(tmp_path):
+    from dsid.runs.train import make_logger
+
+    cfg = {"logger": {"kind": "wandb", "mode": "offline"}, "experiment_name": "x"}
+    logger = make_logger(cfg, tmp_path, resume_id="abc123")
+    assert logger._wandb_init["id"] == "abc123" and logger._wandb_init["resume"] == "allow"
+    assert make_logger(cfg, tmp_path)._wandb_init["id"] is None  # a new run gets a new W&B run
