@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import OmegaConf
 
 from dsid.runs.assemble import absolute_data_paths, build_run
@@ -134,8 +135,6 @@ def check_trainer(trainer_cfg: Dict[str, Any]) -> None:
     if epochs is not None and epochs != -1 and epochs < 1:
         raise ValueError(f"trainer.max_epochs={epochs}: expected at least 1 (or -1 with trainer.max_time)")
     if str(trainer_cfg.get("accelerator", "")).lower() in ("gpu", "cuda"):
-        import torch
-
         if not torch.cuda.is_available():
             raise RuntimeError(f"trainer.accelerator={trainer_cfg['accelerator']}: no CUDA GPU is visible to "
                                "torch (torch.cuda.is_available() is False); use trainer=cpu")

@@ -119,7 +119,7 @@ class LastCheckpoint(pl.callbacks.Checkpoint):
 
     def save(self, trainer) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(str(tmp))
+        trainer.save_checkpoint(str(tmp), weights_only=False)  # the whole training state
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 
