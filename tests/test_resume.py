@@ -77,6 +77,9 @@ def test_a_killed_run_resumes_to_the_same_result(tiny_lorenz, tmp_path):
     wa, wb = weights(whole / "checkpoints" / "last.ckpt"), weights(killed / "checkpoints" / "last.ckpt")
     for key in wa:
         torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-7)
+    histories = [json.loads((d / "metrics_history.json").read_text()) for d in (whole, killed)]
+    assert [r["epoch"] for r in histories[1]] == [r["epoch"] for r in histories[0]]  # carried over
+    assert histories[1][-1]["val/co_bps"] == pytest.approx(histories[0][-1]["val/co_bps"], rel=1e-5)
     assert cli_main(["infer", str(killed), "--samples", "1"]) == 0  # finished: inference allowed
 
 

@@ -105,3 +105,20 @@ def test_a_mistyped_data_path_is_an_error_not_synthetic_data(tmp_path):
     with pytest.raises(FileNotFoundError, match="goood.h5: no such DSID tensor file"):
         train(cfg, run_dir=str(tmp_path / "run"))
     assert not bad.exists()
+
+
+def test_metrics_history_and_time_to_targets(trained_run):
+    import json
+
+    from dsid.runs.hydra_train import time_to_targets_line
+    from dsid.runs.report import first_time_targets_met
+
+    run_dir, _ = trained_run
+    history = json.loads((run_dir / "metrics_history.json").read_text())
+    assert [r["epoch"] for r in history] == [0, 4, 8, 11]  # every 4 epochs and the last
+    assert all(r["seconds"] >= 0 for r in history) and history[-1]["seconds"] >= history[0]["seconds"]
+    met = {"epoch": 3, "seconds": 12.5, "val/latent_r2": 0.95, "val/rate_r2": 0.9, "val/co_bps": 0.3,
+           "val/oracle_co_bps": 0.32}
+    assert first_time_targets_met([{**met, "val/co_bps": 0.2}, met]) == (12.5, 3)
+    assert first_time_targets_met([{**met, "val/rate_r2": 0.5}]) is None
+    assert time_to_targets_line(run_dir).startswith("targets: ")

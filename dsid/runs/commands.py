@@ -28,7 +28,7 @@ def cmd_train(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job: fit the Lorenz benchmark with the default experiment and print the targets."""
-    return hydra_train(["experiment=lorenz_lfads"] + list(args.overrides))
+    return hydra_train(["experiment=lorenz_lfads"] + list(args.overrides), demo=True)
 
 
 def cmd_infer(args) -> int:

@@ -12,12 +12,14 @@ from pathlib import Path
 if __name__ == "__main__":  # run as a script: its folder must not shadow top-level modules
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+import json  # noqa: E402
 import shutil  # noqa: E402
 from typing import List  # noqa: E402
 
 from dsid.runs.config import config_dir  # noqa: E402
-from dsid.runs.report import format_table  # noqa: E402
+from dsid.runs.report import first_time_targets_met, format_table  # noqa: E402
 from dsid.runs.train import train  # noqa: E402
+from dsid.training.callbacks import HISTORY_FILE  # noqa: E402
 
 
 def remove_if_empty(run_dir) -> None:
@@ -32,8 +34,19 @@ def remove_if_empty(run_dir) -> None:
                 break
 
 
-def hydra_train(overrides: List[str]) -> int:
-    """Compose the config from ``overrides`` with Hydra and train (``-m``: a sweep, one run per job)."""
+def time_to_targets_line(run_dir) -> str:
+    """When training first met every Lorenz target (from the periodic metrics of the run)."""
+    path = Path(run_dir) / HISTORY_FILE
+    history = json.loads(path.read_text()) if path.exists() else []
+    met = first_time_targets_met(history)
+    if met is None:
+        return f"targets: not all met at any of the {len(history)} evaluations while training"
+    return f"targets: all first met after {met[0]:.0f} s of training (epoch {met[1]})"
+
+
+def hydra_train(overrides: List[str], demo: bool = False) -> int:
+    """Compose the config from ``overrides`` with Hydra and train (``-m``: a sweep, one run per job);
+    ``demo`` also prints when the training first met the demo's targets."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
@@ -48,6 +61,8 @@ def hydra_train(overrides: List[str]) -> int:
         if metrics:  # the other processes of a multi-process run return nothing
             print(f"\nrun directory: {run_dir}")
             print(format_table(metrics))
+            if demo:
+                print(time_to_targets_line(run_dir))
         return float(metrics.get("val/co_bps", float("nan")))
 
     multirun = any(o in ("-m", "--multirun") for o in overrides)

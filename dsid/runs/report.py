@@ -9,6 +9,24 @@ LORENZ_TARGETS = {
 }
 
 
+def targets_met(metrics, targets=LORENZ_TARGETS) -> bool:
+    """Whether every target is met by ``metrics``."""
+    for key, (target, kind) in targets.items():
+        goal = target * metrics.get(kind[len("fraction of "):], float("nan")) if kind.startswith("fraction of ") \
+            else target
+        if not metrics.get(key, float("nan")) >= goal:
+            return False
+    return True
+
+
+def first_time_targets_met(history, targets=LORENZ_TARGETS):
+    """``(seconds, epoch)`` of the first evaluation while training that met every target, else None."""
+    for row in history:
+        if targets_met(row, targets):
+            return float(row["seconds"]), int(row["epoch"])
+    return None
+
+
 def format_table(metrics, targets=LORENZ_TARGETS) -> str:
     """Metric table with targets and a PASS/MISS column."""
     rows = [f"{'metric':<22}{'value':>10}{'target':>16}  status", "-" * 56]
@@ -20,7 +38,7 @@ def format_table(metrics, targets=LORENZ_TARGETS) -> str:
             tstr = f">={target:.2f}x{ref:.3f}"
         else:
             goal, tstr = target, f">={target:.2f}"
-        ok = value >= goal
+        ok = bool(value >= goal)
         rows.append(f"{key:<22}{value:>10.4f}{tstr:>16}  {'PASS' if ok else 'MISS'}")
     shown = set(targets)
     for key in sorted(metrics):

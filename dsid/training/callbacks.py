@@ -17,6 +17,9 @@ from dsid.evaluation.inference import infer_data, infer_split, inference_file
 from dsid.evaluation.scores import run_metrics
 
 
+HISTORY_FILE = "metrics_history.json"
+
+
 def posterior_mean_outputs(model, sessions, splits=("train", "valid")) -> List[Dict[str, Any]]:
     """Posterior-mean outputs (no sampling, no augmentation) of ``splits`` of every session."""
     return [{s: infer_split(model, data.splits[s].spikes, n_samples=0, session=i) for s in splits}
@@ -41,17 +44,36 @@ def _due(trainer, every: int) -> bool:
 
 class MetricsCallback(pl.Callback):
     """Every ``every_n_epochs`` validation epochs (and after the last), log the posterior-mean
-    metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...; per session for stitched models)."""
+    metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...; per session for stitched models).
+    ``history`` keeps each evaluation with its epoch and the training seconds until then (carried
+    over by a resumed fit)."""
 
     def __init__(self, every_n_epochs: int = 1):
         self.every = int(every_n_epochs or 0)
+        self.history: List[Dict[str, float]] = []
+        self._offset, self._start = 0.0, None
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"history": self.history, "seconds": self._elapsed()}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+        self._offset = float(state_dict.get("seconds", 0.0))
+
+    def _elapsed(self) -> float:
+        return self._offset + (time.perf_counter() - self._start if self._start is not None else 0.0)
+
+    def on_train_start(self, trainer, module) -> None:
+        self._start = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer, module) -> None:
         if trainer.sanity_checking or trainer.datamodule is None or not _due(trainer, self.every):
             return
         sessions = trainer.datamodule.sessions
         outputs = posterior_mean_outputs(module.model, sessions)
-        module.log_dict(run_metrics(module.model, sessions, outputs), on_epoch=True)
+        metrics = run_metrics(module.model, sessions, outputs)
+        self.history.append({"epoch": trainer.current_epoch, "seconds": round(self._elapsed(), 3), **metrics})
+        module.log_dict(metrics, on_epoch=True)
 
 
 class PlotCallback(pl.Callback):
@@ -192,5 +214,8 @@ class FinalInference(pl.Callback):
         timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
         extra = {"epochs": trainer.current_epoch,
                  "seconds_per_epoch": timers[0].seconds_per_epoch if timers else float("nan")}
+        for cb in trainer.callbacks:  # the metrics while training, with their training time
+            if isinstance(cb, MetricsCallback) and cb.history:
+                (self.run_dir / HISTORY_FILE).write_text(json.dumps(cb.history, indent=1))
         self.metrics = finish_run(module, trainer.datamodule.sessions, self.run_dir, self.n_samples,
                                   self.batch_size, self.n_neurons, trainer.logger, extra)
