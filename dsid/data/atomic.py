@@ -1,6 +1,7 @@
-"""Writing HDF5 files atomically: readers see the old file or the complete new one, never a part."""
+"""Writing files atomically (HDF5, JSON): readers see the old file or the complete new one, never a part."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -32,21 +33,36 @@ def remove_stale_temporaries(path) -> None:
 
 
 @contextmanager
-def atomic_h5(path) -> Iterator[h5py.File]:
-    """Open a new HDF5 file for writing that replaces ``path`` only when the block ends without an
-    error (a hidden temporary file in the same folder, renamed); on an error, an interrupt included,
-    nothing is left behind, and what a killed writer left is removed later. The file gets the usual
-    permissions (0666 less the umask), not the temporary file's owner-only ones."""
+def atomic_path(path) -> Iterator[Path]:
+    """A hidden temporary path beside ``path`` to write; it replaces ``path`` only when the block ends
+    without an error. On an error, an interrupt included, nothing is left behind, and what a killed
+    writer left is removed later. The file gets the usual permissions (0666 less the umask), not the
+    temporary file's owner-only ones."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
-            yield f
+        yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def atomic_h5(path) -> Iterator[h5py.File]:
+    """Open a new HDF5 file for writing that replaces ``path`` only when the block ends without an
+    error (:func:`atomic_path`): readers see the old file or the complete new one."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            yield f
+
+
+def write_json(path, obj, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent, default=str))
+    return Path(path)

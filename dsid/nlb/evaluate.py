@@ -11,7 +11,6 @@ or an evaluation asked of a test-phase file (no targets) is a clear error and le
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any, Dict, Mapping, Optional
 import h5py
 import numpy as np
 
+from dsid.data.atomic import write_json
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 from dsid.evaluation.inference import INFERENCE_FILE, infer_data
 from dsid.evaluation.nlb_scoring import (RATE_KEYS, evaluate_submission, load_targets, oracle_submission,
@@ -185,18 +185,6 @@ def wandb_run(cfg: Mapping[str, Any], run_dir: Path, job_type: str, mode: Option
                       reinit="create_new")
 
 
-def _write_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".json.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        Path(tmp).write_text(json.dumps(obj, indent=2))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def format_scores(columns: Mapping[str, Mapping[str, float]], title: Optional[str] = None) -> str:
     """A table: one row per metric, one column per submission (``{"model": {...}, "oracle": {...}}``)."""
     names = list(dict.fromkeys(k for col in columns.values() for k in col))
@@ -237,7 +225,7 @@ def evaluate_run(run_dir, n_samples: Optional[int] = None, data_path=None, wandb
                               "n_samples": n_used, "metrics": metrics}
     if info["has_truth"]:
         result["oracle"] = evaluate_submission(oracle_submission(path), targets)
-    _write_json(run_dir / METRICS_FILE, result)
+    write_json(run_dir / METRICS_FILE, result)
     if log_wandb:
         run = wandb_run(cfg, run_dir, "nlb-evaluate", wandb_mode,
                         {"nlb": {k: result[k] for k in ("dataset", "key", "bin_ms", "phase", "data_path",

@@ -52,8 +52,9 @@ def load_module(path, map_location: str = "cpu") -> SAEModule:
                               "the file is truncated or corrupt") from err
 
 
-def load_run_module(run_dir, map_location: str = "cpu") -> SAEModule:
-    """The run's best checkpoint, else (missing or unreadable, with a warning) its last one."""
+def load_best(run_dir, map_location: str = "cpu") -> SAEModule:
+    """The training module of the run's best checkpoint, else (missing or unreadable, with a warning)
+    of its last one."""
     best, last = Path(run_dir) / BEST_CKPT, Path(run_dir) / LAST_CKPT
     path = checkpoint_path(run_dir)
     try:
@@ -84,7 +85,7 @@ class Run:
 
     @functools.cached_property
     def module(self) -> SAEModule:
-        return load_run_module(self.run_dir)
+        return load_best(self.run_dir)
 
     @property
     def model(self):
@@ -110,8 +111,3 @@ def load_run(run_dir) -> Run:
     """The run in ``run_dir`` (a clear error when it is not one)."""
     run_dir = Path(run_dir)
     return Run(run_dir=run_dir, config=load_run_config(run_dir))
-
-
-def load_best(run_dir, map_location: str = "cpu") -> SAEModule:
-    """The best checkpoint's training module of a run directory (its last one when that is unreadable)."""
-    return load_run_module(run_dir, map_location)

@@ -7,10 +7,11 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
+
+from dsid.data.atomic import write_json
 
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
@@ -36,18 +37,8 @@ def read_status(run_dir) -> Optional[Dict[str, Any]]:
 
 def write_status(run_dir, **fields: Any) -> Dict[str, Any]:
     """Merge ``fields`` into the status record, written atomically (a reader never sees half a file)."""
-    run_dir = Path(run_dir)
     record = {**(read_status(run_dir) or {}), **fields, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    fd, tmp = tempfile.mkstemp(prefix=".status-", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, run_dir / STATUS_FILE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    write_json(Path(run_dir) / STATUS_FILE, record)
     return record
 
 

@@ -2,7 +2,6 @@
 inference with the best checkpoint (``inference.h5``, ``metrics.json``, figures)."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
 
+from dsid.data.atomic import write_json
 from dsid.evaluation.figures import diagnostic_figures, save_figures
 from dsid.evaluation.inference import infer_data, infer_split, inference_file
 from dsid.evaluation.scores import run_metrics
@@ -186,7 +186,7 @@ def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size:
                           out=run_dir / inference_file(s, n)) for s, data in enumerate(sessions)]
     metrics: Dict[str, Any] = {**run_metrics(model, sessions, outputs), **(extra or {})}
     metrics["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(run_dir / "metrics.json", metrics)
     if logger is not None and hasattr(logger, "log_metrics"):
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
     if "valid" in outputs[0]:
@@ -216,6 +216,6 @@ class FinalInference(pl.Callback):
                  "seconds_per_epoch": timers[0].seconds_per_epoch if timers else float("nan")}
         for cb in trainer.callbacks:  # the metrics while training, with their training time
             if isinstance(cb, MetricsCallback) and cb.history:
-                (self.run_dir / HISTORY_FILE).write_text(json.dumps(cb.history, indent=1))
+                write_json(self.run_dir / HISTORY_FILE, cb.history, indent=1)
         self.metrics = finish_run(module, trainer.datamodule.sessions, self.run_dir, self.n_samples,
                                   self.batch_size, self.n_neurons, trainer.logger, extra)

@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from dsid.runs.assemble import ensure_data, make_datamodule
+from dsid.runs.assemble import absolute_data_paths, make_datamodule
 from dsid.runs.config import to_plain
 from dsid.runs.load import BEST_CKPT, load_module
 from dsid.training.callbacks import finish_run
@@ -113,13 +113,8 @@ def base_config(cfg: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
     """The config every member starts from: absolute data path, the PBT epoch budget, the learning
     rate scheduler of PBT runs, and a fixed coordinated-dropout rate for the objective's masks
     (``val_rate`` of every coordinated-dropout augmentation)."""
-    base = json.loads(json.dumps(cfg))
+    base = absolute_data_paths(json.loads(json.dumps(cfg)))
     base.pop("tune", None)
-    data = base["data"]
-    if data.get("files"):  # several sessions (stitched)
-        data["files"] = [str(Path(f).resolve()) for f in data["files"]]
-    else:
-        data["path"] = str(Path(ensure_data(data)).resolve())
     base.setdefault("trainer", {})["max_epochs"] = opts["total_epochs"]
     train = base.setdefault("train", {})
     if opts["lr_scheduler"] is not None:
