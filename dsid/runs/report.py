@@ -9,14 +9,19 @@ LORENZ_TARGETS = {
 }
 
 
+def goal_of(metrics, target: float, kind: str) -> tuple:
+    """``(value to reach, its label)`` of one target: ``target`` itself, or for a ``fraction of KEY``
+    target that fraction of ``metrics[KEY]`` (nan when absent)."""
+    if kind.startswith("fraction of "):
+        ref = metrics.get(kind[len("fraction of "):], float("nan"))
+        return target * ref, f">={target:.2f}x{ref:.3f}"
+    return target, f">={target:.2f}"
+
+
 def targets_met(metrics, targets=LORENZ_TARGETS) -> bool:
     """Whether every target is met by ``metrics``."""
-    for key, (target, kind) in targets.items():
-        goal = target * metrics.get(kind[len("fraction of "):], float("nan")) if kind.startswith("fraction of ") \
-            else target
-        if not metrics.get(key, float("nan")) >= goal:
-            return False
-    return True
+    return all(metrics.get(key, float("nan")) >= goal_of(metrics, target, kind)[0]
+               for key, (target, kind) in targets.items())
 
 
 def first_time_targets_met(history, targets=LORENZ_TARGETS):
@@ -32,12 +37,7 @@ def format_table(metrics, targets=LORENZ_TARGETS) -> str:
     rows = [f"{'metric':<22}{'value':>10}{'target':>16}  status", "-" * 56]
     for key, (target, kind) in targets.items():
         value = metrics.get(key, float("nan"))
-        if kind.startswith("fraction of "):
-            ref = metrics.get(kind[len("fraction of "):], float("nan"))
-            goal = target * ref
-            tstr = f">={target:.2f}x{ref:.3f}"
-        else:
-            goal, tstr = target, f">={target:.2f}"
+        goal, tstr = goal_of(metrics, target, kind)
         ok = bool(value >= goal)
         rows.append(f"{key:<22}{value:>10.4f}{tstr:>16}  {'PASS' if ok else 'MISS'}")
     shown = set(targets)
