@@ -236,3 +236,11 @@ def test_a_resumed_run_logs_to_its_own_wandb_run(tmp_path):
     logger = make_logger(cfg, tmp_path, resume_id="abc123")
     assert logger._wandb_init["id"] == "abc123" and logger._wandb_init["resume"] == "allow"
     assert make_logger(cfg, tmp_path)._wandb_init["id"] is None  # a new run gets a new W&B run
+
+
+def test_resume_takes_no_other_overrides_and_needs_a_checkpoint(tmp_path):
+    with pytest.raises(SystemExit, match="continues a run with its own config; drop trainer.max_epochs=3"):
+        cli_main(["train", f"resume={tmp_path}", "trainer.max_epochs=3"])
+    (tmp_path / "config.yaml").write_text("data: {path: x.h5}\n")
+    with pytest.raises(SystemExit, match="no checkpoints/last.ckpt to resume from"):
+        cli_main(["train", f"resume={tmp_path}"])

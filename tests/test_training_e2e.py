@@ -97,6 +97,9 @@ def test_infer_on_other_data_checks_it_and_keeps_the_runs_own_inference(trained_
     assert (run_dir / "inference.h5").read_bytes() == own  # the run's own inference is untouched
     with pytest.raises(ValueError, match="the run's own inference"):
         cli_main(["infer", str(run_dir), "--data", str(other), "--out", str(run_dir / "inference.h5")])
+    with pytest.raises(ValueError, match="--out .*: only with --data"):
+        cli_main(["infer", str(run_dir), "--out", str(tmp_path / "elsewhere.h5")])
+    assert not (tmp_path / "elsewhere.h5").exists()
 
 
 def test_a_mistyped_data_path_is_an_error_not_synthetic_data(tmp_path):

@@ -155,7 +155,9 @@ def resume_checkpoint(run_dir) -> Path:
 def resume_run(run_dir, callbacks: Optional[List[pl.Callback]] = None) -> Dict[str, Any]:
     """Continue the run in ``run_dir`` (killed or failed) from its last checkpoint, with its own config:
     the same optimizer, schedules, early-stopping state, random draws and W&B run."""
-    return train(load_run_config(run_dir), run_dir=str(run_dir), callbacks=callbacks, resume=True)
+    ckpt = resume_checkpoint(run_dir)  # first: a run with nothing to resume says so, whatever its data
+    return train(load_run_config(run_dir), run_dir=str(run_dir), callbacks=callbacks, ckpt_path=str(ckpt),
+                 resume=True)
 
 
 def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[str, Any]:
