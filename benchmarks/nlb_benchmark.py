@@ -34,8 +34,8 @@ LFADS = [
     "model.ic_size=32", "model.co_size=2", "model.factor_size=16",
     "model.encoder.hidden_size=32", "model.encoder.ci_size=16", "model.encoder.dropout=0.2",
     "model.generator.hidden_size=64", "model.generator.controller_size=32", "model.generator.dropout=0.2",
-    "data.batch_size=32", "train.lr=0.006", "train.kl_ramp_epochs=30", "train.l2_ramp_epochs=30",
-    "train.lr_patience=8", "train.metrics_every_n_epochs=0", "early_stopping.patience=25",
+    "data.batch_size=32", "train.lr=0.006", "train.kl_ramp_steps=90", "train.l2_ramp_steps=90",
+    "train.lr_patience_steps=24", "train.metrics_every_n_steps=0", "early_stopping.patience_steps=75",
     "infer.n_samples=30",
 ]
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 TINY = ["model.ic_size=8", "model.co_size=2", "model.factor_size=6", "model.encoder.ci_size=4",
-        "trainer.max_epochs=2", "data.batch_size=30", "train.metrics_every_n_epochs=2",
+        "trainer.max_epochs=2", "data.batch_size=30", "train.metrics_every_n_steps=4",
         "infer.n_samples=1", "trainer.enable_model_summary=false", "logger=csv", "trainer.max_time=null"]
 
 

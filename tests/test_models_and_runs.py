@@ -9,7 +9,7 @@ from dsid.models.protocol import CommunicationModel, DSIDModel
 from dsid.registry import MODELS, RegistryError
 from dsid.training.defaults import train_defaults, training_config
 from dsid.training.lightning_module import SAEModule
-from dsid.training.schedules import loss_weights, ramp, total_loss
+from dsid.training.schedules import ramps_end, loss_weights, ramp, total_loss
 from tests.conftest import TINY_MODEL, tiny_info
 
 
@@ -48,13 +48,15 @@ def test_every_model_satisfies_the_protocol():
 
 def test_one_source_of_training_defaults():
     defaults = train_defaults()
-    assert defaults["lr"] == 0.005 and defaults["kl_ramp_epochs"] == 20  # configs/train.yaml
+    assert defaults["lr"] == 0.005 and defaults["kl_ramp_steps"] == 250  # configs/train.yaml
     module = SAEModule(TINY_MODEL, tiny_info())
     assert module.train_cfg == defaults
     merged = training_config({"kl_scales": {"ic": 3.0}})
     assert merged["kl_scales"] == {**defaults["kl_scales"], "ic": 3.0}
     with pytest.raises(KeyError, match="train.lr_typo: not a training setting"):
         SAEModule(TINY_MODEL, tiny_info(), {"lr_typo": 1.0})
+    with pytest.raises(KeyError, match="train.kl_ramp_epochs: schedules count optimizer steps.*kl_ramp_steps"):
+        training_config({"kl_ramp_epochs": 20})
 
 
 def test_ramp_values():
@@ -62,8 +64,9 @@ def test_ramp_values():
     assert ramp(20.0, 0, 10) == 1.0 and ramp(-1.0, 0, 10) == 0.0
     assert ramp(2.0, 2, 4, minimum=0.2) == pytest.approx(0.2) and ramp(4.0, 2, 4, 0.2) == pytest.approx(0.6)
     assert ramp(0.5, 1, 0) == 0.0 and ramp(1.0, 1, 0) == 1.0  # no ramp: a step at the start
-    cfg = {"kl_start_epoch": 2, "kl_ramp_epochs": 4, "kl_min": 0.0, "l2_start_epoch": 0, "l2_ramp_epochs": 8}
+    cfg = {"kl_start_step": 2, "kl_ramp_steps": 4, "kl_min": 0.0, "l2_start_step": 0, "l2_ramp_steps": 8}
     assert loss_weights(cfg, 4.0) == {"kl": 0.5, "l2": 0.5}
+    assert ramps_end(cfg) == 8
 
 
 def test_loss_terms_are_weighted_exactly():

@@ -221,7 +221,7 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
                    "model.ic_size=4", "model.co_size=1", "model.factor_size=3", "model.encoder.hidden_size=8",
                    "model.encoder.ci_size=4", "model.generator.hidden_size=8",
                    "model.generator.controller_size=4", "model.coupling.max_delay=3", "trainer.max_epochs=2",
-                   "trainer.max_time=null", "train.metrics_every_n_epochs=1", "infer.n_samples=0",
+                   "trainer.max_time=null", "train.metrics_every_n_steps=1", "infer.n_samples=0",
                    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "logger=wandb"])
     run_dir = tmp_path / "run"
     metrics = train(cfg, run_dir=str(run_dir))

@@ -112,8 +112,8 @@ def test_readin_maps_use_shared_conditions_when_present(two_sessions):
 TINY = ["model.ic_size=8", "model.co_size=2", "model.factor_size=6", "+model.readin_size=6",
         "model.encoder.hidden_size=16", "model.encoder.ci_size=4", "model.generator.hidden_size=16",
         "model.generator.controller_size=8", "trainer.max_epochs=10", "data.batch_size=20",
-        "train.lr=0.01", "train.kl_ramp_epochs=4", "train.l2_ramp_epochs=4",
-        "train.metrics_every_n_epochs=5", "infer.n_samples=2", "trainer.enable_progress_bar=false",
+        "train.lr=0.01", "train.kl_ramp_steps=8", "train.l2_ramp_steps=8",
+        "train.metrics_every_n_steps=10", "infer.n_samples=2", "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false", "logger=csv"]
 
 

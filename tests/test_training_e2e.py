@@ -17,8 +17,8 @@ TINY_OVERRIDES = [
     "model.ic_size=8", "model.co_size=2", "model.factor_size=6",
     "model.encoder.hidden_size=16", "model.encoder.ci_size=4",
     "model.generator.hidden_size=16", "model.generator.controller_size=8",
-    "trainer.max_epochs=12", "data.batch_size=20", "train.lr=0.01", "train.kl_ramp_epochs=4",
-    "train.l2_ramp_epochs=4", "train.metrics_every_n_epochs=4", "infer.n_samples=3",
+    "trainer.max_epochs=12", "data.batch_size=20", "train.lr=0.01", "train.kl_ramp_steps=8",
+    "train.l2_ramp_steps=8", "train.metrics_every_n_steps=8", "infer.n_samples=3",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
 ]
 
@@ -118,7 +118,9 @@ def test_metrics_history_and_time_to_targets(trained_run):
 
     run_dir, _ = trained_run
     history = json.loads((run_dir / "metrics_history.json").read_text())
-    assert [r["epoch"] for r in history] == [0, 4, 8, 11]  # every 4 epochs and the last
+    # 3 optimizer steps per epoch, metrics every 8 steps: at the first validation after steps 8, 16, 24
+    # and 32, at the first one, and after the last epoch
+    assert [(r["epoch"], r["step"]) for r in history] == [(0, 3), (2, 9), (5, 18), (7, 24), (10, 33), (11, 36)]
     assert all(r["seconds"] >= 0 for r in history) and history[-1]["seconds"] >= history[0]["seconds"]
     met = {"epoch": 3, "seconds": 12.5, "val/latent_r2": 0.95, "val/rate_r2": 0.9, "val/co_bps": 0.3,
            "val/oracle_co_bps": 0.32}

@@ -19,8 +19,8 @@ TINY = [
     "model.ic_size=8", "model.co_size=2", "model.factor_size=6",
     "model.encoder.hidden_size=16", "model.encoder.ci_size=4",
     "model.generator.hidden_size=16", "model.generator.controller_size=8",
-    "data.batch_size=20", "train.kl_ramp_epochs=2", "train.l2_ramp_epochs=2",
-    "train.metrics_every_n_epochs=2", "infer.n_samples=2",
+    "data.batch_size=20", "train.kl_ramp_steps=4", "train.l2_ramp_steps=4",
+    "train.metrics_every_n_steps=4", "infer.n_samples=2",
     "tune=pbt", "tune.population=2", "tune.perturbation_interval=2",
     "tune.resources_per_trial.cpu=0.5", "tune.num_cpus=1", "tune.verbose=0",
 ]

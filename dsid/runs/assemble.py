@@ -72,6 +72,13 @@ def make_datamodule(cfg: Dict[str, Any]):
     return DSIDDataModule(str(ensure_data(data_cfg)), **kwargs)
 
 
+def steps_per_epoch(cfg) -> int:
+    """Optimizer steps in one epoch of the configured data (batches of the training split)."""
+    dm = make_datamodule(to_plain(cfg))
+    dm.setup()
+    return max(1, len(dm.train_dataloader()))
+
+
 def build_run(cfg) -> Tuple[Any, SAEModule]:
     """The set-up datamodule and a freshly built training module (data-dependent initialisation
     done: ``model.init_from_data``) for a composed config."""

@@ -19,7 +19,9 @@ from dsid.runs.config import to_plain
 from dsid.runs.load import LAST_CKPT, load_run_config
 from dsid.runs.status import RunDirError, prepare_new_run, read_status, run_lock, write_status
 from dsid.training.callbacks import EpochTimer, FinalInference, LastCheckpoint, MetricsCallback, PlotCallback
+from dsid.training.early_stopping import StepEarlyStopping
 from dsid.training.nlb_callback import NLBEvalCallback
+from dsid.training.schedules import RENAMED, ramps_end
 
 
 def sweep_context() -> Optional[Dict[str, str]]:
@@ -160,25 +162,39 @@ def resume_run(run_dir, callbacks: Optional[List[pl.Callback]] = None) -> Dict[s
                  resume=True)
 
 
+def early_stopping_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``early_stopping`` section checked: ``monitor`` (default ``val/select``) and
+    ``patience_steps`` (optimizer steps; 0 never stops early)."""
+    es = dict(cfg.get("early_stopping") or {})
+    for key in es:
+        if key in RENAMED:
+            raise KeyError(f"early_stopping.{key}: schedules count optimizer steps, not epochs; use "
+                           f"early_stopping.{RENAMED[key]}")
+        if key not in ("monitor", "patience_steps"):
+            raise KeyError(f"early_stopping.{key}: not an early-stopping setting (known: monitor, patience_steps)")
+    patience = int(es.get("patience_steps") or 0)
+    if patience < 0:
+        raise ValueError(f"early_stopping.patience_steps={patience}: expected >= 0")
+    return {"monitor": str(es.get("monitor") or "val/select"), "patience_steps": patience}
+
+
 def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[str, Any]:
     """The body of :func:`train` once data, model and logger exist."""
     logger.log_hyperparams({"config": cfg})
-    es = cfg.get("early_stopping") or {}
+    es = early_stopping_config(cfg)
     plots, infer = cfg.get("plots") or {}, cfg.get("infer") or {}
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
-                                        monitor=es.get("monitor", "val/loss"), mode="min",
-                                        enable_version_counter=False)
+                                        monitor=es["monitor"], mode="min", enable_version_counter=False)
     final = FinalInference(run_dir, n_samples=int(infer.get("n_samples", 20)),
                            batch_size=int(infer.get("batch_size", 256)), n_neurons=int(plots.get("n_neurons", 4)))
-    every = int((cfg.get("train") or {}).get("metrics_every_n_epochs", 1) or 0)
+    every = int(module.train_cfg["metrics_every_n_steps"] or 0)
     callbacks = [ckpt, MetricsCallback(every), PlotCallback(run_dir / "figures", **plots),
                  pl.callbacks.LearningRateMonitor(logging_interval="epoch"), EpochTimer(), *(callbacks or [])]
     nlb = NLBEvalCallback.from_config(cfg.get("nlb"))
     if nlb is not None:  # NLB scores while training
         callbacks.append(nlb)
-    if es.get("patience"):
-        callbacks.append(pl.callbacks.EarlyStopping(monitor=es.get("monitor", "val/loss"),
-                                                    patience=int(es["patience"]), mode="min"))
+    if es["patience_steps"]:
+        callbacks.append(StepEarlyStopping(es["monitor"], es["patience_steps"], ramps_end(module.train_cfg)))
     callbacks += [LastCheckpoint(run_dir / LAST_CKPT), final]  # last: they see every other callback's state
     trainer_kwargs = {k: v for k, v in (cfg.get("trainer") or {}).items() if v is not None}
     trainer = pl.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks, **trainer_kwargs)

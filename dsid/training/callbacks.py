@@ -22,8 +22,14 @@ HISTORY_FILE = "metrics_history.json"
 
 def posterior_mean_outputs(model, sessions, splits=("train", "valid")) -> List[Dict[str, Any]]:
     """Posterior-mean outputs (no sampling, no augmentation) of ``splits`` of every session."""
-    return [{s: infer_split(model, data.splits[s].spikes, n_samples=0, session=i) for s in splits}
+    return [{s: infer_split(model, data.splits[s].spikes, n_samples=0, session=i,
+                            ext=_window(data.splits[s].ext_inputs, data.n_time)) for s in splits}
             for i, data in enumerate(sessions)]
+
+
+def _window(ext, n_time: int):
+    """External inputs of the observed bins only (posterior-mean outputs are not run forward)."""
+    return None if ext is None else ext[:, :n_time]
 
 
 def log_figures(logger, figs, fig_dir: Path, suffix: str = "") -> None:
@@ -37,19 +43,14 @@ def log_figures(logger, figs, fig_dir: Path, suffix: str = "") -> None:
         plt.close(fig)
 
 
-def _due(trainer, every: int) -> bool:
-    last = trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
-    return every > 0 and (trainer.current_epoch % every == 0 or last)
-
-
 class MetricsCallback(pl.Callback):
-    """Every ``every_n_epochs`` validation epochs (and after the last), log the posterior-mean
-    metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...; per session for stitched models).
-    ``history`` keeps each evaluation with its epoch and the training seconds until then (carried
-    over by a resumed fit)."""
+    """At the first validation after every ``every_n_steps`` optimizer steps (and after the last
+    epoch), log the posterior-mean metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...;
+    per session for stitched models). ``history`` keeps each evaluation with its epoch, step and the
+    training seconds until then (carried over by a resumed fit)."""
 
-    def __init__(self, every_n_epochs: int = 1):
-        self.every = int(every_n_epochs or 0)
+    def __init__(self, every_n_steps: int = 1):
+        self.every = int(every_n_steps or 0)
         self.history: List[Dict[str, float]] = []
         self._offset, self._start = 0.0, None
 
@@ -66,13 +67,24 @@ class MetricsCallback(pl.Callback):
     def on_train_start(self, trainer, module) -> None:
         self._start = time.perf_counter()
 
+    def _due(self, trainer) -> bool:
+        if self.every <= 0:
+            return False
+        if trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0:
+            return True
+        last = self.history[-1].get("step", -1) if self.history else None
+        if last is None:  # the first validation
+            return True
+        return trainer.global_step // self.every > last // self.every
+
     def on_validation_epoch_end(self, trainer, module) -> None:
-        if trainer.sanity_checking or trainer.datamodule is None or not _due(trainer, self.every):
+        if trainer.sanity_checking or trainer.datamodule is None or not self._due(trainer):
             return
         sessions = trainer.datamodule.sessions
         outputs = posterior_mean_outputs(module.model, sessions)
         metrics = run_metrics(module.model, sessions, outputs)
-        self.history.append({"epoch": trainer.current_epoch, "seconds": round(self._elapsed(), 3), **metrics})
+        self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step,
+                             "seconds": round(self._elapsed(), 3), **metrics})
         module.log_dict(metrics, on_epoch=True)
 
 

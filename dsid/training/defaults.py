@@ -9,6 +9,8 @@ from typing import Any, Dict
 
 from omegaconf import OmegaConf
 
+from dsid.training.schedules import RENAMED
+
 
 def config_dir() -> Path:
     """The ``configs/`` directory (``DSID_CONFIG_DIR`` overrides)."""
@@ -33,6 +35,9 @@ def training_config(train_cfg=None) -> Dict[str, Any]:
     """``train_cfg`` over the defaults; a key the defaults do not have is an error naming it."""
     base = train_defaults()
     given = dict(train_cfg or {})
+    for old in sorted(set(given) & set(RENAMED)):
+        raise KeyError(f"train.{old}: schedules count optimizer steps, not epochs; use "
+                       f"train.{RENAMED[old]} (the number of optimizer steps)")
     unknown = sorted(set(given) - set(base))
     if unknown:
         raise KeyError(f"train.{unknown[0]}: not a training setting (known: {', '.join(sorted(base))})")

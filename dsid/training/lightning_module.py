@@ -1,17 +1,17 @@
-"""LightningModule: the loss (reconstruction + ramped KL + ramped L2) and its optimisation, for any
+"""LightningModule: the loss (reconstruction + ramped KL + ramped L2), its optimisation and the
+model-selection objective ``val/select``, for any
 model registered in ``dsid.registry.MODELS``. Metrics, inference and figures are callbacks'."""
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
 from dsid.data.multisession import session_of
 from dsid.models import build_model
 from dsid.training.defaults import training_config
-from dsid.training.schedules import loss_weights, total_loss
+from dsid.training.schedules import Smoothed, StepPlateau, loss_weights, total_loss
 
 
 class SAEModule(pl.LightningModule):
@@ -27,17 +27,13 @@ class SAEModule(pl.LightningModule):
                                    "train_cfg": train_cfg})
         self.train_cfg = train_cfg
         self.model = build_model(model_cfg, data_info)
-
-    def _epoch_float(self) -> float:
-        trainer = self._trainer
-        if trainer is None:
-            return 1e9
-        n = max(int(trainer.num_training_batches or 1), 1) if np.isfinite(
-            trainer.num_training_batches or 1) else 1
-        return self.current_epoch + (trainer.fit_loop.epoch_loop.batch_progress.current.ready % n) / n
+        self._select = Smoothed(float(train_cfg["select_smoothing"]))
+        self._select_sum, self._select_count = 0.0, 0
 
     def weights(self) -> Dict[str, float]:
-        return loss_weights(self.train_cfg, self._epoch_float())
+        """The loss weights after the optimizer steps taken so far (full weights outside a fit)."""
+        step = self.global_step if self._trainer is not None else 10 ** 12
+        return loss_weights(self.train_cfg, step)
 
     def l2_penalty(self) -> torch.Tensor:
         ws = self.model.recurrent_weights()
@@ -78,6 +74,9 @@ class SAEModule(pl.LightningModule):
                       on_epoch=True, batch_size=bs)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._select_sum, self._select_count = 0.0, 0
+
     def validation_step(self, batch, batch_idx):
         loss, logs = self.compute_loss(batch, "val", batch_idx)
         bs = batch["spikes"].shape[0]
@@ -85,13 +84,42 @@ class SAEModule(pl.LightningModule):
         self.log("val/loss", logs.pop("loss"), on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         self.log_dict({f"val/{k}": v for k, v in logs.items()}, on_step=False, on_epoch=True,
                       batch_size=bs, sync_dist=True)
+        self._select_sum += float(logs["recon_heldin"]) * bs
+        self._select_count += bs
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/select``, the model-selection objective: the validation reconstruction of held-in
+        entries hidden from the encoder (``val/recon_heldin``: no KL or L2 term, no held-out neuron),
+        smoothed over evaluations (``train.select_smoothing``). Early stopping, the best checkpoint
+        and the learning-rate plateau watch it, so a change of loss weights never moves it."""
+        if self._select_count == 0 or (self._trainer is not None and self.trainer.sanity_checking):
+            return
+        value = self._select.update(self._select_sum / self._select_count)
+        self.log("val/select", value, on_epoch=True, prog_bar=True, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        checkpoint["dsid_select"] = self._select.value
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        self._select.value = checkpoint.get("dsid_select")
 
     def configure_optimizers(self):
         c = self.train_cfg
         opt = torch.optim.AdamW(self.parameters(), lr=c["lr"], weight_decay=c["weight_decay"],
                                 betas=tuple(c["betas"]), eps=c["eps"])
         if c.get("lr_scheduler") == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="min", factor=c["lr_factor"], patience=c["lr_patience"], min_lr=c["lr_min"])
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/loss"}}
+            sched = StepPlateau(opt, patience_steps=c["lr_patience_steps"], factor=c["lr_factor"],
+                                min_lr=c["lr_min"])
+            # stepped after each validation (every check_val_every_n_epoch epochs)
+            every = int(getattr(self._trainer, "check_val_every_n_epoch", None) or 1)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/select",
+                                                       "frequency": every}}
         return opt
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        if isinstance(scheduler, StepPlateau):
+            scheduler.at_step = self.global_step
+        if metric is None:
+            scheduler.step()
+        else:
+            scheduler.step(metric)

@@ -1,23 +1,38 @@
-"""Schedules of the loss weights during training."""
+"""Schedules of training, all counted in optimizer steps: the loss weights' ramps, the learning-rate
+plateau and early stopping. A data set of 75 trials and one of 2,000 trials get the same optimisation
+history per step, whatever their number of steps per epoch."""
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping
 
 import numpy as np
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+# settings counted in epochs before schedules counted optimizer steps: their replacements
+RENAMED = {"kl_start_epoch": "kl_start_step", "kl_ramp_epochs": "kl_ramp_steps",
+           "l2_start_epoch": "l2_start_step", "l2_ramp_epochs": "l2_ramp_steps",
+           "lr_patience": "lr_patience_steps", "metrics_every_n_epochs": "metrics_every_n_steps",
+           "patience": "patience_steps"}
 
 
-def ramp(epoch_float: float, start: float, length: float, minimum: float = 0.0) -> float:
-    """Linear ramp from ``minimum`` at ``start`` to 1 at ``start + length``."""
+def ramp(step: float, start: float, length: float, minimum: float = 0.0) -> float:
+    """Linear ramp from ``minimum`` at ``start`` to 1 at ``start + length`` (optimizer steps)."""
     if length <= 0:
-        return 1.0 if epoch_float >= start else minimum
-    return float(np.clip(minimum + (1 - minimum) * (epoch_float - start) / length, minimum, 1.0))
+        return 1.0 if step >= start else minimum
+    return float(np.clip(minimum + (1 - minimum) * (step - start) / length, minimum, 1.0))
 
 
-def loss_weights(train_cfg: Mapping[str, Any], epoch_float: float) -> Dict[str, float]:
-    """The KL and L2 weights at ``epoch_float`` (epochs, fractional within an epoch)."""
+def loss_weights(train_cfg: Mapping[str, Any], step: float) -> Dict[str, float]:
+    """The KL and L2 weights after ``step`` optimizer steps."""
     c = train_cfg
-    return {"kl": ramp(epoch_float, c["kl_start_epoch"], c["kl_ramp_epochs"], c["kl_min"]),
-            "l2": ramp(epoch_float, c["l2_start_epoch"], c["l2_ramp_epochs"])}
+    return {"kl": ramp(step, c["kl_start_step"], c["kl_ramp_steps"], c["kl_min"]),
+            "l2": ramp(step, c["l2_start_step"], c["l2_ramp_steps"])}
+
+
+def ramps_end(train_cfg: Mapping[str, Any]) -> int:
+    """The optimizer step at which every loss weight has reached its full value."""
+    c = train_cfg
+    return int(max(c["kl_start_step"] + c["kl_ramp_steps"], c["l2_start_step"] + c["l2_ramp_steps"]))
 
 
 def total_loss(terms: Mapping[str, Any], weights: Mapping[str, float], train_cfg: Mapping[str, Any], l2):
@@ -28,3 +43,39 @@ def total_loss(terms: Mapping[str, Any], weights: Mapping[str, float], train_cfg
     reg = sum(v for k, v in terms.items() if k.startswith("reg_"))
     loss = terms["recon"] + weights["kl"] * kl_total + weights["l2"] * (train_cfg["l2_scale"] * l2 + reg)
     return loss, kl_total
+
+
+class StepPlateau(ReduceLROnPlateau):
+    """``ReduceLROnPlateau`` whose patience counts optimizer steps: the learning rate is multiplied by
+    ``factor`` once ``patience_steps`` steps have passed since the monitored value last improved (or
+    since the last reduction). The owner sets ``at_step`` before each :meth:`step`."""
+
+    def __init__(self, optimizer, *, patience_steps: int, factor: float, min_lr: float):
+        super().__init__(optimizer, mode="min", factor=factor, patience=0, min_lr=min_lr)
+        self.patience_steps = int(patience_steps)
+        self.at_step, self.best_step, self.reduced_step = 0, 0, 0
+
+    def step(self, metrics, epoch=None):  # noqa: D102  (signature of ReduceLROnPlateau.step)
+        current = float(metrics)
+        self.last_epoch += 1
+        if current < self.best - self.threshold * abs(self.best):  # relative improvement (inf at first)
+            self.best, self.best_step = current, self.at_step
+        elif self.at_step - max(self.best_step, self.reduced_step) >= self.patience_steps:
+            self._reduce_lr(self.last_epoch)
+            self.reduced_step = self.at_step
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+class Smoothed:
+    """Exponential moving average over evaluations: ``value = s * value + (1 - s) * new``, starting
+    at the first value. ``state`` is a plain dict for checkpoints."""
+
+    def __init__(self, smoothing: float):
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"train.select_smoothing={smoothing}: expected a value in [0, 1)")
+        self.smoothing, self.value = float(smoothing), None
+
+    def update(self, new: float) -> float:
+        new = float(new)
+        self.value = new if self.value is None else self.smoothing * self.value + (1 - self.smoothing) * new
+        return self.value

@@ -26,10 +26,12 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from dsid.runs.assemble import absolute_data_paths, make_datamodule
+from dsid.runs.assemble import absolute_data_paths, make_datamodule, steps_per_epoch
 from dsid.runs.config import to_plain
 from dsid.runs.load import BEST_CKPT, load_module
 from dsid.training.callbacks import finish_run
+from dsid.training.defaults import training_config
+from dsid.training.schedules import ramps_end
 from dsid.tuning.callbacks import (HistoryCallback, SelectionCallback, WandbPopulationCallback,
                                    read_history)
 from dsid.tuning.hparams import read_hparams
@@ -75,11 +77,7 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
     if burn_in % interval:
         raise ValueError(f"tune.burn_in ({burn_in}) must be a multiple of "
                          f"tune.perturbation_interval ({interval})")
-    select_after = t.get("select_after")
-    if select_after is None:  # once the KL and L2 weights have reached their full values
-        tr = cfg.get("train") or {}
-        select_after = max(int(tr.get("kl_start_epoch", 0)) + int(tr.get("kl_ramp_epochs", 0)),
-                           int(tr.get("l2_start_epoch", 0)) + int(tr.get("l2_ramp_epochs", 0)))
+    select_after = t.get("select_after")  # None: once the loss weights are full (select_after_ramps)
     res = dict(t.get("resources_per_trial") or {})
     cpus, gpus = float(res.get("cpu", 1)), float(res.get("gpu", 0) or 0)
     if cpus <= 0 or gpus < 0:
@@ -94,7 +92,7 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
         "synch": bool(t.get("synch", False)),
         "seed": int(t["seed"] if t.get("seed") is not None else cfg.get("seed", 0) or 0),
         "objective": str(t.get("objective", "val/recon_heldin")),
-        "select_after": min(int(select_after), total),
+        "select_after": None if select_after is None else min(int(select_after), total),
         "objective_cd_rate": t.get("objective_cd_rate"),
         "lr_scheduler": t.get("lr_scheduler", "none"),
         "hyperparameters": {k: dict(v) for k, v in t["hyperparameters"].items()},
@@ -107,6 +105,12 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
         "verbose": int(t.get("verbose", 1)), "export": bool(t.get("export", True)),
         "wandb_group": t.get("wandb_group"),
     }
+
+
+def select_after_ramps(cfg: Dict[str, Any], total_epochs: int) -> int:
+    """The first epoch at which the KL and L2 weights have reached their full values (the ramps count
+    optimizer steps; epochs have as many steps as training batches)."""
+    return min(math.ceil(ramps_end(training_config(cfg.get("train"))) / steps_per_epoch(cfg)), total_epochs)
 
 
 def base_config(cfg: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
@@ -208,6 +212,8 @@ def run_pbt(cfg, run_dir=None, callbacks: Optional[List] = None) -> Dict[str, An
                 cfg["tune"][key] = new_tune[key]
         cfg["tune"]["resume"] = True
     opts = tune_options(cfg)
+    if opts["select_after"] is None:
+        opts["select_after"] = select_after_ramps(cfg, opts["total_epochs"])
     storage = Path(opts["storage_path"] or (run_dir / "ray")).resolve() \
         if "://" not in str(opts["storage_path"] or "") else opts["storage_path"]
     exp_path = f"{storage}/{EXPERIMENT}"

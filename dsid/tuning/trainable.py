@@ -148,7 +148,7 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
             logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(workdir))
         trainer_kwargs.pop("strategy", None)
-        every = int((cfg.get("train") or {}).get("metrics_every_n_epochs", 1) or 0)
+        every = int(module.train_cfg["metrics_every_n_steps"] or 0)
         trainer = pl.Trainer(callbacks=[MetricsCallback(every), Report()], **trainer_kwargs)
         trainer.fit(module, dm, ckpt_path=ckpt_path)
     except Exception as err:  # noqa: BLE001  (any crash of one member: replace it, keep searching)

@@ -33,7 +33,7 @@ def nlb_prepared(nlb_synth, tmp_path_factory):
 # A tiny LFADS for the prepare -> train -> evaluate -> submit tests (seconds per epoch on a CPU).
 TINY_TRAIN = ["model.ic_size=8", "model.co_size=2", "model.factor_size=6", "model.encoder.hidden_size=8",
               "model.encoder.ci_size=4", "model.generator.hidden_size=12", "model.generator.controller_size=6",
-              "data.batch_size=32", "infer.n_samples=2", "train.metrics_every_n_epochs=0",
+              "data.batch_size=32", "infer.n_samples=2", "train.metrics_every_n_steps=0",
               "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.max_time=null"]
 
 
