@@ -13,8 +13,8 @@ from dsid.data.tensor_file import DSIDData, load_tensor_file
 
 
 class SplitDataset(Dataset):
-    """Trials of one split as dicts: ``spikes`` (T, N) float, ``index`` int, optional ``ext`` (T, E)
-    and ``forward_spikes`` (T_fwd, N): bins after the window, scored but never encoded."""
+    """Trials of one split as dicts: ``spikes`` (T, N) float, ``index`` int, optional ``ext``
+    (T + T_fwd, E) known external inputs and ``forward_spikes`` (T_fwd, N): bins after the window, scored but never encoded."""
 
     def __init__(self, spikes: np.ndarray, ext: Optional[np.ndarray] = None,
                  forward_spikes: Optional[np.ndarray] = None):
@@ -47,6 +47,7 @@ def data_info(data: DSIDData) -> Dict[str, Any]:
         "bin_ms": data.bin_ms,
         "n_time": data.n_time,
         "n_forward": data.n_forward,
+        "ext_input_size": data.ext_input_size,
         "mean_counts": np.asarray(train, np.float64).mean((0, 1)).tolist(),
     }
 
@@ -130,7 +131,10 @@ class DSIDDataModule(pl.LightningDataModule):
     def dataset(self, split: str) -> SplitDataset:
         self.setup()
         sd = self.data.splits[split]
-        return SplitDataset(sd.spikes, forward_spikes=sd.forward_spikes if self.train_forward else None)
+        ext = sd.ext_inputs
+        if ext is not None and not self.train_forward:
+            ext = ext[:, :sd.spikes.shape[1]]
+        return SplitDataset(sd.spikes, ext=ext, forward_spikes=sd.forward_spikes if self.train_forward else None)
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         data = self.dataset(split)

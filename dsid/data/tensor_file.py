@@ -1,7 +1,8 @@
 """The DSID tensor file (HDF5): the one input format every model reads.
 
-Layout (see DESIGN.md): attrs ``bin_ms``; ``neurons/{area,area_names,heldout}``;
-``{train,valid,test}/{spikes,forward_spikes,behavior,condition}``; ``{split}/truth/{rates,latents}``;
+Layout (documented in README.md): attrs ``bin_ms``; ``neurons/{area,area_names,heldout}``;
+``{train,valid,test}/{spikes,forward_spikes,ext_inputs,behavior,condition}``;
+``{split}/truth/{rates,latents,inputs}``;
 ``{split}/truth/messages/{src}_{dst}``; ``truth/{effectome,delay_bins}``. Unknown groups are ignored.
 """
 from __future__ import annotations
@@ -40,6 +41,8 @@ class SplitData:
     truth_rates: Optional[np.ndarray] = None  # (trials, T, N), spikes per bin
     truth_latents: Optional[np.ndarray] = None  # (trials, T, L)
     truth_messages: Dict[str, np.ndarray] = field(default_factory=dict)  # "src_dst" -> (trials, T, k)
+    ext_inputs: Optional[np.ndarray] = None  # (trials, T + T_fwd, E) known inputs fed to the generator
+    truth_inputs: Optional[np.ndarray] = None  # (trials, T, U) the true unobserved inputs
 
     @property
     def n_trials(self) -> int:
@@ -82,6 +85,12 @@ class DSIDData:
         return int(fwd[0].shape[1]) if fwd else 0
 
     @property
+    def ext_input_size(self) -> int:
+        """Channels of the known external inputs (``{split}/ext_inputs``), 0 without them."""
+        ext = [s.ext_inputs for s in self.splits.values() if s.ext_inputs is not None]
+        return int(ext[0].shape[-1]) if ext else 0
+
+    @property
     def latent_size(self) -> int:
         lat = [s.truth_latents for s in self.splits.values() if s.truth_latents is not None]
         return int(lat[0].shape[-1]) if lat else 0
@@ -99,6 +108,32 @@ def _check_counts(path, name: str, arr: np.ndarray, n_neurons: int, ndim: int = 
             raise DataFileError(path, name, "integer spike counts", "non-integer values")
     if arr.size and arr.min() < 0:
         raise DataFileError(path, name, "non-negative spike counts", f"minimum {arr.min()}")
+
+
+def _checked_ext(path, split: str, ext: np.ndarray, trials: int, n_time: int, n_fwd: int) -> np.ndarray:
+    """``{split}/ext_inputs`` as float32 after checking shape (trials, T or T + T_fwd, E) and values."""
+    name = f"{split}/ext_inputs"
+    lengths = sorted({n_time, n_time + n_fwd})
+    if ext.ndim != 3 or ext.shape[0] != trials or ext.shape[1] not in lengths:
+        want = " or ".join(f"({trials}, {t}, E)" for t in lengths)
+        raise DataFileError(path, name, f"shape {want}", f"shape {ext.shape}")
+    if not (np.issubdtype(ext.dtype, np.floating) or np.issubdtype(ext.dtype, np.integer)):
+        raise DataFileError(path, name, "numeric values", f"dtype {ext.dtype}")
+    if not np.isfinite(ext).all():
+        raise DataFileError(path, name, "finite values", f"{int((~np.isfinite(ext)).sum())} NaN or inf values")
+    if n_fwd and ext.shape[1] == n_time:  # no inputs known past the window: they are taken as zero there
+        ext = np.concatenate([ext, np.zeros((trials, n_fwd, ext.shape[2]), ext.dtype)], axis=1)
+    return np.asarray(ext, np.float32)
+
+
+def _check_ext_consistent(path, splits: Dict[str, "SplitData"]) -> None:
+    """External inputs are given for every split or none, with one number of channels."""
+    have = {k: sd.ext_inputs.shape[2] for k, sd in splits.items() if sd.ext_inputs is not None}
+    if have and (len(have) != len(splits) or len(set(have.values())) != 1):
+        missing = [k for k in splits if k not in have]
+        found = f"missing in {missing}" if missing else f"channels {have}"
+        raise DataFileError(path, f"{(missing or list(have))[0]}/ext_inputs",
+                            "the same number of external-input channels in every split", found)
 
 
 def _read(group: h5py.Group, name: str) -> Optional[np.ndarray]:
@@ -196,6 +231,10 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
                     want = f"({trials}, {n_time}, B)" if rank == 3 else f"({trials},)"
                     raise DataFileError(path, f"{split}/{name}", f"shape {want}", f"shape {arr.shape}")
                 setattr(sd, attr, arr)
+            ext = _read(g, "ext_inputs")
+            if ext is not None:
+                sd.ext_inputs = _checked_ext(path, split, ext, trials, n_time,
+                                             0 if sd.forward_spikes is None else sd.forward_spikes.shape[1])
             if "truth" in g:
                 t = g["truth"]
                 rates = _read(t, "rates")
@@ -211,9 +250,16 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
                         raise DataFileError(path, f"{split}/truth/latents", f"shape ({trials}, {n_time}, L)",
                                             f"{lat.shape}")
                     sd.truth_latents = lat
+                inputs = _read(t, "inputs")
+                if inputs is not None:
+                    if inputs.ndim != 3 or inputs.shape[:2] != spikes.shape[:2]:
+                        raise DataFileError(path, f"{split}/truth/inputs", f"shape ({trials}, {n_time}, U)",
+                                            f"{inputs.shape}")
+                    sd.truth_inputs = inputs
                 if "messages" in t:
                     sd.truth_messages = {k: t["messages"][k][()] for k in t["messages"]}
             splits[split] = sd
+        _check_ext_consistent(path, splits)
         effectome = delay = None
         if "truth" in f:
             effectome = _read(f["truth"], "effectome")
@@ -252,6 +298,10 @@ def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray
                 s["truth/rates"] = sd.truth_rates.astype(np.float32)
             if sd.truth_latents is not None:
                 s["truth/latents"] = sd.truth_latents.astype(np.float32)
+            if sd.ext_inputs is not None:
+                s["ext_inputs"] = np.asarray(sd.ext_inputs, np.float32)
+            if sd.truth_inputs is not None:
+                s["truth/inputs"] = np.asarray(sd.truth_inputs, np.float32)
             for key, msg in sd.truth_messages.items():
                 s[f"truth/messages/{key}"] = msg.astype(np.float32)
         if data.effectome is not None:

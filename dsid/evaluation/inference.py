@@ -34,7 +34,8 @@ def pass_plan(n_trials: int, n_samples: int, batch_size: int, n_bins: int, n_neu
 
 
 def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int = 256,
-                n_forward: int = 0, session: int = 0, desc: str = "") -> Dict[str, np.ndarray]:
+                n_forward: int = 0, session: int = 0, desc: str = "",
+                ext: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     """Average the model's outputs over ``n_samples`` posterior samples (dropout off, the model's
     train/eval mode restored afterwards). All samples of a trial run in the same forward pass (the
     trial encoded once, its samples side by side on the batch axis), in passes of at most
@@ -42,13 +43,14 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
 
     Returns the model's ``output_keys`` (rates (trials, T + n_forward, N), factors, inferred_inputs
     when the model has them, messages of multi-area models). ``n_samples=0`` uses the posterior
-    means instead of samples.
+    means instead of samples. ``ext`` (trials, T + n_forward, E): the known external inputs.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     sums: Dict[str, list] = {}
     x_all = torch.as_tensor(np.asarray(spikes, np.float32))
+    ext_all = None if ext is None else torch.as_tensor(np.asarray(ext, np.float32))
     n, T, N = x_all.shape
     reps = max(n_samples, 1)
     step = pass_plan(n, n_samples, batch_size, T + n_forward, N)
@@ -58,7 +60,8 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
             for start in tqdm(starts, desc=desc, leave=False, disable=not desc or len(starts) < 4):
                 x = x_all[start:start + step].to(device)
                 xin, _ = model.augment(x, "predict", session=session)
-                out = model(xin, session=session, n_forward=n_forward, sample=n_samples > 0, n_samples=reps)
+                e = None if ext_all is None else ext_all[start:start + step].to(device)
+                out = model(xin, session=session, n_forward=n_forward, sample=n_samples > 0, n_samples=reps, ext=e)
                 for key, src in model.output_keys:
                     if src in out:
                         val = out[src].reshape(x.shape[0], reps, *out[src].shape[1:]).mean(1)
@@ -82,7 +85,7 @@ def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, bat
         if splits is not None and split not in splits:
             continue
         res = infer_split(model, sd.spikes, n_samples, batch_size, n_forward=n_fwd, session=session,
-                          desc=split if out is not None else "")
+                          desc=split if out is not None else "", ext=sd.ext_inputs)
         T = sd.spikes.shape[1]
         if n_fwd:
             res["rates_forward"] = res["rates"][:, T:]
