@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "dsid.nlb.commands",
     "dsid.runs.compare",
     "dsid.tuning.commands",
+    "dsid.data.zoo.cli",
+    "dsid.fit.commands",
 ]
 
 
@@ -60,7 +62,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv else 2
-    if rest and not getattr(args, "accepts_overrides", False):
+    if rest and getattr(args, "collects_rest", False):  # key=value settings between options
+        args.overrides = list(args.overrides) + rest
+        rest = [r for r in rest if r.startswith("-")]
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    elif rest and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if getattr(args, "accepts_overrides", False):
         # everything after the command name goes to Hydra unchanged (keeps -m/--multirun in place)

@@ -91,14 +91,15 @@ class DSIDDataModule(pl.LightningDataModule):
     """Loads (and validates) a DSID tensor file; batches are dicts of tensors."""
 
     def __init__(self, path: str, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
-                 observation_check=None, train_forward: bool = True):
+                 observation_check=None, train_forward: bool = True, ext_inputs: bool = True):
         """``observation_check``: the observation model's class; its ``integer_counts`` and
         ``check_support`` decide what data it accepts. ``train_forward``: batches carry the
-        ``forward_spikes`` of files that have them, so models learn to predict past the window."""
+        ``forward_spikes`` of files that have them, so models learn to predict past the window.
+        ``ext_inputs=False`` leaves out the file's known external inputs (to measure what they add)."""
         super().__init__()
         self.path, self.batch_size, self.num_workers, self.seed = path, batch_size, num_workers, seed
         self.observation_check = observation_check
-        self.train_forward = train_forward
+        self.train_forward, self.ext_inputs = train_forward, ext_inputs
         self.data: Optional[DSIDData] = None
 
     def setup(self, stage: Optional[str] = None) -> None:
@@ -106,6 +107,9 @@ class DSIDDataModule(pl.LightningDataModule):
             return
         counts = getattr(self.observation_check, "integer_counts", True)
         self.data = load_tensor_file(self.path, counts=counts)
+        if not self.ext_inputs:
+            for sd in self.data.splits.values():
+                sd.ext_inputs = None
         if counts:
             warn_implausible_counts(self.path, self.data)
         check = getattr(self.observation_check, "check_support", None)

@@ -129,11 +129,16 @@ def _checked_ext(path, split: str, ext: np.ndarray, trials: int, n_time: int, n_
 def _check_ext_consistent(path, splits: Dict[str, "SplitData"]) -> None:
     """External inputs are given for every split or none, with one number of channels."""
     have = {k: sd.ext_inputs.shape[2] for k, sd in splits.items() if sd.ext_inputs is not None}
-    if have and (len(have) != len(splits) or len(set(have.values())) != 1):
-        missing = [k for k in splits if k not in have]
-        found = f"missing in {missing}" if missing else f"channels {have}"
-        raise DataFileError(path, f"{(missing or list(have))[0]}/ext_inputs",
-                            "the same number of external-input channels in every split", found)
+    if not have:
+        return
+    first = next(iter(have))
+    for split in splits:
+        if split not in have:
+            raise DataFileError(path, f"{split}/ext_inputs", f"external inputs in every split (as in {first})",
+                                "nothing")
+        if have[split] != have[first]:
+            raise DataFileError(path, f"{split}/ext_inputs", f"the same number of channels in every split "
+                                f"({have[first]} in {first})", f"{have[split]}")
 
 
 def _read(group: h5py.Group, name: str) -> Optional[np.ndarray]:

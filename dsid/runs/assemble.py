@@ -69,7 +69,7 @@ def make_datamodule(cfg: Dict[str, Any]):
                   seed=int(cfg.get("seed", 0)), observation_check=obs_cls)
     if data_cfg.get("files"):
         return MultiSessionDataModule(list(data_cfg["files"]), **kwargs)
-    return DSIDDataModule(str(ensure_data(data_cfg)), **kwargs)
+    return DSIDDataModule(str(ensure_data(data_cfg)), ext_inputs=bool(data_cfg.get("ext_inputs", True)), **kwargs)
 
 
 def steps_per_epoch(cfg) -> int:

@@ -22,6 +22,10 @@ def check_compatible(run: Run, data: DSIDData, path) -> None:
     if not np.array_equal(np.asarray(data.heldout, bool), heldout):
         raise DataFileError(path, "neurons/heldout", f"the held-out layout of run {run.run_dir}'s data "
                             f"({int(heldout.sum())} held out)", f"a different layout ({int(data.heldout.sum())} held out)")
+    want = int(info.get("ext_input_size", 0))
+    if want and data.ext_input_size != want:
+        raise DataFileError(path, "{split}/ext_inputs", f"{want} external-input channels like run "
+                            f"{run.run_dir}'s data", f"{data.ext_input_size}")
     if info.get("bin_ms") is not None and not np.isclose(float(data.bin_ms), float(info["bin_ms"])):
         raise DataFileError(path, "attrs/bin_ms", f"{info['bin_ms']} ms like run {run.run_dir}'s data",
                             f"{data.bin_ms} ms")

@@ -100,7 +100,12 @@ class Run:
         """The run's data (or the files ``paths``, one per session), read as the model's
         observation model needs."""
         counts = getattr(self.model.observation, "integer_counts", True)
-        return [load_tensor_file(p, counts=counts) for p in (paths or self.data_paths())]
+        sessions = [load_tensor_file(p, counts=counts) for p in (paths or self.data_paths())]
+        if not int(self.module.hparams["data_info"].get("ext_input_size", 0)):
+            for data in sessions:  # a model trained without the file's external inputs
+                for sd in data.splits.values():
+                    sd.ext_inputs = None
+        return sessions
 
     def inference_paths(self) -> List[Path]:
         n = self.model.n_sessions

@@ -58,7 +58,8 @@ class StepPlateau(ReduceLROnPlateau):
     def step(self, metrics, epoch=None):  # noqa: D102  (signature of ReduceLROnPlateau.step)
         current = float(metrics)
         self.last_epoch += 1
-        if current < self.best - self.threshold * abs(self.best):  # relative improvement (inf at first)
+        first = not np.isfinite(self.best)
+        if first or current < self.best - self.threshold * abs(self.best):  # a relative improvement
             self.best, self.best_step = current, self.at_step
         elif self.at_step - max(self.best_step, self.reduced_step) >= self.patience_steps:
             self._reduce_lr(self.last_epoch)

@@ -1,0 +1,73 @@
+"""The report that ends ``dsid fit``: the model against the smoothing baseline (and the oracle), and
+diagnostics in plain words."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence
+
+import pytorch_lightning as pl
+
+
+class SelectTrace(pl.Callback):
+    """Records ``(step, val/select)`` at every validation, for the report's diagnostics, and the
+    optimizer steps taken."""
+
+    def __init__(self):
+        self.trace: List[tuple] = []
+        self.steps = 0
+
+    def on_train_end(self, trainer, module) -> None:
+        self.steps = int(trainer.global_step)
+
+    def on_validation_end(self, trainer, module) -> None:
+        value = trainer.callback_metrics.get("val/select")
+        if not trainer.sanity_checking and value is not None:
+            self.trace.append((int(trainer.global_step), float(value)))
+
+
+def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequence[tuple]) -> List[str]:
+    """Plain-word findings: below the baseline, still improving at the end, overfitting."""
+    notes = []
+    co = metrics.get("val/co_bps", float("nan"))
+    if math.isfinite(co) and co < baseline_co_bps:
+        notes.append(f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model has "
+                     "not learnt more than smoothed spikes; give it more time, or check the data")
+    if trace:
+        best_step = min(trace, key=lambda r: r[1])[0]
+        last_step = trace[-1][0]
+        if best_step >= 0.9 * last_step:
+            notes.append(f"still improving at the end of the budget (best at step {best_step} of {last_step}): "
+                         "give more time (--budget) or a GPU")
+    train_co = metrics.get("train/co_bps", float("nan"))
+    if math.isfinite(train_co) and math.isfinite(co) and train_co > 0 and train_co - co > max(0.05, 0.25 * train_co):
+        notes.append(f"overfitting (co-bps train {train_co:.4f} vs validation {co:.4f}): more trials, or "
+                     "stronger regularisation (model.*.dropout, train.l2_scale)")
+    if not notes:
+        notes.append("no problem found")
+    return notes
+
+
+def report_lines(result: Dict[str, Any]) -> List[str]:
+    """The printed report of a fit result (see :func:`dsid.fit.fit.fit`)."""
+    m, b = result["metrics"], result["baseline"]
+    lines = ["", f"dsid fit report: {result['data']}", "-" * 64]
+
+    def row(name: str, value: Optional[float], note: str = "") -> None:
+        text = "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+        lines.append(f"  {name:<28}{text:>10}  {note}")
+
+    co, oracle = m.get("val/co_bps"), m.get("val/oracle_co_bps")
+    beats = co is not None and co > b["co_bps"]
+    row("co-bps (valid)", co, "above the smoothing baseline" if beats else "NOT above the smoothing baseline")
+    row("smoothing baseline co-bps", b["co_bps"], f"(kernel {b['kern_sd_ms']:g} ms, GLM L2 {b['alpha']:g})")
+    if oracle is not None:
+        row("oracle co-bps (true rates)", oracle, f"model = {co / oracle:.3f} x oracle" if oracle else "")
+    for key, name in (("val/rate_r2", "rate R2 (valid)"), ("val/latent_r2", "latent R2 (valid)"),
+                      ("val/bps", "held-in bits/spike (valid)")):
+        if key in m:
+            row(name, m[key])
+    lines.append(f"  {'optimizer steps':<28}{result['steps']:>10}  in {result['train_seconds']:.0f} s of training")
+    lines.append("diagnostics:")
+    lines += [f"  - {n}" for n in result["diagnostics"]]
+    lines.append(f"run directory: {result['run_dir']}")
+    return lines

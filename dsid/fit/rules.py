@@ -1,0 +1,115 @@
+"""The rules that choose a model and its training from the data, one plain function per choice.
+
+Every rule follows from the data's size and statistics (trials, neurons, bins, areas, inputs) and
+from the budget, never from a particular data set; each returns ``(value, reason)`` so the choices
+can be printed with why. The numbers in them are the usual ones of sequential autoencoders (LFADS
+defaults at ~1,000 trials) with regularisation growing as data shrink.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+from dsid.fit.describe import DataDescription
+
+Rule = Tuple[Any, str]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One setting: the config key, its value and the reason (``"set by you"`` for a user's)."""
+
+    key: str
+    value: Any
+    reason: str
+
+    def override(self) -> str:
+        value = self.value
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        return f"{self.key}={value}"
+
+
+def model_kind(d: DataDescription) -> Rule:
+    if d.n_areas > 1:
+        return "multiarea", f"{d.n_areas} areas in neurons/area: per-area dynamics with delayed coupling"
+    return "sae", "one area: a single-area sequential autoencoder (LFADS)"
+
+
+def batch_size(d: DataDescription) -> Rule:
+    """A power of two near n_train / 8 (about 8 steps per epoch), in 16..128."""
+    b = int(min(128, max(16, 2 ** math.floor(math.log2(max(d.n_train / 8, 1))))))
+    return b, f"{d.n_train} training trials: ~{math.ceil(d.n_train / b)} steps per epoch"
+
+
+def learning_rate(batch: int) -> Rule:
+    """5e-3 at batch 64, scaled with the square root of the batch size."""
+    lr = 0.005 * math.sqrt(batch / 64)
+    return round(lr, 6), f"5e-3 x sqrt(batch {batch} / 64)"
+
+
+def generator_size(d: DataDescription) -> Rule:
+    """64 units for small data sets; with more trials, about 1.2 units per held-in neuron, in 64..128."""
+    if d.n_train < 200:
+        return 64, f"{d.n_train} training trials: the small model"
+    h = int(min(128, max(64, 16 * round(1.2 * d.n_heldin / 16))))
+    return h, f"{d.n_heldin} held-in neurons"
+
+
+def factor_size(d: DataDescription) -> Rule:
+    """Half the held-in neurons, in 10..40."""
+    return int(min(40, max(10, d.n_heldin // 2))), f"half of {d.n_heldin} held-in neurons, in 10..40"
+
+
+def dropout(d: DataDescription) -> Rule:
+    """0.05 + 0.25 sqrt(100 / n_train), at most 0.5: stronger for fewer trials."""
+    p = min(0.5, 0.05 + 0.25 * math.sqrt(100 / max(d.n_train, 1)))
+    return round(p, 3), f"{d.n_train} training trials"
+
+
+def l2_scale(d: DataDescription) -> Rule:
+    """1e-3 at 1,000+ trials, growing as 1 / n_train up to 1e-2."""
+    s = 1e-3 * min(10.0, max(1.0, 1000 / max(d.n_train, 1)))
+    return round(s, 6), f"{d.n_train} training trials"
+
+
+
+def validation_interval(d: DataDescription, batch: int, budget_steps: int) -> Rule:
+    """Validate every epoch, or every few epochs when epochs are short (about 25 steps apart), at
+    least 4 times within the budget."""
+    per_epoch = math.ceil(d.n_train / batch)
+    n = max(1, min(math.ceil(25 / per_epoch), budget_steps // (4 * per_epoch)))
+    return n, f"{per_epoch} steps per epoch: validation about every {n * per_epoch} steps"
+
+
+def schedule(budget_steps: int) -> List[Tuple[str, int, str]]:
+    """Ramps, plateau patience, early-stopping patience and metric interval in optimizer steps: the
+    usual values (ramps and plateau patience 250 steps, early-stopping patience 750) whatever the data
+    size, shortened in proportion when the budget holds fewer than 1,000 steps."""
+    scale = min(1.0, budget_steps / 1000)
+    ramp = int(max(20, 250 * scale))
+    why = f"~{budget_steps} steps fit the budget" + (": shortened" if scale < 1 else "")
+    return [("train.kl_ramp_steps", ramp, why), ("train.l2_ramp_steps", ramp, why),
+            ("train.lr_patience_steps", ramp, why), ("early_stopping.patience_steps", 3 * ramp, why),
+            ("train.metrics_every_n_steps", int(max(50, budget_steps // 25)), why)]
+
+
+def choose(d: DataDescription, budget_steps: Optional[int] = None) -> List[Choice]:
+    """Every rule's choice for data ``d``; schedules only once ``budget_steps`` is known."""
+    kind, why_kind = model_kind(d)
+    batch, why_batch = batch_size(d)
+    out = [Choice("model.kind", kind, why_kind), Choice("data.batch_size", batch, why_batch),
+           Choice("train.lr", *learning_rate(batch))]
+    if kind == "sae":
+        gen, why_gen = generator_size(d)
+        out += [Choice("model.generator.hidden_size", gen, why_gen),
+                Choice("model.ic_size", gen, "the generator's size"),
+                Choice("model.factor_size", *factor_size(d))]
+    p, why_p = dropout(d)
+    out += [Choice("model.encoder.dropout", p, why_p), Choice("model.generator.dropout", p, why_p),
+            Choice("train.l2_scale", *l2_scale(d))]
+    if budget_steps is not None:
+        out += [Choice(k, v, why) for k, v, why in schedule(budget_steps)]
+        out.append(Choice("trainer.check_val_every_n_epoch", *validation_interval(d, batch, budget_steps)))
+    return out

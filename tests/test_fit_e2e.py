@@ -1,0 +1,113 @@
+"""``dsid fit`` end to end on tiny files, its errors, and external inputs from the file."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from dsid.data.synth_lorenz import write_lorenz_benchmark
+from dsid.data.tensor_file import DataFileError, load_tensor_file, write_tensor_file
+from dsid.data.zoo.sensory import make_sensory
+from dsid.fit.fit import REPORT_FILE, fit
+from dsid.runs.load import load_run
+
+QUIET = ["logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+         "infer.n_samples=1", "model.encoder.hidden_size=8", "model.encoder.ci_size=4",
+         "model.generator.controller_size=4"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_lorenz_benchmark(tmp_path_factory.mktemp("fit") / "tiny.h5", seed=2, n_trials=(40, 12, 12),
+                                  n_time=15, n_neurons=12, n_heldout=3)
+
+
+def test_fit_trains_and_reports_against_the_baseline(tiny, tmp_path, capsys):
+    res = fit(tiny, budget="12steps", out=str(tmp_path / "run"),
+              overrides=[*QUIET, "model.generator.hidden_size=16", "model.ic_size=8"])
+    text = capsys.readouterr().out
+    assert "smoothing baseline co-bps" in text and "diagnostics:" in text and "oracle co-bps" in text
+    assert "model.generator.hidden_size=16" in text and "set by you" in text
+    report = json.loads((tmp_path / "run" / REPORT_FILE).read_text())
+    assert report["steps"] == 12 and np.isfinite(report["baseline"]["co_bps"])
+    assert report["metrics"]["val/co_bps"] == res["metrics"]["val/co_bps"]
+    keys = {s["key"]: s for s in report["settings"]}
+    assert keys["model.generator.hidden_size"]["reason"] == "set by you"
+    assert keys["data.batch_size"]["value"] == 16 and keys["train.kl_ramp_steps"]["value"] == 20
+    run = load_run(tmp_path / "run")
+    assert run.config["model"]["generator"]["hidden_size"] == 16 and run.config["data"]["batch_size"] == 16
+    assert report["diagnostics"]
+
+
+def test_fit_command_errors_are_clear(tiny, tmp_path):
+    dsid = str(Path(sys.executable).parent / "dsid")
+    bad = subprocess.run([dsid, "fit", str(tiny), "--budget", "fortnight"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--budget 'fortnight': expected a duration" in bad.stdout
+    data = load_tensor_file(tiny)
+    del data.splits["valid"]
+    lone = write_tensor_file(tmp_path / "novalid.h5", data)
+    bad = subprocess.run([dsid, "fit", str(lone)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "field 'valid/spikes'" in bad.stdout
+    missing = subprocess.run([dsid, "fit", str(tmp_path / "nope.h5")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such DSID tensor file" in missing.stdout
+    data = load_tensor_file(tiny)
+    data.heldout[:] = False
+    bad = subprocess.run([dsid, "fit", str(write_tensor_file(tmp_path / "noho.h5", data))],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "neurons/heldout" in bad.stdout
+
+
+@pytest.fixture(scope="module")
+def sensory(tmp_path_factory):
+    data = make_sensory(seed=0, n_trials=(30, 10, 10), n_time=16, n_neurons=12, n_heldout=3)
+    return write_tensor_file(tmp_path_factory.mktemp("ext") / "sensory.h5", data)
+
+
+def test_external_inputs_are_read_checked_and_fed_to_the_model(sensory, tmp_path):
+    data = load_tensor_file(sensory)
+    assert data.ext_input_size == 3 and data.splits["train"].ext_inputs.shape == (30, 16, 3)
+    res = fit(sensory, budget="4steps", out=str(tmp_path / "with"), overrides=QUIET, verbose=False)
+    run = load_run(tmp_path / "with")
+    assert run.model.generator.ext_input_size == 3
+    assert np.isfinite(res["metrics"]["val/co_bps"])
+    # the inputs reach the rates: other inputs, other rates
+    from dsid.evaluation.inference import infer_split
+
+    sd = data.splits["valid"]
+    a = infer_split(run.model, sd.spikes, n_samples=0, ext=sd.ext_inputs)["rates"]
+    b = infer_split(run.model, sd.spikes, n_samples=0, ext=np.zeros_like(sd.ext_inputs))["rates"]
+    assert not np.allclose(a, b)
+    fit(sensory, budget="4steps", out=str(tmp_path / "without"), overrides=[*QUIET, "data.ext_inputs=false"],
+        verbose=False)
+    assert load_run(tmp_path / "without").model.generator.ext_input_size == 0
+
+
+def _replace(key, value):
+    def change(f):
+        del f[key]
+        f[key] = value
+    return change
+
+
+def _nan(f):
+    f["train/ext_inputs"][0, 0, 0] = np.nan
+
+
+@pytest.mark.parametrize("change,field,expected", [
+    (_replace("valid/ext_inputs", np.zeros((10, 5, 3), np.float32)), "valid/ext_inputs", "shape"),
+    (_nan, "train/ext_inputs", "finite values"),
+    (_replace("test/ext_inputs", np.zeros((10, 16, 2), np.float32)), "test/ext_inputs", "the same number"),
+    (lambda f: f.__delitem__("test/ext_inputs"), "test/ext_inputs", "in every split"),
+])
+def test_bad_external_inputs_name_the_field(sensory, tmp_path, change, field, expected):
+    path = tmp_path / "bad.h5"
+    path.write_bytes(Path(sensory).read_bytes())
+    with h5py.File(path, "a") as f:
+        change(f)
+    with pytest.raises(DataFileError, match=f"field '{field}'.*{expected}"):
+        load_tensor_file(path)

@@ -1,0 +1,99 @@
+"""The fitting rules, budgets and step-counted schedules (fast unit tests)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dsid.fit.budget import parse_budget
+from dsid.fit.describe import DataDescription
+from dsid.fit.rules import batch_size, choose, dropout, factor_size, generator_size, l2_scale, schedule
+
+BASE = DataDescription(n_train=800, n_valid=200, n_time=100, n_forward=0, bin_ms=10.0, n_heldin=40,
+                       n_heldout=10, n_areas=1, mean_rate_hz=10.0, ext_input_size=0, integer_counts=True,
+                       has_truth=False)
+
+
+def desc(**kw) -> DataDescription:
+    return dataclasses.replace(BASE, **kw)
+
+
+def as_dict(choices):
+    return {c.key: c.value for c in choices}
+
+
+def test_regularisation_grows_as_data_shrink():
+    sizes = [60, 75, 250, 1000, 2000, 10000]
+    drops = [dropout(desc(n_train=n))[0] for n in sizes]
+    l2s = [l2_scale(desc(n_train=n))[0] for n in sizes]
+    assert drops == sorted(drops, reverse=True) and drops[0] <= 0.5 and drops[-1] >= 0.05
+    assert l2s == sorted(l2s, reverse=True) and l2s[0] == pytest.approx(0.01) and l2s[-1] == pytest.approx(0.001)
+    assert dropout(desc(n_train=75))[0] > dropout(desc(n_train=1000))[0] + 0.1
+
+
+def test_batch_size_gives_several_steps_per_epoch_within_bounds():
+    for n, want in ((20, 16), (75, 16), (250, 16), (800, 64), (1000, 64), (2000, 128), (50000, 128)):
+        assert batch_size(desc(n_train=n))[0] == want, n
+    assert {batch_size(desc(n_train=n))[0] for n in range(10, 5000, 37)} <= {16, 32, 64, 128}
+
+
+def test_model_sizes_follow_neurons_and_trials():
+    assert generator_size(desc(n_train=75, n_heldin=137))[0] == 64  # small data: small model
+    assert generator_size(desc(n_train=1000, n_heldin=137))[0] == 128
+    assert generator_size(desc(n_train=1000, n_heldin=40))[0] == 64
+    assert factor_size(desc(n_heldin=8))[0] == 10 and factor_size(desc(n_heldin=40))[0] == 20
+    assert factor_size(desc(n_heldin=300))[0] == 40
+
+
+def test_one_or_several_areas_choose_the_model_kind_and_its_keys():
+    one = as_dict(choose(desc()))
+    assert one["model.kind"] == "sae" and "model.generator.hidden_size" in one
+    several = as_dict(choose(desc(n_areas=4, n_heldin=160)))
+    assert several["model.kind"] == "multiarea" and "model.generator.hidden_size" not in several
+    assert "model.factor_size" not in several  # the multi-area experiment sizes its areas
+
+
+def test_schedules_in_steps_are_the_same_for_any_data_size():
+    small, large = desc(n_train=75), desc(n_train=2000, n_valid=500)
+    keys = ("train.kl_ramp_steps", "train.l2_ramp_steps", "train.lr_patience_steps",
+            "early_stopping.patience_steps", "train.metrics_every_n_steps")
+    a, b = as_dict(choose(small, 3000)), as_dict(choose(large, 3000))
+    assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert a["train.kl_ramp_steps"] == 250 and a["early_stopping.patience_steps"] == 750
+    short = dict((k, v) for k, v, _ in schedule(200))
+    assert short["train.kl_ramp_steps"] == 50 and short["early_stopping.patience_steps"] == 150
+    assert dict((k, v) for k, v, _ in schedule(1)).get("train.kl_ramp_steps") == 20
+
+
+def test_every_choice_has_a_reason_and_renders_as_an_override():
+    for c in choose(desc(n_train=75, ext_input_size=2), 1000):
+        assert c.reason and c.override().startswith(c.key + "=")
+    assert [c.override() for c in choose(desc()) if c.key == "train.lr"] == ["train.lr=0.005"]
+
+
+@pytest.mark.parametrize("text,seconds,steps", [("15m", 900.0, None), ("90s", 90.0, None), ("1.5h", 5400.0, None),
+                                                ("10", 600.0, None), ("2000steps", None, 2000), ("1 step", None, 1)])
+def test_budget_formats(text, seconds, steps):
+    b = parse_budget(text)
+    assert (b.seconds, b.steps) == (seconds, steps)
+
+
+def test_budget_trainer_limit():
+    assert parse_budget("90m").trainer_limit() == "00:01:30:00"
+    assert parse_budget("2h").trainer_limit() == "00:02:00:00"
+
+
+@pytest.mark.parametrize("bad", ["15 minutes", "fast", "-3m", "0s", "2.5steps", ""])
+def test_bad_budgets_say_what_is_expected(bad):
+    with pytest.raises(ValueError, match="--budget"):
+        parse_budget(bad)
+
+
+def test_validation_interval_follows_epoch_length_and_budget():
+    from dsid.fit.rules import validation_interval
+
+    assert validation_interval(desc(n_train=800), 64, 5000)[0] == 2  # 13 steps per epoch
+    assert validation_interval(desc(n_train=75), 16, 5000)[0] == 5   # 5 steps per epoch
+    assert validation_interval(desc(n_train=75), 16, 40)[0] == 2     # at least 4 validations
+    assert validation_interval(desc(n_train=75), 16, 5)[0] == 1
+    assert validation_interval(desc(n_train=5000), 128, 5000)[0] == 1
