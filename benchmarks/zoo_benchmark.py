@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dsid.fit.zoo import MAZE_SIZES, members, write_member  # noqa: E402
+from dsid.autofit.zoo import MAZE_SIZES, members, write_member  # noqa: E402
 
 NLB_KEYS = ("co_bps", "vel_r2", "psth_r2", "fp_bps")
 

@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     "dsid.runs.compare",
     "dsid.tuning.commands",
     "dsid.data.zoo.cli",
-    "dsid.fit.commands",
+    "dsid.autofit.commands",
 ]
 
 

@@ -22,7 +22,7 @@ LAYERS: List[Tuple[str, ...]] = [  # lowest first
     ("dsid.training",),
     ("dsid.runs",),
     ("dsid.nlb", "dsid.tuning"),
-    ("dsid.fit",),
+    ("dsid.autofit",),
     ("dsid.cli", "dsid.api"),
 ]
 

@@ -13,7 +13,7 @@ import pytest
 from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, load_tensor_file, write_tensor_file
 from dsid.data.zoo.sensory import make_sensory
-from dsid.fit.fit import REPORT_FILE, fit
+from dsid.autofit.fit import REPORT_FILE, fit
 from dsid.runs.load import load_run
 
 QUIET = ["logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -82,8 +82,10 @@ def test_external_inputs_are_read_checked_and_fed_to_the_model(sensory, tmp_path
     a = infer_split(run.model, sd.spikes, n_samples=0, ext=sd.ext_inputs)["rates"]
     b = infer_split(run.model, sd.spikes, n_samples=0, ext=np.zeros_like(sd.ext_inputs))["rates"]
     assert not np.allclose(a, b)
-    fit(sensory, budget="4steps", out=str(tmp_path / "without"), overrides=[*QUIET, "data.ext_inputs=false"],
-        verbose=False)
+    import dsid  # the Python API
+
+    dsid.fit(sensory, budget="4steps", out=str(tmp_path / "without"), overrides=[*QUIET, "data.ext_inputs=false"],
+             verbose=False)
     assert load_run(tmp_path / "without").model.generator.ext_input_size == 0
 
 

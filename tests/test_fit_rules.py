@@ -5,9 +5,9 @@ import dataclasses
 
 import pytest
 
-from dsid.fit.budget import parse_budget
-from dsid.fit.describe import DataDescription
-from dsid.fit.rules import batch_size, choose, dropout, factor_size, generator_size, l2_scale, schedule
+from dsid.autofit.budget import parse_budget
+from dsid.autofit.describe import DataDescription
+from dsid.autofit.rules import batch_size, choose, dropout, factor_size, generator_size, l2_scale, schedule
 
 BASE = DataDescription(n_train=800, n_valid=200, n_time=100, n_forward=0, bin_ms=10.0, n_heldin=40,
                        n_heldout=10, n_areas=1, mean_rate_hz=10.0, ext_input_size=0, integer_counts=True,
@@ -90,7 +90,7 @@ def test_bad_budgets_say_what_is_expected(bad):
 
 
 def test_validation_interval_follows_epoch_length_and_budget():
-    from dsid.fit.rules import validation_interval
+    from dsid.autofit.rules import validation_interval
 
     assert validation_interval(desc(n_train=800), 64, 5000)[0] == 2  # 13 steps per epoch
     assert validation_interval(desc(n_train=75), 16, 5000)[0] == 5   # 5 steps per epoch

@@ -48,7 +48,7 @@ def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequen
 
 
 def report_lines(result: Dict[str, Any]) -> List[str]:
-    """The printed report of a fit result (see :func:`dsid.fit.fit.fit`)."""
+    """The printed report of a fit result (see :func:`dsid.autofit.fit.fit`)."""
     m, b = result["metrics"], result["baseline"]
     lines = ["", f"dsid fit report: {result['data']}", "-" * 64]
 

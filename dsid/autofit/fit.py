@@ -1,7 +1,7 @@
 """``dsid fit DATA``: a model of a DSID tensor file without tuning anything.
 
-The data are described (:mod:`dsid.fit.describe`), the rules choose the model and its training
-(:mod:`dsid.fit.rules`), a few timed steps say how many optimizer steps the budget holds (the
+The data are described (:mod:`dsid.autofit.describe`), the rules choose the model and its training
+(:mod:`dsid.autofit.rules`), a few timed steps say how many optimizer steps the budget holds (the
 schedules follow from that), the model trains with ``dsid train``'s machinery (selection on the
 KL-free ``val/select``), and the report compares it with the smoothing baseline on the same split.
 Settings given as overrides always win over the rules.
@@ -15,11 +15,11 @@ from typing import Any, Dict, List, Optional, Sequence
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import load_tensor_file
 from dsid.evaluation.smoothing_baseline import smoothing_baseline
-from dsid.fit.budget import parse_budget
-from dsid.fit.describe import describe_data
-from dsid.fit.probe import seconds_per_step, steps_in
-from dsid.fit.report import SelectTrace, diagnostics, report_lines
-from dsid.fit.rules import Choice, choose
+from dsid.autofit.budget import parse_budget
+from dsid.autofit.describe import describe_data
+from dsid.autofit.probe import seconds_per_step, steps_in
+from dsid.autofit.report import SelectTrace, diagnostics, report_lines
+from dsid.autofit.rules import Choice, choose
 from dsid.runs.config import compose, to_plain
 from dsid.runs.train import train
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
-from dsid.fit.describe import DataDescription
+from dsid.autofit.describe import DataDescription
 
 Rule = Tuple[Any, str]
 

@@ -6,8 +6,8 @@ import time
 from hydra.errors import HydraException
 
 from dsid.data.tensor_file import DataFileError
-from dsid.fit.fit import fit
-from dsid.fit.zoo import members, write_member
+from dsid.autofit.fit import fit
+from dsid.autofit.zoo import members, write_member
 from dsid.runs.status import RunDirError
 
 
