@@ -113,3 +113,20 @@ def test_bad_external_inputs_name_the_field(sensory, tmp_path, change, field, ex
         change(f)
     with pytest.raises(DataFileError, match=f"field '{field}'.*{expected}"):
         load_tensor_file(path)
+
+
+def test_zoo_command_writes_members_that_load(tmp_path):
+    from dsid.autofit.zoo import members
+
+    assert {"lorenz", "chaotic_rnn", "sensory", "maze_small", "maze_large", "multiarea_feedback"} <= set(members())
+    dsid = str(Path(sys.executable).parent / "dsid")
+    done = subprocess.run([dsid, "synth", "zoo", "--out", str(tmp_path), "--only", "lorenz,maze_small"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    maze = load_tensor_file(tmp_path / "maze_small.h5")
+    assert 60 <= maze.splits["train"].n_trials <= 90 and maze.bin_ms == 20
+    assert maze.splits["valid"].truth_rates is not None and maze.heldout.any()
+    assert load_tensor_file(tmp_path / "lorenz.h5").splits["train"].n_trials == 800
+    bad = subprocess.run([dsid, "synth", "zoo", "--out", str(tmp_path), "--only", "unicorn"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown member" in bad.stderr + bad.stdout

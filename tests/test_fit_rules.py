@@ -97,3 +97,16 @@ def test_validation_interval_follows_epoch_length_and_budget():
     assert validation_interval(desc(n_train=75), 16, 40)[0] == 2     # at least 4 validations
     assert validation_interval(desc(n_train=75), 16, 5)[0] == 1
     assert validation_interval(desc(n_train=5000), 128, 5000)[0] == 1
+
+
+def test_diagnostics_in_plain_words():
+    from dsid.autofit.report import diagnostics
+
+    improving = [(100, 3.0), (200, 2.5), (300, 2.0)]
+    flat = [(100, 3.0), (200, 2.0), (300, 2.2), (1000, 2.4)]
+    notes = diagnostics({"val/co_bps": 0.1, "train/co_bps": 0.12}, 0.2, improving)
+    assert any(n.startswith("below the smoothing baseline") for n in notes)
+    assert any(n.startswith("still improving") for n in notes)
+    assert diagnostics({"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat) == ["no problem found"]
+    over = diagnostics({"val/co_bps": 0.25, "train/co_bps": 0.45}, 0.2, flat)
+    assert len(over) == 1 and over[0].startswith("overfitting")
