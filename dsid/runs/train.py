@@ -21,7 +21,7 @@ from dsid.runs.status import RunDirError, prepare_new_run, read_status, run_lock
 from dsid.training.callbacks import EpochTimer, FinalInference, LastCheckpoint, MetricsCallback, PlotCallback
 from dsid.training.early_stopping import StepEarlyStopping
 from dsid.training.nlb_callback import NLBEvalCallback
-from dsid.training.schedules import RENAMED, ramps_end
+from dsid.training.schedules import ramps_end
 
 
 def sweep_context() -> Optional[Dict[str, str]]:
@@ -167,9 +167,9 @@ def early_stopping_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
     ``patience_steps`` (optimizer steps; 0 never stops early)."""
     es = dict(cfg.get("early_stopping") or {})
     for key in es:
-        if key in RENAMED:
-            raise KeyError(f"early_stopping.{key}: schedules count optimizer steps, not epochs; use "
-                           f"early_stopping.{RENAMED[key]}")
+        if key == "patience":
+            raise KeyError("early_stopping.patience: schedules count optimizer steps, not epochs; use "
+                           "early_stopping.patience_steps")
         if key not in ("monitor", "patience_steps"):
             raise KeyError(f"early_stopping.{key}: not an early-stopping setting (known: monitor, patience_steps)")
     patience = int(es.get("patience_steps") or 0)

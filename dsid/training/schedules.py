@@ -11,8 +11,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 # settings counted in epochs before schedules counted optimizer steps: their replacements
 RENAMED = {"kl_start_epoch": "kl_start_step", "kl_ramp_epochs": "kl_ramp_steps",
            "l2_start_epoch": "l2_start_step", "l2_ramp_epochs": "l2_ramp_steps",
-           "lr_patience": "lr_patience_steps", "metrics_every_n_epochs": "metrics_every_n_steps",
-           "patience": "patience_steps"}
+           "lr_patience": "lr_patience_steps", "metrics_every_n_epochs": "metrics_every_n_steps"}
 
 
 def ramp(step: float, start: float, length: float, minimum: float = 0.0) -> float:
