@@ -12,6 +12,7 @@ import importlib
 import sys
 from typing import List, Optional
 
+from dsid import __version__
 from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
 
 COMMAND_MODULES = [
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_component_listing(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"dsid {__version__}")
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     synth_parser = top.add_parser("synth", help="write synthetic data with known ground truth")
     synth = synth_parser.add_subparsers(dest="synth_kind", metavar="KIND")

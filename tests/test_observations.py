@@ -172,3 +172,21 @@ def test_synth_calcium_option_keeps_the_default_and_the_truth(tmp_path):
     trace, rates = big.spikes.mean((0, 1)), big.truth_rates.mean((0, 1))
     assert np.corrcoef(trace, rates)[0, 1] > 0.9  # traces are in spikes per bin
     assert 0.5 < trace.sum() / rates.sum() < 1.5
+
+
+def test_bits_per_spike_is_nlbs_definition():
+    """DSID's own bits/spike (no nlb_tools needed to train) equals nlb_tools' where both exist."""
+    import numpy as np
+
+    from dsid.evaluation.metrics import bits_per_spike
+
+    nlb = pytest.importorskip("nlb_tools.evaluation")
+    rng = np.random.default_rng(0)
+    rates = rng.gamma(2.0, 0.1, (6, 20, 5))
+    spikes = rng.poisson(rates).astype(float)
+    rates[0, 0, 0] = 0.0  # an exact zero is scored as 1e-9 by both
+    spikes[1, 2, 3] = np.nan  # NaN entries are ignored by both
+    assert bits_per_spike(rates, spikes) == pytest.approx(nlb.bits_per_spike(rates.copy(), spikes), rel=1e-12)
+    assert np.isnan(bits_per_spike(rates, np.zeros_like(spikes)))
+    with pytest.raises(ValueError, match="negative"):
+        bits_per_spike(-rates, np.nan_to_num(spikes))

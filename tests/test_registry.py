@@ -43,3 +43,12 @@ def test_bad_configs_are_explained():
         reg.build({"name": "small", "colour": "red"}, size=1)
     with pytest.raises(RegistryError, match="come from the data"):
         reg.build({"name": "small", "size": 3}, size=1)
+
+
+def test_version_flag(capsys):
+    import dsid
+    from dsid.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"dsid {dsid.__version__}"

@@ -127,3 +127,14 @@ def test_metrics_history_and_time_to_targets(trained_run):
     assert first_time_targets_met([{**met, "val/co_bps": 0.2}, met]) == (12.5, 3)
     assert first_time_targets_met([{**met, "val/rate_r2": 0.5}]) is None
     assert time_to_targets_line(run_dir).startswith("targets: ")
+
+
+def test_end_of_run_table_shows_targets_only_for_the_demo():
+    from dsid.runs.report import LORENZ_TARGETS, format_table
+
+    metrics = {"val/co_bps": 0.2, "val/oracle_co_bps": 0.4, "val/rate_r2": 0.5, "train/bps": 0.1}
+    plain = format_table(metrics)
+    assert "PASS" not in plain and "MISS" not in plain and "target" not in plain
+    assert all(k in plain for k in metrics)
+    demo = format_table(metrics, LORENZ_TARGETS)
+    assert "MISS" in demo and "val/latent_r2" in demo  # a target the run lacks is a miss

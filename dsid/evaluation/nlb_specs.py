@@ -125,3 +125,16 @@ def quiet_nlb_tools(level=logging.ERROR):
         yield
     finally:
         logger.setLevel(old)
+
+
+NLB_TOOLS_MISSING = ("the NLB commands need nlb-tools, which DSID's training does not: install it with "
+                     "`pip install --no-deps nlb-tools==0.0.4` (its pandas<=1.3.4 pin has no wheel for "
+                     "Python 3.11; it works with pandas 2.x)")
+
+
+def require_nlb_tools() -> None:
+    """Raise ImportError with install instructions when nlb_tools is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("nlb_tools") is None:
+        raise ImportError(NLB_TOOLS_MISSING)

@@ -11,7 +11,7 @@ import warnings
 from dsid.data.tensor_file import DataFileError
 from dsid.evaluation.nlb_scoring import (evaluate_submission, format_metrics, load_targets, read_nlb_info,
                                          save_submission_h5)
-from dsid.evaluation.nlb_specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES
+from dsid.evaluation.nlb_specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES, require_nlb_tools
 from dsid.nlb.baseline import smoothing_baseline
 from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result, submit_run
 from dsid.nlb.prepare import prepare
@@ -32,6 +32,17 @@ def nlb_subparsers(top):
 def _fail(err: Exception) -> int:
     print(f"error: {err}", file=sys.stderr)
     return 2
+
+
+def _with_nlb_tools(handler):
+    """``handler`` preceded by a check that nlb_tools is installed (an error saying how, otherwise)."""
+    def run(args) -> int:
+        try:
+            require_nlb_tools()
+        except ImportError as err:
+            return _fail(err)
+        return handler(args)
+    return run
 
 
 def _synth(args) -> int:
@@ -128,14 +139,14 @@ def register_cli(top, synth) -> None:
                    help="seed of the train/valid split and of nlb_tools' jitter (dmfc_rsg)")
     p.add_argument("--valid-fraction", type=float, default=0.2,
                    help="share of NLB's training trials held back as DSID 'valid' (model selection)")
-    p.set_defaults(func=_prepare)
+    p.set_defaults(func=_with_nlb_tools(_prepare))
 
     p = sub.add_parser("baseline", help="NLB's spike-smoothing baseline on a prepared file, with scores")
     p.add_argument("file", help="DSID tensor file written by `dsid nlb prepare`")
     p.add_argument("--kern-sd", type=float, default=None, help="Gaussian kernel SD, ms (default per dataset)")
     p.add_argument("--alpha", type=float, default=None, help="GLM L2 penalty (default per dataset)")
     p.add_argument("--save", default=None, help="also write the submission .h5 here")
-    p.set_defaults(func=_baseline)
+    p.set_defaults(func=_with_nlb_tools(_baseline))
 
     for name, help_text in (("evaluate", "score a trained run on NLB's val phase (co-bps, vel R2, psth R2, fp-bps)"),
                             ("submit", "write a trained run's EvalAI submission (.h5) for NLB's test phase")):
@@ -152,4 +163,4 @@ def register_cli(top, synth) -> None:
         p.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
         p.add_argument("--allow-unfinished", action="store_true",
                        help="use a run that is still training, failed or was killed")
-        p.set_defaults(func=_evaluate if name == "evaluate" else _submit)
+        p.set_defaults(func=_with_nlb_tools(_evaluate if name == "evaluate" else _submit))

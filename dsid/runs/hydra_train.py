@@ -17,7 +17,7 @@ import shutil  # noqa: E402
 from typing import List  # noqa: E402
 
 from dsid.runs.config import config_dir  # noqa: E402
-from dsid.runs.report import first_time_targets_met, format_table  # noqa: E402
+from dsid.runs.report import LORENZ_TARGETS, first_time_targets_met, format_table  # noqa: E402
 from dsid.runs.train import train  # noqa: E402
 from dsid.training.callbacks import HISTORY_FILE  # noqa: E402
 
@@ -60,7 +60,7 @@ def hydra_train(overrides: List[str], demo: bool = False) -> int:
             raise
         if metrics:  # the other processes of a multi-process run return nothing
             print(f"\nrun directory: {run_dir}")
-            print(format_table(metrics))
+            print(format_table(metrics, LORENZ_TARGETS if demo else None))
             if demo:
                 print(time_to_targets_line(run_dir))
         return float(metrics.get("val/co_bps", float("nan")))

@@ -116,3 +116,15 @@ def test_specs_match_nlb_tools():
     assert SPECS["mc_maze_small"].train_file() == "sub-Jenkins_ses-small_desc-train_behavior+ecephys.nwb"
     assert SPECS["mc_rtt"].test_file() == "sub-Indy_desc-test_ecephys.nwb"
     assert check_bin(20.0) == 20
+
+
+def test_nlb_commands_without_nlb_tools_say_how_to_install_it(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from dsid.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nlb_tools" else real(name, *a))
+    assert main(["nlb", "baseline", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install --no-deps nlb-tools==0.0.4" in err
