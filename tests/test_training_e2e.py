@@ -138,3 +138,36 @@ def test_end_of_run_table_shows_targets_only_for_the_demo():
     assert all(k in plain for k in metrics)
     demo = format_table(metrics, LORENZ_TARGETS)
     assert "MISS" in demo and "val/latent_r2" in demo  # a target the run lacks is a miss
+
+
+def test_third_party_noise_is_filtered_at_the_source():
+    import logging
+    import warnings
+
+    from dsid.runs.quiet import quiet_third_party
+
+    quiet_third_party()
+    quiet_third_party()  # idempotent
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    assert logger.filters.count(logger.filters[-1]) == 1
+    kept = []
+    handler = logging.Handler()
+    handler.emit = lambda record: kept.append(record.getMessage())
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        for msg in ("GPU available: False, used: False", "TPU available: False, using: 0 TPU cores",
+                    "💡 Tip: For seamless cloud logging ... try installing [litlogger]",
+                    "GPU available: True (cuda), used: True", "a real message"):
+            logger.info(msg)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert kept == ["GPU available: True (cuda), used: True", "a real message"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        quiet_third_party()
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning)
+        warnings.warn("something else", UserWarning)
+    assert [str(w.message) for w in caught] == ["something else"]

@@ -85,7 +85,7 @@ def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, bat
         if splits is not None and split not in splits:
             continue
         res = infer_split(model, sd.spikes, n_samples, batch_size, n_forward=n_fwd, session=session,
-                          desc=split if out is not None else "", ext=sd.ext_inputs)
+                          desc=f"inference {split}" if out is not None else "", ext=sd.ext_inputs)
         T = sd.spikes.shape[1]
         if n_fwd:
             res["rates_forward"] = res["rates"][:, T:]

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from dsid.runs.assemble import absolute_data_paths, build_run
 from dsid.runs.config import to_plain
 from dsid.runs.load import LAST_CKPT, load_run_config
+from dsid.runs.quiet import quiet_third_party
 from dsid.runs.status import RunDirError, prepare_new_run, read_status, run_lock, write_status
 from dsid.training.callbacks import EpochTimer, FinalInference, LastCheckpoint, MetricsCallback, PlotCallback
 from dsid.training.early_stopping import StepEarlyStopping
@@ -83,6 +84,7 @@ def train(cfg, run_dir: Optional[str] = None, callbacks: Optional[List[pl.Callba
     its last checkpoint instead (see :func:`resume_run`). ``callbacks`` are added to the trainer's;
     ``logger`` replaces the configured one.
     """
+    quiet_third_party()
     cfg = to_plain(cfg)
     check_trainer(cfg.get("trainer") or {})
     cfg = absolute_data_paths(cfg)
@@ -197,6 +199,8 @@ def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[s
         callbacks.append(StepEarlyStopping(es["monitor"], es["patience_steps"], ramps_end(module.train_cfg)))
     callbacks += [LastCheckpoint(run_dir / LAST_CKPT), final]  # last: they see every other callback's state
     trainer_kwargs = {k: v for k, v in (cfg.get("trainer") or {}).items() if v is not None}
+    if trainer_kwargs.get("enable_progress_bar", True):  # tqdm, like inference's bars (not Rich's)
+        callbacks.append(pl.callbacks.TQDMProgressBar())
     trainer = pl.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks, **trainer_kwargs)
     trainer.fit(module, dm, ckpt_path=ckpt_path)
     return final.metrics or {}
