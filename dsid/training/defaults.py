@@ -13,12 +13,15 @@ from dsid.training.schedules import RENAMED
 
 
 def config_dir() -> Path:
-    """The ``configs/`` directory (``DSID_CONFIG_DIR`` overrides)."""
+    """DSID's config directory: ``DSID_CONFIG_DIR`` when set, else the repository's ``configs/`` (a
+    source checkout or editable install), else ``dsid/configs`` inside an installed package."""
     env = os.environ.get("DSID_CONFIG_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
-    if not (path / "train.yaml").exists():
-        raise FileNotFoundError(f"{path}: no train.yaml; set DSID_CONFIG_DIR to DSID's configs/ directory")
-    return path
+    here = Path(__file__).resolve()
+    candidates = [Path(env)] if env else [here.parents[2] / "configs", here.parents[1] / "configs"]
+    for path in candidates:
+        if (path / "train.yaml").exists():
+            return path
+    raise FileNotFoundError(f"{candidates[0]}: no train.yaml; set DSID_CONFIG_DIR to DSID's configs/ directory")
 
 
 @functools.lru_cache(maxsize=None)
