@@ -78,3 +78,12 @@ def test_experiment_composes_and_builds(name):
 def test_experiments_exist():
     assert "lorenz_lfads" in experiments()
     assert Path(CONFIGS / "experiment").resolve() == (CONFIGS.parent / "experiments").resolve()
+
+
+def test_a_users_config_folder_adds_experiments(tmp_path):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "my_exp.yaml").write_text(
+        "# @package _global_\nexperiment_name: mine\nmodel:\n  factor_size: 7\n")
+    cfg = compose([f"hydra.searchpath=[file://{tmp_path}]", "experiment=my_exp"])
+    assert cfg.experiment_name == "mine" and cfg.model.factor_size == 7
+    assert cfg.model.generator.name == "lfads"  # DSID's own options still compose around it
