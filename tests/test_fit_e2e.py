@@ -130,3 +130,33 @@ def test_zoo_command_writes_members_that_load(tmp_path):
     bad = subprocess.run([dsid, "synth", "zoo", "--out", str(tmp_path), "--only", "unicorn"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown member" in bad.stderr + bad.stdout
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = text.split("### Python API\n\n```python\n", 1)[1].split("```", 1)[0]
+    assert 'budget="15m"' in code and len(code.strip().splitlines()) <= 12
+    small = ", ".join(f'"{o}"' for o in QUIET + ["model.generator.hidden_size=16", "model.ic_size=8"])
+    code = code.replace('budget="15m"', f'budget="6steps", out="run", overrides=[{small}]')
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["rates"].shape[1:] == (50, 30) and scope["factors"].shape[:2] == scope["rates"].shape[:2]
+    assert (tmp_path / "run" / "fit_report.json").exists()
+
+
+def test_from_numpy_checks_and_splits():
+    from dsid.data import from_numpy
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(1.0, (50, 8, 10))
+    data = from_numpy(counts, bin_ms=5, heldout=3, area=[0] * 5 + [1] * 5, condition=np.arange(50))
+    assert [sd.n_trials for sd in data.splits.values()] == [40, 10] and data.heldout.sum() == 3
+    assert not data.heldout[:7].any() and data.heldout[7:].all()  # held-in neurons first
+    assert sorted(np.concatenate([data.splits[s].condition for s in ("train", "valid")]).tolist()) == list(range(50))
+    for bad, match in (({"heldout": 10}, "heldout=10"), ({"area": [0, 1]}, "area must have one entry"),
+                       ({"valid_fraction": 0.0}, "cannot make train and valid")):
+        with pytest.raises(ValueError, match=match):
+            from_numpy(counts, bin_ms=5, **bad)
+    with pytest.raises(ValueError, match="integer counts"):
+        from_numpy(counts + 0.5, bin_ms=5)

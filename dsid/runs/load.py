@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 
 from dsid.data.tensor_file import DSIDData, load_tensor_file
-from dsid.evaluation.inference import inference_file
+from dsid.evaluation.inference import inference_file, read_inference
 from dsid.runs.config import to_plain
 from dsid.training.lightning_module import SAEModule
 
@@ -106,6 +106,18 @@ class Run:
                 for sd in data.splits.values():
                     sd.ext_inputs = None
         return sessions
+
+    def outputs(self, split: str = "valid", session: int = 0) -> Dict[str, Any]:
+        """The posterior-averaged outputs of ``split`` from the run's inference file: ``rates``
+        (trials, T, N; spikes per bin), ``factors``, ``inferred_inputs`` (models with a controller),
+        ``rates_forward`` (data with forward bins)."""
+        path = self.inference_paths()[session]
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no inference file; write it with `dsid infer {self.run_dir}`")
+        found = read_inference(path)
+        if split not in found:
+            raise KeyError(f"{path}: no split {split!r} (has {', '.join(found)})")
+        return found[split]
 
     def inference_paths(self) -> List[Path]:
         n = self.model.n_sessions
