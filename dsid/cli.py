@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "dsid.runs.compare",
     "dsid.tuning.commands",
     "dsid.data.zoo.cli",
+    "dsid.data.convert_cli",
     "dsid.autofit.commands",
 ]
 
