@@ -2,7 +2,7 @@
 
 Each area has its own nonlinear latent dynamics; areas talk through low-rank "messages" with known
 delays. The DSID tensor file written holds spikes plus the ground truth: rates, latents, messages,
-effectome and delays (see DESIGN.md), and, under ``truth/edges/{src}_{dst}/{U,V}``, the coupling
+effectome and delays (the tensor file table in README.md), and, under ``truth/edges/{src}_{dst}/{U,V}``, the coupling
 matrices, so every message can be recomputed from the stored latents.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ground-truth recovery metrics for multi-area models (definitions in DESIGN.md).
+"""Ground-truth recovery metrics for multi-area models (definitions in README.md, "Metrics").
 
 Area-by-area matrices are (A, A) with row = source, column = destination; the diagonal is ignored.
 ``rate_r2`` and ``bits_per_spike`` come from :mod:`dsid.evaluation.metrics` (shared definitions).
