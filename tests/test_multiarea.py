@@ -234,6 +234,23 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     assert logged["summary"]["final/val/effectome_cosine"] == pytest.approx(metrics["val/effectome_cosine"])
     for name in ("effectome", "delays", "messages"):
         assert (run_dir / "figures" / f"{name}.png").exists(), name
+    # W&B: the best checkpoint and the inference file as artifacts, the config once, job type and tags
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from dsid.wandb_offline import iter_records
+
+    (wb,) = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    types, runs = [], []
+    for raw in iter_records(wb):
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        if rec.WhichOneof("record_type") == "artifact":
+            types.append(rec.artifact.type)
+        elif rec.WhichOneof("record_type") == "run":
+            runs.append(rec.run)
+    assert "model" in types and "inference" in types, types
+    assert runs[0].job_type == "train" and "multiarea" in list(runs[0].tags)
+    assert "config" not in logged["config"]  # not logged a second time under "config"
 
 
 @pytest.mark.parametrize("coupling", ["lowrank", "gated", "delay"])

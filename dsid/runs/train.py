@@ -65,12 +65,20 @@ def make_logger(cfg: Dict[str, Any], run_dir: Path, resume_id: Optional[str] = N
             wandb.finish()
         sweep = sweep_context() or {}
         name = cfg.get("experiment_name")
-        return pl.loggers.WandbLogger(
+        kind_tags = [str((cfg.get("model") or {}).get("kind", "sae")), str(name)]
+        logger = pl.loggers.WandbLogger(
             project=log_cfg.get("project", "dsid"), entity=log_cfg.get("entity"), mode=mode,
-            group=log_cfg.get("group") or sweep.get("group"), tags=list(log_cfg.get("tags") or []),
+            group=log_cfg.get("group") or sweep.get("group") or name,
+            tags=sorted(set(list(log_cfg.get("tags") or []) + kind_tags)),
+            job_type="sweep" if sweep else "train", log_model=bool(log_cfg.get("log_model", True)),
             name=f"{name}{sweep['job']}" if sweep else name, save_dir=str(run_dir),
             config={**cfg, "sweep": sweep} if sweep else cfg,
             **({"id": resume_id, "resume": "allow"} if resume_id else {}))
+        run = logger.experiment  # the summaries keep each metric's best value, not its last
+        for key, best in (("val/co_bps", "max"), ("val/rate_r2", "max"), ("val/latent_r2", "max"),
+                          ("val/select", "min"), ("val/loss", "min")):
+            run.define_metric(key, summary=best)
+        return logger
     raise ValueError(f"logger.kind={kind}: expected wandb or csv")
 
 
@@ -182,7 +190,8 @@ def early_stopping_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
 def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[str, Any]:
     """The body of :func:`train` once data, model and logger exist."""
-    logger.log_hyperparams({"config": cfg})
+    if not isinstance(logger, pl.loggers.WandbLogger):  # W&B got the config when its run was made
+        logger.log_hyperparams({"config": cfg})
     es = early_stopping_config(cfg)
     plots, infer = cfg.get("plots") or {}, cfg.get("infer") or {}
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",

@@ -204,6 +204,14 @@ def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size:
     if "valid" in outputs[0]:
         log_figures(logger, diagnostic_figures(sessions[0], outputs[0], n_neurons, model=model),
                     run_dir / "figures")
+    if isinstance(logger, pl.loggers.WandbLogger):  # the written rates, factors and inputs
+        import wandb
+
+        art = wandb.Artifact(f"inference-{logger.experiment.id}", type="inference",
+                             metadata={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        for s in range(n):
+            art.add_file(str(run_dir / inference_file(s, n)))
+        logger.experiment.log_artifact(art)
     return metrics
 
 
