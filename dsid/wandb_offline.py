@@ -92,6 +92,8 @@ def read_offline_run(run_path, wait_s: float = 30.0) -> Dict[str, Any]:
             summary.update(_items(rec.summary.update))
         elif kind == "config":
             config.update(_items(rec.config.update))
+        elif kind == "run":  # the config given when the run was made
+            config.update(_items(rec.run.config.update))
     # W&B's summary is the last logged value of every key unless set explicitly; summary records may
     # be written late (at exit), so rebuild it from the history and apply explicit updates on top
     merged: Dict[str, Any] = {}

@@ -41,7 +41,7 @@ def test_loss_drops_and_metrics_are_logged(trained_run):
         assert any(key in row for row in logged["history"]), key
         assert np.isfinite(metrics[key])
     assert logged["summary"]["final/val/co_bps"] == pytest.approx(metrics["val/co_bps"])
-    assert logged["config"]["config"]["model"]["generator"]["hidden_size"] == 16
+    assert logged["config"]["model"]["generator"]["hidden_size"] == 16
     assert metrics["val/co_bps"] > -0.5 and metrics["val/oracle_co_bps"] > 0
 
 

@@ -187,10 +187,12 @@ class LastCheckpoint(pl.callbacks.Checkpoint):
 
 
 def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size: int = 256,
-               n_neurons: int = 4, logger=None, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+               n_neurons: int = 4, logger=None, extra: Optional[Dict[str, Any]] = None,
+               history: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Posterior-averaged inference of every session (``RUN_DIR/inference.h5``, or
     ``inference_session{i}.h5`` for several), the run's metrics (``metrics.json``, also logged as
-    ``final/...``) and its figures (``RUN_DIR/figures``, session 0). Returns the metrics."""
+    ``final/...``) and its figures (``RUN_DIR/figures``, session 0; ``history``: the metrics while
+    training, for the training curves). Returns the metrics."""
     run_dir = Path(run_dir)
     model = module.model.cpu()
     n = model.n_sessions
@@ -202,7 +204,7 @@ def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size:
     if logger is not None and hasattr(logger, "log_metrics"):
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
     if "valid" in outputs[0]:
-        log_figures(logger, diagnostic_figures(sessions[0], outputs[0], n_neurons, model=model),
+        log_figures(logger, diagnostic_figures(sessions[0], outputs[0], n_neurons, model=model, history=history),
                     run_dir / "figures")
     if isinstance(logger, pl.loggers.WandbLogger):  # the written rates, factors and inputs
         import wandb
@@ -234,8 +236,10 @@ class FinalInference(pl.Callback):
         timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
         extra = {"epochs": trainer.current_epoch,
                  "seconds_per_epoch": timers[0].seconds_per_epoch if timers else float("nan")}
+        history = None
         for cb in trainer.callbacks:  # the metrics while training, with their training time
             if isinstance(cb, MetricsCallback) and cb.history:
+                history = cb.history
                 write_json(self.run_dir / HISTORY_FILE, cb.history, indent=1)
         self.metrics = finish_run(module, trainer.datamodule.sessions, self.run_dir, self.n_samples,
-                                  self.batch_size, self.n_neurons, trainer.logger, extra)
+                                  self.batch_size, self.n_neurons, trainer.logger, extra, history)

@@ -1,0 +1,64 @@
+"""Every diagnostic figure is made on tiny data, labels its axes, and is saved as PNG and SVG."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from dsid.data.zoo.integrator import make_integrator
+from dsid.evaluation.figures import diagnostic_figures, save_figures
+
+
+def _labelled(fig) -> list:
+    """The axes of ``fig`` that show something but lack an axis label."""
+    missing = []
+    for ax in fig.axes:
+        if not (ax.lines or ax.collections or ax.images):
+            continue
+        labels = [ax.get_xlabel(), ax.get_ylabel()] + ([ax.get_zlabel()] if hasattr(ax, "get_zlabel") else [])
+        shared_x = not ax.get_xlabel() and any(o is not ax and o.get_xlabel() for o in fig.axes)
+        if not ax.get_ylabel() or not (ax.get_xlabel() or shared_x) or not all(labels[2:]):
+            missing.append(ax.get_title() or repr(ax))
+    return missing
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    data = make_integrator(seed=0, n_trials=(12, 6, 2), n_time=14, n_neurons=9, n_heldout=3)
+    rng = np.random.default_rng(0)
+    outputs = {s: {"rates": rng.gamma(2.0, 0.1, data.splits[s].spikes.shape),
+                   "factors": rng.normal(size=(data.splits[s].n_trials, 14, 4)),
+                   "inferred_inputs": rng.normal(size=(data.splits[s].n_trials, 14, 2))}
+               for s in ("train", "valid")}
+    history = [{"step": 10 * i, "val/co_bps": 0.1 * i, "val/bps": 0.2, "val/rate_r2": 0.5, "val/latent_r2": 0.4,
+                "val/oracle_co_bps": 0.5} for i in range(4)]
+    return data, outputs, history
+
+
+def test_every_figure_is_made_and_labelled(tiny, tmp_path):
+    data, outputs, history = tiny
+    figs = diagnostic_figures(data, outputs, n_neurons=4, history=history)
+    assert set(figs) == {"rates", "latents", "psths", "inputs", "trajectories", "training"}
+    for name, fig in figs.items():
+        assert _labelled(fig) == [], name
+    rates = figs["rates"]
+    assert rates.axes[-1].get_ylabel() == "neuron" and rates.axes[-1].get_xlabel() == "time (ms)"
+    assert all(ax.get_ylabel() == "spikes/s" for ax in rates.axes[:-1])
+    assert len(rates.axes[-1].collections) == data.n_neurons  # one raster row per neuron
+    assert any("R2" in t.get_text() for t in figs["latents"].axes[0].texts)
+    assert len(figs["trajectories"].axes) == 2  # aligned to the truth: inferred and true panels
+    save_figures(figs, tmp_path)
+    for name in figs:
+        assert (tmp_path / f"{name}.png").stat().st_size > 0 and (tmp_path / f"{name}.svg").stat().st_size > 0
+    plt.close("all")
+
+
+def test_figures_without_truth_or_conditions(tiny):
+    data, outputs, _ = tiny
+    for sd in data.splits.values():
+        sd.truth_rates = sd.truth_latents = sd.truth_inputs = sd.condition = None
+    figs = diagnostic_figures(data, {s: {k: v for k, v in o.items() if k != "inferred_inputs"}
+                                     for s, o in outputs.items()})
+    assert set(figs) == {"rates", "trajectories"}
+    assert len(figs["trajectories"].axes) == 1 and _labelled(figs["trajectories"]) == []
+    plt.close("all")
