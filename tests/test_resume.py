@@ -144,7 +144,8 @@ def test_dsid_train_leaves_nothing_outside_its_run_directory(tiny_lorenz, tmp_pa
             "trainer.max_epochs=1", f"run_dir={run_dir}"]
     assert cli_main(args) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no runs/<date>/..., no .log file
-    assert (run_dir / ".hydra" / "config.yaml").exists() and not list(run_dir.glob("*.log"))
+    assert (run_dir / "config.yaml").exists() and not list(run_dir.glob("*.log"))
+    assert not (run_dir / ".hydra").exists()  # no second copy of the config
     with pytest.raises(SystemExit):  # a failed launch in the default location leaves nothing
         cli_main(["train", "data=file", f"data.path={tmp_path / 'missing.h5'}", "logger=csv"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
