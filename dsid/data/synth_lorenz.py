@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from dsid.data.integrate import rk4
 from dsid.data.tensor_file import DSIDData, SplitData, write_tensor_file
 
 
@@ -16,18 +17,7 @@ def lorenz_derivative(z: np.ndarray, sigma=10.0, rho=28.0, beta=8.0 / 3.0) -> np
 
 def integrate_lorenz(z0: np.ndarray, n_steps: int, dt: float, substeps: int = 4) -> np.ndarray:
     """RK4-integrate from ``z0`` (K, 3); returns (K, n_steps, 3), the first step being z0."""
-    h = dt / substeps
-    out = np.empty((z0.shape[0], n_steps, 3))
-    z = z0.astype(np.float64)
-    for t in range(n_steps):
-        out[:, t] = z
-        for _ in range(substeps):
-            k1 = lorenz_derivative(z)
-            k2 = lorenz_derivative(z + 0.5 * h * k1)
-            k3 = lorenz_derivative(z + 0.5 * h * k2)
-            k4 = lorenz_derivative(z + h * k3)
-            z = z + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return out
+    return rk4(lorenz_derivative, z0, n_steps, dt, substeps)
 
 
 def lorenz_latents(n_trials: int, n_time: int, rng: np.random.Generator,

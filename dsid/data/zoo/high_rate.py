@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from dsid.data.tensor_file import DSIDData
-from dsid.data.zoo._common import loglinear_rates, pack, rk4
+from dsid.data.integrate import rk4
+from dsid.data.zoo._common import loglinear_rates, pack
 
 
 def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7):

@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from dsid.data.tensor_file import DSIDData
-from dsid.data.zoo._common import loglinear_rates, pack, rk4
+from dsid.data.integrate import rk4
+from dsid.data.zoo._common import loglinear_rates, pack
 
 #: Period of the van der Pol cycle at mu = 1.5 and w = 1 (time units), to set the real frequency.
 _PERIOD_MU_1P5 = 7.10
