@@ -61,7 +61,7 @@ def test_schedules_in_steps_are_the_same_for_any_data_size():
     assert [a[k] for k in keys] == [b[k] for k in keys]
     assert a["train.kl_ramp_steps"] == 250 and a["early_stopping.patience_steps"] == 750
     short = dict((k, v) for k, v, _ in schedule(200))
-    assert short["train.kl_ramp_steps"] == 50 and short["early_stopping.patience_steps"] == 150
+    assert short["train.kl_ramp_steps"] == 50 and short["early_stopping.patience_steps"] == 200
     assert dict((k, v) for k, v, _ in schedule(1)).get("train.kl_ramp_steps") == 20
 
 

@@ -86,12 +86,14 @@ def validation_interval(d: DataDescription, batch: int, budget_steps: int) -> Ru
 def schedule(budget_steps: int) -> List[Tuple[str, int, str]]:
     """Ramps, plateau patience, early-stopping patience and metric interval in optimizer steps: the
     usual values (ramps and plateau patience 250 steps, early-stopping patience 750) whatever the data
-    size, shortened in proportion when the budget holds fewer than 1,000 steps."""
+    size; the ramps and plateau patience shortened in proportion when the budget holds fewer than
+    1,000 steps, early stopping never more patient than 750 nor less than 200 steps (the budget's
+    estimate comes from a few timed steps and may be off)."""
     scale = min(1.0, budget_steps / 1000)
     ramp = int(max(20, 250 * scale))
     why = f"~{budget_steps} steps fit the budget" + (": shortened" if scale < 1 else "")
     return [("train.kl_ramp_steps", ramp, why), ("train.l2_ramp_steps", ramp, why),
-            ("train.lr_patience_steps", ramp, why), ("early_stopping.patience_steps", 3 * ramp, why),
+            ("train.lr_patience_steps", ramp, why), ("early_stopping.patience_steps", max(200, 3 * ramp), why),
             ("train.metrics_every_n_steps", int(max(50, budget_steps // 25)), why)]
 
 
