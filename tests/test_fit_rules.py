@@ -110,3 +110,19 @@ def test_diagnostics_in_plain_words():
     assert diagnostics({"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat) == ["no problem found"]
     over = diagnostics({"val/co_bps": 0.25, "train/co_bps": 0.45}, 0.2, flat)
     assert len(over) == 1 and over[0].startswith("overfitting")
+
+
+def test_a_users_experiment_replaces_the_rules_experiment():
+    from pathlib import Path
+
+    from dsid.autofit.fit import _kept, _overrides
+    from dsid.autofit.rules import choose
+
+    choices = choose(desc(n_areas=3, n_heldin=90))
+    ours = _overrides(Path("/d/x.h5"), "multiarea", choices, [], 0, [])
+    assert ours[0] == "experiment=multiarea_delay"
+    user = ["experiment=multiarea_gated", "data.batch_size=8"]
+    theirs = _overrides(Path("/d/x.h5"), "multiarea", _kept(choices, user), user, 0, [])
+    assert [o for o in theirs if o.startswith("experiment=")] == ["experiment=multiarea_gated"]
+    assert [o for o in theirs if o.startswith("data.batch_size")] == ["data.batch_size=8"]
+    assert not any(o.startswith("model.kind=") for o in theirs)

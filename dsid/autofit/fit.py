@@ -33,7 +33,8 @@ def _key(override: str) -> str:
 
 def _overrides(path: Path, kind: str, choices: Sequence[Choice], user: Sequence[str], seed: int,
                limit: List[str]) -> List[str]:
-    base = [f"experiment={MULTIAREA_EXPERIMENT}"] if kind == "multiarea" else []
+    own_experiment = any(_key(o) == "experiment" for o in user)
+    base = [f"experiment={MULTIAREA_EXPERIMENT}"] if kind == "multiarea" and not own_experiment else []
     base += ["data=file", f"data.path={path}", "data.synth=null", f"seed={seed}",
              f"experiment_name=fit_{path.stem}"]
     return base + [c.override() for c in choices] + limit + list(user)
