@@ -37,7 +37,7 @@ def _records(offline_run: Path):
 
 
 def _offline_runs(run_dir: Path, job_type=None):
-    """The offline W&B runs of a run directory (of one job type: "" is the training run)."""
+    """The offline W&B runs of a run directory (of one job type: "train" is the training run)."""
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     if job_type is None:
         return runs
@@ -60,7 +60,7 @@ def test_training_writes_forward_rates_and_nlb_scores(nlb_run, nlb_prepared):
         for split in ("train", "valid", "test"):  # 200 ms past the window: 40 bins of 5 ms
             assert f[f"{split}/rates_forward"].shape == (d[f"{split}/spikes"].shape[0], 40, 55)
             assert np.all(f[f"{split}/rates_forward"][()] > 0)
-    history = read_offline_run(_offline_runs(nlb_run, "")[0])["history"]
+    history = read_offline_run(_offline_runs(nlb_run, "train")[0])["history"]
     for key in ("val/nlb_co_bps", "val/nlb_vel_r2", "val/nlb_psth_r2", "val/nlb_fp_bps"):
         assert sum(key in row and np.isfinite(row[key]) for row in history) == 2, key  # each of 2 epochs
 
