@@ -13,7 +13,7 @@ def _labelled(fig) -> list:
     """The axes of ``fig`` that show something but lack an axis label."""
     missing = []
     for ax in fig.axes:
-        if not (ax.lines or ax.collections or ax.images):
+        if not (ax.lines or ax.collections or ax.images or ax.patches):
             continue
         labels = [ax.get_xlabel(), ax.get_ylabel()] + ([ax.get_zlabel()] if hasattr(ax, "get_zlabel") else [])
         shared_x = not ax.get_xlabel() and any(o is not ax and o.get_xlabel() for o in fig.axes)
@@ -62,3 +62,16 @@ def test_figures_without_truth_or_conditions(tiny):
     assert set(figs) == {"rates", "trajectories"}
     assert len(figs["trajectories"].axes) == 1 and _labelled(figs["trajectories"]) == []
     plt.close("all")
+
+
+def test_multiarea_figures_are_labelled():
+    from dsid.evaluation.multiarea_plots import plot_delays, plot_effectomes, plot_messages
+
+    rng = np.random.default_rng(0)
+    eff = rng.uniform(0, 1, (3, 3))
+    delays = np.array([[-1, 2, -1], [3, -1, 1], [-1, -1, -1]])
+    msgs = {"0_1": rng.normal(size=(4, 10, 2)), "1_0": rng.normal(size=(4, 10, 2))}
+    figs = [plot_effectomes(eff, eff * 0.9, ["V1", "V2", "PFC"]), plot_delays(delays + 0.5 * (delays >= 0), delays),
+            plot_messages(msgs, {k: v + 0.1 for k, v in msgs.items()}, ["0_1", "1_0"])]
+    for fig in figs:
+        assert _labelled(fig) == []

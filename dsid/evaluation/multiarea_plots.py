@@ -65,7 +65,7 @@ def plot_delays(inferred_delays, true_delays, area_names: Optional[Sequence[str]
     ax.bar(x - 0.2, tv, 0.4, label="true")
     ax.bar(x + 0.2, iv, 0.4, label="inferred")
     ax.set(xticks=x, xticklabels=[f"{names[i]}→{names[j]}" for i, j in pairs], ylabel="delay (bins)",
-           title="edge delays (missing bar: no edge)")
+           xlabel="edge (source→destination)", title="edge delays (missing bar: no edge)")
     ax.legend()
     return fig
 
@@ -96,7 +96,7 @@ def plot_messages(true: Arrays, inferred: Arrays, edge_names: Sequence[str], tri
         for d in range(t.shape[-1]):
             line, = ax.plot(t[trial, :, d], lw=1.5, label=f"true dim {d}")
             ax.plot(aligned[:, d], ls="--", color=line.get_color(), lw=1.5, label=f"inferred (aligned) dim {d}")
-        ax.set(title=f"message {name}, trial {trial}", ylabel="message")
+        ax.set(title=f"message {name}, trial {trial}", ylabel="message (a.u.)")
         ax.legend(fontsize=7, ncol=2, loc="upper right")
     axes[-1].set_xlabel("time (bins)")
     return fig
