@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -117,7 +119,6 @@ def main() -> int:
         if not path.exists():
             write_member(name, args.zoo)
         jobs = [(name, [])]
-        import h5py
         with h5py.File(path, "r") as f:
             if "train/ext_inputs" in f:
                 jobs.append((f"{name}_no_ext", ["data.ext_inputs=false"]))

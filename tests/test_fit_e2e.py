@@ -105,6 +105,8 @@ def _nan(f):
     (_nan, "train/ext_inputs", "finite values"),
     (_replace("test/ext_inputs", np.zeros((10, 16, 2), np.float32)), "test/ext_inputs", "the same number"),
     (lambda f: f.__delitem__("test/ext_inputs"), "test/ext_inputs", "in every split"),
+    (lambda f: f.create_dataset("valid/truth/inputs", data=np.zeros((10, 5, 2))), "valid/truth/inputs",
+     r"shape \(10, 16, U\)"),
 ])
 def test_bad_external_inputs_name_the_field(sensory, tmp_path, change, field, expected):
     path = tmp_path / "bad.h5"

@@ -108,8 +108,7 @@ class DSIDDataModule(pl.LightningDataModule):
         counts = getattr(self.observation_check, "integer_counts", True)
         self.data = load_tensor_file(self.path, counts=counts)
         if not self.ext_inputs:
-            for sd in self.data.splits.values():
-                sd.ext_inputs = None
+            self.data.drop_ext_inputs()
         if counts:
             warn_implausible_counts(self.path, self.data)
         check = getattr(self.observation_check, "check_support", None)

@@ -84,6 +84,11 @@ class DSIDData:
         fwd = [s.forward_spikes for s in self.splits.values() if s.forward_spikes is not None]
         return int(fwd[0].shape[1]) if fwd else 0
 
+    def drop_ext_inputs(self) -> None:
+        """Leave out the known external inputs of every split (a model trained without them)."""
+        for sd in self.splits.values():
+            sd.ext_inputs = None
+
     @property
     def ext_input_size(self) -> int:
         """Channels of the known external inputs (``{split}/ext_inputs``), 0 without them."""
@@ -249,18 +254,14 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
                     if np.isnan(rates).any() or rates.min() < 0:
                         raise DataFileError(path, f"{split}/truth/rates", "finite non-negative rates", "NaN or <0")
                     sd.truth_rates = rates
-                lat = _read(t, "latents")
-                if lat is not None:
-                    if lat.ndim != 3 or lat.shape[:2] != spikes.shape[:2]:
-                        raise DataFileError(path, f"{split}/truth/latents", f"shape ({trials}, {n_time}, L)",
-                                            f"{lat.shape}")
-                    sd.truth_latents = lat
-                inputs = _read(t, "inputs")
-                if inputs is not None:
-                    if inputs.ndim != 3 or inputs.shape[:2] != spikes.shape[:2]:
-                        raise DataFileError(path, f"{split}/truth/inputs", f"shape ({trials}, {n_time}, U)",
-                                            f"{inputs.shape}")
-                    sd.truth_inputs = inputs
+                for name, attr, dim in (("latents", "truth_latents", "L"), ("inputs", "truth_inputs", "U")):
+                    arr = _read(t, name)
+                    if arr is None:
+                        continue
+                    if arr.ndim != 3 or arr.shape[:2] != spikes.shape[:2]:
+                        raise DataFileError(path, f"{split}/truth/{name}", f"shape ({trials}, {n_time}, {dim})",
+                                            f"{arr.shape}")
+                    setattr(sd, attr, arr)
                 if "messages" in t:
                     sd.truth_messages = {k: t["messages"][k][()] for k in t["messages"]}
             splits[split] = sd

@@ -106,6 +106,7 @@ def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: 
     return path
 
 
-def read_inference(path) -> Dict[str, Dict[str, np.ndarray]]:
+def read_inference(path, splits=None) -> Dict[str, Dict[str, np.ndarray]]:
+    """The arrays of an inference file, by split (only ``splits`` when given)."""
     with h5py.File(path, "r") as f:
-        return {s: {k: f[s][k][()] for k in f[s]} for s in f}
+        return {s: {k: f[s][k][()] for k in f[s]} for s in f if splits is None or s in splits}

@@ -103,8 +103,7 @@ class Run:
         sessions = [load_tensor_file(p, counts=counts) for p in (paths or self.data_paths())]
         if not int(self.module.hparams["data_info"].get("ext_input_size", 0)):
             for data in sessions:  # a model trained without the file's external inputs
-                for sd in data.splits.values():
-                    sd.ext_inputs = None
+                data.drop_ext_inputs()
         return sessions
 
     def outputs(self, split: str = "valid", session: int = 0) -> Dict[str, Any]:
@@ -114,9 +113,9 @@ class Run:
         path = self.inference_paths()[session]
         if not path.exists():
             raise FileNotFoundError(f"{path}: no inference file; write it with `dsid infer {self.run_dir}`")
-        found = read_inference(path)
+        found = read_inference(path, splits=(split,))
         if split not in found:
-            raise KeyError(f"{path}: no split {split!r} (has {', '.join(found)})")
+            raise KeyError(f"{path}: no split {split!r} (has {', '.join(read_inference(path))})")
         return found[split]
 
     def inference_paths(self) -> List[Path]:

@@ -72,10 +72,9 @@ class MetricsCallback(pl.Callback):
             return False
         if trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0:
             return True
-        last = self.history[-1].get("step", -1) if self.history else None
-        if last is None:  # the first validation
+        if not self.history:  # the first validation
             return True
-        return trainer.global_step // self.every > last // self.every
+        return trainer.global_step // self.every > self.history[-1].get("step", -1) // self.every
 
     def on_validation_epoch_end(self, trainer, module) -> None:
         if trainer.sanity_checking or trainer.datamodule is None or not self._due(trainer):
