@@ -55,6 +55,10 @@ def test_fit_command_errors_are_clear(tiny, tmp_path):
     assert bad.returncode == 2 and "field 'valid/spikes'" in bad.stdout
     missing = subprocess.run([dsid, "fit", str(tmp_path / "nope.h5")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such DSID tensor file" in missing.stdout
+    calcium = write_lorenz_benchmark(tmp_path / "calcium.h5", seed=2, n_trials=(20, 6, 6), n_time=10,
+                                     n_neurons=8, n_heldout=2, observation="calcium")
+    bad = subprocess.run([dsid, "fit", str(calcium)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "field 'train/spikes': dsid fit models spike counts" in bad.stdout
     data = load_tensor_file(tiny)
     data.heldout[:] = False
     bad = subprocess.run([dsid, "fit", str(write_tensor_file(tmp_path / "noho.h5", data))],
