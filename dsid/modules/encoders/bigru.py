@@ -1,11 +1,13 @@
 """Bidirectional GRU encoder: initial-condition posterior and per-step controller encodings."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
 
+from dsid.modules.recurrent import native
+from dsid.modules.recurrent.gru_scan import gru_scan
 from dsid.registry import ENCODERS
 
 
@@ -15,6 +17,31 @@ class EncoderOutput(NamedTuple):
     ci: Optional[torch.Tensor]  # (B, T, ci_output_size) or None
 
 
+def directions(rnn: nn.GRU) -> List[Tuple[torch.Tensor, ...]]:
+    """(w_ih, w_hh, b_ih, b_hh, reverse) of a one-layer bidirectional ``nn.GRU``'s two directions."""
+    return [(rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, False),
+            (rnn.weight_ih_l0_reverse, rnn.weight_hh_l0_reverse, rnn.bias_ih_l0_reverse,
+             rnn.bias_hh_l0_reverse, True)]
+
+
+def scan_directions(x: torch.Tensor, dirs: List[Tuple[torch.Tensor, ...]]) -> torch.Tensor:
+    """Every direction's states over time, in the input's time order, from one input projection
+    for all directions and one :func:`gru_scan` (all directions share a hidden size).
+
+    Shape:
+        x: (B, T, N) -> (G, T, B, H), G = len(dirs)
+    """
+    B, T, _ = x.shape
+    H = dirs[0][1].shape[1]
+    w_ih = torch.cat([d[0] for d in dirs])
+    b_ih = torch.cat([d[2] for d in dirs])
+    proj = torch.addmm(b_ih, x.reshape(B * T, -1), w_ih.t()).view(B, T, len(dirs), 3 * H).permute(2, 1, 0, 3)
+    gi = torch.stack([p.flip(0) if d[4] else p for p, d in zip(proj, dirs)])
+    h0 = x.new_zeros(len(dirs), B, H)
+    hs = gru_scan(gi, h0, torch.stack([d[1] for d in dirs]), torch.stack([d[3] for d in dirs]))
+    return torch.stack([h.flip(0) if d[4] else h for h, d in zip(hs, dirs)])
+
+
 @ENCODERS.register("bigru")
 class BiGRUEncoder(nn.Module):
     """Two bidirectional GRUs over the held-in input.
@@ -22,6 +49,11 @@ class BiGRUEncoder(nn.Module):
     The initial-condition GRU's last states (both directions) map to the posterior mean and
     log-variance of the generator's initial condition. When ``ci_size > 0`` a second bidirectional
     GRU gives per-time-step encodings for the controller (``ci_output_size = 2 * ci_size``).
+
+    On a CPU every direction of both GRUs with the same hidden size runs in one compiled
+    :func:`~dsid.modules.recurrent.gru_scan.gru_scan` (hand-written backward pass); on a GPU, or
+    without the compiled module, they run as ``nn.GRU`` (cuDNN on a GPU). Both compute the same
+    function with the same parameters.
     """
 
     def __init__(self, *, input_size: int, ic_size: int, hidden_size: int = 64, ci_size: int = 64,
@@ -35,6 +67,28 @@ class BiGRUEncoder(nn.Module):
         self.ic_head = nn.Linear(2 * hidden_size, 2 * ic_size)
         self.ci_rnn = nn.GRU(input_size, ci_size, batch_first=True, bidirectional=True) if ci_size else None
 
+    def run_rnns(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The IC GRU's last states of both directions and the CI GRU's outputs.
+
+        Shape:
+            x: (B, T, N) -> (B, 2 * hidden_size), (B, T, 2 * ci_size) or None
+        """
+        if not native.usable(x, self.ic_rnn.weight_hh_l0):  # GPU (cuDNN), other dtypes, no compiler
+            _, h_last = self.ic_rnn(x)
+            ci = self.ci_rnn(x)[0] if self.ci_rnn is not None else None
+            return torch.cat([h_last[0], h_last[1]], dim=-1), ci
+        ic_dirs = directions(self.ic_rnn)
+        ci_dirs = directions(self.ci_rnn) if self.ci_rnn is not None else []
+        if ci_dirs and self.ci_rnn.hidden_size == self.ic_rnn.hidden_size:
+            hs = scan_directions(x, ic_dirs + ci_dirs)
+            ic_hs, ci_hs = hs[:2], hs[2:]
+        else:
+            ic_hs = scan_directions(x, ic_dirs)
+            ci_hs = scan_directions(x, ci_dirs) if ci_dirs else None
+        h_last = torch.cat([ic_hs[0, -1], ic_hs[1, 0]], dim=-1)
+        ci = None if ci_hs is None else torch.cat([ci_hs[0], ci_hs[1]], dim=-1).transpose(0, 1)
+        return h_last, ci
+
     def forward(self, x: torch.Tensor) -> EncoderOutput:
         """Encode held-in input.
 
@@ -42,13 +96,9 @@ class BiGRUEncoder(nn.Module):
             x: (B, T, N) held-in observations
             returns ic_mean, ic_logvar: (B, I); ci: (B, T, 2 * ci_size) or None
         """
-        x = self.dropout(x)
-        _, h_last = self.ic_rnn(x)  # (2, B, H)
-        h = self.dropout(torch.cat([h_last[0], h_last[1]], dim=-1))
-        mean, logvar = self.ic_head(h).chunk(2, dim=-1)
+        h_last, ci = self.run_rnns(native.dropout(self.dropout, x))
+        mean, logvar = self.ic_head(self.dropout(h_last)).chunk(2, dim=-1)
         logvar = torch.log(torch.exp(logvar) + self.ic_logvar_floor)
-        ci = None
-        if self.ci_rnn is not None:
-            ci, _ = self.ci_rnn(x)
-            ci = self.dropout(ci)
+        if ci is not None:
+            ci = native.dropout(self.dropout, ci)
         return EncoderOutput(mean, logvar, ci)

@@ -172,15 +172,10 @@ def bins(x: Optional[torch.Tensor], dim: int = 2) -> Sequence[torch.Tensor]:
     return () if x is None else x.unbind(dim)
 
 
-def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
-           n_steps: Optional[int], sample: bool) -> GeneratorOutput:
-    """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
-    past the end of ``ci``/``ext`` get no input.
-
-    Shape:
-        ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
-        returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
-    """
+def resolve_steps(gen: nn.Module, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
+                  n_steps: Optional[int]) -> int:
+    """The number of bins to unroll (default: the length of ``ci``/``ext``), with clear errors for
+    a missing length or a controller without encodings."""
     name = getattr(gen, "registry_name", type(gen).__name__)
     if n_steps is None:
         if ci is None and ext is None:
@@ -188,6 +183,20 @@ def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Op
         n_steps = (ci if ci is not None else ext).shape[1]
     if gen.use_controller and ci is None:
         raise ValueError(f"{name} generator: the controller needs encoder ci (encoder ci_size > 0)")
+    return int(n_steps)
+
+
+def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
+           n_steps: Optional[int], sample: bool) -> GeneratorOutput:
+    """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
+    past the end of ``ci``/``ext`` get no input. Every generator's reference unroll (autograd through
+    every bin); the LFADS generator runs on a compiled scan instead where it can.
+
+    Shape:
+        ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
+        returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
+    """
+    n_steps = resolve_steps(gen, ci, ext, n_steps)
     p = {k: v.unsqueeze(0) for k, v in gen.step_params().items()}  # once per unroll, not per step
     state = {k: v.unsqueeze(0) for k, v in gen.initial_state(ic).items()}
     # per-bin views made once: the backward of ``unbind`` is one ``stack``, whereas indexing a bin

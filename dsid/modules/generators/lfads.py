@@ -6,9 +6,11 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (ClippedGRUCell, Controller, NormalizedLinear, StepGenerator,
-                                             base_step_params, finish_step, gru_update, step_inputs,
-                                             sub_params)
+from dsid.modules.generators._common import (ClippedGRUCell, Controller, GeneratorOutput, NormalizedLinear,
+                                             StepGenerator, base_step_params, finish_step, gru_update,
+                                             resolve_steps, step_inputs, sub_params, unroll)
+from dsid.modules.recurrent import native
+from dsid.modules.recurrent.lfads_scan import lfads_unroll
 from dsid.registry import GENERATORS
 
 
@@ -20,6 +22,10 @@ class LFADSGenerator(StepGenerator):
     sample u_t -> generator GRU(u_t, external input e_t) -> factors f_t (norm-constrained linear map
     of the state). ``co_size=0`` removes the controller (autonomous dynamics). The step API
     (:class:`~dsid.modules.generators._common.StepGenerator`) lets multi-area models inject messages.
+
+    ``forward`` runs on the compiled scan (:mod:`dsid.modules.recurrent.lfads_scan`) on a CPU with
+    float32/float64 tensors, else on the reference unroll (``reference_forward``); both compute the
+    same function.
     """
 
     def __init__(self, *, ic_size: int, hidden_size: int = 100, factor_size: int = 40,
@@ -64,3 +70,17 @@ class LFADSGenerator(StepGenerator):
             x = g.new_zeros(*g.shape[:-1], 1)
         g = gru_update(x, g, sub_params(p, "cell"), self.cell.clip)
         return finish_step(self, p, g, c, out)
+
+    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None, ext: Optional[torch.Tensor] = None,
+                n_steps: Optional[int] = None, sample: bool = True) -> GeneratorOutput:
+        """Unroll for ``n_steps`` bins (shapes: :meth:`StepGenerator.forward`)."""
+        n_steps = resolve_steps(self, ci, ext, n_steps)
+        if native.usable(ic, ci, ext, self.cell.weight_hh):
+            return lfads_unroll(self, ic, ci, ext, n_steps, sample)
+        return unroll(self, ic, ci, ext, n_steps, sample)
+
+    def reference_forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
+                          ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
+                          sample: bool = True) -> GeneratorOutput:
+        """The reference unroll, bin by bin with autograd (shapes: :meth:`StepGenerator.forward`)."""
+        return unroll(self, ic, ci, ext, n_steps, sample)

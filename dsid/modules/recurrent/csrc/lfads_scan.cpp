@@ -1,0 +1,159 @@
+// The LFADS controller -> generator -> factors loop over T bins, forward and backward through time.
+//
+// Per bin t (time-major tensors, B trials):
+//   controller (t < Tc only): gi_c = ci_proj[t] + f_{t-1} Wc_f^T;  c_t = GRU_c(gi_c, c_{t-1})
+//     [m | lv] = (c_t * mask_c[t]) W_head^T + b_head;  co_t = m + exp(lv / 2) eps[t]  (m without eps)
+//     gi_g = ext_proj[t] + co_t Wg_co^T
+//   otherwise (no controller, or past the encoded window): gi_g = ext_proj[t], co_t = 0
+//   generator: g_t = GRU_g(gi_g, g_{t-1});  f_t = (g_t * mask_g[t]) W_fac^T
+// ci_proj and ext_proj hold every input projection that does not depend on the state (biases included).
+// Empty eps / mask tensors mean no sampling / no dropout. The backward collects the per-bin gradients of
+// every pre-activation and computes each weight gradient as one matrix product over all bins.
+#include <torch/extension.h>
+
+#include <vector>
+
+#include "gru_kernels.h"
+
+namespace dsid {
+
+namespace {
+template <typename T>
+const T* ptr_or_null(const at::Tensor& x, int64_t t) {
+  return x.numel() ? x.select(0, t).data_ptr<T>() : nullptr;
+}
+at::Tensor shifted(const at::Tensor& first, const at::Tensor& seq, int64_t n) {
+  // [first, seq[0], ..., seq[n - 2]] as (n * B, D)
+  return at::cat({first.unsqueeze(0), seq.narrow(0, 0, n - 1)}, 0).reshape({-1, first.size(1)});
+}
+}  // namespace
+
+std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_proj, at::Tensor g0, at::Tensor f0,
+                                           at::Tensor wc_f, at::Tensor wc_hh, at::Tensor bc_hh,
+                                           at::Tensor w_head, at::Tensor b_head, at::Tensor wg_co,
+                                           at::Tensor wg_hh, at::Tensor bg_hh, at::Tensor w_fac, at::Tensor eps,
+                                           at::Tensor mask_c, at::Tensor mask_g, double clip_c, double clip_g) {
+  const int64_t T = ext_proj.size(0), B = ext_proj.size(1), Hg = g0.size(1), F = f0.size(1);
+  const int64_t Tc = ci_proj.numel() ? ci_proj.size(0) : 0;
+  const int64_t Hc = Tc ? wc_hh.size(1) : 0, C = Tc ? wg_co.size(1) : 0;
+  auto o = ext_proj.options();
+  auto Fs = at::empty({T, B, F}, o), Gs = at::empty({T, B, Hg}, o), gates_g = at::empty({T, B, 4 * Hg}, o);
+  auto Cs = at::empty({Tc, B, Hc}, o), gates_c = at::empty({Tc, B, 4 * Hc}, o);
+  auto head = at::empty({Tc, B, 2 * C}, o), co = at::empty({Tc, B, C}, o);
+  auto gic = at::empty({B, 3 * Hc}, o), ghc = at::empty({B, 3 * Hc}, o), cd = at::empty({B, Hc}, o);
+  auto gig = at::empty({B, 3 * Hg}, o), ghg = at::empty({B, 3 * Hg}, o), gd = at::empty({B, Hg}, o);
+  auto c0 = at::zeros({B, Hc}, o), std_t = at::empty({B, C}, o);
+  AT_DISPATCH_FLOATING_TYPES(ext_proj.scalar_type(), "lfads_scan_forward", [&] {
+    for (int64_t t = 0; t < T; ++t) {
+      at::Tensor f_prev = t ? Fs[t - 1] : f0, g_prev = t ? Gs[t - 1] : g0;
+      at::Tensor gi = ext_proj[t];
+      if (t < Tc) {
+        at::Tensor c_prev = t ? Cs[t - 1] : c0;
+        at::addmm_out(gic, ci_proj[t], f_prev, wc_f.t());
+        at::addmm_out(ghc, bc_hh, c_prev, wc_hh.t());
+        gru_forward<scalar_t>(B, Hc, gic.data_ptr<scalar_t>(), ghc.data_ptr<scalar_t>(),
+                                   c_prev.data_ptr<scalar_t>(), gates_c[t].data_ptr<scalar_t>(),
+                                   Cs[t].data_ptr<scalar_t>(), static_cast<scalar_t>(clip_c));
+        at::Tensor c_in = Cs[t];
+        if (mask_c.numel()) c_in = at::mul_out(cd, Cs[t], mask_c[t]);
+        at::Tensor h_t = head[t];
+        at::addmm_out(h_t, b_head, c_in, w_head.t());
+        at::Tensor co_t = co[t];
+        if (eps.numel()) {
+          at::exp_out(std_t, h_t.narrow(1, C, C) * 0.5);
+          at::addcmul_out(co_t, h_t.narrow(1, 0, C), std_t, eps[t]);
+        } else {
+          co_t.copy_(h_t.narrow(1, 0, C));
+        }
+        gi = at::addmm_out(gig, gi, co_t, wg_co.t());
+      }
+      at::addmm_out(ghg, bg_hh, g_prev, wg_hh.t());
+      gru_forward<scalar_t>(B, Hg, gi.contiguous().data_ptr<scalar_t>(), ghg.data_ptr<scalar_t>(),
+                                 g_prev.data_ptr<scalar_t>(), gates_g[t].data_ptr<scalar_t>(),
+                                 Gs[t].data_ptr<scalar_t>(), static_cast<scalar_t>(clip_g));
+      at::Tensor g_in = Gs[t];
+      if (mask_g.numel()) g_in = at::mul_out(gd, Gs[t], mask_g[t]);
+      at::Tensor f_t = Fs[t];
+      at::mm_out(f_t, g_in, w_fac.t());
+    }
+  });
+  return {Fs, Gs, head, co, Cs, gates_c, gates_g};
+}
+
+std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Tensor dhead, at::Tensor dco_out,
+                                            at::Tensor g0, at::Tensor f0, at::Tensor wc_f, at::Tensor wc_hh,
+                                            at::Tensor w_head, at::Tensor wg_co, at::Tensor wg_hh,
+                                            at::Tensor w_fac, at::Tensor eps, at::Tensor mask_c,
+                                            at::Tensor mask_g, at::Tensor Fs, at::Tensor Gs, at::Tensor head,
+                                            at::Tensor co, at::Tensor Cs, at::Tensor gates_c,
+                                            at::Tensor gates_g, double clip_c, double clip_g) {
+  dF = dF.contiguous();
+  dG = dG.contiguous();
+  const int64_t T = Gs.size(0), B = Gs.size(1), Hg = Gs.size(2), F = Fs.size(2);
+  const int64_t Tc = Cs.size(0), Hc = Cs.size(2), C = co.size(2);
+  auto o = Gs.options();
+  auto DF = at::empty({T, B, F}, o), dgi_g = at::empty({T, B, 3 * Hg}, o), dgh_g = at::empty({T, B, 3 * Hg}, o);
+  auto dgi_c = at::empty({Tc, B, 3 * Hc}, o), dgh_c = at::empty({Tc, B, 3 * Hc}, o);
+  auto DH = at::empty({Tc, B, 2 * C}, o);
+  auto dg = at::zeros({B, Hg}, o), dc = at::zeros({B, Hc}, o), df = at::zeros({B, F}, o);
+  auto dgd = at::empty({B, Hg}, o), dcd = at::empty({B, Hc}, o), dco = at::empty({B, C}, o);
+  auto c0 = at::zeros({B, Hc}, o);
+  AT_DISPATCH_FLOATING_TYPES(Gs.scalar_type(), "lfads_scan_backward", [&] {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      at::Tensor df_t = DF[t];
+      at::add_out(df_t, dF[t], df);
+      at::mm_out(dgd, df_t, w_fac);
+      at::Tensor g_prev = t ? Gs[t - 1] : g0;
+      gru_backward<scalar_t>(B, Hg, dg.data_ptr<scalar_t>(), dG[t].data_ptr<scalar_t>(),
+                                  dgd.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(mask_g, t),
+                                  Gs[t].data_ptr<scalar_t>(), g_prev.contiguous().data_ptr<scalar_t>(),
+                                  gates_g[t].data_ptr<scalar_t>(), dgi_g[t].data_ptr<scalar_t>(),
+                                  dgh_g[t].data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(),
+                                  static_cast<scalar_t>(clip_g));
+      dg.addmm_(dgh_g[t], wg_hh);
+      if (t >= Tc) {
+        df.zero_();
+        continue;
+      }
+      at::mm_out(dco, dgi_g[t], wg_co);
+      dco.add_(dco_out[t]);
+      at::Tensor dm = DH[t].narrow(1, 0, C), dlv = DH[t].narrow(1, C, C);
+      at::add_out(dm, dco, dhead[t].narrow(1, 0, C));
+      if (eps.numel()) {  // co = m + exp(lv / 2) eps: d co / d lv = (co - m) / 2
+        at::Tensor noise = co[t] - head[t].narrow(1, 0, C);
+        at::addcmul_out(dlv, dhead[t].narrow(1, C, C), dco, noise, 0.5);
+      } else {
+        dlv.copy_(dhead[t].narrow(1, C, C));
+      }
+      at::mm_out(dcd, DH[t], w_head);
+      at::Tensor c_prev = t ? Cs[t - 1] : c0;
+      gru_backward<scalar_t>(B, Hc, dc.data_ptr<scalar_t>(), nullptr, dcd.data_ptr<scalar_t>(),
+                                  ptr_or_null<scalar_t>(mask_c, t), Cs[t].data_ptr<scalar_t>(),
+                                  c_prev.data_ptr<scalar_t>(), gates_c[t].data_ptr<scalar_t>(),
+                                  dgi_c[t].data_ptr<scalar_t>(), dgh_c[t].data_ptr<scalar_t>(),
+                                  dc.data_ptr<scalar_t>(), static_cast<scalar_t>(clip_c));
+      dc.addmm_(dgh_c[t], wc_hh);
+      at::mm_out(df, dgi_c[t], wc_f);
+    }
+  });
+  auto g_in = mask_g.numel() ? Gs * mask_g : Gs;
+  auto d_w_fac = at::mm(DF.view({T * B, F}).t(), g_in.reshape({T * B, Hg}));
+  auto flat_g = dgh_g.view({T * B, 3 * Hg});
+  auto d_wg_hh = at::mm(flat_g.t(), shifted(g0, Gs, T));
+  auto d_bg_hh = flat_g.sum(0);
+  at::Tensor d_wg_co, d_w_head, d_b_head, d_wc_hh, d_bc_hh, d_wc_f;
+  if (Tc) {
+    d_wg_co = at::mm(dgi_g.narrow(0, 0, Tc).reshape({Tc * B, 3 * Hg}).t(), co.view({Tc * B, C}));
+    auto c_in = mask_c.numel() ? Cs * mask_c : Cs;
+    auto flat_h = DH.view({Tc * B, 2 * C});
+    d_w_head = at::mm(flat_h.t(), c_in.reshape({Tc * B, Hc}));
+    d_b_head = flat_h.sum(0);
+    auto flat_c = dgh_c.view({Tc * B, 3 * Hc});
+    d_wc_hh = at::mm(flat_c.t(), shifted(c0, Cs, Tc));
+    d_bc_hh = flat_c.sum(0);
+    d_wc_f = at::mm(dgi_c.view({Tc * B, 3 * Hc}).t(), shifted(f0, Fs, Tc));
+  }
+  return {dgi_c, dgi_g, dg, df, d_wc_f, d_wc_hh, d_bc_hh, d_w_head, d_b_head, d_wg_co, d_wg_hh, d_bg_hh, d_w_fac};
+}
+
+}  // namespace dsid

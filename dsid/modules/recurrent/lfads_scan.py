@@ -1,0 +1,102 @@
+"""The LFADS generator's unroll on the compiled scan (``csrc/lfads_scan.cpp``).
+
+Same function as the reference unroll (:func:`~dsid.modules.generators._common.unroll`, kept for
+tests and for what the scan does not cover: GPUs, other dtypes, multi-area stepping), computed
+differently:
+
+- every projection that does not depend on the recurrent state (the encoder's output into the
+  controller, the external input into the generator, both input biases) is one matrix product over
+  all bins before the loop;
+- the loop runs in C++ without an autograd graph, with one fused element-wise pass per GRU update,
+  and the backward walks the bins once in reverse; each weight gradient is then one product over
+  all bins;
+- the random numbers are drawn once for all bins before the loop: the controller's posterior
+  noise (T, B, C) and the dropout masks of the controller state (before its output layer) and of
+  the generator state (before the factors). They have the distributions of the reference's per-bin
+  draws (independent per bin, trial and unit), so only the order in which the random stream is
+  consumed differs: the same seed gives a different, equally likely sample.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from dsid.modules.generators._common import GeneratorOutput
+from dsid.modules.recurrent.native import dropout_mask, native_scans
+
+
+class LFADSScan(torch.autograd.Function):
+    """Autograd wrapper of the compiled forward and backward (argument order of the C++ functions)."""
+
+    @staticmethod
+    def forward(ctx, ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, wg_hh, bg_hh, w_fac,
+                eps, mask_c, mask_g, clip_c, clip_g):
+        out = native_scans().lfads_scan_forward(ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head,
+                                                wg_co, wg_hh, bg_hh, w_fac, eps, mask_c, mask_g, clip_c, clip_g)
+        Fs, Gs, head, co, Cs, gates_c, gates_g = out
+        ctx.save_for_backward(g0, f0, wc_f, wc_hh, w_head, wg_co, wg_hh, w_fac, eps, mask_c, mask_g, Fs, Gs, head,
+                              co, Cs, gates_c, gates_g)
+        ctx.clips = (clip_c, clip_g)
+        ctx.has_controller = ci_proj.numel() > 0
+        return Fs, Gs, head, co
+
+    @staticmethod
+    def backward(ctx, dF, dG, dhead, dco):
+        saved = ctx.saved_tensors
+        g0, f0, wc_f, wc_hh, w_head, wg_co, wg_hh, w_fac, eps, mask_c, mask_g = saved[:11]
+        grads = native_scans().lfads_scan_backward(dF, dG, dhead, dco, g0, f0, wc_f, wc_hh, w_head, wg_co, wg_hh,
+                                                   w_fac, eps, mask_c, mask_g, *saved[11:], *ctx.clips)
+        if not ctx.has_controller:  # no controller: no gradient for its (empty) tensors
+            for i in (0, 4, 5, 6, 7, 8, 9):
+                grads[i] = None
+        return (*grads, None, None, None, None, None)
+
+
+def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
+                 n_steps: int, sample: bool) -> GeneratorOutput:
+    """:class:`~dsid.modules.generators.lfads.LFADSGenerator`'s unroll on the compiled scan (arguments
+    checked by the caller; see the module docstring).
+
+    Shape:
+        ic: (B, I); ci: (B, T_ci, ci_input_size) or None; ext: (B, T_ext, E) or None
+        returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
+    """
+    B, H, C, E = ic.shape[0], gen.hidden_size, gen.co_size, gen.ext_input_size
+    g0 = gen.ic_to_state(ic)
+    f0 = gen.to_factors(gen.dropout(g0))
+    empty = ic.new_empty(0)
+    w_ih, b_ih = gen.cell.weight_ih, gen.cell.bias_ih
+    ext_proj = b_ih.expand(n_steps, B, 3 * H)
+    if E and ext is not None and ext.shape[1]:
+        n_ext = min(ext.shape[1], n_steps)
+        proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, E),
+                           w_ih[:, C:C + E].t()).view(n_ext, B, 3 * H)
+        ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
+    ext_proj = ext_proj.contiguous()
+    ctrl_args = [empty] * 7
+    eps, mask_c, n_ci, clip_c = empty, empty, 0, 0.0
+    if gen.use_controller:
+        con = gen.controller
+        n_ci, D = min(ci.shape[1], n_steps), ci.shape[2]
+        wc_ih = con.cell.weight_ih
+        ci_proj = torch.addmm(con.cell.bias_ih, ci[:, :n_ci].transpose(0, 1).reshape(n_ci * B, D),
+                              wc_ih[:, :D].t()).view(n_ci, B, -1)
+        ctrl_args = [ci_proj, wc_ih[:, D:].contiguous(), con.cell.weight_hh, con.cell.bias_hh, con.head.weight,
+                     con.head.bias, w_ih[:, :C].contiguous()]
+        eps = torch.randn(n_ci, B, C, dtype=ic.dtype, device=ic.device) if sample else empty
+        mask_c = dropout_mask(con.dropout, (n_ci, B, con.hidden_size), ic)
+        clip_c = float(con.cell.clip)
+    mask_g = dropout_mask(gen.dropout, (n_steps, B, H), ic)
+    ci_proj, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co = ctrl_args
+    Fs, Gs, head, co = LFADSScan.apply(ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co,
+                                       gen.cell.weight_hh, gen.cell.bias_hh, gen.to_factors.normalized_weight(),
+                                       eps, mask_c, mask_g, clip_c, float(gen.cell.clip))
+    factors, states = Fs.transpose(0, 1), Gs.transpose(0, 1)
+    if not gen.use_controller:
+        return GeneratorOutput(factors, states, None, None, None)
+    pad = lambda x: torch.cat([x, x.new_zeros(n_steps - n_ci, B, C)]) if n_ci < n_steps else x  # noqa: E731
+    mean, logvar = head[..., :C], head[..., C:]
+    return GeneratorOutput(factors, states, pad(mean).transpose(0, 1), pad(logvar).transpose(0, 1),
+                           pad(co).transpose(0, 1))

@@ -1,0 +1,93 @@
+"""The compiled recurrent scans (``csrc/``), built with the machine's C++ compiler on first use.
+
+Building takes about a minute once per machine and PyTorch version (cached by PyTorch under
+``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``). Without a compiler, or with
+``DSID_NATIVE=0``, models fall back to their reference unrolls (same maths, several times slower on
+a CPU) after one warning naming the cause.
+
+Loading it also asks the C library's allocator (glibc) to keep freed large blocks for reuse
+(``DSID_KEEP_FREED_MEMORY=0`` leaves the allocator alone): a training step allocates the same large
+buffers again and again, and memory fresh from the system costs a page fault per page on first touch.
+The process's peak memory is unchanged; it is returned to the system when the process ends.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+import torch
+
+_SOURCES = ("bindings.cpp", "dropout.cpp", "gru_scan.cpp", "lfads_scan.cpp")
+_state = {"tried": False, "module": None}
+log = logging.getLogger(__name__)
+
+
+def native_scans() -> Optional[ModuleType]:
+    """The compiled module, or None when it is disabled (``DSID_NATIVE=0``) or cannot be built."""
+    if os.environ.get("DSID_NATIVE", "1") == "0":
+        return None
+    if not _state["tried"]:
+        _state["tried"] = True
+        _state["module"] = _build()
+        if _state["module"] is not None and os.environ.get("DSID_KEEP_FREED_MEMORY", "1") != "0":
+            _state["module"].keep_freed_memory()
+    return _state["module"]
+
+
+def _build() -> Optional[ModuleType]:
+    from torch.utils.cpp_extension import load
+
+    src = Path(__file__).parent / "csrc"
+    if shutil.which("ninja") is None:  # PyTorch calls `ninja` from PATH; the pip package has its own copy
+        try:
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except ImportError:
+            pass
+    log.info("loading DSID's compiled recurrent core (built once, about a minute)")
+    try:
+        # one build per instruction set: a cache shared by machines with different CPUs stays valid
+        wide = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+        flags = ["-O3", "-fopenmp-simd", "-fno-trapping-math"] + (["-mavx2", "-mfma"] if wide else [])
+        return load(name="dsid_recurrent_" + ("avx2" if wide else "base"),
+                    sources=[str(src / s) for s in _SOURCES], extra_cflags=flags, verbose=False)
+    except Exception as exc:  # no compiler, no headers, a failed build: the reference path still works
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.warn(f"DSID's compiled recurrent core could not be built ({first}); training runs on the "
+                      "slower reference path. Install a C++ compiler (g++ or clang) to get it, or set "
+                      "DSID_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def usable(*tensors: Optional[torch.Tensor]) -> bool:
+    """Whether the compiled scans can run on these tensors: CPU, float32/float64, module built."""
+    for x in tensors:
+        if x is not None and (x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)):
+            return False
+    return native_scans() is not None
+
+
+def dropout_mask(drop: torch.nn.Dropout, shape, like: torch.Tensor) -> torch.Tensor:
+    """``drop``'s mask for a tensor of ``shape`` (kept entries 1 / (1 - p), dropped 0); empty in eval
+    mode or with p = 0. Compiled (a counter-based hash seeded from PyTorch's generator, several times
+    faster than ``bernoulli_``) where :func:`usable`, else ``bernoulli_``; the same distribution."""
+    if not drop.training or drop.p == 0:
+        return like.new_empty(0)
+    if drop.p >= 1:
+        return like.new_zeros(shape)
+    if usable(like):
+        seed = int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64))
+        return native_scans().dropout_mask(list(shape), float(drop.p), seed, like)
+    return like.new_empty(shape).bernoulli_(1 - drop.p).div_(1 - drop.p)
+
+
+def dropout(drop: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+    """``drop(x)`` with the mask of :func:`dropout_mask`. Shape: any -> same."""
+    mask = dropout_mask(drop, x.shape, x)
+    return x * mask if mask.numel() else x

@@ -1,0 +1,160 @@
+"""The compiled recurrent scans compute the reference maths: forward values and every gradient, float64."""
+import shutil
+
+import pytest
+import torch
+from torch import nn
+
+from dsid.modules.encoders.bigru import BiGRUEncoder
+from dsid.modules.generators.lfads import LFADSGenerator
+from dsid.modules.recurrent import lfads_scan, native
+from dsid.modules.recurrent.gru_scan import gru_scan, reference_gru_scan
+
+# skipped only where there is no compiler at all: with one, a failed build is a test failure
+pytestmark = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                                reason="no C++ compiler for the compiled scans")
+
+
+def test_compiled_scans_build():
+    assert native.native_scans() is not None
+
+
+def close(a, b, tol=1e-6):
+    scale = max(a.abs().max().item(), b.abs().max().item(), 1e-12)
+    assert (a - b).abs().max().item() <= tol * scale, (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize("clip", [None, 0.4])
+def test_gru_scan_matches_reference_and_gradcheck(clip):
+    torch.manual_seed(0)
+    G, T, B, H = 3, 6, 4, 5
+    args = [torch.randn(G, T, B, 3 * H, dtype=torch.float64, requires_grad=True),
+            torch.randn(G, B, H, dtype=torch.float64, requires_grad=True),
+            torch.randn(G, 3 * H, H, dtype=torch.float64, requires_grad=True),
+            torch.randn(G, 3 * H, dtype=torch.float64, requires_grad=True)]
+    fast, ref = gru_scan(*args, clip=clip), reference_gru_scan(*args, clip=clip)
+    close(fast, ref)
+    if clip is not None:
+        assert (ref.abs() == clip).any(), "the clip must be active somewhere for this test to mean anything"
+    w = torch.randn_like(fast)
+    for gf, gr in zip(torch.autograd.grad((fast * w).sum(), args), torch.autograd.grad((ref * w).sum(), args)):
+        close(gf, gr)
+    assert torch.autograd.gradcheck(lambda *a: gru_scan(*a, clip=clip), args)
+
+
+@pytest.mark.parametrize("ci_size", [7, 5, 0])
+def test_bigru_encoder_scan_matches_nn_gru(ci_size):
+    torch.manual_seed(1)
+    enc = BiGRUEncoder(input_size=6, ic_size=3, hidden_size=7, ci_size=ci_size, dropout=0.0).double()
+    x = torch.randn(4, 9, 6, dtype=torch.float64)
+    h_last, ci = enc.run_rnns(x)
+    _, ref_last = enc.ic_rnn(x)
+    ref_last = torch.cat([ref_last[0], ref_last[1]], dim=-1)
+    ref_ci = enc.ci_rnn(x)[0] if ci_size else None
+    close(h_last, ref_last)
+    loss, ref_loss = h_last.square().sum(), ref_last.square().sum()
+    if ci_size:
+        close(ci, ref_ci)
+        loss, ref_loss = loss + ci.sin().sum(), ref_loss + ref_ci.sin().sum()
+    params = list(enc.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    ref_grads = torch.autograd.grad(ref_loss, params, allow_unused=True)
+    for g, r in zip(grads, ref_grads):
+        assert (g is None) == (r is None)
+        if g is not None:
+            close(g, r)
+
+
+class ReplayDropout(nn.Module):
+    """Dropout whose masks are given: the first call uses ``first``, then ``masks[0]``, ``masks[1]``..."""
+
+    def __init__(self, first, masks):
+        super().__init__()
+        self.first, self.masks, self.calls, self.p = first, masks, 0, 0.5
+
+    def forward(self, x):
+        m = self.first if self.calls == 0 or self.first is None else self.masks[self.calls - 1]
+        if self.first is None:
+            m = self.masks[self.calls]
+        self.calls += 1
+        return x * m
+
+
+def replay(shape, n, gen):
+    return (torch.rand(*shape, generator=gen, dtype=torch.float64) < 0.7).double() / 0.7 if n == 1 else \
+        [(torch.rand(*shape, generator=gen, dtype=torch.float64) < 0.7).double() / 0.7 for _ in range(n)]
+
+
+CASES = [  # co_size, ext_input_size, n_ci (encoded bins), n_ext, n_steps (forward bins past the data), dropout, sample
+    (3, 0, 8, 0, 8, False, False),
+    (3, 2, 8, 8, 11, True, True),
+    (0, 0, 0, 0, 7, True, False),
+    (0, 2, 0, 6, 9, False, False),
+    (2, 2, 6, 9, 9, True, True),
+]
+
+
+@pytest.mark.parametrize("co_size,ext_size,n_ci,n_ext,n_steps,dropout,sample", CASES)
+def test_lfads_scan_matches_reference_unroll(monkeypatch, co_size, ext_size, n_ci, n_ext, n_steps, dropout, sample):
+    torch.manual_seed(2)
+    B, H, F, CON = 4, 6, 5, 4
+    gen = LFADSGenerator(ic_size=3, hidden_size=H, factor_size=F, co_size=co_size, ci_input_size=4,
+                         controller_size=CON, ext_input_size=ext_size, dropout=0.0, clip=0.6).double()
+    ic = torch.randn(B, 3, dtype=torch.float64, requires_grad=True)
+    ci = torch.randn(B, n_ci, 4, dtype=torch.float64, requires_grad=True) if co_size else None
+    ext = torch.randn(B, n_ext, ext_size, dtype=torch.float64, requires_grad=True) if ext_size else None
+    rng = torch.Generator().manual_seed(3)
+    if dropout:
+        g_first, g_masks = replay((B, H), 1, rng), replay((B, H), n_steps, rng)
+        c_masks = replay((B, CON), n_ci, rng) if co_size else None
+    noise = [torch.randn(B, co_size, generator=rng, dtype=torch.float64) for _ in range(n_ci)]
+
+    def run(fn):
+        if dropout:
+            gen.dropout = ReplayDropout(g_first, g_masks)
+            if co_size:
+                gen.controller.dropout = ReplayDropout(None, c_masks)
+        return fn(ic, ci, ext, n_steps=n_steps, sample=sample)
+
+    with monkeypatch.context() as m:
+        pending = list(noise)
+        m.setattr(torch, "randn_like", lambda x, **kw: pending.pop(0))
+        ref = run(gen.reference_forward)
+    with monkeypatch.context() as m:
+        if dropout:
+            masks = {H: torch.stack(g_masks), CON: torch.stack(c_masks) if co_size else None}
+            m.setattr(lfads_scan, "dropout_mask", lambda drop, shape, like: masks[shape[-1]])
+        m.setattr(torch, "randn", lambda *shape, **kw: torch.stack(noise) if noise else torch.empty(0, B, 0))
+        fast = run(gen.forward)
+    assert fast.factors.shape == ref.factors.shape == (B, n_steps, F)
+    leaves = [x for x in (ic, ci, ext) if x is not None] + list(gen.parameters())
+    loss_w = {k: torch.randn_like(getattr(ref, k)) for k in ref._fields if getattr(ref, k) is not None}
+    for k, w in loss_w.items():
+        close(getattr(fast, k), getattr(ref, k))
+
+    def loss(out):
+        return sum((getattr(out, k) * w).sum() for k, w in loss_w.items())
+
+    g_fast = torch.autograd.grad(loss(fast), leaves, allow_unused=True)
+    g_ref = torch.autograd.grad(loss(ref), leaves, allow_unused=True)
+    for gf, gr, leaf in zip(g_fast, g_ref, leaves):
+        if gr is None or gf is None:
+            assert gr is None or not gr.abs().any(), "the fast path lost a gradient"
+            continue
+        close(gf, gr)
+    assert (ref.states.abs() == 0.6).any() or n_steps < 9  # the clip is exercised in the longer cases
+
+
+def test_forward_uses_the_scan_and_falls_back(monkeypatch):
+    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4)
+    ic, ci = torch.randn(2, 3), torch.randn(2, 5, 4)
+    import dsid.modules.generators.lfads as lfads_module
+
+    called = []
+    real = lfads_module.lfads_unroll
+    monkeypatch.setattr(lfads_module, "lfads_unroll", lambda *a: called.append(1) or real(*a))
+    gen(ic, ci)
+    assert called == [1]
+    monkeypatch.setenv("DSID_NATIVE", "0")
+    out = gen(ic, ci)
+    assert called == [1] and out.factors.shape == (2, 5, 5)
