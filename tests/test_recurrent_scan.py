@@ -158,3 +158,11 @@ def test_forward_uses_the_scan_and_falls_back(monkeypatch):
     monkeypatch.setenv("DSID_NATIVE", "0")
     out = gen(ic, ci)
     assert called == [1] and out.factors.shape == (2, 5, 5)
+
+
+def test_cpu_autocast_takes_the_reference_path():
+    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not native.usable(torch.zeros(1))
+        out = gen(torch.randn(2, 3), torch.randn(2, 5, 4))
+    assert out.factors.shape == (2, 5, 5)

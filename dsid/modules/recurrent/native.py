@@ -66,7 +66,10 @@ def _build() -> Optional[ModuleType]:
 
 
 def usable(*tensors: Optional[torch.Tensor]) -> bool:
-    """Whether the compiled scans can run on these tensors: CPU, float32/float64, module built."""
+    """Whether the compiled scans can run on these tensors: CPU, float32/float64, no CPU autocast (it
+    would hand them bfloat16 products), module built."""
+    if torch.is_autocast_enabled("cpu"):
+        return False
     for x in tensors:
         if x is not None and (x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)):
             return False
