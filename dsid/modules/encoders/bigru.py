@@ -25,8 +25,9 @@ def directions(rnn: nn.GRU) -> List[Tuple[torch.Tensor, ...]]:
 
 
 def scan_directions(x: torch.Tensor, dirs: List[Tuple[torch.Tensor, ...]]) -> torch.Tensor:
-    """Every direction's states over time, in the input's time order, from one input projection
-    for all directions and one :func:`gru_scan` (all directions share a hidden size).
+    """Every direction's states over time, in scan order (a reversed direction's first state is
+    that of the last bin), from one input projection for all directions and one :func:`gru_scan`
+    (all directions share a hidden size).
 
     Shape:
         x: (B, T, N) -> (G, T, B, H), G = len(dirs)
@@ -38,8 +39,7 @@ def scan_directions(x: torch.Tensor, dirs: List[Tuple[torch.Tensor, ...]]) -> to
     proj = torch.addmm(b_ih, x.reshape(B * T, -1), w_ih.t()).view(B, T, len(dirs), 3 * H).permute(2, 1, 0, 3)
     gi = torch.stack([p.flip(0) if d[4] else p for p, d in zip(proj, dirs)])
     h0 = x.new_zeros(len(dirs), B, H)
-    hs = gru_scan(gi, h0, torch.stack([d[1] for d in dirs]), torch.stack([d[3] for d in dirs]))
-    return torch.stack([h.flip(0) if d[4] else h for h, d in zip(hs, dirs)])
+    return gru_scan(gi, h0, torch.stack([d[1] for d in dirs]), torch.stack([d[3] for d in dirs]))
 
 
 @ENCODERS.register("bigru")
@@ -85,8 +85,8 @@ class BiGRUEncoder(nn.Module):
         else:
             ic_hs = scan_directions(x, ic_dirs)
             ci_hs = scan_directions(x, ci_dirs) if ci_dirs else None
-        h_last = torch.cat([ic_hs[0, -1], ic_hs[1, 0]], dim=-1)
-        ci = None if ci_hs is None else torch.cat([ci_hs[0], ci_hs[1]], dim=-1).transpose(0, 1)
+        h_last = torch.cat([ic_hs[0, -1], ic_hs[1, -1]], dim=-1)
+        ci = None if ci_hs is None else torch.cat([ci_hs[0], ci_hs[1].flip(0)], dim=-1).transpose(0, 1)
         return h_last, ci
 
     def forward(self, x: torch.Tensor) -> EncoderOutput:

@@ -48,19 +48,3 @@ def gru_scan(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch
     return GRUScan.apply(gi.contiguous(), h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
                          float(clip or 0.0))
 
-
-def reference_gru_scan(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
-                       clip: Optional[float] = None) -> torch.Tensor:
-    """The same scan written with autograd ops, bin by bin (for tests). Shapes: :func:`gru_scan`."""
-    H = h0.shape[-1]
-    h, outs = h0, []
-    for gi_t in gi.unbind(1):
-        gh = torch.baddbmm(b_hh.unsqueeze(1), h, w_hh.transpose(1, 2))
-        r = torch.sigmoid(gi_t[..., :H] + gh[..., :H])
-        z = torch.sigmoid(gi_t[..., H:2 * H] + gh[..., H:2 * H])
-        n = torch.tanh(gi_t[..., 2 * H:] + r * gh[..., 2 * H:])
-        h = n + z * (h - n)
-        if clip is not None:
-            h = h.clamp(-clip, clip)
-        outs.append(h)
-    return torch.stack(outs, dim=1)
