@@ -27,30 +27,42 @@ def close(a, b, tol=1e-6):
 
 @pytest.mark.parametrize("clip", [None, 0.4])
 def test_gru_scan_matches_reference_and_gradcheck(clip):
-    """The scan of input projections equals the generators' grouped GRU update stepped bin by bin."""
+    """The scan equals the generators' GRU update stepped bin by bin per group (reversed groups stepped
+    from the last bin), values and every gradient, the input's included."""
     torch.manual_seed(0)
     G, T, B, H, N = 3, 6, 4, 5, 2
+    reverse = [False, True, False]
     f64 = dict(dtype=torch.float64, requires_grad=True)
-    x, h0 = torch.randn(G, T, B, N, **f64), torch.randn(G, B, H, **f64)
+    x, h0 = torch.randn(T, B, N, **f64), torch.randn(G, B, H, **f64)
     p = {"w_ih": torch.randn(G, 3 * H, N, **f64), "b_ih": torch.randn(G, 3 * H, **f64),
          "w_hh": torch.randn(G, 3 * H, H, **f64), "b_hh": torch.randn(G, 3 * H, **f64)}
-    gi = torch.baddbmm(p["b_ih"].unsqueeze(1), x.reshape(G, T * B, N), p["w_ih"].transpose(1, 2)).view(G, T, B, -1)
-    fast = gru_scan(gi, h0, p["w_hh"], p["b_hh"], clip=clip)
-    h, states = h0, []
-    for x_t in x.unbind(1):
-        h = gru_update(x_t, h, p, float("inf") if clip is None else clip)
-        states.append(h)
-    ref = torch.stack(states, dim=1)
+    fast, fast_last = gru_scan(x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], reverse, h0=h0, clip=clip)
+    bound = float("inf") if clip is None else clip
+    refs, ref_last = [], []
+    for g in range(G):
+        pg = {k: v[g:g + 1] for k, v in p.items()}
+        h, states = h0[g:g + 1], [None] * T
+        for t in (reversed(range(T)) if reverse[g] else range(T)):
+            h = gru_update(x[t].unsqueeze(0), h, pg, bound)
+            states[t] = h[0]
+        refs.append(torch.stack(states))
+        ref_last.append(h[0])
+    ref, ref_last = torch.stack(refs, dim=2), torch.stack(ref_last)
     close(fast, ref)
+    close(fast_last, ref_last)
     if clip is not None:
         assert (ref.abs() == clip).any(), "the clip must be active somewhere for this test to mean anything"
     leaves = [x, h0, *p.values()]
-    w = torch.randn_like(fast)
-    for gf, gr in zip(torch.autograd.grad((fast * w).sum(), leaves), torch.autograd.grad((ref * w).sum(), leaves)):
+    w, w_last = torch.randn_like(fast), torch.randn_like(fast_last)
+    loss = (fast * w).sum() + (fast_last * w_last).sum()
+    ref_loss = (ref * w).sum() + (ref_last * w_last).sum()
+    for gf, gr in zip(torch.autograd.grad(loss, leaves), torch.autograd.grad(ref_loss, leaves)):
         close(gf, gr)
-    args = [gi.detach().requires_grad_(), h0.detach().requires_grad_(), p["w_hh"].detach().requires_grad_(),
-            p["b_hh"].detach().requires_grad_()]
-    assert torch.autograd.gradcheck(lambda *a: gru_scan(*a, clip=clip), args)
+    args = [a.detach().requires_grad_() for a in (x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], h0)]
+    assert torch.autograd.gradcheck(lambda x_, wi, bi, wh, bh, h: gru_scan(x_, wi, bi, wh, bh, reverse, h0=h,
+                                                                         clip=clip), args)
+    with torch.no_grad():  # inference path (no gates kept) gives the same states
+        close(gru_scan(x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], reverse, h0=h0, clip=clip)[0], ref)
 
 
 @pytest.mark.parametrize("ci_size", [7, 5, 0])
@@ -137,6 +149,11 @@ def test_lfads_scan_matches_reference_unroll(monkeypatch, co_size, ext_size, n_c
             m.setattr(lfads_scan, "dropout_mask", lambda drop, shape, like: masks[shape[-1]])
         m.setattr(torch, "randn", lambda *shape, **kw: torch.stack(noise) if noise else torch.empty(0, B, 0))
         fast = run(gen.forward)
+        with torch.no_grad():  # the inference path (no gates kept) computes the same values
+            inferred = run(gen.forward)
+    for k in ref._fields:
+        if getattr(ref, k) is not None:
+            close(getattr(inferred, k), getattr(ref, k))
     assert fast.factors.shape == ref.factors.shape == (B, n_steps, F)
     leaves = [x for x in (ic, ci, ext) if x is not None] + list(gen.parameters())
     loss_w = {k: torch.randn_like(getattr(ref, k)) for k in ref._fields if getattr(ref, k) is not None}
@@ -177,3 +194,11 @@ def test_cpu_autocast_takes_the_reference_path():
         assert not native.usable(torch.zeros(1))
         out = gen(torch.randn(2, 3), torch.randn(2, 5, 4))
     assert out.factors.shape == (2, 5, 5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_factorial_equals_lgamma(dtype):
+    x = torch.cat([torch.arange(0, 300, dtype=dtype), torch.tensor([0.5, 2.25, 1e4, 255.5], dtype=dtype)])
+    fast, ref = native.log_factorial(x), torch.lgamma(x + 1)
+    assert torch.allclose(fast, ref, rtol=1e-6, atol=0)
+    assert fast.dtype == dtype and fast.shape == x.shape

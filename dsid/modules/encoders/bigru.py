@@ -24,22 +24,15 @@ def directions(rnn: nn.GRU) -> List[Tuple[torch.Tensor, ...]]:
              rnn.bias_hh_l0_reverse, True)]
 
 
-def scan_directions(x: torch.Tensor, dirs: List[Tuple[torch.Tensor, ...]]) -> torch.Tensor:
-    """Every direction's states over time, in scan order (a reversed direction's first state is
-    that of the last bin), from one input projection for all directions and one :func:`gru_scan`
-    (all directions share a hidden size).
+def scan_directions(x_tm: torch.Tensor, dirs: List[Tuple[torch.Tensor, ...]]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Every direction's states and last states from one :func:`gru_scan` (all directions share a
+    hidden size).
 
     Shape:
-        x: (B, T, N) -> (G, T, B, H), G = len(dirs)
+        x_tm: (T, B, N) time-major -> states (T, B, G, H), last states (G, B, H); G = len(dirs)
     """
-    B, T, _ = x.shape
-    H = dirs[0][1].shape[1]
-    w_ih = torch.cat([d[0] for d in dirs])
-    b_ih = torch.cat([d[2] for d in dirs])
-    proj = torch.addmm(b_ih, x.reshape(B * T, -1), w_ih.t()).view(B, T, len(dirs), 3 * H).permute(2, 1, 0, 3)
-    gi = torch.stack([p.flip(0) if d[4] else p for p, d in zip(proj, dirs)])
-    h0 = x.new_zeros(len(dirs), B, H)
-    return gru_scan(gi, h0, torch.stack([d[1] for d in dirs]), torch.stack([d[3] for d in dirs]))
+    stack = lambda i: torch.stack([d[i] for d in dirs])  # noqa: E731
+    return gru_scan(x_tm, stack(0), stack(2), stack(1), stack(3), [d[4] for d in dirs])
 
 
 @ENCODERS.register("bigru")
@@ -67,27 +60,34 @@ class BiGRUEncoder(nn.Module):
         self.ic_head = nn.Linear(2 * hidden_size, 2 * ic_size)
         self.ci_rnn = nn.GRU(input_size, ci_size, batch_first=True, bidirectional=True) if ci_size else None
 
-    def run_rnns(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The IC GRU's last states of both directions and the CI GRU's outputs.
+    def run_rnns(self, x: torch.Tensor, time_major: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The IC GRU's last states of both directions and the CI GRU's outputs (time-major when
+        ``time_major``: then ``x`` is too).
 
         Shape:
-            x: (B, T, N) -> (B, 2 * hidden_size), (B, T, 2 * ci_size) or None
+            x: (B, T, N) [(T, B, N)] -> (B, 2 * hidden_size), (B, T, 2 * ci_size) [(T, B, ...)] or None
         """
         if not native.usable(x, self.ic_rnn.weight_hh_l0):  # GPU (cuDNN), other dtypes, no compiler
-            _, h_last = self.ic_rnn(x)
-            ci = self.ci_rnn(x)[0] if self.ci_rnn is not None else None
+            x_bf = x.transpose(0, 1) if time_major else x
+            _, h_last = self.ic_rnn(x_bf)
+            ci = self.ci_rnn(x_bf)[0] if self.ci_rnn is not None else None
+            if ci is not None and time_major:
+                ci = ci.transpose(0, 1)
             return torch.cat([h_last[0], h_last[1]], dim=-1), ci
+        x_tm = x if time_major else x.transpose(0, 1)
         ic_dirs = directions(self.ic_rnn)
         ci_dirs = directions(self.ci_rnn) if self.ci_rnn is not None else []
         if ci_dirs and self.ci_rnn.hidden_size == self.ic_rnn.hidden_size:
-            hs = scan_directions(x, ic_dirs + ci_dirs)
-            ic_hs, ci_hs = hs[:2], hs[2:]
+            hs, last = scan_directions(x_tm, ic_dirs + ci_dirs)
+            ci_hs = hs[:, :, 2:]
         else:
-            ic_hs = scan_directions(x, ic_dirs)
-            ci_hs = scan_directions(x, ci_dirs) if ci_dirs else None
-        h_last = torch.cat([ic_hs[0, -1], ic_hs[1, -1]], dim=-1)
-        ci = None if ci_hs is None else torch.cat([ci_hs[0], ci_hs[1].flip(0)], dim=-1).transpose(0, 1)
-        return h_last, ci
+            last = scan_directions(x_tm, ic_dirs)[1]
+            ci_hs = scan_directions(x_tm, ci_dirs)[0] if ci_dirs else None
+        h_last = torch.cat([last[0], last[1]], dim=-1)
+        if ci_hs is None:
+            return h_last, None
+        ci = ci_hs.reshape(ci_hs.shape[0], ci_hs.shape[1], -1)  # (T, B, 2 * ci_size), a view
+        return h_last, ci if time_major else ci.transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> EncoderOutput:
         """Encode held-in input.
@@ -96,9 +96,11 @@ class BiGRUEncoder(nn.Module):
             x: (B, T, N) held-in observations
             returns ic_mean, ic_logvar: (B, I); ci: (B, T, 2 * ci_size) or None
         """
-        h_last, ci = self.run_rnns(native.dropout(self.dropout, x))
+        # time-major inside (the scan's layout): the dropout masks are drawn in that layout, so the
+        # encodings come out time-major and contiguous, the layout the controller reads them in
+        h_last, ci = self.run_rnns(native.dropout(self.dropout, x.transpose(0, 1)), time_major=True)
+        if ci is not None:
+            ci = native.dropout(self.dropout, ci).transpose(0, 1)
         mean, logvar = self.ic_head(self.dropout(h_last)).chunk(2, dim=-1)
         logvar = torch.log(torch.exp(logvar) + self.ic_logvar_floor)
-        if ci is not None:
-            ci = native.dropout(self.dropout, ci)
         return EncoderOutput(mean, logvar, ci)

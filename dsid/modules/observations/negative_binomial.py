@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dsid.modules.observations._support import first_violation
+from dsid.modules.recurrent.native import log_factorial
 from dsid.registry import OBSERVATIONS
 
 LOG_CLAMP = 20.0
@@ -61,6 +62,6 @@ class NegativeBinomialObservation(nn.Module):
         r = torch.exp(log_r)
         log_p_zero = -F.softplus(log_mean - log_r)  # log r / (r + m)
         log_p_one = -F.softplus(log_r - log_mean)  # log m / (r + m)
-        log_lik = (torch.lgamma(target + r) - torch.lgamma(r) - torch.lgamma(target + 1.0)
+        log_lik = (torch.lgamma(target + r) - torch.lgamma(r) - log_factorial(target)
                    + r * log_p_zero + target * log_p_one)
         return -log_lik

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from dsid.modules.observations._support import first_violation
+from dsid.modules.recurrent.native import log_factorial
 from dsid.registry import OBSERVATIONS
 
 LOG_RATE_CLAMP = 20.0
@@ -49,4 +50,4 @@ class PoissonObservation(nn.Module):
             returns: (B, T, N)
         """
         log_rate = self._log_rate(params)
-        return torch.exp(log_rate) - target * log_rate + torch.lgamma(target + 1.0)
+        return torch.exp(log_rate) - target * log_rate + log_factorial(target)

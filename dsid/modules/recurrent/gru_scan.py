@@ -1,18 +1,21 @@
-"""A group of GRU recurrences over time with a hand-written backward pass (compiled, ``csrc/gru_scan.cpp``).
+"""GRUs over a shared input sequence, with a hand-written backward pass (compiled, ``csrc/gru_scan.cpp``).
 
-The input half of a GRU (``x W_ih^T + b_ih``) does not depend on the state, so callers compute it for
-every bin at once (one large matrix product) and pass it in; the scan does the recurrent half bin by
-bin in C++: one matrix product and one fused element-wise pass per bin, no autograd graph. The
-backward walks the bins once in reverse and computes the recurrent weight gradient as a single
-product over all bins. ``G`` independent recurrences (e.g. both directions of several encoders with
-the same hidden size) run as one batch of products.
+``G`` independent GRUs (e.g. both directions of a bidirectional encoder, or of several encoders with
+the same hidden size) read the same input; any of them may read it backwards in time. The input half
+of every GRU (``x W_ih^T + b_ih``) does not depend on the state, so it is one matrix product for all
+groups and bins before the loop; the recurrent half runs bin by bin in C++: one batched product and
+one fused element-wise pass per bin, no autograd graph. The backward walks the bins once in reverse;
+every weight gradient is then one product over all bins. Under ``torch.no_grad`` (inference) the
+gates are not kept.
 
 The maths is ``nn.GRUCell``'s (gates r, z, n; ``h' = n + z (h - n)``), optionally clipped to
-[-clip, clip] (LFADS' stabiliser); no gradient flows through an entry at the clip value.
+[-clip, clip] (LFADS' stabiliser); no gradient flows through an entry at the clip value. A reversed
+group's state at bin t is the one after reading bins T-1, ..., t (as in ``nn.GRU``'s reverse
+direction), and its last state is the one at bin 0.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 
@@ -20,31 +23,44 @@ from dsid.modules.recurrent.native import native_scans
 
 
 class GRUScan(torch.autograd.Function):
-    """Scan of G GRUs over T bins (see the module docstring)."""
+    """Scan of G GRUs over a shared input (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, gi, h0, w_hh, b_hh, clip):
-        hs, gates = native_scans().gru_scan_forward(gi, h0, w_hh, b_hh, clip)
-        ctx.save_for_backward(h0, w_hh, hs, gates)
-        ctx.clip = clip
-        return hs
+    def forward(ctx, x, w_ih, b_ih, h0, w_hh, b_hh, reverse, clip):
+        hs, last, gates = native_scans().gru_scan_forward(x, w_ih, b_ih, h0, w_hh, b_hh, reverse, clip, True)
+        ctx.save_for_backward(x, w_ih, h0, w_hh, hs, gates)
+        ctx.reverse, ctx.clip = reverse, clip
+        ctx.set_materialize_grads(False)
+        return hs, last
 
     @staticmethod
-    def backward(ctx, d_hs):
-        h0, w_hh, hs, gates = ctx.saved_tensors
-        dgi, dh0, d_w, d_b = native_scans().gru_scan_backward(d_hs, h0, w_hh, hs, gates, ctx.clip)
-        return dgi, dh0, d_w, d_b, None
+    def backward(ctx, d_hs, d_last):
+        x, w_ih, h0, w_hh, hs, gates = ctx.saved_tensors
+        empty = hs.new_empty(0)
+        d_x, d_w_ih, d_b_ih, d_h0, d_w_hh, d_b_hh = native_scans().gru_scan_backward(
+            empty if d_hs is None else d_hs, empty if d_last is None else d_last, x, w_ih, h0, w_hh, hs, gates,
+            ctx.reverse, ctx.clip, ctx.needs_input_grad[0])
+        return d_x if ctx.needs_input_grad[0] else None, d_w_ih, d_b_ih, d_h0, d_w_hh, d_b_hh, None, None
 
 
-def gru_scan(gi: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
-             clip: Optional[float] = None) -> torch.Tensor:
-    """States of G GRUs over T bins given their input pre-activations (needs the compiled module:
-    check :func:`~dsid.modules.recurrent.native.usable` first).
+def gru_scan(x: torch.Tensor, w_ih: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
+             reverse: Sequence[bool], h0: Optional[torch.Tensor] = None,
+             clip: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """States of G GRUs reading the same input, ``reverse[g]`` ones backwards in time (needs the
+    compiled module: check :func:`~dsid.modules.recurrent.native.usable` first).
 
     Shape:
-        gi: (G, T, B, 3H) = x W_ih^T + b_ih per bin; h0: (G, B, H); w_hh: (G, 3H, H); b_hh: (G, 3H)
-        returns: (G, T, B, H), the state after every bin
+        x: (T, B, N) time-major input; w_ih: (G, 3H, N); b_ih: (G, 3H); w_hh: (G, 3H, H); b_hh: (G, 3H);
+        h0: (G, B, H) or None (zeros)
+        returns: states (T, B, G, H), each group's state at every bin; last states (G, B, H)
     """
-    return GRUScan.apply(gi.contiguous(), h0.contiguous(), w_hh.contiguous(), b_hh.contiguous(),
-                         float(clip or 0.0))
-
+    G, H = w_hh.shape[0], w_hh.shape[2]
+    if len(reverse) != G:
+        raise ValueError(f"gru_scan: {len(reverse)} reverse flags for {G} groups")
+    h0 = x.new_zeros(G, x.shape[1], H) if h0 is None else h0.contiguous()
+    args = (x.contiguous(), w_ih.contiguous(), b_ih.contiguous(), h0, w_hh.contiguous(), b_hh.contiguous(),
+            [bool(r) for r in reverse], float(clip or 0.0))
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args[:6]):
+        return GRUScan.apply(*args)
+    hs, last, _ = native_scans().gru_scan_forward(*args, False)
+    return hs, last

@@ -10,6 +10,7 @@ differently:
 - the loop runs in C++ without an autograd graph, with one fused element-wise pass per GRU update,
   and the backward walks the bins once in reverse; each weight gradient is then one product over
   all bins;
+- under ``torch.no_grad`` (inference) nothing is kept for a backward pass;
 - the random numbers are drawn once for all bins before the loop: the controller's posterior
   noise (T, B, C) and the dropout masks of the controller state (before its output layer) and of
   the generator state (before the factors). They have the distributions of the reference's per-bin
@@ -34,7 +35,7 @@ class LFADSScan(torch.autograd.Function):
     def forward(ctx, ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, wg_hh, bg_hh, w_fac,
                 eps, mask_c, mask_g, clip_c, clip_g):
         out = native_scans().lfads_scan_forward(ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head,
-                                                wg_co, wg_hh, bg_hh, w_fac, eps, mask_c, mask_g, clip_c, clip_g)
+                                                wg_co, wg_hh, bg_hh, w_fac, eps, mask_c, mask_g, clip_c, clip_g, True)
         Fs, Gs, head, co, Cs, gates_c, gates_g = out
         ctx.save_for_backward(g0, f0, wc_f, wc_hh, w_head, wg_co, wg_hh, w_fac, eps, mask_c, mask_g, Fs, Gs, head,
                               co, Cs, gates_c, gates_g)
@@ -74,7 +75,6 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
         proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, E),
                            w_ih[:, C:C + E].t()).view(n_ext, B, 3 * H)
         ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
-    ext_proj = ext_proj.contiguous()
     ctrl_args = [empty] * 7
     eps, mask_c, n_ci, clip_c = empty, empty, 0, 0.0
     if gen.use_controller:
@@ -90,9 +90,12 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
         clip_c = float(con.cell.clip)
     mask_g = dropout_mask(gen.dropout, (n_steps, B, H), ic)
     ci_proj, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co = ctrl_args
-    Fs, Gs, head, co = LFADSScan.apply(ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co,
-                                       gen.cell.weight_hh, gen.cell.bias_hh, gen.to_factors.normalized_weight(),
-                                       eps, mask_c, mask_g, clip_c, float(gen.cell.clip))
+    args = (ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, gen.cell.weight_hh,
+            gen.cell.bias_hh, gen.to_factors.normalized_weight(), eps, mask_c, mask_g, clip_c, float(gen.cell.clip))
+    if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        Fs, Gs, head, co = LFADSScan.apply(*args)
+    else:  # inference: no gates kept for a backward
+        Fs, Gs, head, co = native_scans().lfads_scan_forward(*args, False)[:4]
     factors, states = Fs.transpose(0, 1), Gs.transpose(0, 1)
     if not gen.use_controller:
         return GeneratorOutput(factors, states, None, None, None)

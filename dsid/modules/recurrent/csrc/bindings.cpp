@@ -20,21 +20,25 @@ bool keep_freed_memory() {
 }
 
 namespace dsid {
-std::vector<at::Tensor> gru_scan_forward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, double);
-std::vector<at::Tensor> gru_scan_backward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, double);
+std::vector<at::Tensor> gru_scan_forward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                                         std::vector<bool>, double, bool);
+std::vector<at::Tensor> gru_scan_backward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                                          at::Tensor, at::Tensor, std::vector<bool>, double, bool);
 std::vector<at::Tensor> lfads_scan_forward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                            at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                                           at::Tensor, at::Tensor, at::Tensor, at::Tensor, double, double);
+                                           at::Tensor, at::Tensor, at::Tensor, at::Tensor, double, double, bool);
 std::vector<at::Tensor> lfads_scan_backward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                             at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                             at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                             at::Tensor, at::Tensor, at::Tensor, at::Tensor, double, double);
 at::Tensor dropout_mask(std::vector<int64_t>, double, int64_t, at::Tensor);
+at::Tensor log_factorial(at::Tensor);
 }  // namespace dsid
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("keep_freed_memory", &keep_freed_memory);
   m.def("dropout_mask", &dsid::dropout_mask);
+  m.def("log_factorial", &dsid::log_factorial);
   m.def("gru_scan_forward", &dsid::gru_scan_forward);
   m.def("gru_scan_backward", &dsid::gru_scan_backward);
   m.def("lfads_scan_forward", &dsid::lfads_scan_forward);

@@ -47,23 +47,49 @@ __attribute__((always_inline)) inline float tanh_(float x) {
   return std::copysign(y, x);
 }
 
-// rows x H: gi, gh (rows x 3H), h (rows x H) -> gates (rows x 4H), h_out (rows x H)
+// Rows of a matrix: row b starts at p + b * stride (null p: absent).
 template <typename T>
-void gru_forward_rows(int64_t rows, int64_t H, const T* gi, const T* gh, const T* h, T* gates, T* h_out,
-                      T clip) {
-  const T bound = clip > 0 ? clip : std::numeric_limits<T>::infinity();
-  for (int64_t b = 0; b < rows; ++b) {
-    const T* gib = gi + b * 3 * H;
-    const T* ghb = gh + b * 3 * H;
-    const T* hb = h + b * H;
-    T* gb = gates + b * 4 * H;
-    T* ob = h_out + b * H;
+struct Rows {
+  T* p = nullptr;
+  int64_t stride = 0;
+  T* at(int64_t b) const { return p + b * stride; }
+  Rows from(int64_t b) const { return {p ? p + b * stride : nullptr, stride}; }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+// One GRU update for rows of a batch. The input pre-activation is gi (+ gi2, + bias_i when given, e.g.
+// a precomputed projection plus a per-bin product), the recurrent one gh + bias_h. gates (4H per row)
+// are kept for the backward; out2, when given, receives a second copy of h' (it may be h itself).
+template <typename T>
+struct GruForward {
+  Rows<T> gi, gi2, gh;
+  const T* bias_i;
+  const T* bias_h;
+  Rows<T> h, gates, out, out2;
+  T clip;
+};
+
+template <typename T, bool kGi2, bool kBi>
+void gru_forward_rows(int64_t b0, int64_t b1, int64_t H, const GruForward<T>& a) {
+  const T bound = a.clip > 0 ? a.clip : std::numeric_limits<T>::infinity();
+  const T* bh = a.bias_h;
+  const T* bi = kBi ? a.bias_i : bh;
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* gib = a.gi.at(b);
+    const T* gi2b = kGi2 ? a.gi2.at(b) : gib;
+    const T* ghb = a.gh.at(b);
+    const T* hb = a.h.at(b);
+    T* gb = a.gates.at(b);
+    T* ob = a.out.at(b);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      T r = sigmoid(gib[j] + ghb[j]);
-      T z = sigmoid(gib[H + j] + ghb[H + j]);
-      T hn = ghb[2 * H + j];
-      T n = tanh_(gib[2 * H + j] + r * hn);
+      T xr = (kGi2 ? gib[j] + gi2b[j] : gib[j]) + (kBi ? bi[j] : T(0));
+      T xz = (kGi2 ? gib[H + j] + gi2b[H + j] : gib[H + j]) + (kBi ? bi[H + j] : T(0));
+      T xn = (kGi2 ? gib[2 * H + j] + gi2b[2 * H + j] : gib[2 * H + j]) + (kBi ? bi[2 * H + j] : T(0));
+      T r = sigmoid(xr + ghb[j] + bh[j]);
+      T z = sigmoid(xz + ghb[H + j] + bh[H + j]);
+      T hn = ghb[2 * H + j] + bh[2 * H + j];
+      T n = tanh_(xn + r * hn);
       T v = n + z * (hb[j] - n);
       v = v < -bound ? -bound : (v > bound ? bound : v);
       gb[j] = r;
@@ -72,74 +98,109 @@ void gru_forward_rows(int64_t rows, int64_t H, const T* gi, const T* gh, const T
       gb[3 * H + j] = hn;
       ob[j] = v;
     }
+    if (a.out2) std::copy(ob, ob + H, a.out2.at(b));
   }
 }
 
-// The gradient of one update. dh = (dh_a + dh_b [+ dh_c * mask]) is the gradient of h' (any of
-// dh_b, dh_c, mask may be null); no gradient flows through an entry clipped to +-clip (|h'| == clip).
-// Writes d(gi) and d(gh) (rows x 3H) and dh_direct = dh * z, the part of d(h) that does not pass
-// through W_hh (may alias dh_a).
+// The gradient of one update. dh (in place) holds the gradient of h' from the next bin; dh_b and
+// dh_c * mask (each optional) are added to it. No gradient flows through an entry clipped to +-clip
+// (|h'| == clip). Writes d(gi) (3H per row), d(gh) in full (dgh) and/or its n-part only (dgh_n; its
+// r and z parts equal d(gi)'s), and leaves dh * z in dh: the part of d(h) that does not pass through W_hh.
+// With bias_acc (4H per thread, see gru_backward) it also adds up the biases' gradients: d(gi) over
+// the rows into the first 3H, d(gh)'s n-part into the last H.
 template <typename T>
-void gru_backward_rows(int64_t rows, int64_t H, const T* dh_a, const T* dh_b, const T* dh_c, const T* mask,
-                       const T* h_new, const T* h_prev, const T* gates, T* dgi, T* dgh, T* dh_direct,
-                       T clip) {
-  const T bound = clip > 0 ? clip : std::numeric_limits<T>::infinity();
-  for (int64_t b = 0; b < rows; ++b) {
-    const int64_t o = b * H;
-    T* dh = dh_direct + o;  // the summed incoming gradient, then overwritten with dh * z
-    if (dh != dh_a + o) std::copy(dh_a + o, dh_a + o + H, dh);
-    if (dh_b) {
+struct GruBackward {
+  Rows<T> dh, dh_b, dh_c, mask, h_new, h_prev, gates, dgi, dgh, dgh_n;
+  T clip;
+  T* bias_acc = nullptr;
+};
+
+template <typename T>
+void gru_backward_rows(int64_t b0, int64_t b1, int64_t H, const GruBackward<T>& a) {
+  const T bound = a.clip > 0 ? a.clip : std::numeric_limits<T>::infinity();
+  for (int64_t b = b0; b < b1; ++b) {
+    T* dh = a.dh.at(b);
+    if (a.dh_b) {
+      const T* x = a.dh_b.at(b);
 #pragma omp simd
-      for (int64_t j = 0; j < H; ++j) dh[j] += dh_b[o + j];
+      for (int64_t j = 0; j < H; ++j) dh[j] += x[j];
     }
-    if (dh_c && mask) {
+    if (a.dh_c && a.mask) {
+      const T* x = a.dh_c.at(b);
+      const T* m = a.mask.at(b);
 #pragma omp simd
-      for (int64_t j = 0; j < H; ++j) dh[j] += dh_c[o + j] * mask[o + j];
-    } else if (dh_c) {
+      for (int64_t j = 0; j < H; ++j) dh[j] += x[j] * m[j];
+    } else if (a.dh_c) {
+      const T* x = a.dh_c.at(b);
 #pragma omp simd
-      for (int64_t j = 0; j < H; ++j) dh[j] += dh_c[o + j];
+      for (int64_t j = 0; j < H; ++j) dh[j] += x[j];
     }
-    const T* gb = gates + b * 4 * H;
-    const T* hn_row = h_new + o;
-    const T* hp_row = h_prev + o;
-    T* dib = dgi + b * 3 * H;
-    T* dhb = dgh + b * 3 * H;
+    const T* gb = a.gates.at(b);
+    const T* hn_row = a.h_new.at(b);
+    const T* hp_row = a.h_prev.at(b);
+    T* dib = a.dgi.at(b);
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       T d = std::abs(hn_row[j]) < bound ? dh[j] : T(0);
       T r = gb[j], z = gb[H + j], n = gb[2 * H + j], hn = gb[3 * H + j];
       T dpre_n = d * (T(1) - z) * (T(1) - n * n);
       T dpre_z = d * (hp_row[j] - n) * z * (T(1) - z);
-      T dpre_r = dpre_n * hn * r * (T(1) - r);
-      dib[j] = dpre_r;
+      dib[j] = dpre_n * hn * r * (T(1) - r);
       dib[H + j] = dpre_z;
       dib[2 * H + j] = dpre_n;
-      dhb[j] = dpre_r;
-      dhb[H + j] = dpre_z;
-      dhb[2 * H + j] = dpre_n * r;
       dh[j] = d * z;
+    }
+    if (a.dgh) {
+      T* dhb = a.dgh.at(b);
+      std::copy(dib, dib + 2 * H, dhb);
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) dhb[2 * H + j] = dib[2 * H + j] * gb[j];
+    }
+    if (a.dgh_n) {
+      T* dn = a.dgh_n.at(b);
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) dn[j] = dib[2 * H + j] * gb[j];
+    }
+    if (a.bias_acc) {
+      T* acc = a.bias_acc;
+#pragma omp simd
+      for (int64_t j = 0; j < 3 * H; ++j) acc[j] += dib[j];
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) acc[3 * H + j] += dib[2 * H + j] * gb[j];
     }
   }
 }
 
 // The two kernels above with the rows split across ATen's threads (a few dozen rows each).
 template <typename T>
-void gru_forward(int64_t rows, int64_t H, const T* gi, const T* gh, const T* h, T* gates, T* h_out, T clip) {
-  at::parallel_for(0, rows, 32, [&](int64_t r, int64_t end) {
-    gru_forward_rows<T>(end - r, H, gi + r * 3 * H, gh + r * 3 * H, h + r * H, gates + r * 4 * H, h_out + r * H,
-                        clip);
+void gru_forward(int64_t rows, int64_t H, const GruForward<T>& a) {
+  at::parallel_for(0, rows, 32, [&](int64_t b0, int64_t b1) {
+    if (a.gi2 && a.bias_i)
+      gru_forward_rows<T, true, true>(b0, b1, H, a);
+    else if (a.gi2)
+      gru_forward_rows<T, true, false>(b0, b1, H, a);
+    else if (a.bias_i)
+      gru_forward_rows<T, false, true>(b0, b1, H, a);
+    else
+      gru_forward_rows<T, false, false>(b0, b1, H, a);
   });
 }
 
+// bias_acc, when given, holds 4H accumulators per ATen thread (at::get_num_threads() rows of 4H): each
+// thread adds its rows' bias gradients into its own.
 template <typename T>
-void gru_backward(int64_t rows, int64_t H, const T* dh_a, const T* dh_b, const T* dh_c, const T* mask,
-                  const T* h_new, const T* h_prev, const T* gates, T* dgi, T* dgh, T* dh_direct, T clip) {
-  auto at_row = [](const T* p, int64_t offset) { return p ? p + offset : nullptr; };
-  at::parallel_for(0, rows, 32, [&](int64_t r, int64_t end) {
-    const int64_t o = r * H;
-    gru_backward_rows<T>(end - r, H, dh_a + o, at_row(dh_b, o), at_row(dh_c, o), at_row(mask, o), h_new + o,
-                         h_prev + o, gates + 4 * o, dgi + 3 * o, dgh + 3 * o, dh_direct + o, clip);
+void gru_backward(int64_t rows, int64_t H, const GruBackward<T>& a) {
+  at::parallel_for(0, rows, 32, [&](int64_t b0, int64_t b1) {
+    GruBackward<T> mine = a;
+    if (a.bias_acc) mine.bias_acc = a.bias_acc + at::get_thread_num() * 4 * H;
+    gru_backward_rows<T>(b0, b1, H, mine);
   });
+}
+
+// Rows of a tensor's first bin/group slice (contiguous rows of `width`), or absent for an empty tensor.
+template <typename T>
+Rows<T> rows_of(const at::Tensor& x, int64_t width) {
+  return {x.numel() ? x.data_ptr<T>() : nullptr, width};
 }
 
 }  // namespace dsid

@@ -1,6 +1,9 @@
-// Scan of G GRUs over T bins, forward and backward through time, with the element-wise work of each bin
-// in one pass (gru_kernels.h) and the matrix products in ATen. Layout (G, T, B, .): the per-bin block
-// of one group is contiguous, and the weight gradients are one batched product over all bins.
+// Scan of G GRUs over the same T-bin input, some of them reading it backwards in time, forward and
+// backward through time. Layout (T, B, G, .): one product gives every group's input projection, the
+// groups' states of a bin sit side by side (the bidirectional encoder's outputs are views), and a
+// reversed group reads and writes bin T - 1 - s at scan step s, so nothing is flipped or copied.
+// Per step: one batched product for the recurrent half of all groups and one fused element-wise pass
+// per group (gru_kernels.h). The weight gradients are products over all bins after the loop.
 #include <torch/extension.h>
 
 #include <vector>
@@ -9,65 +12,117 @@
 
 namespace dsid {
 
-std::vector<at::Tensor> gru_scan_forward(at::Tensor gi, at::Tensor h0, at::Tensor w_hh, at::Tensor b_hh,
-                                         double clip) {
-  gi = gi.contiguous();
-  h0 = h0.contiguous();
-  const int64_t G = gi.size(0), T = gi.size(1), B = gi.size(2), H = h0.size(2);
-  auto hs = at::empty({G, T, B, H}, gi.options());
-  auto gates = at::empty({G, T, B, 4 * H}, gi.options());
-  auto gh = at::empty({G, B, 3 * H}, gi.options());
+namespace {
+int64_t bin_at(bool reverse, int64_t T, int64_t s) { return reverse ? T - 1 - s : s; }
+}  // namespace
+
+// x (T, B, N), w_ih (G, 3H, N), b_ih (G, 3H), h0 (G, B, H), w_hh (G, 3H, H), b_hh (G, 3H).
+// Returns states (T, B, G, H), the last state of every group (G, B, H) and, when keep, the gates for
+// the backward (T, B, G, 4H); without keep (inference) only one step's gates are held at a time.
+std::vector<at::Tensor> gru_scan_forward(at::Tensor x, at::Tensor w_ih, at::Tensor b_ih, at::Tensor h0,
+                                         at::Tensor w_hh, at::Tensor b_hh, std::vector<bool> reverse,
+                                         double clip, bool keep) {
+  x = x.contiguous();
+  const int64_t T = x.size(0), B = x.size(1), N = x.size(2), G = w_hh.size(0), H = w_hh.size(2);
+  TORCH_CHECK(static_cast<int64_t>(reverse.size()) == G, "gru_scan: one reverse flag per group");
+  auto gi = at::mm(x.view({T * B, N}), w_ih.reshape({G * 3 * H, N}).t());  // + b_ih in the element-wise pass
+  auto hs = at::empty({T, B, G, H}, x.options());
+  auto gates = keep ? at::empty({T, B, G, 4 * H}, x.options()) : at::empty({1, B, G, 4 * H}, x.options());
+  auto h = h0.contiguous().clone();
+  auto gh = at::empty({G, B, 3 * H}, x.options());
   auto w_t = w_hh.transpose(1, 2);
-  auto bias = b_hh.unsqueeze(1);
-  AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_scan_forward", [&] {
-    const scalar_t c = static_cast<scalar_t>(clip);
-    for (int64_t t = 0; t < T; ++t) {
-      at::Tensor h = t == 0 ? h0 : hs.select(1, t - 1);
-      at::baddbmm_out(gh, bias, h, w_t);
+  auto bias = b_hh.contiguous(), bias_i = b_ih.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_scan_forward", [&] {
+    scalar_t* gi_p = gi.data_ptr<scalar_t>();
+    scalar_t* hs_p = hs.data_ptr<scalar_t>();
+    scalar_t* gates_p = gates.data_ptr<scalar_t>();
+    for (int64_t s = 0; s < T; ++s) {
+      at::bmm_out(gh, h, w_t);
       for (int64_t g = 0; g < G; ++g) {
-        const scalar_t* hp = t == 0 ? h0.data_ptr<scalar_t>() + g * B * H
-                                    : hs.data_ptr<scalar_t>() + (g * T + t - 1) * B * H;
-        const scalar_t* gip = gi.data_ptr<scalar_t>() + (g * T + t) * B * 3 * H;
-        const scalar_t* ghp = gh.data_ptr<scalar_t>() + g * B * 3 * H;
-        scalar_t* gp = gates.data_ptr<scalar_t>() + (g * T + t) * B * 4 * H;
-        scalar_t* op = hs.data_ptr<scalar_t>() + (g * T + t) * B * H;
-        gru_forward<scalar_t>(B, H, gip, ghp, hp, gp, op, c);
+        const int64_t t = bin_at(reverse[g], T, s), row = t * B * G + g, gate_row = (keep ? t : 0) * B * G + g;
+        GruForward<scalar_t> a{{gi_p + row * 3 * H, G * 3 * H},
+                               {},
+                               {gh.data_ptr<scalar_t>() + g * B * 3 * H, 3 * H},
+                               bias_i.data_ptr<scalar_t>() + g * 3 * H,
+                               bias.data_ptr<scalar_t>() + g * 3 * H,
+                               {h.data_ptr<scalar_t>() + g * B * H, H},
+                               {gates_p + gate_row * 4 * H, G * 4 * H},
+                               {hs_p + row * H, G * H},
+                               {h.data_ptr<scalar_t>() + g * B * H, H},
+                               static_cast<scalar_t>(clip)};
+        gru_forward<scalar_t>(B, H, a);
       }
     }
   });
-  return {hs, gates};
+  return {hs, h, gates};
 }
 
-std::vector<at::Tensor> gru_scan_backward(at::Tensor d_hs, at::Tensor h0, at::Tensor w_hh, at::Tensor hs,
-                                          at::Tensor gates, double clip) {
-  d_hs = d_hs.contiguous();
+// Gradients of (x, w_ih, b_ih, h0, w_hh, b_hh) from those of the states (d_hs) and of the last states
+// (d_last); an empty tensor stands for a zero gradient. x's gradient only when need_dx (else empty).
+std::vector<at::Tensor> gru_scan_backward(at::Tensor d_hs, at::Tensor d_last, at::Tensor x, at::Tensor w_ih,
+                                          at::Tensor h0, at::Tensor w_hh, at::Tensor hs, at::Tensor gates,
+                                          std::vector<bool> reverse, double clip, bool need_dx) {
+  x = x.contiguous();
   h0 = h0.contiguous();
-  const int64_t G = hs.size(0), T = hs.size(1), B = hs.size(2), H = hs.size(3);
-  auto dgi = at::empty({G, T, B, 3 * H}, hs.options());
-  auto dgh = at::empty({G, T, B, 3 * H}, hs.options());
-  auto dh = at::zeros({G, B, H}, hs.options());
+  const int64_t T = hs.size(0), B = hs.size(1), G = hs.size(2), H = hs.size(3), N = x.size(2);
+  if (d_hs.numel()) d_hs = d_hs.contiguous();
+  auto o = hs.options();
+  auto dgi = at::empty({T, B, G, 3 * H}, o);
+  auto dgh_n = at::empty({T, B, G, H}, o);
+  auto dgh = at::empty({G, B, 3 * H}, o);
+  auto dh = d_last.numel() ? d_last.contiguous().clone() : at::zeros({G, B, H}, o);
+  const int64_t threads = at::get_num_threads();
+  auto bias_acc = at::zeros({G, threads, 4 * H}, o);  // per group and thread: d(b_ih) | d(b_hh)'s n-part
   AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "gru_scan_backward", [&] {
-    const scalar_t c = static_cast<scalar_t>(clip);
-    for (int64_t t = T - 1; t >= 0; --t) {
+    scalar_t* hs_p = hs.data_ptr<scalar_t>();
+    scalar_t* d_hs_p = d_hs.numel() ? d_hs.data_ptr<scalar_t>() : nullptr;
+    for (int64_t s = T - 1; s >= 0; --s) {
       for (int64_t g = 0; g < G; ++g) {
-        const int64_t row = (g * T + t) * B;
-        const scalar_t* hp = t == 0 ? h0.data_ptr<scalar_t>() + g * B * H
-                                    : hs.data_ptr<scalar_t>() + (row - B) * H;
-        scalar_t* dhg = dh.data_ptr<scalar_t>() + g * B * H;
-        const scalar_t* dhs = d_hs.data_ptr<scalar_t>() + row * H;
-        const scalar_t* hn = hs.data_ptr<scalar_t>() + row * H;
-        const scalar_t* gp = gates.data_ptr<scalar_t>() + row * 4 * H;
-        scalar_t* dgip = dgi.data_ptr<scalar_t>() + row * 3 * H;
-        scalar_t* dghp = dgh.data_ptr<scalar_t>() + row * 3 * H;
-        gru_backward<scalar_t>(B, H, dhg, dhs, nullptr, nullptr, hn, hp, gp, dgip, dghp, dhg, c);
+        const int64_t t = bin_at(reverse[g], T, s), row = t * B * G + g;
+        Rows<scalar_t> h_prev = s == 0 ? Rows<scalar_t>{h0.data_ptr<scalar_t>() + g * B * H, H}
+                                       : Rows<scalar_t>{hs_p + (bin_at(reverse[g], T, s - 1) * B * G + g) * H, G * H};
+        GruBackward<scalar_t> a{{dh.data_ptr<scalar_t>() + g * B * H, H},
+                                {d_hs_p ? d_hs_p + row * H : nullptr, G * H},
+                                {},
+                                {},
+                                {hs_p + row * H, G * H},
+                                h_prev,
+                                {gates.data_ptr<scalar_t>() + row * 4 * H, G * 4 * H},
+                                {dgi.data_ptr<scalar_t>() + row * 3 * H, G * 3 * H},
+                                {dgh.data_ptr<scalar_t>() + g * B * 3 * H, 3 * H},
+                                {dgh_n.data_ptr<scalar_t>() + row * H, G * H},
+                                static_cast<scalar_t>(clip),
+                                bias_acc.data_ptr<scalar_t>() + g * threads * 4 * H};
+        gru_backward<scalar_t>(B, H, a);
       }
-      dh.baddbmm_(dgh.select(1, t), w_hh);
+      dh.baddbmm_(dgh, w_hh);
     }
   });
-  auto h_prev = at::cat({h0.unsqueeze(1), hs.narrow(1, 0, T - 1)}, 1).view({G, T * B, H});
-  auto flat = dgh.view({G, T * B, 3 * H});
-  auto d_w = at::bmm(flat.transpose(1, 2), h_prev);
-  return {dgi, dh, d_w, flat.sum(1)};
+  auto flat = dgi.view({T * B, G * 3 * H});
+  auto d_w_ih = at::mm(flat.t(), x.view({T * B, N})).view({G, 3 * H, N});
+  auto bias_sum = bias_acc.sum(1);  // (G, 4H)
+  auto d_b_ih = bias_sum.narrow(1, 0, 3 * H).contiguous();
+  auto d_x = need_dx ? at::mm(flat, w_ih.reshape({G * 3 * H, N})).view({T, B, N}) : at::empty({0}, o);
+  // W_hh's gradient: the r, z rows from d(gi), the n rows from d(gh)'s n-part, against the state before
+  // each bin (h0 before a group's first bin, which is bin T - 1 for a reversed group)
+  auto d_w_hh = at::empty({G, 3 * H, H}, o);
+  auto d_b_hh = at::empty({G, 3 * H}, o);
+  d_b_hh.narrow(1, 0, 2 * H).copy_(d_b_ih.narrow(1, 0, 2 * H));
+  d_b_hh.narrow(1, 2 * H, H).copy_(bias_sum.narrow(1, 3 * H, H));
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t first = reverse[g] ? T - 1 : 0;
+    const int64_t from = reverse[g] ? 0 : 1;  // bins with a previous state in hs: [from, from + T - 1)
+    auto prev = hs.select(2, g).narrow(0, reverse[g] ? 1 : 0, T - 1).reshape({(T - 1) * B, H});
+    auto h0g = h0.select(0, g);
+    for (auto part : {std::make_pair(dgi.select(2, g).narrow(2, 0, 2 * H), d_w_hh.select(0, g).narrow(0, 0, 2 * H)),
+                      std::make_pair(dgh_n.select(2, g), d_w_hh.select(0, g).narrow(0, 2 * H, H))}) {
+      auto d = part.first;  // (T, B, rows)
+      at::Tensor out = part.second;
+      at::mm_out(out, d.select(0, first).t(), h0g);
+      if (T > 1) out.addmm_(d.narrow(0, from, T - 1).reshape({(T - 1) * B, d.size(2)}).t(), prev);
+    }
+  }
+  return {d_x, d_w_ih, d_b_ih, dh, d_w_hh, d_b_hh};
 }
 
 }  // namespace dsid

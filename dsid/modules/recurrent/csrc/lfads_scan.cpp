@@ -6,7 +6,9 @@
 //     gi_g = ext_proj[t] + co_t Wg_co^T
 //   otherwise (no controller, or past the encoded window): gi_g = ext_proj[t], co_t = 0
 //   generator: g_t = GRU_g(gi_g, g_{t-1});  f_t = (g_t * mask_g[t]) W_fac^T
-// ci_proj and ext_proj hold every input projection that does not depend on the state (biases included).
+// ci_proj and ext_proj hold every input projection that does not depend on the state (biases included;
+// ext_proj may be the generator's input bias broadcast over bins and trials). Without keep (inference)
+// only one bin's gates are held at a time.
 // Empty eps / mask tensors mean no sampling / no dropout. The backward collects the per-bin gradients of
 // every pre-activation and computes each weight gradient as one matrix product over all bins.
 #include <torch/extension.h>
@@ -19,8 +21,8 @@ namespace dsid {
 
 namespace {
 template <typename T>
-const T* ptr_or_null(const at::Tensor& x, int64_t t) {
-  return x.numel() ? x.select(0, t).data_ptr<T>() : nullptr;
+Rows<T> mask_rows(const at::Tensor& mask, int64_t t, int64_t width) {  // bin t of a mask; absent if empty
+  return {mask.numel() ? mask.select(0, t).data_ptr<T>() : nullptr, width};
 }
 at::Tensor shifted(const at::Tensor& first, const at::Tensor& seq, int64_t n) {
   // [first, seq[0], ..., seq[n - 2]] as (n * B, D)
@@ -32,28 +34,36 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
                                            at::Tensor wc_f, at::Tensor wc_hh, at::Tensor bc_hh,
                                            at::Tensor w_head, at::Tensor b_head, at::Tensor wg_co,
                                            at::Tensor wg_hh, at::Tensor bg_hh, at::Tensor w_fac, at::Tensor eps,
-                                           at::Tensor mask_c, at::Tensor mask_g, double clip_c, double clip_g) {
+                                           at::Tensor mask_c, at::Tensor mask_g, double clip_c, double clip_g,
+                                           bool keep) {
   const int64_t T = ext_proj.size(0), B = ext_proj.size(1), Hg = g0.size(1), F = f0.size(1);
   const int64_t Tc = ci_proj.numel() ? ci_proj.size(0) : 0;
   const int64_t Hc = Tc ? wc_hh.size(1) : 0, C = Tc ? wg_co.size(1) : 0;
   auto o = ext_proj.options();
-  auto Fs = at::empty({T, B, F}, o), Gs = at::empty({T, B, Hg}, o), gates_g = at::empty({T, B, 4 * Hg}, o);
-  auto Cs = at::empty({Tc, B, Hc}, o), gates_c = at::empty({Tc, B, 4 * Hc}, o);
+  // without keep (inference) the gates of one bin at a time: nothing is kept for a backward
+  auto Fs = at::empty({T, B, F}, o), Gs = at::empty({T, B, Hg}, o), gates_g = at::empty({keep ? T : 1, B, 4 * Hg}, o);
+  auto Cs = at::empty({Tc, B, Hc}, o), gates_c = at::empty({keep ? Tc : std::min<int64_t>(Tc, 1), B, 4 * Hc}, o);
   auto head = at::empty({Tc, B, 2 * C}, o), co = at::empty({Tc, B, C}, o);
   auto gic = at::empty({B, 3 * Hc}, o), ghc = at::empty({B, 3 * Hc}, o), cd = at::empty({B, Hc}, o);
   auto gig = at::empty({B, 3 * Hg}, o), ghg = at::empty({B, 3 * Hg}, o), gd = at::empty({B, Hg}, o);
   auto c0 = at::zeros({B, Hc}, o), std_t = at::empty({B, C}, o);
+  if (ext_proj.stride(2) != 1) ext_proj = ext_proj.contiguous();
+  const int64_t ext_stride = ext_proj.stride(1);  // 0 for a bias broadcast over the trials
   AT_DISPATCH_FLOATING_TYPES(ext_proj.scalar_type(), "lfads_scan_forward", [&] {
+    using Row = Rows<scalar_t>;
     for (int64_t t = 0; t < T; ++t) {
       at::Tensor f_prev = t ? Fs[t - 1] : f0, g_prev = t ? Gs[t - 1] : g0;
-      at::Tensor gi = ext_proj[t];
+      Row gi2{};
       if (t < Tc) {
         at::Tensor c_prev = t ? Cs[t - 1] : c0;
-        at::addmm_out(gic, ci_proj[t], f_prev, wc_f.t());
-        at::addmm_out(ghc, bc_hh, c_prev, wc_hh.t());
-        gru_forward<scalar_t>(B, Hc, gic.data_ptr<scalar_t>(), ghc.data_ptr<scalar_t>(),
-                                   c_prev.data_ptr<scalar_t>(), gates_c[t].data_ptr<scalar_t>(),
-                                   Cs[t].data_ptr<scalar_t>(), static_cast<scalar_t>(clip_c));
+        at::mm_out(gic, f_prev, wc_f.t());
+        at::mm_out(ghc, c_prev, wc_hh.t());
+        gru_forward<scalar_t>(B, Hc, GruForward<scalar_t>{Row{ci_proj[t].data_ptr<scalar_t>(), 3 * Hc},
+                                                          rows_of<scalar_t>(gic, 3 * Hc), rows_of<scalar_t>(ghc, 3 * Hc),
+                                                          nullptr, bc_hh.data_ptr<scalar_t>(), rows_of<scalar_t>(c_prev, Hc),
+                                                          rows_of<scalar_t>(gates_c[keep ? t : 0], 4 * Hc),
+                                                          rows_of<scalar_t>(Cs[t], Hc), Row{},
+                                                          static_cast<scalar_t>(clip_c)});
         at::Tensor c_in = Cs[t];
         if (mask_c.numel()) c_in = at::mul_out(cd, Cs[t], mask_c[t]);
         at::Tensor h_t = head[t];
@@ -65,12 +75,16 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
         } else {
           co_t.copy_(h_t.narrow(1, 0, C));
         }
-        gi = at::addmm_out(gig, gi, co_t, wg_co.t());
+        at::mm_out(gig, co_t, wg_co.t());
+        gi2 = rows_of<scalar_t>(gig, 3 * Hg);
       }
-      at::addmm_out(ghg, bg_hh, g_prev, wg_hh.t());
-      gru_forward<scalar_t>(B, Hg, gi.contiguous().data_ptr<scalar_t>(), ghg.data_ptr<scalar_t>(),
-                                 g_prev.data_ptr<scalar_t>(), gates_g[t].data_ptr<scalar_t>(),
-                                 Gs[t].data_ptr<scalar_t>(), static_cast<scalar_t>(clip_g));
+      at::mm_out(ghg, g_prev, wg_hh.t());
+      gru_forward<scalar_t>(B, Hg, GruForward<scalar_t>{Row{ext_proj[t].data_ptr<scalar_t>(), ext_stride}, gi2,
+                                                        rows_of<scalar_t>(ghg, 3 * Hg), nullptr, bg_hh.data_ptr<scalar_t>(),
+                                                        rows_of<scalar_t>(g_prev, Hg),
+                                                        rows_of<scalar_t>(gates_g[keep ? t : 0], 4 * Hg),
+                                                        rows_of<scalar_t>(Gs[t], Hg), Row{},
+                                                        static_cast<scalar_t>(clip_g)});
       at::Tensor g_in = Gs[t];
       if (mask_g.numel()) g_in = at::mul_out(gd, Gs[t], mask_g[t]);
       at::Tensor f_t = Fs[t];
@@ -104,12 +118,14 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
       at::add_out(df_t, dF[t], df);
       at::mm_out(dgd, df_t, w_fac);
       at::Tensor g_prev = t ? Gs[t - 1] : g0;
-      gru_backward<scalar_t>(B, Hg, dg.data_ptr<scalar_t>(), dG[t].data_ptr<scalar_t>(),
-                                  dgd.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(mask_g, t),
-                                  Gs[t].data_ptr<scalar_t>(), g_prev.contiguous().data_ptr<scalar_t>(),
-                                  gates_g[t].data_ptr<scalar_t>(), dgi_g[t].data_ptr<scalar_t>(),
-                                  dgh_g[t].data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(),
-                                  static_cast<scalar_t>(clip_g));
+      gru_backward<scalar_t>(B, Hg, GruBackward<scalar_t>{rows_of<scalar_t>(dg, Hg), rows_of<scalar_t>(dG[t], Hg),
+                                                          rows_of<scalar_t>(dgd, Hg), mask_rows<scalar_t>(mask_g, t, Hg),
+                                                          rows_of<scalar_t>(Gs[t], Hg),
+                                                          rows_of<scalar_t>(g_prev.contiguous(), Hg),
+                                                          rows_of<scalar_t>(gates_g[t], 4 * Hg),
+                                                          rows_of<scalar_t>(dgi_g[t], 3 * Hg),
+                                                          rows_of<scalar_t>(dgh_g[t], 3 * Hg), Rows<scalar_t>{},
+                                                          static_cast<scalar_t>(clip_g)});
       dg.addmm_(dgh_g[t], wg_hh);
       if (t >= Tc) {
         df.zero_();
@@ -127,11 +143,13 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
       }
       at::mm_out(dcd, DH[t], w_head);
       at::Tensor c_prev = t ? Cs[t - 1] : c0;
-      gru_backward<scalar_t>(B, Hc, dc.data_ptr<scalar_t>(), nullptr, dcd.data_ptr<scalar_t>(),
-                                  ptr_or_null<scalar_t>(mask_c, t), Cs[t].data_ptr<scalar_t>(),
-                                  c_prev.data_ptr<scalar_t>(), gates_c[t].data_ptr<scalar_t>(),
-                                  dgi_c[t].data_ptr<scalar_t>(), dgh_c[t].data_ptr<scalar_t>(),
-                                  dc.data_ptr<scalar_t>(), static_cast<scalar_t>(clip_c));
+      gru_backward<scalar_t>(B, Hc, GruBackward<scalar_t>{rows_of<scalar_t>(dc, Hc), Rows<scalar_t>{},
+                                                          rows_of<scalar_t>(dcd, Hc), mask_rows<scalar_t>(mask_c, t, Hc),
+                                                          rows_of<scalar_t>(Cs[t], Hc), rows_of<scalar_t>(c_prev, Hc),
+                                                          rows_of<scalar_t>(gates_c[t], 4 * Hc),
+                                                          rows_of<scalar_t>(dgi_c[t], 3 * Hc),
+                                                          rows_of<scalar_t>(dgh_c[t], 3 * Hc), Rows<scalar_t>{},
+                                                          static_cast<scalar_t>(clip_c)});
       dc.addmm_(dgh_c[t], wc_hh);
       at::mm_out(df, dgi_c[t], wc_f);
     }
