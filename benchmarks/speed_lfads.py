@@ -17,6 +17,8 @@ every sample of a trial in one pass; the reference: one forward pass per sample)
 throughput is measured in the same run at the step's shapes, so the achieved fraction can be read off.
 On a GPU (``--device cuda``) peak memory is ``torch.cuda.max_memory_allocated``.
 
+Last, the peak memory of DSID's training step at maze size for trials of 100, 200 and 400 bins.
+
     .venv/bin/python benchmarks/speed_lfads.py [--sizes maze lorenz] [--threads 1 2] [--steps 5]
 """
 from __future__ import annotations
@@ -156,10 +158,11 @@ def naive_model(z):
     return model, model
 
 
-def measure(name: str, size: str, threads: int, steps: int, device: str, samples: int, out_queue) -> None:
+def measure(name: str, size: str, threads: int, steps: int, device: str, samples: int, out_queue,
+            bins: int = 0) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    z = SIZES[size]
+    z = dict(SIZES[size], **({"T": bins} if bins else {}))
     model, loss_fn = dsid_model(z) if name == "dsid" else naive_model(z)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -203,10 +206,10 @@ def measure(name: str, size: str, threads: int, steps: int, device: str, samples
                "rss_before_mb": rss0 / 1024, "params": sum(p.numel() for p in model.parameters())})
 
 
-def run_isolated(name, size, threads, steps, device, samples):
+def run_isolated(name, size, threads, steps, device, samples, bins=0):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=measure, args=(name, size, threads, steps, device, samples, q))
+    p = ctx.Process(target=measure, args=(name, size, threads, steps, device, samples, q, bins))
     p.start()
     while True:
         try:
@@ -228,6 +231,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--samples", type=int, default=20, help="posterior samples averaged in the inference timing")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--memory-bins", nargs="*", type=int, default=[100, 200, 400],
+                    help="trial lengths at which the peak memory of DSID's training step (maze size) is printed")
     args = ap.parse_args(argv)
     from dsid.modules.recurrent import native
 
@@ -257,9 +262,21 @@ def main(argv=None) -> int:
               f"{'PASS' if ratio >= 3 else 'MISS'}); inference {infer_ratio:.2f}x (target >= 5x: "
               f"{'PASS' if infer_ratio >= 5 else 'MISS'})" + (f"; mm throughput at the step's shapes "
                                                              f"{mm / 1e9:.0f} GFLOP/s" if mm else ""))
+    memory = []
+    if args.memory_bins:
+        print(f"\npeak memory of a DSID training step (maze size, 1 thread) against the trial length; "
+              f"'step' is the peak minus the memory before the first step")
+        for bins in args.memory_bins:
+            r = run_isolated("dsid", "maze", 1, 1, args.device, 1, bins)
+            memory.append({"bins": bins, "peak_mb": r["peak_mb"], "step_mb": r["peak_mb"] - r["rss_before_mb"]})
+            print(f"  T = {bins:>4}: peak {r['peak_mb']:>6.0f} MB, step {memory[-1]['step_mb']:>6.0f} MB")
+        if len(memory) >= 2:
+            per_bin = [(b["step_mb"] - a["step_mb"]) / (b["bins"] - a["bins"]) for a, b in zip(memory, memory[1:])]
+            print("  MB per added bin between successive lengths: " + ", ".join(f"{x:.2f}" for x in per_bin) +
+                  " (equal values: memory linear in T)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "device": args.device}, f, indent=2)
+            json.dump({"results": results, "memory": memory, "device": args.device}, f, indent=2)
     return 0
 
 

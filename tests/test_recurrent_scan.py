@@ -202,3 +202,37 @@ def test_log_factorial_equals_lgamma(dtype):
     fast, ref = native.log_factorial(x), torch.lgamma(x + 1)
     assert torch.allclose(fast, ref, rtol=1e-6, atol=0)
     assert fast.dtype == dtype and fast.shape == x.shape
+
+
+def test_lfads_scan_shares_one_encoding_among_a_trials_samples():
+    """ci with one row per trial and k samples per trial in ic: the same values and gradients as ci
+    repeated k times (the fast path and the reference path)."""
+    torch.manual_seed(4)
+    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4,
+                         controller_size=4, dropout=0.0).double()
+    k, trials = 3, 4
+    ic = torch.randn(trials * k, 3, dtype=torch.float64)
+    ci = torch.randn(trials, 7, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(trials * k, 7, 5, dtype=torch.float64)
+    shared = gen(ic, ci, sample=False).factors
+    repeated = gen(ic, ci.repeat_interleave(k, dim=0), sample=False).factors
+    close(shared, repeated)
+    close(torch.autograd.grad((shared * w).sum(), ci)[0], torch.autograd.grad((repeated * w).sum(), ci)[0])
+    close(gen.reference_forward(ic, ci.repeat_interleave(k, dim=0), sample=False).factors, shared)
+
+
+def test_sae_samples_share_the_encoding_and_match_single_sample_means():
+    from dsid.models.sae import SequentialAutoencoder
+
+    torch.manual_seed(5)
+    cfg = {"ic_size": 4, "co_size": 2, "factor_size": 3,
+           "encoder": {"name": "bigru", "hidden_size": 5, "ci_size": 5, "dropout": 0.0},
+           "generator": {"name": "lfads", "hidden_size": 6, "controller_size": 4, "dropout": 0.0},
+           "observation": {"name": "poisson"}, "ic_prior": {"name": "gaussian"},
+           "co_prior": {"name": "ar1"}, "augmentations": []}
+    model = SequentialAutoencoder.from_config(cfg, {"heldout": [False] * 6 + [True] * 2}).eval()
+    x = torch.poisson(torch.full((3, 9, 6), 0.5))
+    one = model(x, sample=False)["rates"]
+    many = model(x, sample=False, n_samples=4)["rates"]
+    assert many.shape == (12, 9, 8)
+    close(many, one.repeat_interleave(4, dim=0))

@@ -113,7 +113,10 @@ class SequentialAutoencoder(ConfigurableModel):
             co_mean/co_logvar/co_sample (B', T+n_forward, C) or absent; n_observed = T
         """
         session = check_session(session, self.n_sessions, "sae")
-        enc = repeat_samples(self.encoder(self.readins[session](x) if self.n_sessions > 1 else x), n_samples)
+        enc = self.encoder(self.readins[session](x) if self.n_sessions > 1 else x)
+        shared = getattr(self.generator, "shares_encodings", False)  # reads one ci row per trial
+        enc = repeat_samples(enc._replace(ci=None), n_samples)._replace(
+            ci=enc.ci if shared else repeat_samples(enc.ci, n_samples))
         ext = repeat_samples(ext, n_samples)
         ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
         gen = self.generator(ic, ci=enc.ci, ext=ext, n_steps=x.shape[1] + n_forward, sample=sample)

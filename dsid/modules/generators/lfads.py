@@ -25,8 +25,12 @@ class LFADSGenerator(StepGenerator):
 
     ``forward`` runs on the compiled scan (:mod:`dsid.modules.recurrent.lfads_scan`) on a CPU with
     float32/float64 tensors, else on the reference unroll (``reference_forward``); both compute the
-    same function.
+    same function. ``forward`` also takes ``ci`` with one row per trial when ``ic`` holds k posterior
+    samples per trial (trial-major, B = k x trials): the samples share their trial's encoding without
+    copies (``shares_encodings``).
     """
+
+    shares_encodings = True
 
     def __init__(self, *, ic_size: int, hidden_size: int = 100, factor_size: int = 40,
                  co_size: int = 4, ci_input_size: int = 0, controller_size: int = 64,
@@ -77,6 +81,8 @@ class LFADSGenerator(StepGenerator):
         n_steps = resolve_steps(self, ci, ext, n_steps)
         if native.usable(ic, ci, ext, self.cell.weight_hh):
             return lfads_unroll(self, ic, ci, ext, n_steps, sample)
+        if ci is not None and ci.shape[0] != ic.shape[0]:  # encodings shared by samples (see the class)
+            ci = ci.repeat_interleave(ic.shape[0] // ci.shape[0], dim=0)
         return unroll(self, ic, ci, ext, n_steps, sample)
 
     def reference_forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,

@@ -41,6 +41,7 @@ class LFADSScan(torch.autograd.Function):
                               co, Cs, gates_c, gates_g)
         ctx.clips = (clip_c, clip_g)
         ctx.has_controller = ci_proj.numel() > 0
+        ctx.ci_rows = ci_proj.shape[1] if ctx.has_controller else 0
         return Fs, Gs, head, co
 
     @staticmethod
@@ -52,6 +53,9 @@ class LFADSScan(torch.autograd.Function):
         if not ctx.has_controller:  # no controller: no gradient for its (empty) tensors
             for i in (0, 4, 5, 6, 7, 8, 9):
                 grads[i] = None
+        elif ctx.ci_rows != grads[0].shape[1]:  # one ci_proj row shared by consecutive samples
+            Tc, B, D = grads[0].shape
+            grads[0] = grads[0].view(Tc, ctx.ci_rows, B // ctx.ci_rows, D).sum(2)
         return (*grads, None, None, None, None, None)
 
 
@@ -61,7 +65,8 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
     checked by the caller; see the module docstring).
 
     Shape:
-        ic: (B, I); ci: (B, T_ci, ci_input_size) or None; ext: (B, T_ext, E) or None
+        ic: (B, I); ci: (B / k, T_ci, ci_input_size) or None (k >= 1: row i serves batch entries
+        i k ... i k + k - 1, e.g. the posterior samples of one trial); ext: (B, T_ext, E) or None
         returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
     """
     B, H, C, E = ic.shape[0], gen.hidden_size, gen.co_size, gen.ext_input_size
@@ -79,10 +84,10 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
     eps, mask_c, n_ci, clip_c = empty, empty, 0, 0.0
     if gen.use_controller:
         con = gen.controller
-        n_ci, D = min(ci.shape[1], n_steps), ci.shape[2]
+        n_ci, D, B_ci = min(ci.shape[1], n_steps), ci.shape[2], ci.shape[0]
         wc_ih = con.cell.weight_ih
-        ci_proj = torch.addmm(con.cell.bias_ih, ci[:, :n_ci].transpose(0, 1).reshape(n_ci * B, D),
-                              wc_ih[:, :D].t()).view(n_ci, B, -1)
+        ci_proj = torch.addmm(con.cell.bias_ih, ci[:, :n_ci].transpose(0, 1).reshape(n_ci * B_ci, D),
+                              wc_ih[:, :D].t()).view(n_ci, B_ci, -1)
         ctrl_args = [ci_proj, wc_ih[:, D:].contiguous(), con.cell.weight_hh, con.cell.bias_hh, con.head.weight,
                      con.head.bias, w_ih[:, :C].contiguous()]
         eps = torch.randn(n_ci, B, C, dtype=ic.dtype, device=ic.device) if sample else empty

@@ -47,13 +47,14 @@ __attribute__((always_inline)) inline float tanh_(float x) {
   return std::copysign(y, x);
 }
 
-// Rows of a matrix: row b starts at p + b * stride (null p: absent).
+// Rows of a matrix: row b starts at p + (b / repeat) * stride (null p: absent). repeat > 1 shares a row
+// among consecutive batch entries (e.g. one trial's encoding read by all of its posterior samples).
 template <typename T>
 struct Rows {
   T* p = nullptr;
   int64_t stride = 0;
-  T* at(int64_t b) const { return p + b * stride; }
-  Rows from(int64_t b) const { return {p ? p + b * stride : nullptr, stride}; }
+  int64_t repeat = 1;
+  T* at(int64_t b) const { return p + (repeat == 1 ? b : b / repeat) * stride; }
   explicit operator bool() const { return p != nullptr; }
 };
 

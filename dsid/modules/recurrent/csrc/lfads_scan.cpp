@@ -7,7 +7,8 @@
 //   otherwise (no controller, or past the encoded window): gi_g = ext_proj[t], co_t = 0
 //   generator: g_t = GRU_g(gi_g, g_{t-1});  f_t = (g_t * mask_g[t]) W_fac^T
 // ci_proj and ext_proj hold every input projection that does not depend on the state (biases included;
-// ext_proj may be the generator's input bias broadcast over bins and trials). Without keep (inference)
+// ext_proj may be the generator's input bias broadcast over bins and trials; ci_proj may have B / k rows,
+// each read by k consecutive batch entries: the posterior samples of one trial). Without keep (inference)
 // only one bin's gates are held at a time.
 // Empty eps / mask tensors mean no sampling / no dropout. The backward collects the per-bin gradients of
 // every pre-activation and computes each weight gradient as one matrix product over all bins.
@@ -48,6 +49,7 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
   auto gig = at::empty({B, 3 * Hg}, o), ghg = at::empty({B, 3 * Hg}, o), gd = at::empty({B, Hg}, o);
   auto c0 = at::zeros({B, Hc}, o), std_t = at::empty({B, C}, o);
   if (ext_proj.stride(2) != 1) ext_proj = ext_proj.contiguous();
+  const int64_t ci_repeat = Tc ? B / ci_proj.size(1) : 1;  // ci_proj may hold one row per trial of B / ci_repeat
   const int64_t ext_stride = ext_proj.stride(1);  // 0 for a bias broadcast over the trials
   AT_DISPATCH_FLOATING_TYPES(ext_proj.scalar_type(), "lfads_scan_forward", [&] {
     using Row = Rows<scalar_t>;
@@ -58,7 +60,7 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
         at::Tensor c_prev = t ? Cs[t - 1] : c0;
         at::mm_out(gic, f_prev, wc_f.t());
         at::mm_out(ghc, c_prev, wc_hh.t());
-        gru_forward<scalar_t>(B, Hc, GruForward<scalar_t>{Row{ci_proj[t].data_ptr<scalar_t>(), 3 * Hc},
+        gru_forward<scalar_t>(B, Hc, GruForward<scalar_t>{Row{ci_proj[t].data_ptr<scalar_t>(), 3 * Hc, ci_repeat},
                                                           rows_of<scalar_t>(gic, 3 * Hc), rows_of<scalar_t>(ghc, 3 * Hc),
                                                           nullptr, bc_hh.data_ptr<scalar_t>(), rows_of<scalar_t>(c_prev, Hc),
                                                           rows_of<scalar_t>(gates_c[keep ? t : 0], 4 * Hc),
