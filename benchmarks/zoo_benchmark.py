@@ -12,6 +12,7 @@ smallest NLB-layout member above the smoothing baseline on all four NLB metrics.
 
     nice .venv/bin/python benchmarks/zoo_benchmark.py                     # 15 minutes per member
     .venv/bin/python benchmarks/zoo_benchmark.py --budget 2m --members lorenz,sensory
+    .venv/bin/python benchmarks/zoo_benchmark.py --out runs/zoo_ablation --set train.kl_scales.ic=1
 
 Results accumulate in ``--out``/results.jsonl (a member already there is skipped unless --rerun).
 """
@@ -50,7 +51,8 @@ def fit_member(name: str, path: Path, out: Path, budget: str, extra) -> dict:
     m = r["metrics"]
     row.update(co_bps=m.get("val/co_bps"), oracle=m.get("val/oracle_co_bps"), rate_r2=m.get("val/rate_r2"),
                latent_r2=m.get("val/latent_r2"), baseline=r["baseline"]["co_bps"], steps=r["steps"],
-               diagnostics=r["diagnostics"])
+               diagnostics=r["diagnostics"], info_nats=r["description"].get("info_nats"),
+               kl_scale=next((x["value"] for x in r["settings"] if x["key"] == "train.kl_scales.ic"), None))
     if name in MAZE_SIZES:
         row["nlb"] = nlb_scores(run_dir, path)
     return row
@@ -68,12 +70,16 @@ def nlb_scores(run_dir: Path, path: Path) -> dict:
 
 
 def _f(x, nd=3) -> str:
-    return "   n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "   n/a"
+    return f"{x:.{nd}f}" if math.isfinite(x) else "   n/a"
 
 
 def print_table(rows) -> bool:
     print(f"\n{'member':<24}{'co-bps':>8}{'oracle':>8}{'xOracle':>8}{'smooth':>8}{'>smooth':>8}"
-          f"{'rateR2':>8}{'latR2':>8}{'steps':>7}{'wall s':>8}")
+          f"{'rateR2':>8}{'latR2':>8}{'steps':>7}{'wall s':>8}{'info':>7}{'KL w':>7}")
     ok = True
     for r in rows:
         if r.get("failed"):
@@ -84,7 +90,7 @@ def print_table(rows) -> bool:
         above = r["co_bps"] > r["baseline"]
         print(f"{r['member']:<24}{_f(r['co_bps']):>8}{_f(r.get('oracle')):>8}{_f(frac, 2):>8}{_f(r['baseline']):>8}"
               f"{'yes' if above else 'NO':>8}{_f(r.get('rate_r2')):>8}{_f(r.get('latent_r2')):>8}"
-              f"{r['steps']:>7}{r['wall_s']:>8.0f}")
+              f"{r['steps']:>7}{r['wall_s']:>8.0f}{_f(r.get('info_nats'), 0):>7}{_f(r.get('kl_scale'), 2):>7}")
         if not r["member"].endswith("_no_ext"):
             ok &= bool(frac >= 0.9 and (r.get("latent_r2") or 0) >= 0.9 and above)
     for r in rows:
@@ -105,6 +111,9 @@ def main() -> int:
     p.add_argument("--budget", default="15m")
     p.add_argument("--members", default="", help="comma-separated (default: all)")
     p.add_argument("--rerun", action="store_true", help="fit members already in results.jsonl again")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="settings given to every fit, winning over the rules (an ablation, e.g. "
+                        "train.kl_scales.ic=1 train.kl_scales.co=1)")
     args = p.parse_args()
     names = args.members.split(",") if args.members else list(members())
     out = Path(args.out)
@@ -118,10 +127,10 @@ def main() -> int:
         path = Path(args.zoo) / f"{name}.h5"
         if not path.exists():
             write_member(name, args.zoo)
-        jobs = [(name, [])]
+        jobs = [(name, list(args.set))]
         with h5py.File(path, "r") as f:
             if "train/ext_inputs" in f:
-                jobs.append((f"{name}_no_ext", ["data.ext_inputs=false"]))
+                jobs.append((f"{name}_no_ext", ["data.ext_inputs=false", *args.set]))
         for label, extra in jobs:
             if label in done:
                 rows.append(done[label])
@@ -129,6 +138,7 @@ def main() -> int:
             print(f"fitting {label} ({args.budget}) ...", flush=True)
             row = fit_member(label, path, out, args.budget, extra)
             row["budget"] = args.budget
+            row["set"] = list(args.set)
             rows.append(row)
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")

@@ -7,11 +7,12 @@ import pytest
 
 from dsid.autofit.budget import parse_budget
 from dsid.autofit.describe import DataDescription
-from dsid.autofit.rules import batch_size, choose, dropout, factor_size, generator_size, l2_scale, schedule
+from dsid.autofit.rules import (batch_size, choose, dropout, factor_size, generator_size, kl_scale, l2_scale,
+                                schedule)
 
 BASE = DataDescription(n_train=800, n_valid=200, n_time=100, n_forward=0, bin_ms=10.0, n_heldin=40,
                        n_heldout=10, n_areas=1, mean_rate_hz=10.0, ext_input_size=0, integer_counts=True,
-                       has_truth=False)
+                       has_truth=False, info_nats=150.0)
 
 
 def desc(**kw) -> DataDescription:
@@ -126,3 +127,16 @@ def test_a_users_experiment_replaces_the_rules_experiment():
     assert [o for o in theirs if o.startswith("experiment=")] == ["experiment=multiarea_gated"]
     assert [o for o in theirs if o.startswith("data.batch_size")] == ["data.batch_size=8"]
     assert not any(o.startswith("model.kind=") for o in theirs)
+
+
+def test_kl_weight_follows_the_information_per_trial():
+    infos = [0.0, 1.0, 10.0, 50.0, 99.0, 100.0, 400.0]
+    scales = [kl_scale(desc(info_nats=i))[0] for i in infos]
+    assert scales == sorted(scales) and scales[0] == pytest.approx(0.01) and scales[-1] == 1.0
+    assert kl_scale(desc(info_nats=10.0))[0] == pytest.approx(0.1)
+    assert kl_scale(desc(info_nats=100.0))[0] == 1.0 and "collapse" not in kl_scale(desc(info_nats=100.0))[1]
+    assert "collapse" in kl_scale(desc(info_nats=20.0))[1]
+    chosen = as_dict(choose(desc(info_nats=30.0)))
+    assert chosen["train.kl_scales.ic"] == chosen["train.kl_scales.co"] == pytest.approx(0.3)
+    # the weight does not depend on the data set's size, only on what a trial holds
+    assert {kl_scale(desc(info_nats=30.0, n_train=n))[0] for n in (75, 1000, 5000)} == {0.3}

@@ -6,6 +6,7 @@ from typing import Any, Dict
 
 import numpy as np
 
+from dsid.autofit.information import predictable_information
 from dsid.data.tensor_file import DSIDData, load_tensor_file
 
 
@@ -25,6 +26,7 @@ class DataDescription:
     ext_input_size: int       # channels of known external inputs (0: none)
     integer_counts: bool      # spike counts (True) or other observations (False)
     has_truth: bool           # true rates in the valid split (oracle scores possible)
+    info_nats: float          # predictable information per training trial (nats; see information.py)
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -41,7 +43,8 @@ def describe_data(data: DSIDData) -> DataDescription:
         n_forward=data.n_forward, bin_ms=float(data.bin_ms), n_heldin=int(data.heldin.sum()),
         n_heldout=int(data.heldout.sum()), n_areas=data.n_areas,
         mean_rate_hz=float(heldin.mean() * 1000.0 / data.bin_ms), ext_input_size=data.ext_input_size,
-        integer_counts=integer, has_truth=valid.truth_rates is not None)
+        integer_counts=integer, has_truth=valid.truth_rates is not None,
+        info_nats=round(predictable_information(heldin, data.bin_ms), 1) if integer else 0.0)
 
 
 def describe_file(path) -> DataDescription:

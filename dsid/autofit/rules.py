@@ -74,6 +74,20 @@ def l2_scale(d: DataDescription) -> Rule:
     return round(s, 6), f"{d.n_train} training trials"
 
 
+INFO_FULL_NATS = 100.0
+
+
+def kl_scale(d: DataDescription) -> Rule:
+    """The KL terms' weight: 1 when a trial holds at least 100 nats of predictable information
+    (``d.info_nats``), in proportion below that, at least 0.01. A posterior that pins down a trial's
+    trajectory costs tens to about a hundred nats of KL (an initial condition of 64-128 dimensions and
+    inferred inputs at every bin); with less information than that in a trial, the full weight makes
+    ignoring the data (every trial the average rates) the optimum the fit runs into."""
+    s = min(1.0, max(0.01, d.info_nats / INFO_FULL_NATS))
+    why = f"{d.info_nats:g} nats of predictable information per trial" + (
+        "" if s == 1.0 else f" (< {INFO_FULL_NATS:g}): a lighter KL weight against posterior collapse")
+    return round(s, 3), why
+
 
 def validation_interval(d: DataDescription, batch: int, budget_steps: int) -> Rule:
     """Validate every epoch, or every few epochs when epochs are short (about 25 steps apart), at
@@ -109,8 +123,10 @@ def choose(d: DataDescription, budget_steps: Optional[int] = None) -> List[Choic
                 Choice("model.ic_size", gen, "the generator's size"),
                 Choice("model.factor_size", *factor_size(d))]
     p, why_p = dropout(d)
+    kl, why_kl = kl_scale(d)
     out += [Choice("model.encoder.dropout", p, why_p), Choice("model.generator.dropout", p, why_p),
-            Choice("train.l2_scale", *l2_scale(d))]
+            Choice("train.l2_scale", *l2_scale(d)), Choice("train.kl_scales.ic", kl, why_kl),
+            Choice("train.kl_scales.co", kl, why_kl)]
     if budget_steps is not None:
         out += [Choice(k, v, why) for k, v, why in schedule(budget_steps)]
         out.append(Choice("trainer.check_val_every_n_epoch", *validation_interval(d, batch, budget_steps)))
