@@ -202,8 +202,9 @@ def measure(name: str, size: str, threads: int, steps: int, device: str, samples
         torch.cuda.synchronize()
     infer_s = time.perf_counter() - t0
     extra = {"gemm_flops_per_s": gemm_throughput(z)} if name == "dsid" and device == "cpu" else {}
-    out_queue.put({**extra, "name": name, "size": size, "threads": threads, "steps_per_s": steps / elapsed, "peak_mb": peak / 2 ** 20, "infer_s": infer_s,
-               "rss_before_mb": rss0 / 1024, "params": sum(p.numel() for p in model.parameters())})
+    out_queue.put({**extra, "name": name, "size": size, "threads": threads, "steps_per_s": steps / elapsed,
+                   "peak_mb": peak / 2 ** 20, "infer_s": infer_s, "rss_before_mb": rss0 / 1024,
+                   "params": sum(p.numel() for p in model.parameters())})
 
 
 def run_isolated(name, size, threads, steps, device, samples, bins=0):

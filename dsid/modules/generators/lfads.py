@@ -79,6 +79,9 @@ class LFADSGenerator(StepGenerator):
                 n_steps: Optional[int] = None, sample: bool = True) -> GeneratorOutput:
         """Unroll for ``n_steps`` bins (shapes: :meth:`StepGenerator.forward`)."""
         n_steps = resolve_steps(self, ci, ext, n_steps)
+        if ci is not None and ic.shape[0] % ci.shape[0]:
+            raise ValueError(f"LFADSGenerator: ci has {ci.shape[0]} rows for {ic.shape[0]} initial conditions; "
+                             "expected as many, or one per trial with the same number of samples each")
         if native.usable(ic, ci, ext, self.cell.weight_hh):
             return lfads_unroll(self, ic, ci, ext, n_steps, sample)
         if ci is not None and ci.shape[0] != ic.shape[0]:  # encodings shared by samples (see the class)

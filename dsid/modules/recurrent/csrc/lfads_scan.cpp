@@ -49,10 +49,12 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
   auto gig = at::empty({B, 3 * Hg}, o), ghg = at::empty({B, 3 * Hg}, o), gd = at::empty({B, Hg}, o);
   auto c0 = at::zeros({B, Hc}, o), std_t = at::empty({B, C}, o);
   if (ext_proj.stride(2) != 1) ext_proj = ext_proj.contiguous();
-  const int64_t ci_repeat = Tc ? B / ci_proj.size(1) : 1;  // ci_proj may hold one row per trial of B / ci_repeat
+  TORCH_CHECK(!Tc || B % ci_proj.size(1) == 0, "lfads_scan: ", B, " batch entries for ", ci_proj.size(1), " ci rows");
+  const int64_t ci_repeat = Tc ? B / ci_proj.size(1) : 1;  // each ci_proj row serves ci_repeat batch entries
   const int64_t ext_stride = ext_proj.stride(1);  // 0 for a bias broadcast over the trials
   AT_DISPATCH_FLOATING_TYPES(ext_proj.scalar_type(), "lfads_scan_forward", [&] {
     using Row = Rows<scalar_t>;
+    auto rows = [](const at::Tensor& x, int64_t width) { return rows_of<scalar_t>(x, width); };
     for (int64_t t = 0; t < T; ++t) {
       at::Tensor f_prev = t ? Fs[t - 1] : f0, g_prev = t ? Gs[t - 1] : g0;
       Row gi2{};
@@ -60,12 +62,11 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
         at::Tensor c_prev = t ? Cs[t - 1] : c0;
         at::mm_out(gic, f_prev, wc_f.t());
         at::mm_out(ghc, c_prev, wc_hh.t());
-        gru_forward<scalar_t>(B, Hc, GruForward<scalar_t>{Row{ci_proj[t].data_ptr<scalar_t>(), 3 * Hc, ci_repeat},
-                                                          rows_of<scalar_t>(gic, 3 * Hc), rows_of<scalar_t>(ghc, 3 * Hc),
-                                                          nullptr, bc_hh.data_ptr<scalar_t>(), rows_of<scalar_t>(c_prev, Hc),
-                                                          rows_of<scalar_t>(gates_c[keep ? t : 0], 4 * Hc),
-                                                          rows_of<scalar_t>(Cs[t], Hc), Row{},
-                                                          static_cast<scalar_t>(clip_c)});
+        GruForward<scalar_t> ctrl{Row{ci_proj[t].data_ptr<scalar_t>(), 3 * Hc, ci_repeat},
+                                  rows(gic, 3 * Hc), rows(ghc, 3 * Hc), nullptr, bc_hh.data_ptr<scalar_t>(),
+                                  rows(c_prev, Hc), rows(gates_c[keep ? t : 0], 4 * Hc), rows(Cs[t], Hc), Row{},
+                                  static_cast<scalar_t>(clip_c)};
+        gru_forward<scalar_t>(B, Hc, ctrl);
         at::Tensor c_in = Cs[t];
         if (mask_c.numel()) c_in = at::mul_out(cd, Cs[t], mask_c[t]);
         at::Tensor h_t = head[t];
@@ -78,15 +79,13 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
           co_t.copy_(h_t.narrow(1, 0, C));
         }
         at::mm_out(gig, co_t, wg_co.t());
-        gi2 = rows_of<scalar_t>(gig, 3 * Hg);
+        gi2 = rows(gig, 3 * Hg);
       }
       at::mm_out(ghg, g_prev, wg_hh.t());
-      gru_forward<scalar_t>(B, Hg, GruForward<scalar_t>{Row{ext_proj[t].data_ptr<scalar_t>(), ext_stride}, gi2,
-                                                        rows_of<scalar_t>(ghg, 3 * Hg), nullptr, bg_hh.data_ptr<scalar_t>(),
-                                                        rows_of<scalar_t>(g_prev, Hg),
-                                                        rows_of<scalar_t>(gates_g[keep ? t : 0], 4 * Hg),
-                                                        rows_of<scalar_t>(Gs[t], Hg), Row{},
-                                                        static_cast<scalar_t>(clip_g)});
+      GruForward<scalar_t> gen{Row{ext_proj[t].data_ptr<scalar_t>(), ext_stride}, gi2, rows(ghg, 3 * Hg), nullptr,
+                               bg_hh.data_ptr<scalar_t>(), rows(g_prev, Hg), rows(gates_g[keep ? t : 0], 4 * Hg),
+                               rows(Gs[t], Hg), Row{}, static_cast<scalar_t>(clip_g)};
+      gru_forward<scalar_t>(B, Hg, gen);
       at::Tensor g_in = Gs[t];
       if (mask_g.numel()) g_in = at::mul_out(gd, Gs[t], mask_g[t]);
       at::Tensor f_t = Fs[t];
@@ -115,19 +114,17 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
   auto dgd = at::empty({B, Hg}, o), dcd = at::empty({B, Hc}, o), dco = at::empty({B, C}, o);
   auto c0 = at::zeros({B, Hc}, o);
   AT_DISPATCH_FLOATING_TYPES(Gs.scalar_type(), "lfads_scan_backward", [&] {
+    auto rows = [](const at::Tensor& x, int64_t width) { return rows_of<scalar_t>(x, width); };
     for (int64_t t = T - 1; t >= 0; --t) {
       at::Tensor df_t = DF[t];
       at::add_out(df_t, dF[t], df);
       at::mm_out(dgd, df_t, w_fac);
       at::Tensor g_prev = t ? Gs[t - 1] : g0;
-      gru_backward<scalar_t>(B, Hg, GruBackward<scalar_t>{rows_of<scalar_t>(dg, Hg), rows_of<scalar_t>(dG[t], Hg),
-                                                          rows_of<scalar_t>(dgd, Hg), mask_rows<scalar_t>(mask_g, t, Hg),
-                                                          rows_of<scalar_t>(Gs[t], Hg),
-                                                          rows_of<scalar_t>(g_prev.contiguous(), Hg),
-                                                          rows_of<scalar_t>(gates_g[t], 4 * Hg),
-                                                          rows_of<scalar_t>(dgi_g[t], 3 * Hg),
-                                                          rows_of<scalar_t>(dgh_g[t], 3 * Hg), Rows<scalar_t>{},
-                                                          static_cast<scalar_t>(clip_g)});
+      at::Tensor g_before = g_prev.contiguous();
+      GruBackward<scalar_t> gen{rows(dg, Hg), rows(dG[t], Hg), rows(dgd, Hg), mask_rows<scalar_t>(mask_g, t, Hg),
+                                rows(Gs[t], Hg), rows(g_before, Hg), rows(gates_g[t], 4 * Hg), rows(dgi_g[t], 3 * Hg),
+                                rows(dgh_g[t], 3 * Hg), Rows<scalar_t>{}, static_cast<scalar_t>(clip_g)};
+      gru_backward<scalar_t>(B, Hg, gen);
       dg.addmm_(dgh_g[t], wg_hh);
       if (t >= Tc) {
         df.zero_();
@@ -145,13 +142,10 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
       }
       at::mm_out(dcd, DH[t], w_head);
       at::Tensor c_prev = t ? Cs[t - 1] : c0;
-      gru_backward<scalar_t>(B, Hc, GruBackward<scalar_t>{rows_of<scalar_t>(dc, Hc), Rows<scalar_t>{},
-                                                          rows_of<scalar_t>(dcd, Hc), mask_rows<scalar_t>(mask_c, t, Hc),
-                                                          rows_of<scalar_t>(Cs[t], Hc), rows_of<scalar_t>(c_prev, Hc),
-                                                          rows_of<scalar_t>(gates_c[t], 4 * Hc),
-                                                          rows_of<scalar_t>(dgi_c[t], 3 * Hc),
-                                                          rows_of<scalar_t>(dgh_c[t], 3 * Hc), Rows<scalar_t>{},
-                                                          static_cast<scalar_t>(clip_c)});
+      GruBackward<scalar_t> ctrl{rows(dc, Hc), Rows<scalar_t>{}, rows(dcd, Hc), mask_rows<scalar_t>(mask_c, t, Hc),
+                                 rows(Cs[t], Hc), rows(c_prev, Hc), rows(gates_c[t], 4 * Hc), rows(dgi_c[t], 3 * Hc),
+                                 rows(dgh_c[t], 3 * Hc), Rows<scalar_t>{}, static_cast<scalar_t>(clip_c)};
+      gru_backward<scalar_t>(B, Hc, ctrl);
       dc.addmm_(dgh_c[t], wc_hh);
       at::mm_out(df, dgi_c[t], wc_f);
     }
