@@ -236,3 +236,24 @@ def test_sae_samples_share_the_encoding_and_match_single_sample_means():
     many = model(x, sample=False, n_samples=4)["rates"]
     assert many.shape == (12, 9, 8)
     close(many, one.repeat_interleave(4, dim=0))
+
+
+def test_encoder_scan_gradients_with_rows_split_across_threads():
+    """Batches larger than one thread's share of rows: the per-thread bias-gradient sums add up."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(6)
+        enc = BiGRUEncoder(input_size=5, ic_size=3, hidden_size=6, ci_size=6, dropout=0.0).double()
+        x = torch.randn(150, 7, 5, dtype=torch.float64)
+        h_last, ci = enc.run_rnns(x)
+        _, ref_last = enc.ic_rnn(x)
+        loss = h_last.square().sum() + ci.sin().sum()
+        ref_loss = torch.cat([ref_last[0], ref_last[1]], -1).square().sum() + enc.ci_rnn(x)[0].sin().sum()
+        params = list(enc.ic_rnn.parameters()) + list(enc.ci_rnn.parameters())
+        for g, r in zip(torch.autograd.grad(loss, params, allow_unused=True),
+                        torch.autograd.grad(ref_loss, params, allow_unused=True)):
+            if r is not None:
+                close(g, r)
+    finally:
+        torch.set_num_threads(threads)

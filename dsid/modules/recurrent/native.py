@@ -51,18 +51,25 @@ def _build() -> Optional[ModuleType]:
         except ImportError:
             pass
     log.info("loading DSID's compiled recurrent core (built once, about a minute)")
-    try:
-        # one build per instruction set: a cache shared by machines with different CPUs stays valid
-        wide = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
-        flags = ["-O3", "-fopenmp-simd", "-fno-trapping-math"] + (["-mavx2", "-mfma"] if wide else [])
-        return load(name="dsid_recurrent_" + ("avx2" if wide else "base"),
-                    sources=[str(src / s) for s in _SOURCES], extra_cflags=flags, verbose=False)
-    except Exception as exc:  # no compiler, no headers, a failed build: the reference path still works
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        warnings.warn(f"DSID's compiled recurrent core could not be built ({first}); training runs on the "
-                      "slower reference path. Install a C++ compiler (g++ or clang) to get it, or set "
-                      "DSID_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
-        return None
+    # one build per instruction set (a cache shared by machines with different CPUs stays valid); with
+    # OpenMP the element-wise passes are split across PyTorch's threads (its parallel_for is compiled
+    # into the module), without it (a compiler lacking OpenMP) they run on one thread
+    wide = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+    isa = ["-mavx2", "-mfma"] if wide else []
+    name = "dsid_recurrent_" + ("avx2" if wide else "base")
+    first_error = None
+    for suffix, cflags, ldflags in (("_omp", ["-fopenmp"], ["-fopenmp"]), ("", ["-fopenmp-simd"], [])):
+        try:
+            return load(name=name + suffix, sources=[str(src / s) for s in _SOURCES],
+                        extra_cflags=["-O3", "-fno-trapping-math", *cflags, *isa], extra_ldflags=ldflags,
+                        verbose=False)
+        except Exception as exc:  # no compiler, no headers, no OpenMP, a failed build
+            text = str(exc).strip()
+            first_error = first_error or (text.splitlines()[0] if text else type(exc).__name__)
+    warnings.warn(f"DSID's compiled recurrent core could not be built ({first_error}); training runs on the "
+                  "slower reference path. Install a C++ compiler (g++ or clang) to get it, or set "
+                  "DSID_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
+    return None
 
 
 def usable(*tensors: Optional[torch.Tensor]) -> bool:
