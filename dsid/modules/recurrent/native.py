@@ -1,7 +1,10 @@
-"""The compiled recurrent scans (``csrc/``), built with the machine's C++ compiler on first use.
+"""The compiled recurrent scans (``csrc/``; also dropout masks and a log-factorial for count
+likelihoods), built with the machine's C++ compiler on first use.
 
 Building takes about a minute once per machine and PyTorch version (cached by PyTorch under
-``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``). Without a compiler, or with
+``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), with OpenMP where the compiler has it
+(the element-wise passes then use PyTorch's threads; a compiler without it, such as Apple's clang, costs
+a failed first attempt in every new process, then the single-threaded build). Without a compiler, or with
 ``DSID_NATIVE=0``, models fall back to their reference unrolls (same maths, several times slower on
 a CPU) after one warning naming the cause.
 
