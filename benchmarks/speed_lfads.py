@@ -265,8 +265,8 @@ def main(argv=None) -> int:
                                                              f"{mm / 1e9:.0f} GFLOP/s" if mm else ""))
     memory = []
     if args.memory_bins:
-        print(f"\npeak memory of a DSID training step (maze size, 1 thread) against the trial length; "
-              f"'step' is the peak minus the memory before the first step")
+        print("\npeak memory of a DSID training step (maze size, 1 thread) against the trial length; "
+              "'step' is the peak minus the memory before the first step")
         for bins in args.memory_bins:
             r = run_isolated("dsid", "maze", 1, 1, args.device, 1, bins)
             memory.append({"bins": bins, "peak_mb": r["peak_mb"], "step_mb": r["peak_mb"] - r["rss_before_mb"]})

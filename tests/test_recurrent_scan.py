@@ -219,6 +219,16 @@ def test_lfads_scan_shares_one_encoding_among_a_trials_samples():
     close(shared, repeated)
     close(torch.autograd.grad((shared * w).sum(), ci)[0], torch.autograd.grad((repeated * w).sum(), ci)[0])
     close(gen.reference_forward(ic, ci.repeat_interleave(k, dim=0), sample=False).factors, shared)
+    close(gen.reference_forward(ic, ci, sample=False).factors, shared)  # the reference path shares them too
+
+
+@pytest.mark.parametrize("native_path", [True, False])
+def test_ci_rows_that_do_not_divide_the_batch_are_an_error(monkeypatch, native_path):
+    if not native_path:
+        monkeypatch.setenv("DSID_NATIVE", "0")
+    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4)
+    with pytest.raises(ValueError, match="ci has 4 rows for 6 initial conditions"):
+        gen(torch.randn(6, 3), torch.randn(4, 5, 4))
 
 
 def test_sae_samples_share_the_encoding_and_match_single_sample_means():

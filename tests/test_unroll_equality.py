@@ -59,3 +59,18 @@ def test_lfads_unroll_in_every_mode(train, sample, n_steps):
     ref, g_ref = run(gen, reference_unroll, ic, ci, ext, n_steps, seed=2, sample=sample)
     for a, b in zip([*fast, *g_fast], [*ref, *g_ref]):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["lfads", "node", "linear"])
+def test_every_generator_reads_one_ci_row_per_trial_for_its_samples(name):
+    """ci with one row per trial and k posterior samples per trial in ic: every generator gives what
+    it gives with ci repeated k times (posterior means, no dropout)."""
+    torch.manual_seed(1)
+    gen = GENERATORS.build({"name": name, "ic_size": I, "co_size": 2, "ci_input_size": C, "factor_size": F,
+                            "dropout": 0.0}).double()
+    k, trials = 3, 2
+    ic = torch.randn(trials * k, I, dtype=torch.float64)
+    ci = torch.randn(trials, T, C, dtype=torch.float64)
+    shared = gen(ic, ci, sample=False)
+    repeated = gen(ic, ci.repeat_interleave(k, dim=0), sample=False)
+    assert torch.allclose(shared.factors, repeated.factors, rtol=1e-10, atol=1e-12)

@@ -114,9 +114,8 @@ class SequentialAutoencoder(ConfigurableModel):
         """
         session = check_session(session, self.n_sessions, "sae")
         enc = self.encoder(self.readins[session](x) if self.n_sessions > 1 else x)
-        shared = getattr(self.generator, "shares_encodings", False)  # reads one ci row per trial
-        enc = repeat_samples(enc._replace(ci=None), n_samples)._replace(
-            ci=enc.ci if shared else repeat_samples(enc.ci, n_samples))
+        # the samples of a trial share its ci (generators read one row per trial; see ci_repeat)
+        enc = repeat_samples(enc._replace(ci=None), n_samples)._replace(ci=enc.ci)
         ext = repeat_samples(ext, n_samples)
         ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
         gen = self.generator(ic, ci=enc.ci, ext=ext, n_steps=x.shape[1] + n_forward, sample=sample)

@@ -186,6 +186,19 @@ def resolve_steps(gen: nn.Module, ci: Optional[torch.Tensor], ext: Optional[torc
     return int(n_steps)
 
 
+def ci_repeat(gen: nn.Module, ci: Optional[torch.Tensor], batch: int) -> int:
+    """How many consecutive batch entries share each row of ``ci``: 1 when it has a row per entry, k
+    when it has one per trial and the batch holds k posterior samples of each (trial-major); an error
+    naming both counts when its rows do not divide the batch."""
+    if ci is None or ci.shape[0] == batch:
+        return 1
+    if ci.shape[0] == 0 or batch % ci.shape[0]:
+        name = getattr(gen, "registry_name", type(gen).__name__)
+        raise ValueError(f"{name} generator: ci has {ci.shape[0]} rows for {batch} initial conditions; expected "
+                         "as many, or one per trial with the same number of samples each")
+    return batch // ci.shape[0]
+
+
 def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
            n_steps: Optional[int], sample: bool) -> GeneratorOutput:
     """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
@@ -193,10 +206,14 @@ def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Op
     every bin); the LFADS generator runs on a compiled scan instead where it can.
 
     Shape:
-        ic: (B, I); ci: (B, T, ci_input_size) or None; ext: (B, T, ext_input_size) or None
+        ic: (B, I); ci: (B or B / k, T, ci_input_size) or None (see :func:`ci_repeat`);
+        ext: (B, T, ext_input_size) or None
         returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
     """
     n_steps = resolve_steps(gen, ci, ext, n_steps)
+    k = ci_repeat(gen, ci, ic.shape[0])
+    if k > 1:  # one encoding per trial, shared by its samples
+        ci = ci.repeat_interleave(k, dim=0)
     p = {k: v.unsqueeze(0) for k, v in gen.step_params().items()}  # once per unroll, not per step
     state = {k: v.unsqueeze(0) for k, v in gen.initial_state(ic).items()}
     # per-bin views made once: the backward of ``unbind`` is one ``stack``, whereas indexing a bin
@@ -266,7 +283,8 @@ class StepGenerator(nn.Module):
         the end of ``ci``/``ext`` run with no inferred or external input (forward prediction).
 
         Shape:
-            ic: (B, I) sampled initial condition; ci: (B, T, ci_input_size) or None;
+            ic: (B, I) sampled initial condition; ci: (B, T, ci_input_size) or None, or one row per
+            trial when ``ic`` holds k posterior samples of each (B / k rows, :func:`ci_repeat`);
             ext: (B, T, ext_input_size) or None
             returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
         """

@@ -25,12 +25,9 @@ class LFADSGenerator(StepGenerator):
 
     ``forward`` runs on the compiled scan (:mod:`dsid.modules.recurrent.lfads_scan`) on a CPU with
     float32/float64 tensors, else on the reference unroll (``reference_forward``); both compute the
-    same function. ``forward`` also takes ``ci`` with one row per trial when ``ic`` holds k posterior
-    samples per trial (trial-major, B = k x trials): the samples share their trial's encoding without
-    copies (``shares_encodings``).
+    same function; with one ``ci`` row per trial for k samples each, the scan reads each row k times
+    instead of copying it.
     """
-
-    shares_encodings = True
 
     def __init__(self, *, ic_size: int, hidden_size: int = 100, factor_size: int = 40,
                  co_size: int = 4, ci_input_size: int = 0, controller_size: int = 64,
@@ -78,14 +75,8 @@ class LFADSGenerator(StepGenerator):
     def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None, ext: Optional[torch.Tensor] = None,
                 n_steps: Optional[int] = None, sample: bool = True) -> GeneratorOutput:
         """Unroll for ``n_steps`` bins (shapes: :meth:`StepGenerator.forward`)."""
-        n_steps = resolve_steps(self, ci, ext, n_steps)
-        if ci is not None and ic.shape[0] % ci.shape[0]:
-            raise ValueError(f"LFADSGenerator: ci has {ci.shape[0]} rows for {ic.shape[0]} initial conditions; "
-                             "expected as many, or one per trial with the same number of samples each")
         if native.usable(ic, ci, ext, self.cell.weight_hh):
-            return lfads_unroll(self, ic, ci, ext, n_steps, sample)
-        if ci is not None and ci.shape[0] != ic.shape[0]:  # encodings shared by samples (see the class)
-            ci = ci.repeat_interleave(ic.shape[0] // ci.shape[0], dim=0)
+            return lfads_unroll(self, ic, ci, ext, resolve_steps(self, ci, ext, n_steps), sample)
         return unroll(self, ic, ci, ext, n_steps, sample)
 
     def reference_forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,

@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import GeneratorOutput
+from dsid.modules.generators._common import GeneratorOutput, ci_repeat
 from dsid.modules.recurrent.native import dropout_mask, native_scans
 
 
@@ -70,6 +70,7 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
         returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
     """
     B, H, C, E = ic.shape[0], gen.hidden_size, gen.co_size, gen.ext_input_size
+    ci_repeat(gen, ci, B)  # the rows of ci divide the batch (the scan reads each row B / rows times)
     g0 = gen.ic_to_state(ic)
     f0 = gen.to_factors(gen.dropout(g0))
     empty = ic.new_empty(0)
