@@ -5,8 +5,10 @@ encodings from the area's held-in neurons only), generator, factors, readout and
 :class:`~dsid.models.sae.SequentialAutoencoder` on the area's neurons, whose generator additionally
 receives the messages of its incoming edges as external input. A coupling module (registry
 ``COUPLINGS``, config ``model.coupling``) computes the messages from the source areas' past signals;
-the areas advance together one bin at a time, stepped as one group (stacked parameters, one
-batched product per weight: the generators' ``step_params``/``grouped_step``). Each area keeps its
+the areas advance together: on the compiled scan where it applies (:mod:`dsid.models.multiarea_scan`:
+LFADS areas, messages linear in the lagged factors or states), else one bin at a time, stepped as
+one group (stacked parameters, one batched product per weight: the generators'
+``step_params``/``grouped_step``). Each area keeps its
 controller, so drive that no recorded area explains still has a route in.
 
 Timing: the message of edge ``src->dst`` recorded at bin ``t`` is computed from the source's signal
@@ -29,11 +31,19 @@ from torch import nn
 from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, check_session,
                               heldin_nll, masked_nll, repeat_samples, sample_ic)
 from dsid.models.multiarea_readouts import MultiAreaReadouts
+from dsid.models.multiarea_loop import step_areas
+from dsid.models.multiarea_scan import scan_areas, scan_covers
 from dsid.models.protocol import STANDARD_OUTPUTS
 from dsid.models.sae import SequentialAutoencoder
-from dsid.modules.coupling.base import edge_mask, stack_steps
-from dsid.modules.generators._common import bins, stack_step_params
+from dsid.modules.coupling.base import edge_mask
 from dsid.registry import COUPLINGS, MODELS
+
+
+def contiguous_or_index(idx: np.ndarray):
+    """``idx`` (sorted positions) as a slice when it is one contiguous range, else as a tensor."""
+    if idx.size and (np.diff(idx) == 1).all():
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return torch.as_tensor(idx)
 
 
 def check_areas(data_info: Mapping[str, Any]):
@@ -122,10 +132,12 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         self.augmentations = build_augmentations(augmentations)
         hin = np.flatnonzero(~heldout)
         self.register_buffer("heldin_idx", torch.as_tensor(hin), persistent=False)
-        self.area_in_pos = [torch.as_tensor(np.flatnonzero(area[hin] == a)) for a in range(A)]
+        # each area's held-in columns of the input: a slice (a view, no copy) where they are contiguous
+        self.area_in_pos = [contiguous_or_index(np.flatnonzero(area[hin] == a)) for a in range(A)]
         self.area_idx = [np.flatnonzero(area == a) for a in range(A)]
-        self.register_buffer("neuron_order", torch.as_tensor(np.argsort(np.concatenate(self.area_idx))),
-                             persistent=False)
+        order = np.argsort(np.concatenate(self.area_idx))
+        self.areas_in_file_order = bool((order == np.arange(order.size)).all())  # no reordering needed
+        self.register_buffer("neuron_order", torch.as_tensor(order), persistent=False)
         # where each edge's message sits in its destination generator's external input, and for every
         # area and input column the column of [all messages, external input, 0] that feeds it
         offsets, M = [0] * A, self.coupling.message_size
@@ -138,6 +150,9 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
             gather[d, offsets[d]:offsets[d] + k] = np.arange(sl.start, sl.stop)
             offsets[d] += k
         self.register_buffer("input_gather", torch.as_tensor(gather).flatten(), persistent=False)
+        # the same as one-hot (A, msg_width, M): message column m feeds area a's input column j
+        columns = np.arange(M)[None, None, :] == gather[:, :self.msg_width, None]
+        self.register_buffer("message_columns", torch.as_tensor(columns, dtype=torch.float32), persistent=False)
         self.ic_size, self.co_size = int(ic_size), int(co_size)
 
     # ----- helpers ------------------------------------------------------------------------------
@@ -151,7 +166,13 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
 
     def _to_global(self, parts: List[torch.Tensor], dim: int = 2) -> torch.Tensor:
         """Per-area neuron blocks (area order) -> all neurons in file order along ``dim``."""
-        return torch.cat(parts, dim=dim).index_select(dim, self.neuron_order)
+        joined = torch.cat(parts, dim=dim)
+        return joined if self.areas_in_file_order else joined.index_select(dim, self.neuron_order)
+
+    def area_input(self, x: torch.Tensor, a: int) -> torch.Tensor:
+        """Area ``a``'s held-in neurons of the held-in input. Shape: (B, T, N_in) -> (B, T, N_in_a)."""
+        pos = self.area_in_pos[a]
+        return x[..., pos] if isinstance(pos, slice) else x.index_select(-1, pos.to(x.device))
 
     def message_index(self) -> Dict[str, slice]:
         """``"src_dst"`` -> slice of the ``messages`` output's last axis."""
@@ -209,66 +230,45 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
             msg_kl (B,) for stochastic messages (KL of the messages fed to the T observed bins);
             T' = T + n_forward; area blocks in area order
         """
+        return self._forward(x, session, n_forward, sample, ext, n_samples, probe, compiled=True)
+
+    def reference_forward(self, x: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
+        """:meth:`forward` on the step-by-step loop even where the compiled scan would run (tests)."""
+        kwargs.setdefault("session", 0)
+        return self._forward(x, kwargs.pop("session"), kwargs.pop("n_forward", 0), kwargs.pop("sample", True),
+                             kwargs.pop("ext", None), kwargs.pop("n_samples", 1), kwargs.pop("probe", None),
+                             compiled=False, **kwargs)
+
+    def _forward(self, x, session, n_forward, sample, ext, n_samples, probe, *, compiled: bool):
         check_session(session, 1, "multiarea")
         T, n_steps = x.shape[1], x.shape[1] + n_forward
-        cpl, edges, A = self.coupling, self.coupling.edges, self.n_areas
-        gens = [ar.generator for ar in self.areas]
-        encs, ics, init = [], [], []
-        for a, ar in enumerate(self.areas):
-            enc = repeat_samples(ar.encoder(x[..., self.area_in_pos[a].to(x.device)]), n_samples)
-            ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
-            encs.append(enc)
-            ics.append(ic)
-            init.append(gens[a].initial_state(ic))
-        # the areas advance as one group: stacked parameters, state and inputs (leading axis: area)
-        params = stack_step_params(gens)
-        state = {k: torch.stack([s[k] for s in init]) for k in init[0]}
-        # per-bin views made once (the backward of unbind is one stack; indexing a bin every step would
-        # accumulate a full-size gradient per bin): ci_steps[t] (A, B, C), ext_steps[t] (B, E)
-        ci_steps = bins(torch.stack([e.ci for e in encs])) if encs[0].ci is not None else ()
-        ext = repeat_samples(ext, n_samples)
-        ext_steps = bins(ext, dim=1) if self.ext_input_size and ext is not None else ()
-        B = x.shape[0] * n_samples
-        no_input = x.new_zeros(B, self.ext_input_size + 1)  # the external input's columns, then a zero
-        window = cpl.start(self._signals(init))
-        step = cpl(window, list(state["g"]), sample)
-        rec: List[Dict[str, torch.Tensor]] = []
-        fed, msgs = [], []  # the messages fed to the observed bins' steps; those recorded
-        for t in range(n_steps):
-            if t < T:
-                fed.append(step)
-            tail = no_input
-            if t < len(ext_steps):
-                tail = torch.cat([ext_steps[t], no_input[:, :1]], -1)
-            feed = torch.cat([*step.messages, tail], -1).index_select(1, self.input_gather).view(B, A, -1)
-            ext_t = feed.transpose(0, 1) if feed.shape[-1] else None
-            ci_t = ci_steps[t] if t < min(T, len(ci_steps)) else None
-            if probe is not None:
-                self._probe(probe, state, ci_t, ext_t)
-            state, out = gens[0].grouped_step(params, state, ci_t, ext_t, sample)
-            rec.append(out)
-            window = cpl.push(window, self._signals([{"f": f, "g": g} for f, g in zip(out["f"], out["g"])]))
-            step = cpl(window, list(state["g"]), sample)
-            msgs.append(step.messages)
-        stacked = {k: torch.stack([o[k] for o in rec], 2) for k in rec[0]}  # (A, B, T', .)
-        factors = list(stacked["f"])
+        cpl = self.coupling
+        encs = [ar.encoder(self.area_input(x, a)) for a, ar in enumerate(self.areas)]
+        ic_mean = repeat_samples(torch.cat([e.ic_mean for e in encs], -1), n_samples)
+        ic_logvar = repeat_samples(torch.cat([e.ic_logvar for e in encs], -1), n_samples)
+        ic = sample_ic(ic_mean, ic_logvar, sample)
+        ics, ci = list(ic.split(self.ic_size, -1)), [e.ci for e in encs]
+        ext = repeat_samples(ext, n_samples) if self.ext_input_size else None
+        if compiled and scan_covers(self, x, ext, probe):  # each trial's encodings read by all its samples
+            seq = scan_areas(self, ics, ci, ext, T, n_steps, sample)
+        else:
+            seq = step_areas(self, ics, [repeat_samples(c, n_samples) for c in ci], ext, T, n_steps, sample, probe)
+        factors = list(seq["f"].split(self.factor_sizes, -1))
         area_params = [ar.readout(f) for ar, f in zip(self.areas, factors)]
-        params = self._to_global(area_params)
-        rates = self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)])
-        cat = lambda k: torch.cat(list(stacked[k]), -1)  # noqa: E731  area blocks along the last axis
-        out = {"params": params, "rates": rates, "factors": cat("f"), "states": cat("g"), "n_observed": T,
-               "ic_mean": torch.cat([e.ic_mean for e in encs], -1),
-               "ic_logvar": torch.cat([e.ic_logvar for e in encs], -1), "ic_sample": torch.cat(ics, -1)}
-        if "co" in stacked:
-            out.update(co_mean=cat("co_mean"), co_logvar=cat("co_logvar"), co_sample=cat("co"))
-        if edges:
-            out["messages"] = torch.cat([torch.stack([m[e] for m in msgs], 1) for e in range(len(edges))], -1)
-            seq = stack_steps(fed, len(edges))
-            kl = cpl.kl(seq)
+        out = {"params": self._to_global(area_params),
+               "rates": self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)]),
+               "factors": seq["f"], "states": seq["g"], "n_observed": T, "ic_mean": ic_mean,
+               "ic_logvar": ic_logvar, "ic_sample": ic}
+        if "co" in seq:
+            out.update(co_mean=seq["co_mean"], co_logvar=seq["co_logvar"], co_sample=seq["co"])
+        if cpl.edges:
+            out["messages"] = seq["messages"]
+            kl = cpl.kl(seq["fed"])
             if kl is not None:
                 out["msg_kl"] = kl
             if self.training:
-                cpl.update_stats(seq.means if seq.means is not None else seq.messages)
+                fed = seq["fed"]
+                cpl.update_stats(fed.means if fed.means is not None else fed.messages)
         return out
 
     def _signals(self, outs: List[Dict[str, torch.Tensor]]) -> List[torch.Tensor]:

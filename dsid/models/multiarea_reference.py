@@ -22,7 +22,7 @@ def area_by_area_forward(model, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Te
     """
     cpl = model.coupling
     B, T = x.shape[:2]
-    encs = [ar.encoder(x[..., model.area_in_pos[a]]) for a, ar in enumerate(model.areas)]
+    encs = [ar.encoder(model.area_input(x, a)) for a, ar in enumerate(model.areas)]
     states = [ar.generator.initial_state(e.ic_mean) for ar, e in zip(model.areas, encs)]
     window = cpl.start([model._signal(a, s) for a, s in enumerate(states)])
     step = cpl(window, [s["g"] for s in states], False)

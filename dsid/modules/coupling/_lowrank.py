@@ -105,6 +105,19 @@ class LowRankBase(Coupling):
         msg = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
         return CouplingStep(list(msg.unbind(1)), list(mean.unbind(1)), list(logvar.unbind(1)))
 
+    def lag_weights(self) -> Optional[torch.Tensor]:
+        """Each edge's fixed weight per lag, (E, n_lags), when the message is a lag mixture of the
+        projections alone (None here: subclasses that are one override it)."""
+        return None
+
+    def lag_linear(self):
+        """See :meth:`~dsid.modules.coupling.base.Coupling.lag_linear`: deterministic messages with
+        :meth:`lag_weights`."""
+        lags = self.lag_weights()
+        if self.stochastic or lags is None:
+            return None
+        return [self.proj[a].weight for a in self._senders], lags
+
     def kl(self, seq: CouplingStep) -> Optional[torch.Tensor]:
         """Shape: seq of (B, T, rank) sequences -> (B,) KL summed over edges, or None."""
         if not self.stochastic or not self.edges:

@@ -37,5 +37,11 @@ class LowRankCoupling(LowRankBase):
         """
         return self.emit(self.select(window, self.lag))
 
+    def lag_weights(self) -> torch.Tensor:
+        """All weight on the fixed lag. Shape: (E, lag + 1)."""
+        w = torch.zeros(len(self.edges), self.n_lags)
+        w[:, self.lag] = 1.0
+        return w.to(self.proj[self._senders[0]].weight) if self._senders else w
+
     def edge_delays(self) -> torch.Tensor:
         return torch.full((len(self.edges),), float(self.lag))

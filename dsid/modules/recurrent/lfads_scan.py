@@ -19,7 +19,7 @@ differently:
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -28,35 +28,86 @@ from dsid.modules.generators._common import GeneratorOutput, ci_repeat
 from dsid.modules.recurrent.native import dropout_mask, native_scans
 
 
+class ScanInputs(NamedTuple):
+    """The compiled LFADS scan's arguments (``csrc/lfads_scan.cpp`` documents the maths; time-major).
+
+    Empty tensors stand for what is absent: ``ci_proj`` and the controller's weights without a
+    controller, ``msg_*``/``wg_msg`` without message feedback, ``eps`` without sampling, the masks
+    without dropout.
+    """
+
+    ci_proj: torch.Tensor  # (Tc, B or B / k, 3 Hc): controller input projection, bias included
+    ext_proj: torch.Tensor  # (T, B, 3 H): generator input projection of the external input, bias included
+    g0: torch.Tensor  # (B, H)
+    f0: torch.Tensor  # (B, F)
+    wc_f: torch.Tensor  # (3 Hc, F): the controller's weights on the previous factors
+    wc_hh: torch.Tensor  # (3 Hc, Hc)
+    bc_hh: torch.Tensor  # (3 Hc,)
+    w_head: torch.Tensor  # (2 C, Hc): inferred-input mean | log-variance
+    b_head: torch.Tensor  # (2 C,)
+    wg_co: torch.Tensor  # (3 H, C): the generator's weights on the inferred input
+    wg_hh: torch.Tensor  # (3 H, H)
+    bg_hh: torch.Tensor  # (3 H,)
+    w_fac: torch.Tensor  # (F, H)
+    msg_enc: torch.Tensor  # (P, S): projections of the fed-back signal (S = F, or H from the state)
+    msg_lag: torch.Tensor  # (L, P): each projection's weight at lags 0 .. L - 1
+    wg_msg: torch.Tensor  # (3 H, P): the generator's weights on the messages
+    eps: torch.Tensor  # (Tc, B, C): the inferred input's noise
+    mask_c: torch.Tensor  # (Tc, B, Hc): dropout of the controller state before its head
+    mask_g: torch.Tensor  # (T, B, H): dropout of the generator state before the factors
+    msg_from_state: bool  # feed back the generator state instead of the factors
+    clip_c: float
+    clip_g: float
+
+
 class LFADSScan(torch.autograd.Function):
-    """Autograd wrapper of the compiled forward and backward (argument order of the C++ functions)."""
+    """Autograd wrapper of the compiled forward and backward (argument order of :class:`ScanInputs`)."""
 
     @staticmethod
-    def forward(ctx, ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, wg_hh, bg_hh, w_fac,
-                eps, mask_c, mask_g, clip_c, clip_g):
-        out = native_scans().lfads_scan_forward(ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head,
-                                                wg_co, wg_hh, bg_hh, w_fac, eps, mask_c, mask_g, clip_c, clip_g, True)
-        Fs, Gs, head, co, Cs, gates_c, gates_g = out
-        ctx.save_for_backward(g0, f0, wc_f, wc_hh, w_head, wg_co, wg_hh, w_fac, eps, mask_c, mask_g, Fs, Gs, head,
-                              co, Cs, gates_c, gates_g)
-        ctx.clips = (clip_c, clip_g)
-        ctx.has_controller = ci_proj.numel() > 0
-        ctx.ci_rows = ci_proj.shape[1] if ctx.has_controller else 0
-        return Fs, Gs, head, co
+    def forward(ctx, *args):
+        inp = ScanInputs(*args)
+        Fs, Gs, head, co, Ms, Cs, gates_c, gates_g, Ph = native_scans().lfads_scan_forward(*inp, True)
+        ctx.save_for_backward(inp.g0, inp.f0, inp.wc_f, inp.wc_hh, inp.w_head, inp.wg_co, inp.wg_hh, inp.w_fac,
+                              inp.msg_enc, inp.msg_lag, inp.wg_msg, inp.eps, inp.mask_c, inp.mask_g,
+                              Fs, Gs, head, co, Ms, Cs, gates_c, gates_g, Ph)
+        ctx.flags = (inp.msg_from_state, inp.clip_c, inp.clip_g)
+        ctx.has_controller = inp.ci_proj.numel() > 0
+        ctx.has_messages = inp.msg_enc.numel() > 0
+        ctx.ci_rows = inp.ci_proj.shape[1] if ctx.has_controller else 0
+        return Fs, Gs, head, co, Ms
 
     @staticmethod
-    def backward(ctx, dF, dG, dhead, dco):
-        saved = ctx.saved_tensors
-        g0, f0, wc_f, wc_hh, w_head, wg_co, wg_hh, w_fac, eps, mask_c, mask_g = saved[:11]
-        grads = native_scans().lfads_scan_backward(dF, dG, dhead, dco, g0, f0, wc_f, wc_hh, w_head, wg_co, wg_hh,
-                                                   w_fac, eps, mask_c, mask_g, *saved[11:], *ctx.clips)
+    def backward(ctx, dF, dG, dhead, dco, dMs):
+        grads = native_scans().lfads_scan_backward(dF, dG, dhead, dco, dMs, *ctx.saved_tensors, *ctx.flags)
         if not ctx.has_controller:  # no controller: no gradient for its (empty) tensors
             for i in (0, 4, 5, 6, 7, 8, 9):
                 grads[i] = None
         elif ctx.ci_rows != grads[0].shape[1]:  # one ci_proj row shared by consecutive samples
             Tc, B, D = grads[0].shape
             grads[0] = grads[0].view(Tc, ctx.ci_rows, B // ctx.ci_rows, D).sum(2)
-        return (*grads, None, None, None, None, None)
+        if not ctx.has_messages:
+            grads[13:16] = [None] * 3
+        return (*grads, None, None, None, None, None, None)
+
+
+def run_scan(inp: ScanInputs):
+    """The scan with autograd where any input needs a gradient, else the forward alone keeping no
+    gates (inference). Returns time-major Fs (T, B, F), Gs (T, B, H), head (Tc, B, 2 C),
+    co (Tc, B, C) and the messages Ms (T + 1, B, P)."""
+    if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in inp):
+        return LFADSScan.apply(*inp)
+    return tuple(native_scans().lfads_scan_forward(*inp, False)[:5])
+
+
+def pad_inferred_inputs(head: torch.Tensor, co: torch.Tensor, n_steps: int):
+    """The inferred inputs' mean, log-variance and sample batch-major, zero past the encoded bins.
+
+    Shape:
+        head: (Tc, B, 2 C); co: (Tc, B, C) -> three (B, n_steps, C)
+    """
+    n_ci, B, C = co.shape
+    pad = lambda x: torch.cat([x, x.new_zeros(n_steps - n_ci, B, C)]) if n_ci < n_steps else x  # noqa: E731
+    return tuple(pad(x).transpose(0, 1) for x in (head[..., :C], head[..., C:], co))
 
 
 def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
@@ -82,7 +133,7 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
                            w_ih[:, C:C + E].t()).view(n_ext, B, 3 * H)
         ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
     ctrl_args = [empty] * 7
-    eps, mask_c, n_ci, clip_c = empty, empty, 0, 0.0
+    eps, mask_c, clip_c = empty, empty, 0.0
     if gen.use_controller:
         con = gen.controller
         n_ci, D, B_ci = min(ci.shape[1], n_steps), ci.shape[2], ci.shape[0]
@@ -96,16 +147,11 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
         clip_c = float(con.cell.clip)
     mask_g = dropout_mask(gen.dropout, (n_steps, B, H), ic)
     ci_proj, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co = ctrl_args
-    args = (ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, gen.cell.weight_hh,
-            gen.cell.bias_hh, gen.to_factors.normalized_weight(), eps, mask_c, mask_g, clip_c, float(gen.cell.clip))
-    if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
-        Fs, Gs, head, co = LFADSScan.apply(*args)
-    else:  # inference: no gates kept for a backward
-        Fs, Gs, head, co = native_scans().lfads_scan_forward(*args, False)[:4]
+    Fs, Gs, head, co, _ = run_scan(ScanInputs(
+        ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, gen.cell.weight_hh, gen.cell.bias_hh,
+        gen.to_factors.normalized_weight(), empty, empty, empty, eps, mask_c, mask_g, False, clip_c,
+        float(gen.cell.clip)))
     factors, states = Fs.transpose(0, 1), Gs.transpose(0, 1)
     if not gen.use_controller:
         return GeneratorOutput(factors, states, None, None, None)
-    pad = lambda x: torch.cat([x, x.new_zeros(n_steps - n_ci, B, C)]) if n_ci < n_steps else x  # noqa: E731
-    mean, logvar = head[..., :C], head[..., C:]
-    return GeneratorOutput(factors, states, pad(mean).transpose(0, 1), pad(logvar).transpose(0, 1),
-                           pad(co).transpose(0, 1))
+    return GeneratorOutput(factors, states, *pad_inferred_inputs(head, co, n_steps))

@@ -26,11 +26,13 @@ std::vector<at::Tensor> gru_scan_backward(at::Tensor, at::Tensor, at::Tensor, at
                                           at::Tensor, at::Tensor, std::vector<bool>, double, bool);
 std::vector<at::Tensor> lfads_scan_forward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                            at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                                           at::Tensor, at::Tensor, at::Tensor, at::Tensor, double, double, bool);
+                                           at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                                           at::Tensor, bool, double, double, bool);
 std::vector<at::Tensor> lfads_scan_backward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                             at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                             at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                                            at::Tensor, at::Tensor, at::Tensor, at::Tensor, double, double);
+                                            at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                                            at::Tensor, at::Tensor, at::Tensor, at::Tensor, bool, double, double);
 at::Tensor dropout_mask(std::vector<int64_t>, double, int64_t, at::Tensor);
 at::Tensor log_factorial(at::Tensor);
 }  // namespace dsid

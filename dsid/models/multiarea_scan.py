@@ -1,0 +1,139 @@
+"""A multi-area model's unroll on the compiled LFADS scan: the areas as one block-structured generator.
+
+A :class:`~dsid.models.multiarea.MultiAreaSAE` whose areas have LFADS generators, and whose coupling
+sends deterministic messages that are a fixed linear mixture of the source areas' lagged factors or
+states (``lowrank``, ``delay``; or no coupling at all), is exactly one LFADS generator of A times the
+size: its recurrent, controller, head and factor weights are block-diagonal (one block per area, the
+GRU gates laid out gate-major: r of every area, then z, then n), and the messages are a feedback of its
+own factors through the coupling's projections, lag weights and the destination areas' input weights
+(``csrc/lfads_scan.cpp``, message feedback). The whole unroll then runs in the compiled scan: no
+per-bin Python, one pass back through time. The block matrices are built from the areas' parameters
+with differentiable operations at every call, so the gradients reach each area's own weights.
+
+What it does not cover runs on the model's step-by-step loop (the reference; same function): other
+generators, stochastic or target-gated messages, ``rates`` as the source signal, GPUs, the one-step
+effect probes of :meth:`~dsid.models.multiarea_readouts.MultiAreaReadouts.measure_effects`.
+Random numbers (inferred-input noise, dropout masks) are drawn once for all bins, as in the single-area
+scan (:mod:`dsid.modules.recurrent.lfads_scan`): the same distributions, a different order.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+
+from dsid.modules.coupling.base import CouplingStep
+from dsid.modules.generators.lfads import LFADSGenerator
+from dsid.modules.recurrent import native
+from dsid.modules.recurrent.lfads_scan import ScanInputs, pad_inferred_inputs, run_scan
+from dsid.modules.recurrent.native import dropout_mask
+
+
+def scan_covers(model, x: torch.Tensor, ext: Optional[torch.Tensor], probe) -> bool:
+    """Whether :func:`scan_areas` computes ``model``'s unroll for these inputs."""
+    cpl = model.coupling
+    if probe is not None or not all(isinstance(ar.generator, LFADSGenerator) for ar in model.areas):
+        return False
+    if cpl.edges and (cpl.source not in ("factors", "state") or cpl.lag_linear() is None):
+        return False
+    return native.usable(x, ext, model.areas[0].generator.cell.weight_hh)
+
+
+def gate_rows(ws: List[torch.Tensor], groups: int = 3) -> torch.Tensor:
+    """Per-area matrices whose rows are ``groups`` stacked parts (GRU gates r | z | n, or a head's mean |
+    log-variance), as the rows of the combined generator: part-major, then area.
+
+    Shape: A tensors of (groups * X, ...) -> (groups * A * X, ...)
+    """
+    w = torch.stack(ws)
+    A, R = w.shape[:2]
+    return w.view(A, groups, R // groups, *w.shape[2:]).transpose(0, 1).reshape(A * R, *w.shape[2:])
+
+
+def block_rows(ws: List[torch.Tensor], groups: int = 3) -> torch.Tensor:
+    """Per-area weights as the combined generator's block-diagonal weight (rows as :func:`gate_rows`,
+    columns area-major: each area's weights read only its own units).
+
+    Shape: A tensors of (groups * X, K) -> (groups * A * X, A * K)
+    """
+    w = torch.stack(ws)
+    A, R, K = w.shape
+    eye = torch.eye(A, dtype=w.dtype, device=w.device)
+    return torch.einsum("agxk,ab->gaxbk", w.view(A, groups, R // groups, K), eye).reshape(A * R, A * K)
+
+
+def message_feedback(model, empty: torch.Tensor):
+    """The coupling as the scan's feedback: ``msg_enc`` (P, A * S), every sender's projections of its
+    signal; ``msg_lag`` (L, P), each message column's weight per lag; ``wg_msg`` (3 A H, P), the
+    destination generators' input weights on each message column. Empty without edges."""
+    cpl = model.coupling
+    if not cpl.edges:
+        return empty, empty, empty
+    proj, lag = cpl.lag_linear()
+    senders = dict(zip(cpl._senders, proj))
+    sizes = [model.factor_sizes[a] if cpl.source == "factors" else ar.generator.hidden_size
+             for a, ar in enumerate(model.areas)]
+    enc = torch.block_diag(*[senders.get(a, empty.new_zeros(0, s)) for a, s in enumerate(sizes)])
+    msg_lag = lag.t().repeat_interleave(torch.as_tensor(cpl.edge_sizes, device=lag.device), dim=1)
+    C, mw = model.areas[0].generator.co_size, model.msg_width
+    w_msg = torch.stack([ar.generator.cell.weight_ih[:, C:C + mw] for ar in model.areas])  # (A, 3H, mw)
+    wg_msg = gate_rows(list(torch.bmm(w_msg, model.message_columns.to(w_msg.dtype))))
+    return enc, msg_lag.contiguous(), wg_msg
+
+
+def scan_areas(model, ics: List[torch.Tensor], ci_rows: List[Optional[torch.Tensor]],
+               ext: Optional[torch.Tensor], n_observed: int, n_steps: int, sample: bool) -> Dict[str, object]:
+    """Unroll every area of ``model`` together on the compiled scan (see the module docstring).
+
+    Shape:
+        ics[a]: (B, I) sampled initial conditions; ci_rows[a]: (B / k, T, D) area a's encodings (k
+        posterior samples per trial, trial-major) or None; ext: (B, T_ext, E) or None
+        returns dict: f (B, T', A * F), g (B, T', A * H), co_mean/co_logvar/co (B, T', A * C) with
+        controllers, messages (B, T', M) and fed (CouplingStep, (B, T, K_e) per edge) with edges
+    """
+    gens = [ar.generator for ar in model.areas]
+    g0s = [gen.ic_to_state(ic) for gen, ic in zip(gens, ics)]
+    g0 = torch.cat(g0s, -1)
+    f0 = torch.cat([gen.to_factors(gen.dropout(g)) for gen, g in zip(gens, g0s)], -1)
+    B, A, H, C, E = g0.shape[0], len(gens), gens[0].hidden_size, gens[0].co_size, model.ext_input_size
+    empty = g0.new_empty(0)
+    b_ih = gate_rows([gen.cell.bias_ih for gen in gens])
+    ext_proj = b_ih.expand(n_steps, B, 3 * A * H)
+    if E and ext is not None and ext.shape[1]:
+        n_ext, col = min(ext.shape[1], n_steps), C + model.msg_width
+        w_ext = gate_rows([gen.cell.weight_ih[:, col:col + E] for gen in gens])
+        proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, E), w_ext.t())
+        proj = proj.view(n_ext, B, -1)
+        ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
+    ctrl = [empty] * 7
+    eps, mask_c, clip_c, n_ci = empty, empty, 0.0, 0
+    if gens[0].use_controller:
+        cons = [gen.controller for gen in gens]
+        D, Hc = ci_rows[0].shape[2], cons[0].hidden_size
+        n_ci, B_ci = min(n_observed, n_steps), ci_rows[0].shape[0]
+        ci = torch.stack([c[:, :n_ci].transpose(0, 1) for c in ci_rows]).reshape(A, n_ci * B_ci, D)
+        w_ci = torch.stack([c.cell.weight_ih[:, :D] for c in cons]).transpose(1, 2)
+        b_ci = torch.stack([c.cell.bias_ih for c in cons]).unsqueeze(1)
+        ci_proj = torch.baddbmm(b_ci, ci, w_ci).view(A, n_ci, B_ci, 3, Hc).permute(1, 2, 3, 0, 4)
+        ctrl = [ci_proj.reshape(n_ci, B_ci, 3 * A * Hc), block_rows([c.cell.weight_ih[:, D:] for c in cons]),
+                block_rows([c.cell.weight_hh for c in cons]), gate_rows([c.cell.bias_hh for c in cons]),
+                block_rows([c.head.weight for c in cons], 2), gate_rows([c.head.bias for c in cons], 2),
+                block_rows([gen.cell.weight_ih[:, :C] for gen in gens])]
+        eps = torch.randn(n_ci, B, A * C, dtype=g0.dtype, device=g0.device) if sample else empty
+        mask_c = dropout_mask(cons[0].dropout, (n_ci, B, A * Hc), g0)
+        clip_c = float(cons[0].cell.clip)
+    enc, msg_lag, wg_msg = message_feedback(model, empty)
+    Fs, Gs, head, co, Ms = run_scan(ScanInputs(
+        *ctrl[:1], ext_proj, g0, f0, *ctrl[1:], block_rows([gen.cell.weight_hh for gen in gens]),
+        gate_rows([gen.cell.bias_hh for gen in gens]),
+        torch.block_diag(*[gen.to_factors.normalized_weight() for gen in gens]), enc, msg_lag, wg_msg, eps,
+        mask_c, dropout_mask(gens[0].dropout, (n_steps, B, A * H), g0), model.coupling.source == "state",
+        clip_c, float(gens[0].cell.clip)))
+    out: Dict[str, object] = {"f": Fs.transpose(0, 1), "g": Gs.transpose(0, 1)}
+    if gens[0].use_controller:
+        out.update(zip(("co_mean", "co_logvar", "co"), pad_inferred_inputs(head, co, n_steps)))
+    if model.coupling.edges:
+        out["messages"] = Ms[1:].transpose(0, 1)
+        fed = Ms[:n_observed].transpose(0, 1)
+        out["fed"] = CouplingStep(list(fed.split(model.coupling.edge_sizes, -1)))
+    return out
