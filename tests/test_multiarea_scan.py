@@ -77,21 +77,23 @@ def test_scan_equals_the_step_loop(monkeypatch, coupling, kwargs, ext, n_samples
         torch.testing.assert_close(grads[k], ref_grads[k], rtol=1e-8, atol=1e-10, msg=k)
 
 
-def test_message_feedback_gradcheck():
-    """The compiled scan with message feedback (from the factors and from the state) against autograd's
-    numerical gradient, every input that takes one."""
+@pytest.mark.parametrize("groups", [1, 2])
+def test_message_feedback_gradcheck(groups):
+    """The compiled scan with message feedback (from the factors and from the state), one group or two
+    (block-diagonal weights), against autograd's numerical gradient, every input that takes one."""
     torch.manual_seed(1)
-    T, B, H, F, Hc, C, P, L = 5, 3, 4, 3, 3, 2, 2, 3
+    G, T, B, H, F, Hc, C, P, L = groups, 5, 3, 4, 3, 3, 2, 2, 3
     f64 = dict(dtype=torch.float64)
 
     def r(*shape):
         return (0.5 * torch.randn(*shape, **f64)).requires_grad_()
 
     for from_state in (False, True):
-        inp = ScanInputs(r(T, B, 3 * Hc), r(T, B, 3 * H), r(B, H), r(B, F), r(3 * Hc, F), r(3 * Hc, Hc),
-                         r(3 * Hc), r(2 * C, Hc), r(2 * C), r(3 * H, C), r(3 * H, H), r(3 * H), r(F, H),
-                         r(P, H if from_state else F), r(L, P), r(3 * H, P), torch.randn(T, B, C, **f64),
-                         torch.empty(0, **f64), torch.empty(0, **f64), from_state, 0.0, 0.0)
+        inp = ScanInputs(r(T, B, G * 3 * Hc), r(T, B, G * 3 * H), r(B, G * H), r(B, G * F), r(G, 3 * Hc, F),
+                         r(G, 3 * Hc, Hc), r(G * 3 * Hc), r(G, 2 * C, Hc), r(G * 2 * C), r(G, 3 * H, C),
+                         r(G, 3 * H, H), r(G * 3 * H), r(G, F, H), r(P, G * (H if from_state else F)), r(L, P),
+                         r(G * 3 * H, P), torch.randn(T, B, G * C, **f64), torch.empty(0, **f64),
+                         torch.empty(0, **f64), from_state, 0.0, 0.0)
         tensors = [i for i, v in enumerate(inp) if torch.is_tensor(v) and v.requires_grad]
 
         def fn(*values):

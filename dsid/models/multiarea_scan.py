@@ -2,13 +2,13 @@
 
 A :class:`~dsid.models.multiarea.MultiAreaSAE` whose areas have LFADS generators, and whose coupling
 sends deterministic messages that are a fixed linear mixture of the source areas' lagged factors or
-states (``lowrank``, ``delay``; or no coupling at all), is exactly one LFADS generator of A times the
-size: its recurrent, controller, head and factor weights are block-diagonal (one block per area, the
-GRU gates laid out gate-major: r of every area, then z, then n), and the messages are a feedback of its
-own factors through the coupling's projections, lag weights and the destination areas' input weights
-(``csrc/lfads_scan.cpp``, message feedback). The whole unroll then runs in the compiled scan: no
-per-bin Python, one pass back through time. The block matrices are built from the areas' parameters
-with differentiable operations at every call, so the gradients reach each area's own weights.
+states (``lowrank``, ``delay``; or no coupling at all), runs as one compiled LFADS scan with a group per
+area (``csrc/lfads_scan.cpp``): each area's weights stacked on a group axis, every product
+block-diagonal (one per area, so the cost grows linearly with the number of areas), and the messages a
+feedback of the areas' own factors (or states) through the coupling's projections, lag weights and the
+destination areas' input weights. No per-bin Python, one pass back through time; the stacked weights
+are built from the areas' parameters with differentiable operations at every call, so the gradients
+reach each area's own weights.
 
 What it does not cover runs on the model's step-by-step loop (the reference; same function): other
 generators, stochastic or target-gated messages, ``rates`` as the source signal, GPUs, the one-step
@@ -39,32 +39,9 @@ def scan_covers(model, x: torch.Tensor, ext: Optional[torch.Tensor], probe) -> b
     return native.usable(x, ext, model.areas[0].generator.cell.weight_hh)
 
 
-def gate_rows(ws: List[torch.Tensor], groups: int = 3) -> torch.Tensor:
-    """Per-area matrices whose rows are ``groups`` stacked parts (GRU gates r | z | n, or a head's mean |
-    log-variance), as the rows of the combined generator: part-major, then area.
-
-    Shape: A tensors of (groups * X, ...) -> (groups * A * X, ...)
-    """
-    w = torch.stack(ws)
-    A, R = w.shape[:2]
-    return w.view(A, groups, R // groups, *w.shape[2:]).transpose(0, 1).reshape(A * R, *w.shape[2:])
-
-
-def block_rows(ws: List[torch.Tensor], groups: int = 3) -> torch.Tensor:
-    """Per-area weights as the combined generator's block-diagonal weight (rows as :func:`gate_rows`,
-    columns area-major: each area's weights read only its own units).
-
-    Shape: A tensors of (groups * X, K) -> (groups * A * X, A * K)
-    """
-    w = torch.stack(ws)
-    A, R, K = w.shape
-    eye = torch.eye(A, dtype=w.dtype, device=w.device)
-    return torch.einsum("agxk,ab->gaxbk", w.view(A, groups, R // groups, K), eye).reshape(A * R, A * K)
-
-
 def message_feedback(model, empty: torch.Tensor):
     """The coupling as the scan's feedback: ``msg_enc`` (P, A * S), every sender's projections of its
-    signal; ``msg_lag`` (L, P), each message column's weight per lag; ``wg_msg`` (3 A H, P), the
+    signal; ``msg_lag`` (L, P), each message column's weight per lag; ``wg_msg`` (A * 3H, P), the
     destination generators' input weights on each message column. Empty without edges."""
     cpl = model.coupling
     if not cpl.edges:
@@ -77,7 +54,7 @@ def message_feedback(model, empty: torch.Tensor):
     msg_lag = lag.t().repeat_interleave(torch.as_tensor(cpl.edge_sizes, device=lag.device), dim=1)
     C, mw = model.areas[0].generator.co_size, model.msg_width
     w_msg = torch.stack([ar.generator.cell.weight_ih[:, C:C + mw] for ar in model.areas])  # (A, 3H, mw)
-    wg_msg = gate_rows(list(torch.bmm(w_msg, model.message_columns.to(w_msg.dtype))))
+    wg_msg = torch.bmm(w_msg, model.message_columns.to(w_msg.dtype)).flatten(0, 1)
     return enc, msg_lag.contiguous(), wg_msg
 
 
@@ -97,11 +74,11 @@ def scan_areas(model, ics: List[torch.Tensor], ci_rows: List[Optional[torch.Tens
     f0 = torch.cat([gen.to_factors(gen.dropout(g)) for gen, g in zip(gens, g0s)], -1)
     B, A, H, C, E = g0.shape[0], len(gens), gens[0].hidden_size, gens[0].co_size, model.ext_input_size
     empty = g0.new_empty(0)
-    b_ih = gate_rows([gen.cell.bias_ih for gen in gens])
+    b_ih = torch.cat([gen.cell.bias_ih for gen in gens])
     ext_proj = b_ih.expand(n_steps, B, 3 * A * H)
     if E and ext is not None and ext.shape[1]:
         n_ext, col = min(ext.shape[1], n_steps), C + model.msg_width
-        w_ext = gate_rows([gen.cell.weight_ih[:, col:col + E] for gen in gens])
+        w_ext = torch.cat([gen.cell.weight_ih[:, col:col + E] for gen in gens])
         proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, E), w_ext.t())
         proj = proj.view(n_ext, B, -1)
         ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
@@ -114,24 +91,25 @@ def scan_areas(model, ics: List[torch.Tensor], ci_rows: List[Optional[torch.Tens
         ci = torch.stack([c[:, :n_ci].transpose(0, 1) for c in ci_rows]).reshape(A, n_ci * B_ci, D)
         w_ci = torch.stack([c.cell.weight_ih[:, :D] for c in cons]).transpose(1, 2)
         b_ci = torch.stack([c.cell.bias_ih for c in cons]).unsqueeze(1)
-        ci_proj = torch.baddbmm(b_ci, ci, w_ci).view(A, n_ci, B_ci, 3, Hc).permute(1, 2, 3, 0, 4)
-        ctrl = [ci_proj.reshape(n_ci, B_ci, 3 * A * Hc), block_rows([c.cell.weight_ih[:, D:] for c in cons]),
-                block_rows([c.cell.weight_hh for c in cons]), gate_rows([c.cell.bias_hh for c in cons]),
-                block_rows([c.head.weight for c in cons], 2), gate_rows([c.head.bias for c in cons], 2),
-                block_rows([gen.cell.weight_ih[:, :C] for gen in gens])]
+        ci_proj = torch.baddbmm(b_ci, ci, w_ci).view(A, n_ci, B_ci, 3 * Hc).permute(1, 2, 0, 3)
+        stack = lambda ws: torch.stack(list(ws))  # noqa: E731  (A, rows, columns)
+        ctrl = [ci_proj.reshape(n_ci, B_ci, A * 3 * Hc), stack(c.cell.weight_ih[:, D:] for c in cons),
+                stack(c.cell.weight_hh for c in cons), torch.cat([c.cell.bias_hh for c in cons]),
+                stack(c.head.weight for c in cons), torch.cat([c.head.bias for c in cons]),
+                stack(gen.cell.weight_ih[:, :C] for gen in gens)]
         eps = torch.randn(n_ci, B, A * C, dtype=g0.dtype, device=g0.device) if sample else empty
         mask_c = dropout_mask(cons[0].dropout, (n_ci, B, A * Hc), g0)
         clip_c = float(cons[0].cell.clip)
     enc, msg_lag, wg_msg = message_feedback(model, empty)
     Fs, Gs, head, co, Ms = run_scan(ScanInputs(
-        *ctrl[:1], ext_proj, g0, f0, *ctrl[1:], block_rows([gen.cell.weight_hh for gen in gens]),
-        gate_rows([gen.cell.bias_hh for gen in gens]),
-        torch.block_diag(*[gen.to_factors.normalized_weight() for gen in gens]), enc, msg_lag, wg_msg, eps,
+        *ctrl[:1], ext_proj, g0, f0, *ctrl[1:], torch.stack([gen.cell.weight_hh for gen in gens]),
+        torch.cat([gen.cell.bias_hh for gen in gens]),
+        torch.stack([gen.to_factors.normalized_weight() for gen in gens]), enc, msg_lag, wg_msg, eps,
         mask_c, dropout_mask(gens[0].dropout, (n_steps, B, A * H), g0), model.coupling.source == "state",
         clip_c, float(gens[0].cell.clip)))
     out: Dict[str, object] = {"f": Fs.transpose(0, 1), "g": Gs.transpose(0, 1)}
     if gens[0].use_controller:
-        out.update(zip(("co_mean", "co_logvar", "co"), pad_inferred_inputs(head, co, n_steps)))
+        out.update(zip(("co_mean", "co_logvar", "co"), pad_inferred_inputs(head, co, n_steps, A)))
     if model.coupling.edges:
         out["messages"] = Ms[1:].transpose(0, 1)
         fed = Ms[:n_observed].transpose(0, 1)

@@ -31,30 +31,32 @@ from dsid.modules.recurrent.native import dropout_mask, native_scans
 class ScanInputs(NamedTuple):
     """The compiled LFADS scan's arguments (``csrc/lfads_scan.cpp`` documents the maths; time-major).
 
-    Empty tensors stand for what is absent: ``ci_proj`` and the controller's weights without a
+    G groups (copies side by side, e.g. the areas of a multi-area model; 1 for one LFADS generator):
+    every weight has a leading group axis, every feature axis holds the groups' blocks one after
+    another. Empty tensors stand for what is absent: ``ci_proj`` and the controller's weights without a
     controller, ``msg_*``/``wg_msg`` without message feedback, ``eps`` without sampling, the masks
     without dropout.
     """
 
-    ci_proj: torch.Tensor  # (Tc, B or B / k, 3 Hc): controller input projection, bias included
-    ext_proj: torch.Tensor  # (T, B, 3 H): generator input projection of the external input, bias included
-    g0: torch.Tensor  # (B, H)
-    f0: torch.Tensor  # (B, F)
-    wc_f: torch.Tensor  # (3 Hc, F): the controller's weights on the previous factors
-    wc_hh: torch.Tensor  # (3 Hc, Hc)
-    bc_hh: torch.Tensor  # (3 Hc,)
-    w_head: torch.Tensor  # (2 C, Hc): inferred-input mean | log-variance
-    b_head: torch.Tensor  # (2 C,)
-    wg_co: torch.Tensor  # (3 H, C): the generator's weights on the inferred input
-    wg_hh: torch.Tensor  # (3 H, H)
-    bg_hh: torch.Tensor  # (3 H,)
-    w_fac: torch.Tensor  # (F, H)
-    msg_enc: torch.Tensor  # (P, S): projections of the fed-back signal (S = F, or H from the state)
+    ci_proj: torch.Tensor  # (Tc, B or B / k, G * 3 Hc): controller input projection, bias included
+    ext_proj: torch.Tensor  # (T, B, G * 3 H): generator input projection of the external input, bias included
+    g0: torch.Tensor  # (B, G * H)
+    f0: torch.Tensor  # (B, G * F)
+    wc_f: torch.Tensor  # (G, 3 Hc, F): the controller's weights on the previous factors
+    wc_hh: torch.Tensor  # (G, 3 Hc, Hc)
+    bc_hh: torch.Tensor  # (G * 3 Hc,)
+    w_head: torch.Tensor  # (G, 2 C, Hc): inferred-input mean | log-variance
+    b_head: torch.Tensor  # (G * 2 C,)
+    wg_co: torch.Tensor  # (G, 3 H, C): the generator's weights on the inferred input
+    wg_hh: torch.Tensor  # (G, 3 H, H)
+    bg_hh: torch.Tensor  # (G * 3 H,)
+    w_fac: torch.Tensor  # (G, F, H)
+    msg_enc: torch.Tensor  # (P, G * S): projections of the fed-back signal (S = F, or H from the state)
     msg_lag: torch.Tensor  # (L, P): each projection's weight at lags 0 .. L - 1
-    wg_msg: torch.Tensor  # (3 H, P): the generator's weights on the messages
-    eps: torch.Tensor  # (Tc, B, C): the inferred input's noise
-    mask_c: torch.Tensor  # (Tc, B, Hc): dropout of the controller state before its head
-    mask_g: torch.Tensor  # (T, B, H): dropout of the generator state before the factors
+    wg_msg: torch.Tensor  # (G * 3 H, P): the generators' weights on the messages
+    eps: torch.Tensor  # (Tc, B, G * C): the inferred input's noise
+    mask_c: torch.Tensor  # (Tc, B, G * Hc): dropout of the controller state before its head
+    mask_g: torch.Tensor  # (T, B, G * H): dropout of the generator state before the factors
     msg_from_state: bool  # feed back the generator state instead of the factors
     clip_c: float
     clip_g: float
@@ -99,15 +101,19 @@ def run_scan(inp: ScanInputs):
     return tuple(native_scans().lfads_scan_forward(*inp, False)[:5])
 
 
-def pad_inferred_inputs(head: torch.Tensor, co: torch.Tensor, n_steps: int):
+def pad_inferred_inputs(head: torch.Tensor, co: torch.Tensor, n_steps: int, groups: int = 1):
     """The inferred inputs' mean, log-variance and sample batch-major, zero past the encoded bins.
 
     Shape:
-        head: (Tc, B, 2 C); co: (Tc, B, C) -> three (B, n_steps, C)
+        head: (Tc, B, G * 2 C), [mean | log-variance] per group; co: (Tc, B, G * C) -> three (B, n_steps, G * C)
     """
-    n_ci, B, C = co.shape
-    pad = lambda x: torch.cat([x, x.new_zeros(n_steps - n_ci, B, C)]) if n_ci < n_steps else x  # noqa: E731
-    return tuple(pad(x).transpose(0, 1) for x in (head[..., :C], head[..., C:], co))
+    n_ci, B, GC = co.shape
+    pad = lambda x: torch.cat([x, x.new_zeros(n_steps - n_ci, B, GC)]) if n_ci < n_steps else x  # noqa: E731
+    if groups == 1:
+        mean, logvar = head[..., :GC], head[..., GC:]
+    else:
+        mean, logvar = (p.reshape(n_ci, B, GC) for p in head.view(n_ci, B, groups, 2, -1).unbind(3))
+    return tuple(pad(x).transpose(0, 1) for x in (mean, logvar, co))
 
 
 def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
@@ -140,17 +146,17 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
         wc_ih = con.cell.weight_ih
         ci_proj = torch.addmm(con.cell.bias_ih, ci[:, :n_ci].transpose(0, 1).reshape(n_ci * B_ci, D),
                               wc_ih[:, :D].t()).view(n_ci, B_ci, -1)
-        ctrl_args = [ci_proj, wc_ih[:, D:].contiguous(), con.cell.weight_hh, con.cell.bias_hh, con.head.weight,
-                     con.head.bias, w_ih[:, :C].contiguous()]
+        ctrl_args = [ci_proj, wc_ih[:, D:].unsqueeze(0), con.cell.weight_hh.unsqueeze(0), con.cell.bias_hh,
+                     con.head.weight.unsqueeze(0), con.head.bias, w_ih[:, :C].unsqueeze(0)]
         eps = torch.randn(n_ci, B, C, dtype=ic.dtype, device=ic.device) if sample else empty
         mask_c = dropout_mask(con.dropout, (n_ci, B, con.hidden_size), ic)
         clip_c = float(con.cell.clip)
     mask_g = dropout_mask(gen.dropout, (n_steps, B, H), ic)
     ci_proj, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co = ctrl_args
     Fs, Gs, head, co, _ = run_scan(ScanInputs(
-        ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, gen.cell.weight_hh, gen.cell.bias_hh,
-        gen.to_factors.normalized_weight(), empty, empty, empty, eps, mask_c, mask_g, False, clip_c,
-        float(gen.cell.clip)))
+        ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, gen.cell.weight_hh.unsqueeze(0),
+        gen.cell.bias_hh, gen.to_factors.normalized_weight().unsqueeze(0), empty, empty, empty, eps, mask_c, mask_g,
+        False, clip_c, float(gen.cell.clip)))
     factors, states = Fs.transpose(0, 1), Gs.transpose(0, 1)
     if not gen.use_controller:
         return GeneratorOutput(factors, states, None, None, None)
