@@ -131,3 +131,27 @@ def test_scan_training_mode_samples_and_drops_out():
     assert bool(model.coupling.stats_seen) and (model.coupling.msg_var > 0).all()
     model.eval()
     torch.testing.assert_close(model(x, sample=False)["factors"], model(x, sample=False)["factors"])
+
+
+def test_scan_without_direct_blas_gives_the_same_numbers():
+    """The scans' per-bin products call BLAS directly where PyTorch's library exports it (this build:
+    reported, not required) and at::mm on the same memory otherwise; both give the same outputs and
+    gradients."""
+    from dsid.modules.recurrent.native import native_scans
+
+    torch.manual_seed(0)
+    model = build("delay", max_delay=3).eval()
+    x = model.augment(torch.poisson(torch.ones(3, 10, 9)).double(), "predict")[0]
+    results = []
+    for direct in (True, False):
+        old = native_scans().set_direct_blas(direct)
+        try:
+            results.append(outputs_and_grads(model, model, x, sample=False, n_forward=2))
+        finally:
+            native_scans().set_direct_blas(old)
+    (out, grads), (ref_out, ref_grads) = results
+    print("direct BLAS available:", native_scans().direct_blas_available())
+    for k in out:
+        torch.testing.assert_close(out[k], ref_out[k], rtol=1e-12, atol=1e-13, msg=k)
+    for k in grads:
+        torch.testing.assert_close(grads[k], ref_grads[k], rtol=1e-10, atol=1e-12, msg=k)

@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include "blas.h"
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -39,6 +41,13 @@ at::Tensor log_factorial(at::Tensor);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("keep_freed_memory", &keep_freed_memory);
+  // direct BLAS in the scans' per-bin products: set it, get the previous setting; whether the library has it
+  m.def("set_direct_blas", [](bool on) {
+    const bool old = dsid::direct_blas();
+    dsid::direct_blas() = on;
+    return old;
+  });
+  m.def("direct_blas_available", [] { return sgemm_ != nullptr && dgemm_ != nullptr; });
   m.def("dropout_mask", &dsid::dropout_mask);
   m.def("log_factorial", &dsid::log_factorial);
   m.def("gru_scan_forward", &dsid::gru_scan_forward);

@@ -4,6 +4,7 @@
 
 #include <torch/extension.h>
 
+#include "blas.h"
 #include "gru_kernels.h"
 
 namespace dsid {
@@ -15,20 +16,18 @@ Rows<T> group_of(Rows<T> r, int64_t g, int64_t width) {
   return r;
 }
 
-// out[:, g] = in[:, g] w[g]^T (transpose: in has K columns per group, out R; w: (G, R, K)) or in[:, g] w[g]
-// (in R per group, out K); added to out when accumulate. Strided column blocks go straight to BLAS.
-inline void group_mm(at::Tensor out, const at::Tensor& in, const at::Tensor& w, bool transpose, bool accumulate) {
-  const int64_t G = w.size(0), R = w.size(1), K = w.size(2);
-  const int64_t n_in = transpose ? K : R, n_out = transpose ? R : K;
-  for (int64_t g = 0; g < G; ++g) {
-    at::Tensor o = G == 1 ? out : out.narrow(1, g * n_out, n_out);
-    const at::Tensor i = G == 1 ? in : in.narrow(1, g * n_in, n_in);
-    const at::Tensor wg = transpose ? w[g].t() : w[g];
-    if (accumulate)
-      o.addmm_(i, wg);
-    else
-      at::mm_out(o, i, wg);
-  }
+// out (rows x G * R) = [in[:, g] w[g]^T]_g with in (rows x G * K), w (G, R, K): a forward product.
+template <typename T>
+void group_gemm_t(int64_t rows, int64_t G, int64_t R, int64_t K, const T* in, const T* w, bool accumulate, T* out) {
+  for (int64_t g = 0; g < G; ++g)
+    gemm<T>(false, true, rows, R, K, in + g * K, G * K, w + g * R * K, K, accumulate, out + g * R, G * R);
+}
+
+// out (rows x G * K) = [in[:, g] w[g]]_g with in (rows x G * R), w (G, R, K): a backward product.
+template <typename T>
+void group_gemm_n(int64_t rows, int64_t G, int64_t R, int64_t K, const T* in, const T* w, bool accumulate, T* out) {
+  for (int64_t g = 0; g < G; ++g)
+    gemm<T>(false, false, rows, K, R, in + g * R, G * R, w + g * R * K, K, accumulate, out + g * K, G * K);
 }
 
 // Every group's weight gradient: d[g] = a[:, g]^T b[:, g] over all rows; a (N, G * R), b (N, G * K) -> (G, R, K).

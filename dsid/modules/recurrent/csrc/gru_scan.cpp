@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "blas.h"
 #include "gru_kernels.h"
 
 namespace dsid {
@@ -30,14 +31,18 @@ std::vector<at::Tensor> gru_scan_forward(at::Tensor x, at::Tensor w_ih, at::Tens
   auto gates = keep ? at::empty({T, B, G, 4 * H}, x.options()) : at::empty({1, B, G, 4 * H}, x.options());
   auto h = h0.contiguous().clone();
   auto gh = at::empty({G, B, 3 * H}, x.options());
-  auto w_t = w_hh.transpose(1, 2);
+  w_hh = w_hh.contiguous();
   auto bias = b_hh.contiguous(), bias_i = b_ih.contiguous();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_scan_forward", [&] {
     scalar_t* gi_p = gi.data_ptr<scalar_t>();
     scalar_t* hs_p = hs.data_ptr<scalar_t>();
     scalar_t* gates_p = gates.data_ptr<scalar_t>();
+    scalar_t *h_p = h.data_ptr<scalar_t>(), *gh_p = gh.data_ptr<scalar_t>();
+    const scalar_t* whh_p = w_hh.data_ptr<scalar_t>();
     for (int64_t s = 0; s < T; ++s) {
-      at::bmm_out(gh, h, w_t);
+      for (int64_t g = 0; g < G; ++g)  // gh[g] = h[g] W_hh[g]^T
+        gemm<scalar_t>(false, true, B, 3 * H, H, h_p + g * B * H, H, whh_p + g * 3 * H * H, H, false,
+                       gh_p + g * B * 3 * H, 3 * H);
       for (int64_t g = 0; g < G; ++g) {
         const int64_t t = bin_at(reverse[g], T, s), row = t * B * G + g, gate_row = (keep ? t : 0) * B * G + g;
         GruForward<scalar_t> a{{gi_p + row * 3 * H, G * 3 * H},
@@ -64,6 +69,7 @@ std::vector<at::Tensor> gru_scan_backward(at::Tensor d_hs, at::Tensor d_last, at
                                           std::vector<bool> reverse, double clip, bool need_dx) {
   x = x.contiguous();
   h0 = h0.contiguous();
+  w_hh = w_hh.contiguous();
   const int64_t T = hs.size(0), B = hs.size(1), G = hs.size(2), H = hs.size(3), N = x.size(2);
   if (d_hs.numel()) d_hs = d_hs.contiguous();
   auto o = hs.options();
@@ -76,6 +82,8 @@ std::vector<at::Tensor> gru_scan_backward(at::Tensor d_hs, at::Tensor d_last, at
   AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "gru_scan_backward", [&] {
     scalar_t* hs_p = hs.data_ptr<scalar_t>();
     scalar_t* d_hs_p = d_hs.numel() ? d_hs.data_ptr<scalar_t>() : nullptr;
+    scalar_t *dgh_p = dgh.data_ptr<scalar_t>(), *dh_p = dh.data_ptr<scalar_t>();
+    const scalar_t* whh_p = w_hh.data_ptr<scalar_t>();
     for (int64_t s = T - 1; s >= 0; --s) {
       for (int64_t g = 0; g < G; ++g) {
         const int64_t t = bin_at(reverse[g], T, s), row = t * B * G + g;
@@ -95,7 +103,9 @@ std::vector<at::Tensor> gru_scan_backward(at::Tensor d_hs, at::Tensor d_last, at
                                 bias_acc.data_ptr<scalar_t>() + g * threads * 4 * H};
         gru_backward<scalar_t>(B, H, a);
       }
-      dh.baddbmm_(dgh, w_hh);
+      for (int64_t g = 0; g < G; ++g)  // dh[g] += dgh[g] W_hh[g]
+        gemm<scalar_t>(false, false, B, H, 3 * H, dgh_p + g * B * 3 * H, 3 * H, whh_p + g * 3 * H * H, H, true,
+                       dh_p + g * B * H, H);
     }
   });
   auto flat = dgi.view({T * B, G * 3 * H});

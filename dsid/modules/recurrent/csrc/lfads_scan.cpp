@@ -32,16 +32,18 @@
 namespace dsid {
 
 namespace {
-template <typename T>
-Rows<T> mask_rows(const at::Tensor& mask, int64_t t, int64_t width) {  // bin t of a mask; absent if empty
-  return {mask.numel() ? mask.select(0, t).data_ptr<T>() : nullptr, width};
-}
 at::Tensor shifted(const at::Tensor& first, const at::Tensor& seq, int64_t n) {
   // [first, seq[0], ..., seq[n - 2]] as (n * B, D)
   return at::cat({first.unsqueeze(0), seq.narrow(0, 0, n - 1)}, 0).reshape({-1, first.size(1)});
 }
-at::Tensor part(const at::Tensor& head_t, int64_t G, int64_t which) {  // (B, G * 2C) -> m or lv, (B, G, C)
-  return head_t.view({head_t.size(0), G, 2, -1}).select(2, which);
+template <typename T>
+T* ptr(const at::Tensor& x) {  // null for an empty tensor
+  return x.numel() ? x.data_ptr<T>() : nullptr;
+}
+template <typename T>
+void multiply(T* out, const T* a, const T* b, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
 }
 }  // namespace
 
@@ -65,6 +67,9 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
   auto gig = at::empty({B, 3 * GH}, o), ghg = at::empty({B, 3 * GH}, o), gd = at::empty({B, GH}, o);
   auto c0 = at::zeros({B, GHc}, o), std_t = at::empty({B, G, C}, o);
   if (ext_proj.stride(2) != 1) ext_proj = ext_proj.contiguous();
+  for (at::Tensor* x : {&ci_proj, &g0, &f0, &wc_f, &wc_hh, &bc_hh, &w_head, &b_head, &wg_co, &wg_hh, &bg_hh, &w_fac,
+                        &msg_enc, &msg_lag, &wg_msg, &eps, &mask_c, &mask_g})
+    *x = x->contiguous();
   TORCH_CHECK(!Tc || B % ci_proj.size(1) == 0, "lfads_scan: ", B, " batch entries for ", ci_proj.size(1), " ci rows");
   const int64_t ci_repeat = Tc ? B / ci_proj.size(1) : 1;  // each ci_proj row serves ci_repeat batch entries
   const int64_t P = msg_enc.numel() ? msg_enc.size(0) : 0, L = P ? msg_lag.size(0) : 0;
@@ -75,64 +80,80 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
   }
   const int64_t ext_stride = ext_proj.stride(1);  // 0 for a bias broadcast over the trials
   AT_DISPATCH_FLOATING_TYPES(ext_proj.scalar_type(), "lfads_scan_forward", [&] {
-    using Row = Rows<scalar_t>;
-    auto rows = [](const at::Tensor& x, int64_t width) { return rows_of<scalar_t>(x, width); };
+    using T_ = scalar_t;
+    using Row = Rows<T_>;
+    const T_ *pwc_f = ptr<T_>(wc_f), *pwc_hh = ptr<T_>(wc_hh), *pw_head = ptr<T_>(w_head), *pb_head = ptr<T_>(b_head);
+    const T_ *pwg_co = ptr<T_>(wg_co), *pwg_hh = ptr<T_>(wg_hh), *pw_fac = ptr<T_>(w_fac), *penc = ptr<T_>(msg_enc);
+    const T_ *pwg_msg = ptr<T_>(wg_msg), *peps = ptr<T_>(eps), *pmask_c = ptr<T_>(mask_c), *pmask_g = ptr<T_>(mask_g);
+    T_ *pF = ptr<T_>(Fs), *pG = ptr<T_>(Gs), *pC = ptr<T_>(Cs), *phead = ptr<T_>(head), *pco = ptr<T_>(co);
+    T_ *pgic = ptr<T_>(gic), *pghc = ptr<T_>(ghc), *pcd = ptr<T_>(cd), *pgig = ptr<T_>(gig), *pghg = ptr<T_>(ghg);
+    T_ *pgd = ptr<T_>(gd), *pPh = ptr<T_>(Ph), *pMs = ptr<T_>(Ms);
+    const T_ *pf0 = ptr<T_>(f0), *pg0 = ptr<T_>(g0), *pc0 = ptr<T_>(c0), *plag = ptr<T_>(msg_lag);
+    const int64_t S = msg_from_state ? GH : G * F;
     for (int64_t t = 0; t < T; ++t) {
-      at::Tensor f_prev = t ? Fs[t - 1] : f0, g_prev = t ? Gs[t - 1] : g0;
+      const T_* f_prev = t ? pF + (t - 1) * B * G * F : pf0;
+      const T_* g_prev = t ? pG + (t - 1) * B * GH : pg0;
+      T_* g_t = pG + t * B * GH;
+      T_* f_t = pF + t * B * G * F;
       Row gi2{};
       if (t < Tc) {
-        at::Tensor c_prev = t ? Cs[t - 1] : c0;
-        group_mm(gic, f_prev, wc_f, true, false);
-        group_mm(ghc, c_prev, wc_hh, true, false);
-        const Row ci_t{ci_proj[t].data_ptr<scalar_t>(), 3 * GHc, ci_repeat};
+        const T_* c_prev = t ? pC + (t - 1) * B * GHc : pc0;
+        T_* c_t = pC + t * B * GHc;
+        group_gemm_t<T_>(B, G, 3 * Hc, F, f_prev, pwc_f, false, pgic);
+        group_gemm_t<T_>(B, G, 3 * Hc, Hc, c_prev, pwc_hh, false, pghc);
+        const Row ci_t{ptr<T_>(ci_proj) + t * ci_proj.size(1) * 3 * GHc, 3 * GHc, ci_repeat};
         for (int64_t g = 0; g < G; ++g) {
-          GruForward<scalar_t> ctrl{group_of(ci_t, g, 3 * Hc), group_of(rows(gic, 3 * GHc), g, 3 * Hc),
-                                    group_of(rows(ghc, 3 * GHc), g, 3 * Hc), nullptr,
-                                    bc_hh.data_ptr<scalar_t>() + g * 3 * Hc, group_of(rows(c_prev, GHc), g, Hc),
-                                    group_of(rows(gates_c[keep ? t : 0], 4 * GHc), g, 4 * Hc),
-                                    group_of(rows(Cs[t], GHc), g, Hc), Row{}, static_cast<scalar_t>(clip_c)};
-          gru_forward<scalar_t>(B, Hc, ctrl);
+          GruForward<T_> ctrl{group_of(ci_t, g, 3 * Hc), group_of(Row{pgic, 3 * GHc}, g, 3 * Hc),
+                              group_of(Row{pghc, 3 * GHc}, g, 3 * Hc), nullptr, ptr<T_>(bc_hh) + g * 3 * Hc,
+                              group_of(Row{const_cast<T_*>(c_prev), GHc}, g, Hc),
+                              group_of(Row{ptr<T_>(gates_c) + (keep ? t : 0) * B * 4 * GHc, 4 * GHc}, g, 4 * Hc),
+                              group_of(Row{c_t, GHc}, g, Hc), Row{}, static_cast<T_>(clip_c)};
+          gru_forward<T_>(B, Hc, ctrl);
         }
-        at::Tensor c_in = Cs[t];
-        if (mask_c.numel()) c_in = at::mul_out(cd, Cs[t], mask_c[t]);
-        at::Tensor h_t = head[t];
-        group_mm(h_t, c_in, w_head, true, false);
-        h_t.add_(b_head);
-        at::Tensor co_t = co[t].view({B, G, C});
-        if (eps.numel()) {
-          at::exp_out(std_t, part(h_t, G, 1) * 0.5);
-          at::addcmul_out(co_t, part(h_t, G, 0), std_t, eps[t].view({B, G, C}));
-        } else {
-          co_t.copy_(part(h_t, G, 0));
+        const T_* c_in = c_t;
+        if (pmask_c) {
+          multiply(pcd, c_t, pmask_c + t * B * GHc, B * GHc);
+          c_in = pcd;
         }
-        group_mm(gig, co[t], wg_co, true, false);
-        gi2 = rows(gig, 3 * GH);
+        T_* h_t = phead + t * B * G * 2 * C;
+        T_* co_t = pco + t * B * G * C;
+        group_gemm_t<T_>(B, G, 2 * C, Hc, c_in, pw_head, false, h_t);
+        for (int64_t b = 0; b < B; ++b)  // bias, then co = m + exp(lv / 2) eps per group
+          for (int64_t g = 0; g < G; ++g) {
+            T_* h = h_t + (b * G + g) * 2 * C;
+            const T_* hb = pb_head + g * 2 * C;
+            T_* o = co_t + (b * G + g) * C;
+            const T_* e = peps ? peps + ((t * B + b) * G + g) * C : nullptr;
+            for (int64_t j = 0; j < 2 * C; ++j) h[j] += hb[j];
+            for (int64_t j = 0; j < C; ++j) o[j] = e ? h[j] + exp_(h[C + j] * T_(0.5)) * e[j] : h[j];
+          }
+        group_gemm_t<T_>(B, G, 3 * Hg, C, co_t, pwg_co, false, pgig);
+        gi2 = Row{pgig, 3 * GH};
       }
       if (P) {
-        mix_lags<scalar_t>(Ms[t].data_ptr<scalar_t>(), Ph.data_ptr<scalar_t>(), msg_lag.data_ptr<scalar_t>(), t, L, B, P);
-        if (gi2) gig.addmm_(Ms[t], wg_msg.t());
-        else at::mm_out(gig, Ms[t], wg_msg.t());
-        gi2 = rows(gig, 3 * GH);
+        T_* m_t = pMs + t * B * P;
+        mix_lags<T_>(m_t, pPh, plag, t, L, B, P);
+        gemm<T_>(false, true, B, 3 * GH, P, m_t, P, pwg_msg, P, static_cast<bool>(gi2), pgig, 3 * GH);
+        gi2 = Row{pgig, 3 * GH};
       }
-      group_mm(ghg, g_prev, wg_hh, true, false);
-      const Row ext_t{ext_proj[t].data_ptr<scalar_t>(), ext_stride};
+      group_gemm_t<T_>(B, G, 3 * Hg, Hg, g_prev, pwg_hh, false, pghg);
+      const Row ext_t{ptr<T_>(ext_proj) + t * ext_proj.stride(0), ext_stride};
       for (int64_t g = 0; g < G; ++g) {
-        GruForward<scalar_t> gen{group_of(ext_t, g, 3 * Hg), group_of(gi2, g, 3 * Hg),
-                                 group_of(rows(ghg, 3 * GH), g, 3 * Hg), nullptr,
-                                 bg_hh.data_ptr<scalar_t>() + g * 3 * Hg, group_of(rows(g_prev, GH), g, Hg),
-                                 group_of(rows(gates_g[keep ? t : 0], 4 * GH), g, 4 * Hg),
-                                 group_of(rows(Gs[t], GH), g, Hg), Row{}, static_cast<scalar_t>(clip_g)};
-        gru_forward<scalar_t>(B, Hg, gen);
+        GruForward<T_> gen{group_of(ext_t, g, 3 * Hg), group_of(gi2, g, 3 * Hg), group_of(Row{pghg, 3 * GH}, g, 3 * Hg),
+                           nullptr, ptr<T_>(bg_hh) + g * 3 * Hg, group_of(Row{const_cast<T_*>(g_prev), GH}, g, Hg),
+                           group_of(Row{ptr<T_>(gates_g) + (keep ? t : 0) * B * 4 * GH, 4 * GH}, g, 4 * Hg),
+                           group_of(Row{g_t, GH}, g, Hg), Row{}, static_cast<T_>(clip_g)};
+        gru_forward<T_>(B, Hg, gen);
       }
-      at::Tensor g_in = Gs[t];
-      if (mask_g.numel()) g_in = at::mul_out(gd, Gs[t], mask_g[t]);
-      group_mm(Fs[t], g_in, w_fac, true, false);
-      if (P) {
-        at::Tensor p_t = Ph[t + 1];
-        at::mm_out(p_t, msg_from_state ? Gs[t] : Fs[t], msg_enc.t());
+      const T_* g_in = g_t;
+      if (pmask_g) {
+        multiply(pgd, g_t, pmask_g + t * B * GH, B * GH);
+        g_in = pgd;
       }
+      group_gemm_t<T_>(B, G, F, Hg, g_in, pw_fac, false, f_t);
+      if (P) gemm<T_>(false, true, B, P, S, msg_from_state ? g_t : f_t, S, penc, S, false, pPh + (t + 1) * B * P, P);
     }
-    if (P) mix_lags<scalar_t>(Ms[T].data_ptr<scalar_t>(), Ph.data_ptr<scalar_t>(), msg_lag.data_ptr<scalar_t>(), T, L, B, P);
+    if (P) mix_lags<T_>(pMs + T * B * P, pPh, plag, T, L, B, P);
   });
   return {Fs, Gs, head, co, Ms, Cs, gates_c, gates_g, Ph};
 }
@@ -145,9 +166,11 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
                                             at::Tensor Fs, at::Tensor Gs, at::Tensor head, at::Tensor co,
                                             at::Tensor Ms, at::Tensor Cs, at::Tensor gates_c, at::Tensor gates_g,
                                             at::Tensor Ph, bool msg_from_state, double clip_c, double clip_g) {
-  dF = dF.contiguous();
-  dG = dG.contiguous();
+  for (at::Tensor* x : {&dF, &dG, &dhead, &dco_out, &dMs, &g0, &f0, &wc_f, &wc_hh, &w_head, &wg_co, &wg_hh, &w_fac,
+                        &msg_enc, &msg_lag, &wg_msg, &eps, &mask_c, &mask_g})
+    *x = x->contiguous();
   const int64_t G = wg_hh.size(0), T = Gs.size(0), B = Gs.size(1), GH = Gs.size(2), Hg = GH / G, GF = Fs.size(2);
+  const int64_t F = GF / G;
   const int64_t Tc = Cs.size(0), GHc = Cs.size(2), Hc = GHc / G, C = co.size(2) / G;
   const int64_t P = Ms.size(2), L = P ? msg_lag.size(0) : 0;
   auto o = Gs.options();
@@ -160,65 +183,86 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
   // message feedback: gradients of the projections (dPh) and of the messages (DM), and of one bin's state
   auto dPh = at::zeros({P ? T + 1 : 0, B, P}, o), DM = at::empty({P ? T + 1 : 0, B, P}, o);
   auto dgs = at::empty({P && msg_from_state ? B : 0, GH}, o);
-  if (P) dMs = dMs.contiguous();
   AT_DISPATCH_FLOATING_TYPES(Gs.scalar_type(), "lfads_scan_backward", [&] {
-    using Row = Rows<scalar_t>;
-    auto rows = [](const at::Tensor& x, int64_t width) { return rows_of<scalar_t>(x, width); };
-    const scalar_t* lag = P ? msg_lag.data_ptr<scalar_t>() : nullptr;
+    using T_ = scalar_t;
+    using Row = Rows<T_>;
+    const T_ *pwc_f = ptr<T_>(wc_f), *pwc_hh = ptr<T_>(wc_hh), *pw_head = ptr<T_>(w_head), *pwg_co = ptr<T_>(wg_co);
+    const T_ *pwg_hh = ptr<T_>(wg_hh), *pw_fac = ptr<T_>(w_fac), *penc = ptr<T_>(msg_enc), *pwg_msg = ptr<T_>(wg_msg);
+    const T_ *peps = ptr<T_>(eps), *pmask_c = ptr<T_>(mask_c), *pmask_g = ptr<T_>(mask_g), *plag = ptr<T_>(msg_lag);
+    const T_ *pF = ptr<T_>(Fs), *pG = ptr<T_>(Gs), *pC = ptr<T_>(Cs), *phead = ptr<T_>(head), *pco = ptr<T_>(co);
+    const T_ *pdF = ptr<T_>(dF), *pdG = ptr<T_>(dG), *pdhead = ptr<T_>(dhead), *pdco_out = ptr<T_>(dco_out);
+    const T_ *pdMs = ptr<T_>(dMs), *pg0 = ptr<T_>(g0), *pc0 = ptr<T_>(c0);
+    T_ *pDF = ptr<T_>(DF), *pdgi_g = ptr<T_>(dgi_g), *pdgh_g = ptr<T_>(dgh_g), *pdgi_c = ptr<T_>(dgi_c);
+    T_ *pdgh_c = ptr<T_>(dgh_c), *pDH = ptr<T_>(DH), *pdg = ptr<T_>(dg), *pdc = ptr<T_>(dc), *pdf = ptr<T_>(df);
+    T_ *pdgd = ptr<T_>(dgd), *pdcd = ptr<T_>(dcd), *pdco = ptr<T_>(dco), *pdPh = ptr<T_>(dPh), *pDM = ptr<T_>(DM);
+    T_* pdgs = ptr<T_>(dgs);
+    const int64_t S = msg_from_state ? GH : GF;
     if (P) {  // the message after the last bin reaches the model only through the Ms output
-      DM[T].copy_(dMs[T]);
-      push_lags<scalar_t>(dPh.data_ptr<scalar_t>(), DM[T].data_ptr<scalar_t>(), lag, T, L, B, P);
+      std::copy(pdMs + T * B * P, pdMs + (T + 1) * B * P, pDM + T * B * P);
+      push_lags<T_>(pdPh, pDM + T * B * P, plag, T, L, B, P);
     }
     for (int64_t t = T - 1; t >= 0; --t) {
-      at::Tensor df_t = DF[t], dG_t = dG[t];
-      at::add_out(df_t, dF[t], df);
-      if (P && msg_from_state) dG_t = at::addmm_out(dgs, dG[t], dPh[t + 1], msg_enc);
-      else if (P) df_t.addmm_(dPh[t + 1], msg_enc);
-      group_mm(dgd, df_t, w_fac, false, false);
-      at::Tensor g_prev = t ? Gs[t - 1] : g0;
-      at::Tensor g_before = g_prev.contiguous();
-      for (int64_t g = 0; g < G; ++g) {
-        GruBackward<scalar_t> gen{group_of(rows(dg, GH), g, Hg), group_of(rows(dG_t, GH), g, Hg),
-                                  group_of(rows(dgd, GH), g, Hg), group_of(mask_rows<scalar_t>(mask_g, t, GH), g, Hg),
-                                  group_of(rows(Gs[t], GH), g, Hg), group_of(rows(g_before, GH), g, Hg),
-                                  group_of(rows(gates_g[t], 4 * GH), g, 4 * Hg),
-                                  group_of(rows(dgi_g[t], 3 * GH), g, 3 * Hg),
-                                  group_of(rows(dgh_g[t], 3 * GH), g, 3 * Hg), Row{}, static_cast<scalar_t>(clip_g)};
-        gru_backward<scalar_t>(B, Hg, gen);
+      T_* df_t = pDF + t * B * GF;
+      const T_* dG_t = pdG + t * B * GH;
+      for (int64_t i = 0; i < B * GF; ++i) df_t[i] = pdF[t * B * GF + i] + pdf[i];
+      if (P && msg_from_state) {  // the state's gradient from the messages it feeds
+        std::copy(dG_t, dG_t + B * GH, pdgs);
+        gemm<T_>(false, false, B, S, P, pdPh + (t + 1) * B * P, P, penc, S, true, pdgs, S);
+        dG_t = pdgs;
+      } else if (P) {
+        gemm<T_>(false, false, B, S, P, pdPh + (t + 1) * B * P, P, penc, S, true, df_t, S);
       }
-      group_mm(dg, dgh_g[t], wg_hh, false, true);
+      group_gemm_n<T_>(B, G, F, Hg, df_t, pw_fac, false, pdgd);
+      const T_* g_prev = t ? pG + (t - 1) * B * GH : pg0;
+      for (int64_t g = 0; g < G; ++g) {
+        GruBackward<T_> gen{group_of(Row{pdg, GH}, g, Hg), group_of(Row{const_cast<T_*>(dG_t), GH}, g, Hg),
+                            group_of(Row{pdgd, GH}, g, Hg),
+                            group_of(Row{pmask_g ? const_cast<T_*>(pmask_g) + t * B * GH : nullptr, GH}, g, Hg),
+                            group_of(Row{const_cast<T_*>(pG) + t * B * GH, GH}, g, Hg),
+                            group_of(Row{const_cast<T_*>(g_prev), GH}, g, Hg),
+                            group_of(Row{ptr<T_>(gates_g) + t * B * 4 * GH, 4 * GH}, g, 4 * Hg),
+                            group_of(Row{pdgi_g + t * B * 3 * GH, 3 * GH}, g, 3 * Hg),
+                            group_of(Row{pdgh_g + t * B * 3 * GH, 3 * GH}, g, 3 * Hg), Row{}, static_cast<T_>(clip_g)};
+        gru_backward<T_>(B, Hg, gen);
+      }
+      group_gemm_n<T_>(B, G, 3 * Hg, Hg, pdgh_g + t * B * 3 * GH, pwg_hh, true, pdg);
       if (P) {
-        at::Tensor dm = DM[t];
-        at::addmm_out(dm, dMs[t], dgi_g[t], wg_msg);
-        push_lags<scalar_t>(dPh.data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(), lag, t, L, B, P);
+        T_* dm = pDM + t * B * P;
+        std::copy(pdMs + t * B * P, pdMs + (t + 1) * B * P, dm);
+        gemm<T_>(false, false, B, P, 3 * GH, pdgi_g + t * B * 3 * GH, 3 * GH, pwg_msg, P, true, dm, P);
+        push_lags<T_>(pdPh, dm, plag, t, L, B, P);
       }
       if (t >= Tc) {
-        df.zero_();
+        std::fill(pdf, pdf + B * GF, T_(0));
         continue;
       }
-      group_mm(dco, dgi_g[t], wg_co, false, false);
-      dco.add_(dco_out[t]);
-      at::Tensor dco_v = dco.view({B, G, C}), dm = part(DH[t], G, 0), dlv = part(DH[t], G, 1);
-      at::add_out(dm, dco_v, part(dhead[t], G, 0));
-      if (eps.numel()) {  // co = m + exp(lv / 2) eps: d co / d lv = (co - m) / 2
-        at::Tensor noise = co[t].view({B, G, C}) - part(head[t], G, 0);
-        at::addcmul_out(dlv, part(dhead[t], G, 1), dco_v, noise, 0.5);
-      } else {
-        dlv.copy_(part(dhead[t], G, 1));
+      group_gemm_n<T_>(B, G, 3 * Hg, C, pdgi_g + t * B * 3 * GH, pwg_co, false, pdco);
+      for (int64_t i = 0; i < B * G * C; ++i) pdco[i] += pdco_out[t * B * G * C + i];
+      for (int64_t bg = 0; bg < B * G; ++bg) {  // [dm | dlv] per trial and group; co = m + exp(lv / 2) eps
+        T_* d = pDH + t * B * G * 2 * C + bg * 2 * C;
+        const T_* dh = pdhead + t * B * G * 2 * C + bg * 2 * C;
+        const T_* h = phead + t * B * G * 2 * C + bg * 2 * C;
+        const T_* o = pco + t * B * G * C + bg * C;
+        const T_* dc_ = pdco + bg * C;
+        for (int64_t j = 0; j < C; ++j) {
+          d[j] = dc_[j] + dh[j];
+          d[C + j] = dh[C + j] + (peps ? dc_[j] * (o[j] - h[j]) * T_(0.5) : T_(0));
+        }
       }
-      group_mm(dcd, DH[t], w_head, false, false);
-      at::Tensor c_prev = t ? Cs[t - 1] : c0;
+      group_gemm_n<T_>(B, G, 2 * C, Hc, pDH + t * B * G * 2 * C, pw_head, false, pdcd);
+      const T_* c_prev = t ? pC + (t - 1) * B * GHc : pc0;
       for (int64_t g = 0; g < G; ++g) {
-        GruBackward<scalar_t> ctrl{group_of(rows(dc, GHc), g, Hc), Row{}, group_of(rows(dcd, GHc), g, Hc),
-                                   group_of(mask_rows<scalar_t>(mask_c, t, GHc), g, Hc),
-                                   group_of(rows(Cs[t], GHc), g, Hc), group_of(rows(c_prev, GHc), g, Hc),
-                                   group_of(rows(gates_c[t], 4 * GHc), g, 4 * Hc),
-                                   group_of(rows(dgi_c[t], 3 * GHc), g, 3 * Hc),
-                                   group_of(rows(dgh_c[t], 3 * GHc), g, 3 * Hc), Row{}, static_cast<scalar_t>(clip_c)};
-        gru_backward<scalar_t>(B, Hc, ctrl);
+        GruBackward<T_> ctrl{group_of(Row{pdc, GHc}, g, Hc), Row{}, group_of(Row{pdcd, GHc}, g, Hc),
+                             group_of(Row{pmask_c ? const_cast<T_*>(pmask_c) + t * B * GHc : nullptr, GHc}, g, Hc),
+                             group_of(Row{const_cast<T_*>(pC) + t * B * GHc, GHc}, g, Hc),
+                             group_of(Row{const_cast<T_*>(c_prev), GHc}, g, Hc),
+                             group_of(Row{ptr<T_>(gates_c) + t * B * 4 * GHc, 4 * GHc}, g, 4 * Hc),
+                             group_of(Row{pdgi_c + t * B * 3 * GHc, 3 * GHc}, g, 3 * Hc),
+                             group_of(Row{pdgh_c + t * B * 3 * GHc, 3 * GHc}, g, 3 * Hc), Row{}, static_cast<T_>(clip_c)};
+        gru_backward<T_>(B, Hc, ctrl);
       }
-      group_mm(dc, dgh_c[t], wc_hh, false, true);
-      group_mm(df, dgi_c[t], wc_f, false, false);
+      group_gemm_n<T_>(B, G, 3 * Hc, Hc, pdgh_c + t * B * 3 * GHc, pwc_hh, true, pdc);
+      group_gemm_n<T_>(B, G, 3 * Hc, F, pdgi_c + t * B * 3 * GHc, pwc_f, false, pdf);
     }
   });
   at::Tensor d_msg_enc, d_msg_lag, d_wg_msg;
