@@ -232,12 +232,12 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         """
         return self._forward(x, session, n_forward, sample, ext, n_samples, probe, compiled=True)
 
-    def reference_forward(self, x: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
-        """:meth:`forward` on the step-by-step loop even where the compiled scan would run (tests)."""
-        kwargs.setdefault("session", 0)
-        return self._forward(x, kwargs.pop("session"), kwargs.pop("n_forward", 0), kwargs.pop("sample", True),
-                             kwargs.pop("ext", None), kwargs.pop("n_samples", 1), kwargs.pop("probe", None),
-                             compiled=False, **kwargs)
+    def reference_forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
+                          ext: Optional[torch.Tensor] = None, n_samples: int = 1,
+                          probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+        """:meth:`forward` on the step-by-step loop even where the compiled scan would run (tests,
+        benchmarks). Shape: as :meth:`forward`."""
+        return self._forward(x, session, n_forward, sample, ext, n_samples, probe, compiled=False)
 
     def _forward(self, x, session, n_forward, sample, ext, n_samples, probe, *, compiled: bool):
         check_session(session, 1, "multiarea")

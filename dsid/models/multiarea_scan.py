@@ -1,4 +1,4 @@
-"""A multi-area model's unroll on the compiled LFADS scan: the areas as one block-structured generator.
+"""A multi-area model's unroll on the compiled LFADS scan: one group per area, the coupling as a feedback.
 
 A :class:`~dsid.models.multiarea.MultiAreaSAE` whose areas have LFADS generators, and whose coupling
 sends deterministic messages that are a fixed linear mixture of the source areas' lagged factors or

@@ -16,6 +16,30 @@ Rows<T> group_of(Rows<T> r, int64_t g, int64_t width) {
   return r;
 }
 
+// One GRU update of every group (gru_kernels.h): `a` holds the rows of all groups (gi, gi2, gh and the biases
+// 3H per group, h, out and out2 H, gates 4H); each group's columns are updated in turn.
+template <typename T>
+void gru_forward_groups(int64_t rows, int64_t G, int64_t H, const GruForward<T>& a) {
+  for (int64_t g = 0; g < G; ++g) {
+    GruForward<T> ag{group_of(a.gi, g, 3 * H),  group_of(a.gi2, g, 3 * H),   group_of(a.gh, g, 3 * H),
+                     a.bias_i ? a.bias_i + g * 3 * H : nullptr, a.bias_h + g * 3 * H, group_of(a.h, g, H),
+                     group_of(a.gates, g, 4 * H), group_of(a.out, g, H), group_of(a.out2, g, H), a.clip};
+    gru_forward<T>(rows, H, ag);
+  }
+}
+
+// The gradient of one GRU update of every group (rows of all groups as in gru_forward_groups; dgi, dgh 3H).
+template <typename T>
+void gru_backward_groups(int64_t rows, int64_t G, int64_t H, const GruBackward<T>& a) {
+  for (int64_t g = 0; g < G; ++g) {
+    GruBackward<T> ag{group_of(a.dh, g, H),    group_of(a.dh_b, g, H),      group_of(a.dh_c, g, H),
+                      group_of(a.mask, g, H),  group_of(a.h_new, g, H),     group_of(a.h_prev, g, H),
+                      group_of(a.gates, g, 4 * H), group_of(a.dgi, g, 3 * H), group_of(a.dgh, g, 3 * H),
+                      group_of(a.dgh_n, g, H), a.clip};
+    gru_backward<T>(rows, H, ag);
+  }
+}
+
 // out (rows x G * R) = [in[:, g] w[g]^T]_g with in (rows x G * K), w (G, R, K): a forward product.
 template <typename T>
 void group_gemm_t(int64_t rows, int64_t G, int64_t R, int64_t K, const T* in, const T* w, bool accumulate, T* out) {

@@ -102,14 +102,11 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
         group_gemm_t<T_>(B, G, 3 * Hc, F, f_prev, pwc_f, false, pgic);
         group_gemm_t<T_>(B, G, 3 * Hc, Hc, c_prev, pwc_hh, false, pghc);
         const Row ci_t{ptr<T_>(ci_proj) + t * ci_proj.size(1) * 3 * GHc, 3 * GHc, ci_repeat};
-        for (int64_t g = 0; g < G; ++g) {
-          GruForward<T_> ctrl{group_of(ci_t, g, 3 * Hc), group_of(Row{pgic, 3 * GHc}, g, 3 * Hc),
-                              group_of(Row{pghc, 3 * GHc}, g, 3 * Hc), nullptr, ptr<T_>(bc_hh) + g * 3 * Hc,
-                              group_of(Row{const_cast<T_*>(c_prev), GHc}, g, Hc),
-                              group_of(Row{ptr<T_>(gates_c) + (keep ? t : 0) * B * 4 * GHc, 4 * GHc}, g, 4 * Hc),
-                              group_of(Row{c_t, GHc}, g, Hc), Row{}, static_cast<T_>(clip_c)};
-          gru_forward<T_>(B, Hc, ctrl);
-        }
+        gru_forward_groups<T_>(B, G, Hc,
+                               {ci_t, Row{pgic, 3 * GHc}, Row{pghc, 3 * GHc}, nullptr, ptr<T_>(bc_hh),
+                                Row{const_cast<T_*>(c_prev), GHc},
+                                Row{ptr<T_>(gates_c) + (keep ? t : 0) * B * 4 * GHc, 4 * GHc}, Row{c_t, GHc}, Row{},
+                                static_cast<T_>(clip_c)});
         const T_* c_in = c_t;
         if (pmask_c) {
           multiply(pcd, c_t, pmask_c + t * B * GHc, B * GHc);
@@ -138,13 +135,10 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
       }
       group_gemm_t<T_>(B, G, 3 * Hg, Hg, g_prev, pwg_hh, false, pghg);
       const Row ext_t{ptr<T_>(ext_proj) + t * ext_proj.stride(0), ext_stride};
-      for (int64_t g = 0; g < G; ++g) {
-        GruForward<T_> gen{group_of(ext_t, g, 3 * Hg), group_of(gi2, g, 3 * Hg), group_of(Row{pghg, 3 * GH}, g, 3 * Hg),
-                           nullptr, ptr<T_>(bg_hh) + g * 3 * Hg, group_of(Row{const_cast<T_*>(g_prev), GH}, g, Hg),
-                           group_of(Row{ptr<T_>(gates_g) + (keep ? t : 0) * B * 4 * GH, 4 * GH}, g, 4 * Hg),
-                           group_of(Row{g_t, GH}, g, Hg), Row{}, static_cast<T_>(clip_g)};
-        gru_forward<T_>(B, Hg, gen);
-      }
+      gru_forward_groups<T_>(B, G, Hg,
+                             {ext_t, gi2, Row{pghg, 3 * GH}, nullptr, ptr<T_>(bg_hh), Row{const_cast<T_*>(g_prev), GH},
+                              Row{ptr<T_>(gates_g) + (keep ? t : 0) * B * 4 * GH, 4 * GH}, Row{g_t, GH}, Row{},
+                              static_cast<T_>(clip_g)});
       const T_* g_in = g_t;
       if (pmask_g) {
         multiply(pgd, g_t, pmask_g + t * B * GH, B * GH);
@@ -214,17 +208,12 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
       }
       group_gemm_n<T_>(B, G, F, Hg, df_t, pw_fac, false, pdgd);
       const T_* g_prev = t ? pG + (t - 1) * B * GH : pg0;
-      for (int64_t g = 0; g < G; ++g) {
-        GruBackward<T_> gen{group_of(Row{pdg, GH}, g, Hg), group_of(Row{const_cast<T_*>(dG_t), GH}, g, Hg),
-                            group_of(Row{pdgd, GH}, g, Hg),
-                            group_of(Row{pmask_g ? const_cast<T_*>(pmask_g) + t * B * GH : nullptr, GH}, g, Hg),
-                            group_of(Row{const_cast<T_*>(pG) + t * B * GH, GH}, g, Hg),
-                            group_of(Row{const_cast<T_*>(g_prev), GH}, g, Hg),
-                            group_of(Row{ptr<T_>(gates_g) + t * B * 4 * GH, 4 * GH}, g, 4 * Hg),
-                            group_of(Row{pdgi_g + t * B * 3 * GH, 3 * GH}, g, 3 * Hg),
-                            group_of(Row{pdgh_g + t * B * 3 * GH, 3 * GH}, g, 3 * Hg), Row{}, static_cast<T_>(clip_g)};
-        gru_backward<T_>(B, Hg, gen);
-      }
+      gru_backward_groups<T_>(B, G, Hg,
+                              {Row{pdg, GH}, Row{const_cast<T_*>(dG_t), GH}, Row{pdgd, GH},
+                               Row{pmask_g ? const_cast<T_*>(pmask_g) + t * B * GH : nullptr, GH},
+                               Row{const_cast<T_*>(pG) + t * B * GH, GH}, Row{const_cast<T_*>(g_prev), GH},
+                               Row{ptr<T_>(gates_g) + t * B * 4 * GH, 4 * GH}, Row{pdgi_g + t * B * 3 * GH, 3 * GH},
+                               Row{pdgh_g + t * B * 3 * GH, 3 * GH}, Row{}, static_cast<T_>(clip_g)});
       group_gemm_n<T_>(B, G, 3 * Hg, Hg, pdgh_g + t * B * 3 * GH, pwg_hh, true, pdg);
       if (P) {
         T_* dm = pDM + t * B * P;
@@ -251,16 +240,12 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
       }
       group_gemm_n<T_>(B, G, 2 * C, Hc, pDH + t * B * G * 2 * C, pw_head, false, pdcd);
       const T_* c_prev = t ? pC + (t - 1) * B * GHc : pc0;
-      for (int64_t g = 0; g < G; ++g) {
-        GruBackward<T_> ctrl{group_of(Row{pdc, GHc}, g, Hc), Row{}, group_of(Row{pdcd, GHc}, g, Hc),
-                             group_of(Row{pmask_c ? const_cast<T_*>(pmask_c) + t * B * GHc : nullptr, GHc}, g, Hc),
-                             group_of(Row{const_cast<T_*>(pC) + t * B * GHc, GHc}, g, Hc),
-                             group_of(Row{const_cast<T_*>(c_prev), GHc}, g, Hc),
-                             group_of(Row{ptr<T_>(gates_c) + t * B * 4 * GHc, 4 * GHc}, g, 4 * Hc),
-                             group_of(Row{pdgi_c + t * B * 3 * GHc, 3 * GHc}, g, 3 * Hc),
-                             group_of(Row{pdgh_c + t * B * 3 * GHc, 3 * GHc}, g, 3 * Hc), Row{}, static_cast<T_>(clip_c)};
-        gru_backward<T_>(B, Hc, ctrl);
-      }
+      gru_backward_groups<T_>(B, G, Hc,
+                              {Row{pdc, GHc}, Row{}, Row{pdcd, GHc},
+                               Row{pmask_c ? const_cast<T_*>(pmask_c) + t * B * GHc : nullptr, GHc},
+                               Row{const_cast<T_*>(pC) + t * B * GHc, GHc}, Row{const_cast<T_*>(c_prev), GHc},
+                               Row{ptr<T_>(gates_c) + t * B * 4 * GHc, 4 * GHc}, Row{pdgi_c + t * B * 3 * GHc, 3 * GHc},
+                               Row{pdgh_c + t * B * 3 * GHc, 3 * GHc}, Row{}, static_cast<T_>(clip_c)});
       group_gemm_n<T_>(B, G, 3 * Hc, Hc, pdgh_c + t * B * 3 * GHc, pwc_hh, true, pdc);
       group_gemm_n<T_>(B, G, 3 * Hc, F, pdgi_c + t * B * 3 * GHc, pwc_f, false, pdf);
     }
