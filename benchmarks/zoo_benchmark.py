@@ -111,9 +111,9 @@ def main() -> int:
     p.add_argument("--budget", default="15m")
     p.add_argument("--members", default="", help="comma-separated (default: all)")
     p.add_argument("--rerun", action="store_true", help="fit members already in results.jsonl again")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="settings given to every fit, winning over the rules (an ablation, e.g. "
-                        "train.kl_scales.ic=1 train.kl_scales.co=1)")
+                        "train.kl_scales.ic=1 train.kl_scales.co=1; the flag may be repeated)")
     args = p.parse_args()
     names = args.members.split(",") if args.members else list(members())
     out = Path(args.out)
