@@ -25,8 +25,7 @@ import torch
 from dsid.modules.coupling.base import CouplingStep
 from dsid.modules.generators.lfads import LFADSGenerator
 from dsid.modules.recurrent import native
-from dsid.modules.recurrent.lfads_scan import ScanInputs, pad_inferred_inputs, run_scan
-from dsid.modules.recurrent.native import dropout_mask
+from dsid.modules.recurrent.lfads_scan import pad_inferred_inputs, run_scan, scan_inputs
 
 
 def scan_covers(model, x: torch.Tensor, ext: Optional[torch.Tensor], probe) -> bool:
@@ -47,7 +46,7 @@ def message_feedback(model, empty: torch.Tensor):
     if not cpl.edges:
         return empty, empty, empty
     proj, lag = cpl.lag_linear()
-    senders = dict(zip(cpl._senders, proj))
+    senders = dict(zip([a for a in range(model.n_areas) if cpl.outgoing(a)], proj))
     sizes = [model.factor_sizes[a] if cpl.source == "factors" else ar.generator.hidden_size
              for a, ar in enumerate(model.areas)]
     enc = torch.block_diag(*[senders.get(a, empty.new_zeros(0, s)) for a, s in enumerate(sizes)])
@@ -69,47 +68,12 @@ def scan_areas(model, ics: List[torch.Tensor], ci_rows: List[Optional[torch.Tens
         controllers, messages (B, T', M) and fed (CouplingStep, (B, T, K_e) per edge) with edges
     """
     gens = [ar.generator for ar in model.areas]
-    g0s = [gen.ic_to_state(ic) for gen, ic in zip(gens, ics)]
-    g0 = torch.cat(g0s, -1)
-    f0 = torch.cat([gen.to_factors(gen.dropout(g)) for gen, g in zip(gens, g0s)], -1)
-    B, A, H, C, E = g0.shape[0], len(gens), gens[0].hidden_size, gens[0].co_size, model.ext_input_size
-    empty = g0.new_empty(0)
-    b_ih = torch.cat([gen.cell.bias_ih for gen in gens])
-    ext_proj = b_ih.expand(n_steps, B, 3 * A * H)
-    if E and ext is not None and ext.shape[1]:
-        n_ext, col = min(ext.shape[1], n_steps), C + model.msg_width
-        w_ext = torch.cat([gen.cell.weight_ih[:, col:col + E] for gen in gens])
-        proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, E), w_ext.t())
-        proj = proj.view(n_ext, B, -1)
-        ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
-    ctrl = [empty] * 7
-    eps, mask_c, clip_c, n_ci = empty, empty, 0.0, 0
-    if gens[0].use_controller:
-        cons = [gen.controller for gen in gens]
-        D, Hc = ci_rows[0].shape[2], cons[0].hidden_size
-        n_ci, B_ci = min(n_observed, n_steps), ci_rows[0].shape[0]
-        ci = torch.stack([c[:, :n_ci].transpose(0, 1) for c in ci_rows]).reshape(A, n_ci * B_ci, D)
-        w_ci = torch.stack([c.cell.weight_ih[:, :D] for c in cons]).transpose(1, 2)
-        b_ci = torch.stack([c.cell.bias_ih for c in cons]).unsqueeze(1)
-        ci_proj = torch.baddbmm(b_ci, ci, w_ci).view(A, n_ci, B_ci, 3 * Hc).permute(1, 2, 0, 3)
-        stack = lambda ws: torch.stack(list(ws))  # noqa: E731  (A, rows, columns)
-        ctrl = [ci_proj.reshape(n_ci, B_ci, A * 3 * Hc), stack(c.cell.weight_ih[:, D:] for c in cons),
-                stack(c.cell.weight_hh for c in cons), torch.cat([c.cell.bias_hh for c in cons]),
-                stack(c.head.weight for c in cons), torch.cat([c.head.bias for c in cons]),
-                stack(gen.cell.weight_ih[:, :C] for gen in gens)]
-        eps = torch.randn(n_ci, B, A * C, dtype=g0.dtype, device=g0.device) if sample else empty
-        mask_c = dropout_mask(cons[0].dropout, (n_ci, B, A * Hc), g0)
-        clip_c = float(cons[0].cell.clip)
-    enc, msg_lag, wg_msg = message_feedback(model, empty)
-    Fs, Gs, head, co, Ms = run_scan(ScanInputs(
-        *ctrl[:1], ext_proj, g0, f0, *ctrl[1:], torch.stack([gen.cell.weight_hh for gen in gens]),
-        torch.cat([gen.cell.bias_hh for gen in gens]),
-        torch.stack([gen.to_factors.normalized_weight() for gen in gens]), enc, msg_lag, wg_msg, eps,
-        mask_c, dropout_mask(gens[0].dropout, (n_steps, B, A * H), g0), model.coupling.source == "state",
-        clip_c, float(gens[0].cell.clip)))
+    inp = scan_inputs(gens, ics, ci_rows, ext, gens[0].co_size + model.msg_width, model.ext_input_size, n_steps,
+                      sample, message_feedback(model, ics[0].new_empty(0)), model.coupling.source == "state")
+    Fs, Gs, head, co, Ms = run_scan(inp)
     out: Dict[str, object] = {"f": Fs.transpose(0, 1), "g": Gs.transpose(0, 1)}
     if gens[0].use_controller:
-        out.update(zip(("co_mean", "co_logvar", "co"), pad_inferred_inputs(head, co, n_steps, A)))
+        out.update(zip(("co_mean", "co_logvar", "co"), pad_inferred_inputs(head, co, n_steps, len(gens))))
     if model.coupling.edges:
         out["messages"] = Ms[1:].transpose(0, 1)
         fed = Ms[:n_observed].transpose(0, 1)

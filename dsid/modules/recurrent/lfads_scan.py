@@ -19,7 +19,7 @@ differently:
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -109,11 +109,62 @@ def pad_inferred_inputs(head: torch.Tensor, co: torch.Tensor, n_steps: int, grou
     """
     n_ci, B, GC = co.shape
     pad = lambda x: torch.cat([x, x.new_zeros(n_steps - n_ci, B, GC)]) if n_ci < n_steps else x  # noqa: E731
-    if groups == 1:
-        mean, logvar = head[..., :GC], head[..., GC:]
-    else:
-        mean, logvar = (p.reshape(n_ci, B, GC) for p in head.view(n_ci, B, groups, 2, -1).unbind(3))
+    mean, logvar = (p.reshape(n_ci, B, GC) for p in head.view(n_ci, B, groups, 2, -1).unbind(3))
     return tuple(pad(x).transpose(0, 1) for x in (mean, logvar, co))
+
+
+def scan_inputs(gens: Sequence[nn.Module], ics: Sequence[torch.Tensor], ci_rows: Sequence[Optional[torch.Tensor]],
+                ext: Optional[torch.Tensor], ext_column: int, ext_size: int, n_steps: int, sample: bool,
+                feedback: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
+                msg_from_state: bool = False) -> ScanInputs:
+    """The scan's arguments for LFADS generators with identical settings, one group each (one generator:
+    the single-area unroll; a multi-area model's areas: :mod:`dsid.models.multiarea_scan`). Every
+    projection that does not depend on the state is one product over all bins here; the random numbers
+    (inferred-input noise, dropout masks) are drawn for all bins at once.
+
+    Shape:
+        ics[g]: (B, I); ci_rows[g]: (B / k, T_ci, D) or None (see :func:`ci_repeat`); ext: (B, T_ext,
+        ext_size) or None, read by every generator's input columns ext_column .. ext_column + ext_size;
+        feedback: (msg_enc, msg_lag, wg_msg) as in :class:`ScanInputs`, or None
+    """
+    gen0, G = gens[0], len(gens)
+    H, C = gen0.hidden_size, gen0.co_size
+    stack = lambda ws: torch.stack(list(ws))  # noqa: E731  (G, rows, columns)
+    g0s = [gen.ic_to_state(ic) for gen, ic in zip(gens, ics)]
+    g0 = torch.cat(g0s, -1)
+    f0 = torch.cat([gen.to_factors(gen.dropout(g)) for gen, g in zip(gens, g0s)], -1)
+    B, empty = g0.shape[0], g0.new_empty(0)
+    b_ih = torch.cat([gen.cell.bias_ih for gen in gens])
+    ext_proj = b_ih.expand(n_steps, B, G * 3 * H)
+    if ext_size and ext is not None and ext.shape[1]:
+        n_ext = min(ext.shape[1], n_steps)
+        w_ext = torch.cat([gen.cell.weight_ih[:, ext_column:ext_column + ext_size] for gen in gens])
+        proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, ext_size), w_ext.t())
+        proj = proj.view(n_ext, B, -1)
+        ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
+    ctrl = [empty] * 7
+    eps, mask_c, clip_c = empty, empty, 0.0
+    if gen0.use_controller:
+        cons = [gen.controller for gen in gens]
+        D, Hc = ci_rows[0].shape[2], cons[0].hidden_size
+        n_ci, B_ci = min(ci_rows[0].shape[1], n_steps), ci_rows[0].shape[0]
+        ci = stack(c[:, :n_ci].transpose(0, 1) for c in ci_rows).reshape(G, n_ci * B_ci, D)
+        w_ci = stack(c.cell.weight_ih[:, :D] for c in cons).transpose(1, 2)
+        b_ci = stack(c.cell.bias_ih for c in cons).unsqueeze(1)
+        ci_proj = torch.baddbmm(b_ci, ci, w_ci).view(G, n_ci, B_ci, 3 * Hc).permute(1, 2, 0, 3)
+        ctrl = [ci_proj.reshape(n_ci, B_ci, G * 3 * Hc), stack(c.cell.weight_ih[:, D:] for c in cons),
+                stack(c.cell.weight_hh for c in cons), torch.cat([c.cell.bias_hh for c in cons]),
+                stack(c.head.weight for c in cons), torch.cat([c.head.bias for c in cons]),
+                stack(gen.cell.weight_ih[:, :C] for gen in gens)]
+        eps = torch.randn(n_ci, B, G * C, dtype=g0.dtype, device=g0.device) if sample else empty
+        mask_c = dropout_mask(cons[0].dropout, (n_ci, B, G * Hc), g0)
+        clip_c = float(cons[0].cell.clip)
+    msg_enc, msg_lag, wg_msg = feedback if feedback is not None else (empty, empty, empty)
+    return ScanInputs(ctrl[0], ext_proj, g0, f0, *ctrl[1:], stack(gen.cell.weight_hh for gen in gens),
+                      torch.cat([gen.cell.bias_hh for gen in gens]),
+                      stack(gen.to_factors.normalized_weight() for gen in gens), msg_enc, msg_lag, wg_msg, eps, mask_c,
+                      dropout_mask(gen0.dropout, (n_steps, B, G * H), g0), msg_from_state, clip_c,
+                      float(gen0.cell.clip))
 
 
 def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
@@ -126,37 +177,9 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
         i k ... i k + k - 1, e.g. the posterior samples of one trial); ext: (B, T_ext, E) or None
         returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
     """
-    B, H, C, E = ic.shape[0], gen.hidden_size, gen.co_size, gen.ext_input_size
-    ci_repeat(gen, ci, B)  # the rows of ci divide the batch (the scan reads each row B / rows times)
-    g0 = gen.ic_to_state(ic)
-    f0 = gen.to_factors(gen.dropout(g0))
-    empty = ic.new_empty(0)
-    w_ih, b_ih = gen.cell.weight_ih, gen.cell.bias_ih
-    ext_proj = b_ih.expand(n_steps, B, 3 * H)
-    if E and ext is not None and ext.shape[1]:
-        n_ext = min(ext.shape[1], n_steps)
-        proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, E),
-                           w_ih[:, C:C + E].t()).view(n_ext, B, 3 * H)
-        ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
-    ctrl_args = [empty] * 7
-    eps, mask_c, clip_c = empty, empty, 0.0
-    if gen.use_controller:
-        con = gen.controller
-        n_ci, D, B_ci = min(ci.shape[1], n_steps), ci.shape[2], ci.shape[0]
-        wc_ih = con.cell.weight_ih
-        ci_proj = torch.addmm(con.cell.bias_ih, ci[:, :n_ci].transpose(0, 1).reshape(n_ci * B_ci, D),
-                              wc_ih[:, :D].t()).view(n_ci, B_ci, -1)
-        ctrl_args = [ci_proj, wc_ih[:, D:].unsqueeze(0), con.cell.weight_hh.unsqueeze(0), con.cell.bias_hh,
-                     con.head.weight.unsqueeze(0), con.head.bias, w_ih[:, :C].unsqueeze(0)]
-        eps = torch.randn(n_ci, B, C, dtype=ic.dtype, device=ic.device) if sample else empty
-        mask_c = dropout_mask(con.dropout, (n_ci, B, con.hidden_size), ic)
-        clip_c = float(con.cell.clip)
-    mask_g = dropout_mask(gen.dropout, (n_steps, B, H), ic)
-    ci_proj, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co = ctrl_args
-    Fs, Gs, head, co, _ = run_scan(ScanInputs(
-        ci_proj, ext_proj, g0, f0, wc_f, wc_hh, bc_hh, w_head, b_head, wg_co, gen.cell.weight_hh.unsqueeze(0),
-        gen.cell.bias_hh, gen.to_factors.normalized_weight().unsqueeze(0), empty, empty, empty, eps, mask_c, mask_g,
-        False, clip_c, float(gen.cell.clip)))
+    ci_repeat(gen, ci, ic.shape[0])  # the rows of ci divide the batch (the scan reads each row B / rows times)
+    Fs, Gs, head, co, _ = run_scan(scan_inputs([gen], [ic], [ci], ext, gen.co_size, gen.ext_input_size, n_steps,
+                                               sample))
     factors, states = Fs.transpose(0, 1), Gs.transpose(0, 1)
     if not gen.use_controller:
         return GeneratorOutput(factors, states, None, None, None)

@@ -65,7 +65,7 @@ std::vector<at::Tensor> lfads_scan_forward(at::Tensor ci_proj, at::Tensor ext_pr
   auto head = at::empty({Tc, B, G * 2 * C}, o), co = at::empty({Tc, B, G * C}, o);
   auto gic = at::empty({B, 3 * GHc}, o), ghc = at::empty({B, 3 * GHc}, o), cd = at::empty({B, GHc}, o);
   auto gig = at::empty({B, 3 * GH}, o), ghg = at::empty({B, 3 * GH}, o), gd = at::empty({B, GH}, o);
-  auto c0 = at::zeros({B, GHc}, o), std_t = at::empty({B, G, C}, o);
+  auto c0 = at::zeros({B, GHc}, o);
   if (ext_proj.stride(2) != 1) ext_proj = ext_proj.contiguous();
   for (at::Tensor* x : {&ci_proj, &g0, &f0, &wc_f, &wc_hh, &bc_hh, &w_head, &b_head, &wg_co, &wg_hh, &bg_hh, &w_fac,
                         &msg_enc, &msg_lag, &wg_msg, &eps, &mask_c, &mask_g})
