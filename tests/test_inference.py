@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dsid.evaluation import inference
+from dsid.models import core
 from dsid.evaluation.inference import infer_split, pass_plan
 from dsid.models import build_model
 from tests.conftest import TINY_MODEL, tiny_info
@@ -25,6 +26,27 @@ def test_samples_of_a_trial_sit_side_by_side(cfg, info):
     for key in ("rates", "factors"):
         assert many[key].shape[0] == 12
         torch.testing.assert_close(many[key], one[key].repeat_interleave(3, dim=0))
+
+
+@pytest.mark.parametrize("cfg,info", [(TINY_MODEL, tiny_info()), (MULTIAREA, tiny_info(9, 3, n_areas=3))],
+                         ids=["sae", "multiarea"])
+def test_sample_means_equal_averaged_forward_outputs(cfg, info, monkeypatch):
+    """The same draws averaged two ways: rates of a few trials at a time (several chunks, the last
+    one short) against the forward pass's outputs averaged at once."""
+    model = build_model(cfg, info).eval()
+    x = torch.poisson(torch.full((5, 10, info["n_neurons"]), 0.5))
+    xin, _ = model.augment(x, "predict")
+    monkeypatch.setattr(core, "SAMPLE_MEAN_CHUNK_ENTRIES", 2 * 4 * 12 * info["n_neurons"])  # 2 trials
+    with torch.no_grad():
+        torch.manual_seed(3)
+        means = model.sample_means(xin, n_forward=2, n_samples=4)
+        torch.manual_seed(3)
+        out = model(xin, n_forward=2, n_samples=4)
+    assert {name for name, src in model.output_keys if src in out} == set(means)
+    for name, src in model.output_keys:
+        ref = out[src].reshape(5, 4, *out[src].shape[1:]).mean(1)
+        torch.testing.assert_close(means[name], ref, rtol=1e-6, atol=1e-7)
+    assert out["rates"][0::4].sub(out["rates"][1::4]).abs().max() > 1e-3  # the samples differ
 
 
 def test_batched_samples_estimate_the_same_posterior_average():

@@ -39,7 +39,8 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
     """Average the model's outputs over ``n_samples`` posterior samples (dropout off, the model's
     train/eval mode restored afterwards). All samples of a trial run in the same forward pass (the
     trial encoded once, its samples side by side on the batch axis), in passes of at most
-    ``batch_size`` trials and a bounded size.
+    ``batch_size`` trials and a bounded size; a model with a ``sample_means`` method averages them
+    itself (rates a few trials at a time), any other one's forward outputs are averaged here.
 
     Returns the model's ``output_keys`` (rates (trials, T + n_forward, N), factors, inferred_inputs
     when the model has them, messages of multi-area models). ``n_samples=0`` uses the posterior
@@ -61,11 +62,15 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
                 x = x_all[start:start + step].to(device)
                 xin, _ = model.augment(x, "predict", session=session)
                 e = None if ext_all is None else ext_all[start:start + step].to(device)
-                out = model(xin, session=session, n_forward=n_forward, sample=n_samples > 0, n_samples=reps, ext=e)
-                for key, src in model.output_keys:
-                    if src in out:
-                        val = out[src].reshape(x.shape[0], reps, *out[src].shape[1:]).mean(1)
-                        sums.setdefault(key, []).append(val.cpu().numpy())
+                kw = dict(session=session, n_forward=n_forward, sample=n_samples > 0, n_samples=reps, ext=e)
+                if hasattr(model, "sample_means"):
+                    means = model.sample_means(xin, **kw)
+                else:
+                    out = model(xin, **kw)
+                    means = {key: out[src].reshape(x.shape[0], reps, *out[src].shape[1:]).mean(1)
+                             for key, src in model.output_keys if src in out}
+                for key, val in means.items():
+                    sums.setdefault(key, []).append(val.cpu().numpy())
     finally:
         model.train(was_training)
     return {k: np.concatenate(v) for k, v in sums.items()}

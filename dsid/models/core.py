@@ -3,7 +3,7 @@ terms, and ``from_config`` (a model config checked against the keyword-only cons
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -61,6 +61,47 @@ def repeat_samples(x, n_samples: int):
     if isinstance(x, tuple):
         return type(x)(*(repeat_samples(v, n_samples) for v in x))
     return x.repeat_interleave(n_samples, dim=0)
+
+
+# the most rate entries (rows x bins x neurons) computed at once when averaging over samples: a
+# few MB, so the readout's product, the exponential and the sum stay in cache
+SAMPLE_MEAN_CHUNK_ENTRIES = 2 ** 19
+
+
+def sample_means(out: Mapping[str, torch.Tensor], keys: Sequence[Tuple[str, str]], n_samples: int,
+                 to_rates: Callable[[torch.Tensor], torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Each trial's outputs averaged over its ``n_samples`` consecutive rows (trial-major), by
+    output name (``keys``: a model's ``output_keys``). ``rates`` come from ``to_rates`` applied to
+    the factors of a few trials at a time and averaged as rates, so the rates of all samples (the
+    largest array of a pass) never exist at once; every other output present in ``out`` is averaged
+    directly.
+
+    Shape:
+        out[key]: (B * n_samples, ...) -> (B, ...); to_rates: (b * n_samples, T, F) -> (b * n_samples, T, N)
+    """
+    res = {}
+    for name, src in keys:
+        if src == "rates":
+            res[name] = _chunked_mean(to_rates, out["factors"], n_samples)
+        elif src in out:
+            v = out[src]
+            res[name] = v.reshape(v.shape[0] // n_samples, n_samples, *v.shape[1:]).mean(1)
+    return res
+
+
+def _chunked_mean(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n_samples: int) -> torch.Tensor:
+    n_trials = x.shape[0] // n_samples
+    result = None
+    i = step = 0
+    while i < n_trials:
+        y = fn(x[i * n_samples:(i + max(step, 1)) * n_samples])
+        y = y.reshape(-1, n_samples, *y.shape[1:]).mean(1)
+        if result is None:  # the first trial sets the chunk: about SAMPLE_MEAN_CHUNK_ENTRIES rates
+            result = y.new_empty((n_trials, *y.shape[1:]))
+            step = max(SAMPLE_MEAN_CHUNK_ENTRIES // max(n_samples * y[0].numel(), 1), 1)
+        result[i:i + y.shape[0]] = y
+        i += y.shape[0]
+    return result
 
 
 def masked_nll(observation: nn.Module, params: torch.Tensor, target: torch.Tensor,

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, check_session,
-                              heldin_nll, masked_nll, repeat_samples, sample_ic)
+                              heldin_nll, masked_nll, repeat_samples, sample_ic, sample_means)
 from dsid.models.multiarea_readouts import MultiAreaReadouts
 from dsid.models.multiarea_loop import step_areas
 from dsid.models.multiarea_scan import scan_areas, scan_covers
@@ -239,7 +239,25 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         benchmarks). Shape: as :meth:`forward`."""
         return self._forward(x, session, n_forward, sample, ext, n_samples, probe, compiled=False)
 
-    def _forward(self, x, session, n_forward, sample, ext, n_samples, probe, *, compiled: bool):
+    def sample_means(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
+                     ext: Optional[torch.Tensor] = None, n_samples: int = 1) -> Dict[str, torch.Tensor]:
+        """Each trial's ``output_keys`` averaged over its ``n_samples`` posterior samples
+        (:func:`~dsid.models.core.sample_means`: rates a few trials at a time); what inference writes.
+
+        Shape:
+            x: (B, T, N_in); returns rates (B, T', N), factors (B, T', A*F), inferred_inputs
+            (B, T', A*C) with controllers, messages (B, T', M) with edges; T' = T + n_forward
+        """
+        out = self._forward(x, session, n_forward, sample, ext, n_samples, None, compiled=True, readout=False)
+        return sample_means(out, self.output_keys, n_samples, self._rates)
+
+    def _rates(self, factors: torch.Tensor) -> torch.Tensor:
+        """All neurons' rates (file order) from every area's factors. Shape: (B, T, A*F) -> (B, T, N)."""
+        parts = factors.split(self.factor_sizes, -1)
+        return self._to_global([ar.observation.mean(ar.readout(f)) for ar, f in zip(self.areas, parts)])
+
+    def _forward(self, x, session, n_forward, sample, ext, n_samples, probe, *, compiled: bool,
+                 readout: bool = True):
         check_session(session, 1, "multiarea")
         T, n_steps = x.shape[1], x.shape[1] + n_forward
         cpl = self.coupling
@@ -253,12 +271,13 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
             seq = scan_areas(self, ics, ci, ext, T, n_steps, sample)
         else:
             seq = step_areas(self, ics, [repeat_samples(c, n_samples) for c in ci], ext, T, n_steps, sample, probe)
-        factors = list(seq["f"].split(self.factor_sizes, -1))
-        area_params = [ar.readout(f) for ar, f in zip(self.areas, factors)]
-        out = {"params": self._to_global(area_params),
-               "rates": self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)]),
-               "factors": seq["f"], "states": seq["g"], "n_observed": T, "ic_mean": ic_mean,
+        out = {"factors": seq["f"], "states": seq["g"], "n_observed": T, "ic_mean": ic_mean,
                "ic_logvar": ic_logvar, "ic_sample": ic}
+        if readout:
+            factors = list(seq["f"].split(self.factor_sizes, -1))
+            area_params = [ar.readout(f) for ar, f in zip(self.areas, factors)]
+            out["params"] = self._to_global(area_params)
+            out["rates"] = self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)])
         if "co" in seq:
             out.update(co_mean=seq["co_mean"], co_logvar=seq["co_logvar"], co_sample=seq["co"])
         if cpl.edges:

@@ -31,6 +31,11 @@ class DSIDModel(Protocol):
     - ``recurrent_weights()``: the weights the L2 penalty applies to.
     - ``init_from_data(sessions)``: data-dependent initialisation of a freshly built model (a
       no-op for most models); never called on a model restored from a checkpoint.
+
+    Optional: ``sample_means(x, *, session=0, n_forward=0, sample=True, ext=None, n_samples=1)`` ->
+    each trial's ``output_keys`` (by name) averaged over its samples, equal to averaging ``forward``'s
+    outputs; inference uses it when present (it may save time and memory, e.g. rates of a few trials
+    at a time).
     """
 
     n_sessions: int

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, build_readout,
-                              check_session, heldin_nll, kl_terms, masked_nll, repeat_samples, sample_ic)
+                              check_session, heldin_nll, kl_terms, masked_nll, repeat_samples, sample_ic,
+                              sample_means)
 from dsid.models.protocol import STANDARD_OUTPUTS
 from dsid.models.readin import readin_maps
 from dsid.registry import ENCODERS, GENERATORS, MODELS, OBSERVATIONS, PRIORS
@@ -113,16 +114,36 @@ class SequentialAutoencoder(ConfigurableModel):
             co_mean/co_logvar/co_sample (B', T+n_forward, C) or absent; n_observed = T
         """
         session = check_session(session, self.n_sessions, "sae")
+        out = self._trajectories(x, session, n_forward, sample, ext, n_samples)
+        out["params"] = self.readouts[session](out["factors"])
+        out["rates"] = self.observation.mean(out["params"])
+        return out
+
+    def sample_means(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
+                     ext: Optional[torch.Tensor] = None, n_samples: int = 1) -> Dict[str, torch.Tensor]:
+        """Each trial's ``output_keys`` averaged over its ``n_samples`` posterior samples
+        (:func:`~dsid.models.core.sample_means`: rates a few trials at a time); what inference writes.
+
+        Shape:
+            x: (B, T, N_in_s); returns rates (B, T+n_forward, N_s), factors (B, T+n_forward, F),
+            inferred_inputs (B, T+n_forward, C) when there is a controller
+        """
+        session = check_session(session, self.n_sessions, "sae")
+        out = self._trajectories(x, session, n_forward, sample, ext, n_samples)
+        readout = self.readouts[session]
+        return sample_means(out, self.output_keys, n_samples, lambda f: self.observation.mean(readout(f)))
+
+    def _trajectories(self, x, session, n_forward, sample, ext, n_samples) -> Dict[str, Any]:
+        """Everything :meth:`forward` returns but the readout's ``params`` and ``rates`` (``session``
+        checked by the caller)."""
         enc = self.encoder(self.readins[session](x) if self.n_sessions > 1 else x)
         # the samples of a trial share its ci (generators read one row per trial; see ci_repeat)
         enc = repeat_samples(enc._replace(ci=None), n_samples)._replace(ci=enc.ci)
         ext = repeat_samples(ext, n_samples)
         ic = sample_ic(enc.ic_mean, enc.ic_logvar, sample)
         gen = self.generator(ic, ci=enc.ci, ext=ext, n_steps=x.shape[1] + n_forward, sample=sample)
-        params = self.readouts[session](gen.factors)
-        out = {"params": params, "rates": self.observation.mean(params), "factors": gen.factors,
-               "states": gen.states, "ic_mean": enc.ic_mean, "ic_logvar": enc.ic_logvar, "ic_sample": ic,
-               "n_observed": x.shape[1]}
+        out = {"factors": gen.factors, "states": gen.states, "ic_mean": enc.ic_mean, "ic_logvar": enc.ic_logvar,
+               "ic_sample": ic, "n_observed": x.shape[1]}
         if gen.co_mean is not None:
             out.update(co_mean=gen.co_mean, co_logvar=gen.co_logvar, co_sample=gen.co_sample)
         return out
