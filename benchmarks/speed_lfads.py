@@ -17,7 +17,10 @@ every sample of a trial in one pass; the reference: one forward pass per sample)
 throughput is measured in the same run at the step's shapes, so the achieved fraction can be read off.
 On a GPU (``--device cuda``) peak memory is ``torch.cuda.max_memory_allocated``.
 
-Last, the peak memory of DSID's training step at maze size for trials of 100, 200 and 400 bins.
+Memory: ``peak MB`` is the process's peak resident memory, ``step MB`` that peak minus the resident
+memory just before the first step (the libraries each side imports and the model excluded: what the
+training step itself needs). Last, the peak memory of DSID's training step at maze size for trials of
+100, 200 and 400 bins.
 
     .venv/bin/python benchmarks/speed_lfads.py [--sizes maze lorenz] [--threads 1 2] [--steps 5]
 """
@@ -240,7 +243,7 @@ def main(argv=None) -> int:
     print(f"LFADS training step and inference vs a naive per-bin loop; device {args.device}, torch "
           f"{torch.__version__}, compiled scans: {'yes' if native.native_scans() is not None else 'NO'}")
     print(f"{'size':<8}{'thr':>4}{'model':>7}{'params':>9}{'s/step':>8}{'GFLOP':>7}{'GFLOP/s':>9}{'of mm':>7}"
-          f"{'peak MB':>9}{f'infer {args.samples}x (s)':>16}")
+          f"{'peak MB':>9}{'step MB':>9}{f'infer {args.samples}x (s)':>16}")
     results, summary = [], []
     for size in args.sizes:
         for threads in args.threads:
@@ -251,18 +254,21 @@ def main(argv=None) -> int:
                 rate = flops * r["steps_per_s"]
                 frac = f"{rate / mm:>7.0%}" if mm else f"{'-':>7}"
                 print(f"{size:<8}{threads:>4}{r['name']:>7}{r['params']:>9}{1 / r['steps_per_s']:>8.3f}"
-                      f"{flops / 1e9:>7.1f}{rate / 1e9:>9.1f}{frac}{r['peak_mb']:>9.0f}{r['infer_s']:>16.2f}")
+                      f"{flops / 1e9:>7.1f}{rate / 1e9:>9.1f}{frac}{r['peak_mb']:>9.0f}"
+                      f"{r['peak_mb'] - r['rss_before_mb']:>9.0f}{r['infer_s']:>16.2f}")
             ratio = rows[1]["steps_per_s"] / rows[0]["steps_per_s"]
             infer_ratio = rows[0]["infer_s"] / rows[1]["infer_s"]
-            summary.append((size, threads, ratio, infer_ratio, mm))
+            step_mb = [r["peak_mb"] - r["rss_before_mb"] for r in rows]
+            summary.append((size, threads, ratio, infer_ratio, mm, step_mb))
             results.append({"size": size, "threads": threads, "rows": rows, "ratio": ratio,
                             "infer_ratio": infer_ratio, "step_flops": flops})
     print()
-    for size, threads, ratio, infer_ratio, mm in summary:
+    for size, threads, ratio, infer_ratio, mm, (naive_mb, dsid_mb) in summary:
         print(f"{size}, {threads} thread(s): training step dsid / naive {ratio:.2f}x (target >= 3x: "
               f"{'PASS' if ratio >= 3 else 'MISS'}); inference {infer_ratio:.2f}x (target >= 5x: "
-              f"{'PASS' if infer_ratio >= 5 else 'MISS'})" + (f"; mm throughput at the step's shapes "
-                                                             f"{mm / 1e9:.0f} GFLOP/s" if mm else ""))
+              f"{'PASS' if infer_ratio >= 5 else 'MISS'}); the step's own memory {dsid_mb:.0f} vs {naive_mb:.0f} MB "
+              f"(no higher: {'PASS' if dsid_mb <= naive_mb else 'MISS'})" +
+              (f"; mm throughput at the step's shapes {mm / 1e9:.0f} GFLOP/s" if mm else ""))
     memory = []
     if args.memory_bins:
         print("\npeak memory of a DSID training step (maze size, 1 thread) against the trial length; "

@@ -27,6 +27,21 @@ def van_der_pol(mu: float = 1.5):
     return f
 
 
+def limit_cycle(f, dt: float) -> np.ndarray:
+    """Points on the limit cycle of ``f`` (after a transient), one per bin of ``dt``. Shape: (200, 2)."""
+    return rk4(f, np.array([[2.0, 0.0]]), 400, dt)[0, 200:]
+
+
+def initial_states(rng: np.random.Generator, n: int, cycle: np.ndarray, amp_range: Sequence[float]) -> np.ndarray:
+    """``n`` trial starts: a random cycle point scaled by ``U(amp_range)``. Shape: (n, 2)."""
+    return cycle[rng.integers(0, len(cycle), n)] * rng.uniform(*amp_range, (n, 1))
+
+
+def bin_dt(bin_ms: float, freq_hz: float) -> float:
+    """Model time per bin for a cycle of about ``freq_hz`` cycles per second."""
+    return _PERIOD_MU_1P5 * freq_hz * bin_ms / 1000.0
+
+
 def make_low_rate(*, seed: int = 0, n_trials: Sequence[int] = (800, 200, 200), n_time: int = 120,
                   n_neurons: int = 100, n_heldout: int = 22, bin_ms: float = 10.0, mu: float = 1.5,
                   freq_hz: float = 2.0, amp_range: Sequence[float] = (0.3, 1.6), noise: float = 0.15,
@@ -35,9 +50,8 @@ def make_low_rate(*, seed: int = 0, n_trials: Sequence[int] = (800, 200, 200), n
     f = van_der_pol(mu)
     rng = np.random.default_rng([seed, 1])
     total = int(sum(n_trials))
-    dt = _PERIOD_MU_1P5 * freq_hz * bin_ms / 1000.0  # model time per bin
-    cycle = rk4(f, np.array([[2.0, 0.0]]), 400, dt)[0, 200:]  # points on the limit cycle
-    z0 = cycle[rng.integers(0, len(cycle), total)] * rng.uniform(*amp_range, (total, 1))
+    dt = bin_dt(bin_ms, freq_hz)
+    z0 = initial_states(rng, total, limit_cycle(f, dt), amp_range)
     latents = rk4(f, z0, n_time, dt, noise=noise, rng=rng)
     rates = loglinear_rates(latents, np.random.default_rng([seed, 2]), n_neurons, min_rate, max_rate, bin_ms)
     return pack(bin_ms=bin_ms, n_trials=n_trials, rates=rates, latents=latents, n_heldout=n_heldout,
