@@ -129,6 +129,20 @@ def test_a_users_experiment_replaces_the_rules_experiment():
     assert not any(o.startswith("model.kind=") for o in theirs)
 
 
+@pytest.mark.parametrize("budget,max_steps,max_time", [("3000steps", 3000, None), ("15m", None, "00:00:15:00")])
+def test_a_budget_replaces_the_experiments_own_limits(budget, max_steps, max_time):
+    """The multi-area experiment has its own 4-minute limit: a step budget must not inherit it."""
+    from pathlib import Path
+
+    from dsid.autofit.fit import _overrides, budget_limits
+    from dsid.runs.config import compose
+
+    limits = budget_limits(parse_budget(budget))
+    cfg = compose(_overrides(Path("/d/x.h5"), "multiarea", [], [], 0, limits))
+    assert cfg.trainer.get("max_steps") == max_steps and cfg.trainer.max_time == max_time
+    assert cfg.trainer.max_epochs == -1
+
+
 def test_kl_weight_follows_the_information_per_trial():
     infos = [0.0, 1.0, 10.0, 50.0, 99.0, 100.0, 400.0]
     scales = [kl_scale(desc(info_nats=i))[0] for i in infos]

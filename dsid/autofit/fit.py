@@ -40,6 +40,14 @@ def _overrides(path: Path, kind: str, choices: Sequence[Choice], user: Sequence[
     return base + [c.override() for c in choices] + limit + list(user)
 
 
+def budget_limits(plan) -> List[str]:
+    """The trainer overrides of a budget: a wall-clock limit, or a number of optimizer steps with no
+    wall-clock limit (an experiment's own ``trainer.max_time`` must not cut a step budget short)."""
+    if plan.steps is not None:
+        return [f"+trainer.max_steps={plan.steps}", "trainer.max_epochs=-1", "trainer.max_time=null"]
+    return [f"trainer.max_time={plan.trainer_limit()}", "trainer.max_epochs=-1"]
+
+
 def _kept(choices: Sequence[Choice], user: Sequence[str]) -> List[Choice]:
     """The rules' choices the user did not set (``experiment=`` sets the model kind)."""
     given = {_key(o) for o in user}
@@ -74,10 +82,10 @@ def fit(data, *, budget="15m", out: Optional[str] = None, overrides: Sequence[st
         f"({desc.bin_ms:g} ms), {desc.n_heldin} held-in + {desc.n_heldout} held-out neurons in {desc.n_areas} "
         f"area(s), {desc.mean_rate_hz:.1f} spikes/s" + (f", {desc.ext_input_size} external input channels "
                                                        "(fed to the generator)" if desc.ext_input_size else ""))
+    limit = budget_limits(plan)
     if plan.steps is not None:
-        steps, limit = plan.steps, [f"+trainer.max_steps={plan.steps}", "trainer.max_epochs=-1"]
+        steps = plan.steps
     else:
-        limit = [f"trainer.max_time={plan.trainer_limit()}", "trainer.max_epochs=-1"]
         probe_cfg = compose(_overrides(path, kind, _kept(choices, user), user, seed, []))
         step_s = seconds_per_step(probe_cfg)
         steps = steps_in(plan.seconds, step_s)
