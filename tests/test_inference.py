@@ -34,9 +34,9 @@ def test_sample_means_equal_averaged_forward_outputs(cfg, info, monkeypatch):
     """The same draws averaged two ways: rates of a few trials at a time (several chunks, the last
     one short) against the forward pass's outputs averaged at once."""
     model = build_model(cfg, info).eval()
-    x = torch.poisson(torch.full((5, 10, info["n_neurons"]), 0.5))
+    x = torch.poisson(torch.full((6, 10, info["n_neurons"]), 0.5))
     xin, _ = model.augment(x, "predict")
-    monkeypatch.setattr(core, "SAMPLE_MEAN_CHUNK_ENTRIES", 2 * 4 * 12 * info["n_neurons"])  # 2 trials
+    monkeypatch.setattr(core, "SAMPLE_MEAN_CHUNK_ENTRIES", 2 * 4 * 12 * info["n_neurons"])  # 1, 2, 2, 1 trials
     with torch.no_grad():
         torch.manual_seed(3)
         means = model.sample_means(xin, n_forward=2, n_samples=4)
@@ -44,7 +44,7 @@ def test_sample_means_equal_averaged_forward_outputs(cfg, info, monkeypatch):
         out = model(xin, n_forward=2, n_samples=4)
     assert {name for name, src in model.output_keys if src in out} == set(means)
     for name, src in model.output_keys:
-        ref = out[src].reshape(5, 4, *out[src].shape[1:]).mean(1)
+        ref = out[src].reshape(6, 4, *out[src].shape[1:]).mean(1)
         torch.testing.assert_close(means[name], ref, rtol=1e-6, atol=1e-7)
     assert out["rates"][0::4].sub(out["rates"][1::4]).abs().max() > 1e-3  # the samples differ
 

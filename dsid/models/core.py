@@ -90,17 +90,17 @@ def sample_means(out: Mapping[str, torch.Tensor], keys: Sequence[Tuple[str, str]
 
 
 def _chunked_mean(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n_samples: int) -> torch.Tensor:
+    def mean_of(rows: torch.Tensor) -> torch.Tensor:
+        y = fn(rows)
+        return y.reshape(-1, n_samples, *y.shape[1:]).mean(1)
+
     n_trials = x.shape[0] // n_samples
-    result = None
-    i = step = 0
-    while i < n_trials:
-        y = fn(x[i * n_samples:(i + max(step, 1)) * n_samples])
-        y = y.reshape(-1, n_samples, *y.shape[1:]).mean(1)
-        if result is None:  # the first trial sets the chunk: about SAMPLE_MEAN_CHUNK_ENTRIES rates
-            result = y.new_empty((n_trials, *y.shape[1:]))
-            step = max(SAMPLE_MEAN_CHUNK_ENTRIES // max(n_samples * y[0].numel(), 1), 1)
-        result[i:i + y.shape[0]] = y
-        i += y.shape[0]
+    first = mean_of(x[:n_samples])  # one trial, which sets the chunk: about SAMPLE_MEAN_CHUNK_ENTRIES rates
+    result = first.new_empty((n_trials, *first.shape[1:]))
+    result[:1] = first
+    step = max(SAMPLE_MEAN_CHUNK_ENTRIES // max(n_samples * first.numel(), 1), 1)
+    for i in range(1, n_trials, step):
+        result[i:i + step] = mean_of(x[i * n_samples:(i + step) * n_samples])
     return result
 
 
