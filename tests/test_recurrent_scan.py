@@ -267,3 +267,25 @@ def test_encoder_scan_gradients_with_rows_split_across_threads():
                 close(g, r)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_failed_openmp_build_is_remembered(tmp_path, monkeypatch):
+    """A compiler without OpenMP: the first process tries the OpenMP build, then the plain one; later
+    processes load the plain build directly."""
+    import torch.utils.cpp_extension as ext
+
+    tried = []
+
+    def fake_load(name, **kw):
+        tried.append(name)
+        if name.endswith("_omp"):
+            raise RuntimeError("fatal error: omp.h: No such file or directory")
+        return name
+
+    monkeypatch.setattr(ext, "load", fake_load)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    assert not native._build().endswith("_omp") and len(tried) == 2 and tried[0].endswith("_omp")
+    marker = list(tmp_path.glob("*_omp.failed.*"))
+    assert len(marker) == 1 and "omp.h" in marker[0].read_text()
+    tried.clear()
+    assert native._build() == tried[0] and len(tried) == 1 and not tried[0].endswith("_omp")

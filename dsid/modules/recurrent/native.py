@@ -3,8 +3,9 @@ likelihoods), built with the machine's C++ compiler on first use.
 
 Building takes about a minute once per machine and PyTorch version (cached by PyTorch under
 ``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), with OpenMP where the compiler has it
-(the element-wise passes then use PyTorch's threads; a compiler without it, such as Apple's clang, costs
-a failed first attempt in every new process, then the single-threaded build). Without a compiler, or with
+(the element-wise passes then use PyTorch's threads; with a compiler without it, such as Apple's clang,
+the failed OpenMP attempt is remembered in that cache, next to the builds, and later processes load the
+single-threaded build directly until the sources change). Without a compiler, or with
 ``DSID_NATIVE=0``, models fall back to their reference unrolls (same maths, several times slower on
 a CPU) after one warning naming the cause.
 
@@ -15,6 +16,7 @@ The process's peak memory is unchanged; it is returned to the system when the pr
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -61,7 +63,10 @@ def _build() -> Optional[ModuleType]:
     isa = ["-mavx2", "-mfma"] if wide else []
     name = "dsid_recurrent_" + ("avx2" if wide else "base")
     first_error = None
+    omp_failed = _omp_failure_marker(name)
     for suffix, cflags, ldflags in (("_omp", ["-fopenmp"], ["-fopenmp"]), ("", ["-fopenmp-simd"], [])):
+        if suffix and omp_failed.exists():
+            continue
         try:
             return load(name=name + suffix, sources=[str(src / s) for s in _SOURCES],
                         extra_cflags=["-O3", "-fno-trapping-math", *cflags, *isa], extra_ldflags=ldflags,
@@ -69,10 +74,32 @@ def _build() -> Optional[ModuleType]:
         except Exception as exc:  # no compiler, no headers, no OpenMP, a failed build
             text = str(exc).strip()
             first_error = first_error or (text.splitlines()[0] if text else type(exc).__name__)
+            if suffix:
+                _remember(omp_failed, text)
     warnings.warn(f"DSID's compiled recurrent core could not be built ({first_error}); training runs on the "
                   "slower reference path. Install a C++ compiler (g++ or clang) to get it, or set "
                   "DSID_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
     return None
+
+
+def _omp_failure_marker(name: str) -> Path:
+    """Where a failed OpenMP build of these sources is remembered (the extensions cache; the name holds a
+    hash of the sources and of PyTorch's version, so a change of either tries OpenMP again)."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    digest = hashlib.sha1(torch.__version__.encode())
+    for f in sorted((Path(__file__).parent / "csrc").iterdir()):
+        digest.update(f.name.encode() + f.read_bytes())
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+    return Path(root) / f"{name}_omp.failed.{digest.hexdigest()[:12]}"
+
+
+def _remember(marker: Path, error: str) -> None:
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(error + "\n")
+    except OSError:  # a read-only cache: try again next time
+        pass
 
 
 def usable(*tensors: Optional[torch.Tensor]) -> bool:
