@@ -113,3 +113,41 @@ def test_ramps_follow_optimizer_steps_whatever_the_data_size(tmp_path, n_train):
                    "train.metrics_every_n_steps=0", "infer.n_samples=0", "plots.n_neurons=1"])
     train(cfg, run_dir=str(tmp_path / "run"), callbacks=[rec])
     assert rec.kl == pytest.approx([0.0, 0.0, 0.0, 1 / 6, 2 / 6, 0.5, 4 / 6, 5 / 6, 1.0])
+
+
+def test_periodic_jobs_count_optimizer_steps():
+    """Figures, NLB scores and metrics run at the first validation after each multiple of their step
+    interval (and, where asked, at the last epoch or step), whatever the epoch length."""
+    from types import SimpleNamespace
+
+    from dsid.training.callbacks import due_every
+
+    def at(step, epoch=0, max_epochs=-1, max_steps=-1):
+        return SimpleNamespace(global_step=step, current_epoch=epoch, max_epochs=max_epochs, max_steps=max_steps)
+
+    assert not due_every(at(49), 50, 0) and due_every(at(53), 50, 0) and not due_every(at(99), 50, 53)
+    assert due_every(at(100), 50, 53) and not due_every(at(400), 0, 0)
+    assert due_every(at(20, epoch=9, max_epochs=10), 50, 0)  # the last epoch
+    assert due_every(at(120, max_steps=120), 50, 100) and not due_every(at(120, max_steps=120), 50, 100, at_end=False)
+
+
+def test_epoch_intervals_name_their_step_replacement(tmp_path):
+    from dsid.training.nlb_callback import NLBEvalCallback
+
+    with pytest.raises(KeyError, match="nlb.eval_every_n_epochs.*nlb.eval_every_n_steps"):
+        NLBEvalCallback.from_config({"eval_every_n_epochs": 5})
+    path = write_lorenz_benchmark(tmp_path / "tiny.h5", seed=0, n_trials=(8, 4, 4), n_time=10, n_neurons=6,
+                                  n_heldout=2)
+    cfg = compose([*TINY_OVERRIDES, "data=file", f"data.path={path}", "data.synth=null", "+plots.every_n_epochs=2"])
+    with pytest.raises(KeyError, match="plots.every_n_epochs.*plots.every_n_steps"):
+        train(cfg, run_dir=str(tmp_path / "run"))
+
+
+def test_figures_during_training_follow_their_step_interval(tmp_path):
+    path = write_lorenz_benchmark(tmp_path / "tiny.h5", seed=0, n_trials=(40, 8, 8), n_time=10, n_neurons=6,
+                                  n_heldout=2)
+    cfg = compose([*TINY_OVERRIDES, "data=file", f"data.path={path}", "data.synth=null", "trainer.max_epochs=4",
+                   "plots.every_n_steps=4", "plots.n_neurons=1", "infer.n_samples=0", "logger=csv"])
+    train(cfg, run_dir=str(tmp_path / "run"))  # 2 steps per epoch: figures after steps 4 and 8
+    steps = sorted({p.stem.rsplit("_step", 1)[1] for p in (tmp_path / "run" / "figures").glob("*_step*.png")})
+    assert steps == ["000004", "000008"]

@@ -193,7 +193,9 @@ def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[s
     if not isinstance(logger, pl.loggers.WandbLogger):  # W&B got the config when its run was made
         logger.log_hyperparams({"config": cfg})
     es = early_stopping_config(cfg)
-    plots, infer = cfg.get("plots") or {}, cfg.get("infer") or {}
+    plots, infer = dict(cfg.get("plots") or {}), cfg.get("infer") or {}
+    if "every_n_epochs" in plots:
+        raise KeyError("plots.every_n_epochs: intervals count optimizer steps, not epochs; use plots.every_n_steps")
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
                                         monitor=es["monitor"], mode="min", enable_version_counter=False)
     final = FinalInference(run_dir, n_samples=int(infer.get("n_samples", 20)),

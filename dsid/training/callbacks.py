@@ -43,6 +43,18 @@ def log_figures(logger, figs, fig_dir: Path, suffix: str = "") -> None:
         plt.close(fig)
 
 
+def due_every(trainer, every: int, last_step: int, at_end: bool = True) -> bool:
+    """Whether a job run at validation time every ``every`` optimizer steps is due: a multiple of
+    ``every`` was passed since it last ran at ``last_step``, or (``at_end``) this is the last epoch or
+    the last step of the fit. ``every <= 0``: never."""
+    if every <= 0:
+        return False
+    if at_end and (trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0 or
+                   trainer.global_step >= (trainer.max_steps or 0) > 0):
+        return True
+    return trainer.global_step // every > last_step // every
+
+
 class MetricsCallback(pl.Callback):
     """At the first validation after every ``every_n_steps`` optimizer steps (and after the last
     epoch), log the posterior-mean metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...;
@@ -68,13 +80,9 @@ class MetricsCallback(pl.Callback):
         self._start = time.perf_counter()
 
     def _due(self, trainer) -> bool:
-        if self.every <= 0:
-            return False
-        if trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0:
-            return True
         if not self.history:  # the first validation
-            return True
-        return trainer.global_step // self.every > self.history[-1].get("step", -1) // self.every
+            return self.every > 0
+        return due_every(trainer, self.every, self.history[-1].get("step", -1))
 
     def on_validation_epoch_end(self, trainer, module) -> None:
         if trainer.sanity_checking or trainer.datamodule is None or not self._due(trainer):
@@ -88,18 +96,21 @@ class MetricsCallback(pl.Callback):
 
 
 class PlotCallback(pl.Callback):
-    """Every ``every_n_epochs`` validation epochs (0: never during training) save and log figures."""
+    """At the first validation after every ``every_n_steps`` optimizer steps (0: never during
+    training; the final figures come from :class:`FinalInference`) save and log figures."""
 
-    def __init__(self, fig_dir, every_n_epochs: int = 0, n_neurons: int = 4):
-        self.fig_dir, self.every, self.n_neurons = Path(fig_dir), int(every_n_epochs), n_neurons
+    def __init__(self, fig_dir, every_n_steps: int = 0, n_neurons: int = 4):
+        self.fig_dir, self.every, self.n_neurons = Path(fig_dir), int(every_n_steps), n_neurons
+        self.last_step = 0
 
     def on_validation_epoch_end(self, trainer, module) -> None:
-        if trainer.sanity_checking or self.every <= 0 or (trainer.current_epoch + 1) % self.every:
+        if trainer.sanity_checking or not due_every(trainer, self.every, self.last_step, at_end=False):
             return
+        self.last_step = trainer.global_step
         data = trainer.datamodule.sessions[0]
         outputs = posterior_mean_outputs(module.model, [data])[0]
         figs = diagnostic_figures(data, outputs, self.n_neurons, model=module.model)
-        log_figures(trainer.logger, figs, self.fig_dir, suffix=f"_epoch{trainer.current_epoch:04d}")
+        log_figures(trainer.logger, figs, self.fig_dir, suffix=f"_step{trainer.global_step:06d}")
 
 
 class EpochTimer(pl.Callback):

@@ -65,7 +65,7 @@ def nlb_run(nlb_prepared, tmp_path_factory):
     and logged to W&B offline."""
     run_dir = tmp_path_factory.mktemp("nlb_run") / "run"
     return _train_tiny(nlb_prepared[("mc_maze", 5, "val")], run_dir, epochs=2, logger="wandb",
-                      extra=["nlb.eval_every_n_epochs=1", "experiment_name=nlb_tiny"])
+                      extra=["nlb.eval_every_n_steps=1", "experiment_name=nlb_tiny"])
 
 
 @pytest.fixture(scope="session")

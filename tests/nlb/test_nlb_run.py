@@ -195,13 +195,13 @@ def test_callback_needs_nlb_data(tiny_lorenz, nlb_prepared):
         def __init__(self, path):
             self.datamodule = type("DM", (), {"path": str(path)})()
 
-    with pytest.raises(DataFileError, match="nlb.eval_every_n_epochs"):
+    with pytest.raises(DataFileError, match="nlb.eval_every_n_steps"):
         NLBEvalCallback(2).setup(Trainer(tiny_lorenz), None)
     with pytest.warns(UserWarning, match="test-phase"):
         cb = NLBEvalCallback(2)
         cb.setup(Trainer(nlb_prepared[("mc_maze", 5, "test")]), None)
     assert cb.targets is None
-    assert NLBEvalCallback.from_config({"eval_every_n_epochs": 0}) is None
+    assert NLBEvalCallback.from_config({"eval_every_n_steps": 0}) is None
     with pytest.raises(ValueError, match="positive"):
         NLBEvalCallback(0)
 
