@@ -41,7 +41,9 @@ def test_batch_size_gives_several_steps_per_epoch_within_bounds():
 def test_model_sizes_follow_neurons_and_trials():
     assert generator_size(desc(n_train=75, n_heldin=137))[0] == 64  # small data: small model
     assert generator_size(desc(n_train=1000, n_heldin=137))[0] == 128
-    assert generator_size(desc(n_train=1000, n_heldin=40))[0] == 64
+    assert generator_size(desc(n_train=1000, n_heldin=40))[0] == 128  # few neurons, the same dynamics
+    sizes = [generator_size(desc(n_train=n))[0] for n in (199, 200, 250, 350, 499, 500, 5000)]
+    assert sizes == [64, 64, 80, 96, 128, 128, 128] and all(s % 16 == 0 for s in sizes)
     assert factor_size(desc(n_heldin=8))[0] == 10 and factor_size(desc(n_heldin=40))[0] == 20
     assert factor_size(desc(n_heldin=300))[0] == 40
 
