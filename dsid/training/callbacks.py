@@ -56,8 +56,8 @@ def due_every(trainer, every: int, last_step: int, at_end: bool = True) -> bool:
 
 
 class MetricsCallback(pl.Callback):
-    """At the first validation after every ``every_n_steps`` optimizer steps (and after the last
-    epoch), log the posterior-mean metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...;
+    """At the first validation after every ``every_n_steps`` optimizer steps (and at the last epoch or
+    step), log the posterior-mean metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...;
     per session for stitched models). ``history`` keeps each evaluation with its epoch, step and the
     training seconds until then (carried over by a resumed fit)."""
 

@@ -1,7 +1,8 @@
 """NLB scores during training: ``nlb.eval_every_n_steps: N`` (configs/train.yaml; 0 = off).
 
-At the first validation after every N optimizer steps (and at the last epoch or step) the model's rates for every split are scored with
-``nlb_tools.evaluation.evaluate`` against the val-phase targets of the data file, and logged as
+At the first validation after every N optimizer steps (and at the last epoch or step) the model's rates
+for every split are scored with ``nlb_tools.evaluation.evaluate`` against the val-phase targets of the
+data file, and logged as
 ``val/nlb_co_bps``, ``val/nlb_vel_r2`` (``val/nlb_tp_corr`` for dmfc_rsg), ``val/nlb_psth_r2`` and
 ``val/nlb_fp_bps``. These scores look at NLB's evaluation trials (DSID ``test``): they are for watching a
 fit, not for choosing checkpoints (that is what DSID ``valid`` is for). A test-phase file has no targets:
@@ -15,10 +16,10 @@ from typing import Any, Dict, Mapping, Optional
 import pytorch_lightning as pl
 
 from dsid.data.tensor_file import DataFileError
-from dsid.training.callbacks import due_every
 from dsid.evaluation.inference import infer_split
 from dsid.evaluation.nlb_scoring import (evaluate_submission, load_targets, read_nlb_info, read_train_order,
                                          submission_from_rates)
+from dsid.training.callbacks import due_every
 
 
 class NLBEvalCallback(pl.Callback):
