@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from dsid.data.atomic import atomic_h5
 from dsid.data.tensor_file import DSIDData
+from dsid.models.core import sample_means
 
 INFERENCE_FILE = "inference.h5"
 
@@ -66,9 +67,7 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
                 if hasattr(model, "sample_means"):
                     means = model.sample_means(xin, **kw)
                 else:
-                    out = model(xin, **kw)
-                    means = {key: out[src].reshape(x.shape[0], reps, *out[src].shape[1:]).mean(1)
-                             for key, src in model.output_keys if src in out}
+                    means = sample_means(model(xin, **kw), model.output_keys, reps)
                 for key, val in means.items():
                     sums.setdefault(key, []).append(val.cpu().numpy())
     finally:

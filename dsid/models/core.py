@@ -69,19 +69,19 @@ SAMPLE_MEAN_CHUNK_ENTRIES = 2 ** 19
 
 
 def sample_means(out: Mapping[str, torch.Tensor], keys: Sequence[Tuple[str, str]], n_samples: int,
-                 to_rates: Callable[[torch.Tensor], torch.Tensor]) -> Dict[str, torch.Tensor]:
+                 to_rates: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
     """Each trial's outputs averaged over its ``n_samples`` consecutive rows (trial-major), by
-    output name (``keys``: a model's ``output_keys``). ``rates`` come from ``to_rates`` applied to
-    the factors of a few trials at a time and averaged as rates, so the rates of all samples (the
-    largest array of a pass) never exist at once; every other output present in ``out`` is averaged
-    directly.
+    output name (``keys``: a model's ``output_keys``). With ``to_rates``, ``rates`` come from it
+    applied to the factors of a few trials at a time and averaged as rates, so the rates of all
+    samples (the largest array of a pass) never exist at once; every other output present in
+    ``out`` (``rates`` too without ``to_rates``) is averaged directly.
 
     Shape:
         out[key]: (B * n_samples, ...) -> (B, ...); to_rates: (b * n_samples, T, F) -> (b * n_samples, T, N)
     """
     res = {}
     for name, src in keys:
-        if src == "rates":
+        if src == "rates" and to_rates is not None:
             res[name] = _chunked_mean(to_rates, out["factors"], n_samples)
         elif src in out:
             v = out[src]
