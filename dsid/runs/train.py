@@ -22,7 +22,7 @@ from dsid.runs.status import RunDirError, prepare_new_run, read_status, run_lock
 from dsid.training.callbacks import EpochTimer, FinalInference, LastCheckpoint, MetricsCallback, PlotCallback
 from dsid.training.early_stopping import StepEarlyStopping
 from dsid.training.nlb_callback import NLBEvalCallback
-from dsid.training.schedules import ramps_end
+from dsid.training.schedules import check_renamed, ramps_end
 
 
 def sweep_context() -> Optional[Dict[str, str]]:
@@ -176,10 +176,8 @@ def early_stopping_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """The ``early_stopping`` section checked: ``monitor`` (default ``val/select``) and
     ``patience_steps`` (optimizer steps; 0 never stops early)."""
     es = dict(cfg.get("early_stopping") or {})
+    check_renamed("early_stopping", es)
     for key in es:
-        if key == "patience":
-            raise KeyError("early_stopping.patience: schedules count optimizer steps, not epochs; use "
-                           "early_stopping.patience_steps")
         if key not in ("monitor", "patience_steps"):
             raise KeyError(f"early_stopping.{key}: not an early-stopping setting (known: monitor, patience_steps)")
     patience = int(es.get("patience_steps") or 0)
@@ -194,8 +192,7 @@ def _fit(cfg, run_dir: Path, dm, module, logger, callbacks, ckpt_path) -> Dict[s
         logger.log_hyperparams({"config": cfg})
     es = early_stopping_config(cfg)
     plots, infer = dict(cfg.get("plots") or {}), cfg.get("infer") or {}
-    if "every_n_epochs" in plots:
-        raise KeyError("plots.every_n_epochs: intervals count optimizer steps, not epochs; use plots.every_n_steps")
+    check_renamed("plots", plots)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best",
                                         monitor=es["monitor"], mode="min", enable_version_counter=False)
     final = FinalInference(run_dir, n_samples=int(infer.get("n_samples", 20)),

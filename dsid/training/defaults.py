@@ -9,7 +9,7 @@ from typing import Any, Dict
 
 from omegaconf import OmegaConf
 
-from dsid.training.schedules import RENAMED
+from dsid.training.schedules import check_renamed
 
 
 def config_dir() -> Path:
@@ -38,9 +38,7 @@ def training_config(train_cfg=None) -> Dict[str, Any]:
     """``train_cfg`` over the defaults; a key the defaults do not have is an error naming it."""
     base = train_defaults()
     given = dict(train_cfg or {})
-    for old in sorted(set(given) & set(RENAMED)):
-        raise KeyError(f"train.{old}: schedules count optimizer steps, not epochs; use "
-                       f"train.{RENAMED[old]} (the number of optimizer steps)")
+    check_renamed("train", given)
     unknown = sorted(set(given) - set(base))
     if unknown:
         raise KeyError(f"train.{unknown[0]}: not a training setting (known: {', '.join(sorted(base))})")

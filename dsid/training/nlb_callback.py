@@ -20,6 +20,7 @@ from dsid.evaluation.inference import infer_split
 from dsid.evaluation.nlb_scoring import (evaluate_submission, load_targets, read_nlb_info, read_train_order,
                                          submission_from_rates)
 from dsid.training.callbacks import due_every
+from dsid.training.schedules import check_renamed
 
 
 class NLBEvalCallback(pl.Callback):
@@ -38,9 +39,7 @@ class NLBEvalCallback(pl.Callback):
     def from_config(cls, nlb_cfg: Optional[Mapping[str, Any]]) -> Optional["NLBEvalCallback"]:
         """The callback described by the ``nlb:`` config block, or None when it is off."""
         nlb_cfg = dict(nlb_cfg or {})
-        if "eval_every_n_epochs" in nlb_cfg:
-            raise KeyError("nlb.eval_every_n_epochs: intervals count optimizer steps, not epochs; use "
-                           "nlb.eval_every_n_steps")
+        check_renamed("nlb", nlb_cfg)
         every = int(nlb_cfg.get("eval_every_n_steps") or 0)
         if every <= 0:
             return None

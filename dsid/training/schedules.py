@@ -8,10 +8,20 @@ from typing import Any, Dict, Mapping
 import numpy as np
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-# settings counted in epochs before schedules counted optimizer steps: their replacements
-RENAMED = {"kl_start_epoch": "kl_start_step", "kl_ramp_epochs": "kl_ramp_steps",
-           "l2_start_epoch": "l2_start_step", "l2_ramp_epochs": "l2_ramp_steps",
-           "lr_patience": "lr_patience_steps", "metrics_every_n_epochs": "metrics_every_n_steps"}
+# settings counted in epochs before schedules counted optimizer steps, by config section: their replacements
+RENAMED = {"train": {"kl_start_epoch": "kl_start_step", "kl_ramp_epochs": "kl_ramp_steps",
+                     "l2_start_epoch": "l2_start_step", "l2_ramp_epochs": "l2_ramp_steps",
+                     "lr_patience": "lr_patience_steps", "metrics_every_n_epochs": "metrics_every_n_steps"},
+           "early_stopping": {"patience": "patience_steps"},
+           "plots": {"every_n_epochs": "every_n_steps"},
+           "nlb": {"eval_every_n_epochs": "eval_every_n_steps"}}
+
+
+def check_renamed(section: str, block: Mapping[str, Any]) -> None:
+    """A clear error for a setting of ``section`` that counted epochs, naming its replacement."""
+    for old in sorted(set(block or {}) & set(RENAMED.get(section, {}))):
+        raise KeyError(f"{section}.{old}: schedules count optimizer steps, not epochs; use "
+                       f"{section}.{RENAMED[section][old]} (the number of optimizer steps)")
 
 
 def ramp(step: float, start: float, length: float, minimum: float = 0.0) -> float:
