@@ -1,90 +1,111 @@
-"""The Bayes ceiling of the ``low_rate`` zoo member: the best co-bps any model can reach from its held-in spikes.
+"""The Bayes ceilings of the zoo members whose true rates carry noise: the best co-bps any model can reach.
 
-The member's state is a noisy van der Pol oscillator (a diffusion), so the true rates (the oracle) carry
-noise the spikes do not fully reveal, the sparser they are the less. Knowing the generative model exactly
-(its start distribution, its dynamics, its noise and the neurons' log-linear read-out, fitted here from
-the file's true latents and rates), a particle smoother (``dsid.evaluation.particle_smoother``) gives
-each validation trial's posterior mean rates from its held-in spikes: the best prediction of the
-held-out neurons there is. Its co-bps, rate R2 and latent R2 are the ceilings a fitted model can be held
-to; with ``--fit RUN_DIR`` (``dsid fit`` run directories) the models' figures are set against them.
+``low_rate`` (a noisy van der Pol cycle) and ``multiarea_feedback`` (three areas' noisy limit cycles,
+kicked by unobserved input events, with delayed messages) have true rates (the oracle) that hold noise
+the spikes do not fully reveal. Knowing a member's generative model exactly (``dsid.data.zoo.ceilings``:
+its start, dynamics, noise and read-out, checked against the file's truth), a particle smoother
+(``dsid.evaluation.particle_smoother``) gives each validation trial's posterior mean rates from its
+held-in spikes: the best prediction of the held-out neurons there is. For ``multiarea_feedback`` the
+smoother is also told each trial's first 5 true states (a filter cannot find a 12-dimensional start
+from the prior), so its score is an upper bound on the ceiling. ``--fit RUN_DIR`` (``dsid fit`` run
+directories) sets fitted models against it on the same trials.
 
-    .venv/bin/python benchmarks/bayes_ceiling.py --zoo /tmp/zoo [--fit RUN_DIR ...]
+    .venv/bin/python benchmarks/bayes_ceiling.py --zoo /tmp/zoo [--member NAME ...] [--fit RUN_DIR ...]
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dsid.autofit.zoo import write_member  # noqa: E402
-from dsid.data.integrate import rk4  # noqa: E402
 from dsid.data.tensor_file import load_tensor_file  # noqa: E402
-from dsid.data.zoo.low_rate import bin_dt, initial_states, limit_cycle, make_low_rate, van_der_pol  # noqa: E402
-from dsid.evaluation.metrics import bits_per_spike, fit_linear_map, latent_r2, rate_r2  # noqa: E402
-from dsid.evaluation.particle_smoother import StateSpace, smoothed_rates  # noqa: E402
+from dsid.data.zoo.ceilings import START_TOLD, STATE_SPACES  # noqa: E402
+from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2  # noqa: E402
+from dsid.evaluation.particle_smoother import smoothed_rates  # noqa: E402
 
 
-def low_rate_model(data) -> tuple:
-    """The member's generative model as a :class:`StateSpace` (its parameters are ``make_low_rate``'s
-    defaults; the read-out is fitted from the training split's truth) and the read-out's largest
-    error in log-rate (float32 rounding when the fit is exact)."""
-    p = {k: v.default for k, v in inspect.signature(make_low_rate).parameters.items()}
-    f, dt = van_der_pol(p["mu"]), bin_dt(data.bin_ms, p["freq_hz"])
-    cycle = limit_cycle(f, dt)
-    tr = data.splits["train"]
-    z = tr.truth_latents.reshape(-1, tr.truth_latents.shape[-1]).astype(np.float64)
-    log_r = np.log(tr.truth_rates.reshape(-1, tr.truth_rates.shape[-1]).astype(np.float64))
-    w = fit_linear_map(z, log_r, ridge=0.0)
-    err = float(np.abs(np.c_[z, np.ones(len(z))] @ w - log_r).max())
-    model = StateSpace(prior=lambda rng, n: initial_states(rng, n, cycle, p["amp_range"]),
-                       step=lambda x: rk4(f, x, 2, dt)[:, 1], noise_sd=p["noise"] * np.sqrt(dt),
-                       log_rates=lambda x: x @ w[:-1] + w[-1])
-    return model, err
+def smooth(model, split, observed, trials: int, start_told: bool, args, seed: int, desc: str):
+    """Posterior mean rates and states of the first ``trials`` trials of ``split``; with ``start_told``
+    the smoother starts from the true states of the first ``order`` bins (their rates: the true ones)."""
+    spikes = split.spikes[:trials, :, observed].astype(np.float64)
+    if not start_told:
+        return smoothed_rates(model, spikes, observed, args.particles, args.paths, seed=seed, chunk=args.chunk,
+                              desc=desc)
+    o, z = model.order, split.truth_latents[:trials].astype(np.float64)
+    rates, states = smoothed_rates(model, spikes[:, o - 1:], observed, args.particles, args.paths, seed=seed,
+                                   chunk=args.chunk, desc=desc, start=z[:, :o])
+    return (np.concatenate([split.truth_rates[:trials, :o - 1], rates], 1),
+            np.concatenate([z[:, :o - 1], states], 1))
+
+
+def fitted(run: Path, member: str, trials: int):
+    """A ``dsid fit`` run of ``member``: its report's metrics and its validation rates (first ``trials``),
+    or None when the run fitted another file."""
+    report = json.loads((run / "fit_report.json").read_text())
+    if Path(report["data"]).stem != member:
+        return None
+    with h5py.File(run / "inference.h5", "r") as f:
+        return report["metrics"], f["valid/rates"][:trials]
+
+
+def member_ceiling(name: str, args) -> None:
+    path = Path(args.zoo) / f"{name}.h5"
+    if not path.exists():
+        write_member(name, args.zoo)
+    data = load_tensor_file(path, require_splits=("train", "valid"))
+    model, checks = STATE_SPACES[name](data)
+    heldout = np.asarray(data.heldout, bool)
+    observed = np.flatnonzero(~heldout)
+    va, tr = data.splits["valid"], data.splits["train"]
+    n_va = min(args.trials or va.spikes.shape[0], va.spikes.shape[0])
+    n_tr = min(args.train_trials, tr.spikes.shape[0])
+    told = name in START_TOLD
+    t0 = time.perf_counter()
+    rates, states = smooth(model, va, observed, n_va, told, args, 0, f"{name}: smoothing validation trials")
+    _, states_tr = smooth(model, tr, observed, n_tr, told, args, 1, f"{name}: smoothing training trials")
+    spikes_out = va.spikes[:n_va][..., heldout]
+    oracle = bits_per_spike(va.truth_rates[:n_va][..., heldout], spikes_out)
+    ceiling = bits_per_spike(rates[..., heldout], spikes_out)
+    lat = latent_r2(states_tr, tr.truth_latents[:n_tr], states, va.truth_latents[:n_va])
+    what = "upper bound on the ceiling (start told)" if told else "Bayes ceiling (smoother)"
+    print(f"{name}: {n_va} of {va.spikes.shape[0]} validation trials, {observed.size} held-in + {heldout.sum()} "
+          f"held-out neurons; {args.particles} particles, {args.paths} paths, {time.perf_counter() - t0:.0f} s")
+    print("  model check: " + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()))
+    print(f"  oracle (true rates)                       co-bps {oracle:.4f}")
+    print(f"  {what:<41} co-bps {ceiling:.4f} = {ceiling / oracle:.3f} x oracle, "
+          f"rate R2 {rate_r2(rates, va.truth_rates[:n_va]):.3f}, latent R2 {lat:.3f}")
+    for run in map(Path, args.fit):
+        got = fitted(run, name, n_va)
+        if got is None:
+            continue
+        metrics, fit_rates = got
+        co = bits_per_spike(fit_rates[..., heldout], spikes_out)
+        print(f"  {run}: co-bps {co:.4f} = {co / oracle:.3f} x oracle = {co / ceiling:.3f} x {what.split(' (')[0]}"
+              f" on these trials (all validation trials: {metrics.get('val/co_bps', float('nan')):.4f}), rate R2 "
+              f"{rate_r2(fit_rates, va.truth_rates[:n_va]):.3f}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--zoo", default="runs/zoo", help="zoo directory (low_rate.h5 is written there if absent)")
-    ap.add_argument("--fit", nargs="*", default=[], help="dsid fit run directories of the member to compare")
+    ap.add_argument("--zoo", default="runs/zoo", help="zoo directory (members are written there if absent)")
+    ap.add_argument("--member", nargs="*", default=list(STATE_SPACES), choices=list(STATE_SPACES))
+    ap.add_argument("--fit", nargs="*", default=[], help="dsid fit run directories of these members to compare")
     ap.add_argument("--particles", type=int, default=1000)
-    ap.add_argument("--paths", type=int, default=100, help="smoothed trajectories averaged per trial")
-    ap.add_argument("--train-trials", type=int, default=200, help="training trials smoothed for the latent map")
+    ap.add_argument("--paths", type=int, default=50, help="smoothed trajectories averaged per trial")
+    ap.add_argument("--trials", type=int, default=0, help="validation trials smoothed (0: all)")
+    ap.add_argument("--train-trials", type=int, default=50, help="training trials smoothed for the latent map")
+    ap.add_argument("--chunk", type=int, default=2, help="trials smoothed together (memory: chunk x particles x paths)")
     args = ap.parse_args(argv)
-    path = Path(args.zoo) / "low_rate.h5"
-    if not path.exists():
-        write_member("low_rate", path)
-    data = load_tensor_file(path, require_splits=("train", "valid"))
-    model, err = low_rate_model(data)
-    heldout = np.asarray(data.heldout, bool)
-    observed = np.flatnonzero(~heldout)
-    va, tr = data.splits["valid"], data.splits["train"]
-    t0 = time.perf_counter()
-    rates, states = smoothed_rates(model, va.spikes[..., observed], observed, args.particles, args.paths,
-                                   desc="smoothing validation trials")
-    n_tr = min(args.train_trials, tr.spikes.shape[0])
-    _, states_tr = smoothed_rates(model, tr.spikes[:n_tr, :, observed], observed, args.particles, args.paths,
-                                  seed=1, desc="smoothing training trials")
-    oracle = bits_per_spike(va.truth_rates[..., heldout], va.spikes[..., heldout])
-    ceiling = bits_per_spike(rates[..., heldout], va.spikes[..., heldout])
-    lat = latent_r2(states_tr, tr.truth_latents[:n_tr], states, va.truth_latents)
-    print(f"low_rate: {va.spikes.shape[0]} validation trials, {observed.size} held-in + {heldout.sum()} held-out "
-          f"neurons; read-out fitted from the truth (largest log-rate error {err:.1e}); {args.particles} "
-          f"particles, {args.paths} paths, {time.perf_counter() - t0:.0f} s")
-    print(f"  oracle (true rates)          co-bps {oracle:.4f}")
-    print(f"  Bayes ceiling (smoother)     co-bps {ceiling:.4f} = {ceiling / oracle:.3f} x oracle, "
-          f"rate R2 {rate_r2(rates, va.truth_rates):.3f}, latent R2 {lat:.3f}")
-    for run in args.fit:
-        m = json.loads((Path(run) / "fit_report.json").read_text())["metrics"]
-        co = m.get("val/co_bps", float("nan"))
-        print(f"  {run}: co-bps {co:.4f} = {co / oracle:.3f} x oracle = {co / ceiling:.3f} x ceiling, "
-              f"rate R2 {m.get('val/rate_r2', float('nan')):.3f}, latent R2 {m.get('val/latent_r2', float('nan')):.3f}")
+    for name in args.member:
+        member_ceiling(name, args)
     return 0
 
 

@@ -151,6 +151,16 @@ def _build(seed: int, n_areas: int, latent_size: int, bin_ms: float, edges, gain
     return system
 
 
+def build_system(*, seed: int = 0, n_areas: int = 3, latent_size: int = 4, bin_ms: float = 10.0,
+                 edges: Optional[Sequence[Edge]] = None, gain: float = 1.2, noise_std: float = 0.03,
+                 events_per_trial: float = EVENTS_PER_TRIAL, event_size: float = EVENT_SIZE) -> _System:
+    """The generative system :func:`synth_multiarea` simulates with these arguments (its dynamics ``W``,
+    coupling ``edges`` as ``(src, dst, delay, U, V)``, noise and events), for whoever needs the exact
+    model, such as a Bayes ceiling. Recorded areas only (no hidden driver, no external input)."""
+    return _build(seed, n_areas, latent_size, bin_ms, edges, gain, noise_std, False, False, events_per_trial,
+                  event_size)
+
+
 def _neurons(rng, latents_by_area, n_per_area: int, heldout_fraction: float, base_hz, mod: float):
     """Per-area log-linear Poisson readouts of standardized latents; returns per-area (b, C, mu, sd), heldout."""
     params, heldout = [], []
