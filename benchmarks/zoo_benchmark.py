@@ -36,14 +36,14 @@ from dsid.autofit.zoo import MAZE_SIZES, members, write_member  # noqa: E402
 NLB_KEYS = ("co_bps", "vel_r2", "psth_r2", "fp_bps")
 
 
-def fit_member(name: str, path: Path, out: Path, budget: str, extra) -> dict:
+def fit_member(name: str, path: Path, out: Path, budget: str, extra, seed: int = 0) -> dict:
     run_dir = out / name
     cmd = [str(Path(sys.executable).parent / "dsid"), "fit", str(path), "--budget", budget, "--out", str(run_dir),
-           "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *extra]
+           "--seed", str(seed), "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *extra]
     t0 = time.time()
     with open(out / f"{name}.log", "w") as log:
         done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=out)
-    row = {"member": name, "wall_s": round(time.time() - t0, 1), "returncode": done.returncode}
+    row = {"member": name, "wall_s": round(time.time() - t0, 1), "returncode": done.returncode, "seed": seed}
     report = run_dir / "fit_report.json"
     if done.returncode or not report.exists():
         return {**row, "failed": f"see {out / (name + '.log')}"}
@@ -111,6 +111,7 @@ def main() -> int:
     p.add_argument("--budget", default="15m")
     p.add_argument("--members", default="", help="comma-separated (default: all)")
     p.add_argument("--rerun", action="store_true", help="fit members already in results.jsonl again")
+    p.add_argument("--seed", type=int, default=0, help="the fits' seed (the same data; for run-to-run spread)")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="settings given to every fit, winning over the rules (an ablation, e.g. "
                         "train.kl_scales.ic=1 train.kl_scales.co=1; the flag may be repeated)")
@@ -136,7 +137,7 @@ def main() -> int:
                 rows.append(done[label])
                 continue
             print(f"fitting {label} ({args.budget}) ...", flush=True)
-            row = fit_member(label, path, out, args.budget, extra)
+            row = fit_member(label, path, out, args.budget, extra, args.seed)
             row["budget"] = args.budget
             row["set"] = list(args.set)
             rows.append(row)
