@@ -38,12 +38,16 @@ def test_batch_size_gives_several_steps_per_epoch_within_bounds():
     assert {batch_size(desc(n_train=n))[0] for n in range(10, 5000, 37)} <= {16, 32, 64, 128}
 
 
-def test_model_sizes_follow_neurons_and_trials():
+def test_model_sizes_follow_the_recorded_time_not_the_neurons():
     assert generator_size(desc(n_train=75, n_heldin=137))[0] == 64  # small data: small model
     assert generator_size(desc(n_train=1000, n_heldin=137))[0] == 128
     assert generator_size(desc(n_train=1000, n_heldin=40))[0] == 128  # few neurons, the same dynamics
-    sizes = [generator_size(desc(n_train=n))[0] for n in (199, 200, 250, 350, 499, 500, 5000)]
+    sizes = [generator_size(desc(n_train=n))[0] for n in (199, 200, 250, 350, 499, 500, 5000)]  # 1 s trials
     assert sizes == [64, 64, 80, 96, 128, 128, 128] and all(s % 16 == 0 for s in sizes)
+    # 250 trials of 0.7 s (175 s) are less data than 250 trials of 1 s; the bin width does not count
+    assert generator_size(desc(n_train=250, n_time=35, bin_ms=20.0))[0] == 64
+    assert generator_size(desc(n_train=250, n_time=140, bin_ms=5.0))[0] == 64
+    assert generator_size(desc(n_train=250, n_time=240, bin_ms=5.0))[0] == 80  # 300 s
     assert factor_size(desc(n_heldin=8))[0] == 10 and factor_size(desc(n_heldin=40))[0] == 20
     assert factor_size(desc(n_heldin=300))[0] == 40
 

@@ -50,13 +50,16 @@ def learning_rate(batch: int) -> Rule:
 
 
 def generator_size(d: DataDescription) -> Rule:
-    """What the data can support, whatever the number of neurons recorded (a system's dynamics are no
-    simpler for being recorded with fewer neurons): 64 units below 200 training trials, 128 from 500,
-    in steps of 16 in between."""
-    if d.n_train < 200:
-        return 64, f"{d.n_train} training trials: the small model"
-    h = int(min(128, 64 + 16 * round(4 * (d.n_train - 200) / 300)))
-    return h, f"{d.n_train} training trials" + (": the large model" if h == 128 else "")
+    """What the data can support: the recorded time of the training trials (trials x trial length,
+    which constrains the dynamics whatever the bin width), not the number of neurons (a system's
+    dynamics are no simpler for being recorded with fewer of them). 64 units below 200 s, 128 from
+    500 s, in steps of 16 in between."""
+    seconds = d.n_train * d.n_time * d.bin_ms / 1000.0
+    why = f"{seconds:.0f} s of training data ({d.n_train} trials of {d.n_time * d.bin_ms / 1000.0:g} s)"
+    if seconds < 200:
+        return 64, why + ": the small model"
+    h = int(min(128, 64 + 16 * round(4 * (seconds - 200) / 300)))
+    return h, why + (": the large model" if h == 128 else "")
 
 
 def factor_size(d: DataDescription) -> Rule:
