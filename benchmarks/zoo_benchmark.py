@@ -39,7 +39,8 @@ NLB_KEYS = ("co_bps", "vel_r2", "psth_r2", "fp_bps")
 def fit_member(name: str, path: Path, out: Path, budget: str, extra, seed: int = 0) -> dict:
     run_dir = out / name
     cmd = [str(Path(sys.executable).parent / "dsid"), "fit", str(path), "--budget", budget, "--out", str(run_dir),
-           "--seed", str(seed), "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *extra]
+           "--seed", str(seed), "logger=csv", "trainer.enable_progress_bar=false",
+           "trainer.enable_model_summary=false", *extra]
     t0 = time.time()
     with open(out / f"{name}.log", "w") as log:
         done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=out)
