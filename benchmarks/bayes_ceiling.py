@@ -2,7 +2,7 @@
 
 ``low_rate`` (a noisy van der Pol cycle) and ``multiarea_feedback`` (three areas' noisy limit cycles,
 kicked by unobserved input events, with delayed messages) have true rates (the oracle) that hold noise
-the spikes do not fully reveal. Knowing a member's generative model exactly (``dsid.data.zoo.ceilings``:
+the spikes do not fully reveal. Knowing a member's generative model exactly (``dsid.evaluation.zoo_ceilings``:
 its start, dynamics, noise and read-out, checked against the file's truth), a particle smoother
 (``dsid.evaluation.particle_smoother``) gives each validation trial's posterior mean rates from its
 held-in spikes: the best prediction of the held-out neurons there is. For ``multiarea_feedback`` the
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dsid.autofit.zoo import write_member  # noqa: E402
 from dsid.data.tensor_file import load_tensor_file  # noqa: E402
-from dsid.data.zoo.ceilings import START_TOLD, STATE_SPACES  # noqa: E402
+from dsid.evaluation.zoo_ceilings import START_TOLD, STATE_SPACES  # noqa: E402
 from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2  # noqa: E402
 from dsid.evaluation.particle_smoother import smoothed_rates  # noqa: E402
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dsid.data.tensor_file import load_tensor_file, write_tensor_file
-from dsid.data.zoo.ceilings import STATE_SPACES
+from dsid.evaluation.zoo_ceilings import STATE_SPACES
 from dsid.data.zoo.low_rate import make_low_rate
 from dsid.data.zoo.multiarea_feedback import write_multiarea_feedback
 from dsid.evaluation.particle_smoother import smoothed_rates

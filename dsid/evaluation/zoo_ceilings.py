@@ -82,11 +82,17 @@ def multiarea_feedback(data: DSIDData) -> Tuple[StateSpace, Checks]:
     noise = GaussianWithKicks(sd=q["noise_std"], rate=p["events_per_trial"] / n_time, size=p["event_size"],
                               block=size)
     area = [slice(a * size, (a + 1) * size) for a in range(len(system.W))]
+    recurrent = np.zeros((size * len(system.W),) * 2)  # block-diagonal: each area's W, transposed
+    coupling = {}  # delay -> the messages' (source -> destination) maps of the edges with that delay
+    for a, w in enumerate(system.W):
+        recurrent[area[a], area[a]] = w.T
+    for src, dst, delay, u, v in system.edges:
+        coupling.setdefault(delay, np.zeros_like(recurrent))[area[src], area[dst]] += u @ v.T
 
     def step(h: np.ndarray) -> np.ndarray:
-        out = np.concatenate([np.tanh(h[:, -1, area[a]] @ w.T) for a, w in enumerate(system.W)], -1)
-        for src, dst, delay, u, v in system.edges:
-            out[:, area[dst]] += h[:, -1 - delay, area[src]] @ u @ v.T
+        out = np.tanh(h[:, -1] @ recurrent)
+        for delay, m in coupling.items():
+            out += h[:, -1 - delay] @ m
         return out
 
     def prior(rng: np.random.Generator, n: int) -> np.ndarray:
