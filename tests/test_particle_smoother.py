@@ -56,6 +56,8 @@ def test_bad_input_is_refused():
         smoothed_rates(model, np.zeros((2, 5, 3)), np.arange(4))
     with pytest.raises(ValueError, match="2 bins"):
         smoothed_rates(model, np.zeros((2, 1, 4)), np.arange(4))
+    with pytest.raises(ValueError, match="order must be >= 1"):
+        StateSpace(prior=model.prior, step=model.step, noise_sd=0.1, log_rates=model.log_rates, order=0)
 
 
 def as_order_2(model):

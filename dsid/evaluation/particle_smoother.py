@@ -145,8 +145,8 @@ def _smooth_chunk(model: StateSpace, spikes: np.ndarray, observed: np.ndarray, n
         logk = model.noise.logpdf(path[t + 1][:, :, None, :] - f.means[t][:, None, :, :])  # (k, paths, P)
         if model.order > 1:  # x_t also enters the transitions to x_{t+2}, ..., x_{t+order}
             hist = f.histories(t, model.order)
+            p = hist.shape[1]
             for j in range(1, min(model.order, n_time - 1 - t)):
-                p = hist.shape[1]
                 mixed = np.concatenate([  # the particle's states up to t, then the path's from t + 1
                     np.broadcast_to(hist[:, None, :, j:], (k, n_paths, p, model.order - j, d)),
                     np.broadcast_to(path[t + 1:t + 1 + j].transpose(1, 2, 0, 3)[:, :, None], (k, n_paths, p, j, d))],
