@@ -3,7 +3,8 @@
 Every member (``dsid synth zoo``; written to ``--zoo`` when missing) is fitted by ``dsid fit FILE
 --budget B`` in its own process, one after another, and the script prints per system: co-bps on the
 validation split, the oracle's (true rates) and the fraction of it, the smoothing baseline's co-bps
-(spike smoothing + Poisson GLM, the same split), rate R2, latent R2, optimizer steps and wall time.
+(spike smoothing + Poisson GLM, the same split), rate R2, latent R2 (the average over latent dimensions
+and the worst dimension's), optimizer steps and wall time.
 Members with known external inputs are fitted a second time without them (``data.ext_inputs=false``)
 to show what the inputs add. For the NLB-layout members it also prints NLB's four metrics (through
 ``dsid nlb evaluate``) next to NLB's smoothing baseline and the oracle.
@@ -51,7 +52,8 @@ def fit_member(name: str, path: Path, out: Path, budget: str, extra, seed: int =
     r = json.loads(report.read_text())
     m = r["metrics"]
     row.update(co_bps=m.get("val/co_bps"), oracle=m.get("val/oracle_co_bps"), rate_r2=m.get("val/rate_r2"),
-               latent_r2=m.get("val/latent_r2"), baseline=r["baseline"]["co_bps"], steps=r["steps"],
+               latent_r2=m.get("val/latent_r2"), latent_r2_min=m.get("val/latent_r2_min"),
+               baseline=r["baseline"]["co_bps"], steps=r["steps"],
                diagnostics=r["diagnostics"], info_nats=r["description"].get("info_nats"),
                kl_scale=next((x["value"] for x in r["settings"] if x["key"] == "train.kl_scales.ic"), None))
     if name in MAZE_SIZES:
@@ -80,7 +82,7 @@ def _f(x, nd=3) -> str:
 
 def print_table(rows) -> bool:
     print(f"\n{'member':<24}{'co-bps':>8}{'oracle':>8}{'xOracle':>8}{'smooth':>8}{'>smooth':>8}"
-          f"{'rateR2':>8}{'latR2':>8}{'steps':>7}{'wall s':>8}{'info':>7}{'KL w':>7}")
+          f"{'rateR2':>8}{'latR2':>8}{'worst':>7}{'steps':>7}{'wall s':>8}{'info':>7}{'KL w':>7}")
     ok = True
     for r in rows:
         if r.get("failed"):
@@ -91,7 +93,8 @@ def print_table(rows) -> bool:
         above = r["co_bps"] > r["baseline"]
         print(f"{r['member']:<24}{_f(r['co_bps']):>8}{_f(r.get('oracle')):>8}{_f(frac, 2):>8}{_f(r['baseline']):>8}"
               f"{'yes' if above else 'NO':>8}{_f(r.get('rate_r2')):>8}{_f(r.get('latent_r2')):>8}"
-              f"{r['steps']:>7}{r['wall_s']:>8.0f}{_f(r.get('info_nats'), 0):>7}{_f(r.get('kl_scale'), 2):>7}")
+              f"{_f(r.get('latent_r2_min'), 2):>7}{r['steps']:>7}{r['wall_s']:>8.0f}{_f(r.get('info_nats'), 0):>7}"
+              f"{_f(r.get('kl_scale'), 2):>7}")
         if not r["member"].endswith("_no_ext"):
             ok &= bool(frac >= 0.9 and (r.get("latent_r2") or 0) >= 0.9 and above)
     for r in rows:

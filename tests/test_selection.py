@@ -151,3 +151,28 @@ def test_figures_during_training_follow_their_step_interval(tmp_path):
     train(cfg, run_dir=str(tmp_path / "run"))  # 2 steps per epoch: figures after steps 4 and 8
     steps = sorted({p.stem.rsplit("_step", 1)[1] for p in (tmp_path / "run" / "figures").glob("*_step*.png")})
     assert steps == ["000004", "000008"]
+
+
+def test_forward_bins_are_reported_but_not_selected_on():
+    torch.manual_seed(0)
+    m = SAEModule(TINY_MODEL, tiny_info())
+    m.eval()
+    n = len(tiny_info()["heldout"])
+    spikes = torch.poisson(torch.full((4, 10, n), 0.5))
+    batch = {"spikes": spikes, "forward_spikes": torch.poisson(torch.full((4, 3, n), 0.5))}
+    torch.manual_seed(5)
+    _, logs = m.compute_loss(batch, "val")
+    torch.manual_seed(5)
+    _, logs_other = m.compute_loss({**batch, "forward_spikes": batch["forward_spikes"] + 3}, "val")
+    assert not torch.isclose(logs["recon_forward"], logs_other["recon_forward"])
+    # the window's selection term does not look at the forward bins
+    assert torch.isclose(logs["recon_heldin"], logs_other["recon_heldin"])
+    # recon_forward: the mean NLL of the held-in neurons' forward bins under the model's prediction
+    gen = torch.Generator().manual_seed(10_000)
+    x, _ = m.model.augment(spikes, "val", gen)
+    torch.manual_seed(5)
+    out = m.model(x, sample=True, n_forward=3)
+    heldin = ~torch.tensor(tiny_info()["heldout"])
+    nll = m.model.observation(out["params"][:, 10:13], batch["forward_spikes"])[..., heldin]
+    assert torch.isclose(logs["recon_forward"], nll.mean(), rtol=1e-5)
+    assert "recon_forward" not in m.compute_loss({"spikes": spikes}, "val")[1]

@@ -63,6 +63,7 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
     if oracle is not None:
         row("oracle co-bps (true rates)", oracle, f"model = {co / oracle:.3f} x oracle" if oracle else "")
     for key, name in (("val/rate_r2", "rate R2 (valid)"), ("val/latent_r2", "latent R2 (valid)"),
+                      ("val/latent_r2_min", "  its worst latent dimension"),
                       ("val/bps", "held-in bits/spike (valid)")):
         if key in m:
             row(name, m[key])

@@ -41,14 +41,20 @@ def bits_per_spike(rates: np.ndarray, spikes: np.ndarray) -> float:
     return (poisson_nll(null, spikes) - poisson_nll(rates, spikes)) / total / np.log(2)
 
 
-def rate_r2(pred: np.ndarray, true: np.ndarray) -> float:
-    """R2 of predicted vs true rates, pooled over trials and time, averaged over neurons."""
+def r2_per_column(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """R2 of each last-axis column, pooled over the other axes (columns without variance left out)."""
     p = np.asarray(pred, np.float64).reshape(-1, pred.shape[-1])
     t = np.asarray(true, np.float64).reshape(-1, true.shape[-1])
     ss_res = ((t - p) ** 2).sum(0)
     ss_tot = ((t - t.mean(0)) ** 2).sum(0)
     ok = ss_tot > 0
-    return float(np.mean(1.0 - ss_res[ok] / ss_tot[ok])) if ok.any() else float("nan")
+    return 1.0 - ss_res[ok] / ss_tot[ok]
+
+
+def rate_r2(pred: np.ndarray, true: np.ndarray) -> float:
+    """R2 of predicted vs true rates, pooled over trials and time, averaged over neurons."""
+    r2 = r2_per_column(pred, true)
+    return float(np.mean(r2)) if r2.size else float("nan")
 
 
 def fit_linear_map(x: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
@@ -63,16 +69,21 @@ def apply_linear_map(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) @ w
 
 
-def latent_r2(factors_train: np.ndarray, latents_train: np.ndarray,
-              factors_valid: np.ndarray, latents_valid: np.ndarray) -> float:
-    """R2 of an affine map from inferred factors to true latents, fit on train, scored on valid.
-
-    Arrays are (trials, T, D) / (trials, T, L); R2 is averaged over latent dimensions.
-    """
+def latent_r2_per_dim(factors_train: np.ndarray, latents_train: np.ndarray,
+                      factors_valid: np.ndarray, latents_valid: np.ndarray) -> np.ndarray:
+    """R2 of an affine map from inferred factors to true latents, fit on train, scored on valid, one
+    value per latent dimension. Arrays are (trials, T, D) / (trials, T, L)."""
     f_tr = factors_train.reshape(-1, factors_train.shape[-1])
     w = fit_linear_map(f_tr, latents_train.reshape(-1, latents_train.shape[-1]))
     pred = apply_linear_map(factors_valid.reshape(-1, factors_valid.shape[-1]), w)
-    return rate_r2(pred, latents_valid.reshape(-1, latents_valid.shape[-1]))
+    return r2_per_column(pred, latents_valid.reshape(-1, latents_valid.shape[-1]))
+
+
+def latent_r2(factors_train: np.ndarray, latents_train: np.ndarray,
+              factors_valid: np.ndarray, latents_valid: np.ndarray) -> float:
+    """:func:`latent_r2_per_dim` averaged over latent dimensions."""
+    r2 = latent_r2_per_dim(factors_train, latents_train, factors_valid, latents_valid)
+    return float(np.mean(r2)) if r2.size else float("nan")
 
 
 def map_to_latents(factors_train, latents_train, factors):

@@ -7,7 +7,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2
+from dsid.evaluation.metrics import bits_per_spike, latent_r2_per_dim, rate_r2
 from dsid.evaluation.multiarea_eval import communication_metrics
 from dsid.models.protocol import CommunicationModel
 
@@ -15,7 +15,8 @@ Outputs = Dict[str, Dict[str, np.ndarray]]  # split -> name -> array
 
 
 def split_metrics(data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, float]:
-    """bps (held-in), co_bps (held-out), and with ground truth rate_r2, latent_r2, oracle co_bps."""
+    """bps (held-in), co_bps (held-out), and with ground truth rate_r2, latent_r2 (its worst latent
+    dimension: latent_r2_min), oracle co_bps."""
     heldout = np.asarray(data.heldout, bool)
     metrics: Dict[str, float] = {}
     for split, prefix in (("train", "train"), ("valid", "val")):
@@ -34,7 +35,9 @@ def split_metrics(data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, 
     if tr is not None and va is not None and tr.truth_latents is not None and "valid" in outputs:
         f_tr = outputs["train"]["factors"][:, : data.n_time]
         f_va = outputs["valid"]["factors"][:, : data.n_time]
-        metrics["val/latent_r2"] = latent_r2(f_tr, tr.truth_latents, f_va, va.truth_latents)
+        per_dim = latent_r2_per_dim(f_tr, tr.truth_latents, f_va, va.truth_latents)
+        if per_dim.size:  # the average, and the worst-recovered latent dimension
+            metrics["val/latent_r2"], metrics["val/latent_r2_min"] = float(per_dim.mean()), float(per_dim.min())
     return metrics
 
 

@@ -59,7 +59,20 @@ class SAEModule(pl.LightningModule):
         logs = {"loss": loss, "kl": kl_total, "l2": l2, **terms}
         if stage != "train":
             logs["recon_heldin"] = self.model.heldin_recon(out, spikes, mask, session=session)
+            if fwd is not None:
+                logs["recon_forward"] = self._forward_recon(out, x, target, session)
         return loss, logs
+
+    def _forward_recon(self, out, x: torch.Tensor, target: torch.Tensor, session: int) -> torch.Tensor:
+        """The mean NLL per held-in entry of the bins past the window (never encoded): how well the
+        model predicts the future of the neurons it reads (``val/recon_forward``; not selected on).
+
+        Shape:
+            x: (B, T, N_in) the encoder's input; target: (B, T + T_forward, N)
+        """
+        B, T, n_in = x.shape
+        future = torch.cat([x.new_zeros(B, T, n_in), x.new_ones(B, target.shape[1] - T, n_in)], 1)
+        return self.model.heldin_recon(out, target, future, session=session)
 
     def training_step(self, batch, batch_idx):
         loss, logs = self.compute_loss(batch, "train", batch_idx)
