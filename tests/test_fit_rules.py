@@ -27,9 +27,12 @@ def test_regularisation_grows_as_data_shrink():
     sizes = [60, 75, 250, 1000, 2000, 10000]
     drops = [dropout(desc(n_train=n))[0] for n in sizes]
     l2s = [l2_scale(desc(n_train=n))[0] for n in sizes]
-    assert drops == sorted(drops, reverse=True) and drops[0] <= 0.5 and drops[-1] >= 0.05
+    assert drops == sorted(drops, reverse=True) and drops[-1] >= 0.05
     assert l2s == sorted(l2s, reverse=True) and l2s[0] == pytest.approx(0.01) and l2s[-1] == pytest.approx(0.001)
-    assert dropout(desc(n_train=75))[0] > dropout(desc(n_train=1000))[0] + 0.1
+    assert dropout(desc(n_train=1000))[0] > dropout(desc(n_train=10000))[0] + 0.05
+    # never more than 0.2, however few the trials (more drowns what the inferred inputs must track)
+    assert drops[0] == drops[1] == pytest.approx(0.2) and drops[2] == pytest.approx(0.2)
+    assert dropout(desc(n_train=1000))[0] == pytest.approx(0.05 + 0.25 * 0.1 ** 0.5, abs=1e-3)
 
 
 def test_batch_size_gives_several_steps_per_epoch_within_bounds():
