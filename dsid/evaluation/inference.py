@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from dsid.data.atomic import atomic_h5
 from dsid.data.tensor_file import DSIDData
+from dsid.evaluation.forward_calibration import calibrate_forward
 from dsid.models.core import sample_means
 
 INFERENCE_FILE = "inference.h5"
@@ -76,12 +77,15 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
 
 
 def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, batch_size: int = 256,
-               out: Optional[Path] = None, splits=None) -> Dict[str, Dict[str, np.ndarray]]:
+               out: Optional[Path] = None, splits=None, calibrate: bool = True) -> Dict[str, Dict[str, np.ndarray]]:
     """Infer every split of ``data`` (session ``session`` of the model), forward bins included;
     write ``out`` (HDF5, atomically) when given.
 
     File layout: ``{split}/rates`` (trials, T, N), ``{split}/factors``, ``{split}/inferred_inputs``,
-    and ``{split}/rates_forward`` (trials, T_fwd, N) when the data has forward bins.
+    and ``{split}/rates_forward`` (trials, T_fwd, N) when the data has forward bins. Forward rates are
+    mixed with the mean rates by the weight the validation trials choose
+    (:func:`~dsid.evaluation.forward_calibration.calibrate_forward`; the file's attribute
+    ``forward_weight``, 1: unchanged) unless ``calibrate`` is False or the valid split is not inferred.
     """
     n_fwd = data.n_forward
     outputs = {}
@@ -94,15 +98,19 @@ def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, bat
         if n_fwd:
             res["rates_forward"] = res["rates"][:, T:]
         outputs[split] = {k: (v[:, :T] if k != "rates_forward" else v) for k, v in res.items()}
+    weight = calibrate_forward(outputs, data) if calibrate and n_fwd else None
     if out is not None:
-        write_inference(out, outputs, n_samples)
+        write_inference(out, outputs, n_samples, forward_weight=weight)
     return outputs
 
 
-def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: int) -> Path:
+def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: int,
+                    forward_weight: Optional[float] = None) -> Path:
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["n_samples"] = n_samples
+        if forward_weight is not None:
+            f.attrs["forward_weight"] = forward_weight
         for split, res in outputs.items():
             for key, arr in res.items():
                 f.create_dataset(f"{split}/{key}", data=arr.astype(np.float32), compression="gzip",

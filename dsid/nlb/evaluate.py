@@ -96,15 +96,19 @@ def _read_rates(inf_path: Path, data_path: Path, run_dir: Path) -> Dict[str, np.
                                   f"{(shapes['test'][0], n_fwd, shapes['test'][2])}; {hint}")
             out["forward"] = fwd
         out_samples = int(f.attrs.get("n_samples", -1))
+        weight = f.attrs.get("forward_weight")
     if n_fwd and "forward" not in out:
         warnings.warn(f"{inf_path}: no 'test/rates_forward': the submission has no forward rates (no fp-bps); "
                       f"{hint}")
     out["n_samples"] = out_samples
+    out["forward_weight"] = None if weight is None else float(weight)
     return out
 
 
 def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log=None):
-    """``(submission, info, data_path, n_samples)`` of a trained run.
+    """``(submission, info, data_path, meta)`` of a trained run; ``meta``: the posterior samples averaged
+    (``n_samples``) and the weight of the forward rates against the mean rates (``forward_weight``, None
+    when the inference predates the mix; see :mod:`dsid.evaluation.forward_calibration`).
 
     Uses ``RUN_DIR/inference.h5`` (written first when missing, or again when ``n_samples`` is given).
     With ``data_path`` (another prepared file of the same dataset, e.g. the test-phase one) the model
@@ -135,8 +139,11 @@ def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log
             log(f"writing {inf_path} ({n} posterior samples)")
             infer_run(run_dir, n_samples=n, data_path=str(path))
         rates = _read_rates(inf_path, path, run_dir)
-    n_used = rates.pop("n_samples")
-    return submission_from_rates(info, order, rates), info, path, n_used
+    meta = {"n_samples": rates.pop("n_samples"), "forward_weight": rates.pop("forward_weight")}
+    if meta["forward_weight"] is not None:
+        log(f"forward rates: {meta['forward_weight']:g} x the model's + {1 - meta['forward_weight']:g} x the mean "
+            "rates (the mix the validation trials chose)")
+    return submission_from_rates(info, order, rates), info, path, meta
 
 
 def check_submission(submission: Mapping[str, Mapping[str, np.ndarray]], dsid_file) -> None:
@@ -218,11 +225,11 @@ def evaluate_run(run_dir, n_samples: Optional[int] = None, data_path=None, wandb
                           f"targets to score locally. Use `dsid nlb submit {run_dir} --out FILE.h5` and upload "
                           "the file to EvalAI, or train on a val-phase file to score locally")
     targets = load_targets(path)
-    sub, info, path, n_used = run_submission(run_dir, n_samples, data_path, log)
+    sub, info, path, meta = run_submission(run_dir, n_samples, data_path, log)
     metrics = evaluate_submission(sub, targets)
     result: Dict[str, Any] = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"],
                               "phase": info["phase"], "data_path": str(path), "run_dir": str(run_dir),
-                              "n_samples": n_used, "metrics": metrics}
+                              **meta, "metrics": metrics}
     if info["has_truth"]:
         result["oracle"] = evaluate_submission(oracle_submission(path), targets)
     write_json(run_dir / METRICS_FILE, result)
@@ -273,14 +280,14 @@ def submit_run(run_dir, out, n_samples: Optional[int] = None, data_path=None, wa
         warnings.warn(f"{path} is a val-phase file: the submission's eval trials are NLB's 'val' trials, which "
                       "EvalAI's 'val' phase scores but its 'test' phase does not; for the leaderboard train on (or "
                       "pass --data) a file prepared with --phase test", UserWarning, stacklevel=2)
-    sub, info, path, n_used = run_submission(run_dir, n_samples, data_path, log)
+    sub, info, path, meta = run_submission(run_dir, n_samples, data_path, log)
     check_submission(sub, path)
     save_submission_h5(sub, out)
     log(f"wrote {out}: {info['key']} ({info['phase']} phase), " + ", ".join(
         f"{k} {tuple(v.shape)}" for k, v in sub[info["key"]].items()))
     if log_wandb:
         meta = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"], "phase": info["phase"],
-                "data_path": str(path), "n_samples": n_used}
+                "data_path": str(path), **meta}
         run = wandb_run(cfg, run_dir, "nlb-submit", wandb_mode, {"nlb": meta})
         try:
             import wandb

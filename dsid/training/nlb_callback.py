@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping, Optional
 import pytorch_lightning as pl
 
 from dsid.data.tensor_file import DataFileError
-from dsid.evaluation.inference import infer_split
+from dsid.evaluation.inference import infer_data
 from dsid.evaluation.nlb_scoring import (evaluate_submission, load_targets, read_nlb_info, read_train_order,
                                          submission_from_rates)
 from dsid.training.callbacks import due_every
@@ -68,16 +68,11 @@ class NLBEvalCallback(pl.Callback):
 
     def score(self, pl_module, data) -> Dict[str, float]:
         """NLB metrics of ``pl_module``'s rates on ``data`` (a DSIDData from the prepared file)."""
-        rates = {}
-        for split in ("train", "valid", "test"):
-            sd = data.splits[split]
-            n_fwd = 0 if sd.forward_spikes is None else sd.forward_spikes.shape[1]
-            res = infer_split(pl_module.model, sd.spikes, n_samples=self.n_samples, batch_size=self.batch_size,
-                              n_forward=n_fwd if split == "test" else 0)["rates"]
-            T = sd.spikes.shape[1]
-            rates[split] = res[:, :T]
-            if split == "test" and n_fwd:
-                rates["forward"] = res[:, T:]
+        out = infer_data(pl_module.model, data, n_samples=self.n_samples, batch_size=self.batch_size,
+                         splits=("train", "valid", "test"))  # forward rates calibrated as in inference.h5
+        rates = {split: out[split]["rates"] for split in ("train", "valid", "test")}
+        if "rates_forward" in out["test"]:
+            rates["forward"] = out["test"]["rates_forward"]
         return evaluate_submission(submission_from_rates(self.info, self.order, rates), self.targets)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
