@@ -286,14 +286,14 @@ def submit_run(run_dir, out, n_samples: Optional[int] = None, data_path=None, wa
     log(f"wrote {out}: {info['key']} ({info['phase']} phase), " + ", ".join(
         f"{k} {tuple(v.shape)}" for k, v in sub[info["key"]].items()))
     if log_wandb:
-        meta = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"], "phase": info["phase"],
-                "data_path": str(path), **meta}
-        run = wandb_run(cfg, run_dir, "nlb-submit", wandb_mode, {"nlb": meta})
+        about = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"], "phase": info["phase"],
+                 "data_path": str(path), **meta}
+        run = wandb_run(cfg, run_dir, "nlb-submit", wandb_mode, {"nlb": about})
         try:
             import wandb
 
             art = wandb.Artifact(_artifact_name(f"nlb-submission-{info['key']}-{run_name(cfg, run_dir)}"),
-                                 type="nlb-submission", metadata=meta,
+                                 type="nlb-submission", metadata=about,
                                  description=f"EvalAI submission for {info['key']} ({info['phase']} phase)")
             art.add_file(str(out), name=out.name)
             run.log_artifact(art)
