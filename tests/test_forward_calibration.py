@@ -55,7 +55,8 @@ def test_the_weight_is_chosen_on_held_in_neurons_of_the_validation_trials_only()
     good = {s: {"rates_forward": d.forward_spikes + 0.0} for s, d in data.splits.items()}
     data.splits["valid"].forward_spikes[..., heldout] = 0
     assert calibrate_forward({k: dict(v) for k, v in good.items()}, data) == 1.0
-    data.splits["valid"].forward_spikes[..., ~heldout] = rng.permutation(data.splits["valid"].forward_spikes[..., ~heldout])
+    valid = data.splits["valid"].forward_spikes
+    valid[..., ~heldout] = rng.permutation(valid[..., ~heldout])  # held-in spikes of other trials
     assert calibrate_forward(good, data) < 1.0
     # nothing to choose on: left alone
     no_valid = {"test": {"rates_forward": before["test"].copy()}}
