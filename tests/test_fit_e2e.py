@@ -14,6 +14,7 @@ from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, load_tensor_file, write_tensor_file
 from dsid.data.zoo.sensory import make_sensory
 from dsid.autofit.fit import REPORT_FILE, fit
+from dsid.autofit.report import report_lines
 from dsid.runs.load import load_run
 
 QUIET = ["logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -42,6 +43,10 @@ def test_fit_trains_and_reports_against_the_baseline(tiny, tmp_path, capsys):
     run = load_run(tmp_path / "run")
     assert run.config["model"]["generator"]["hidden_size"] == 16 and run.config["data"]["batch_size"] == 16
     assert report["diagnostics"]
+    # data with forward bins: the report names the mix of forward predictions and mean rates
+    assert not any("forward prediction weight" in line for line in report_lines(res))
+    res["metrics"]["forward_weight"] = 0.65
+    assert any("forward prediction weight" in line and "0.6500" in line for line in report_lines(res))
 
 
 def test_fit_command_errors_are_clear(tiny, tmp_path):

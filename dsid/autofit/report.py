@@ -67,6 +67,9 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
                       ("val/bps", "held-in bits/spike (valid)")):
         if key in m:
             row(name, m[key])
+    if "forward_weight" in m:
+        row("forward prediction weight", m["forward_weight"], "x the model's + the rest x the mean rates "
+            "(chosen on the valid trials)")
     lines.append(f"  {'optimizer steps':<28}{result['steps']:>10}  in {result['train_seconds']:.0f} s of training")
     lines.append("diagnostics:")
     lines += [f"  - {n}" for n in result["diagnostics"]]

@@ -118,6 +118,14 @@ def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: 
     return path
 
 
+def read_forward_weight(path) -> Optional[float]:
+    """The weight of the model's forward rates in an inference file (None: no forward bins, or a file
+    written before forward rates were mixed with the mean rates)."""
+    with h5py.File(path, "r") as f:
+        w = f.attrs.get("forward_weight")
+    return None if w is None else float(w)
+
+
 def read_inference(path, splits=None) -> Dict[str, Dict[str, np.ndarray]]:
     """The arrays of an inference file, by split (only ``splits`` when given)."""
     with h5py.File(path, "r") as f:

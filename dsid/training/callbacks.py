@@ -13,7 +13,7 @@ import torch
 
 from dsid.data.atomic import write_json
 from dsid.evaluation.figures import diagnostic_figures, save_figures
-from dsid.evaluation.inference import infer_data, infer_split, inference_file
+from dsid.evaluation.inference import infer_data, infer_split, inference_file, read_forward_weight
 from dsid.evaluation.scores import run_metrics
 
 
@@ -210,6 +210,10 @@ def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size:
                           out=run_dir / inference_file(s, n)) for s, data in enumerate(sessions)]
     metrics: Dict[str, Any] = {**run_metrics(model, sessions, outputs), **(extra or {})}
     metrics["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
+    for s in range(n):  # the mix of forward predictions and mean rates the validation trials chose
+        w = read_forward_weight(run_dir / inference_file(s, n))
+        if w is not None:
+            metrics["forward_weight" if n == 1 else f"s{s}/forward_weight"] = w
     write_json(run_dir / "metrics.json", metrics)
     if logger is not None and hasattr(logger, "log_metrics"):
         logger.log_metrics({f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})

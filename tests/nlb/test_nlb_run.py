@@ -60,6 +60,9 @@ def test_training_writes_forward_rates_and_nlb_scores(nlb_run, nlb_prepared):
         for split in ("train", "valid", "test"):  # 200 ms past the window: 40 bins of 5 ms
             assert f[f"{split}/rates_forward"].shape == (d[f"{split}/spikes"].shape[0], 40, 55)
             assert np.all(f[f"{split}/rates_forward"][()] > 0)
+        weight = float(f.attrs["forward_weight"])  # the mix the valid trials chose, also in metrics.json
+    assert 0.0 <= weight <= 1.0
+    assert json.loads((nlb_run / "metrics.json").read_text())["forward_weight"] == pytest.approx(weight)
     history = read_offline_run(_offline_runs(nlb_run, "train")[0])["history"]
     for key in ("val/nlb_co_bps", "val/nlb_vel_r2", "val/nlb_psth_r2", "val/nlb_fp_bps"):
         assert sum(key in row and np.isfinite(row[key]) for row in history) == 2, key  # each of 2 epochs
@@ -76,6 +79,7 @@ def test_evaluate_scores_writes_json_and_logs_to_wandb(nlb_run, capsys):
     assert result["oracle"]["co_bps"] > result["metrics"]["co_bps"]  # 2 epochs of a tiny model
     saved = json.loads((nlb_run / METRICS_FILE).read_text())
     assert saved["metrics"] == result["metrics"] and saved["key"] == "mc_maze" and saved["n_samples"] == 2
+    assert 0.0 <= saved["forward_weight"] <= 1.0
     assert len(_offline_runs(nlb_run)) == n_before + 1
     (evaluation,) = _offline_runs(nlb_run, "nlb-evaluate")
     logged = read_offline_run(evaluation)
