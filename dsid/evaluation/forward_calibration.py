@@ -17,26 +17,22 @@ from typing import Dict, Optional
 import numpy as np
 
 from dsid.data.tensor_file import DSIDData
+from dsid.evaluation.metrics import poisson_nll
 
 WEIGHTS = np.linspace(0.0, 1.0, 21)
 
 
-def poisson_loglik(rates: np.ndarray, spikes: np.ndarray) -> float:
-    """Summed Poisson log-likelihood up to the spikes' own constant (``spikes log rates - rates``)."""
-    r = np.maximum(np.asarray(rates, np.float64), 1e-9)
-    return float((np.asarray(spikes, np.float64) * np.log(r) - r).sum())
-
-
 def forward_weight(rates: np.ndarray, spikes: np.ndarray, mean: np.ndarray) -> float:
     """The weight ``w`` in 0..1 (steps of 0.05) whose mix ``w * rates + (1 - w) * mean`` has the
-    highest Poisson log-likelihood of ``spikes`` (the largest ``w`` among equals).
+    lowest Poisson NLL of ``spikes`` (the largest ``w`` among equals).
 
     Shape:
         rates, spikes: (trials, T_fwd, N); mean: (N,)
     """
-    scores = [poisson_loglik(w * rates + (1 - w) * mean, spikes) for w in WEIGHTS]
-    best = max(scores)
-    return float(max(w for w, s in zip(WEIGHTS, scores) if s >= best))
+    rates, spikes = np.asarray(rates, np.float64), np.asarray(spikes, np.float64)
+    nll = [poisson_nll(w * rates + (1 - w) * mean, spikes) for w in WEIGHTS]
+    best = min(nll)
+    return float(max(w for w, v in zip(WEIGHTS, nll) if v <= best))
 
 
 def calibrate_forward(outputs: Dict[str, Dict[str, np.ndarray]], data: DSIDData) -> Optional[float]:
