@@ -16,6 +16,7 @@ from dsid.runs.config import compose
 from dsid.runs.load import CheckpointError, load_module
 from dsid.runs.status import RunDirError, read_status, run_lock
 from dsid.runs.train import train
+from dsid.training.weight_average import RAW_KEY
 from tests.test_training_e2e import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,8 @@ def start(data, run_dir, mode, overrides=()):
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+def weights(path, entry="state_dict"):
+    return torch.load(path, map_location="cpu", weights_only=False)[entry]
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -74,9 +75,11 @@ def test_a_killed_run_resumes_to_the_same_result(tiny_lorenz, tmp_path):
     assert status["status"] == "finished" and status["resumed"] == 1 and status["epochs"] == a["epochs"] == EPOCHS
     for key in ("val/co_bps", "val/rate_r2", "val/latent_r2", "train/bps"):
         assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
-    wa, wb = weights(whole / "checkpoints" / "last.ckpt"), weights(killed / "checkpoints" / "last.ckpt")
-    for key in wa:
-        torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-7)
+    for entry in ("state_dict", RAW_KEY):  # the weight average and the trained weights
+        wa, wb = (weights(d / "checkpoints" / "last.ckpt", entry) for d in (whole, killed))
+        assert wa.keys() == wb.keys() and len(wa) > 0
+        for key in wa:
+            torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-7)
     histories = [json.loads((d / "metrics_history.json").read_text()) for d in (whole, killed)]
     assert [r["epoch"] for r in histories[1]] == [r["epoch"] for r in histories[0]]  # carried over
     assert histories[1][-1]["val/co_bps"] == pytest.approx(histories[0][-1]["val/co_bps"], rel=1e-5)

@@ -1,5 +1,5 @@
-"""LightningModule: the loss (reconstruction + ramped KL + ramped L2), its optimisation and the
-model-selection objective ``val/select``, for any
+"""LightningModule: the loss (reconstruction + ramped KL + ramped L2), its optimisation, the
+model-selection objective ``val/select`` and the weight average validated and checkpointed, for any
 model registered in ``dsid.registry.MODELS``. Metrics, inference and figures are callbacks'."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dsid.data.multisession import session_of
 from dsid.models import build_model
 from dsid.training.defaults import training_config
 from dsid.training.schedules import Smoothed, StepPlateau, loss_weights, total_loss
+from dsid.training.weight_average import RAW_KEY, WeightAverage
 
 
 class SAEModule(pl.LightningModule):
@@ -29,6 +30,10 @@ class SAEModule(pl.LightningModule):
         self.model = build_model(model_cfg, data_info)
         self._select = Smoothed(float(train_cfg["select_smoothing"]))
         self._select_sum, self._select_count = 0.0, 0
+        steps = int(train_cfg["average_steps"])
+        self._average = WeightAverage(self, steps) if steps > 0 else None
+        self._averaged_step = -1
+        self._raw_to_resume: Optional[Dict[str, torch.Tensor]] = None
 
     def weights(self) -> Dict[str, float]:
         """The loss weights after the optimizer steps taken so far (full weights outside a fit)."""
@@ -87,8 +92,28 @@ class SAEModule(pl.LightningModule):
                       on_epoch=True, batch_size=bs)
         return loss
 
+    def on_train_start(self) -> None:
+        if self._average is not None and self._raw_to_resume is not None:  # resumed: train the raw weights
+            self._average.resume(self._raw_to_resume)
+        self._raw_to_resume = None
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        if self._average is not None:
+            self._average.use_raw()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self._average is not None and self.global_step != self._averaged_step:  # once per optimizer step
+            self._average.update(self.global_step)
+            self._averaged_step = self.global_step
+
+    def on_train_end(self) -> None:
+        if self._average is not None:  # a fitted module is its average, like its checkpoints
+            self._average.use_average()
+
     def on_validation_epoch_start(self) -> None:
         self._select_sum, self._select_count = 0.0, 0
+        if self._average is not None:  # validation, selection and checkpoints see the average
+            self._average.use_average()
 
     def validation_step(self, batch, batch_idx):
         loss, logs = self.compute_loss(batch, "val", batch_idx)
@@ -112,9 +137,12 @@ class SAEModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         checkpoint["dsid_select"] = self._select.value
+        if self._average is not None:
+            self._average.to_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self._select.value = checkpoint.get("dsid_select")
+        self._raw_to_resume = checkpoint.get(RAW_KEY)  # used only if training resumes
 
     def configure_optimizers(self):
         c = self.train_cfg
