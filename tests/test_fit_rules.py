@@ -120,6 +120,14 @@ def test_diagnostics_in_plain_words():
     assert diagnostics({"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat) == ["no problem found"]
     over = diagnostics({"val/co_bps": 0.25, "train/co_bps": 0.45}, 0.2, flat)
     assert len(over) == 1 and over[0].startswith("overfitting")
+    # a wall-clock budget mostly left when early stopping ended the fit: said, as a finding, not a problem
+    done = diagnostics({"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat, train_seconds=60, budget_seconds=900)
+    assert done[0] == "no problem found" and done[1].startswith("converged inside the budget")
+    assert "step 200" in done[1] and "60 s of 900 s" in done[1]
+    assert diagnostics({"val/co_bps": 0.3}, 0.2, flat, train_seconds=800, budget_seconds=900) == ["no problem found"]
+    assert diagnostics({"val/co_bps": 0.3}, 0.2, flat, train_seconds=60) == ["no problem found"]  # a step budget
+    still = diagnostics({"val/co_bps": 0.3}, 0.2, improving, train_seconds=60, budget_seconds=900)
+    assert not any(n.startswith("converged") for n in still)
 
 
 def test_a_users_experiment_replaces_the_rules_experiment():

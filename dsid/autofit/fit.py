@@ -112,7 +112,7 @@ def fit(data, *, budget="15m", out: Optional[str] = None, overrides: Sequence[st
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
         "baseline": {k: base[k] for k in ("co_bps", "kern_sd_ms", "alpha")},
     }
-    result["diagnostics"] = diagnostics(result["metrics"], base["co_bps"], trace.trace)
+    result["diagnostics"] = diagnostics(result["metrics"], base["co_bps"], trace.trace, seconds, plan.seconds)
     write_json(run_dir / REPORT_FILE, result)
     for line in report_lines(result):
         say(line)

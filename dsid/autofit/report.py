@@ -25,9 +25,12 @@ class SelectTrace(pl.Callback):
             self.trace.append((int(trainer.global_step), float(value)))
 
 
-def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequence[tuple]) -> List[str]:
-    """Plain-word findings: below the baseline, still improving at the end, overfitting."""
+def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequence[tuple],
+                train_seconds: Optional[float] = None, budget_seconds: Optional[float] = None) -> List[str]:
+    """Plain-word findings: below the baseline, still improving at the end, overfitting; and, for a
+    wall-clock budget (``budget_seconds``), whether early stopping ended training well inside it."""
     notes = []
+    improving = False
     co = metrics.get("val/co_bps", float("nan"))
     if math.isfinite(co) and co < baseline_co_bps:
         notes.append(f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model has "
@@ -35,7 +38,8 @@ def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequen
     if trace:
         best_step = min(trace, key=lambda r: r[1])[0]
         last_step = trace[-1][0]
-        if best_step >= 0.9 * last_step:
+        improving = best_step >= 0.9 * last_step
+        if improving:
             notes.append(f"still improving at the end of the budget (best at step {best_step} of {last_step}): "
                          "give more time (--budget) or a GPU")
     train_co = metrics.get("train/co_bps", float("nan"))
@@ -44,6 +48,12 @@ def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequen
                      "stronger regularisation (model.*.dropout, train.l2_scale)")
     if not notes:
         notes.append("no problem found")
+    if (trace and not improving and budget_seconds and train_seconds is not None
+            and train_seconds < 0.5 * budget_seconds):
+        best_step = min(trace, key=lambda r: r[1])[0]
+        notes.append(f"converged inside the budget: validation stopped improving at step {best_step} and "
+                     f"the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s; a longer budget will "
+                     "not improve this model (more trials would)")
     return notes
 
 
