@@ -30,18 +30,15 @@ def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequen
     """Plain-word findings: below the baseline, still improving at the end, overfitting; and, for a
     wall-clock budget (``budget_seconds``), whether early stopping ended training well inside it."""
     notes = []
-    improving = False
+    best_step = min(trace, key=lambda r: r[1])[0] if trace else None
+    improving = bool(trace) and best_step >= 0.9 * trace[-1][0]
     co = metrics.get("val/co_bps", float("nan"))
     if math.isfinite(co) and co < baseline_co_bps:
         notes.append(f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model has "
                      "not learnt more than smoothed spikes; give it more time, or check the data")
-    if trace:
-        best_step = min(trace, key=lambda r: r[1])[0]
-        last_step = trace[-1][0]
-        improving = best_step >= 0.9 * last_step
-        if improving:
-            notes.append(f"still improving at the end of the budget (best at step {best_step} of {last_step}): "
-                         "give more time (--budget) or a GPU")
+    if improving:
+        notes.append(f"still improving at the end of the budget (best at step {best_step} of {trace[-1][0]}): "
+                     "give more time (--budget) or a GPU")
     train_co = metrics.get("train/co_bps", float("nan"))
     if math.isfinite(train_co) and math.isfinite(co) and train_co > 0 and train_co - co > max(0.05, 0.25 * train_co):
         notes.append(f"overfitting (co-bps train {train_co:.4f} vs validation {co:.4f}): more trials, or "
@@ -50,7 +47,6 @@ def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequen
         notes.append("no problem found")
     if (trace and not improving and budget_seconds and train_seconds is not None
             and train_seconds < 0.5 * budget_seconds):
-        best_step = min(trace, key=lambda r: r[1])[0]
         notes.append(f"converged inside the budget: validation stopped improving at step {best_step} and "
                      f"the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s; a longer budget will "
                      "not improve this model (more trials would)")
