@@ -19,8 +19,10 @@ On a GPU (``--device cuda``) peak memory is ``torch.cuda.max_memory_allocated``.
 
 Memory: ``peak MB`` is the process's peak resident memory, ``step MB`` that peak minus the resident
 memory just before the first step (the libraries each side imports and the model excluded: what the
-training step itself needs). Last, the peak memory of DSID's training step at maze size for trials of
-100, 200 and 400 bins.
+training step itself needs; it varies by tens of MB from run to run with the allocator's state), ``saved
+MB`` the tensors autograd keeps from the forward pass for the backward (deterministic). The summary also
+prints the bound the hardware sets: the step's matrix products alone at the measured throughput. Last,
+the peak memory of DSID's training step at maze size for trials of 100, 200 and 400 bins.
 
     .venv/bin/python benchmarks/speed_lfads.py [--sizes maze lorenz] [--threads 1 2] [--steps 5]
 """
@@ -77,6 +79,21 @@ def gemm_throughput(z) -> float:
         total_s += (time.perf_counter() - t0) / reps * times
         total_flops += 2.0 * m * k * n * times
     return total_flops / total_s
+
+
+def saved_for_backward(loss_fn, spikes) -> int:
+    """Bytes of the distinct tensors (storages) autograd keeps from one forward pass for the backward: a
+    deterministic measure of a step's activation memory, where the resident peak varies with the allocator."""
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss_fn(spikes)
+    return sum(seen.values())
 
 
 def dsid_model(z=None):
@@ -191,6 +208,7 @@ def measure(name: str, size: str, threads: int, steps: int, device: str, samples
     elapsed = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    saved_mb = saved_for_backward(loss_fn, spikes) / 2 ** 20  # (after the peak was read)
     model.eval()
     t0 = time.perf_counter()
     if name == "dsid":
@@ -206,7 +224,7 @@ def measure(name: str, size: str, threads: int, steps: int, device: str, samples
     infer_s = time.perf_counter() - t0
     extra = {"gemm_flops_per_s": gemm_throughput(z)} if name == "dsid" and device == "cpu" else {}
     out_queue.put({**extra, "name": name, "size": size, "threads": threads, "steps_per_s": steps / elapsed,
-                   "peak_mb": peak / 2 ** 20, "infer_s": infer_s, "rss_before_mb": rss0 / 1024,
+                   "peak_mb": peak / 2 ** 20, "saved_mb": saved_mb, "infer_s": infer_s, "rss_before_mb": rss0 / 1024,
                    "params": sum(p.numel() for p in model.parameters())})
 
 
@@ -243,7 +261,7 @@ def main(argv=None) -> int:
     print(f"LFADS training step and inference vs a naive per-bin loop; device {args.device}, torch "
           f"{torch.__version__}, compiled scans: {'yes' if native.native_scans() is not None else 'NO'}")
     print(f"{'size':<8}{'thr':>4}{'model':>7}{'params':>9}{'s/step':>8}{'GFLOP':>7}{'GFLOP/s':>9}{'of mm':>7}"
-          f"{'peak MB':>9}{'step MB':>9}{f'infer {args.samples}x (s)':>16}")
+          f"{'peak MB':>9}{'step MB':>9}{'saved MB':>9}{f'infer {args.samples}x (s)':>16}")
     results, summary = [], []
     for size in args.sizes:
         for threads in args.threads:
@@ -255,20 +273,27 @@ def main(argv=None) -> int:
                 frac = f"{rate / mm:>7.0%}" if mm else f"{'-':>7}"
                 print(f"{size:<8}{threads:>4}{r['name']:>7}{r['params']:>9}{1 / r['steps_per_s']:>8.3f}"
                       f"{flops / 1e9:>7.1f}{rate / 1e9:>9.1f}{frac}{r['peak_mb']:>9.0f}"
-                      f"{r['peak_mb'] - r['rss_before_mb']:>9.0f}{r['infer_s']:>16.2f}")
+                      f"{r['peak_mb'] - r['rss_before_mb']:>9.0f}{r['saved_mb']:>9.0f}{r['infer_s']:>16.2f}")
             ratio = rows[1]["steps_per_s"] / rows[0]["steps_per_s"]
             infer_ratio = rows[0]["infer_s"] / rows[1]["infer_s"]
             step_mb = [r["peak_mb"] - r["rss_before_mb"] for r in rows]
-            summary.append((size, threads, ratio, infer_ratio, mm, step_mb))
+            summary.append((size, threads, ratio, infer_ratio, mm, step_mb, [r["saved_mb"] for r in rows],
+                            1 / rows[0]["steps_per_s"], flops))
             results.append({"size": size, "threads": threads, "rows": rows, "ratio": ratio,
                             "infer_ratio": infer_ratio, "step_flops": flops})
     print()
-    for size, threads, ratio, infer_ratio, mm, (naive_mb, dsid_mb) in summary:
+    for size, threads, ratio, infer_ratio, mm, (naive_mb, dsid_mb), (naive_kept, dsid_kept), naive_s, flops in summary:
         print(f"{size}, {threads} thread(s): training step dsid / naive {ratio:.2f}x (target >= 3x: "
               f"{'PASS' if ratio >= 3 else 'MISS'}); inference {infer_ratio:.2f}x (target >= 5x: "
               f"{'PASS' if infer_ratio >= 5 else 'MISS'}); the step's own memory {dsid_mb:.0f} vs {naive_mb:.0f} MB "
-              f"(no higher: {'PASS' if dsid_mb <= naive_mb else 'MISS'})" +
-              (f"; mm throughput at the step's shapes {mm / 1e9:.0f} GFLOP/s" if mm else ""))
+              f"(no higher: {'PASS' if dsid_mb <= naive_mb else 'MISS'}), kept for the backward {dsid_kept:.0f} vs "
+              f"{naive_kept:.0f} MB (no higher: {'PASS' if dsid_kept <= naive_kept else 'MISS'})")
+        if mm:  # the ceiling: the step's matrix products alone, at this machine's measured throughput
+            floor_s = flops / mm
+            print(f"  mm throughput at the step's shapes {mm / 1e9:.0f} GFLOP/s: the step's products alone take "
+                  f"{floor_s:.3f} s there, so no implementation of this step can be more than "
+                  f"{naive_s / floor_s:.2f}x the naive one on this machine; DSID reaches {ratio * floor_s / naive_s:.0%} "
+                  "of that bound")
     memory = []
     if args.memory_bins:
         print("\npeak memory of a DSID training step (maze size, 1 thread) against the trial length; "

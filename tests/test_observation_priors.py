@@ -16,6 +16,28 @@ def test_poisson_nll_matches_torch_distributions():
     assert "negative" in OBSERVATIONS.get("poisson").check_support(-target.numpy() - 1)
 
 
+def test_poisson_nll_gradient_matches_the_plain_expression_clamp_included():
+    obs = OBSERVATIONS.build({"name": "poisson"})
+    raw = torch.cat([torch.randn(40, dtype=torch.float64) * 3, torch.tensor([-25.0, 21.0, 20.0, -20.0], dtype=torch.float64)])
+    target = torch.poisson(torch.full(raw.shape, 2.0, dtype=torch.float64))
+    params = raw.clone().view(1, -1, 1, 1).requires_grad_()
+    weights = torch.rand(raw.shape, dtype=torch.float64)
+    (obs(params, target.view(1, -1, 1)).view(-1) * weights).sum().backward()
+    plain = raw.clone().requires_grad_()
+    log_rate = plain.clamp(-20.0, 20.0)
+    expected = torch.exp(log_rate) - target * log_rate + torch.lgamma(target + 1)
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(obs(params, target.view(1, -1, 1)).view(-1), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(params.grad.view(-1), plain.grad, rtol=1e-12, atol=0.0)
+    assert params.grad.view(-1)[40] == 0 and params.grad.view(-1)[41] == 0  # beyond the clamp
+    inside = params.detach()[:, :40].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda p: obs(p, target.view(1, -1, 1)[:, :40]), (inside,))
+    # a gradient for the counts takes the plain expression
+    counts = target.view(1, -1, 1).clone().requires_grad_()
+    obs(params.detach(), counts).sum().backward()
+    torch.testing.assert_close(counts.grad.view(-1), torch.digamma(target + 1) - raw.clamp(-20.0, 20.0))
+
+
 def test_gaussian_prior_kl_matches_torch():
     prior = PRIORS.build({"name": "gaussian", "var": 0.3}, size=4)
     mean, logvar = torch.randn(3, 4), torch.randn(3, 4) * 0.3

@@ -7,7 +7,7 @@ from torch import nn
 
 from dsid.modules.encoders.bigru import BiGRUEncoder
 from dsid.modules.generators.lfads import LFADSGenerator
-from dsid.modules.recurrent import lfads_scan, native
+from dsid.modules.recurrent import gru_scan as gru_scan_module, lfads_scan, native
 from dsid.modules.generators._common import gru_update
 from dsid.modules.recurrent.gru_scan import gru_scan
 
@@ -25,10 +25,12 @@ def close(a, b, tol=1e-6):
     assert (a - b).abs().max().item() <= tol * scale, (a - b).abs().max().item()
 
 
-@pytest.mark.parametrize("clip", [None, 0.4])
-def test_gru_scan_matches_reference_and_gradcheck(clip):
+@pytest.mark.parametrize("clip,chunk_rows", [(None, 4096), (0.4, 4096), (None, 16), (0.4, 4)])
+def test_gru_scan_matches_reference_and_gradcheck(monkeypatch, clip, chunk_rows):
     """The scan equals the generators' GRU update stepped bin by bin per group (reversed groups stepped
-    from the last bin), values and every gradient, the input's included."""
+    from the last bin), values and every gradient, the input's included, whether the backward takes all
+    bins in one chunk or in chunks of 4 bins (the last one short: 6 bins) or of 1."""
+    monkeypatch.setattr(gru_scan_module, "BACKWARD_CHUNK_ROWS", chunk_rows)
     torch.manual_seed(0)
     G, T, B, H, N = 3, 6, 4, 5, 2
     reverse = [False, True, False]

@@ -49,5 +49,32 @@ class PoissonObservation(nn.Module):
             params: (B, T, N, 1) log-rates; target: (B, T, N) counts
             returns: (B, T, N)
         """
-        log_rate = self._log_rate(params)
-        return torch.exp(log_rate) - target * log_rate + log_factorial(target)
+        if target.requires_grad:  # (a gradient for the counts: the plain expression)
+            log_rate = self._log_rate(params)
+            return torch.exp(log_rate) - target * log_rate + log_factorial(target)
+        return _PoissonNLL.apply(params[..., 0], target) + log_factorial(target)
+
+
+class _PoissonNLL(torch.autograd.Function):
+    """``exp(l) - y l`` with ``l`` the log-rate clamped to +-LOG_RATE_CLAMP, keeping only its inputs for the
+    backward (``exp(l)`` is recomputed there): the plain expression keeps a third tensor of the
+    observations' full size alive until the backward. Same values and gradient (zero where the clamp
+    is active); no gradient for the counts, and no double backward.
+
+    Shape:
+        raw: any (log-rates before the clamp); target: same -> same
+    """
+
+    @staticmethod
+    def forward(ctx, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(raw, target)
+        log_rate = raw.clamp(-LOG_RATE_CLAMP, LOG_RATE_CLAMP)
+        return torch.exp(log_rate) - target * log_rate
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        raw, target = ctx.saved_tensors
+        inside = (raw >= -LOG_RATE_CLAMP) & (raw <= LOG_RATE_CLAMP)
+        d = torch.exp(raw.clamp(-LOG_RATE_CLAMP, LOG_RATE_CLAMP)).sub_(target).mul_(grad)
+        return d.masked_fill_(~inside, 0.0), None

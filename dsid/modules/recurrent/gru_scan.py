@@ -4,8 +4,10 @@
 the same hidden size) read the same input; any of them may read it backwards in time. The input half
 of every GRU (``x W_ih^T + b_ih``) does not depend on the state, so it is one matrix product for all
 groups and bins before the loop; the recurrent half runs bin by bin in C++: one batched product and
-one fused element-wise pass per bin, no autograd graph. The backward walks the bins once in reverse;
-every weight gradient is then one product over all bins. Under ``torch.no_grad`` (inference) the
+one fused element-wise pass per bin, no autograd graph. The backward walks the bins once in reverse,
+keeping the pre-activations' gradients for a chunk of bins at a time (about ``BACKWARD_CHUNK_ROWS``
+rows of trials x bins): each chunk adds its share of every weight gradient in one product per GRU,
+large enough to run at full matrix-product speed, and the backward needs no buffers that grow with T. Under ``torch.no_grad`` (inference) the
 gates are not kept.
 
 The maths is ``nn.GRUCell``'s (gates r, z, n; ``h' = n + z (h - n)``), optionally clipped to
@@ -20,6 +22,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from dsid.modules.recurrent.native import native_scans
+
+BACKWARD_CHUNK_ROWS = 4096  # trials x bins per chunk of the backward's weight-gradient products
 
 
 class GRUScan(torch.autograd.Function):
@@ -39,7 +43,7 @@ class GRUScan(torch.autograd.Function):
         empty = hs.new_empty(0)
         d_x, d_w_ih, d_b_ih, d_h0, d_w_hh, d_b_hh = native_scans().gru_scan_backward(
             empty if d_hs is None else d_hs, empty if d_last is None else d_last, x, w_ih, h0, w_hh, hs, gates,
-            ctx.reverse, ctx.clip, ctx.needs_input_grad[0])
+            ctx.reverse, ctx.clip, ctx.needs_input_grad[0], max(1, BACKWARD_CHUNK_ROWS // max(1, hs.shape[1])))
         return d_x if ctx.needs_input_grad[0] else None, d_w_ih, d_b_ih, d_h0, d_w_hh, d_b_hh, None, None
 
 

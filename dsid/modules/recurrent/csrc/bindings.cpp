@@ -25,7 +25,7 @@ namespace dsid {
 std::vector<at::Tensor> gru_scan_forward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                          std::vector<bool>, double, bool);
 std::vector<at::Tensor> gru_scan_backward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                                          at::Tensor, at::Tensor, std::vector<bool>, double, bool);
+                                          at::Tensor, at::Tensor, std::vector<bool>, double, bool, int64_t);
 std::vector<at::Tensor> lfads_scan_forward(at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                            at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                            at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,

@@ -4,6 +4,8 @@
 
 #include <torch/extension.h>
 
+#include <utility>
+
 #include "blas.h"
 #include "gru_kernels.h"
 
@@ -63,6 +65,39 @@ inline at::Tensor group_weight_grad(const at::Tensor& a, const at::Tensor& b, in
     at::mm_out(dg, a.narrow(1, g * R, R).t(), b.narrow(1, g * K, K));
   }
   return d;
+}
+
+// Every group's weight gradient against the inputs of the bins before: d[g] = sum_t d[t, :, g]^T x_t[:, g], with
+// x_0 = first (B, G * K) and x_t = seq[t - 1] (seq: (>= T - 1, B, G * K)); d: (T, B, G * R) -> (G, R, K).
+inline at::Tensor shifted_weight_grad(const at::Tensor& d, const at::Tensor& first, const at::Tensor& seq, int64_t G) {
+  const int64_t T = d.size(0), B = d.size(1), R = d.size(2) / G, K = first.size(1) / G;
+  auto out = at::empty({G, R, K}, d.options());
+  for (int64_t g = 0; g < G; ++g) {
+    at::Tensor og = out[g];
+    at::mm_out(og, d[0].narrow(1, g * R, R).t(), first.narrow(1, g * K, K));
+    if (T > 1)
+      og.addmm_(d.narrow(0, 1, T - 1).narrow(2, g * R, R).reshape({(T - 1) * B, R}).t(),
+                seq.narrow(0, 0, T - 1).narrow(2, g * K, K).reshape({(T - 1) * B, K}));
+  }
+  return out;
+}
+
+// W_hh's and b_hh's gradients of grouped GRUs stepped over T bins, from d(gi) (T, B, G * 3H; its r and z
+// columns equal d(gh)'s) and d(gh)'s n-part (T, B, G * H), against the state before each bin (h0, then
+// states[t - 1]): (G, 3H, H) and (G * 3H).
+inline std::pair<at::Tensor, at::Tensor> recurrent_grads(const at::Tensor& dgi, const at::Tensor& dgh_n,
+                                                         const at::Tensor& h0, const at::Tensor& states, int64_t G) {
+  const int64_t H = dgh_n.size(2) / G;
+  auto dw = at::empty({G, 3 * H, H}, dgi.options()), db = at::empty({G, 3 * H}, dgi.options());
+  for (int64_t g = 0; g < G; ++g) {
+    auto rz = dgi.narrow(2, g * 3 * H, 2 * H), n = dgh_n.narrow(2, g * H, H);
+    auto h0g = h0.narrow(1, g * H, H), sg = states.narrow(2, g * H, H);
+    dw[g].narrow(0, 0, 2 * H).copy_(shifted_weight_grad(rz, h0g, sg, 1)[0]);
+    dw[g].narrow(0, 2 * H, H).copy_(shifted_weight_grad(n, h0g, sg, 1)[0]);
+    db[g].narrow(0, 0, 2 * H).copy_(rz.sum({0, 1}));
+    db[g].narrow(0, 2 * H, H).copy_(n.sum({0, 1}));
+  }
+  return {dw, db.view({G * 3 * H})};
 }
 
 }  // namespace dsid

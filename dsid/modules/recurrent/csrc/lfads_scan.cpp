@@ -23,6 +23,7 @@
 // every pre-activation and computes each weight gradient as one matrix product per group over all bins.
 #include <torch/extension.h>
 
+#include <tuple>
 #include <vector>
 
 #include "groups.h"
@@ -32,10 +33,6 @@
 namespace dsid {
 
 namespace {
-at::Tensor shifted(const at::Tensor& first, const at::Tensor& seq, int64_t n) {
-  // [first, seq[0], ..., seq[n - 2]] as (n * B, D)
-  return at::cat({first.unsqueeze(0), seq.narrow(0, 0, n - 1)}, 0).reshape({-1, first.size(1)});
-}
 template <typename T>
 T* ptr(const at::Tensor& x) {  // null for an empty tensor
   return x.numel() ? x.data_ptr<T>() : nullptr;
@@ -168,8 +165,11 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
   const int64_t Tc = Cs.size(0), GHc = Cs.size(2), Hc = GHc / G, C = co.size(2) / G;
   const int64_t P = Ms.size(2), L = P ? msg_lag.size(0) : 0;
   auto o = Gs.options();
-  auto DF = at::empty({T, B, GF}, o), dgi_g = at::empty({T, B, 3 * GH}, o), dgh_g = at::empty({T, B, 3 * GH}, o);
-  auto dgi_c = at::empty({Tc, B, 3 * GHc}, o), dgh_c = at::empty({Tc, B, 3 * GHc}, o);
+  // d(gh) of one bin at a time (the recurrent product's input); over all bins only its n-part is kept
+  // (its r and z parts equal d(gi)'s), for W_hh's and b_hh's gradients at the end
+  auto DF = at::empty({T, B, GF}, o), dgi_g = at::empty({T, B, 3 * GH}, o), dgh_g = at::empty({B, 3 * GH}, o);
+  auto dgi_c = at::empty({Tc, B, 3 * GHc}, o), dgh_c = at::empty({Tc ? B : 0, 3 * GHc}, o);
+  auto dghn_g = at::empty({T, B, GH}, o), dghn_c = at::empty({Tc, B, GHc}, o);
   auto DH = at::empty({Tc, B, G * 2 * C}, o);
   auto dg = at::zeros({B, GH}, o), dc = at::zeros({B, GHc}, o), df = at::zeros({B, GF}, o);
   auto dgd = at::empty({B, GH}, o), dcd = at::empty({B, GHc}, o), dco = at::empty({B, G * C}, o);
@@ -188,6 +188,7 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
     const T_ *pdMs = ptr<T_>(dMs), *pg0 = ptr<T_>(g0), *pc0 = ptr<T_>(c0);
     T_ *pDF = ptr<T_>(DF), *pdgi_g = ptr<T_>(dgi_g), *pdgh_g = ptr<T_>(dgh_g), *pdgi_c = ptr<T_>(dgi_c);
     T_ *pdgh_c = ptr<T_>(dgh_c), *pDH = ptr<T_>(DH), *pdg = ptr<T_>(dg), *pdc = ptr<T_>(dc), *pdf = ptr<T_>(df);
+    T_ *pdghn_g = ptr<T_>(dghn_g), *pdghn_c = ptr<T_>(dghn_c);
     T_ *pdgd = ptr<T_>(dgd), *pdcd = ptr<T_>(dcd), *pdco = ptr<T_>(dco), *pdPh = ptr<T_>(dPh), *pDM = ptr<T_>(DM);
     T_* pdgs = ptr<T_>(dgs);
     const int64_t S = msg_from_state ? GH : GF;
@@ -213,8 +214,8 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
                                Row{pmask_g ? const_cast<T_*>(pmask_g) + t * B * GH : nullptr, GH},
                                Row{const_cast<T_*>(pG) + t * B * GH, GH}, Row{const_cast<T_*>(g_prev), GH},
                                Row{ptr<T_>(gates_g) + t * B * 4 * GH, 4 * GH}, Row{pdgi_g + t * B * 3 * GH, 3 * GH},
-                               Row{pdgh_g + t * B * 3 * GH, 3 * GH}, Row{}, static_cast<T_>(clip_g)});
-      group_gemm_n<T_>(B, G, 3 * Hg, Hg, pdgh_g + t * B * 3 * GH, pwg_hh, true, pdg);
+                               Row{pdgh_g, 3 * GH}, Row{pdghn_g + t * B * GH, GH}, static_cast<T_>(clip_g)});
+      group_gemm_n<T_>(B, G, 3 * Hg, Hg, pdgh_g, pwg_hh, true, pdg);
       if (P) {
         T_* dm = pDM + t * B * P;
         std::copy(pdMs + t * B * P, pdMs + (t + 1) * B * P, dm);
@@ -245,8 +246,8 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
                                Row{pmask_c ? const_cast<T_*>(pmask_c) + t * B * GHc : nullptr, GHc},
                                Row{const_cast<T_*>(pC) + t * B * GHc, GHc}, Row{const_cast<T_*>(c_prev), GHc},
                                Row{ptr<T_>(gates_c) + t * B * 4 * GHc, 4 * GHc}, Row{pdgi_c + t * B * 3 * GHc, 3 * GHc},
-                               Row{pdgh_c + t * B * 3 * GHc, 3 * GHc}, Row{}, static_cast<T_>(clip_c)});
-      group_gemm_n<T_>(B, G, 3 * Hc, Hc, pdgh_c + t * B * 3 * GHc, pwc_hh, true, pdc);
+                               Row{pdgh_c, 3 * GHc}, Row{pdghn_c + t * B * GHc, GHc}, static_cast<T_>(clip_c)});
+      group_gemm_n<T_>(B, G, 3 * Hc, Hc, pdgh_c, pwc_hh, true, pdc);
       group_gemm_n<T_>(B, G, 3 * Hc, F, pdgi_c + t * B * 3 * GHc, pwc_f, false, pdf);
     }
   });
@@ -264,22 +265,22 @@ std::vector<at::Tensor> lfads_scan_backward(at::Tensor dF, at::Tensor dG, at::Te
       if (l) d_msg_lag[l].add_((DM.narrow(0, 0, std::min(l, T + 1)).sum(0) * Ph[0]).sum(0));
     }
   }
-  auto g_in = mask_g.numel() ? Gs * mask_g : Gs;
-  auto d_w_fac = group_weight_grad(DF.view({T * B, GF}), g_in.reshape({T * B, GH}), G);
-  auto flat_g = dgh_g.view({T * B, 3 * GH});
-  auto d_wg_hh = group_weight_grad(flat_g, shifted(g0, Gs, T), G);
-  auto d_bg_hh = flat_g.sum(0);
-  at::Tensor d_wg_co, d_w_head, d_b_head, d_wc_hh, d_bc_hh, d_wc_f;
+  at::Tensor d_w_fac, d_wg_hh, d_bg_hh, d_wg_co, d_w_head, d_b_head, d_wc_hh, d_bc_hh, d_wc_f;
+  {  // (scoped: the masked states are freed before the next product)
+    auto g_in = mask_g.numel() ? Gs * mask_g : Gs;
+    d_w_fac = group_weight_grad(DF.view({T * B, GF}), g_in.reshape({T * B, GH}), G);
+  }
+  std::tie(d_wg_hh, d_bg_hh) = recurrent_grads(dgi_g, dghn_g, g0, Gs, G);
   if (Tc) {
     d_wg_co = group_weight_grad(dgi_g.narrow(0, 0, Tc).reshape({Tc * B, 3 * GH}), co.view({Tc * B, G * C}), G);
-    auto c_in = mask_c.numel() ? Cs * mask_c : Cs;
     auto flat_h = DH.view({Tc * B, G * 2 * C});
-    d_w_head = group_weight_grad(flat_h, c_in.reshape({Tc * B, GHc}), G);
+    {
+      auto c_in = mask_c.numel() ? Cs * mask_c : Cs;
+      d_w_head = group_weight_grad(flat_h, c_in.reshape({Tc * B, GHc}), G);
+    }
     d_b_head = flat_h.sum(0);
-    auto flat_c = dgh_c.view({Tc * B, 3 * GHc});
-    d_wc_hh = group_weight_grad(flat_c, shifted(c0, Cs, Tc), G);
-    d_bc_hh = flat_c.sum(0);
-    d_wc_f = group_weight_grad(dgi_c.view({Tc * B, 3 * GHc}), shifted(f0, Fs, Tc), G);
+    std::tie(d_wc_hh, d_bc_hh) = recurrent_grads(dgi_c, dghn_c, c0, Cs, G);
+    d_wc_f = shifted_weight_grad(dgi_c, f0, Fs, G);
   }
   return {dgi_c, dgi_g, dg,       df,       d_wc_f,    d_wc_hh,   d_bc_hh,  d_w_head,
           d_b_head, d_wg_co, d_wg_hh, d_bg_hh, d_w_fac, d_msg_enc, d_msg_lag, d_wg_msg};
