@@ -11,7 +11,8 @@ unroll, each area's generator stepping on its own with its messages assembled ed
 reconstruction loss. Sizes: ``experiments/multiarea_delay.yaml`` on the default 3-area system (80 neurons per area,
 100 bins), batch ``--batch``; one torch thread; the two variants alternate, so machine noise hits
 both alike, and the ratio is measured in one run. Pooled single-area LFADS at the same total size
-(``experiments/multiarea_pooled_lfads.yaml``) is timed too, for scale.
+(``experiments/multiarea_pooled_lfads.yaml``) is timed too, for scale. Last, the scan's step time and the
+memory autograd keeps for its backward with 2, 4 and 8 areas (``--areas``).
 
     .venv/bin/python benchmarks/speed_multiarea.py [--steps 5] [--batch 64]
 """
@@ -21,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -38,9 +40,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--data", default="data/multiarea.h5", help="the 3-area file (written when missing)")
+    p.add_argument("--areas", nargs="*", type=int, default=[2, 4, 8],
+                   help="area counts at which the scan's step time and backward memory are printed")
     args = p.parse_args(argv)
-    from pathlib import Path
-
     from omegaconf import OmegaConf
 
     from dsid.data.datamodule import data_info
@@ -99,7 +101,47 @@ def main(argv=None) -> int:
     print(f"compiled scan vs grouped loop: {med['grouped loop'] / scan:.2f}x faster (target 3x); vs area by "
           f"area: {med['area by area'] / scan:.2f}x; grouped loop vs area by area: "
           f"{med['area by area'] / med['grouped loop']:.2f}x (losses agree to a relative {diff:.1e})")
+    if args.areas:
+        area_scaling(cfg, args.batch, data.n_time, args.areas, args.steps)
     return 0
+
+
+def area_scaling(cfg, batch: int, n_time: int, counts, steps: int) -> None:
+    """Seconds per compiled-scan step and the memory autograd keeps for its backward, for models of
+    the same config with ``counts`` areas of 80 neurons each (random spikes: speed and memory only)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from speed_lfads import saved_for_backward
+
+    from dsid.models import build_model
+
+    print(f"\nthe compiled scan against the number of areas (80 neurons each, batch {batch}, T={n_time}):")
+    rows = []
+    for n_areas in counts:
+        n = 80 * n_areas
+        info = {"n_neurons": n, "heldout": [i % 5 == 4 for i in range(n)], "area": [i // 80 for i in range(n)],
+                "n_areas": n_areas, "area_names": [f"A{a}" for a in range(n_areas)], "bin_ms": 10.0,
+                "n_time": n_time, "n_forward": 0, "ext_input_size": 0, "mean_counts": [0.1] * n}
+        torch.manual_seed(0)
+        model = build_model(cfg, info)
+        spikes = torch.poisson(torch.full((batch, n_time, n), 0.1))
+        x = model.augment(spikes, "predict")[0]
+
+        def loss(_=None):
+            return recon(model, model(x, sample=False)["factors"], spikes)
+
+        times = []
+        for i in range(steps + 1):
+            model.zero_grad(set_to_none=True)
+            start = time.perf_counter()
+            loss().backward()
+            if i:
+                times.append(time.perf_counter() - start)
+        kept = saved_for_backward(loss, None) / 2 ** 20
+        rows.append((n_areas, statistics.median(times), kept))
+        print(f"  {n_areas:>2} areas: {rows[-1][1]:7.3f} s/step, kept for the backward {kept:7.1f} MB")
+    per_area = [(b[2] - a[2]) / (b[0] - a[0]) for a, b in zip(rows, rows[1:])]
+    print("  MB per added area between successive counts: " + ", ".join(f"{x:.1f}" for x in per_area) +
+          " (equal values: memory linear in the number of areas)")
 
 
 if __name__ == "__main__":
