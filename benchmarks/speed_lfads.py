@@ -21,7 +21,8 @@ Memory: ``peak MB`` is the process's peak resident memory, ``step MB`` that peak
 memory just before the first step (the libraries each side imports and the model excluded: what the
 training step itself needs; it varies by tens of MB from run to run with the allocator's state), ``saved
 MB`` the tensors autograd keeps from the forward pass for the backward (deterministic). The summary also
-prints the bound the hardware sets: the step's matrix products alone at the measured throughput. Last,
+prints the bound the hardware sets: the step's (and inference's) matrix products alone at the throughput
+``torch.mm`` reaches at their shapes here. Last,
 the peak memory of DSID's training step at maze size for trials of 100, 200 and 400 bins.
 
     .venv/bin/python benchmarks/speed_lfads.py [--sizes maze lorenz] [--threads 1 2] [--steps 5]
@@ -62,23 +63,42 @@ def products(z) -> list:
     return out
 
 
+def inference_products(z, samples: int) -> list:
+    """The matrix products of inferring ``samples`` posterior samples of a batch, as (M, K, N, times): each
+    trial encoded once (encoders and the controller's input projection), then every sample's controller,
+    inferred inputs, generator, factors and rates."""
+    BT, R, T_ = z["B"] * z["T"], z["B"] * samples, z["T"]
+    out = [(BT, z["N_IN"], 3 * h, 1) for h in (z["ENC"], z["ENC"], z["CI"], z["CI"])]
+    out += [(z["B"], h, 3 * h, T_) for h in (z["ENC"], z["ENC"], z["CI"], z["CI"])]
+    out += [(BT, 2 * z["CI"], 3 * z["CON"], 1), (R, z["FAC"], 3 * z["CON"], T_), (R, z["CON"], 3 * z["CON"], T_),
+            (R, z["CON"], 2 * z["CO"], T_), (R, z["CO"], 3 * z["GEN"], T_), (R, z["GEN"], 3 * z["GEN"], T_),
+            (R, z["GEN"], z["FAC"], T_), (R * T_, z["FAC"], z["N_IN"] + z["N_OUT"], 1)]
+    return out
+
+
 def step_flops(z) -> float:
     return float(sum(2 * m * k * n * times for m, k, n, times in products(z)))
 
 
-def gemm_throughput(z) -> float:
-    """FLOP/s of ``torch.mm`` at the step's shapes (each product timed once per occurrence)."""
-    total_flops = total_s = 0.0
-    for m, k, n, times in products(z):
-        a, b = torch.randn(m, k), torch.randn(k, n)
+def gemm_seconds(prods, max_rows: int = 2 ** 16) -> float:
+    """Seconds ``torch.mm`` takes for the products ``prods`` (each timed at its shape, once per occurrence;
+    a product of more than ``max_rows`` rows timed on that many and scaled)."""
+    total_s = 0.0
+    for m, k, n, times in prods:
+        rows = min(m, max_rows)
+        a, b = torch.randn(rows, k), torch.randn(k, n)
         a @ b
         reps = max(3, min(times, 50))
         t0 = time.perf_counter()
         for _ in range(reps):
             a @ b
-        total_s += (time.perf_counter() - t0) / reps * times
-        total_flops += 2.0 * m * k * n * times
-    return total_flops / total_s
+        total_s += (time.perf_counter() - t0) / reps * times * m / rows
+    return total_s
+
+
+def gemm_throughput(z) -> float:
+    """FLOP/s of ``torch.mm`` at the step's shapes."""
+    return step_flops(z) / gemm_seconds(products(z))
 
 
 def saved_for_backward(loss_fn, spikes) -> int:
@@ -222,7 +242,8 @@ def measure(name: str, size: str, threads: int, steps: int, device: str, samples
     if device == "cuda":
         torch.cuda.synchronize()
     infer_s = time.perf_counter() - t0
-    extra = {"gemm_flops_per_s": gemm_throughput(z)} if name == "dsid" and device == "cpu" else {}
+    extra = ({"gemm_flops_per_s": gemm_throughput(z), "infer_mm_s": gemm_seconds(inference_products(z, samples))}
+             if name == "dsid" and device == "cpu" else {})
     out_queue.put({**extra, "name": name, "size": size, "threads": threads, "steps_per_s": steps / elapsed,
                    "peak_mb": peak / 2 ** 20, "saved_mb": saved_mb, "infer_s": infer_s, "rss_before_mb": rss0 / 1024,
                    "params": sum(p.numel() for p in model.parameters())})
@@ -278,11 +299,12 @@ def main(argv=None) -> int:
             infer_ratio = rows[0]["infer_s"] / rows[1]["infer_s"]
             step_mb = [r["peak_mb"] - r["rss_before_mb"] for r in rows]
             summary.append((size, threads, ratio, infer_ratio, mm, step_mb, [r["saved_mb"] for r in rows],
-                            1 / rows[0]["steps_per_s"], flops))
+                            1 / rows[0]["steps_per_s"], flops, rows[0]["infer_s"], rows[1].get("infer_mm_s")))
             results.append({"size": size, "threads": threads, "rows": rows, "ratio": ratio,
                             "infer_ratio": infer_ratio, "step_flops": flops})
     print()
-    for size, threads, ratio, infer_ratio, mm, (naive_mb, dsid_mb), (naive_kept, dsid_kept), naive_s, flops in summary:
+    for (size, threads, ratio, infer_ratio, mm, (naive_mb, dsid_mb), (naive_kept, dsid_kept), naive_s, flops,
+         naive_infer_s, infer_mm_s) in summary:
         print(f"{size}, {threads} thread(s): training step dsid / naive {ratio:.2f}x (target >= 3x: "
               f"{'PASS' if ratio >= 3 else 'MISS'}); inference {infer_ratio:.2f}x (target >= 5x: "
               f"{'PASS' if infer_ratio >= 5 else 'MISS'}); the step's own memory {dsid_mb:.0f} vs {naive_mb:.0f} MB "
@@ -294,6 +316,10 @@ def main(argv=None) -> int:
                   f"{floor_s:.3f} s there, so no implementation of this step can be more than "
                   f"{naive_s / floor_s:.2f}x the naive one on this machine; DSID reaches {ratio * floor_s / naive_s:.0%} "
                   "of that bound")
+        if infer_mm_s:  # the same for inference: every trial encoded once, then each sample's products
+            print(f"  inference's products alone (each trial encoded once) take {infer_mm_s:.3f} s there: at most "
+                  f"{naive_infer_s / infer_mm_s:.2f}x the naive inference; DSID reaches "
+                  f"{infer_ratio * infer_mm_s / naive_infer_s:.0%} of that bound")
     memory = []
     if args.memory_bins:
         print("\npeak memory of a DSID training step (maze size, 1 thread) against the trial length; "
