@@ -10,6 +10,7 @@ import torch
 
 from dsid.data.multisession import session_of
 from dsid.models import build_model
+from dsid.training.compiled import CompiledForward, compile_mode
 from dsid.training.defaults import training_config
 from dsid.training.schedules import Smoothed, StepPlateau, loss_weights, total_loss
 from dsid.training.weight_average import RAW_KEY, WeightAverage
@@ -34,6 +35,8 @@ class SAEModule(pl.LightningModule):
         self._average = WeightAverage(self, steps) if steps > 0 else None
         self._averaged_step = -1
         self._raw_to_resume: Optional[Dict[str, torch.Tensor]] = None
+        mode = compile_mode(train_cfg["compile"])
+        self._forward = CompiledForward(self.model, mode) if mode else self.model
 
     def weights(self) -> Dict[str, float]:
         """The loss weights after the optimizer steps taken so far (full weights outside a fit)."""
@@ -55,7 +58,7 @@ class SAEModule(pl.LightningModule):
         x, mask = self.model.augment(spikes, stage, gen, session=session)
         fwd = batch.get("forward_spikes")
         n_fwd = 0 if fwd is None else fwd.shape[1]
-        out = self.model(x, session=session, sample=True, ext=batch.get("ext"), n_forward=n_fwd)
+        out = self._forward(x, session=session, sample=True, ext=batch.get("ext"), n_forward=n_fwd)
         # forward bins (never encoded) are scored like held-out data: the model learns to predict them
         target = spikes if fwd is None else torch.cat([spikes, fwd], dim=1)
         terms = self.model.loss_terms(out, target, mask, session=session)
