@@ -63,14 +63,15 @@ def test_the_training_module_routes_its_forward_through_it(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", recording_compile)
     module = SAEModule(dict(TINY_MODEL), tiny_info(), {"compile": "reduce-overhead"})
-    assert isinstance(module._forward, CompiledForward)
-    assert not any("_forward" in k for k in module.state_dict())  # nothing added to checkpoints
+    default = SAEModule(dict(TINY_MODEL), tiny_info())
+    assert isinstance(module._compiled, CompiledForward) and default._compiled is None
+    # checkpoints hold the model's weights once, the same keys with and without compiling
+    assert list(module.state_dict()) == list(default.state_dict())
+    assert all(k.startswith("model.") for k in default.state_dict())
     spikes = torch.poisson(torch.full((4, 10, 7), 0.5))
     loss, _ = module.compute_loss({"spikes": spikes}, "valid")
     assert calls == ["reduce-overhead"] and torch.isfinite(loss)
-    default = SAEModule(dict(TINY_MODEL), tiny_info())
-    assert default._forward is default.model  # the default: the plain forward
-    clone = pickle.loads(pickle.dumps(module._forward))  # the compiled function is rebuilt, not pickled
+    clone = pickle.loads(pickle.dumps(module._compiled))  # the compiled function is rebuilt, not pickled
     assert clone._compiled is None and clone.mode == "reduce-overhead"
 
 

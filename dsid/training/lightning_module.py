@@ -35,8 +35,8 @@ class SAEModule(pl.LightningModule):
         self._average = WeightAverage(self, steps) if steps > 0 else None
         self._averaged_step = -1
         self._raw_to_resume: Optional[Dict[str, torch.Tensor]] = None
-        mode = compile_mode(train_cfg["compile"])
-        self._forward = CompiledForward(self.model, mode) if mode else self.model
+        mode = compile_mode(train_cfg["compile"])  # (not a module: nothing registered twice)
+        self._compiled = CompiledForward(self.model, mode) if mode else None
 
     def weights(self) -> Dict[str, float]:
         """The loss weights after the optimizer steps taken so far (full weights outside a fit)."""
@@ -58,7 +58,8 @@ class SAEModule(pl.LightningModule):
         x, mask = self.model.augment(spikes, stage, gen, session=session)
         fwd = batch.get("forward_spikes")
         n_fwd = 0 if fwd is None else fwd.shape[1]
-        out = self._forward(x, session=session, sample=True, ext=batch.get("ext"), n_forward=n_fwd)
+        forward = self._compiled or self.model
+        out = forward(x, session=session, sample=True, ext=batch.get("ext"), n_forward=n_fwd)
         # forward bins (never encoded) are scored like held-out data: the model learns to predict them
         target = spikes if fwd is None else torch.cat([spikes, fwd], dim=1)
         terms = self.model.loss_terms(out, target, mask, session=session)
