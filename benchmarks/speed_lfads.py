@@ -314,8 +314,8 @@ def main(argv=None) -> int:
             floor_s = flops / mm
             print(f"  mm throughput at the step's shapes {mm / 1e9:.0f} GFLOP/s: the step's products alone take "
                   f"{floor_s:.3f} s there, so no implementation of this step can be more than "
-                  f"{naive_s / floor_s:.2f}x the naive one on this machine; DSID reaches {ratio * floor_s / naive_s:.0%} "
-                  "of that bound")
+                  f"{naive_s / floor_s:.2f}x the naive one on this machine; DSID reaches "
+                  f"{ratio * floor_s / naive_s:.0%} of that bound")
         if infer_mm_s:  # the same for inference: every trial encoded once, then each sample's products
             print(f"  inference's products alone (each trial encoded once) take {infer_mm_s:.3f} s there: at most "
                   f"{naive_infer_s / infer_mm_s:.2f}x the naive inference; DSID reaches "

@@ -18,7 +18,8 @@ def test_poisson_nll_matches_torch_distributions():
 
 def test_poisson_nll_gradient_matches_the_plain_expression_clamp_included():
     obs = OBSERVATIONS.build({"name": "poisson"})
-    raw = torch.cat([torch.randn(40, dtype=torch.float64) * 3, torch.tensor([-25.0, 21.0, 20.0, -20.0], dtype=torch.float64)])
+    f64 = torch.float64
+    raw = torch.cat([torch.randn(40, dtype=f64) * 3, torch.tensor([-25.0, 21.0, 20.0, -20.0], dtype=f64)])
     target = torch.poisson(torch.full(raw.shape, 2.0, dtype=torch.float64))
     params = raw.clone().view(1, -1, 1, 1).requires_grad_()
     weights = torch.rand(raw.shape, dtype=torch.float64)

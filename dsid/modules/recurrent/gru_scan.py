@@ -7,8 +7,8 @@ groups and bins before the loop; the recurrent half runs bin by bin in C++: one 
 one fused element-wise pass per bin, no autograd graph. The backward walks the bins once in reverse,
 keeping the pre-activations' gradients for a chunk of bins at a time (about ``BACKWARD_CHUNK_ROWS``
 rows of trials x bins): each chunk adds its share of every weight gradient in one product per GRU,
-large enough to run at full matrix-product speed, and the backward needs no buffers that grow with T. Under ``torch.no_grad`` (inference) the
-gates are not kept.
+large enough to run at full matrix-product speed, and the backward needs no buffers that grow with T.
+Under ``torch.no_grad`` (inference) the gates are not kept.
 
 The maths is ``nn.GRUCell``'s (gates r, z, n; ``h' = n + z (h - n)``), optionally clipped to
 [-clip, clip] (LFADS' stabiliser); no gradient flows through an entry at the clip value. A reversed
