@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable, Optional, Union
 
+import torch
 from torch import nn
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -49,8 +50,6 @@ class CompiledForward:
         if self.failure is None:
             try:
                 if self._compiled is None:
-                    import torch
-
                     self._compiled = torch.compile(self.model, mode=self.mode)
                 with warnings.catch_warnings():  # (dynamo notes every call into DSID's compiled core)
                     warnings.filterwarnings("ignore", message=r"Dynamo does not know how to trace the builtin `dsid_")
