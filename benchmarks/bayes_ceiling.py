@@ -2,9 +2,9 @@
 
 ``low_rate`` (a noisy van der Pol cycle) and ``multiarea_feedback`` (three areas' noisy limit cycles,
 kicked by unobserved input events, with delayed messages) have true rates (the oracle) that hold noise
-the spikes do not fully reveal. Knowing a member's generative model exactly (``dsid.evaluation.zoo_ceilings``:
+the spikes do not fully reveal. Knowing a member's generative model exactly (``dsid.zoo.ceilings.exact_models``:
 its start, dynamics, noise and read-out, checked against the file's truth), a particle smoother
-(``dsid.evaluation.particle_smoother``) gives each validation trial's posterior mean rates from its
+(``dsid.zoo.ceilings.particle_smoother``) gives each validation trial's posterior mean rates from its
 held-in spikes: the best prediction of the held-out neurons there is. For ``multiarea_feedback`` the
 smoother is also told each trial's first 5 true states (a filter cannot find a 12-dimensional start
 from the prior), so its score is an upper bound on the ceiling. ``--fit RUN_DIR`` (``dsid fit`` run
@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsid.autofit.zoo import write_member  # noqa: E402
+from dsid.zoo.catalog import write_member  # noqa: E402
 from dsid.data.tensor_file import load_tensor_file  # noqa: E402
-from dsid.evaluation.zoo_ceilings import START_TOLD, STATE_SPACES  # noqa: E402
+from dsid.zoo.ceilings.exact_models import START_TOLD, STATE_SPACES  # noqa: E402
 from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2  # noqa: E402
-from dsid.evaluation.particle_smoother import smoothed_rates  # noqa: E402
+from dsid.zoo.ceilings.particle_smoother import smoothed_rates  # noqa: E402
 
 
 def smooth(model, split, observed, trials: int, start_told: bool, args, seed: int, desc: str):

@@ -82,10 +82,10 @@ def run_model(name: str, data: Path, out: Path, minutes: float, extra, threads: 
 
 def identifiability(d) -> list:
     """Lines on how sharply the default system's ground truth pins its communication down."""
-    from dsid.data.multiarea_report import coupling_report
+    from dsid.data.multiarea.report import coupling_report
 
     rep = coupling_report(seed=0, n_areas=d.n_areas)
-    lines = ["ground truth (dsid.data.multiarea_report.coupling_report, default system):"]
+    lines = ["ground truth (dsid.data.multiarea.report.coupling_report, default system):"]
     lines += [f"  area {a}: {100 * r['input_determined']:.0f}% of its latent variance set by its incoming messages"
               for a, r in rep["areas"].items()]
     lines += [f"  edge {k.replace('_', '->')} (delay {e['delay_bins']}): read one (two) bins off the true "
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="models trained at the same time (one process each)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides applied to every model")
     args = p.parse_args(argv)
-    from dsid.data.synth_multiarea import synth_multiarea
+    from dsid.data.multiarea.synth import synth_multiarea
     from dsid.data.tensor_file import load_tensor_file
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from dsid.nlb.baseline import smoothing_baseline
     from dsid.nlb.evaluate import evaluate_run
     from dsid.nlb.prepare import prepare
-    from dsid.evaluation.nlb_scoring import evaluate_submission, load_targets, oracle_submission
+    from dsid.nlb.scoring import evaluate_submission, load_targets, oracle_submission
     from dsid.nlb.synth import write_synthetic_nlb
     from dsid.runs.config import compose
     from dsid.runs.train import train

@@ -2,12 +2,12 @@
 
 DSID runs a ``MultiAreaSAE`` with LFADS areas and linear lagged messages on the compiled scan: the
 areas as one block-structured generator, the coupling as a feedback inside the loop
-(``dsid.models.multiarea_scan``). Two references compute the same function (tests/test_multiarea.py
+(``dsid.models.multiarea.scan``). Two references compute the same function (tests/test_multiarea.py
 and tests/test_multiarea_scan.py check it): the areas stepped as one group bin by bin in Python
 (stacked parameters, one batched product per weight and bin: ``MultiAreaSAE.reference_forward``,
 what runs where the scan does not apply, and the only path before the scan), and the plain
 unroll, each area's generator stepping on its own with its messages assembled edge by edge
-(``dsid.models.multiarea_reference.area_by_area_forward``). A step is forward + backward of the
+(``tests.area_by_area.area_by_area_forward``). A step is forward + backward of the
 reconstruction loss. Sizes: ``experiments/multiarea_delay.yaml`` on the default 3-area system (80 neurons per area,
 100 bins), batch ``--batch``; one torch thread; the two variants alternate, so machine noise hits
 both alike, and the ratio is measured in one run. Pooled single-area LFADS at the same total size
@@ -46,10 +46,10 @@ def main(argv=None) -> int:
     from omegaconf import OmegaConf
 
     from dsid.data.datamodule import data_info
-    from dsid.data.synth_multiarea import synth_multiarea
+    from dsid.data.multiarea.synth import synth_multiarea
     from dsid.data.tensor_file import load_tensor_file
     from dsid.models import build_model
-    from dsid.models.multiarea_reference import area_by_area_forward
+    from tests.area_by_area import area_by_area_forward
     from dsid.runs.config import compose
 
     torch.set_num_threads(1)

@@ -32,7 +32,7 @@ import h5py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dsid.autofit.zoo import MAZE_SIZES, members, write_member  # noqa: E402
+from dsid.zoo.catalog import MAZE_SIZES, members, write_member  # noqa: E402
 
 NLB_KEYS = ("co_bps", "vel_r2", "psth_r2", "fp_bps")
 
@@ -63,7 +63,7 @@ def fit_member(name: str, path: Path, out: Path, budget: str, extra, seed: int =
 
 def nlb_scores(run_dir: Path, path: Path) -> dict:
     """NLB's four metrics of the run, of NLB's smoothing baseline and of the oracle."""
-    from dsid.evaluation.nlb_scoring import evaluate_submission, load_targets
+    from dsid.nlb.scoring import evaluate_submission, load_targets
     from dsid.nlb.baseline import smoothing_baseline
     from dsid.nlb.evaluate import evaluate_run
 

@@ -18,11 +18,11 @@ from dsid.registry import ALL_REGISTRIES  # its first look-up registers the buil
 COMMAND_MODULES = [
     "dsid.runs.commands",
     "dsid.data.synth_lorenz",
-    "dsid.data.synth_multiarea_cli",
+    "dsid.data.multiarea.commands",
     "dsid.nlb.commands",
     "dsid.runs.compare",
     "dsid.tuning.commands",
-    "dsid.data.zoo.cli",
+    "dsid.zoo.commands",
     "dsid.data.convert_cli",
     "dsid.autofit.commands",
 ]

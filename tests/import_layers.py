@@ -15,15 +15,15 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 Layers = Sequence[Tuple[str, ...]]
 
 LAYERS: List[Tuple[str, ...]] = [  # lowest first
-    ("dsid.registry", "dsid.data", "dsid.wandb_offline"),
+    ("dsid.registry", "dsid.data", "dsid.zoo.members"),
     ("dsid.modules",),
     ("dsid.models",),
-    ("dsid.evaluation",),
-    ("dsid.training",),
+    ("dsid.evaluation", "dsid.nlb.specs", "dsid.nlb.scoring", "dsid.zoo.ceilings"),
+    ("dsid.training", "dsid.nlb.callback"),
     ("dsid.runs",),
-    ("dsid.nlb", "dsid.tuning"),
+    ("dsid.nlb", "dsid.tuning", "dsid.zoo"),
     ("dsid.autofit",),
-    ("dsid.cli", "dsid.api"),
+    ("dsid.cli",),
 ]
 
 

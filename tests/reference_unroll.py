@@ -1,10 +1,10 @@
 """The plain unroll of a step generator, bin by bin with per-bin indexing: the reference the
-generators' fast unroll (``dsid.modules.generators._common.unroll``) is checked against."""
+generators' fast unroll (``dsid.modules.recurrent.step_protocol.unroll``) is checked against."""
 from typing import Dict, List
 
 import torch
 
-from dsid.modules.generators._common import GeneratorOutput
+from dsid.modules.recurrent.step_protocol import GeneratorOutput
 
 
 def reference_unroll(gen, ic, ci=None, ext=None, n_steps=None, sample=True) -> GeneratorOutput:

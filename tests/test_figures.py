@@ -5,8 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from dsid.data.zoo.integrator import make_integrator
-from dsid.evaluation.figures import diagnostic_figures, save_figures
+from dsid.zoo.members.integrator import make_integrator
+from dsid.evaluation.figures.diagnostics import diagnostic_figures, save_figures
 
 
 def _labelled(fig) -> list:
@@ -65,7 +65,7 @@ def test_figures_without_truth_or_conditions(tiny):
 
 
 def test_multiarea_figures_are_labelled():
-    from dsid.evaluation.multiarea_plots import plot_delays, plot_effectomes, plot_messages
+    from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes, plot_messages
 
     rng = np.random.default_rng(0)
     eff = rng.uniform(0, 1, (3, 3))

@@ -12,7 +12,7 @@ import pytest
 
 from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, load_tensor_file, write_tensor_file
-from dsid.data.zoo.sensory import make_sensory
+from dsid.zoo.members.sensory import make_sensory
 from dsid.autofit.fit import REPORT_FILE, fit
 from dsid.autofit.report import report_lines
 from dsid.runs.load import load_run
@@ -127,7 +127,7 @@ def test_bad_external_inputs_name_the_field(sensory, tmp_path, change, field, ex
 
 
 def test_zoo_command_writes_members_that_load(tmp_path):
-    from dsid.autofit.zoo import members
+    from dsid.zoo.catalog import members
 
     assert {"lorenz", "chaotic_rnn", "sensory", "maze_small", "maze_large", "multiarea_feedback"} <= set(members())
     dsid = str(Path(sys.executable).parent / "dsid")

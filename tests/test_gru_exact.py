@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import ClippedGRUCell, gru_update, stack_step_params
+from dsid.modules.recurrent.gru import ClippedGRUCell, gru_update
+from dsid.modules.recurrent.step_protocol import stack_step_params
 
 I, H, B = 5, 7, 4
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from dsid.data.synth_multiarea import synth_multiarea, synth_two_area_linear
+from dsid.data.multiarea.synth import synth_multiarea, synth_two_area_linear
 from dsid.data.tensor_file import load_tensor_file
 from dsid.models import build_model
-from dsid.models.multiarea import MultiAreaSAE
-from dsid.models.multiarea_reference import area_by_area_forward
+from dsid.models.multiarea.model import MultiAreaSAE
+from tests.area_by_area import area_by_area_forward
 from dsid.models.sae import SequentialAutoencoder
 from dsid.registry import COUPLINGS, GENERATORS
 from tests.conftest import TINY_MODEL, tiny_info
@@ -214,7 +214,7 @@ def test_bad_allowed_edges_are_explained(mask, match):
 def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     from dsid.runs.config import compose
     from dsid.runs.train import train
-    from dsid.wandb_offline import read_offline_run
+    from tests.wandb_offline import read_offline_run
 
     path = synth_multiarea(tmp_path / "ma.h5", seed=1, n_trials=(24, 8, 8), n_time=20, neurons_per_area=8)
     cfg = compose(["experiment=multiarea_delay", f"data.path={path}", "data.batch_size=12",
@@ -237,7 +237,7 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     # W&B: the best checkpoint and the inference file as artifacts, the config once, job type and tags
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from dsid.wandb_offline import iter_records
+    from tests.wandb_offline import iter_records
 
     (wb,) = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     types, runs = [], []

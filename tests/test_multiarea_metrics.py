@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from dsid.evaluation.multiarea_metrics import (cycle_delay_error, delay_error, directed_cycles, edge_auroc,
+from dsid.evaluation.multiarea.metrics import (cycle_delay_error, delay_error, directed_cycles, edge_auroc,
                                                effectome_cosine, message_r2, per_area_co_bps,
                                                per_area_rate_r2, rate_r2)
-from dsid.evaluation.multiarea_plots import plot_delays, plot_effectomes, plot_messages
+from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes, plot_messages
 
 TRUE = np.array([[0, 0.5, 0], [0, 0, 0.8], [0.3, 0, 0]])
 

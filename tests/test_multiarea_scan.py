@@ -1,4 +1,4 @@
-"""The multi-area model on the compiled scan (dsid/models/multiarea_scan.py): the same function as the
+"""The multi-area model on the compiled scan (dsid/models/multiarea/scan.py): the same function as the
 step-by-step loop, every output and every parameter's gradient, for each coupling it covers; the
 scan's message feedback against autograd's numerical gradient; the loop where it does not apply."""
 import copy
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import dsid.models.multiarea as multiarea
+import dsid.models.multiarea.model as multiarea
 from dsid.models import build_model
-from dsid.models.multiarea_scan import scan_covers
+from dsid.models.multiarea.scan import scan_covers
 from dsid.modules.recurrent.lfads_scan import LFADSScan, ScanInputs
 from tests.conftest import TINY_MODEL, tiny_info
 

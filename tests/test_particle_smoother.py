@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from dsid.evaluation.particle_smoother import StateSpace, _Filtered, smoothed_rates
-from dsid.evaluation.state_noise import GaussianWithKicks
+from dsid.zoo.ceilings.particle_smoother import StateSpace, _Filtered, smoothed_rates
+from dsid.zoo.ceilings.state_noise import GaussianWithKicks
 
 W = np.linspace(-1.0, 1.0, 20)
 

@@ -8,7 +8,7 @@ from torch import nn
 from dsid.modules.encoders.bigru import BiGRUEncoder
 from dsid.modules.generators.lfads import LFADSGenerator
 from dsid.modules.recurrent import gru_scan as gru_scan_module, lfads_scan, native
-from dsid.modules.generators._common import gru_update
+from dsid.modules.recurrent.gru import gru_update
 from dsid.modules.recurrent.gru_scan import gru_scan
 
 # skipped only where there is no compiler at all: with one, a failed build is a test failure

@@ -132,7 +132,7 @@ def test_periodic_jobs_count_optimizer_steps():
 
 
 def test_epoch_intervals_name_their_step_replacement(tmp_path):
-    from dsid.training.nlb_callback import NLBEvalCallback
+    from dsid.nlb.callback import NLBEvalCallback
 
     with pytest.raises(KeyError, match="nlb.eval_every_n_epochs.*nlb.eval_every_n_steps"):
         NLBEvalCallback.from_config({"eval_every_n_epochs": 5})

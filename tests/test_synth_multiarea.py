@@ -1,13 +1,13 @@
-"""Tests of the synthetic multi-area generator (dsid.data.synth_multiarea)."""
+"""Tests of the synthetic multi-area generator (dsid.data.multiarea.synth)."""
 import argparse
 
 import h5py
 import numpy as np
 import pytest
 
-from dsid.data.multiarea_report import coupling_report
-from dsid.data.synth_multiarea import DEFAULT_EDGES, synth_multiarea, synth_two_area_linear
-from dsid.data.synth_multiarea_cli import register_cli
+from dsid.data.multiarea.report import coupling_report
+from dsid.data.multiarea.synth import DEFAULT_EDGES, synth_multiarea, synth_two_area_linear
+from dsid.data.multiarea.commands import register_cli
 from dsid.data.tensor_file import load_tensor_file
 
 SMALL = dict(n_trials=(24, 8, 8), n_time=40)

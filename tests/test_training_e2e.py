@@ -11,7 +11,7 @@ from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError
 from dsid.runs.config import compose
 from dsid.runs.train import train
-from dsid.wandb_offline import read_offline_run
+from tests.wandb_offline import read_offline_run
 
 TINY_OVERRIDES = [
     "model.ic_size=8", "model.co_size=2", "model.factor_size=6",

@@ -1,4 +1,4 @@
-"""Tests of the synthetic data zoo (dsid.data.zoo): layout, truth, determinism, and each member's point."""
+"""Tests of the synthetic data zoo (dsid.zoo.members): layout, truth, determinism, and each member's point."""
 import argparse
 import inspect
 
@@ -8,14 +8,14 @@ import pytest
 
 from dsid.data.synth_lorenz import make_lorenz_benchmark
 from dsid.data.tensor_file import SPLITS, load_tensor_file, write_tensor_file
-from dsid.data.zoo import ZOO
-from dsid.data.zoo.chaotic_rnn import largest_lyapunov, make_chaotic_rnn, simulate_rnn
-from dsid.data.zoo.cli import register_cli
-from dsid.data.zoo.high_rate import make_high_rate
-from dsid.data.zoo.integrator import make_integrator
-from dsid.data.zoo.low_rate import make_low_rate
-from dsid.data.zoo.multiarea_feedback import write_multiarea_feedback
-from dsid.data.zoo.sensory import make_sensory
+from dsid.zoo.members import ZOO
+from dsid.zoo.members.chaotic_rnn import largest_lyapunov, make_chaotic_rnn, simulate_rnn
+from dsid.zoo.commands import register_cli
+from dsid.zoo.members.high_rate import make_high_rate
+from dsid.zoo.members.integrator import make_integrator
+from dsid.zoo.members.low_rate import make_low_rate
+from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
+from dsid.zoo.members.sensory import make_sensory
 
 TRIALS = (40, 12, 12)
 T = 40

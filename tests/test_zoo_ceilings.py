@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from dsid.data.tensor_file import load_tensor_file, write_tensor_file
-from dsid.evaluation.zoo_ceilings import STATE_SPACES
-from dsid.data.zoo.low_rate import make_low_rate
-from dsid.data.zoo.multiarea_feedback import write_multiarea_feedback
-from dsid.evaluation.particle_smoother import smoothed_rates
+from dsid.zoo.ceilings.exact_models import STATE_SPACES
+from dsid.zoo.members.low_rate import make_low_rate
+from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
+from dsid.zoo.ceilings.particle_smoother import smoothed_rates
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from hydra.errors import HydraException
 
 from dsid.data.tensor_file import DataFileError
 from dsid.autofit.fit import fit
-from dsid.autofit.zoo import members, write_member
+from dsid.zoo.catalog import members, write_member
 from dsid.runs.status import RunDirError
 
 

@@ -8,7 +8,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from dsid.evaluation.metrics import bits_per_spike, latent_r2_per_dim, rate_r2
-from dsid.evaluation.multiarea_eval import communication_metrics
+from dsid.evaluation.multiarea.communication import communication_metrics
 from dsid.models.protocol import CommunicationModel
 
 Outputs = Dict[str, Dict[str, np.ndarray]]  # split -> name -> array

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dsid.models.multiarea import MultiAreaSAE
+from dsid.models.multiarea.model import MultiAreaSAE
 from dsid.models.ndt import NDT
 from dsid.models.sae import SequentialAutoencoder
 from dsid.registry import MODELS

@@ -1,5 +1,8 @@
-"""Neural Latents Benchmark support: synthetic NLB-like NWB files (``synth``), NWB -> DSID tensor
-files with NLB targets (``prepare``), the smoothing baseline, and scoring and submitting trained runs
-(``evaluate``: ``dsid nlb evaluate|submit``). Dataset specs and scoring through nlb_tools live in
-``dsid.evaluation.nlb_specs`` and ``dsid.evaluation.nlb_scoring``; NLB scores during training in
-``dsid.training.nlb_callback``."""
+"""Neural Latents Benchmark support, in one home with two layers.
+
+The lower part, which training may use: the data sets' specs (``specs``), scoring through
+nlb_tools (``scoring``) and the training callback that scores NLB data while a model trains
+(``callback``). The upper part: synthetic NLB-like NWB files (``synth``), NWB -> DSID tensor files
+with NLB targets (``prepare``), the smoothing baseline (``baseline``), and scoring and submitting
+trained runs (``evaluate``, ``commands``: ``dsid nlb prepare|evaluate|submit``).
+"""

@@ -18,8 +18,8 @@ from scipy.signal.windows import gaussian
 from threadpoolctl import threadpool_limits
 
 from dsid.data.tensor_file import load_tensor_file
-from dsid.evaluation.nlb_scoring import make_submission, read_nlb_info, read_train_order, to_nlb_train_order
-from dsid.evaluation.nlb_specs import get_spec
+from dsid.nlb.scoring import make_submission, read_nlb_info, read_train_order, to_nlb_train_order
+from dsid.nlb.specs import get_spec
 
 
 def smooth_spikes(spikes: np.ndarray, kern_sd_ms: float, bin_ms: float) -> np.ndarray:

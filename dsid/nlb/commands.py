@@ -9,9 +9,9 @@ import time
 import warnings
 
 from dsid.data.tensor_file import DataFileError
-from dsid.evaluation.nlb_scoring import (evaluate_submission, format_metrics, load_targets, read_nlb_info,
+from dsid.nlb.scoring import (evaluate_submission, format_metrics, load_targets, read_nlb_info,
                                          save_submission_h5)
-from dsid.evaluation.nlb_specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES, require_nlb_tools
+from dsid.nlb.specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES, require_nlb_tools
 from dsid.nlb.baseline import smoothing_baseline
 from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result, submit_run
 from dsid.nlb.prepare import prepare

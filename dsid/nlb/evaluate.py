@@ -24,7 +24,7 @@ import numpy as np
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 from dsid.evaluation.inference import INFERENCE_FILE, infer_data
-from dsid.evaluation.nlb_scoring import (RATE_KEYS, evaluate_submission, load_targets, oracle_submission,
+from dsid.nlb.scoring import (RATE_KEYS, evaluate_submission, load_targets, oracle_submission,
                                          read_nlb_info, read_train_order, save_submission_h5,
                                          submission_from_rates)
 from dsid.runs.infer import infer_run

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dsid.data.tensor_file import DataFileError, DSIDData, SplitData, write_tensor_file
-from dsid.evaluation.nlb_specs import PHASES, NLBSpec, check_bin, get_spec, quiet_nlb_tools
+from dsid.nlb.specs import PHASES, NLBSpec, check_bin, get_spec, quiet_nlb_tools
 from dsid.nlb.synth import TRUTH_FILE, read_truth
 
 TRUTH = "dsid_truth"  # signal name of the true rates/latents added to the NWBDataset

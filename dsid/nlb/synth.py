@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 from scipy.signal import lfilter
 
-from dsid.evaluation.nlb_specs import SYNTH_LIKES as LIKES
-from dsid.evaluation.nlb_specs import get_spec
+from dsid.nlb.specs import SYNTH_LIKES as LIKES
+from dsid.nlb.specs import get_spec
 
 TRUTH_FILE = "dsid_truth.h5"
 # (train-file trials, test trials) per dataset: small enough for quick tests

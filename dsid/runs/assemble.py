@@ -8,7 +8,7 @@ from typing import Any, Dict, Tuple
 from dsid.data.datamodule import DSIDDataModule
 from dsid.data.multisession import MultiSessionDataModule
 from dsid.data.synth_lorenz import write_lorenz_benchmark
-from dsid.data.synth_multiarea import synth_multiarea
+from dsid.data.multiarea.synth import synth_multiarea
 from dsid.registry import OBSERVATIONS
 from dsid.runs.config import to_plain
 from dsid.training.lightning_module import SAEModule

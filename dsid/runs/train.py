@@ -21,7 +21,7 @@ from dsid.runs.quiet import quiet_third_party
 from dsid.runs.status import RunDirError, prepare_new_run, read_status, run_lock, write_status
 from dsid.training.callbacks import EpochTimer, FinalInference, LastCheckpoint, MetricsCallback, PlotCallback
 from dsid.training.early_stopping import StepEarlyStopping
-from dsid.training.nlb_callback import NLBEvalCallback
+from dsid.nlb.callback import NLBEvalCallback
 from dsid.training.schedules import check_renamed, ramps_end
 
 

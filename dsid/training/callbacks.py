@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from dsid.data.atomic import write_json
-from dsid.evaluation.figures import diagnostic_figures, save_figures
+from dsid.evaluation.figures.diagnostics import diagnostic_figures, save_figures
 from dsid.evaluation.inference import infer_data, infer_split, inference_file, read_forward_weight
 from dsid.evaluation.scores import run_metrics
 

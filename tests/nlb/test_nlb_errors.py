@@ -9,7 +9,7 @@ from nlb_tools.make_tensors import PARAMS
 from dsid.cli import main
 from dsid.data.tensor_file import DataFileError
 from dsid.nlb.prepare import prepare
-from dsid.evaluation.nlb_specs import DATASETS, SPECS, check_bin, get_spec
+from dsid.nlb.specs import DATASETS, SPECS, check_bin, get_spec
 
 MAZE = get_spec("mc_maze")
 

@@ -10,10 +10,10 @@ from dsid.cli import main
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 from dsid.nlb.baseline import smoothing_baseline
 from dsid.nlb.prepare import holdout_mask, prepare
-from dsid.evaluation.nlb_scoring import (RATE_KEYS, evaluate_submission, load_submission_h5, load_targets,
+from dsid.nlb.scoring import (RATE_KEYS, evaluate_submission, load_submission_h5, load_targets,
                               make_submission, oracle_submission, read_nlb_info, read_train_order,
                               save_submission_h5, to_nlb_train_order)
-from dsid.evaluation.nlb_specs import get_spec
+from dsid.nlb.specs import get_spec
 from dsid.nlb.synth import write_synthetic_nlb
 
 CASES = [(like, bin_ms, "val") for like in ("mc_maze", "area2_bump") for bin_ms in (5, 20)] + [

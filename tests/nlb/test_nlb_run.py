@@ -11,11 +11,11 @@ from nlb_tools.evaluation import evaluate
 
 from dsid.cli import main
 from dsid.data.tensor_file import DataFileError
-from dsid.training.nlb_callback import NLBEvalCallback
+from dsid.nlb.callback import NLBEvalCallback
 from dsid.nlb.evaluate import METRICS_FILE, NLBRunError, check_submission, evaluate_run, submit_run
-from dsid.evaluation.nlb_scoring import RATE_KEYS, load_submission_h5, load_targets, read_nlb_info
-from dsid.evaluation.nlb_specs import get_spec
-from dsid.wandb_offline import iter_records, read_offline_run
+from dsid.nlb.scoring import RATE_KEYS, load_submission_h5, load_targets, read_nlb_info
+from dsid.nlb.specs import get_spec
+from tests.wandb_offline import iter_records, read_offline_run
 
 MAZE_5 = ("mc_maze", 5, "val")
 

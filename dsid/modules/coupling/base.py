@@ -10,7 +10,7 @@ areas' generators receive as external input, one bin at a time:
   bin the window holds the initial signal);
 - ``forward(window, targets)`` gives the messages of every edge for the next bin.
 
-Conventions shared by every coupling (see :class:`dsid.models.multiarea.MultiAreaSAE`):
+Conventions shared by every coupling (see :class:`dsid.models.multiarea.model.MultiAreaSAE`):
 
 - edges are the allowed off-diagonal pairs ``(src, dst)`` in row-major order (``self.edges``);
 - the message of edge ``src->dst`` recorded at bin ``t`` is computed from the source's signal at
@@ -211,7 +211,7 @@ class Coupling(nn.Module):
         projection per area with outgoing edges (area order; its rows are its outgoing edges' messages,
         edge order) and ``lags`` (E, n_lags) each edge's weight per lag, so that the message of edge e
         from a is ``sum_l lags[e, l] * (proj_a s_a(t - l))[rows of e]``. Lets the compiled multi-area
-        scan (:mod:`dsid.models.multiarea_scan`) run the coupling inside its loop."""
+        scan (:mod:`dsid.models.multiarea.scan`) run the coupling inside its loop."""
         return None
 
     def edge_maps(self) -> List[torch.Tensor]:

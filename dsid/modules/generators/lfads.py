@@ -6,9 +6,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (ClippedGRUCell, Controller, GeneratorOutput, NormalizedLinear,
-                                             StepGenerator, base_step_params, finish_step, gru_update,
-                                             resolve_steps, step_inputs, sub_params, unroll)
+from dsid.modules.generators.building_blocks import base_step_params, Controller, finish_step, NormalizedLinear, step_inputs
+from dsid.modules.recurrent.gru import ClippedGRUCell, gru_update
+from dsid.modules.recurrent.step_protocol import GeneratorOutput, resolve_steps, StepGenerator, sub_params, unroll
 from dsid.modules.recurrent import native
 from dsid.modules.recurrent.lfads_scan import lfads_unroll
 from dsid.registry import GENERATORS
@@ -21,7 +21,7 @@ class LFADSGenerator(StepGenerator):
     Per step: controller(ci_t, previous factors) -> inferred-input posterior (mean, logvar) ->
     sample u_t -> generator GRU(u_t, external input e_t) -> factors f_t (norm-constrained linear map
     of the state). ``co_size=0`` removes the controller (autonomous dynamics). The step API
-    (:class:`~dsid.modules.generators._common.StepGenerator`) lets multi-area models inject messages.
+    (:class:`~dsid.modules.recurrent.step_protocol.StepGenerator`) lets multi-area models inject messages.
 
     ``forward`` runs on the compiled scan (:mod:`dsid.modules.recurrent.lfads_scan`) on a CPU with
     float32/float64 tensors, else on the reference unroll (``reference_forward``); both compute the
@@ -58,7 +58,7 @@ class LFADSGenerator(StepGenerator):
         return self.cell.weight_ih[:, self.co_size:self.co_size + self.ext_input_size]
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
+        """The tensors a step uses (see :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
         return {**base_step_params(self), **{f"cell.{k}": v for k, v in self.cell.step_params().items()}}
 
     def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],

@@ -6,8 +6,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (Controller, NormalizedLinear, StepGenerator, affine,
-                                             base_step_params, finish_step, step_inputs)
+from dsid.modules.generators.building_blocks import base_step_params, Controller, finish_step, NormalizedLinear, step_inputs
+from dsid.modules.recurrent.gru import affine
+from dsid.modules.recurrent.step_protocol import StepGenerator
 from dsid.registry import GENERATORS
 
 
@@ -16,7 +17,7 @@ class LinearGenerator(StepGenerator):
     """z_{t+1} = A z_t + B u_t + b, factors = norm-constrained linear map of z. u holds the
     controller's inferred input (``co_size > 0``, as in LFADS) and the external input. A starts as
     ``decay`` times a random rotation (stable); the state is clipped to [-clip, clip]. Implements
-    the step API of :class:`~dsid.modules.generators._common.StepGenerator`.
+    the step API of :class:`~dsid.modules.recurrent.step_protocol.StepGenerator`.
     """
 
     def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
@@ -57,7 +58,7 @@ class LinearGenerator(StepGenerator):
         return self.input_map.weight[:, self.co_size:]
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
+        """The tensors a step uses (see :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
         p = {**base_step_params(self), "A": self.dynamics.weight, "b": self.dynamics.bias}
         if self.input_map is not None:
             p["B"] = self.input_map.weight

@@ -6,8 +6,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import (Controller, NormalizedLinear, StepGenerator, affine,
-                                             base_step_params, finish_step, step_inputs, sub_params)
+from dsid.modules.generators.building_blocks import base_step_params, Controller, finish_step, NormalizedLinear, step_inputs
+from dsid.modules.recurrent.gru import affine
+from dsid.modules.recurrent.step_protocol import StepGenerator, sub_params
 from dsid.registry import GENERATORS
 
 
@@ -50,7 +51,7 @@ class NeuralODEGenerator(StepGenerator):
     ``substeps`` fixed RK4 steps of total length ``dt``; u holds the controller's inferred input
     (``co_size > 0``, as in LFADS) and the external input, constant within a bin. Factors are a
     norm-constrained linear map of z. The state is clipped to [-clip, clip]. Implements the step
-    API (:class:`~dsid.modules.generators._common.StepGenerator`) so multi-area models can drive it.
+    API (:class:`~dsid.modules.recurrent.step_protocol.StepGenerator`) so multi-area models can drive it.
     """
 
     def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
@@ -85,7 +86,7 @@ class NeuralODEGenerator(StepGenerator):
         return self.field.net[0].weight[:, self.hidden_size + self.co_size:]
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        """The tensors a step uses (see :func:`~dsid.modules.generators._common.stack_step_params`)."""
+        """The tensors a step uses (see :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
         return {**base_step_params(self), **{f"field.{k}": v for k, v in self.field.step_params().items()}}
 
     def integrate(self, p: Dict[str, torch.Tensor], z: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:

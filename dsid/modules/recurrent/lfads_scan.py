@@ -1,6 +1,6 @@
 """The LFADS generator's unroll on the compiled scan (``csrc/lfads_scan.cpp``).
 
-Same function as the reference unroll (:func:`~dsid.modules.generators._common.unroll`, kept for
+Same function as the reference unroll (:func:`~dsid.modules.recurrent.step_protocol.unroll`, kept for
 tests and for what the scan does not cover: GPUs, other dtypes, multi-area stepping), computed
 differently:
 
@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from dsid.modules.generators._common import GeneratorOutput, ci_repeat
+from dsid.modules.recurrent.step_protocol import ci_repeat, GeneratorOutput
 from dsid.modules.recurrent.native import dropout_mask, native_scans
 
 
@@ -118,7 +118,7 @@ def scan_inputs(gens: Sequence[nn.Module], ics: Sequence[torch.Tensor], ci_rows:
                 feedback: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
                 msg_from_state: bool = False) -> ScanInputs:
     """The scan's arguments for LFADS generators with identical settings, one group each (one generator:
-    the single-area unroll; a multi-area model's areas: :mod:`dsid.models.multiarea_scan`). Every
+    the single-area unroll; a multi-area model's areas: :mod:`dsid.models.multiarea.scan`). Every
     projection that does not depend on the state is one product over all bins here; the random numbers
     (inferred-input noise, dropout masks) are drawn for all bins at once.
 

@@ -1,0 +1,64 @@
+"""A zoo of synthetic data sets with known ground truth, each written as a DSID tensor file.
+
+:data:`ZOO` maps a member's name to a :class:`ZooMember`; ``ZOO[name].write(path, seed=0)`` writes it
+at full size (train/valid/test trials, ``neurons/heldout`` about 20-25% held-in first, true rates and
+latents per split). Each member's module has a ``make_<name>`` function (``write_multiarea_feedback`` for
+the multi-area one) whose keyword arguments set the size. ``lorenz`` is
+:func:`~dsid.data.synth_lorenz.make_lorenz_benchmark` with its defaults.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict
+
+from dsid.data.synth_lorenz import make_lorenz_benchmark
+from dsid.data.tensor_file import DSIDData, write_tensor_file
+from dsid.zoo.members.chaotic_rnn import make_chaotic_rnn
+from dsid.zoo.members.high_rate import make_high_rate
+from dsid.zoo.members.integrator import make_integrator
+from dsid.zoo.members.low_rate import make_low_rate
+from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
+from dsid.zoo.members.sensory import make_sensory
+
+
+@dataclass(frozen=True)
+class ZooMember:
+    """One zoo data set: ``write(out_path, seed=0) -> Path`` writes it, at full size, as a DSID tensor file."""
+
+    name: str
+    summary: str  # one line: what it stands for and why it is in the zoo
+    write: Callable[..., Path]
+
+
+def _writer(make: Callable[..., DSIDData]) -> Callable[..., Path]:
+    def write(out_path, seed: int = 0) -> Path:
+        return write_tensor_file(out_path, make(seed=seed))
+    write.__doc__ = f"Write ``{make.__name__}(seed=seed)`` to ``out_path``; return the path."
+    return write
+
+
+def _write_multiarea(out_path, seed: int = 0) -> Path:
+    return write_multiarea_feedback(out_path, seed=seed)
+
+
+_MEMBERS = (
+    ZooMember("lorenz", "Poisson neurons on the 3-D Lorenz attractor: the standard smooth chaotic "
+              "low-dimensional benchmark", _writer(make_lorenz_benchmark)),
+    ZooMember("chaotic_rnn", "Poisson neurons reading a 50-unit chaotic RNN from 40 initial conditions: the "
+              "classic LFADS benchmark, high-dimensional autonomous dynamics", _writer(make_chaotic_rnn)),
+    ZooMember("integrator", "an evidence accumulator (2-D) driven by unobserved random clicks: tests "
+              "inferring unobserved inputs", _writer(make_integrator)),
+    ZooMember("sensory", "damped oscillators and a leaky filter driven by known stimuli (ext_inputs): tests "
+              "using external inputs", _writer(make_sensory)),
+    ZooMember("low_rate", "100 neurons at 1-5 spikes/s on a noisy van der Pol cycle: tests inference from "
+              "sparse spiking", _writer(make_low_rate)),
+    ZooMember("high_rate", "50 neurons at 20-100 spikes/s on the Rossler attractor: tests dense counts on "
+              "another chaotic system", _writer(make_high_rate)),
+    ZooMember("multiarea_feedback", "three areas with a delayed A0<->A1 feedback loop and A1->A2: tests "
+              "recovering directed, delayed communication", _write_multiarea),
+)
+
+ZOO: Dict[str, ZooMember] = {m.name: m for m in _MEMBERS}
+
+__all__ = ["ZOO", "ZooMember"]
