@@ -49,7 +49,7 @@ class BiGRUEncoder(nn.Module):
     function with the same parameters.
     """
 
-    def __init__(self, *, input_size: int, ic_size: int, hidden_size: int = 64, ci_size: int = 64,
+    def __init__(self, *, input_size: int, ic_size: int, hidden_size: int = 64, ci_size: int = 32,
                  dropout: float = 0.1, ic_logvar_floor: float = 1e-4):
         super().__init__()
         self.ic_size = ic_size

@@ -29,8 +29,8 @@ class LFADSGenerator(StepGenerator):
     instead of copying it.
     """
 
-    def __init__(self, *, ic_size: int, hidden_size: int = 100, factor_size: int = 40,
-                 co_size: int = 4, ci_input_size: int = 0, controller_size: int = 64,
+    def __init__(self, *, ic_size: int, hidden_size: int = 64, factor_size: int = 40,
+                 co_size: int = 4, ci_input_size: int = 0, controller_size: int = 32,
                  ext_input_size: int = 0, dropout: float = 0.1, clip: float = 5.0):
         super().__init__()
         self.hidden_size, self.factor_size, self.co_size = hidden_size, factor_size, co_size
