@@ -15,15 +15,12 @@ from typing import List, Optional
 from dsid import __version__
 from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
 
-COMMAND_MODULES = [
+COMMAND_MODULES = [  # each package's commands.py
     "dsid.runs.commands",
-    "dsid.data.synth_lorenz",
-    "dsid.data.multiarea.commands",
+    "dsid.data.commands",
     "dsid.nlb.commands",
-    "dsid.runs.compare",
     "dsid.tuning.commands",
     "dsid.zoo.commands",
-    "dsid.data.convert_cli",
     "dsid.autofit.commands",
 ]
 

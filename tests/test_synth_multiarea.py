@@ -7,7 +7,7 @@ import pytest
 
 from dsid.data.multiarea.report import coupling_report
 from dsid.data.multiarea.synth import DEFAULT_EDGES, synth_multiarea, synth_two_area_linear
-from dsid.data.multiarea.commands import register_cli
+from dsid.data.commands import register_cli
 from dsid.data.tensor_file import load_tensor_file
 
 SMALL = dict(n_trials=(24, 8, 8), n_time=40)

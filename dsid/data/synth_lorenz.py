@@ -104,35 +104,3 @@ def make_lorenz_benchmark(*, seed: int = 0, n_trials: Tuple[int, int, int] = (80
 def write_lorenz_benchmark(out, **kwargs) -> Path:
     """Write the Lorenz benchmark to ``out`` (see :func:`make_lorenz_benchmark` for options)."""
     return write_tensor_file(out, make_lorenz_benchmark(**kwargs))
-
-
-def _cli(args) -> int:
-    trials = tuple(int(x) for x in args.trials.split(","))
-    if len(trials) != 3:
-        raise SystemExit(f"--trials: expected three comma-separated counts (train,valid,test), got {args.trials}")
-    path = write_lorenz_benchmark(args.out, seed=args.seed, n_trials=trials, n_time=args.bins,
-                                  n_neurons=args.neurons, n_heldout=args.heldout,
-                                  observation=args.observation, calcium_tau_ms=args.calcium_tau_ms,
-                                  calcium_noise=args.calcium_noise)
-    kind = "" if args.observation == "spikes" else f", calcium traces (tau {args.calcium_tau_ms} ms, " \
-        f"noise {args.calcium_noise}; load with counts=False)"
-    print(f"wrote Lorenz benchmark to {path} (seed {args.seed}, trials {trials}, {args.bins} bins, "
-          f"{args.neurons} neurons, {args.heldout} held out{kind})")
-    return 0
-
-
-def register_cli(top, synth) -> None:
-    p = synth.add_parser("lorenz", help="the Lorenz benchmark (Poisson neurons on Lorenz latents)")
-    p.add_argument("--out", required=True, help="DSID tensor file to write (.h5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trials", default="800,200,200", help="train,valid,test trial counts")
-    p.add_argument("--bins", type=int, default=100, help="bins of 10 ms per trial")
-    p.add_argument("--neurons", type=int, default=50)
-    p.add_argument("--heldout", type=int, default=10)
-    p.add_argument("--observation", choices=("spikes", "calcium"), default="spikes",
-                   help="spikes: Poisson counts (default); calcium: the same spikes as calcium-like "
-                        "traces (exponential transients plus noise, small values zeroed)")
-    p.add_argument("--calcium-tau-ms", type=float, default=50.0, help="calcium transient decay")
-    p.add_argument("--calcium-noise", type=float, default=0.05,
-                   help="noise sd, in spikes per bin (also the threshold below which values become 0)")
-    p.set_defaults(func=_cli)

@@ -1,6 +1,10 @@
-"""``dsid train``, ``dsid infer`` and ``dsid demo``."""
+"""``dsid train``, ``dsid demo``, ``dsid infer`` and ``dsid compare``."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from dsid.runs.compare import COLUMNS, compare
 from dsid.runs.hydra_train import hydra_train
 from dsid.runs.infer import infer_run
 from dsid.runs.report import format_table
@@ -61,3 +65,24 @@ def register_cli(top, synth) -> None:
     p.add_argument("--allow-unfinished", action="store_true",
                    help="infer from a run that is still training, failed or was killed")
     p.set_defaults(func=cmd_infer)
+    _register_compare(top)
+
+
+def cmd_compare(args) -> int:
+    out = args.out or Path("runs") / "compare" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    compare(args.run_dirs, out, use_wandb=not args.no_wandb, project=args.project, sort_by=args.sort)
+    return 0
+
+
+def _register_compare(top) -> None:
+    """``dsid compare``."""
+    p = top.add_parser("compare", help="compare trained runs: table (co-bps, rate R2, latent R2, "
+                                       "parameters, seconds/epoch) and plot, logged to W&B",
+                       description="RUN_DIR may be a run directory or a sweep (multirun) directory.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default=None, help="folder for compare.{png,csv,txt} and the W&B run "
+                                               "(default: runs/compare/<date>_<time>)")
+    p.add_argument("--sort", default=None, choices=sorted(COLUMNS), help="sort rows by this column")
+    p.add_argument("--project", default="dsid", help="W&B project")
+    p.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
+    p.set_defaults(func=cmd_compare)

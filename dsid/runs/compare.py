@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -153,22 +152,3 @@ def compare(paths: Sequence, out_dir, use_wandb: bool = True, project: str = "ds
     print(f"\nwrote {out_dir / 'compare.png'}, compare.csv and compare.txt"
           + (f"; W&B run (offline) in {out_dir / 'wandb'}" if use_wandb else ""))
     return rows
-
-
-def _cli(args) -> int:
-    out = args.out or Path("runs") / "compare" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    compare(args.run_dirs, out, use_wandb=not args.no_wandb, project=args.project, sort_by=args.sort)
-    return 0
-
-
-def register_cli(top, synth) -> None:
-    p = top.add_parser("compare", help="compare trained runs: table (co-bps, rate R2, latent R2, "
-                                       "parameters, seconds/epoch) and plot, logged to W&B",
-                       description="RUN_DIR may be a run directory or a sweep (multirun) directory.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", default=None, help="folder for compare.{png,csv,txt} and the W&B run "
-                                               "(default: runs/compare/<date>_<time>)")
-    p.add_argument("--sort", default=None, choices=sorted(COLUMNS), help="sort rows by this column")
-    p.add_argument("--project", default="dsid", help="W&B project")
-    p.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
-    p.set_defaults(func=_cli)
