@@ -1,6 +1,6 @@
 """The ``dsid`` command line.
 
-Commands are contributed by modules listed in ``COMMAND_MODULES``; each defines
+Commands are contributed by each package's ``commands`` module, listed in ``COMMAND_MODULES``; each defines
 ``register_cli(top, synth)`` where ``top`` is the top-level ``add_subparsers`` action and ``synth`` the
 one under ``dsid synth``. A handler is attached with ``parser.set_defaults(func=handler)`` and is called
 with the parsed ``argparse.Namespace``; it returns an exit code (or ``None`` for 0).
@@ -8,21 +8,26 @@ with the parsed ``argparse.Namespace``; it returns an exit code (or ``None`` for
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import List, Optional
 
 from dsid import __version__
+from dsid.autofit import commands as autofit_commands
+from dsid.data import commands as data_commands
+from dsid.nlb import commands as nlb_commands
 from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
+from dsid.runs import commands as run_commands
+from dsid.tuning import commands as tuning_commands
+from dsid.zoo import commands as zoo_commands
 
-COMMAND_MODULES = [  # each package's commands.py
-    "dsid.runs.commands",
-    "dsid.data.commands",
-    "dsid.nlb.commands",
-    "dsid.tuning.commands",
-    "dsid.zoo.commands",
-    "dsid.autofit.commands",
-]
+COMMAND_MODULES = (  # each package's commands.py, in the order of `dsid --help`
+    run_commands,
+    data_commands,
+    nlb_commands,
+    tuning_commands,
+    zoo_commands,
+    autofit_commands,
+)
 
 
 def _component_listing() -> str:
@@ -44,13 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth_parser = top.add_parser("synth", help="write synthetic data with known ground truth")
     synth = synth_parser.add_subparsers(dest="synth_kind", metavar="KIND")
     synth_parser.set_defaults(func=lambda a: synth_parser.print_help() or 2)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name is not None and name.startswith(err.name):
-                continue  # optional command module not present
-            raise
+    for module in COMMAND_MODULES:
         module.register_cli(top, synth)
     return parser
 

@@ -3,7 +3,8 @@
 Each module belongs to a layer; a module may import from its own layer or lower ones, never a
 higher one, whether the import is at module level or inside a function. The package root
 (``<pkg>/__init__.py``) is exempt: it may import anything, and importing it is never flagged.
-Only literal ``import``/``from ... import`` statements are seen (not ``importlib`` calls);
+Only literal ``import``/``from ... import`` statements are seen (not ``importlib`` calls: the one the
+package makes, the registry loading its built-in providers, is covered by its own test);
 imports under ``if TYPE_CHECKING:`` are skipped.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """The package's import layering (no upward imports, no module-level cycles) and the checker itself."""
+import re
 import textwrap
 from pathlib import Path
 
@@ -33,6 +34,27 @@ def test_dsid_imports_its_modules_at_module_level():
                     if (a, b) not in LAZY_ALLOWED)
     assert hidden == [], "\n".join(hidden)
     assert set(lazy) >= LAZY_ALLOWED  # the allowance is still needed
+
+
+def test_registry_providers_reach_every_component_by_literal_imports():
+    """The registry (lowest layer) imports ``BUILTIN_PROVIDERS`` by name on its first look-up, the
+    one import the layer checks cannot see; from those packages every module that registers a
+    component or model must be reached by literal imports, which they do see."""
+    from dsid.registry import BUILTIN_PROVIDERS
+
+    files = {name: path for path, name in package_modules(DSID, "dsid")}
+    registering = {name for name, path in files.items()
+                   if re.search(r"^@[A-Z_]+\.register\(", path.read_text(), re.M)}
+    reached, todo = set(), list(BUILTIN_PROVIDERS)
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in files:
+            continue
+        reached.add(name)
+        todo.extend(i.name for i in module_imports(files[name], name) if i.module_level)
+    assert registering, "no registering module found: the pattern no longer matches the decorators"
+    missing = sorted(registering - reached)
+    assert missing == [], f"registered only when imported by something else: {missing}"
 
 
 def make_pkg(tmp_path, files):

@@ -10,7 +10,7 @@ from torch import nn
 from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, build_readout,
                               check_session, heldin_nll, masked_nll, repeat_samples)
 from dsid.models.protocol import STANDARD_OUTPUTS
-from dsid.modules.encoders._attention import AttentionStack, context_mask
+from dsid.modules.encoders.attention import AttentionStack, context_mask
 from dsid.registry import MODELS, OBSERVATIONS
 
 DEFAULT_TRANSFORMER = {"d_model": 64, "n_heads": 4, "n_layers": 2, "ff_size": 128, "dropout": 0.1,

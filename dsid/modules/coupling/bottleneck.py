@@ -5,7 +5,7 @@ from typing import List, Sequence
 
 import torch
 
-from dsid.modules.coupling._lowrank import LowRankBase
+from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.modules.coupling.base import CouplingStep
 from dsid.registry import COUPLINGS
 

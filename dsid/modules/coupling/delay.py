@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from dsid.modules.coupling._lowrank import LowRankBase
+from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.modules.coupling.base import CouplingStep
 from dsid.registry import COUPLINGS
 

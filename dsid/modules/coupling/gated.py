@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsid.modules.coupling._lowrank import LowRankBase
+from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.modules.coupling.base import CouplingStep
 from dsid.registry import COUPLINGS
 

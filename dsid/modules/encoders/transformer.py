@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dsid.modules.encoders._attention import AttentionStack
+from dsid.modules.encoders.attention import AttentionStack
 from dsid.modules.encoders.bigru import EncoderOutput
 from dsid.registry import ENCODERS
 

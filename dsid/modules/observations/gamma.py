@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsid.modules.observations._support import first_violation
+from dsid.modules.observations.support import first_violation
 from dsid.registry import OBSERVATIONS
 
 LOG_CLAMP = 20.0

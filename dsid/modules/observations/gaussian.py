@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dsid.modules.observations._support import first_violation
+from dsid.modules.observations.support import first_violation
 from dsid.registry import OBSERVATIONS
 
 LOG_STD_CLAMP = 10.0

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dsid.modules.observations._support import first_violation
+from dsid.modules.observations.support import first_violation
 from dsid.modules.recurrent.native import log_factorial
 from dsid.registry import OBSERVATIONS
 

@@ -8,7 +8,7 @@ from torch.distributions import Distribution, constraints
 from torch.nn import functional as F
 
 from dsid.modules.observations.gamma import LOG_CLAMP, gamma_nll
-from dsid.modules.observations._support import first_violation
+from dsid.modules.observations.support import first_violation
 from dsid.registry import OBSERVATIONS
 
 
