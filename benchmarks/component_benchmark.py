@@ -59,9 +59,9 @@ def ensure_data(key: str) -> Path:
 
 
 def checkpoint_monitor() -> str:
-    from dsid.training.lightning_module import SAEModule
+    from dsid.training.lightning_module import TrainingModule
 
-    return "val/recon_heldin" if hasattr(SAEModule, "heldin_recon") else "val/loss"
+    return "val/recon_heldin" if hasattr(TrainingModule, "heldin_recon") else "val/loss"
 
 
 def calcium_oracle_rate_r2(n_draws: int = 200) -> float:

@@ -4,7 +4,7 @@ DSID runs a ``MultiAreaSAE`` with LFADS areas and linear lagged messages on the 
 areas as one block-structured generator, the coupling as a feedback inside the loop
 (``dsid.models.multiarea.scan``). Two references compute the same function (tests/test_multiarea.py
 and tests/test_multiarea_scan.py check it): the areas stepped as one group bin by bin in Python
-(stacked parameters, one batched product per weight and bin: ``MultiAreaSAE.reference_forward``,
+(stacked parameters, one batched product per weight and bin: ``MultiAreaSAE.stepwise_forward``,
 what runs where the scan does not apply, and the only path before the scan), and the plain
 unroll, each area's generator stepping on its own with its messages assembled edge by edge
 (``tests.area_by_area.area_by_area_forward``). A step is forward + backward of the
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         return recon(model, model(x, sample=False)["factors"], spikes)
 
     def grouped_loop():
-        return recon(model, model.reference_forward(x, sample=False)["factors"], spikes)
+        return recon(model, model.stepwise_forward(x, sample=False)["factors"], spikes)
 
     def by_area():
         return recon(model, area_by_area_forward(model, x)[0], spikes)

@@ -121,7 +121,7 @@ OBSERVATIONS = Registry("observation")
 PRIORS = Registry("prior")
 AUGMENTATIONS = Registry("augmentation")
 READOUTS = Registry("readout")
-MODELS = Registry("model")  # assemblies, selected by ``model.kind`` and built by ``from_config``
+MODELS = Registry("model")  # assemblies, selected by ``model.name`` and built by ``from_config``
 
 ALL_REGISTRIES = {
     r.kind: r

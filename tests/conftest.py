@@ -12,7 +12,7 @@ os.environ.setdefault("WANDB_DISABLE_CODE", "true")
 from dsid.data.synth_lorenz import make_lorenz_benchmark, write_lorenz_benchmark  # noqa: E402
 
 TINY_MODEL = {
-    "kind": "sae", "ic_size": 8, "co_size": 2, "factor_size": 6,
+    "name": "sae", "ic_size": 8, "co_size": 2, "factor_size": 6,
     "encoder": {"name": "bigru", "hidden_size": 8, "ci_size": 4, "dropout": 0.0},
     "generator": {"name": "lfads", "hidden_size": 12, "controller_size": 6, "dropout": 0.0},
     "readout": {"name": "linear"},

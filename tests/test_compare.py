@@ -44,18 +44,18 @@ def test_sweep_covers_encoders_generators_and_count_observations():
 
 
 def test_table_and_labels(tmp_path):
-    a = fake_run(tmp_path, "a", {"kind": "sae", "encoder": {"name": "bigru"}, "generator": {"name": "node"},
+    a = fake_run(tmp_path, "a", {"name": "sae", "encoder": {"name": "bigru"}, "generator": {"name": "node"},
                                  "observation": {"name": "poisson"}},
                  {"val/co_bps": 0.31, "val/rate_r2": 0.9, "val/latent_r2": 0.95, "n_parameters": 12345,
                   "seconds_per_epoch": 2.5})
-    b = fake_run(tmp_path, "b", {"kind": "ndt", "observation": {"name": "negative_binomial"}},
+    b = fake_run(tmp_path, "b", {"name": "ndt", "observation": {"name": "negative_binomial"}},
                  {"val/co_bps": 0.2})
     rows = [run_row(a), run_row(b)]
     table = format_table(rows)
     assert "bigru+node/poisson" in table and "ndt/negative_binomial" in table
     assert "12,345" in table and "0.3100" in table and "2.50" in table
     assert table.splitlines()[3].count(" - ") >= 2  # missing metrics print as '-'
-    assert describe_model({"model": {"kind": "stitched", "encoder": {"name": "bigru"},
+    assert describe_model({"model": {"name": "stitched", "encoder": {"name": "bigru"},
                                      "generator": {"name": "lfads"},
                                      "observation": {"name": "poisson"}}}) == "stitched:bigru+lfads/poisson"
     assert find_runs([tmp_path]) == [a, b]

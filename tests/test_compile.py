@@ -8,7 +8,7 @@ import torch
 
 from dsid.models import build_model
 from dsid.training.compiled import CompiledForward, compile_mode
-from dsid.training.lightning_module import SAEModule
+from dsid.training.lightning_module import TrainingModule
 from tests.conftest import TINY_MODEL, tiny_info
 
 
@@ -24,7 +24,7 @@ def test_compile_setting_values():
     with pytest.raises(ValueError, match="train.compile='fast'"):
         compile_mode("fast")
     with pytest.raises(ValueError, match="train.compile"):
-        SAEModule(dict(TINY_MODEL), tiny_info(), {"compile": "yes"})
+        TrainingModule(dict(TINY_MODEL), tiny_info(), {"compile": "yes"})
 
 
 def failing_compile(model, mode=None):
@@ -62,8 +62,8 @@ def test_the_training_module_routes_its_forward_through_it(monkeypatch):
         return model
 
     monkeypatch.setattr(torch, "compile", recording_compile)
-    module = SAEModule(dict(TINY_MODEL), tiny_info(), {"compile": "reduce-overhead"})
-    default = SAEModule(dict(TINY_MODEL), tiny_info())
+    module = TrainingModule(dict(TINY_MODEL), tiny_info(), {"compile": "reduce-overhead"})
+    default = TrainingModule(dict(TINY_MODEL), tiny_info())
     assert isinstance(module._compiled, CompiledForward) and default._compiled is None
     # checkpoints hold the model's weights once, the same keys with and without compiling
     assert list(module.state_dict()) == list(default.state_dict())

@@ -32,7 +32,7 @@ def build_from(cfg):
     if cfg.data.get("files"):
         return build_model(model_cfg, {"n_sessions": 2, "sessions": [tiny_info(7, 2), tiny_info(5, 1)]})
     n_areas = 1
-    if model_cfg.get("kind", "sae") == "multiarea":
+    if model_cfg.get("name", "sae") == "multiarea":
         n_areas = len(model_cfg.get("allowed_edges") or [0, 0, 0])
     info = tiny_info(n_neurons=3 * max(n_areas, 3), n_heldout=max(n_areas, 3), n_areas=n_areas)
     return build_model(model_cfg, info)
@@ -68,7 +68,7 @@ def test_experiment_composes_and_builds(name):
     cfg = compose([f"experiment={name}"])
     assert cfg.experiment_name
     model = build_from(cfg)
-    assert model.registry_name == cfg.model.get("kind", "sae")
+    assert model.registry_name == cfg.model.get("name", "sae")
     assert isinstance(model, DSIDModel)
     assert model.n_sessions == (len(cfg.data.files) if cfg.data.get("files") else 1)
     if model.registry_name == "multiarea":

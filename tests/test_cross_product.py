@@ -58,14 +58,14 @@ def test_sae_cross_product(enc, gen, obs, co_size):
 @pytest.mark.parametrize("obs", OBSERVATIONS.names())
 def test_ndt_with_every_observation(obs):
     torch.manual_seed(0)
-    cfg = {"kind": "ndt", "factor_size": 4, "observation": {"name": obs},
+    cfg = {"name": "ndt", "factor_size": 4, "observation": {"name": obs},
            "transformer": {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_size": 8},
            "augmentations": [{"name": "coordinated_dropout", "rate": 0.3}]}
     check(build_model(cfg, tiny_info()))
 
 
 def test_ndt_limited_context_and_clear_errors():
-    cfg = {"kind": "ndt", "factor_size": 4, "observation": {"name": "poisson"},
+    cfg = {"name": "ndt", "factor_size": 4, "observation": {"name": "poisson"},
            "transformer": {"d_model": 8, "n_heads": 2, "n_layers": 1, "context_forward": 0,
                            "context_backward": 3}}
     model = build_model(cfg, tiny_info())

@@ -57,9 +57,9 @@ def test_model_sizes_follow_the_recorded_time_not_the_neurons():
 
 def test_one_or_several_areas_choose_the_model_kind_and_its_keys():
     one = as_dict(choose(desc()))
-    assert one["model.kind"] == "sae" and "model.generator.hidden_size" in one
+    assert one["model.name"] == "sae" and "model.generator.hidden_size" in one
     several = as_dict(choose(desc(n_areas=4, n_heldin=160)))
-    assert several["model.kind"] == "multiarea" and "model.generator.hidden_size" not in several
+    assert several["model.name"] == "multiarea" and "model.generator.hidden_size" not in several
     assert "model.factor_size" not in several  # the multi-area experiment sizes its areas
 
 
@@ -143,7 +143,7 @@ def test_a_users_experiment_replaces_the_rules_experiment():
     theirs = _overrides(Path("/d/x.h5"), "multiarea", _kept(choices, user), user, 0, [])
     assert [o for o in theirs if o.startswith("experiment=")] == ["experiment=multiarea_gated"]
     assert [o for o in theirs if o.startswith("data.batch_size")] == ["data.batch_size=8"]
-    assert not any(o.startswith("model.kind=") for o in theirs)
+    assert not any(o.startswith("model.name=") for o in theirs)
 
 
 @pytest.mark.parametrize("budget,max_steps,max_time", [("3000steps", 3000, None), ("15m", None, "00:00:15:00")])

@@ -10,7 +10,7 @@ from dsid.evaluation.inference import infer_split, pass_plan
 from dsid.models import build_model
 from tests.conftest import TINY_MODEL, tiny_info
 
-MULTIAREA = {**TINY_MODEL, "kind": "multiarea", "coupling": {"name": "lowrank", "rank": 1, "lag": 1}}
+MULTIAREA = {**TINY_MODEL, "name": "multiarea", "coupling": {"name": "lowrank", "rank": 1, "lag": 1}}
 
 
 @pytest.mark.parametrize("cfg,info", [(TINY_MODEL, tiny_info()), (MULTIAREA, tiny_info(9, 3, n_areas=3))],

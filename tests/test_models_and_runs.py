@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from dsid.models import MultiAreaSAE, SequentialAutoencoder, build_model
+from dsid.models import MultiAreaSAE, SequentialAutoencoder, build_model, model_name
 from dsid.models.protocol import CommunicationModel, DSIDModel
 from dsid.registry import MODELS, RegistryError
 from dsid.training.defaults import train_defaults, training_config
-from dsid.training.lightning_module import SAEModule
+from dsid.training.lightning_module import TrainingModule
 from dsid.training.schedules import ramps_end, loss_weights, ramp, total_loss
 from tests.conftest import TINY_MODEL, tiny_info
 
@@ -16,7 +16,15 @@ from tests.conftest import TINY_MODEL, tiny_info
 def test_models_are_registered_and_unknown_kinds_list_them():
     assert MODELS.names() == ["multiarea", "ndt", "sae"]
     with pytest.raises(RegistryError, match="unknown model 'stitched'; known model names: multiarea, ndt, sae"):
-        build_model({**TINY_MODEL, "kind": "stitched"}, tiny_info())
+        build_model({**TINY_MODEL, "name": "stitched"}, tiny_info())
+
+
+def test_models_are_selected_by_name_like_components():
+    assert model_name({"name": "ndt"}) == "ndt" and model_name({}) == "sae"
+    assert model_name({"kind": "multiarea"}) == "multiarea"  # configs saved before the rename
+    assert model_name({"name": "ndt", "kind": "multiarea"}) == "ndt"
+    ndt = build_model({"name": "ndt", "factor_size": 4, "observation": {"name": "poisson"}}, tiny_info())
+    assert ndt.registry_name == "ndt"
 
 
 def test_misspelt_and_missing_model_keys_are_refused_with_their_path():
@@ -30,11 +38,11 @@ def test_misspelt_and_missing_model_keys_are_refused_with_their_path():
 
 
 def test_every_model_satisfies_the_protocol():
-    ma_cfg = {**TINY_MODEL, "kind": "multiarea", "coupling": {"name": "lowrank", "rank": 1, "lag": 1}}
-    ndt_cfg = {"kind": "ndt", "factor_size": 4, "observation": {"name": "poisson"}}
+    ma_cfg = {**TINY_MODEL, "name": "multiarea", "coupling": {"name": "lowrank", "rank": 1, "lag": 1}}
+    ndt_cfg = {"name": "ndt", "factor_size": 4, "observation": {"name": "poisson"}}
     for cfg, info in ((TINY_MODEL, tiny_info()), (ma_cfg, tiny_info(9, 3, n_areas=3)), (ndt_cfg, tiny_info())):
         model = build_model(cfg, info)
-        assert isinstance(model, DSIDModel), cfg["kind"]
+        assert isinstance(model, DSIDModel), cfg["name"]
         assert isinstance(model, CommunicationModel) == isinstance(model, MultiAreaSAE)
         spikes = torch.poisson(torch.full((2, 10, info["n_neurons"]), 0.5))
         x, mask = model.augment(spikes, "train")
@@ -49,12 +57,12 @@ def test_every_model_satisfies_the_protocol():
 def test_one_source_of_training_defaults():
     defaults = train_defaults()
     assert defaults["lr"] == 0.005 and defaults["kl_ramp_steps"] == 250  # configs/train.yaml
-    module = SAEModule(TINY_MODEL, tiny_info())
+    module = TrainingModule(TINY_MODEL, tiny_info())
     assert module.train_cfg == defaults
     merged = training_config({"kl_scales": {"ic": 3.0}})
     assert merged["kl_scales"] == {**defaults["kl_scales"], "ic": 3.0}
     with pytest.raises(KeyError, match="train.lr_typo: not a training setting"):
-        SAEModule(TINY_MODEL, tiny_info(), {"lr_typo": 1.0})
+        TrainingModule(TINY_MODEL, tiny_info(), {"lr_typo": 1.0})
     with pytest.raises(KeyError, match="train.kl_ramp_epochs: schedules count optimizer steps.*kl_ramp_steps"):
         training_config({"kl_ramp_epochs": 20})
 
@@ -80,7 +88,7 @@ def test_loss_terms_are_weighted_exactly():
 
 def test_training_module_loss_is_the_weighted_sum_of_its_logged_terms():
     torch.manual_seed(0)
-    module = SAEModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 2.0, "co": 0.5}, "l2_scale": 0.01})
+    module = TrainingModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 2.0, "co": 0.5}, "l2_scale": 0.01})
     spikes = torch.poisson(torch.full((4, 10, 7), 0.5))
     loss, logs = module.compute_loss({"spikes": spikes}, "train")
     w = module.weights()  # no trainer: the ramps are over

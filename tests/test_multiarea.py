@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def multiarea_cfg(coupling="lowrank", **kwargs):
     cfg = copy.deepcopy(TINY_MODEL)
-    cfg.update(kind="multiarea", coupling={"name": coupling, **kwargs})
+    cfg.update(name="multiarea", coupling={"name": coupling, **kwargs})
     return cfg
 
 
@@ -324,11 +324,11 @@ def test_lag_entropy_penalty():
 
 def test_training_loss_adds_the_model_regularisers():
     """``reg_*`` terms join the training loss (ramped in with the L2 penalty)."""
-    from dsid.training.lightning_module import SAEModule
+    from dsid.training.lightning_module import TrainingModule
 
     torch.manual_seed(0)
     info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
-    module = SAEModule(multiarea_cfg("delay", rank=1, max_delay=2, sparsity=0.5, lag_entropy=0.2), info,
+    module = TrainingModule(multiarea_cfg("delay", rank=1, max_delay=2, sparsity=0.5, lag_entropy=0.2), info,
                        {"l2_scale": 0.01})
     loss, logs = module.compute_loss({"spikes": torch.poisson(torch.ones(B, T, 9))}, "train")
     assert logs["reg_sparsity"] > 0 and logs["reg_lag_entropy"] > 0

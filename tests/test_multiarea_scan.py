@@ -23,7 +23,7 @@ def build(coupling, *, ext=0, contiguous=False, generator=None, **kwargs):
         info["heldout"] = [False, False, True] * 3
     info["ext_input_size"] = ext
     cfg = copy.deepcopy(TINY_MODEL)
-    cfg.update(kind="multiarea", coupling={"name": coupling, **kwargs})
+    cfg.update(name="multiarea", coupling={"name": coupling, **kwargs})
     cfg["generator"].update(generator or {})
     cfg["allowed_edges"] = [[0, 1, 1], [0, 0, 0], [1, 1, 0]]  # in-degrees 1, 2, 1; area 1 sends nothing
     return build_model(cfg, info).double()
@@ -66,7 +66,7 @@ def test_scan_equals_the_step_loop(monkeypatch, coupling, kwargs, ext, n_samples
     kw = dict(sample=False, n_forward=n_forward, ext=e, n_samples=n_samples)
     out, grads = outputs_and_grads(model, model, x, **kw)
     assert calls == [1]
-    ref_out, ref_grads = outputs_and_grads(model.reference_forward, model, x, **kw)
+    ref_out, ref_grads = outputs_and_grads(model.stepwise_forward, model, x, **kw)
     assert calls == [1] and out.keys() == ref_out.keys() and grads.keys() == ref_grads.keys()
     assert ("messages" in out) == (coupling != "none")
     unused = {n for n, _ in model.named_parameters() if "prior" in n}  # only the loss reads the priors

@@ -136,14 +136,14 @@ def test_tune_group_composes_and_maps_onto_the_config():
 
 
 def _tiny_module(train_cfg=None, val_rate=None):
-    from dsid.training.lightning_module import SAEModule
+    from dsid.training.lightning_module import TrainingModule
 
     torch.manual_seed(0)
     info = tiny_info(n_neurons=7, n_heldout=2)
     model_cfg = TINY_MODEL
     if val_rate is not None:
         model_cfg = {**TINY_MODEL, "augmentations": [{**a, "val_rate": val_rate} for a in TINY_MODEL["augmentations"]]}
-    return SAEModule(model_cfg, info, train_cfg), info
+    return TrainingModule(model_cfg, info, train_cfg), info
 
 
 def test_heldin_objective_never_sees_heldout_neurons():

@@ -120,7 +120,7 @@ CASES = [  # co_size, ext_input_size, n_ci (encoded bins), n_ext, n_steps (forwa
 
 
 @pytest.mark.parametrize("co_size,ext_size,n_ci,n_ext,n_steps,dropout,sample", CASES)
-def test_lfads_scan_matches_reference_unroll(monkeypatch, co_size, ext_size, n_ci, n_ext, n_steps, dropout, sample):
+def test_lfads_scan_matches_per_bin_unroll(monkeypatch, co_size, ext_size, n_ci, n_ext, n_steps, dropout, sample):
     torch.manual_seed(2)
     B, H, F, CON = 4, 6, 5, 4
     gen = LFADSGenerator(ic_size=3, hidden_size=H, factor_size=F, co_size=co_size, ci_input_size=4,
@@ -144,7 +144,7 @@ def test_lfads_scan_matches_reference_unroll(monkeypatch, co_size, ext_size, n_c
     with monkeypatch.context() as m:
         pending = list(noise)
         m.setattr(torch, "randn_like", lambda x, **kw: pending.pop(0))
-        ref = run(gen.reference_forward)
+        ref = run(gen.stepwise_forward)
     with monkeypatch.context() as m:
         if dropout:
             masks = {H: torch.stack(g_masks), CON: torch.stack(c_masks) if co_size else None}
@@ -220,8 +220,8 @@ def test_lfads_scan_shares_one_encoding_among_a_trials_samples():
     repeated = gen(ic, ci.repeat_interleave(k, dim=0), sample=False).factors
     close(shared, repeated)
     close(torch.autograd.grad((shared * w).sum(), ci)[0], torch.autograd.grad((repeated * w).sum(), ci)[0])
-    close(gen.reference_forward(ic, ci.repeat_interleave(k, dim=0), sample=False).factors, shared)
-    close(gen.reference_forward(ic, ci, sample=False).factors, shared)  # the reference path shares them too
+    close(gen.stepwise_forward(ic, ci.repeat_interleave(k, dim=0), sample=False).factors, shared)
+    close(gen.stepwise_forward(ic, ci, sample=False).factors, shared)  # the reference path shares them too
 
 
 @pytest.mark.parametrize("native_path", [True, False])

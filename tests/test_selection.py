@@ -11,7 +11,7 @@ from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.runs.config import compose
 from dsid.runs.train import early_stopping_config, train
 from dsid.training.early_stopping import StepEarlyStopping
-from dsid.training.lightning_module import SAEModule
+from dsid.training.lightning_module import TrainingModule
 from dsid.training.schedules import Smoothed, StepPlateau
 from tests.test_models_and_runs import TINY_MODEL, tiny_info
 from tests.test_training_e2e import TINY_OVERRIDES
@@ -19,8 +19,8 @@ from tests.test_training_e2e import TINY_OVERRIDES
 
 def test_selection_objective_does_not_move_with_the_kl_weight():
     torch.manual_seed(0)
-    a = SAEModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 1.0, "co": 1.0}})
-    b = SAEModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 50.0, "co": 50.0}, "l2_scale": 1.0})
+    a = TrainingModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 1.0, "co": 1.0}})
+    b = TrainingModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 50.0, "co": 50.0}, "l2_scale": 1.0})
     b.load_state_dict(a.state_dict())
     n = len(tiny_info()["heldout"])
     batch = {"spikes": torch.poisson(torch.full((4, 10, n), 0.5))}
@@ -155,7 +155,7 @@ def test_figures_during_training_follow_their_step_interval(tmp_path):
 
 def test_forward_bins_are_reported_but_not_selected_on():
     torch.manual_seed(0)
-    m = SAEModule(TINY_MODEL, tiny_info())
+    m = TrainingModule(TINY_MODEL, tiny_info())
     m.eval()
     n = len(tiny_info()["heldout"])
     spikes = torch.poisson(torch.full((4, 10, n), 0.5))

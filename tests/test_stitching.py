@@ -135,8 +135,8 @@ def test_two_session_fit_runs_and_loss_drops(two_sessions, tmp_path):
 
 def test_stitching_needs_a_stitchable_model(two_sessions, tmp_path):
     files = ",".join(str(p) for p in two_sessions)
-    cfg = compose(["data=multisession", f"data.files=[{files}]", "model.kind=ndt", *TINY])
-    with pytest.raises(ValueError, match="stitch several sessions .data.files. with model.kind=sae"):
+    cfg = compose(["data=multisession", f"data.files=[{files}]", "model.name=ndt", *TINY])
+    with pytest.raises(ValueError, match="stitch several sessions .data.files. with model.name=sae"):
         train(cfg, run_dir=str(tmp_path))
 
 

@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from dsid.registry import GENERATORS
-from tests.reference_unroll import reference_unroll
+from tests.per_bin_unroll import per_bin_unroll
 
 B, T, I, C, E, F, N_FWD = 3, 7, 5, 6, 2, 4, 3
 
 
 def run(gen, fn, ic, ci, ext, n_steps, seed, sample=True):
-    """``fn`` (the bin-by-bin reference) or the generator's own autograd unroll (``reference_forward``
+    """``fn`` (the bin-by-bin reference) or the generator's own autograd unroll (``stepwise_forward``
     where the generator also has a compiled path: tests/test_recurrent_scan.py compares that one)."""
     torch.manual_seed(seed)  # the same dropout masks and posterior samples for both unrolls
-    own = getattr(gen, "reference_forward", gen)
-    out = fn(gen, ic, ci, ext, n_steps, sample) if fn is reference_unroll else own(ic, ci, ext, n_steps, sample)
+    own = getattr(gen, "stepwise_forward", gen)
+    out = fn(gen, ic, ci, ext, n_steps, sample) if fn is per_bin_unroll else own(ic, ci, ext, n_steps, sample)
     loss = sum((o * torch.linspace(0.5, 1.5, o.shape[-1], dtype=o.dtype)).sum() for o in out if o is not None)
     leaves = [x for x in (ic, ci, ext) if x is not None] + list(gen.parameters())
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
@@ -35,7 +35,7 @@ def test_unroll_equals_the_reference(name, co_size, ext_size, n_fwd):
     ci = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True) if co_size else None
     ext = torch.randn(B, T, ext_size, dtype=torch.float64, requires_grad=True) if ext_size else None
     fast, g_fast = run(gen, None, ic, ci, ext, T + n_fwd, seed=1)
-    ref, g_ref = run(gen, reference_unroll, ic, ci, ext, T + n_fwd, seed=1)
+    ref, g_ref = run(gen, per_bin_unroll, ic, ci, ext, T + n_fwd, seed=1)
     for a, b in zip(fast, ref):
         assert (a is None) == (b is None)
         if a is not None:
@@ -56,7 +56,7 @@ def test_lfads_unroll_in_every_mode(train, sample, n_steps):
     ci = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)
     ext = torch.randn(B, T, E, dtype=torch.float64, requires_grad=True)
     fast, g_fast = run(gen, None, ic, ci, ext, n_steps, seed=2, sample=sample)
-    ref, g_ref = run(gen, reference_unroll, ic, ci, ext, n_steps, seed=2, sample=sample)
+    ref, g_ref = run(gen, per_bin_unroll, ic, ci, ext, n_steps, seed=2, sample=sample)
     for a, b in zip([*fast, *g_fast], [*ref, *g_ref]):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
 

@@ -52,7 +52,7 @@ def _kept(choices: Sequence[Choice], user: Sequence[str]) -> List[Choice]:
     """The rules' choices the user did not set (``experiment=`` sets the model kind)."""
     given = {_key(o) for o in user}
     if "experiment" in given:
-        given.add("model.kind")
+        given.add("model.name")
     return [c for c in choices if c.key not in given]
 
 
@@ -76,8 +76,8 @@ def fit(data, *, budget="15m", out: Optional[str] = None, overrides: Sequence[st
     plan = parse_budget(budget)
     user = list(overrides)
     choices = choose(desc)
-    kind = next((c.value for c in choices if c.key == "model.kind"), "sae")
-    kind = next((o.split("=", 1)[1] for o in user if _key(o) == "model.kind"), kind)
+    kind = next((c.value for c in choices if c.key == "model.name"), "sae")
+    kind = next((o.split("=", 1)[1] for o in user if _key(o) == "model.name"), kind)
     say(f"data: {path.name}: {desc.n_train} training / {desc.n_valid} validation trials of {desc.n_time} bins "
         f"({desc.bin_ms:g} ms), {desc.n_heldin} held-in + {desc.n_heldout} held-out neurons in {desc.n_areas} "
         f"area(s), {desc.mean_rate_hz:.1f} spikes/s" + (f", {desc.ext_input_size} external input channels "

@@ -127,7 +127,7 @@ def choose(d: DataDescription, budget_steps: Optional[int] = None) -> List[Choic
     """Every rule's choice for data ``d``; schedules only once ``budget_steps`` is known."""
     kind, why_kind = model_kind(d)
     batch, why_batch = batch_size(d)
-    out = [Choice("model.kind", kind, why_kind), Choice("data.batch_size", batch, why_batch),
+    out = [Choice("model.name", kind, why_kind), Choice("data.batch_size", batch, why_batch),
            Choice("train.lr", *learning_rate(batch))]
     if kind == "sae":
         gen, why_gen = generator_size(d)

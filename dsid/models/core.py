@@ -181,8 +181,8 @@ class ConfigurableModel(nn.Module):
     def from_config(cls, model_cfg: Mapping[str, Any], data_info: Mapping[str, Any]):
         if data_info.get("sessions") and not cls.supports_sessions:
             raise ValueError(f"the '{cls.registry_name}' model reads one session; stitch several sessions "
-                             "(data.files) with model.kind=sae")
-        cfg = {k: v for k, v in dict(model_cfg).items() if k != "kind" and k not in cls.unused_base_keys}
+                             "(data.files) with model.name=sae")
+        cfg = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "kind") and k not in cls.unused_base_keys}
         params = inspect.signature(cls.__init__).parameters
         accepted = cls.config_keys()
         unknown = sorted(k for k in cfg if k not in accepted)

@@ -50,7 +50,7 @@ class NDT(ConfigurableModel):
                            f"{sorted(DEFAULT_TRANSFORMER)}")
         if int(data_info.get("ext_input_size", 0)):
             raise ValueError("ndt model: the data has external inputs ({split}/ext_inputs), which this "
-                             "model cannot take; use model.kind=sae or a file without them")
+                             "model cannot take; use model.name=sae or a file without them")
         self.heldout = torch.as_tensor(np.asarray(data_info["heldout"], bool))
         self.register_buffer("heldin_idx", torch.nonzero(~self.heldout).flatten(), persistent=False)
         self.n_neurons, self.n_heldin = int(self.heldout.numel()), int((~self.heldout).sum())

@@ -1,7 +1,7 @@
 """What every DSID model provides (:class:`DSIDModel`) and the optional hooks some declare.
 
 Training, inference and evaluation talk to models only through these members. A model is registered
-in ``dsid.registry.MODELS`` under its ``model.kind`` and built by ``from_config(model_cfg, data_info)``.
+in ``dsid.registry.MODELS`` under its ``model.name`` and built by ``from_config(model_cfg, data_info)``.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.multiarea.synth import synth_multiarea
 from dsid.registry import OBSERVATIONS
 from dsid.runs.config import to_plain
-from dsid.training.lightning_module import SAEModule
+from dsid.training.lightning_module import TrainingModule
 
 
 # the built-in synthetic data sets: (data.synth, data.synth_observation) -> the file name they are
@@ -79,12 +79,12 @@ def steps_per_epoch(cfg) -> int:
     return max(1, len(dm.train_dataloader()))
 
 
-def build_run(cfg) -> Tuple[Any, SAEModule]:
+def build_run(cfg) -> Tuple[Any, TrainingModule]:
     """The set-up datamodule and a freshly built training module (data-dependent initialisation
     done: ``model.init_from_data``) for a composed config."""
     cfg = to_plain(cfg)
     dm = make_datamodule(cfg)
     dm.setup()
-    module = SAEModule(cfg["model"], dm.info, cfg.get("train"))
+    module = TrainingModule(cfg["model"], dm.info, cfg.get("train"))
     module.model.init_from_data(dm.sessions)
     return dm, module

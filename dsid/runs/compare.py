@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from dsid.models import model_name
 from dsid.runs.load import Run, load_run
 
 # column -> (metrics.json key, header, format)
@@ -41,7 +42,7 @@ def describe_model(cfg: Dict[str, Any]) -> str:
     """Short architecture label from a run's config: ``encoder+generator/observation``."""
     model = cfg.get("model") or {}
     name = lambda key: (model.get(key) or {}).get("name", "?")  # noqa: E731
-    kind = model.get("kind", "sae")
+    kind = model_name(model)
     obs = name("observation")
     if kind == "ndt":
         return f"ndt/{obs}"

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from dsid.data.tensor_file import DSIDData, load_tensor_file
 from dsid.evaluation.inference import inference_file, read_inference
 from dsid.runs.config import to_plain
-from dsid.training.lightning_module import SAEModule
+from dsid.training.lightning_module import TrainingModule
 
 BEST_CKPT = "checkpoints/best.ckpt"
 LAST_CKPT = "checkpoints/last.ckpt"
@@ -41,18 +41,18 @@ def checkpoint_path(run_dir) -> Path:
                             "e.g. `dsid train experiment=lorenz_lfads`")
 
 
-def load_module(path, map_location: str = "cpu") -> SAEModule:
+def load_module(path, map_location: str = "cpu") -> TrainingModule:
     """A training module (with its model) from a checkpoint file alone; a file that cannot be read is
     a :class:`CheckpointError` naming it."""
     try:
-        return SAEModule.load_from_checkpoint(str(path), map_location=map_location)
+        return TrainingModule.load_from_checkpoint(str(path), map_location=map_location)
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError,
             zipfile.BadZipFile) as err:
         raise CheckpointError(f"{path}: not a readable DSID checkpoint ({type(err).__name__}: {err}); "
                               "the file is truncated or corrupt") from err
 
 
-def load_best(run_dir, map_location: str = "cpu") -> SAEModule:
+def load_best(run_dir, map_location: str = "cpu") -> TrainingModule:
     """The training module of the run's best checkpoint, else (missing or unreadable, with a warning)
     of its last one."""
     best, last = Path(run_dir) / BEST_CKPT, Path(run_dir) / LAST_CKPT
@@ -84,7 +84,7 @@ class Run:
         return checkpoint_path(self.run_dir)
 
     @functools.cached_property
-    def module(self) -> SAEModule:
+    def module(self) -> TrainingModule:
         return load_best(self.run_dir)
 
     @property

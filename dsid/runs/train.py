@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from dsid.models import model_name
 from dsid.runs.assemble import absolute_data_paths, build_run
 from dsid.runs.config import to_plain
 from dsid.runs.load import LAST_CKPT, load_run_config
@@ -65,7 +66,7 @@ def make_logger(cfg: Dict[str, Any], run_dir: Path, resume_id: Optional[str] = N
             wandb.finish()
         sweep = sweep_context() or {}
         name = cfg.get("experiment_name")
-        kind_tags = [str((cfg.get("model") or {}).get("kind", "sae")), str(name)]
+        kind_tags = [model_name(cfg.get("model") or {}), str(name)]
         logger = pl.loggers.WandbLogger(
             project=log_cfg.get("project", "dsid"), entity=log_cfg.get("entity"), mode=mode,
             group=log_cfg.get("group") or sweep.get("group") or name,

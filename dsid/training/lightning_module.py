@@ -16,7 +16,7 @@ from dsid.training.schedules import Smoothed, StepPlateau, loss_weights, total_l
 from dsid.training.weight_average import RAW_KEY, WeightAverage
 
 
-class SAEModule(pl.LightningModule):
+class TrainingModule(pl.LightningModule):
     """Trains any DSID model built by :func:`dsid.models.build_model` (plain-dict configs, so a
     checkpoint alone rebuilds it). ``train_cfg`` overrides the ``train:`` defaults of
     ``configs/train.yaml``."""

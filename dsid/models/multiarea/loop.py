@@ -1,4 +1,4 @@
-"""A multi-area model's areas stepped together bin by bin in Python (``MultiAreaSAE.reference_forward``,
+"""A multi-area model's areas stepped together bin by bin in Python (``MultiAreaSAE.stepwise_forward``,
 and ``forward`` where the compiled scan of :mod:`dsid.models.multiarea.scan` does not apply).
 
 The areas form one group: their generators' step parameters are stacked (``stack_step_params``) and
@@ -18,7 +18,7 @@ from dsid.modules.recurrent.step_protocol import bins, stack_step_params
 def step_areas(model, ics: List[torch.Tensor], ci: List[Optional[torch.Tensor]], ext: Optional[torch.Tensor],
                T: int, n_steps: int, sample: bool, probe: Optional[dict]) -> Dict[str, object]:
     """``model``'s areas advanced together bin by bin (stacked parameters, batched products): the
-    reference of the compiled scan and what runs where it does not (see :mod:`dsid.models.multiarea.scan`).
+    stepwise twin of the compiled scan and what runs where it does not (see :mod:`dsid.models.multiarea.scan`).
 
     Shape:
         ics[a]: (B, I); ci[a]: (B, T, D) or None; ext: (B, T_ext, E) or None

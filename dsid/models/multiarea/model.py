@@ -199,7 +199,7 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         """
         return self._forward(x, session, n_forward, sample, ext, n_samples, probe, compiled=True)
 
-    def reference_forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
+    def stepwise_forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
                           ext: Optional[torch.Tensor] = None, n_samples: int = 1,
                           probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
         """:meth:`forward` on the step-by-step loop even where the compiled scan would run (tests,

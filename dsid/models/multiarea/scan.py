@@ -10,7 +10,7 @@ destination areas' input weights. No per-bin Python, one pass back through time;
 are built from the areas' parameters with differentiable operations at every call, so the gradients
 reach each area's own weights.
 
-What it does not cover runs on the model's step-by-step loop (the reference; same function): other
+What it does not cover runs on the model's step-by-step loop (same function, one bin at a time): other
 generators, stochastic or target-gated messages, ``rates`` as the source signal, GPUs, the one-step
 effect probes of :meth:`~dsid.models.multiarea.readouts.MultiAreaReadouts.measure_effects`.
 Random numbers (inferred-input noise, dropout masks) are drawn once for all bins, as in the single-area

@@ -24,7 +24,7 @@ class LFADSGenerator(StepGenerator):
     (:class:`~dsid.modules.recurrent.step_protocol.StepGenerator`) lets multi-area models inject messages.
 
     ``forward`` runs on the compiled scan (:mod:`dsid.modules.recurrent.lfads_scan`) on a CPU with
-    float32/float64 tensors, else on the reference unroll (``reference_forward``); both compute the
+    float32/float64 tensors, else on the step-by-step unroll (``stepwise_forward``); both compute the
     same function; with one ``ci`` row per trial for k samples each, the scan reads each row k times
     instead of copying it.
     """
@@ -79,8 +79,8 @@ class LFADSGenerator(StepGenerator):
             return lfads_unroll(self, ic, ci, ext, resolve_steps(self, ci, ext, n_steps), sample)
         return unroll(self, ic, ci, ext, n_steps, sample)
 
-    def reference_forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
+    def stepwise_forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None,
                           ext: Optional[torch.Tensor] = None, n_steps: Optional[int] = None,
                           sample: bool = True) -> GeneratorOutput:
-        """The reference unroll, bin by bin with autograd (shapes: :meth:`StepGenerator.forward`)."""
+        """The step-by-step unroll, bin by bin with autograd (shapes: :meth:`StepGenerator.forward`)."""
         return unroll(self, ic, ci, ext, n_steps, sample)

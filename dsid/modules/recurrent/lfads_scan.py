@@ -1,6 +1,6 @@
 """The LFADS generator's unroll on the compiled scan (``csrc/lfads_scan.cpp``).
 
-Same function as the reference unroll (:func:`~dsid.modules.recurrent.step_protocol.unroll`, kept for
+Same function as the step-by-step unroll (:func:`~dsid.modules.recurrent.step_protocol.unroll`, kept for
 tests and for what the scan does not cover: GPUs, other dtypes, multi-area stepping), computed
 differently:
 
@@ -13,7 +13,7 @@ differently:
 - under ``torch.no_grad`` (inference) nothing is kept for a backward pass;
 - the random numbers are drawn once for all bins before the loop: the controller's posterior
   noise (T, B, C) and the dropout masks of the controller state (before its output layer) and of
-  the generator state (before the factors). They have the distributions of the reference's per-bin
+  the generator state (before the factors). They have the distributions of the step-by-step unroll's per-bin
   draws (independent per bin, trial and unit), so only the order in which the random stream is
   consumed differs: the same seed gives a different, equally likely sample.
 """

@@ -6,7 +6,7 @@ Building takes about a minute once per machine and PyTorch version (cached by Py
 (the element-wise passes then use PyTorch's threads; with a compiler without it, such as Apple's clang,
 the failed OpenMP attempt is remembered in that cache, next to the builds, and later processes load the
 single-threaded build directly until the sources change). Without a compiler, or with
-``DSID_NATIVE=0``, models fall back to their reference unrolls (same maths, several times slower on
+``DSID_NATIVE=0``, models fall back to their step-by-step unrolls (same maths, several times slower on
 a CPU) after one warning naming the cause.
 
 Loading it also asks the C library's allocator (glibc) to keep freed large blocks for reuse
@@ -77,7 +77,7 @@ def _build() -> Optional[ModuleType]:
             if suffix:
                 _remember(omp_failed, text)
     warnings.warn(f"DSID's compiled recurrent core could not be built ({first_error}); training runs on the "
-                  "slower reference path. Install a C++ compiler (g++ or clang) to get it, or set "
+                  "slower step-by-step path. Install a C++ compiler (g++ or clang) to get it, or set "
                   "DSID_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
     return None
 

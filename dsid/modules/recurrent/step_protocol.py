@@ -81,7 +81,7 @@ def ci_repeat(gen: nn.Module, ci: Optional[torch.Tensor], batch: int) -> int:
 def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
            n_steps: Optional[int], sample: bool) -> GeneratorOutput:
     """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
-    past the end of ``ci``/``ext`` get no input. Every generator's reference unroll (autograd through
+    past the end of ``ci``/``ext`` get no input. Every generator's step-by-step unroll (autograd through
     every bin); the LFADS generator runs on a compiled scan instead where it can.
 
     Shape:

@@ -1,4 +1,4 @@
-"""The plain unroll of a step generator, bin by bin with per-bin indexing: the reference the
+"""The plain unroll of a step generator, bin by bin with per-bin indexing (tests only): what the
 generators' fast unroll (``dsid.modules.recurrent.step_protocol.unroll``) is checked against."""
 from typing import Dict, List
 
@@ -7,7 +7,7 @@ import torch
 from dsid.modules.recurrent.step_protocol import GeneratorOutput
 
 
-def reference_unroll(gen, ic, ci=None, ext=None, n_steps=None, sample=True) -> GeneratorOutput:
+def per_bin_unroll(gen, ic, ci=None, ext=None, n_steps=None, sample=True) -> GeneratorOutput:
     """``gen.initial_state`` then ``gen.step`` once per bin; bins past ``ci``/``ext`` get no input.
 
     Shape:
