@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic data and a tiny model config."""
 import copy
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +11,11 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_CODE", "true")
 
 from dsid.data.synth_lorenz import make_lorenz_benchmark, write_lorenz_benchmark  # noqa: E402
+
+# for tests of the compiled scans: skipped only where there is no compiler at all (with one, a failed
+# build is a test failure)
+needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                                    reason="no C++ compiler for the compiled scans")
 
 TINY_MODEL = {
     "name": "sae", "ic_size": 8, "co_size": 2, "factor_size": 6,

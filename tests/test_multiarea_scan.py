@@ -11,7 +11,7 @@ import dsid.models.multiarea.model as multiarea
 from dsid.models import build_model
 from dsid.models.multiarea.scan import scan_covers
 from dsid.modules.recurrent.lfads_scan import LFADSScan, ScanInputs
-from tests.conftest import TINY_MODEL, tiny_info
+from tests.conftest import TINY_MODEL, needs_compiler, tiny_info
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -52,6 +52,7 @@ CASES = [("delay", {"max_delay": 3}), ("delay", {"max_delay": 3, "source": "stat
          ("none", {})]
 
 
+@needs_compiler
 @pytest.mark.parametrize("coupling,kwargs", CASES, ids=[f"{c}-{k}" for c, k in CASES])
 @pytest.mark.parametrize("ext,n_samples,n_forward,contiguous", [(0, 1, 2, False), (2, 2, 0, True)])
 def test_scan_equals_the_step_loop(monkeypatch, coupling, kwargs, ext, n_samples, n_forward, contiguous):
@@ -77,6 +78,7 @@ def test_scan_equals_the_step_loop(monkeypatch, coupling, kwargs, ext, n_samples
         torch.testing.assert_close(grads[k], ref_grads[k], rtol=1e-8, atol=1e-10, msg=k)
 
 
+@needs_compiler
 @pytest.mark.parametrize("groups", [1, 2])
 def test_message_feedback_gradcheck(groups):
     """The compiled scan with message feedback (from the factors and from the state), one group or two
@@ -120,6 +122,7 @@ def test_what_the_scan_does_not_cover_runs_on_the_loop(monkeypatch, coupling, kw
     assert calls == [] and out["factors"].shape == (2, 10, 18)
 
 
+@needs_compiler
 def test_scan_training_mode_samples_and_drops_out():
     """In training mode the scan samples inferred inputs and applies dropout: two calls differ, the
     running message statistics update, and the outputs stay finite."""
@@ -133,6 +136,7 @@ def test_scan_training_mode_samples_and_drops_out():
     torch.testing.assert_close(model(x, sample=False)["factors"], model(x, sample=False)["factors"])
 
 
+@needs_compiler
 def test_scan_without_direct_blas_gives_the_same_numbers():
     """The scans' per-bin products call BLAS directly where PyTorch's library exports it (this build:
     reported, not required) and at::mm on the same memory otherwise; both give the same outputs and

@@ -1,6 +1,4 @@
 """The compiled recurrent scans compute the reference maths: forward values and every gradient, float64."""
-import shutil
-
 import pytest
 import torch
 from torch import nn
@@ -10,10 +8,9 @@ from dsid.modules.generators.lfads import LFADSGenerator
 from dsid.modules.recurrent import gru_scan as gru_scan_module, lfads_scan, native
 from dsid.modules.recurrent.gru import gru_update
 from dsid.modules.recurrent.gru_scan import gru_scan
+from tests.conftest import needs_compiler
 
-# skipped only where there is no compiler at all: with one, a failed build is a test failure
-pytestmark = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
-                                reason="no C++ compiler for the compiled scans")
+pytestmark = needs_compiler
 
 
 def test_compiled_scans_build():
