@@ -1,5 +1,6 @@
 """Build hook: the wheel ships ``configs/`` (experiments included) inside the package, as
 ``dsid/configs``, so an installed ``dsid`` composes its configs without this repository."""
+
 import shutil
 from pathlib import Path
 

@@ -12,6 +12,7 @@ directories) sets fitted models against it on the same trials.
 
     .venv/bin/python benchmarks/bayes_ceiling.py --zoo /tmp/zoo [--member NAME ...] [--fit RUN_DIR ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsid.zoo.catalog import write_member  # noqa: E402
 from dsid.data.tensor_file import load_tensor_file  # noqa: E402
-from dsid.zoo.ceilings.exact_models import START_TOLD, STATE_SPACES  # noqa: E402
 from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2  # noqa: E402
+from dsid.zoo.catalog import write_member  # noqa: E402
+from dsid.zoo.ceilings.exact_models import START_TOLD, STATE_SPACES  # noqa: E402
 from dsid.zoo.ceilings.particle_smoother import smoothed_rates  # noqa: E402
 
 
@@ -37,13 +38,32 @@ def smooth(model, split, observed, trials: int, start_told: bool, args, seed: in
     the smoother starts from the true states of the first ``order`` bins (their rates: the true ones)."""
     spikes = split.spikes[:trials, :, observed].astype(np.float64)
     if not start_told:
-        return smoothed_rates(model, spikes, observed, args.particles, args.paths, seed=seed, chunk=args.chunk,
-                              desc=desc)
+        return smoothed_rates(
+            model,
+            spikes,
+            observed,
+            args.particles,
+            args.paths,
+            seed=seed,
+            chunk=args.chunk,
+            desc=desc,
+        )
     o, z = model.order, split.truth_latents[:trials].astype(np.float64)
-    rates, states = smoothed_rates(model, spikes[:, o - 1:], observed, args.particles, args.paths, seed=seed,
-                                   chunk=args.chunk, desc=desc, start=z[:, :o])
-    return (np.concatenate([split.truth_rates[:trials, :o - 1], rates], 1),
-            np.concatenate([z[:, :o - 1], states], 1))
+    rates, states = smoothed_rates(
+        model,
+        spikes[:, o - 1 :],
+        observed,
+        args.particles,
+        args.paths,
+        seed=seed,
+        chunk=args.chunk,
+        desc=desc,
+        start=z[:, :o],
+    )
+    return (
+        np.concatenate([split.truth_rates[:trials, : o - 1], rates], 1),
+        np.concatenate([z[:, : o - 1], states], 1),
+    )
 
 
 def fitted(run: Path, member: str, trials: int):
@@ -69,40 +89,63 @@ def member_ceiling(name: str, args) -> None:
     n_tr = min(args.train_trials, tr.spikes.shape[0])
     told = name in START_TOLD
     t0 = time.perf_counter()
-    rates, states = smooth(model, va, observed, n_va, told, args, 0, f"{name}: smoothing validation trials")
-    _, states_tr = smooth(model, tr, observed, n_tr, told, args, 1, f"{name}: smoothing training trials")
+    rates, states = smooth(
+        model, va, observed, n_va, told, args, 0, f"{name}: smoothing validation trials"
+    )
+    _, states_tr = smooth(
+        model, tr, observed, n_tr, told, args, 1, f"{name}: smoothing training trials"
+    )
     spikes_out = va.spikes[:n_va][..., heldout]
     oracle = bits_per_spike(va.truth_rates[:n_va][..., heldout], spikes_out)
     ceiling = bits_per_spike(rates[..., heldout], spikes_out)
     lat = latent_r2(states_tr, tr.truth_latents[:n_tr], states, va.truth_latents[:n_va])
     what = "upper bound on the ceiling (start told)" if told else "Bayes ceiling (smoother)"
-    print(f"{name}: {n_va} of {va.spikes.shape[0]} validation trials, {observed.size} held-in + {heldout.sum()} "
-          f"held-out neurons; {args.particles} particles, {args.paths} paths, {time.perf_counter() - t0:.0f} s")
+    print(
+        f"{name}: {n_va} of {va.spikes.shape[0]} validation trials, {observed.size} held-in + {heldout.sum()} "
+        f"held-out neurons; {args.particles} particles, {args.paths} paths, {time.perf_counter() - t0:.0f} s"
+    )
     print("  model check: " + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()))
     print(f"  oracle (true rates)                       co-bps {oracle:.4f}")
-    print(f"  {what:<41} co-bps {ceiling:.4f} = {ceiling / oracle:.3f} x oracle, "
-          f"rate R2 {rate_r2(rates, va.truth_rates[:n_va]):.3f}, latent R2 {lat:.3f}")
+    print(
+        f"  {what:<41} co-bps {ceiling:.4f} = {ceiling / oracle:.3f} x oracle, "
+        f"rate R2 {rate_r2(rates, va.truth_rates[:n_va]):.3f}, latent R2 {lat:.3f}"
+    )
     for run in map(Path, args.fit):
         got = fitted(run, name, n_va)
         if got is None:
             continue
         metrics, fit_rates = got
         co = bits_per_spike(fit_rates[..., heldout], spikes_out)
-        print(f"  {run}: co-bps {co:.4f} = {co / oracle:.3f} x oracle = {co / ceiling:.3f} x {what.split(' (')[0]}"
-              f" on these trials (all validation trials: {metrics.get('val/co_bps', float('nan')):.4f}), rate R2 "
-              f"{rate_r2(fit_rates, va.truth_rates[:n_va]):.3f}")
+        print(
+            f"  {run}: co-bps {co:.4f} = {co / oracle:.3f} x oracle = {co / ceiling:.3f} x {what.split(' (')[0]}"
+            f" on these trials (all validation trials: {metrics.get('val/co_bps', float('nan')):.4f}), rate R2 "
+            f"{rate_r2(fit_rates, va.truth_rates[:n_va]):.3f}"
+        )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--zoo", default="runs/zoo", help="zoo directory (members are written there if absent)")
+    ap.add_argument(
+        "--zoo", default="runs/zoo", help="zoo directory (members are written there if absent)"
+    )
     ap.add_argument("--member", nargs="*", default=list(STATE_SPACES), choices=list(STATE_SPACES))
-    ap.add_argument("--fit", nargs="*", default=[], help="dsid fit run directories of these members to compare")
+    ap.add_argument(
+        "--fit", nargs="*", default=[], help="dsid fit run directories of these members to compare"
+    )
     ap.add_argument("--particles", type=int, default=1000)
-    ap.add_argument("--paths", type=int, default=50, help="smoothed trajectories averaged per trial")
+    ap.add_argument(
+        "--paths", type=int, default=50, help="smoothed trajectories averaged per trial"
+    )
     ap.add_argument("--trials", type=int, default=0, help="validation trials smoothed (0: all)")
-    ap.add_argument("--train-trials", type=int, default=50, help="training trials smoothed for the latent map")
-    ap.add_argument("--chunk", type=int, default=2, help="trials smoothed together (memory: chunk x particles x paths)")
+    ap.add_argument(
+        "--train-trials", type=int, default=50, help="training trials smoothed for the latent map"
+    )
+    ap.add_argument(
+        "--chunk",
+        type=int,
+        default=2,
+        help="trials smoothed together (memory: chunk x particles x paths)",
+    )
     args = ap.parse_args(argv)
     for name in args.member:
         member_ceiling(name, args)

@@ -21,6 +21,7 @@ comparison on these data.
     nice .venv/bin/python benchmarks/component_benchmark.py             # ~30 min on 2 CPU cores
     nice .venv/bin/python benchmarks/component_benchmark.py --only ndt  # rerun some, reuse the rest
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,7 +77,10 @@ def calcium_oracle_rate_r2(n_draws: int = 200) -> float:
     data = load_tensor_file(ensure_data("calcium"), counts=False)
     rates = data.splits["valid"].truth_rates.astype(np.float64)
     rng = np.random.default_rng(12345)
-    mean = sum(calcium_traces(rng.poisson(rates), rates, rng, data.bin_ms) for _ in range(n_draws)) / n_draws
+    mean = (
+        sum(calcium_traces(rng.poisson(rates), rates, rng, data.bin_ms) for _ in range(n_draws))
+        / n_draws
+    )
     return rate_r2(mean, rates)
 
 
@@ -86,11 +90,18 @@ def run_model(name: str, out: Path, minutes: float, n_samples: int) -> dict:
 
     experiment, data_key, _ = MODELS[name]
     secs = int(round(minutes * 60))
-    overrides = [f"experiment={experiment}", f"data.path={ensure_data(data_key)}", "data.synth=null",
-                 "trainer.max_epochs=10000", f"trainer.max_time=00:00:{secs // 60:02d}:{secs % 60:02d}",
-                 "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                 "logger=csv", f"infer.n_samples={n_samples}",
-                 f"early_stopping.monitor={checkpoint_monitor()}"]
+    overrides = [
+        f"experiment={experiment}",
+        f"data.path={ensure_data(data_key)}",
+        "data.synth=null",
+        "trainer.max_epochs=10000",
+        f"trainer.max_time=00:00:{secs // 60:02d}:{secs % 60:02d}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "logger=csv",
+        f"infer.n_samples={n_samples}",
+        f"early_stopping.monitor={checkpoint_monitor()}",
+    ]
     start = time.time()
     metrics = train(compose(overrides), run_dir=str(out / name))
     metrics["wall_seconds"] = time.time() - start
@@ -103,15 +114,19 @@ def fmt(x, spec="{:.3f}") -> str:
 
 
 def table(results: dict) -> str:
-    head = (f"{'model':<18}{'description':<46}{'co-bps':>8}{'oracle':>8}{'rate R2':>9}{'latent R2':>10}"
-            f"{'params':>9}{'s/epoch':>9}{'epochs':>7}{'wall s':>8}")
+    head = (
+        f"{'model':<18}{'description':<46}{'co-bps':>8}{'oracle':>8}{'rate R2':>9}{'latent R2':>10}"
+        f"{'params':>9}{'s/epoch':>9}{'epochs':>7}{'wall s':>8}"
+    )
     rows = [head, "-" * len(head)]
     for name, m in results.items():
-        rows.append(f"{name:<18}{MODELS[name][2]:<46}{fmt(m.get('val/co_bps')):>8}"
-                    f"{fmt(m.get('val/oracle_co_bps')):>8}{fmt(m.get('val/rate_r2')):>9}"
-                    f"{fmt(m.get('val/latent_r2')):>10}{fmt(m.get('n_parameters'), '{:,.0f}'):>9}"
-                    f"{fmt(m.get('seconds_per_epoch'), '{:.2f}'):>9}{fmt(m.get('epochs'), '{:.0f}'):>7}"
-                    f"{fmt(m.get('wall_seconds'), '{:.0f}'):>8}")
+        rows.append(
+            f"{name:<18}{MODELS[name][2]:<46}{fmt(m.get('val/co_bps')):>8}"
+            f"{fmt(m.get('val/oracle_co_bps')):>8}{fmt(m.get('val/rate_r2')):>9}"
+            f"{fmt(m.get('val/latent_r2')):>10}{fmt(m.get('n_parameters'), '{:,.0f}'):>9}"
+            f"{fmt(m.get('seconds_per_epoch'), '{:.2f}'):>9}{fmt(m.get('epochs'), '{:.0f}'):>7}"
+            f"{fmt(m.get('wall_seconds'), '{:.0f}'):>8}"
+        )
     return "\n".join(rows)
 
 
@@ -128,24 +143,39 @@ def targets(results: dict) -> str:
     lf = get("lfads", "val/co_bps")
     for name in ("ndt", "transformer"):
         v = get(name, "val/co_bps")
-        line(f"{name}: co-bps within 10% of LFADS's" + (" (the transformer model)" if name == "ndt" else ""),
-             v, f">= 0.9 x {fmt(lf)}", v >= 0.9 * lf)
+        line(
+            f"{name}: co-bps within 10% of LFADS's"
+            + (" (the transformer model)" if name == "ndt" else ""),
+            v,
+            f">= 0.9 x {fmt(lf)}",
+            v >= 0.9 * lf,
+        )
     zig, gau = get("calcium_zig", "val/rate_r2"), get("calcium_gaussian", "val/rate_r2")
     line("calcium: zero_inflated_gamma rate R2 > gaussian's", zig, f"> {fmt(gau)}", zig > gau)
     if "calcium_zig" in results or "calcium_gaussian" in results:
-        lines.append(f"  calcium oracle: rate R2 of the expected trace vs the true rates ~ "
-                     f"{calcium_oracle_rate_r2():.3f}")
+        lines.append(
+            f"  calcium oracle: rate R2 of the expected trace vs the true rates ~ "
+            f"{calcium_oracle_rate_r2():.3f}"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=3.5, help="training time per model (max_time)")
-    p.add_argument("--only", nargs="*", choices=sorted(MODELS), help="run these; reuse the others' results")
+    p.add_argument(
+        "--only", nargs="*", choices=sorted(MODELS), help="run these; reuse the others' results"
+    )
     p.add_argument("--out", default=str(ROOT / "runs" / "component_benchmark"))
-    p.add_argument("--samples", type=int, default=10, help="posterior samples averaged for the rates")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: fastest when the cores are shared with other work)")
+    p.add_argument(
+        "--samples", type=int, default=10, help="posterior samples averaged for the rates"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: fastest when the cores are shared with other work)",
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -161,12 +191,16 @@ def main(argv=None) -> int:
             if done.exists():
                 results[name] = json.loads(done.read_text())
             continue
-        print(f"\n=== {name}: {MODELS[name][2]} (at most {args.minutes} min of training)", flush=True)
+        print(
+            f"\n=== {name}: {MODELS[name][2]} (at most {args.minutes} min of training)", flush=True
+        )
         results[name] = run_model(name, out, args.minutes, args.samples)
     report = table(results) + "\n" + targets(results)
-    report += f"\n\ntotal benchmark time this invocation: {(time.time() - start) / 60:.1f} min " \
-              f"({args.minutes} min of training per model, {args.threads} torch thread(s), " \
-              f"checkpoints chosen by {checkpoint_monitor()})"
+    report += (
+        f"\n\ntotal benchmark time this invocation: {(time.time() - start) / 60:.1f} min "
+        f"({args.minutes} min of training per model, {args.threads} torch thread(s), "
+        f"checkpoints chosen by {checkpoint_monitor()})"
+    )
     print("\n" + report)
     (out / "results.txt").write_text(report + "\n")
     return 0

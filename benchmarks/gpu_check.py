@@ -14,6 +14,7 @@ posterior samples, and the peak accelerator memory:
 
 ``--quick`` shrinks everything (64 trials, 20 bins) to check the script itself, e.g. on a CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,18 @@ from dsid.models.sae import SequentialAutoencoder  # noqa: E402
 
 
 def build(device: str) -> SequentialAutoencoder:
-    cfg = {"ic_size": IC, "co_size": CO, "factor_size": FAC,
-           "encoder": {"name": "bigru", "hidden_size": ENC, "ci_size": ENC, "dropout": 0.05},
-           "generator": {"name": "lfads", "hidden_size": GEN, "controller_size": ENC, "dropout": 0.05},
-           "observation": {"name": "poisson"}, "augmentations": [{"name": "coordinated_dropout", "rate": 0.3}]}
-    return SequentialAutoencoder.from_config(cfg, {"heldout": [False] * N_IN + [True] * N_OUT}).to(device)
+    cfg = {
+        "ic_size": IC,
+        "co_size": CO,
+        "factor_size": FAC,
+        "encoder": {"name": "bigru", "hidden_size": ENC, "ci_size": ENC, "dropout": 0.05},
+        "generator": {"name": "lfads", "hidden_size": GEN, "controller_size": ENC, "dropout": 0.05},
+        "observation": {"name": "poisson"},
+        "augmentations": [{"name": "coordinated_dropout", "rate": 0.3}],
+    }
+    return SequentialAutoencoder.from_config(cfg, {"heldout": [False] * N_IN + [True] * N_OUT}).to(
+        device
+    )
 
 
 def sync(device: str) -> None:
@@ -49,7 +57,7 @@ def epoch(model, forward, opt, spikes, batch: int, device: str, autocast) -> flo
     sync(device)
     t0 = time.perf_counter()
     for start in range(0, spikes.shape[0], batch):
-        x = spikes[start:start + batch]
+        x = spikes[start : start + batch]
         opt.zero_grad(set_to_none=True)
         with autocast:
             xin, mask = model.augment(x, "train")
@@ -81,31 +89,49 @@ def run_variant(name: str, spikes, device: str, batch: int, samples: int) -> dic
     infer_split(model, spikes.cpu().numpy(), n_samples=samples, batch_size=batch)
     sync(device)
     infer_s = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else float("nan")
-    return {"variant": name, "first_epoch_s": first, "epoch_s": seconds, "infer_s": infer_s, "peak_mb": peak}
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else float("nan")
+    return {
+        "variant": name,
+        "first_epoch_s": first,
+        "epoch_s": seconds,
+        "infer_s": infer_s,
+        "peak_mb": peak,
+    }
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the script itself")
-    ap.add_argument("--samples", type=int, default=20, help="posterior samples for the inference timing")
+    ap.add_argument(
+        "--samples", type=int, default=20, help="posterior samples for the inference timing"
+    )
     args = ap.parse_args(argv)
     trials, bins, batch = (64, 20, 32) if args.quick else (1377, 140, 128)
     torch.manual_seed(0)
     spikes = torch.poisson(torch.full((trials, bins, N_IN + N_OUT), 0.3)).to(args.device)
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
-    print(f"DSID GPU check: {name}, torch {torch.__version__}, {trials} trials x {bins} bins, "
-          f"{N_IN}+{N_OUT} neurons, batch {batch}")
-    print(f"{'variant':<9}{'first epoch s':>15}{'epoch s':>10}{f'infer {args.samples} samples s':>26}{'peak MB':>10}")
+    print(
+        f"DSID GPU check: {name}, torch {torch.__version__}, {trials} trials x {bins} bins, "
+        f"{N_IN}+{N_OUT} neurons, batch {batch}"
+    )
+    print(
+        f"{'variant':<9}{'first epoch s':>15}{'epoch s':>10}{f'infer {args.samples} samples s':>26}{'peak MB':>10}"
+    )
     for variant in ("fp32", "bf16", "compile"):
         try:
             r = run_variant(variant, spikes, args.device, batch, args.samples)
         except Exception as err:  # noqa: BLE001  (an unavailable path is reported, the others still run)
-            print(f"{variant:<9} unavailable: {type(err).__name__}: {str(err).splitlines()[0][:100]}")
+            print(
+                f"{variant:<9} unavailable: {type(err).__name__}: {str(err).splitlines()[0][:100]}"
+            )
             continue
         peak = "-" if r["peak_mb"] != r["peak_mb"] else f"{r['peak_mb']:.0f}"  # no figure on a CPU
-        print(f"{r['variant']:<9}{r['first_epoch_s']:>15.2f}{r['epoch_s']:>10.2f}{r['infer_s']:>26.2f}{peak:>10}")
+        print(
+            f"{r['variant']:<9}{r['first_epoch_s']:>15.2f}{r['epoch_s']:>10.2f}{r['infer_s']:>26.2f}{peak:>10}"
+        )
     return 0
 
 

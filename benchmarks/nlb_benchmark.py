@@ -13,6 +13,7 @@ baseline on all four metrics (co-bps, vel R2, psth R2, fp-bps).
     nice .venv/bin/python benchmarks/nlb_benchmark.py [--minutes 14] [--trials 400 100] [--out runs/nlb_benchmark]
         [--set model.generator.hidden_size=64 ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,28 +32,53 @@ METRICS = ("co_bps", "vel_r2", "psth_r2", "fp_bps")
 # noise process, which the 2 inferred inputs and the initial condition must capture), 240 training trials.
 # With these settings early stopping ended the fit after ~180 epochs (~10 min, 3 s/epoch) in our run.
 LFADS = [
-    "model.ic_size=32", "model.co_size=2", "model.factor_size=16",
-    "model.encoder.hidden_size=32", "model.encoder.ci_size=16", "model.encoder.dropout=0.2",
-    "model.generator.hidden_size=64", "model.generator.controller_size=32", "model.generator.dropout=0.2",
-    "data.batch_size=32", "train.lr=0.006", "train.kl_ramp_steps=90", "train.l2_ramp_steps=90",
-    "train.lr_patience_steps=24", "train.metrics_every_n_steps=0", "early_stopping.patience_steps=75",
+    "model.ic_size=32",
+    "model.co_size=2",
+    "model.factor_size=16",
+    "model.encoder.hidden_size=32",
+    "model.encoder.ci_size=16",
+    "model.encoder.dropout=0.2",
+    "model.generator.hidden_size=64",
+    "model.generator.controller_size=32",
+    "model.generator.dropout=0.2",
+    "data.batch_size=32",
+    "train.lr=0.006",
+    "train.kl_ramp_steps=90",
+    "train.l2_ramp_steps=90",
+    "train.lr_patience_steps=24",
+    "train.metrics_every_n_steps=0",
+    "early_stopping.patience_steps=75",
     "infer.n_samples=30",
 ]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=14.0, help="LFADS training budget (wall clock)")
+    parser.add_argument(
+        "--minutes", type=float, default=14.0, help="LFADS training budget (wall clock)"
+    )
     parser.add_argument("--max-epochs", type=int, default=1000)
-    parser.add_argument("--trials", type=int, nargs=2, default=(400, 100), metavar=("TRAIN_FILE", "TEST"),
-                        help="trials of the synthetic train file (a quarter are NLB 'val') and test file")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        nargs=2,
+        default=(400, 100),
+        metavar=("TRAIN_FILE", "TEST"),
+        help="trials of the synthetic train file (a quarter are NLB 'val') and test file",
+    )
     parser.add_argument("--heldin", type=int, default=60)
     parser.add_argument("--heldout", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: on a shared 2-core machine two threads ran ~30x slower)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: on a shared 2-core machine two threads ran ~30x slower)",
+    )
     parser.add_argument("--out", default="runs/nlb_benchmark")
-    parser.add_argument("--set", nargs="*", default=[], help="extra Hydra overrides for the LFADS run")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="extra Hydra overrides for the LFADS run"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -70,18 +96,38 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
-    write_synthetic_nlb("mc_maze", out / "nwb", seed=args.seed, n_heldin=args.heldin, n_heldout=args.heldout,
-                        n_trials=tuple(args.trials))
-    path = prepare("mc_maze", out / "nwb", 5, "val", out / "mc_maze_5ms_val.h5", seed=args.seed, log=print)
+    write_synthetic_nlb(
+        "mc_maze",
+        out / "nwb",
+        seed=args.seed,
+        n_heldin=args.heldin,
+        n_heldout=args.heldout,
+        n_trials=tuple(args.trials),
+    )
+    path = prepare(
+        "mc_maze", out / "nwb", 5, "val", out / "mc_maze_5ms_val.h5", seed=args.seed, log=print
+    )
     targets = load_targets(path)
-    rows = {"smoothing": evaluate_submission(smoothing_baseline(path), targets),
-            "oracle": evaluate_submission(oracle_submission(path), targets)}
+    rows = {
+        "smoothing": evaluate_submission(smoothing_baseline(path), targets),
+        "oracle": evaluate_submission(oracle_submission(path), targets),
+    }
 
     seconds = int(round(args.minutes * 60))
     budget = f"00:{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"  # DD:HH:MM:SS
-    overrides = ["data=file", f"data.path={path}", "trainer=cpu", "logger=csv", f"trainer.max_epochs={args.max_epochs}",
-                 f"trainer.max_time={budget}", "trainer.enable_progress_bar=false",
-                 "trainer.enable_model_summary=false", "experiment_name=nlb_benchmark", *LFADS, *args.set]
+    overrides = [
+        "data=file",
+        f"data.path={path}",
+        "trainer=cpu",
+        "logger=csv",
+        f"trainer.max_epochs={args.max_epochs}",
+        f"trainer.max_time={budget}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "experiment_name=nlb_benchmark",
+        *LFADS,
+        *args.set,
+    ]
     t0 = time.time()
     metrics = train(compose(overrides), run_dir=str(out / "lfads"))
     train_s = time.time() - t0
@@ -93,12 +139,16 @@ def main(argv=None) -> int:
     with h5py.File(path, "r") as f:
         sizes = {s: f[f"{s}/spikes"].shape for s in ("train", "valid", "test")}
     print()
-    print(f"synthetic mc_maze-like data, 5 ms bins: {args.heldin} held-in + {args.heldout} held-out neurons, "
-          f"T={sizes['train'][1]} bins + 40 forward; trials: train {sizes['train'][0]}, valid {sizes['valid'][0]} "
-          f"(NLB 'train'), eval {sizes['test'][0]} (NLB 'val')")
-    print(f"LFADS: {metrics['epochs']} epochs in {train_s / 60:.1f} min ({metrics['seconds_per_epoch']:.1f} s/epoch, "
-          f"{metrics['n_parameters']} parameters, budget {args.minutes:g} min); overrides: "
-          f"{' '.join(LFADS + list(args.set))}")
+    print(
+        f"synthetic mc_maze-like data, 5 ms bins: {args.heldin} held-in + {args.heldout} held-out neurons, "
+        f"T={sizes['train'][1]} bins + 40 forward; trials: train {sizes['train'][0]}, valid {sizes['valid'][0]} "
+        f"(NLB 'train'), eval {sizes['test'][0]} (NLB 'val')"
+    )
+    print(
+        f"LFADS: {metrics['epochs']} epochs in {train_s / 60:.1f} min ({metrics['seconds_per_epoch']:.1f} s/epoch, "
+        f"{metrics['n_parameters']} parameters, budget {args.minutes:g} min); overrides: "
+        f"{' '.join(LFADS + list(args.set))}"
+    )
     print()
     print(f"{'':<12}" + "".join(f"{m:>10}" for m in METRICS))
     for name in ("smoothing", "DSID LFADS", "oracle"):
@@ -106,14 +156,28 @@ def main(argv=None) -> int:
     dsid, base, oracle = rows["DSID LFADS"], rows["smoothing"], rows["oracle"]
     ratio = dsid["co_bps"] / oracle["co_bps"]
     print()
-    print(f"DSID co-bps >= 0.9 x oracle: {'PASS' if ratio >= 0.9 else 'MISS'} "
-          f"({dsid['co_bps']:.4f} = {ratio:.3f} x {oracle['co_bps']:.4f})")
+    print(
+        f"DSID co-bps >= 0.9 x oracle: {'PASS' if ratio >= 0.9 else 'MISS'} "
+        f"({dsid['co_bps']:.4f} = {ratio:.3f} x {oracle['co_bps']:.4f})"
+    )
     beats = {m: dsid[m] > base[m] for m in METRICS}
-    print(f"DSID beats smoothing on all four metrics: {'PASS' if all(beats.values()) else 'MISS'} "
-          f"({', '.join(m + (' yes' if ok else ' no') for m, ok in beats.items())})")
+    print(
+        f"DSID beats smoothing on all four metrics: {'PASS' if all(beats.values()) else 'MISS'} "
+        f"({', '.join(m + (' yes' if ok else ' no') for m, ok in beats.items())})"
+    )
     print(f"total run time {total_s / 60:.1f} min")
-    (out / "benchmark.json").write_text(json.dumps({"rows": rows, "train_seconds": train_s, "total_seconds": total_s,
-                                                    "epochs": metrics["epochs"], "args": vars(args)}, indent=2))
+    (out / "benchmark.json").write_text(
+        json.dumps(
+            {
+                "rows": rows,
+                "train_seconds": train_s,
+                "total_seconds": total_s,
+                "epochs": metrics["epochs"],
+                "args": vars(args),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

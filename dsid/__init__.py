@@ -9,6 +9,7 @@ The Python API (the ``dsid`` command does the same from a shell)::
     rates = run.outputs("valid")["rates"]                              # also factors, inferred_inputs
     metrics = dsid.train(["experiment=lorenz_lfads", "trainer.max_epochs=5"], run_dir="runs/mine")
 """
+
 __version__ = "0.1.0"
 
 

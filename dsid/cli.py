@@ -5,6 +5,7 @@ Commands are contributed by each package's ``commands`` module, listed in ``COMM
 one under ``dsid synth``. A handler is attached with ``parser.set_defaults(func=handler)`` and is called
 with the parsed ``argparse.Namespace``; it returns an exit code (or ``None`` for 0).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if getattr(args, "accepts_overrides", False):
         # everything after the command name goes to Hydra unchanged (keeps -m/--multirun in place)
-        args.overrides = argv[argv.index(args.command) + 1:]
+        args.overrides = argv[argv.index(args.command) + 1 :]
     code = args.func(args)
     return int(code or 0)
 

@@ -4,6 +4,7 @@ A config option is a mapping ``{"name": <registered name>, **keyword_arguments}`
 from the data (neuron counts, areas, ...) are injected by the caller at build time and must not be
 typed into the config.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -85,10 +86,14 @@ class Registry:
         Sizes the constructor does not accept are dropped, so a caller can offer every size it knows.
         """
         if cfg is None:
-            raise RegistryError(f"no {self.kind} config given; known names: {', '.join(self.names())}")
+            raise RegistryError(
+                f"no {self.kind} config given; known names: {', '.join(self.names())}"
+            )
         cfg = dict(cfg)
         if "name" not in cfg:
-            raise RegistryError(f"{self.kind} config {cfg} has no 'name'; known: {', '.join(self.names())}")
+            raise RegistryError(
+                f"{self.kind} config {cfg} has no 'name'; known: {', '.join(self.names())}"
+            )
         name = cfg.pop("name")
         cls = self.get(name)
         params = inspect.signature(cls.__init__).parameters
@@ -104,11 +109,20 @@ class Registry:
             raise RegistryError(
                 f"{self.kind} '{name}' does not take {unknown}; it takes {accepted}"
             )
-        for key, value in cfg.items():  # sizes: a negative one is always a mistake, as is an empty state
-            if key.endswith("_size") and isinstance(value, int) and not isinstance(value, bool) and (
-                    value < 0 or (value == 0 and key == "hidden_size")):
-                raise RegistryError(f"{self.kind} '{name}': {key}={value}: expected a "
-                                    f"{'positive' if key == 'hidden_size' else 'non-negative'} size")
+        for (
+            key,
+            value,
+        ) in cfg.items():  # sizes: a negative one is always a mistake, as is an empty state
+            if (
+                key.endswith("_size")
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+                and (value < 0 or (value == 0 and key == "hidden_size"))
+            ):
+                raise RegistryError(
+                    f"{self.kind} '{name}': {key}={value}: expected a "
+                    f"{'positive' if key == 'hidden_size' else 'non-negative'} size"
+                )
         kwargs = {k: v for k, v in sizes.items() if k in params or takes_any}
         kwargs.update(cfg)
         return cls(**kwargs)
@@ -125,5 +139,14 @@ MODELS = Registry("model")  # assemblies, selected by ``model.name`` and built b
 
 ALL_REGISTRIES = {
     r.kind: r
-    for r in (MODELS, ENCODERS, GENERATORS, COUPLINGS, OBSERVATIONS, PRIORS, AUGMENTATIONS, READOUTS)
+    for r in (
+        MODELS,
+        ENCODERS,
+        GENERATORS,
+        COUPLINGS,
+        OBSERVATIONS,
+        PRIORS,
+        AUGMENTATIONS,
+        READOUTS,
+    )
 }

@@ -3,6 +3,7 @@ GitHub). Their working files go to notebooks/*_outputs/ (ignored by git).
 
     .venv/bin/python scripts/execute_notebooks.py [notebooks/01_quickstart.ipynb ...]
 """
+
 import sys
 import time
 from pathlib import Path
@@ -18,8 +19,12 @@ def main(paths) -> int:
         path = Path(path)
         t0 = time.time()
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=1200, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=1200,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
         nbformat.write(nb, path)
         print(f"{path.name}: {time.time() - t0:.0f} s", flush=True)
     return 0

@@ -5,6 +5,7 @@ This is the same computation written the obvious way: at every bin each area's g
 its own (``generator.step``) with its messages assembled edge by edge. Tests check the two agree;
 ``benchmarks/speed_multiarea.py`` times them against each other.
 """
+
 from __future__ import annotations
 
 from typing import Tuple

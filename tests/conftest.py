@@ -1,4 +1,5 @@
 """Shared fixtures: tiny synthetic data and a tiny model config."""
+
 import copy
 import os
 import shutil
@@ -14,11 +15,16 @@ from dsid.data.synth_lorenz import make_lorenz_benchmark, write_lorenz_benchmark
 
 # for tests of the compiled scans: skipped only where there is no compiler at all (with one, a failed
 # build is a test failure)
-needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
-                                    reason="no C++ compiler for the compiled scans")
+needs_compiler = pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None,
+    reason="no C++ compiler for the compiled scans",
+)
 
 TINY_MODEL = {
-    "name": "sae", "ic_size": 8, "co_size": 2, "factor_size": 6,
+    "name": "sae",
+    "ic_size": 8,
+    "co_size": 2,
+    "factor_size": 6,
     "encoder": {"name": "bigru", "hidden_size": 8, "ci_size": 4, "dropout": 0.0},
     "generator": {"name": "lfads", "hidden_size": 12, "controller_size": 6, "dropout": 0.0},
     "readout": {"name": "linear"},
@@ -33,9 +39,17 @@ def tiny_info(n_neurons=7, n_heldout=2, n_areas=1):
     heldout = np.zeros(n_neurons, bool)
     heldout[-n_heldout:] = True
     area = np.arange(n_neurons) % n_areas
-    return {"n_neurons": n_neurons, "heldout": heldout.tolist(), "area": area.tolist(),
-            "n_areas": n_areas, "bin_ms": 10.0, "n_time": 10, "n_forward": 0,
-            "mean_counts": [0.2] * n_neurons, "area_names": None}
+    return {
+        "n_neurons": n_neurons,
+        "heldout": heldout.tolist(),
+        "area": area.tolist(),
+        "n_areas": n_areas,
+        "bin_ms": 10.0,
+        "n_time": 10,
+        "n_forward": 0,
+        "mean_counts": [0.2] * n_neurons,
+        "area_names": None,
+    }
 
 
 @pytest.fixture
@@ -53,7 +67,9 @@ def one_thread():
 def tiny_lorenz(tmp_path_factory):
     """A small Lorenz benchmark file (60/20/20 trials, 20 bins, 12 neurons, 3 held out)."""
     path = tmp_path_factory.mktemp("data") / "tiny_lorenz.h5"
-    write_lorenz_benchmark(path, seed=1, n_trials=(60, 20, 20), n_time=20, n_neurons=12, n_heldout=3)
+    write_lorenz_benchmark(
+        path, seed=1, n_trials=(60, 20, 20), n_time=20, n_neurons=12, n_heldout=3
+    )
     return path
 
 

@@ -7,6 +7,7 @@ Only literal ``import``/``from ... import`` statements are seen (not ``importlib
 package makes, the registry loading its built-in providers, is covered by its own test);
 imports under ``if TYPE_CHECKING:`` are skipped.
 """
+
 from __future__ import annotations
 
 import ast
@@ -51,8 +52,9 @@ def _exists(root: Path, name: str) -> bool:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def module_imports(path, module_name: str) -> List[Import]:
@@ -79,12 +81,14 @@ def module_imports(path, module_name: str) -> List[Import]:
                 visit(child, module_level)
             return
         if isinstance(node, ast.Import):
-            found.extend(Import(a.name, node.lineno, module_level) for a in node.names if ours(a.name))
+            found.extend(
+                Import(a.name, node.lineno, module_level) for a in node.names if ours(a.name)
+            )
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 if node.level - 1 > len(package) - 1:
                     return  # beyond the top package
-                base = package[:len(package) - (node.level - 1)]
+                base = package[: len(package) - (node.level - 1)]
                 base_name = ".".join(base + ([node.module] if node.module else []))
             else:
                 base_name = node.module or ""
@@ -128,8 +132,10 @@ def check_layers(package_dir, package_name: str = "dsid", layers: Layers = LAYER
             theirs = layer_of(imp.name, layers)
             if imp.name != package_name and theirs is not None and theirs > mine:
                 scope = "module level" if imp.module_level else "inside a function/class"
-                out.append(f"{where}:{imp.lineno}: {mod} (layer {mine}) imports {imp.name} "
-                           f"(layer {theirs}) [{scope}]")
+                out.append(
+                    f"{where}:{imp.lineno}: {mod} (layer {mine}) imports {imp.name} "
+                    f"(layer {theirs}) [{scope}]"
+                )
     return out
 
 

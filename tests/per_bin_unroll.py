@@ -1,5 +1,6 @@
 """The plain unroll of a step generator, bin by bin with per-bin indexing (tests only): what the
 generators' fast unroll (``dsid.modules.recurrent.step_protocol.unroll``) is checked against."""
+
 from typing import Dict, List
 
 import torch
@@ -23,5 +24,7 @@ def per_bin_unroll(gen, ic, ci=None, ext=None, n_steps=None, sample=True) -> Gen
         outs.append(out)
     stack = lambda k: torch.stack([o[k] for o in outs], dim=1)  # noqa: E731
     if gen.use_controller:
-        return GeneratorOutput(stack("f"), stack("g"), stack("co_mean"), stack("co_logvar"), stack("co"))
+        return GeneratorOutput(
+            stack("f"), stack("g"), stack("co_mean"), stack("co_logvar"), stack("co")
+        )
     return GeneratorOutput(stack("f"), stack("g"), None, None, None)

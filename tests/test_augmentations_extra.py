@@ -1,4 +1,5 @@
 """temporal_shift and spike_jitter: count invariants, declared effects, and composition from config."""
+
 import pytest
 import torch
 
@@ -12,9 +13,14 @@ def counts(B=6, T=30, N=5, rate=1.5, seed=0):
     return torch.poisson(torch.full((B, T, N), rate), generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("name,kwargs", [("temporal_shift", {"max_shift": 3}),
-                                         ("temporal_shift", {"max_shift": 3, "wrap": True}),
-                                         ("spike_jitter", {"max_jitter": 2})])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("temporal_shift", {"max_shift": 3}),
+        ("temporal_shift", {"max_shift": 3, "wrap": True}),
+        ("spike_jitter", {"max_jitter": 2}),
+    ],
+)
 def test_counts_per_neuron_and_trial_are_kept(name, kwargs):
     aug = AUGMENTATIONS.build({"name": name, **kwargs})
     x = counts()
@@ -68,7 +74,9 @@ def test_spike_jitter_moves_each_spike_at_most_max_jitter_bins():
     x[:, 10, 0] = 1.0
     out, _ = aug(x, stage="train", generator=torch.Generator().manual_seed(0))
     where = out[..., 0].argmax(1)
-    assert set(where.tolist()) == set(range(8, 13))  # every offset in [-2, 2] occurs, nothing beyond
+    assert set(where.tolist()) == set(
+        range(8, 13)
+    )  # every offset in [-2, 2] occurs, nothing beyond
     big = torch.zeros(1, 21, 1)
     big[0, 10, 0] = 1000.0  # a bin's spikes are split over the offsets, roughly uniformly
     out, _ = aug(big, stage="train", generator=torch.Generator().manual_seed(0))
@@ -92,7 +100,9 @@ def test_bad_arguments_are_clear_errors():
         AUGMENTATIONS.build({"name": "spike_jitter", "max_jitter": 0.5})
 
 
-@pytest.mark.parametrize("option,first", [("temporal_shift", "temporal_shift"), ("spike_jitter", "spike_jitter")])
+@pytest.mark.parametrize(
+    "option,first", [("temporal_shift", "temporal_shift"), ("spike_jitter", "spike_jitter")]
+)
 def test_composed_in_a_list_from_config(option, first):
     cfg = compose([f"augmentation={option}", "data.path=unused.h5"])
     names = [a["name"] for a in cfg.model.augmentations]

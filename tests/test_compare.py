@@ -1,4 +1,5 @@
 """The architecture sweep and ``dsid compare``: table, plot, offline W&B run, clear errors."""
+
 import json
 import time
 
@@ -13,9 +14,19 @@ from tests.wandb_offline import read_offline_run
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-TINY = ["model.ic_size=8", "model.co_size=2", "model.factor_size=6", "model.encoder.ci_size=4",
-        "trainer.max_epochs=2", "data.batch_size=30", "train.metrics_every_n_steps=4",
-        "infer.n_samples=1", "trainer.enable_model_summary=false", "logger=csv", "trainer.max_time=null"]
+TINY = [
+    "model.ic_size=8",
+    "model.co_size=2",
+    "model.factor_size=6",
+    "model.encoder.ci_size=4",
+    "trainer.max_epochs=2",
+    "data.batch_size=30",
+    "train.metrics_every_n_steps=4",
+    "infer.n_samples=1",
+    "trainer.enable_model_summary=false",
+    "logger=csv",
+    "trainer.max_time=null",
+]
 
 
 def fake_run(root, name, model, metrics):
@@ -34,30 +45,63 @@ def test_sweep_covers_encoders_generators_and_count_observations():
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        hydra_cfg = hydra_compose(config_name="train", overrides=["experiment=compare_architectures"],
-                                  return_hydra_config=True)
+        hydra_cfg = hydra_compose(
+            config_name="train",
+            overrides=["experiment=compare_architectures"],
+            return_hydra_config=True,
+        )
     params = hydra_cfg.hydra.sweeper.params
     assert set(params["encoder@model.encoder"].split(",")) == {"bigru", "transformer"}
     assert set(params["generator@model.generator"].split(",")) == {"lfads", "node", "linear"}
-    assert set(params["observation@model.observation"].split(",")) == {"poisson", "negative_binomial"}
+    assert set(params["observation@model.observation"].split(",")) == {
+        "poisson",
+        "negative_binomial",
+    }
     assert cfg.trainer.max_time
 
 
 def test_table_and_labels(tmp_path):
-    a = fake_run(tmp_path, "a", {"name": "sae", "encoder": {"name": "bigru"}, "generator": {"name": "node"},
-                                 "observation": {"name": "poisson"}},
-                 {"val/co_bps": 0.31, "val/rate_r2": 0.9, "val/latent_r2": 0.95, "n_parameters": 12345,
-                  "seconds_per_epoch": 2.5})
-    b = fake_run(tmp_path, "b", {"name": "ndt", "observation": {"name": "negative_binomial"}},
-                 {"val/co_bps": 0.2})
+    a = fake_run(
+        tmp_path,
+        "a",
+        {
+            "name": "sae",
+            "encoder": {"name": "bigru"},
+            "generator": {"name": "node"},
+            "observation": {"name": "poisson"},
+        },
+        {
+            "val/co_bps": 0.31,
+            "val/rate_r2": 0.9,
+            "val/latent_r2": 0.95,
+            "n_parameters": 12345,
+            "seconds_per_epoch": 2.5,
+        },
+    )
+    b = fake_run(
+        tmp_path,
+        "b",
+        {"name": "ndt", "observation": {"name": "negative_binomial"}},
+        {"val/co_bps": 0.2},
+    )
     rows = [run_row(a), run_row(b)]
     table = format_table(rows)
     assert "bigru+node/poisson" in table and "ndt/negative_binomial" in table
     assert "12,345" in table and "0.3100" in table and "2.50" in table
     assert table.splitlines()[3].count(" - ") >= 2  # missing metrics print as '-'
-    assert describe_model({"model": {"name": "stitched", "encoder": {"name": "bigru"},
-                                     "generator": {"name": "lfads"},
-                                     "observation": {"name": "poisson"}}}) == "stitched:bigru+lfads/poisson"
+    assert (
+        describe_model(
+            {
+                "model": {
+                    "name": "stitched",
+                    "encoder": {"name": "bigru"},
+                    "generator": {"name": "lfads"},
+                    "observation": {"name": "poisson"},
+                }
+            }
+        )
+        == "stitched:bigru+lfads/poisson"
+    )
     assert find_runs([tmp_path]) == [a, b]
 
 
@@ -68,9 +112,20 @@ def test_not_a_run_is_a_clear_error(tmp_path):
 
 def test_multirun_sweep_then_compare(tiny_lorenz, tmp_path, capsys):
     sweep = tmp_path / "sweep"
-    code = cli_main(["train", "-m", "experiment=compare_architectures", f"data.path={tiny_lorenz}",
-                     "data.synth=null", "encoder@model.encoder=bigru", "generator@model.generator=lfads,linear",
-                     "observation@model.observation=negative_binomial", f"hydra.sweep.dir={sweep}", *TINY])
+    code = cli_main(
+        [
+            "train",
+            "-m",
+            "experiment=compare_architectures",
+            f"data.path={tiny_lorenz}",
+            "data.synth=null",
+            "encoder@model.encoder=bigru",
+            "generator@model.generator=lfads,linear",
+            "observation@model.observation=negative_binomial",
+            f"hydra.sweep.dir={sweep}",
+            *TINY,
+        ]
+    )
     assert code == 0
     runs = find_runs([sweep])
     assert len(runs) == 2
@@ -81,7 +136,9 @@ def test_multirun_sweep_then_compare(tiny_lorenz, tmp_path, capsys):
     out = tmp_path / "cmp"
     assert cli_main(["compare", str(sweep), "--out", str(out), "--sort", "co_bps"]) == 0
     printed = capsys.readouterr().out
-    assert "bigru+lfads/negative_binomial" in printed and "bigru+linear/negative_binomial" in printed
+    assert (
+        "bigru+lfads/negative_binomial" in printed and "bigru+linear/negative_binomial" in printed
+    )
     assert "s/epoch" in printed and "latent R2" in printed
     assert (out / "compare.png").stat().st_size > 1000 and (out / "compare.csv").exists()
     for _ in range(100):  # the W&B service may still be writing the offline run file

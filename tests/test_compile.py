@@ -1,5 +1,6 @@
 """``train.compile``: the model's forward through torch.compile, equal to the plain forward, with a
 fallback (one warning, same results) when compiling fails."""
+
 import pickle
 import warnings
 
@@ -30,6 +31,7 @@ def test_compile_setting_values():
 def failing_compile(model, mode=None):
     def call(*args, **kwargs):
         raise RuntimeError("backend exploded\nsecond line")
+
     return call
 
 
@@ -37,8 +39,11 @@ def test_a_failed_compile_warns_once_and_runs_the_plain_forward(monkeypatch):
     monkeypatch.setattr(torch, "compile", failing_compile)
     model, x = tiny()
     forward = CompiledForward(model, "default")
-    with pytest.warns(RuntimeWarning, match=r"train.compile=default: torch.compile failed \(RuntimeError: backend "
-                                            r"exploded\); training continues without it"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"train.compile=default: torch.compile failed \(RuntimeError: backend "
+        r"exploded\); training continues without it",
+    ):
         out = forward(x, sample=False)
     assert not forward.active and forward.failure == "RuntimeError: backend exploded"
     torch.testing.assert_close(out["params"], model(x, sample=False)["params"], rtol=0, atol=0)
@@ -71,7 +76,9 @@ def test_the_training_module_routes_its_forward_through_it(monkeypatch):
     spikes = torch.poisson(torch.full((4, 10, 7), 0.5))
     loss, _ = module.compute_loss({"spikes": spikes}, "valid")
     assert calls == ["reduce-overhead"] and torch.isfinite(loss)
-    clone = pickle.loads(pickle.dumps(module._compiled))  # the compiled function is rebuilt, not pickled
+    clone = pickle.loads(
+        pickle.dumps(module._compiled)
+    )  # the compiled function is rebuilt, not pickled
     assert clone._compiled is None and clone.mode == "reduce-overhead"
 
 
@@ -80,7 +87,9 @@ def test_torch_compile_equals_the_plain_forward():
     """A real torch.compile (inductor on this machine's compiler; ~30 s): outputs and gradients equal."""
     model, x = tiny()
     ref = model(x, sample=False)
-    ref_grads = torch.autograd.grad(ref["params"].sum(), list(model.parameters()), allow_unused=True)
+    ref_grads = torch.autograd.grad(
+        ref["params"].sum(), list(model.parameters()), allow_unused=True
+    )
     forward = CompiledForward(model, "default")
     out = forward(x, sample=False)
     assert forward.active, forward.failure

@@ -1,4 +1,5 @@
 """Every registered component: forward, backward, no NaN, a gradient for every parameter."""
+
 import pytest
 import torch
 
@@ -35,8 +36,9 @@ def test_encoder(name):
 @pytest.mark.parametrize("co_size", [0, 3])
 def test_generator(name, co_size):
     torch.manual_seed(0)
-    gen = GENERATORS.build({"name": name}, ic_size=I, co_size=co_size, factor_size=F,
-                           ci_input_size=7, ext_input_size=2)
+    gen = GENERATORS.build(
+        {"name": name}, ic_size=I, co_size=co_size, factor_size=F, ci_input_size=7, ext_input_size=2
+    )
     ci = torch.randn(B, T, 7) if co_size else None
     out = gen(torch.randn(B, I), ci=ci, ext=torch.randn(B, T, 2), n_steps=T + 3)
     assert out.factors.shape == (B, T + 3, F)
@@ -103,8 +105,9 @@ def test_coupling(name):
     torch.manual_seed(0)
     sizes, targets_h = [5, 4, 6], [7, 3, 7]
     allowed = [[0, 1, 1], [1, 0, 0], [1, 1, 0]]  # 1->2 not allowed
-    cpl = COUPLINGS.build({"name": name}, n_areas=3, source_sizes=sizes, target_sizes=targets_h,
-                          allowed_edges=allowed)
+    cpl = COUPLINGS.build(
+        {"name": name}, n_areas=3, source_sizes=sizes, target_sizes=targets_h, allowed_edges=allowed
+    )
     assert all(allowed[s][d] for s, d in cpl.edges) and len(cpl.edge_sizes) == len(cpl.edges)
     signals = [torch.randn(B, T, s, requires_grad=True) for s in sizes]
     targets = [torch.randn(B, T, h, requires_grad=True) for h in targets_h]
@@ -116,7 +119,9 @@ def test_coupling(name):
     kl = cpl.kl(out)
     assert kl is None or (kl.shape == (B,) and torch.isfinite(kl).all())
     assert cpl.strength().shape == cpl.delays().shape == (3, 3)
-    assert all(cpl.delays()[s, d] == -1 for s in range(3) for d in range(3) if (s, d) not in cpl.edges)
+    assert all(
+        cpl.delays()[s, d] == -1 for s in range(3) for d in range(3) if (s, d) not in cpl.edges
+    )
     if list(cpl.parameters()):
         check_grads(cpl, total(*out.messages, kl))
     else:

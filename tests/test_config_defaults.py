@@ -1,6 +1,7 @@
 """One source for every default: an option file in ``configs/<group>/`` that sets a component's
 argument must agree with the default of the component's constructor, so that a model built from
 YAML and one built in Python with the same name are the same model."""
+
 import inspect
 from pathlib import Path
 
@@ -9,9 +10,15 @@ import yaml
 from dsid.registry import ALL_REGISTRIES
 from dsid.runs.config import config_dir
 
-GROUP_KIND = {"encoder": "encoder", "generator": "generator", "readout": "readout",
-              "observation": "observation", "prior": "prior", "coupling": "coupling",
-              "augmentation": "augmentation"}
+GROUP_KIND = {
+    "encoder": "encoder",
+    "generator": "generator",
+    "readout": "readout",
+    "observation": "observation",
+    "prior": "prior",
+    "coupling": "coupling",
+    "augmentation": "augmentation",
+}
 
 
 def constructor_defaults(cls) -> dict:
@@ -43,8 +50,10 @@ def disagreements(configs: Path):
                 defaults = constructor_defaults(ALL_REGISTRIES[kind].get(entry["name"]))
                 for key, value in entry.items():
                     if key != "name" and key in defaults and defaults[key] != value:
-                        found.append(f"{group}/{f.name}: {entry['name']}.{key} = {value!r} in YAML, "
-                                     f"{defaults[key]!r} in the constructor")
+                        found.append(
+                            f"{group}/{f.name}: {entry['name']}.{key} = {value!r} in YAML, "
+                            f"{defaults[key]!r} in the constructor"
+                        )
     return found
 
 
@@ -60,12 +69,17 @@ def test_every_group_is_checked():
 
 def test_a_disagreeing_option_file_is_reported(tmp_path):
     (tmp_path / "generator").mkdir()
-    (tmp_path / "generator" / "lfads.yaml").write_text("name: lfads\nhidden_size: 7\ndropout: 0.1\n")
+    (tmp_path / "generator" / "lfads.yaml").write_text(
+        "name: lfads\nhidden_size: 7\ndropout: 0.1\n"
+    )
     (tmp_path / "augmentation").mkdir()
     (tmp_path / "augmentation" / "cd.yaml").write_text(
-        "model:\n  augmentations:\n    - name: coordinated_dropout\n      rate: 0.99\n")
+        "model:\n  augmentations:\n    - name: coordinated_dropout\n      rate: 0.99\n"
+    )
     found = disagreements(tmp_path)
     assert len(found) == 2
-    assert any("generator/lfads.yaml: lfads.hidden_size = 7 in YAML, 64 in the constructor" in f
-               for f in found)
+    assert any(
+        "generator/lfads.yaml: lfads.hidden_size = 7 in YAML, 64 in the constructor" in f
+        for f in found
+    )
     assert any("coordinated_dropout.rate = 0.99" in f for f in found)

@@ -1,4 +1,5 @@
 """Every config option and experiment file composes, and the model it describes builds."""
+
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,14 @@ from dsid.runs.config import compose, config_dir
 from tests.conftest import tiny_info
 
 CONFIGS = config_dir()
-GROUP_TARGET = {"encoder": "encoder@model.encoder", "generator": "generator@model.generator",
-                "readout": "readout@model.readout", "observation": "observation@model.observation",
-                "prior": "prior@model.co_prior", "coupling": "coupling@model.coupling"}
+GROUP_TARGET = {
+    "encoder": "encoder@model.encoder",
+    "generator": "generator@model.generator",
+    "readout": "readout@model.readout",
+    "observation": "observation@model.observation",
+    "prior": "prior@model.co_prior",
+    "coupling": "coupling@model.coupling",
+}
 
 
 def options():
@@ -30,7 +36,9 @@ def build_from(cfg):
     of different neurons when the config lists several files, 1 area otherwise."""
     model_cfg = __import__("omegaconf").OmegaConf.to_container(cfg.model, resolve=True)
     if cfg.data.get("files"):
-        return build_model(model_cfg, {"n_sessions": 2, "sessions": [tiny_info(7, 2), tiny_info(5, 1)]})
+        return build_model(
+            model_cfg, {"n_sessions": 2, "sessions": [tiny_info(7, 2), tiny_info(5, 1)]}
+        )
     n_areas = 1
     if model_cfg.get("name", "sae") == "multiarea":
         n_areas = len(model_cfg.get("allowed_edges") or [0, 0, 0])
@@ -52,9 +60,12 @@ def test_option_composes_and_builds(group, option):
         from dsid.tuning.pbt import tune_options
 
         cfg = __import__("omegaconf").OmegaConf.to_container(
-            compose([override, "data.path=unused.h5"]), resolve=True)
+            compose([override, "data.path=unused.h5"]), resolve=True
+        )
         opts = tune_options(cfg)
-        assert opts["population"] >= 1 and set(read_hparams(cfg, opts["space"])) == set(opts["space"])
+        assert opts["population"] >= 1 and set(read_hparams(cfg, opts["space"])) == set(
+            opts["space"]
+        )
         return
     cfg = compose([override, "data.path=unused.h5"])
     if group in ("data", "trainer", "logger"):
@@ -83,7 +94,8 @@ def test_experiments_exist():
 def test_a_users_config_folder_adds_experiments(tmp_path):
     (tmp_path / "experiment").mkdir()
     (tmp_path / "experiment" / "my_exp.yaml").write_text(
-        "# @package _global_\nexperiment_name: mine\nmodel:\n  factor_size: 7\n")
+        "# @package _global_\nexperiment_name: mine\nmodel:\n  factor_size: 7\n"
+    )
     cfg = compose([f"hydra.searchpath=[file://{tmp_path}]", "experiment=my_exp"])
     assert cfg.experiment_name == "mine" and cfg.model.factor_size == 7
     assert cfg.model.generator.name == "lfads"  # DSID's own options still compose around it

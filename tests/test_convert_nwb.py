@@ -1,4 +1,5 @@
 """``dsid convert nwb``: a small NWB file written here with pynwb round-trips into a DSID tensor file."""
+
 from __future__ import annotations
 
 import subprocess
@@ -16,8 +17,11 @@ from dsid.data.tensor_file import DataFileError, load_tensor_file
 def write_nwb(path, spike_times, starts, stops, moves, targets, areas):
     from pynwb import NWBHDF5IO, NWBFile
 
-    nwb = NWBFile(session_description="test", identifier="dsid-convert-test",
-                  session_start_time=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    nwb = NWBFile(
+        session_description="test",
+        identifier="dsid-convert-test",
+        session_start_time=datetime(2020, 1, 1, tzinfo=timezone.utc),
+    )
     nwb.add_trial_column(name="move_onset_time", description="movement onset (s)")
     nwb.add_trial_column(name="target", description="reach target")
     for s, e, m, t in zip(starts, stops, moves, targets):
@@ -38,7 +42,9 @@ def recording(tmp_path):
     stops = starts + 1.0 + rng.uniform(0, 0.3, n_trials)
     moves = starts + 0.4
     moves[3] = np.nan  # a trial without movement: dropped when aligning on it
-    spike_times = [np.sort(rng.uniform(0, 2.0 * n_trials, rng.integers(200, 400))) for _ in range(n_units)]
+    spike_times = [
+        np.sort(rng.uniform(0, 2.0 * n_trials, rng.integers(200, 400))) for _ in range(n_units)
+    ]
     targets = [["left", "right", "up"][i % 3] for i in range(n_trials)]
     areas = ["M1", "M1", "M1", "PMd", "PMd", "PMd"]
     path = write_nwb(tmp_path / "rec.nwb", spike_times, starts, stops, moves, targets, areas)
@@ -46,17 +52,32 @@ def recording(tmp_path):
 
 
 def test_bin_spikes_counts_by_hand():
-    counts = bin_spikes([np.array([0.05, 0.12, 0.15, 0.31]), np.array([1.0])], np.array([0.0, 0.1]), 2, 0.1)
+    counts = bin_spikes(
+        [np.array([0.05, 0.12, 0.15, 0.31]), np.array([1.0])], np.array([0.0, 0.1]), 2, 0.1
+    )
     assert counts[:, :, 0].tolist() == [[1, 2], [2, 0]] and counts[:, :, 1].sum() == 0
 
 
 def test_convert_round_trips_counts_areas_and_conditions(recording, tmp_path):
     path, spike_times, starts, moves = recording
-    data = convert_nwb(path, bin_ms=50, align="move_onset_time", window_ms=(-200, 400), heldout=0,
-                       area_column="location", condition_column="target", valid_fraction=0.25,
-                       out=tmp_path / "rec.h5")
+    data = convert_nwb(
+        path,
+        bin_ms=50,
+        align="move_onset_time",
+        window_ms=(-200, 400),
+        heldout=0,
+        area_column="location",
+        condition_column="target",
+        valid_fraction=0.25,
+        out=tmp_path / "rec.h5",
+    )
     back = load_tensor_file(tmp_path / "rec.h5")
-    assert back.bin_ms == 50 and back.n_time == 12 and back.n_neurons == 6 and back.area_names == ["M1", "PMd"]
+    assert (
+        back.bin_ms == 50
+        and back.n_time == 12
+        and back.n_neurons == 6
+        and back.area_names == ["M1", "PMd"]
+    )
     assert sum(sd.n_trials for sd in back.splits.values()) == 19  # the NaN-aligned trial dropped
     assert back.area.tolist() == [0, 0, 0, 1, 1, 1] and not back.heldout.any()
     # every trial's counts equal a histogram of that unit's spikes in its window
@@ -68,25 +89,40 @@ def test_convert_round_trips_counts_areas_and_conditions(recording, tmp_path):
         edges = moves[i] - 0.2 + 0.05 * np.arange(13)
         expected.append(np.stack([np.histogram(st, edges)[0] for st in spike_times], -1))
     expected = np.stack(expected)
-    order = [next(j for j in range(len(kept)) if np.array_equal(expected[j], c)) for c in all_counts]
+    order = [
+        next(j for j in range(len(kept)) if np.array_equal(expected[j], c)) for c in all_counts
+    ]
     assert sorted(order) == list(range(len(kept)))  # a permutation of the trials, each exact
-    assert [all_cond[k] for k in np.argsort(order)] == [("left", "right", "up").index(
-        ["left", "right", "up"][i % 3]) for i in kept]
+    assert [all_cond[k] for k in np.argsort(order)] == [
+        ("left", "right", "up").index(["left", "right", "up"][i % 3]) for i in kept
+    ]
     assert data.n_time == 12
 
 
 def test_convert_command_and_errors(recording, tmp_path):
     path = recording[0]
     dsid = str(Path(sys.executable).parent / "dsid")
-    done = subprocess.run([dsid, "convert", "nwb", str(path), "--out", str(tmp_path / "c.h5"), "--bin-ms", "20"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [dsid, "convert", "nwb", str(path), "--out", str(tmp_path / "c.h5"), "--bin-ms", "20"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     data = load_tensor_file(tmp_path / "c.h5")
-    assert data.n_time == 50 and data.heldout.sum() == 1  # 0 to the shortest trial (1.0 s); a fifth held out
+    assert (
+        data.n_time == 50 and data.heldout.sum() == 1
+    )  # 0 to the shortest trial (1.0 s); a fifth held out
     with pytest.raises(DataFileError, match="intervals/trials/go_cue"):
         convert_nwb(path, align="go_cue")
     with pytest.raises(DataFileError, match="units/region"):
         convert_nwb(path, area_column="region")
-    bad = subprocess.run([dsid, "convert", "nwb", str(tmp_path / "none.nwb"), "--out", str(tmp_path / "x.h5")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "no such NWB file" in bad.stderr and not (tmp_path / "x.h5").exists()
+    bad = subprocess.run(
+        [dsid, "convert", "nwb", str(tmp_path / "none.nwb"), "--out", str(tmp_path / "x.h5")],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        bad.returncode == 2
+        and "no such NWB file" in bad.stderr
+        and not (tmp_path / "x.h5").exists()
+    )

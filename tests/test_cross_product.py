@@ -1,5 +1,6 @@
 """Every encoder x generator x observation model builds, runs and back-propagates on tiny shapes,
 and so does the NDT model with every observation model."""
+
 import pytest
 import torch
 
@@ -7,14 +8,16 @@ from dsid.models import build_model
 from dsid.registry import ENCODERS, GENERATORS, OBSERVATIONS
 from tests.conftest import TINY_MODEL, tiny_info
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-SMALL = {"bigru": {"hidden_size": 6, "ci_size": 3}, "transformer": {"d_model": 8, "n_heads": 2,
-                                                                   "n_layers": 1, "ff_size": 8, "ci_size": 3},
-         "lfads": {"hidden_size": 8, "controller_size": 4}, "node": {"hidden_size": 4, "mlp_size": 8},
-         "linear": {"hidden_size": 4, "controller_size": 4}}
+SMALL = {
+    "bigru": {"hidden_size": 6, "ci_size": 3},
+    "transformer": {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_size": 8, "ci_size": 3},
+    "lfads": {"hidden_size": 8, "controller_size": 4},
+    "node": {"hidden_size": 4, "mlp_size": 8},
+    "linear": {"hidden_size": 4, "controller_size": 4},
+}
 
 
 def targets(model, shape):
@@ -29,7 +32,9 @@ def check(model, n_forward=2, every_parameter=True):
     x, mask = model.augment(target, "train", torch.Generator().manual_seed(0))
     out = model(x, n_forward=n_forward)
     assert out["rates"].shape == (3, 10 + n_forward, 7) and torch.isfinite(out["rates"]).all()
-    forward = torch.cat([target, targets(model, (3, n_forward, 7))], dim=1)  # forward bins scored too
+    forward = torch.cat(
+        [target, targets(model, (3, n_forward, 7))], dim=1
+    )  # forward bins scored too
     assert torch.isfinite(sum(model.loss_terms(out, forward, mask).values()))
     terms = model.loss_terms(out, target, mask)
     loss = sum(terms.values())
@@ -50,24 +55,42 @@ def check(model, n_forward=2, every_parameter=True):
 @pytest.mark.parametrize("co_size", [0, 2])
 def test_sae_cross_product(enc, gen, obs, co_size):
     torch.manual_seed(0)
-    cfg = {**TINY_MODEL, "co_size": co_size, "encoder": {"name": enc, **SMALL.get(enc, {})},
-           "generator": {"name": gen, **SMALL.get(gen, {})}, "observation": {"name": obs}}
+    cfg = {
+        **TINY_MODEL,
+        "co_size": co_size,
+        "encoder": {"name": enc, **SMALL.get(enc, {})},
+        "generator": {"name": gen, **SMALL.get(gen, {})},
+        "observation": {"name": obs},
+    }
     check(build_model(cfg, tiny_info()), every_parameter=co_size > 0)
 
 
 @pytest.mark.parametrize("obs", OBSERVATIONS.names())
 def test_ndt_with_every_observation(obs):
     torch.manual_seed(0)
-    cfg = {"name": "ndt", "factor_size": 4, "observation": {"name": obs},
-           "transformer": {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_size": 8},
-           "augmentations": [{"name": "coordinated_dropout", "rate": 0.3}]}
+    cfg = {
+        "name": "ndt",
+        "factor_size": 4,
+        "observation": {"name": obs},
+        "transformer": {"d_model": 8, "n_heads": 2, "n_layers": 1, "ff_size": 8},
+        "augmentations": [{"name": "coordinated_dropout", "rate": 0.3}],
+    }
     check(build_model(cfg, tiny_info()))
 
 
 def test_ndt_limited_context_and_clear_errors():
-    cfg = {"name": "ndt", "factor_size": 4, "observation": {"name": "poisson"},
-           "transformer": {"d_model": 8, "n_heads": 2, "n_layers": 1, "context_forward": 0,
-                           "context_backward": 3}}
+    cfg = {
+        "name": "ndt",
+        "factor_size": 4,
+        "observation": {"name": "poisson"},
+        "transformer": {
+            "d_model": 8,
+            "n_heads": 2,
+            "n_layers": 1,
+            "context_forward": 0,
+            "context_backward": 3,
+        },
+    }
     model = build_model(cfg, tiny_info())
     model.eval()
     x = torch.poisson(torch.ones(1, 10, 5))

@@ -1,4 +1,5 @@
 """Each bad-input case gives a clear error naming the file, the field and the expectation."""
+
 import h5py
 import numpy as np
 import pytest
@@ -34,31 +35,84 @@ CASES = [
     ("missing split", lambda f: f.__delitem__("valid"), "valid/spikes", "no such group"),
     ("missing bin width", lambda f: f.attrs.__delitem__("bin_ms"), "attrs/bin_ms", "bin width"),
     ("missing area", lambda f: f["neurons"].__delitem__("area"), "neurons/area", "integer array"),
-    ("wrong neuron count", lambda f: replace(f, "train/spikes", np.zeros((6, 10, 5), np.int32)),
-     "train/spikes", "shape (trials, T, 8)"),
-    ("float area labels", lambda f: replace(f, "neurons/area", np.zeros(8)), "neurons/area", "integer"),
-    ("string spikes", lambda f: replace(f, "train/spikes", np.full((6, 10, 8), b"a")), "train/spikes",
-     "integer spike counts"),
-    ("NaN counts", lambda f: replace(f, "train/spikes", np.full((6, 10, 8), np.nan)), "train/spikes",
-     "no NaN"),
-    ("negative counts", lambda f: replace(f, "train/spikes", -np.ones((6, 10, 8), np.int32)),
-     "train/spikes", "non-negative"),
-    ("fractional counts", lambda f: replace(f, "train/spikes", np.full((6, 10, 8), 0.5)),
-     "train/spikes", "integer spike counts"),
-    ("empty split", lambda f: replace(f, "valid/spikes", np.zeros((0, 10, 8), np.int32)),
-     "valid/spikes", "at least one trial"),
-    ("mismatched bins", lambda f: replace(f, "valid/spikes", np.zeros((3, 7, 8), np.int32)),
-     "valid/spikes", "T=10"),
-    ("heldout wrong length", lambda f: replace(f, "neurons/heldout", np.zeros(3, bool)),
-     "neurons/heldout", "(8,) bool"),
-    ("all held out", lambda f: replace(f, "neurons/heldout", np.ones(8, bool)), "neurons/heldout",
-     "at least one held-in neuron"),
-    ("area gap", lambda f: replace(f, "neurons/area", np.array([0, 0, 0, 0, 2, 2, 2, 2])),
-     "neurons/area", "every area"),
-    ("latent trial mismatch", lambda f: replace(f, "train/truth/latents", np.zeros((2, 10, 3))),
-     "train/truth/latents", "shape (6, 10, L)"),
-    ("bad effectome", lambda f: f.create_dataset("truth/effectome", data=np.zeros((2, 2))),
-     "truth/effectome", "shape (1, 1)"),
+    (
+        "wrong neuron count",
+        lambda f: replace(f, "train/spikes", np.zeros((6, 10, 5), np.int32)),
+        "train/spikes",
+        "shape (trials, T, 8)",
+    ),
+    (
+        "float area labels",
+        lambda f: replace(f, "neurons/area", np.zeros(8)),
+        "neurons/area",
+        "integer",
+    ),
+    (
+        "string spikes",
+        lambda f: replace(f, "train/spikes", np.full((6, 10, 8), b"a")),
+        "train/spikes",
+        "integer spike counts",
+    ),
+    (
+        "NaN counts",
+        lambda f: replace(f, "train/spikes", np.full((6, 10, 8), np.nan)),
+        "train/spikes",
+        "no NaN",
+    ),
+    (
+        "negative counts",
+        lambda f: replace(f, "train/spikes", -np.ones((6, 10, 8), np.int32)),
+        "train/spikes",
+        "non-negative",
+    ),
+    (
+        "fractional counts",
+        lambda f: replace(f, "train/spikes", np.full((6, 10, 8), 0.5)),
+        "train/spikes",
+        "integer spike counts",
+    ),
+    (
+        "empty split",
+        lambda f: replace(f, "valid/spikes", np.zeros((0, 10, 8), np.int32)),
+        "valid/spikes",
+        "at least one trial",
+    ),
+    (
+        "mismatched bins",
+        lambda f: replace(f, "valid/spikes", np.zeros((3, 7, 8), np.int32)),
+        "valid/spikes",
+        "T=10",
+    ),
+    (
+        "heldout wrong length",
+        lambda f: replace(f, "neurons/heldout", np.zeros(3, bool)),
+        "neurons/heldout",
+        "(8,) bool",
+    ),
+    (
+        "all held out",
+        lambda f: replace(f, "neurons/heldout", np.ones(8, bool)),
+        "neurons/heldout",
+        "at least one held-in neuron",
+    ),
+    (
+        "area gap",
+        lambda f: replace(f, "neurons/area", np.array([0, 0, 0, 0, 2, 2, 2, 2])),
+        "neurons/area",
+        "every area",
+    ),
+    (
+        "latent trial mismatch",
+        lambda f: replace(f, "train/truth/latents", np.zeros((2, 10, 3))),
+        "train/truth/latents",
+        "shape (6, 10, L)",
+    ),
+    (
+        "bad effectome",
+        lambda f: f.create_dataset("truth/effectome", data=np.zeros((2, 2))),
+        "truth/effectome",
+        "shape (1, 1)",
+    ),
 ]
 
 

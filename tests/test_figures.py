@@ -1,12 +1,13 @@
 """Every diagnostic figure is made on tiny data, labels its axes, and is saved as PNG and SVG."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from dsid.zoo.members.integrator import make_integrator
 from dsid.evaluation.figures.diagnostics import diagnostic_figures, save_figures
+from dsid.zoo.members.integrator import make_integrator
 
 
 def _labelled(fig) -> list:
@@ -15,7 +16,9 @@ def _labelled(fig) -> list:
     for ax in fig.axes:
         if not (ax.lines or ax.collections or ax.images or ax.patches):
             continue
-        labels = [ax.get_xlabel(), ax.get_ylabel()] + ([ax.get_zlabel()] if hasattr(ax, "get_zlabel") else [])
+        labels = [ax.get_xlabel(), ax.get_ylabel()] + (
+            [ax.get_zlabel()] if hasattr(ax, "get_zlabel") else []
+        )
         shared_x = not ax.get_xlabel() and any(o is not ax and o.get_xlabel() for o in fig.axes)
         if not ax.get_ylabel() or not (ax.get_xlabel() or shared_x) or not all(labels[2:]):
             missing.append(ax.get_title() or repr(ax))
@@ -26,12 +29,25 @@ def _labelled(fig) -> list:
 def tiny():
     data = make_integrator(seed=0, n_trials=(12, 6, 2), n_time=14, n_neurons=9, n_heldout=3)
     rng = np.random.default_rng(0)
-    outputs = {s: {"rates": rng.gamma(2.0, 0.1, data.splits[s].spikes.shape),
-                   "factors": rng.normal(size=(data.splits[s].n_trials, 14, 4)),
-                   "inferred_inputs": rng.normal(size=(data.splits[s].n_trials, 14, 2))}
-               for s in ("train", "valid")}
-    history = [{"step": 10 * i, "val/co_bps": 0.1 * i, "val/bps": 0.2, "val/rate_r2": 0.5, "val/latent_r2": 0.4,
-                "val/oracle_co_bps": 0.5} for i in range(4)]
+    outputs = {
+        s: {
+            "rates": rng.gamma(2.0, 0.1, data.splits[s].spikes.shape),
+            "factors": rng.normal(size=(data.splits[s].n_trials, 14, 4)),
+            "inferred_inputs": rng.normal(size=(data.splits[s].n_trials, 14, 2)),
+        }
+        for s in ("train", "valid")
+    }
+    history = [
+        {
+            "step": 10 * i,
+            "val/co_bps": 0.1 * i,
+            "val/bps": 0.2,
+            "val/rate_r2": 0.5,
+            "val/latent_r2": 0.4,
+            "val/oracle_co_bps": 0.5,
+        }
+        for i in range(4)
+    ]
     return data, outputs, history
 
 
@@ -49,7 +65,9 @@ def test_every_figure_is_made_and_labelled(tiny, tmp_path):
     assert len(figs["trajectories"].axes) == 2  # aligned to the truth: inferred and true panels
     save_figures(figs, tmp_path)
     for name in figs:
-        assert (tmp_path / f"{name}.png").stat().st_size > 0 and (tmp_path / f"{name}.svg").stat().st_size > 0
+        assert (tmp_path / f"{name}.png").stat().st_size > 0 and (
+            tmp_path / f"{name}.svg"
+        ).stat().st_size > 0
     plt.close("all")
 
 
@@ -57,8 +75,10 @@ def test_figures_without_truth_or_conditions(tiny):
     data, outputs, _ = tiny
     for sd in data.splits.values():
         sd.truth_rates = sd.truth_latents = sd.truth_inputs = sd.condition = None
-    figs = diagnostic_figures(data, {s: {k: v for k, v in o.items() if k != "inferred_inputs"}
-                                     for s, o in outputs.items()})
+    figs = diagnostic_figures(
+        data,
+        {s: {k: v for k, v in o.items() if k != "inferred_inputs"} for s, o in outputs.items()},
+    )
     assert set(figs) == {"rates", "trajectories"}
     assert len(figs["trajectories"].axes) == 1 and _labelled(figs["trajectories"]) == []
     plt.close("all")
@@ -71,7 +91,10 @@ def test_multiarea_figures_are_labelled():
     eff = rng.uniform(0, 1, (3, 3))
     delays = np.array([[-1, 2, -1], [3, -1, 1], [-1, -1, -1]])
     msgs = {"0_1": rng.normal(size=(4, 10, 2)), "1_0": rng.normal(size=(4, 10, 2))}
-    figs = [plot_effectomes(eff, eff * 0.9, ["V1", "V2", "PFC"]), plot_delays(delays + 0.5 * (delays >= 0), delays),
-            plot_messages(msgs, {k: v + 0.1 for k, v in msgs.items()}, ["0_1", "1_0"])]
+    figs = [
+        plot_effectomes(eff, eff * 0.9, ["V1", "V2", "PFC"]),
+        plot_delays(delays + 0.5 * (delays >= 0), delays),
+        plot_messages(msgs, {k: v + 0.1 for k, v in msgs.items()}, ["0_1", "1_0"]),
+    ]
     for fig in figs:
         assert _labelled(fig) == []

@@ -1,4 +1,5 @@
 """``dsid fit`` end to end on tiny files, its errors, and external inputs from the file."""
+
 from __future__ import annotations
 
 import json
@@ -10,29 +11,47 @@ import h5py
 import numpy as np
 import pytest
 
-from dsid.data.synth_lorenz import write_lorenz_benchmark
-from dsid.data.tensor_file import DataFileError, load_tensor_file, write_tensor_file
-from dsid.zoo.members.sensory import make_sensory
 from dsid.autofit.fit import REPORT_FILE, fit
 from dsid.autofit.report import report_lines
+from dsid.data.synth_lorenz import write_lorenz_benchmark
+from dsid.data.tensor_file import DataFileError, load_tensor_file, write_tensor_file
 from dsid.runs.load import load_run
+from dsid.zoo.members.sensory import make_sensory
 
-QUIET = ["logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-         "infer.n_samples=1", "model.encoder.hidden_size=8", "model.encoder.ci_size=4",
-         "model.generator.controller_size=4"]
+QUIET = [
+    "logger=csv",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "infer.n_samples=1",
+    "model.encoder.hidden_size=8",
+    "model.encoder.ci_size=4",
+    "model.generator.controller_size=4",
+]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return write_lorenz_benchmark(tmp_path_factory.mktemp("fit") / "tiny.h5", seed=2, n_trials=(40, 12, 12),
-                                  n_time=15, n_neurons=12, n_heldout=3)
+    return write_lorenz_benchmark(
+        tmp_path_factory.mktemp("fit") / "tiny.h5",
+        seed=2,
+        n_trials=(40, 12, 12),
+        n_time=15,
+        n_neurons=12,
+        n_heldout=3,
+    )
 
 
 def test_fit_trains_and_reports_against_the_baseline(tiny, tmp_path, capsys):
-    res = fit(tiny, budget="12steps", out=str(tmp_path / "run"),
-              overrides=[*QUIET, "model.generator.hidden_size=16", "model.ic_size=8"])
+    res = fit(
+        tiny,
+        budget="12steps",
+        out=str(tmp_path / "run"),
+        overrides=[*QUIET, "model.generator.hidden_size=16", "model.ic_size=8"],
+    )
     text = capsys.readouterr().out
-    assert "smoothing baseline co-bps" in text and "diagnostics:" in text and "oracle co-bps" in text
+    assert (
+        "smoothing baseline co-bps" in text and "diagnostics:" in text and "oracle co-bps" in text
+    )
     assert "model.generator.hidden_size=16" in text and "set by you" in text
     report = json.loads((tmp_path / "run" / REPORT_FILE).read_text())
     assert report["steps"] == 12 and np.isfinite(report["baseline"]["co_bps"])
@@ -41,33 +60,54 @@ def test_fit_trains_and_reports_against_the_baseline(tiny, tmp_path, capsys):
     assert keys["model.generator.hidden_size"]["reason"] == "set by you"
     assert keys["data.batch_size"]["value"] == 16 and keys["train.kl_ramp_steps"]["value"] == 20
     run = load_run(tmp_path / "run")
-    assert run.config["model"]["generator"]["hidden_size"] == 16 and run.config["data"]["batch_size"] == 16
+    assert (
+        run.config["model"]["generator"]["hidden_size"] == 16
+        and run.config["data"]["batch_size"] == 16
+    )
     assert report["diagnostics"]
     # data with forward bins: the report names the mix of forward predictions and mean rates
     assert not any("forward prediction weight" in line for line in report_lines(res))
     res["metrics"]["forward_weight"] = 0.65
-    assert any("forward prediction weight" in line and "0.6500" in line for line in report_lines(res))
+    assert any(
+        "forward prediction weight" in line and "0.6500" in line for line in report_lines(res)
+    )
 
 
 def test_fit_command_errors_are_clear(tiny, tmp_path):
     dsid = str(Path(sys.executable).parent / "dsid")
-    bad = subprocess.run([dsid, "fit", str(tiny), "--budget", "fortnight"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [dsid, "fit", str(tiny), "--budget", "fortnight"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "--budget 'fortnight': expected a duration" in bad.stdout
     data = load_tensor_file(tiny)
     del data.splits["valid"]
     lone = write_tensor_file(tmp_path / "novalid.h5", data)
     bad = subprocess.run([dsid, "fit", str(lone)], capture_output=True, text=True)
     assert bad.returncode == 2 and "field 'valid/spikes'" in bad.stdout
-    missing = subprocess.run([dsid, "fit", str(tmp_path / "nope.h5")], capture_output=True, text=True)
+    missing = subprocess.run(
+        [dsid, "fit", str(tmp_path / "nope.h5")], capture_output=True, text=True
+    )
     assert missing.returncode == 2 and "no such DSID tensor file" in missing.stdout
-    calcium = write_lorenz_benchmark(tmp_path / "calcium.h5", seed=2, n_trials=(20, 6, 6), n_time=10,
-                                     n_neurons=8, n_heldout=2, observation="calcium")
+    calcium = write_lorenz_benchmark(
+        tmp_path / "calcium.h5",
+        seed=2,
+        n_trials=(20, 6, 6),
+        n_time=10,
+        n_neurons=8,
+        n_heldout=2,
+        observation="calcium",
+    )
     bad = subprocess.run([dsid, "fit", str(calcium)], capture_output=True, text=True)
-    assert bad.returncode == 2 and "field 'train/spikes': dsid fit models spike counts" in bad.stdout
+    assert (
+        bad.returncode == 2 and "field 'train/spikes': dsid fit models spike counts" in bad.stdout
+    )
     data = load_tensor_file(tiny)
     data.heldout[:] = False
-    bad = subprocess.run([dsid, "fit", str(write_tensor_file(tmp_path / "noho.h5", data))],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [dsid, "fit", str(write_tensor_file(tmp_path / "noho.h5", data))],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "neurons/heldout" in bad.stdout
 
 
@@ -93,8 +133,13 @@ def test_external_inputs_are_read_checked_and_fed_to_the_model(sensory, tmp_path
     assert not np.allclose(a, b)
     import dsid  # the Python API
 
-    dsid.fit(sensory, budget="4steps", out=str(tmp_path / "without"), overrides=[*QUIET, "data.ext_inputs=false"],
-             verbose=False)
+    dsid.fit(
+        sensory,
+        budget="4steps",
+        out=str(tmp_path / "without"),
+        overrides=[*QUIET, "data.ext_inputs=false"],
+        verbose=False,
+    )
     assert load_run(tmp_path / "without").model.generator.ext_input_size == 0
 
 
@@ -102,6 +147,7 @@ def _replace(key, value):
     def change(f):
         del f[key]
         f[key] = value
+
     return change
 
 
@@ -109,14 +155,28 @@ def _nan(f):
     f["train/ext_inputs"][0, 0, 0] = np.nan
 
 
-@pytest.mark.parametrize("change,field,expected", [
-    (_replace("valid/ext_inputs", np.zeros((10, 5, 3), np.float32)), "valid/ext_inputs", "shape"),
-    (_nan, "train/ext_inputs", "finite values"),
-    (_replace("test/ext_inputs", np.zeros((10, 16, 2), np.float32)), "test/ext_inputs", "the same number"),
-    (lambda f: f.__delitem__("test/ext_inputs"), "test/ext_inputs", "in every split"),
-    (lambda f: f.create_dataset("valid/truth/inputs", data=np.zeros((10, 5, 2))), "valid/truth/inputs",
-     r"shape \(10, 16, U\)"),
-])
+@pytest.mark.parametrize(
+    "change,field,expected",
+    [
+        (
+            _replace("valid/ext_inputs", np.zeros((10, 5, 3), np.float32)),
+            "valid/ext_inputs",
+            "shape",
+        ),
+        (_nan, "train/ext_inputs", "finite values"),
+        (
+            _replace("test/ext_inputs", np.zeros((10, 16, 2), np.float32)),
+            "test/ext_inputs",
+            "the same number",
+        ),
+        (lambda f: f.__delitem__("test/ext_inputs"), "test/ext_inputs", "in every split"),
+        (
+            lambda f: f.create_dataset("valid/truth/inputs", data=np.zeros((10, 5, 2))),
+            "valid/truth/inputs",
+            r"shape \(10, 16, U\)",
+        ),
+    ],
+)
 def test_bad_external_inputs_name_the_field(sensory, tmp_path, change, field, expected):
     path = tmp_path / "bad.h5"
     path.write_bytes(Path(sensory).read_bytes())
@@ -129,17 +189,31 @@ def test_bad_external_inputs_name_the_field(sensory, tmp_path, change, field, ex
 def test_zoo_command_writes_members_that_load(tmp_path):
     from dsid.zoo.catalog import members
 
-    assert {"lorenz", "chaotic_rnn", "sensory", "maze_small", "maze_large", "multiarea_feedback"} <= set(members())
+    assert {
+        "lorenz",
+        "chaotic_rnn",
+        "sensory",
+        "maze_small",
+        "maze_large",
+        "multiarea_feedback",
+    } <= set(members())
     dsid = str(Path(sys.executable).parent / "dsid")
-    done = subprocess.run([dsid, "synth", "zoo", "--out", str(tmp_path), "--only", "lorenz,maze_small"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [dsid, "synth", "zoo", "--out", str(tmp_path), "--only", "lorenz,maze_small"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     maze = load_tensor_file(tmp_path / "maze_small.h5")
     assert 60 <= maze.splits["train"].n_trials <= 90 and maze.bin_ms == 20
     assert maze.splits["valid"].truth_rates is not None and maze.heldout.any()
     assert load_tensor_file(tmp_path / "lorenz.h5").splits["train"].n_trials == 800
-    bad = subprocess.run([dsid, "synth", "zoo", "--out", str(tmp_path), "--only", "unicorn"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [dsid, "synth", "zoo", "--out", str(tmp_path), "--only", "unicorn"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "unknown member" in bad.stderr + bad.stdout
 
 
@@ -147,12 +221,17 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     code = text.split("### Python API\n\n```python\n", 1)[1].split("```", 1)[0]
     assert 'budget="15m"' in code and len(code.strip().splitlines()) <= 12
-    small = ", ".join(f'"{o}"' for o in QUIET + ["model.generator.hidden_size=16", "model.ic_size=8"])
+    small = ", ".join(
+        f'"{o}"' for o in QUIET + ["model.generator.hidden_size=16", "model.ic_size=8"]
+    )
     code = code.replace('budget="15m"', f'budget="6steps", out="run", overrides=[{small}]')
     monkeypatch.chdir(tmp_path)
     scope = {}
     exec(compile(code, "README.md", "exec"), scope)
-    assert scope["rates"].shape[1:] == (50, 30) and scope["factors"].shape[:2] == scope["rates"].shape[:2]
+    assert (
+        scope["rates"].shape[1:] == (50, 30)
+        and scope["factors"].shape[:2] == scope["rates"].shape[:2]
+    )
     assert (tmp_path / "run" / "fit_report.json").exists()
 
 
@@ -164,9 +243,14 @@ def test_from_numpy_checks_and_splits():
     data = from_numpy(counts, bin_ms=5, heldout=3, area=[0] * 5 + [1] * 5, condition=np.arange(50))
     assert [sd.n_trials for sd in data.splits.values()] == [40, 10] and data.heldout.sum() == 3
     assert not data.heldout[:7].any() and data.heldout[7:].all()  # held-in neurons first
-    assert sorted(np.concatenate([data.splits[s].condition for s in ("train", "valid")]).tolist()) == list(range(50))
-    for bad, match in (({"heldout": 10}, "heldout=10"), ({"area": [0, 1]}, "area must have one entry"),
-                       ({"valid_fraction": 0.0}, "cannot make train and valid")):
+    assert sorted(
+        np.concatenate([data.splits[s].condition for s in ("train", "valid")]).tolist()
+    ) == list(range(50))
+    for bad, match in (
+        ({"heldout": 10}, "heldout=10"),
+        ({"area": [0, 1]}, "area must have one entry"),
+        ({"valid_fraction": 0.0}, "cannot make train and valid"),
+    ):
         with pytest.raises(ValueError, match=match):
             from_numpy(counts, bin_ms=5, **bad)
     with pytest.raises(ValueError, match="integer counts"):

@@ -1,4 +1,5 @@
 """The predictable information per trial that sets the KL weight of dsid fit."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +8,21 @@ import pytest
 from dsid.autofit.information import neighbour_smoother, predictable_information
 
 
-def latent_population(rate_hz: float, n_neurons: int = 30, trials: int = 150, T: int = 80, bin_ms: float = 10.0,
-                      seed: int = 0) -> np.ndarray:
+def latent_population(
+    rate_hz: float,
+    n_neurons: int = 30,
+    trials: int = 150,
+    T: int = 80,
+    bin_ms: float = 10.0,
+    seed: int = 0,
+) -> np.ndarray:
     """Spikes of neurons driven by two slow latent signals that differ from trial to trial."""
     rng = np.random.default_rng(seed)
     t = np.arange(T) * bin_ms / 1000
     phase = rng.uniform(0, 2 * np.pi, (trials, 2, 1))
-    latents = np.sin(2 * np.pi * np.array([1.0, 1.7])[None, :, None] * t[None, None, :] + phase)  # (trials, 2, T)
+    latents = np.sin(
+        2 * np.pi * np.array([1.0, 1.7])[None, :, None] * t[None, None, :] + phase
+    )  # (trials, 2, T)
     weights = rng.normal(0, 1, (2, n_neurons))
     log_rate = np.log(rate_hz * bin_ms / 1000) + np.einsum("bkt,kn->btn", latents, weights) - 0.5
     return rng.poisson(np.exp(log_rate)).astype(np.float32)

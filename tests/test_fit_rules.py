@@ -1,4 +1,5 @@
 """The fitting rules, budgets and step-counted schedules (fast unit tests)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,12 +8,32 @@ import pytest
 
 from dsid.autofit.budget import parse_budget
 from dsid.autofit.describe import DataDescription
-from dsid.autofit.rules import (batch_size, choose, dropout, factor_size, generator_size, kl_scale, l2_scale,
-                                schedule)
+from dsid.autofit.rules import (
+    batch_size,
+    choose,
+    dropout,
+    factor_size,
+    generator_size,
+    kl_scale,
+    l2_scale,
+    schedule,
+)
 
-BASE = DataDescription(n_train=800, n_valid=200, n_time=100, n_forward=0, bin_ms=10.0, n_heldin=40,
-                       n_heldout=10, n_areas=1, mean_rate_hz=10.0, ext_input_size=0, integer_counts=True,
-                       has_truth=False, info_nats=150.0)
+BASE = DataDescription(
+    n_train=800,
+    n_valid=200,
+    n_time=100,
+    n_forward=0,
+    bin_ms=10.0,
+    n_heldin=40,
+    n_heldout=10,
+    n_areas=1,
+    mean_rate_hz=10.0,
+    ext_input_size=0,
+    integer_counts=True,
+    has_truth=False,
+    info_nats=150.0,
+)
 
 
 def desc(**kw) -> DataDescription:
@@ -28,15 +49,27 @@ def test_regularisation_grows_as_data_shrink():
     drops = [dropout(desc(n_train=n))[0] for n in sizes]
     l2s = [l2_scale(desc(n_train=n))[0] for n in sizes]
     assert drops == sorted(drops, reverse=True) and drops[-1] >= 0.05
-    assert l2s == sorted(l2s, reverse=True) and l2s[0] == pytest.approx(0.01) and l2s[-1] == pytest.approx(0.001)
+    assert (
+        l2s == sorted(l2s, reverse=True)
+        and l2s[0] == pytest.approx(0.01)
+        and l2s[-1] == pytest.approx(0.001)
+    )
     assert dropout(desc(n_train=1000))[0] > dropout(desc(n_train=10000))[0] + 0.05
     # never more than 0.2, however few the trials (more drowns what the inferred inputs must track)
     assert drops[0] == drops[1] == pytest.approx(0.2) and drops[2] == pytest.approx(0.2)
-    assert dropout(desc(n_train=1000))[0] == pytest.approx(0.05 + 0.25 * 0.1 ** 0.5, abs=1e-3)
+    assert dropout(desc(n_train=1000))[0] == pytest.approx(0.05 + 0.25 * 0.1**0.5, abs=1e-3)
 
 
 def test_batch_size_gives_several_steps_per_epoch_within_bounds():
-    for n, want in ((20, 16), (75, 16), (250, 16), (800, 64), (1000, 64), (2000, 128), (50000, 128)):
+    for n, want in (
+        (20, 16),
+        (75, 16),
+        (250, 16),
+        (800, 64),
+        (1000, 64),
+        (2000, 128),
+        (50000, 128),
+    ):
         assert batch_size(desc(n_train=n))[0] == want, n
     assert {batch_size(desc(n_train=n))[0] for n in range(10, 5000, 37)} <= {16, 32, 64, 128}
 
@@ -44,8 +77,12 @@ def test_batch_size_gives_several_steps_per_epoch_within_bounds():
 def test_model_sizes_follow_the_recorded_time_not_the_neurons():
     assert generator_size(desc(n_train=75, n_heldin=137))[0] == 64  # small data: small model
     assert generator_size(desc(n_train=1000, n_heldin=137))[0] == 128
-    assert generator_size(desc(n_train=1000, n_heldin=40))[0] == 128  # few neurons, the same dynamics
-    sizes = [generator_size(desc(n_train=n))[0] for n in (199, 200, 250, 350, 499, 500, 5000)]  # 1 s trials
+    assert (
+        generator_size(desc(n_train=1000, n_heldin=40))[0] == 128
+    )  # few neurons, the same dynamics
+    sizes = [
+        generator_size(desc(n_train=n))[0] for n in (199, 200, 250, 350, 499, 500, 5000)
+    ]  # 1 s trials
     assert sizes == [64, 64, 80, 96, 128, 128, 128] and all(s % 16 == 0 for s in sizes)
     # 250 trials of 0.7 s (175 s) are less data than 250 trials of 1 s; the bin width does not count
     assert generator_size(desc(n_train=250, n_time=35, bin_ms=20.0))[0] == 64
@@ -65,8 +102,13 @@ def test_one_or_several_areas_choose_the_model_kind_and_its_keys():
 
 def test_schedules_in_steps_are_the_same_for_any_data_size():
     small, large = desc(n_train=75), desc(n_train=2000, n_valid=500)
-    keys = ("train.kl_ramp_steps", "train.l2_ramp_steps", "train.lr_patience_steps",
-            "early_stopping.patience_steps", "train.metrics_every_n_steps")
+    keys = (
+        "train.kl_ramp_steps",
+        "train.l2_ramp_steps",
+        "train.lr_patience_steps",
+        "early_stopping.patience_steps",
+        "train.metrics_every_n_steps",
+    )
     a, b = as_dict(choose(small, 3000)), as_dict(choose(large, 3000))
     assert [a[k] for k in keys] == [b[k] for k in keys]
     assert a["train.kl_ramp_steps"] == 250 and a["early_stopping.patience_steps"] == 750
@@ -81,8 +123,17 @@ def test_every_choice_has_a_reason_and_renders_as_an_override():
     assert [c.override() for c in choose(desc()) if c.key == "train.lr"] == ["train.lr=0.005"]
 
 
-@pytest.mark.parametrize("text,seconds,steps", [("15m", 900.0, None), ("90s", 90.0, None), ("1.5h", 5400.0, None),
-                                                ("10", 600.0, None), ("2000steps", None, 2000), ("1 step", None, 1)])
+@pytest.mark.parametrize(
+    "text,seconds,steps",
+    [
+        ("15m", 900.0, None),
+        ("90s", 90.0, None),
+        ("1.5h", 5400.0, None),
+        ("10", 600.0, None),
+        ("2000steps", None, 2000),
+        ("1 step", None, 1),
+    ],
+)
 def test_budget_formats(text, seconds, steps):
     b = parse_budget(text)
     assert (b.seconds, b.steps) == (seconds, steps)
@@ -103,8 +154,8 @@ def test_validation_interval_follows_epoch_length_and_budget():
     from dsid.autofit.rules import validation_interval
 
     assert validation_interval(desc(n_train=800), 64, 5000)[0] == 2  # 13 steps per epoch
-    assert validation_interval(desc(n_train=75), 16, 5000)[0] == 5   # 5 steps per epoch
-    assert validation_interval(desc(n_train=75), 16, 40)[0] == 2     # at least 4 validations
+    assert validation_interval(desc(n_train=75), 16, 5000)[0] == 5  # 5 steps per epoch
+    assert validation_interval(desc(n_train=75), 16, 40)[0] == 2  # at least 4 validations
     assert validation_interval(desc(n_train=75), 16, 5)[0] == 1
     assert validation_interval(desc(n_train=5000), 128, 5000)[0] == 1
 
@@ -121,11 +172,17 @@ def test_diagnostics_in_plain_words():
     over = diagnostics({"val/co_bps": 0.25, "train/co_bps": 0.45}, 0.2, flat)
     assert len(over) == 1 and over[0].startswith("overfitting")
     # a wall-clock budget mostly left when early stopping ended the fit: said, as a finding, not a problem
-    done = diagnostics({"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat, train_seconds=60, budget_seconds=900)
+    done = diagnostics(
+        {"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat, train_seconds=60, budget_seconds=900
+    )
     assert done[0] == "no problem found" and done[1].startswith("converged inside the budget")
     assert "step 200" in done[1] and "60 s of 900 s" in done[1]
-    assert diagnostics({"val/co_bps": 0.3}, 0.2, flat, train_seconds=800, budget_seconds=900) == ["no problem found"]
-    assert diagnostics({"val/co_bps": 0.3}, 0.2, flat, train_seconds=60) == ["no problem found"]  # a step budget
+    assert diagnostics({"val/co_bps": 0.3}, 0.2, flat, train_seconds=800, budget_seconds=900) == [
+        "no problem found"
+    ]
+    assert diagnostics({"val/co_bps": 0.3}, 0.2, flat, train_seconds=60) == [
+        "no problem found"
+    ]  # a step budget
     still = diagnostics({"val/co_bps": 0.3}, 0.2, improving, train_seconds=60, budget_seconds=900)
     assert not any(n.startswith("converged") for n in still)
 
@@ -146,7 +203,9 @@ def test_a_users_experiment_replaces_the_rules_experiment():
     assert not any(o.startswith("model.name=") for o in theirs)
 
 
-@pytest.mark.parametrize("budget,max_steps,max_time", [("3000steps", 3000, None), ("15m", None, "00:00:15:00")])
+@pytest.mark.parametrize(
+    "budget,max_steps,max_time", [("3000steps", 3000, None), ("15m", None, "00:00:15:00")]
+)
 def test_a_budget_replaces_the_experiments_own_limits(budget, max_steps, max_time):
     """The multi-area experiment has its own 4-minute limit: a step budget must not inherit it."""
     from pathlib import Path
@@ -165,7 +224,10 @@ def test_kl_weight_follows_the_information_per_trial():
     scales = [kl_scale(desc(info_nats=i))[0] for i in infos]
     assert scales == sorted(scales) and scales[0] == pytest.approx(0.01) and scales[-1] == 1.0
     assert kl_scale(desc(info_nats=10.0))[0] == pytest.approx(0.1)
-    assert kl_scale(desc(info_nats=100.0))[0] == 1.0 and "collapse" not in kl_scale(desc(info_nats=100.0))[1]
+    assert (
+        kl_scale(desc(info_nats=100.0))[0] == 1.0
+        and "collapse" not in kl_scale(desc(info_nats=100.0))[1]
+    )
     assert "collapse" in kl_scale(desc(info_nats=20.0))[1]
     chosen = as_dict(choose(desc(info_nats=30.0)))
     assert chosen["train.kl_scales.ic"] == chosen["train.kl_scales.co"] == pytest.approx(0.3)

@@ -1,12 +1,13 @@
 """Forward predictions mixed with the mean rates by the weight the validation trials choose."""
+
 import h5py
 import numpy as np
 import torch
 
 from dsid.data.tensor_file import DSIDData, SplitData
 from dsid.evaluation.forward_calibration import calibrate_forward, forward_weight
-from dsid.evaluation.metrics import poisson_nll
 from dsid.evaluation.inference import infer_data
+from dsid.evaluation.metrics import poisson_nll
 from dsid.models import build_model
 from tests.conftest import TINY_MODEL, tiny_info
 
@@ -14,7 +15,11 @@ from tests.conftest import TINY_MODEL, tiny_info
 def _future(rng, n_trials, n_fwd=6, n=7, spread=1.0):
     """True forward rates varying across trials (log-normal around a mean of ~1.5 spikes per bin) and
     their spikes."""
-    rates = 1.5 * np.exp(spread * rng.standard_normal((n_trials, 1, n)) - spread ** 2 / 2) * np.ones((1, n_fwd, 1))
+    rates = (
+        1.5
+        * np.exp(spread * rng.standard_normal((n_trials, 1, n)) - spread**2 / 2)
+        * np.ones((1, n_fwd, 1))
+    )
     return rates, rng.poisson(rates)
 
 
@@ -25,7 +30,9 @@ def test_good_predictions_are_kept_and_noise_is_shrunk_to_the_mean():
     assert forward_weight(rates, spikes, mean) >= 0.9  # the truth: (almost) nothing to mix in
     unrelated, _ = _future(rng, 400)  # as variable as the truth, but about other trials
     assert forward_weight(unrelated, spikes, mean) <= 0.1
-    noisy = rates * unrelated / 1.5  # the truth's trial-to-trial variation and as much of other trials'
+    noisy = (
+        rates * unrelated / 1.5
+    )  # the truth's trial-to-trial variation and as much of other trials'
     w = forward_weight(noisy, spikes, mean)
     assert 0.3 <= w <= 0.7
     mixes = [poisson_nll(v * noisy + (1 - v) * mean, spikes.astype(float)) for v in (0.0, w, 1.0)]
@@ -50,7 +57,12 @@ def test_the_weight_is_chosen_on_held_in_neurons_of_the_validation_trials_only()
     w = calibrate_forward(unrelated, data)
     assert w is not None and w <= 0.1
     mean = data.splits["train"].forward_spikes.mean(axis=(0, 1))
-    for s, o in unrelated.items():  # every split mixed with the training trials' mean, held-out neurons too
+    for (
+        s,
+        o,
+    ) in (
+        unrelated.items()
+    ):  # every split mixed with the training trials' mean, held-out neurons too
         np.testing.assert_allclose(o["rates_forward"], w * before[s] + (1 - w) * mean, rtol=1e-6)
     # held-out neurons' validation spikes do not move the weight; held-in ones do
     good = {s: {"rates_forward": d.forward_spikes + 0.0} for s, d in data.splits.items()}
@@ -75,8 +87,13 @@ def test_inference_files_carry_the_mixed_forward_rates_and_their_weight(tmp_path
     out = infer_data(model, data, n_samples=0, out=tmp_path / "inference.h5")
     with h5py.File(tmp_path / "inference.h5", "r") as f:
         w = float(f.attrs["forward_weight"])
-        np.testing.assert_allclose(f["test/rates_forward"][()], out["test"]["rates_forward"], rtol=1e-6)
+        np.testing.assert_allclose(
+            f["test/rates_forward"][()], out["test"]["rates_forward"], rtol=1e-6
+        )
     mean = data.splits["train"].forward_spikes.mean(axis=(0, 1))
-    np.testing.assert_allclose(out["test"]["rates_forward"], w * raw["test"]["rates_forward"] + (1 - w) * mean,
-                               rtol=1e-5)
-    np.testing.assert_array_equal(out["test"]["rates"], raw["test"]["rates"])  # the window is left alone
+    np.testing.assert_allclose(
+        out["test"]["rates_forward"], w * raw["test"]["rates_forward"] + (1 - w) * mean, rtol=1e-5
+    )
+    np.testing.assert_array_equal(
+        out["test"]["rates"], raw["test"]["rates"]
+    )  # the window is left alone

@@ -1,4 +1,5 @@
 """The grouped GRU update (``gru_update``) is exactly ``nn.GRUCell`` (unclipped), and clipping bounds it."""
+
 import math
 
 import pytest
@@ -24,8 +25,15 @@ def cells(n, seed=0):
 
 def grouped_params(cs):
     """Per-cell weights in ``gru_update``'s layout, stacked on a leading group axis."""
-    return {k: torch.stack([getattr(c, a) for c in cs])
-            for k, a in [("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh")]}
+    return {
+        k: torch.stack([getattr(c, a) for c in cs])
+        for k, a in [
+            ("w_ih", "weight_ih"),
+            ("w_hh", "weight_hh"),
+            ("b_ih", "bias_ih"),
+            ("b_hh", "bias_hh"),
+        ]
+    }
 
 
 @pytest.mark.parametrize("groups", [1, 3])
@@ -49,7 +57,9 @@ def test_step_params_of_clipped_cell_match_its_forward():
     h = torch.randn(3, B, H, dtype=torch.float64).clamp(-0.5, 0.5)
     with torch.no_grad():
         got = gru_update(x, h, stack_step_params(cs), clip=0.5)
-        want = torch.stack([torch.nn.GRUCell.forward(c, x[g], h[g]).clamp(-0.5, 0.5) for g, c in enumerate(cs)])
+        want = torch.stack(
+            [torch.nn.GRUCell.forward(c, x[g], h[g]).clamp(-0.5, 0.5) for g, c in enumerate(cs)]
+        )
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 

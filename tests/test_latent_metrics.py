@@ -1,4 +1,5 @@
 """Latent R2: the average over latent dimensions and the worst dimension, which the average hides."""
+
 import numpy as np
 
 from dsid.evaluation.metrics import latent_r2, latent_r2_per_dim

@@ -1,5 +1,6 @@
 """MultiAreaSAE and the coupling modules: exact independence without coupling, gradients, delay and
 effectome read-outs, input errors, and one tiny in-process training."""
+
 import copy
 
 import numpy as np
@@ -10,9 +11,9 @@ from dsid.data.multiarea.synth import synth_multiarea, synth_two_area_linear
 from dsid.data.tensor_file import load_tensor_file
 from dsid.models import build_model
 from dsid.models.multiarea.model import MultiAreaSAE
-from tests.area_by_area import area_by_area_forward
 from dsid.models.sae import SequentialAutoencoder
 from dsid.registry import COUPLINGS, GENERATORS
+from tests.area_by_area import area_by_area_forward
 from tests.conftest import TINY_MODEL, tiny_info
 
 B, T = 2, 10
@@ -53,13 +54,20 @@ def test_no_coupling_is_exactly_independent_single_area_models():
     F, recon, kl_ic = TINY_MODEL["factor_size"], 0.0, 0.0
     for a in range(2):
         idx = np.flatnonzero(area == a)
-        sae = SequentialAutoencoder.from_config(single_cfg, {"heldout": heldout[idx].tolist(),
-                                                 "mean_counts": np.array(info["mean_counts"])[idx].tolist()})
+        sae = SequentialAutoencoder.from_config(
+            single_cfg,
+            {
+                "heldout": heldout[idx].tolist(),
+                "mean_counts": np.array(info["mean_counts"])[idx].tolist(),
+            },
+        )
         sae.load_state_dict(model.areas[a].state_dict())  # same architecture, key for key
         sae.eval()
         ref = sae(spikes[..., idx][..., sae.heldin_idx], n_forward=2, sample=False)
         torch.testing.assert_close(out["rates"][..., idx], ref["rates"], rtol=1e-6, atol=1e-7)
-        torch.testing.assert_close(out["factors"][..., a * F:(a + 1) * F], ref["factors"], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(
+            out["factors"][..., a * F : (a + 1) * F], ref["factors"], rtol=1e-6, atol=1e-7
+        )
         ref_terms = sae.loss_terms(ref, spikes[..., idx])
         recon, kl_ic = recon + ref_terms["recon"], kl_ic + ref_terms["kl_ic"]
     torch.testing.assert_close(terms["recon"], recon)  # the loss is the sum of the areas' losses
@@ -76,7 +84,9 @@ VARIANTS = [(name, {}) for name in COUPLINGS.names()] + [("delay", {"stochastic"
 
 
 @pytest.mark.parametrize("source", ["rates", "factors", "state"])
-@pytest.mark.parametrize("name,kwargs", VARIANTS, ids=[n + "-stochastic" * bool(k) for n, k in VARIANTS])
+@pytest.mark.parametrize(
+    "name,kwargs", VARIANTS, ids=[n + "-stochastic" * bool(k) for n, k in VARIANTS]
+)
 def test_every_coupling_trains_end_to_end(name, kwargs, source):
     torch.manual_seed(0)
     info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
@@ -92,7 +102,7 @@ def test_every_coupling_trains_end_to_end(name, kwargs, source):
         assert sum(sl.stop - sl.start for sl in index.values()) == M
     terms = model.loss_terms(out, spikes, mask)
     assert ("kl_msg" in terms) == (name == "bottleneck" or bool(kwargs.get("stochastic")))
-    loss = sum(terms.values()) + sum((w ** 2).sum() for w in model.recurrent_weights())
+    loss = sum(terms.values()) + sum((w**2).sum() for w in model.recurrent_weights())
     assert torch.isfinite(loss)
     loss.backward()
     for pname, p in model.named_parameters():
@@ -149,7 +159,9 @@ def test_effectome_readout_on_a_known_toy():
     model.train()
     model(model.augment(spikes, "predict")[0], sample=False)  # message statistics
     strength = model.effectome()  # before any measurement: the coupling's message strength
-    assert np.count_nonzero(strength) == 2 and strength[0, 2] == pytest.approx(2 * strength[0, 1], rel=1e-5)
+    assert np.count_nonzero(strength) == 2 and strength[0, 2] == pytest.approx(
+        2 * strength[0, 1], rel=1e-5
+    )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     eff = model.measure_effects(spikes)
     after = model.state_dict()
@@ -171,8 +183,13 @@ def test_delay_coupling_recovers_a_planted_delay(tmp_path):
     lat = torch.as_tensor(load_tensor_file(path).splits["train"].truth_latents, dtype=torch.float32)
     x0, x1 = lat[..., :2], lat[..., 2:]  # 2 latent dimensions per area
     torch.manual_seed(0)
-    cpl = COUPLINGS.build({"name": "delay", "rank": 1, "max_delay": 8, "lag_scale": 5.0}, n_areas=2,
-                          source_sizes=[2, 2], target_sizes=[1, 1], allowed_edges=[[0, 1], [0, 0]])
+    cpl = COUPLINGS.build(
+        {"name": "delay", "rank": 1, "max_delay": 8, "lag_scale": 5.0},
+        n_areas=2,
+        source_sizes=[2, 2],
+        target_sizes=[1, 1],
+        allowed_edges=[[0, 1], [0, 0]],
+    )
     step = torch.nn.Linear(2 + 1, 2)  # x1(t+1) ~ A x1(t) + V m(t) + b
     opt = torch.optim.Adam([*cpl.parameters(), *step.parameters()], lr=0.02)
     for _ in range(150):
@@ -187,12 +204,19 @@ def test_delay_coupling_recovers_a_planted_delay(tmp_path):
     assert abs(cpl.delays()[0, 1] - 4) < 1.0 and cpl.delays()[1, 0] == -1
 
 
-@pytest.mark.parametrize("change,match", [
-    (lambda i: i.update(area=[0, 1, 2, 0, 1, 5, 0, 1, 2]), r"neurons/area.*0\.\.2"),
-    (lambda i: i.update(area=[0, 1, -1, 0, 1, 2, 0, 1, 2]), r"neurons/area.*0\.\.2"),
-    (lambda i: i.update(heldout=[False, True, False, False, True, False, False, True, False]),
-     r"neurons/heldout.*held-in neuron.*area 1"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (lambda i: i.update(area=[0, 1, 2, 0, 1, 5, 0, 1, 2]), r"neurons/area.*0\.\.2"),
+        (lambda i: i.update(area=[0, 1, -1, 0, 1, 2, 0, 1, 2]), r"neurons/area.*0\.\.2"),
+        (
+            lambda i: i.update(
+                heldout=[False, True, False, False, True, False, False, True, False]
+            ),
+            r"neurons/heldout.*held-in neuron.*area 1",
+        ),
+    ],
+)
 def test_bad_area_labels_are_explained(change, match):
     info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
     change(info)
@@ -200,10 +224,13 @@ def test_bad_area_labels_are_explained(change, match):
         build_model(multiarea_cfg("lowrank"), info)
 
 
-@pytest.mark.parametrize("mask,match", [
-    ([[0, 1], [1, 0]], r"model\.allowed_edges: expected an 3 x 3 .*shape \(2, 2\)"),
-    ([[0, 1, 2], [1, 0, 1], [1, 1, 0]], r"model\.allowed_edges: expected only 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "mask,match",
+    [
+        ([[0, 1], [1, 0]], r"model\.allowed_edges: expected an 3 x 3 .*shape \(2, 2\)"),
+        ([[0, 1, 2], [1, 0, 1], [1, 1, 0]], r"model\.allowed_edges: expected only 0 and 1"),
+    ],
+)
 def test_bad_allowed_edges_are_explained(mask, match):
     cfg = multiarea_cfg("lowrank")
     cfg["allowed_edges"] = mask
@@ -216,22 +243,48 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     from dsid.runs.train import train
     from tests.wandb_offline import read_offline_run
 
-    path = synth_multiarea(tmp_path / "ma.h5", seed=1, n_trials=(24, 8, 8), n_time=20, neurons_per_area=8)
-    cfg = compose(["experiment=multiarea_delay", f"data.path={path}", "data.batch_size=12",
-                   "model.ic_size=4", "model.co_size=1", "model.factor_size=3", "model.encoder.hidden_size=8",
-                   "model.encoder.ci_size=4", "model.generator.hidden_size=8",
-                   "model.generator.controller_size=4", "model.coupling.max_delay=3", "trainer.max_epochs=2",
-                   "trainer.max_time=null", "train.metrics_every_n_steps=1", "infer.n_samples=0",
-                   "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "logger=wandb"])
+    path = synth_multiarea(
+        tmp_path / "ma.h5", seed=1, n_trials=(24, 8, 8), n_time=20, neurons_per_area=8
+    )
+    cfg = compose(
+        [
+            "experiment=multiarea_delay",
+            f"data.path={path}",
+            "data.batch_size=12",
+            "model.ic_size=4",
+            "model.co_size=1",
+            "model.factor_size=3",
+            "model.encoder.hidden_size=8",
+            "model.encoder.ci_size=4",
+            "model.generator.hidden_size=8",
+            "model.generator.controller_size=4",
+            "model.coupling.max_delay=3",
+            "trainer.max_epochs=2",
+            "trainer.max_time=null",
+            "train.metrics_every_n_steps=1",
+            "infer.n_samples=0",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "logger=wandb",
+        ]
+    )
     run_dir = tmp_path / "run"
     metrics = train(cfg, run_dir=str(run_dir))
-    for key in ("val/effectome_cosine", "val/edge_auroc", "val/delay_error", "val/message_r2",
-                "val/rate_r2_area2", "val/co_bps_area0"):
+    for key in (
+        "val/effectome_cosine",
+        "val/edge_auroc",
+        "val/delay_error",
+        "val/message_r2",
+        "val/rate_r2_area2",
+        "val/co_bps_area0",
+    ):
         assert np.isfinite(metrics[key]), key
     assert -1 <= metrics["val/effectome_cosine"] <= 1 and 0 <= metrics["val/delay_error"] <= 3
     logged = read_offline_run(run_dir)
     assert any("val/effectome_cosine" in row for row in logged["history"])
-    assert logged["summary"]["final/val/effectome_cosine"] == pytest.approx(metrics["val/effectome_cosine"])
+    assert logged["summary"]["final/val/effectome_cosine"] == pytest.approx(
+        metrics["val/effectome_cosine"]
+    )
     for name in ("effectome", "delays", "messages"):
         assert (run_dir / "figures" / f"{name}.png").exists(), name
     # W&B: the best checkpoint and the inference file as artifacts, the config once, job type and tags
@@ -295,7 +348,9 @@ def test_edge_gains_and_the_sparsity_penalty():
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     for _ in range(5):
         opt.zero_grad()
-        model.loss_terms(model(model.augment(spikes, "train")[0]), spikes)["reg_sparsity"].backward()
+        model.loss_terms(model(model.augment(spikes, "train")[0]), spikes)[
+            "reg_sparsity"
+        ].backward()
         opt.step()
     assert model.edge_gains().sum().item() < before
     plain = build_model(multiarea_cfg("lowrank", rank=1), info)
@@ -305,8 +360,12 @@ def test_edge_gains_and_the_sparsity_penalty():
 def test_lag_entropy_penalty():
     """``reg_lag_entropy`` = weight x summed entropy of the edges' delay distributions: log(D + 1)
     per edge at the uniform start, near 0 once an edge puts its weight on one lag."""
-    cpl = COUPLINGS.build({"name": "delay", "rank": 1, "max_delay": 4, "lag_entropy": 0.5}, n_areas=2,
-                          source_sizes=[2, 2], target_sizes=[1, 1])
+    cpl = COUPLINGS.build(
+        {"name": "delay", "rank": 1, "max_delay": 4, "lag_entropy": 0.5},
+        n_areas=2,
+        source_sizes=[2, 2],
+        target_sizes=[1, 1],
+    )
     terms = cpl.loss_terms(None)
     assert terms["reg_lag_entropy"].item() == pytest.approx(0.5 * 2 * np.log(5), rel=1e-5)
     with torch.no_grad():
@@ -314,12 +373,20 @@ def test_lag_entropy_penalty():
     assert cpl.loss_terms(None)["reg_lag_entropy"].item() < 1e-6
     assert np.allclose(cpl.delays()[[0, 1], [1, 0]], 2.0)
     with pytest.raises(ValueError, match="lag_entropy"):
-        COUPLINGS.build({"name": "delay", "lag_entropy": -1.0}, n_areas=2, source_sizes=[2, 2],
-                        target_sizes=[1, 1])
+        COUPLINGS.build(
+            {"name": "delay", "lag_entropy": -1.0},
+            n_areas=2,
+            source_sizes=[2, 2],
+            target_sizes=[1, 1],
+        )
     for name in ("lowrank", "bottleneck", "delay", "gated"):
         with pytest.raises(ValueError, match="sparsity >= 0"):
-            COUPLINGS.build({"name": name, "sparsity": -1.0}, n_areas=2, source_sizes=[2, 2],
-                            target_sizes=[1, 1])
+            COUPLINGS.build(
+                {"name": name, "sparsity": -1.0},
+                n_areas=2,
+                source_sizes=[2, 2],
+                target_sizes=[1, 1],
+            )
 
 
 def test_training_loss_adds_the_model_regularisers():
@@ -328,9 +395,18 @@ def test_training_loss_adds_the_model_regularisers():
 
     torch.manual_seed(0)
     info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
-    module = TrainingModule(multiarea_cfg("delay", rank=1, max_delay=2, sparsity=0.5, lag_entropy=0.2), info,
-                       {"l2_scale": 0.01})
+    module = TrainingModule(
+        multiarea_cfg("delay", rank=1, max_delay=2, sparsity=0.5, lag_entropy=0.2),
+        info,
+        {"l2_scale": 0.01},
+    )
     loss, logs = module.compute_loss({"spikes": torch.poisson(torch.ones(B, T, 9))}, "train")
     assert logs["reg_sparsity"] > 0 and logs["reg_lag_entropy"] > 0
-    want = logs["recon"] + logs["kl"] + 0.01 * logs["l2"] + logs["reg_sparsity"] + logs["reg_lag_entropy"]
+    want = (
+        logs["recon"]
+        + logs["kl"]
+        + 0.01 * logs["l2"]
+        + logs["reg_sparsity"]
+        + logs["reg_lag_entropy"]
+    )
     torch.testing.assert_close(loss, want)  # no trainer: every ramp is at 1

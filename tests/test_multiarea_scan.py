@@ -1,6 +1,7 @@
 """The multi-area model on the compiled scan (dsid/models/multiarea/scan.py): the same function as the
 step-by-step loop, every output and every parameter's gradient, for each coupling it covers; the
 scan's message feedback against autograd's numerical gradient; the loop where it does not apply."""
+
 import copy
 
 import numpy as np
@@ -25,7 +26,11 @@ def build(coupling, *, ext=0, contiguous=False, generator=None, **kwargs):
     cfg = copy.deepcopy(TINY_MODEL)
     cfg.update(name="multiarea", coupling={"name": coupling, **kwargs})
     cfg["generator"].update(generator or {})
-    cfg["allowed_edges"] = [[0, 1, 1], [0, 0, 0], [1, 1, 0]]  # in-degrees 1, 2, 1; area 1 sends nothing
+    cfg["allowed_edges"] = [
+        [0, 1, 1],
+        [0, 0, 0],
+        [1, 1, 0],
+    ]  # in-degrees 1, 2, 1; area 1 sends nothing
     return build_model(cfg, info).double()
 
 
@@ -34,7 +39,10 @@ def outputs_and_grads(fn, model, x, **kwargs):
     out = fn(x, **kwargs)
     tensors = {k: v for k, v in out.items() if torch.is_tensor(v) and v.is_floating_point()}
     # a different weight per output, so that no gradient can cancel between them
-    loss = sum((i + 1) * v.square().sum() + v.sin().sum() for i, (_, v) in enumerate(sorted(tensors.items())))
+    loss = sum(
+        (i + 1) * v.square().sum() + v.sin().sum()
+        for i, (_, v) in enumerate(sorted(tensors.items()))
+    )
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     return {k: v.detach() for k, v in tensors.items()}, grads
@@ -47,15 +55,22 @@ def scan_calls(monkeypatch):
     return calls
 
 
-CASES = [("delay", {"max_delay": 3}), ("delay", {"max_delay": 3, "source": "state"}),
-         ("delay", {"max_delay": 14}), ("lowrank", {"lag": 2}), ("lowrank", {"lag": 0, "source": "state"}),
-         ("none", {})]
+CASES = [
+    ("delay", {"max_delay": 3}),
+    ("delay", {"max_delay": 3, "source": "state"}),
+    ("delay", {"max_delay": 14}),
+    ("lowrank", {"lag": 2}),
+    ("lowrank", {"lag": 0, "source": "state"}),
+    ("none", {}),
+]
 
 
 @needs_compiler
 @pytest.mark.parametrize("coupling,kwargs", CASES, ids=[f"{c}-{k}" for c, k in CASES])
 @pytest.mark.parametrize("ext,n_samples,n_forward,contiguous", [(0, 1, 2, False), (2, 2, 0, True)])
-def test_scan_equals_the_step_loop(monkeypatch, coupling, kwargs, ext, n_samples, n_forward, contiguous):
+def test_scan_equals_the_step_loop(
+    monkeypatch, coupling, kwargs, ext, n_samples, n_forward, contiguous
+):
     """Every output (factors, states, inferred inputs, messages, rates) and every parameter's gradient
     of the scan equal the step-by-step loop's in float64: lags longer than the trial, lag 0, messages
     from the state, uneven in-degrees, external inputs, several samples per trial, forward bins."""
@@ -70,7 +85,9 @@ def test_scan_equals_the_step_loop(monkeypatch, coupling, kwargs, ext, n_samples
     ref_out, ref_grads = outputs_and_grads(model.stepwise_forward, model, x, **kw)
     assert calls == [1] and out.keys() == ref_out.keys() and grads.keys() == ref_grads.keys()
     assert ("messages" in out) == (coupling != "none")
-    unused = {n for n, _ in model.named_parameters() if "prior" in n}  # only the loss reads the priors
+    unused = {
+        n for n, _ in model.named_parameters() if "prior" in n
+    }  # only the loss reads the priors
     assert set(grads) == {n for n, _ in model.named_parameters()} - unused
     for k in out:
         torch.testing.assert_close(out[k], ref_out[k], rtol=1e-9, atol=1e-11, msg=k)
@@ -91,11 +108,30 @@ def test_message_feedback_gradcheck(groups):
         return (0.5 * torch.randn(*shape, **f64)).requires_grad_()
 
     for from_state in (False, True):
-        inp = ScanInputs(r(T, B, G * 3 * Hc), r(T, B, G * 3 * H), r(B, G * H), r(B, G * F), r(G, 3 * Hc, F),
-                         r(G, 3 * Hc, Hc), r(G * 3 * Hc), r(G, 2 * C, Hc), r(G * 2 * C), r(G, 3 * H, C),
-                         r(G, 3 * H, H), r(G * 3 * H), r(G, F, H), r(P, G * (H if from_state else F)), r(L, P),
-                         r(G * 3 * H, P), torch.randn(T, B, G * C, **f64), torch.empty(0, **f64),
-                         torch.empty(0, **f64), from_state, 0.0, 0.0)
+        inp = ScanInputs(
+            r(T, B, G * 3 * Hc),
+            r(T, B, G * 3 * H),
+            r(B, G * H),
+            r(B, G * F),
+            r(G, 3 * Hc, F),
+            r(G, 3 * Hc, Hc),
+            r(G * 3 * Hc),
+            r(G, 2 * C, Hc),
+            r(G * 2 * C),
+            r(G, 3 * H, C),
+            r(G, 3 * H, H),
+            r(G * 3 * H),
+            r(G, F, H),
+            r(P, G * (H if from_state else F)),
+            r(L, P),
+            r(G * 3 * H, P),
+            torch.randn(T, B, G * C, **f64),
+            torch.empty(0, **f64),
+            torch.empty(0, **f64),
+            from_state,
+            0.0,
+            0.0,
+        )
         tensors = [i for i, v in enumerate(inp) if torch.is_tensor(v) and v.requires_grad]
 
         def fn(*values):
@@ -107,9 +143,15 @@ def test_message_feedback_gradcheck(groups):
         assert torch.autograd.gradcheck(fn, [inp[i] for i in tensors])
 
 
-@pytest.mark.parametrize("coupling,kwargs,generator", [
-    ("gated", {}, None), ("delay", {"stochastic": True}, None), ("delay", {"source": "rates"}, None),
-    ("delay", {}, {"name": "linear"})])
+@pytest.mark.parametrize(
+    "coupling,kwargs,generator",
+    [
+        ("gated", {}, None),
+        ("delay", {"stochastic": True}, None),
+        ("delay", {"source": "rates"}, None),
+        ("delay", {}, {"name": "linear"}),
+    ],
+)
 def test_what_the_scan_does_not_cover_runs_on_the_loop(monkeypatch, coupling, kwargs, generator):
     """Target-gated or stochastic messages, rates as the signal, another generator: the loop runs."""
     torch.manual_seed(0)

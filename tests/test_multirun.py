@@ -1,5 +1,6 @@
 """`dsid train -m` (Hydra multirun) on tiny data: one run directory per job, all W&B runs in one
 group named after the sweep."""
+
 from omegaconf import OmegaConf
 
 from dsid.cli import main as cli_main
@@ -25,9 +26,21 @@ def run_record(run_dir):
 
 def test_multirun_sweep_groups_runs_in_wandb(tiny_lorenz, tmp_path):
     sweep = tmp_path / "2030-01-01" / "12-00-00_ablation"
-    code = cli_main(["train", "-m", "data=file", f"data.path={tiny_lorenz}", *FAST, "infer.n_samples=1",
-                     "logger=wandb", "seed=0,1", "trainer.max_epochs=1",
-                     f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}"])
+    code = cli_main(
+        [
+            "train",
+            "-m",
+            "data=file",
+            f"data.path={tiny_lorenz}",
+            *FAST,
+            "infer.n_samples=1",
+            "logger=wandb",
+            "seed=0,1",
+            "trainer.max_epochs=1",
+            f"hydra.sweep.dir={sweep}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+        ]
+    )
     assert code == 0
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1"]

@@ -19,7 +19,9 @@ def test_poisson_nll_matches_torch_distributions():
 def test_poisson_nll_gradient_matches_the_plain_expression_clamp_included():
     obs = OBSERVATIONS.build({"name": "poisson"})
     f64 = torch.float64
-    raw = torch.cat([torch.randn(40, dtype=f64) * 3, torch.tensor([-25.0, 21.0, 20.0, -20.0], dtype=f64)])
+    raw = torch.cat(
+        [torch.randn(40, dtype=f64) * 3, torch.tensor([-25.0, 21.0, 20.0, -20.0], dtype=f64)]
+    )
     target = torch.poisson(torch.full(raw.shape, 2.0, dtype=torch.float64))
     params = raw.clone().view(1, -1, 1, 1).requires_grad_()
     weights = torch.rand(raw.shape, dtype=torch.float64)
@@ -28,7 +30,9 @@ def test_poisson_nll_gradient_matches_the_plain_expression_clamp_included():
     log_rate = plain.clamp(-20.0, 20.0)
     expected = torch.exp(log_rate) - target * log_rate + torch.lgamma(target + 1)
     (expected * weights).sum().backward()
-    torch.testing.assert_close(obs(params, target.view(1, -1, 1)).view(-1), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        obs(params, target.view(1, -1, 1)).view(-1), expected, rtol=1e-12, atol=1e-12
+    )
     torch.testing.assert_close(params.grad.view(-1), plain.grad, rtol=1e-12, atol=0.0)
     assert params.grad.view(-1)[40] == 0 and params.grad.view(-1)[41] == 0  # beyond the clamp
     inside = params.detach()[:, :40].clone().requires_grad_()
@@ -36,7 +40,9 @@ def test_poisson_nll_gradient_matches_the_plain_expression_clamp_included():
     # a gradient for the counts takes the plain expression
     counts = target.view(1, -1, 1).clone().requires_grad_()
     obs(params.detach(), counts).sum().backward()
-    torch.testing.assert_close(counts.grad.view(-1), torch.digamma(target + 1) - raw.clamp(-20.0, 20.0))
+    torch.testing.assert_close(
+        counts.grad.view(-1), torch.digamma(target + 1) - raw.clamp(-20.0, 20.0)
+    )
 
 
 def test_gaussian_prior_kl_matches_torch():
@@ -68,5 +74,7 @@ def test_ar1_kl_estimate_is_unbiased():
     T, a, v = 5, math.exp(-1 / 3.0), 0.2
     cov = torch.tensor([[v * a ** abs(i - j) for j in range(T)] for i in range(T)])
     q = torch.distributions.MultivariateNormal(torch.zeros(T), torch.eye(T) * 0.2)
-    exact = 2 * torch.distributions.kl_divergence(q, torch.distributions.MultivariateNormal(torch.zeros(T), cov))
+    exact = 2 * torch.distributions.kl_divergence(
+        q, torch.distributions.MultivariateNormal(torch.zeros(T), cov)
+    )
     assert abs(kl.item() - exact.item()) < 0.05 * max(exact.item(), 0.2)

@@ -1,4 +1,5 @@
 """Observation models: log-likelihoods against torch.distributions / scipy, means, support checks."""
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,12 @@ SHAPE = (2, 6, 4)
 
 def test_parameter_counts_come_from_the_models():
     assert {n: OBSERVATIONS.get(n).n_params for n in OBSERVATIONS.names()} == {
-        "gamma": 2, "gaussian": 2, "negative_binomial": 2, "poisson": 1, "zero_inflated_gamma": 3}
+        "gamma": 2,
+        "gaussian": 2,
+        "negative_binomial": 2,
+        "poisson": 1,
+        "zero_inflated_gamma": 3,
+    }
 
 
 @pytest.mark.parametrize("link", ["softplus", "identity"])
@@ -25,7 +31,9 @@ def test_gaussian_nll_matches_torch(link):
     target = torch.randn(SHAPE)
     mean = torch.nn.functional.softplus(params[..., 0]) if link == "softplus" else params[..., 0]
     std = 0.05 + params[..., 1].exp()
-    torch.testing.assert_close(obs(params, target), -torch.distributions.Normal(mean, std).log_prob(target))
+    torch.testing.assert_close(
+        obs(params, target), -torch.distributions.Normal(mean, std).log_prob(target)
+    )
     torch.testing.assert_close(obs.mean(params), mean)
     torch.testing.assert_close(obs.distribution(params).log_prob(target), -obs(params, target))
 
@@ -50,8 +58,11 @@ def test_zero_inflated_gamma_nll_matches_scipy(loc):
     q = torch.sigmoid(params[..., 0]).numpy()
     m, k = params[..., 1].exp().numpy(), params[..., 2].exp().numpy()
     y = target.numpy()
-    expected = np.where(y == 0, -np.log1p(-q),
-                        -np.log(q) - stats.gamma.logpdf(np.where(y > 0, y - loc, 1.0), a=k, scale=m / k))
+    expected = np.where(
+        y == 0,
+        -np.log1p(-q),
+        -np.log(q) - stats.gamma.logpdf(np.where(y > 0, y - loc, 1.0), a=k, scale=m / k),
+    )
     np.testing.assert_allclose(obs(params, target).numpy(), expected, rtol=1e-6)
     np.testing.assert_allclose(obs.mean(params).numpy(), q * (loc + m), rtol=1e-6)
 
@@ -76,7 +87,9 @@ def test_negative_binomial_nll_matches_scipy_and_torch():
     torch.testing.assert_close(obs.distribution(params).mean, params[..., 0].exp())
 
 
-@pytest.mark.parametrize("name", ["gaussian", "gamma", "zero_inflated_gamma", "negative_binomial", "poisson"])
+@pytest.mark.parametrize(
+    "name", ["gaussian", "gamma", "zero_inflated_gamma", "negative_binomial", "poisson"]
+)
 def test_initial_parameters_reproduce_the_mean(name):
     obs = OBSERVATIONS.build({"name": name})
     mean_counts = np.array([0.05, 0.4, 2.0])
@@ -110,8 +123,9 @@ def test_check_support(name, data, ok, words):
 
 @pytest.fixture(scope="module")
 def calcium_file(tmp_path_factory):
-    data = make_lorenz_benchmark(seed=4, n_trials=(6, 3, 3), n_time=10, n_neurons=6, n_heldout=2,
-                                 observation="calcium")
+    data = make_lorenz_benchmark(
+        seed=4, n_trials=(6, 3, 3), n_time=10, n_neurons=6, n_heldout=2, observation="calcium"
+    )
     return write_tensor_file(tmp_path_factory.mktemp("ca") / "calcium.h5", data)
 
 
@@ -122,11 +136,18 @@ def test_calcium_data_loads_for_continuous_models(calcium_file):
         assert dm.data.splits["train"].spikes.dtype == np.float32
 
 
-@pytest.mark.parametrize("name,exc,words", [
-    ("gamma", ValueError, ["'train/spikes'", "gamma observation model needs strictly positive", "zeros"]),
-    ("poisson", DataFileError, ["'train/spikes'", "integer spike counts"]),
-    ("negative_binomial", DataFileError, ["'train/spikes'", "integer spike counts"]),
-])
+@pytest.mark.parametrize(
+    "name,exc,words",
+    [
+        (
+            "gamma",
+            ValueError,
+            ["'train/spikes'", "gamma observation model needs strictly positive", "zeros"],
+        ),
+        ("poisson", DataFileError, ["'train/spikes'", "integer spike counts"]),
+        ("negative_binomial", DataFileError, ["'train/spikes'", "integer spike counts"]),
+    ],
+)
 def test_data_outside_support_refused_at_load_naming_file_and_field(calcium_file, name, exc, words):
     dm = DSIDDataModule(str(calcium_file), observation_check=OBSERVATIONS.get(name))
     with pytest.raises(exc) as err:
@@ -149,7 +170,18 @@ def test_synth_calcium_option_keeps_the_default_and_the_truth(tmp_path):
     from dsid.cli import main as cli_main
     from dsid.data.tensor_file import load_tensor_file
 
-    args = ["synth", "lorenz", "--trials", "6,3,3", "--bins", "12", "--neurons", "6", "--heldout", "2"]
+    args = [
+        "synth",
+        "lorenz",
+        "--trials",
+        "6,3,3",
+        "--bins",
+        "12",
+        "--neurons",
+        "6",
+        "--heldout",
+        "2",
+    ]
     assert cli_main(args + ["--out", str(tmp_path / "s.h5")]) == 0
     assert cli_main(args + ["--out", str(tmp_path / "c.h5"), "--observation", "calcium"]) == 0
     spikes = load_tensor_file(tmp_path / "s.h5")
@@ -160,15 +192,18 @@ def test_synth_calcium_option_keeps_the_default_and_the_truth(tmp_path):
     for split in ("train", "valid", "test"):
         s, c = spikes.splits[split], calcium.splits[split]
         np.testing.assert_array_equal(s.spikes, again.splits[split].spikes)  # default deterministic
-        np.testing.assert_array_equal(c.truth_rates, s.truth_rates)  # truth rates and latents remain
+        np.testing.assert_array_equal(
+            c.truth_rates, s.truth_rates
+        )  # truth rates and latents remain
         np.testing.assert_array_equal(c.truth_latents, s.truth_latents)
         assert c.spikes.dtype == np.float32 and c.spikes.min() >= 0 and (c.spikes == 0).any()
     import h5py
 
     with h5py.File(tmp_path / "c.h5") as f:  # the spikes behind the traces are kept as truth
         np.testing.assert_array_equal(f["train/truth/spikes"][()], spikes.splits["train"].spikes)
-    big = make_lorenz_benchmark(n_trials=(30, 2, 2), n_time=30, n_neurons=30, n_heldout=2,
-                                observation="calcium").splits["train"]
+    big = make_lorenz_benchmark(
+        n_trials=(30, 2, 2), n_time=30, n_neurons=30, n_heldout=2, observation="calcium"
+    ).splits["train"]
     trace, rates = big.spikes.mean((0, 1)), big.truth_rates.mean((0, 1))
     assert np.corrcoef(trace, rates)[0, 1] > 0.9  # traces are in spikes per bin
     assert 0.5 < trace.sum() / rates.sum() < 1.5
@@ -186,7 +221,9 @@ def test_bits_per_spike_is_nlbs_definition():
     spikes = rng.poisson(rates).astype(float)
     rates[0, 0, 0] = 0.0  # an exact zero is scored as 1e-9 by both
     spikes[1, 2, 3] = np.nan  # NaN entries are ignored by both
-    assert bits_per_spike(rates, spikes) == pytest.approx(nlb.bits_per_spike(rates.copy(), spikes), rel=1e-12)
+    assert bits_per_spike(rates, spikes) == pytest.approx(
+        nlb.bits_per_spike(rates.copy(), spikes), rel=1e-12
+    )
     assert np.isnan(bits_per_spike(rates, np.zeros_like(spikes)))
     with pytest.raises(ValueError, match="negative"):
         bits_per_spike(-rates, np.nan_to_num(spikes))

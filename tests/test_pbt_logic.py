@@ -1,5 +1,6 @@
 """PBT decisions on fake scores (exploit: who copies whom; explore: perturbed values), the config
 plumbing of tuned hyperparameters, and the held-in objective that selection uses."""
+
 import math
 import random
 
@@ -14,8 +15,12 @@ from dsid.tuning.live import set_hyperparameters
 from dsid.tuning.pbt_logic import HyperParam, explore, initial_population, parse_space, quantiles
 from tests.conftest import TINY_MODEL, tiny_info
 
-SPACE = parse_space({"lr": {"low": 1e-4, "high": 1e-2, "scale": "log"},
-                     "dropout": {"low": 0.0, "high": 0.5, "scale": "linear"}})
+SPACE = parse_space(
+    {
+        "lr": {"low": 1e-4, "high": 1e-2, "scale": "log"},
+        "dropout": {"low": 0.0, "high": 0.5, "scale": "linear"},
+    }
+)
 
 
 def test_quantiles_pick_bottom_and_top_by_objective():
@@ -118,15 +123,26 @@ def test_tune_group_composes_and_maps_onto_the_config():
     assert set(space) == {"lr", "dropout", "cd_rate", "kl_ic_scale", "kl_co_scale", "l2_scale"}
     hp = read_hparams(cfg, space)
     assert hp["lr"] == cfg["train"]["lr"] and hp["cd_rate"] == 0.3
-    new = {"lr": 1e-3, "dropout": 0.25, "cd_rate": 0.4, "kl_ic_scale": 2.0, "kl_co_scale": 0.5,
-           "l2_scale": 1e-4}
+    new = {
+        "lr": 1e-3,
+        "dropout": 0.25,
+        "cd_rate": 0.4,
+        "kl_ic_scale": 2.0,
+        "kl_co_scale": 0.5,
+        "l2_scale": 1e-4,
+    }
     out = apply_hparams(cfg, new, space)
     assert read_hparams(out, space) == new
     assert out["model"]["encoder"]["dropout"] == out["model"]["generator"]["dropout"] == 0.25
     assert out["train"]["kl_scales"] == {"ic": 2.0, "co": 0.5}
     assert read_hparams(cfg, space) == hp  # the input is not modified
-    assert module_settings(new, space) == {"lr": 1e-3, "dropout": 0.25, "cd_rate": 0.4,
-                                           "kl_scales": {"ic": 2.0, "co": 0.5}, "l2_scale": 1e-4}
+    assert module_settings(new, space) == {
+        "lr": 1e-3,
+        "dropout": 0.25,
+        "cd_rate": 0.4,
+        "kl_scales": {"ic": 2.0, "co": 0.5},
+        "l2_scale": 1e-4,
+    }
     generic = parse_space({"wd": {"low": 1e-6, "high": 1e-2, "path": "train.weight_decay"}})
     assert apply_hparams(cfg, {"wd": 1e-5}, generic)["train"]["weight_decay"] == 1e-5
     with pytest.raises(KeyError, match="not a built-in"):
@@ -142,7 +158,10 @@ def _tiny_module(train_cfg=None, val_rate=None):
     info = tiny_info(n_neurons=7, n_heldout=2)
     model_cfg = TINY_MODEL
     if val_rate is not None:
-        model_cfg = {**TINY_MODEL, "augmentations": [{**a, "val_rate": val_rate} for a in TINY_MODEL["augmentations"]]}
+        model_cfg = {
+            **TINY_MODEL,
+            "augmentations": [{**a, "val_rate": val_rate} for a in TINY_MODEL["augmentations"]],
+        }
     return TrainingModule(model_cfg, info, train_cfg), info
 
 
@@ -169,7 +188,9 @@ def test_heldin_objective_never_sees_heldout_neurons():
 
 def test_set_hyperparameters_on_a_live_module():
     module, _ = _tiny_module()
-    set_hyperparameters(module, lr=1e-4, dropout=0.4, cd_rate=0.5, kl_scales={"ic": 3.0}, l2_scale=0.1)
+    set_hyperparameters(
+        module, lr=1e-4, dropout=0.4, cd_rate=0.5, kl_scales={"ic": 3.0}, l2_scale=0.1
+    )
     dropouts = [m.p for m in module.model.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and all(p == 0.4 for p in dropouts)
     assert module.model.augmentations[0].rate == 0.5

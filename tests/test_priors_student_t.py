@@ -1,4 +1,5 @@
 """Student-t prior: log density against torch.distributions, KL estimate against a numerical KL."""
+
 import math
 
 import numpy as np
@@ -18,9 +19,11 @@ def test_log_prob_matches_torch_student_t():
 
 def exact_kl(mu: float, sigma: float, df: float, scale: float) -> float:
     """KL(N(mu, sigma^2) || StudentT(df, 0, scale)) by numerical integration."""
+
     def integrand(z):
         lq = stats.norm.logpdf(z, mu, sigma)
         return np.exp(lq) * (lq - stats.t.logpdf(z, df, 0.0, scale))
+
     return integrate.quad(integrand, mu - 12 * sigma, mu + 12 * sigma, limit=200)[0]
 
 

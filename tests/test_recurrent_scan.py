@@ -1,11 +1,13 @@
 """The compiled recurrent scans compute the reference maths: forward values and every gradient, float64."""
+
 import pytest
 import torch
 from torch import nn
 
 from dsid.modules.encoders.bigru import BiGRUEncoder
 from dsid.modules.generators.lfads import LFADSGenerator
-from dsid.modules.recurrent import gru_scan as gru_scan_module, lfads_scan, native
+from dsid.modules.recurrent import gru_scan as gru_scan_module
+from dsid.modules.recurrent import lfads_scan, native
 from dsid.modules.recurrent.gru import gru_update
 from dsid.modules.recurrent.gru_scan import gru_scan
 from tests.conftest import needs_compiler
@@ -33,15 +35,21 @@ def test_gru_scan_matches_reference_and_gradcheck(monkeypatch, clip, chunk_rows)
     reverse = [False, True, False]
     f64 = dict(dtype=torch.float64, requires_grad=True)
     x, h0 = torch.randn(T, B, N, **f64), torch.randn(G, B, H, **f64)
-    p = {"w_ih": torch.randn(G, 3 * H, N, **f64), "b_ih": torch.randn(G, 3 * H, **f64),
-         "w_hh": torch.randn(G, 3 * H, H, **f64), "b_hh": torch.randn(G, 3 * H, **f64)}
-    fast, fast_last = gru_scan(x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], reverse, h0=h0, clip=clip)
+    p = {
+        "w_ih": torch.randn(G, 3 * H, N, **f64),
+        "b_ih": torch.randn(G, 3 * H, **f64),
+        "w_hh": torch.randn(G, 3 * H, H, **f64),
+        "b_hh": torch.randn(G, 3 * H, **f64),
+    }
+    fast, fast_last = gru_scan(
+        x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], reverse, h0=h0, clip=clip
+    )
     bound = float("inf") if clip is None else clip
     refs, ref_last = [], []
     for g in range(G):
-        pg = {k: v[g:g + 1] for k, v in p.items()}
-        h, states = h0[g:g + 1], [None] * T
-        for t in (reversed(range(T)) if reverse[g] else range(T)):
+        pg = {k: v[g : g + 1] for k, v in p.items()}
+        h, states = h0[g : g + 1], [None] * T
+        for t in reversed(range(T)) if reverse[g] else range(T):
             h = gru_update(x[t].unsqueeze(0), h, pg, bound)
             states[t] = h[0]
         refs.append(torch.stack(states))
@@ -50,24 +58,34 @@ def test_gru_scan_matches_reference_and_gradcheck(monkeypatch, clip, chunk_rows)
     close(fast, ref)
     close(fast_last, ref_last)
     if clip is not None:
-        assert (ref.abs() == clip).any(), "the clip must be active somewhere for this test to mean anything"
+        assert (ref.abs() == clip).any(), (
+            "the clip must be active somewhere for this test to mean anything"
+        )
     leaves = [x, h0, *p.values()]
     w, w_last = torch.randn_like(fast), torch.randn_like(fast_last)
     loss = (fast * w).sum() + (fast_last * w_last).sum()
     ref_loss = (ref * w).sum() + (ref_last * w_last).sum()
     for gf, gr in zip(torch.autograd.grad(loss, leaves), torch.autograd.grad(ref_loss, leaves)):
         close(gf, gr)
-    args = [a.detach().requires_grad_() for a in (x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], h0)]
-    assert torch.autograd.gradcheck(lambda x_, wi, bi, wh, bh, h: gru_scan(x_, wi, bi, wh, bh, reverse, h0=h,
-                                                                         clip=clip), args)
+    args = [
+        a.detach().requires_grad_() for a in (x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], h0)
+    ]
+    assert torch.autograd.gradcheck(
+        lambda x_, wi, bi, wh, bh, h: gru_scan(x_, wi, bi, wh, bh, reverse, h0=h, clip=clip), args
+    )
     with torch.no_grad():  # inference path (no gates kept) gives the same states
-        close(gru_scan(x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], reverse, h0=h0, clip=clip)[0], ref)
+        close(
+            gru_scan(x, p["w_ih"], p["b_ih"], p["w_hh"], p["b_hh"], reverse, h0=h0, clip=clip)[0],
+            ref,
+        )
 
 
 @pytest.mark.parametrize("ci_size", [7, 5, 0])
 def test_bigru_encoder_scan_matches_nn_gru(ci_size):
     torch.manual_seed(1)
-    enc = BiGRUEncoder(input_size=6, ic_size=3, hidden_size=7, ci_size=ci_size, dropout=0.0).double()
+    enc = BiGRUEncoder(
+        input_size=6, ic_size=3, hidden_size=7, ci_size=ci_size, dropout=0.0
+    ).double()
     x = torch.randn(4, 9, 6, dtype=torch.float64)
     h_last, ci = enc.run_rnns(x)
     _, ref_last = enc.ic_rnn(x)
@@ -103,8 +121,14 @@ class ReplayDropout(nn.Module):
 
 
 def replay(shape, n, gen):
-    return (torch.rand(*shape, generator=gen, dtype=torch.float64) < 0.7).double() / 0.7 if n == 1 else \
-        [(torch.rand(*shape, generator=gen, dtype=torch.float64) < 0.7).double() / 0.7 for _ in range(n)]
+    return (
+        (torch.rand(*shape, generator=gen, dtype=torch.float64) < 0.7).double() / 0.7
+        if n == 1
+        else [
+            (torch.rand(*shape, generator=gen, dtype=torch.float64) < 0.7).double() / 0.7
+            for _ in range(n)
+        ]
+    )
 
 
 CASES = [  # co_size, ext_input_size, n_ci (encoded bins), n_ext, n_steps (forward bins past the data), dropout, sample
@@ -117,14 +141,29 @@ CASES = [  # co_size, ext_input_size, n_ci (encoded bins), n_ext, n_steps (forwa
 
 
 @pytest.mark.parametrize("co_size,ext_size,n_ci,n_ext,n_steps,dropout,sample", CASES)
-def test_lfads_scan_matches_per_bin_unroll(monkeypatch, co_size, ext_size, n_ci, n_ext, n_steps, dropout, sample):
+def test_lfads_scan_matches_per_bin_unroll(
+    monkeypatch, co_size, ext_size, n_ci, n_ext, n_steps, dropout, sample
+):
     torch.manual_seed(2)
     B, H, F, CON = 4, 6, 5, 4
-    gen = LFADSGenerator(ic_size=3, hidden_size=H, factor_size=F, co_size=co_size, ci_input_size=4,
-                         controller_size=CON, ext_input_size=ext_size, dropout=0.0, clip=0.6).double()
+    gen = LFADSGenerator(
+        ic_size=3,
+        hidden_size=H,
+        factor_size=F,
+        co_size=co_size,
+        ci_input_size=4,
+        controller_size=CON,
+        ext_input_size=ext_size,
+        dropout=0.0,
+        clip=0.6,
+    ).double()
     ic = torch.randn(B, 3, dtype=torch.float64, requires_grad=True)
     ci = torch.randn(B, n_ci, 4, dtype=torch.float64, requires_grad=True) if co_size else None
-    ext = torch.randn(B, n_ext, ext_size, dtype=torch.float64, requires_grad=True) if ext_size else None
+    ext = (
+        torch.randn(B, n_ext, ext_size, dtype=torch.float64, requires_grad=True)
+        if ext_size
+        else None
+    )
     rng = torch.Generator().manual_seed(3)
     if dropout:
         g_first, g_masks = replay((B, H), 1, rng), replay((B, H), n_steps, rng)
@@ -146,7 +185,11 @@ def test_lfads_scan_matches_per_bin_unroll(monkeypatch, co_size, ext_size, n_ci,
         if dropout:
             masks = {H: torch.stack(g_masks), CON: torch.stack(c_masks) if co_size else None}
             m.setattr(lfads_scan, "dropout_mask", lambda drop, shape, like: masks[shape[-1]])
-        m.setattr(torch, "randn", lambda *shape, **kw: torch.stack(noise) if noise else torch.empty(0, B, 0))
+        m.setattr(
+            torch,
+            "randn",
+            lambda *shape, **kw: torch.stack(noise) if noise else torch.empty(0, B, 0),
+        )
         fast = run(gen.forward)
         with torch.no_grad():  # the inference path (no gates kept) computes the same values
             inferred = run(gen.forward)
@@ -155,7 +198,9 @@ def test_lfads_scan_matches_per_bin_unroll(monkeypatch, co_size, ext_size, n_ci,
             close(getattr(inferred, k), getattr(ref, k))
     assert fast.factors.shape == ref.factors.shape == (B, n_steps, F)
     leaves = [x for x in (ic, ci, ext) if x is not None] + list(gen.parameters())
-    loss_w = {k: torch.randn_like(getattr(ref, k)) for k in ref._fields if getattr(ref, k) is not None}
+    loss_w = {
+        k: torch.randn_like(getattr(ref, k)) for k in ref._fields if getattr(ref, k) is not None
+    }
     for k, w in loss_w.items():
         close(getattr(fast, k), getattr(ref, k))
 
@@ -169,11 +214,15 @@ def test_lfads_scan_matches_per_bin_unroll(monkeypatch, co_size, ext_size, n_ci,
             assert gr is None or not gr.abs().any(), "the fast path lost a gradient"
             continue
         close(gf, gr)
-    assert (ref.states.abs() == 0.6).any() or n_steps < 9  # the clip is exercised in the longer cases
+    assert (
+        ref.states.abs() == 0.6
+    ).any() or n_steps < 9  # the clip is exercised in the longer cases
 
 
 def test_forward_uses_the_scan_and_falls_back(monkeypatch):
-    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4)
+    gen = LFADSGenerator(
+        ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4
+    )
     ic, ci = torch.randn(2, 3), torch.randn(2, 5, 4)
     import dsid.modules.generators.lfads as lfads_module
 
@@ -188,7 +237,9 @@ def test_forward_uses_the_scan_and_falls_back(monkeypatch):
 
 
 def test_cpu_autocast_takes_the_reference_path():
-    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4)
+    gen = LFADSGenerator(
+        ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not native.usable(torch.zeros(1))
         out = gen(torch.randn(2, 3), torch.randn(2, 5, 4))
@@ -197,7 +248,9 @@ def test_cpu_autocast_takes_the_reference_path():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_log_factorial_equals_lgamma(dtype):
-    x = torch.cat([torch.arange(0, 300, dtype=dtype), torch.tensor([0.5, 2.25, 1e4, 255.5], dtype=dtype)])
+    x = torch.cat(
+        [torch.arange(0, 300, dtype=dtype), torch.tensor([0.5, 2.25, 1e4, 255.5], dtype=dtype)]
+    )
     fast, ref = native.log_factorial(x), torch.lgamma(x + 1)
     assert torch.allclose(fast, ref, rtol=1e-6, atol=0)
     assert fast.dtype == dtype and fast.shape == x.shape
@@ -207,8 +260,15 @@ def test_lfads_scan_shares_one_encoding_among_a_trials_samples():
     """ci with one row per trial and k samples per trial in ic: the same values and gradients as ci
     repeated k times (the fast path and the reference path)."""
     torch.manual_seed(4)
-    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4,
-                         controller_size=4, dropout=0.0).double()
+    gen = LFADSGenerator(
+        ic_size=3,
+        hidden_size=6,
+        factor_size=5,
+        co_size=2,
+        ci_input_size=4,
+        controller_size=4,
+        dropout=0.0,
+    ).double()
     k, trials = 3, 4
     ic = torch.randn(trials * k, 3, dtype=torch.float64)
     ci = torch.randn(trials, 7, 4, dtype=torch.float64, requires_grad=True)
@@ -216,16 +276,23 @@ def test_lfads_scan_shares_one_encoding_among_a_trials_samples():
     shared = gen(ic, ci, sample=False).factors
     repeated = gen(ic, ci.repeat_interleave(k, dim=0), sample=False).factors
     close(shared, repeated)
-    close(torch.autograd.grad((shared * w).sum(), ci)[0], torch.autograd.grad((repeated * w).sum(), ci)[0])
+    close(
+        torch.autograd.grad((shared * w).sum(), ci)[0],
+        torch.autograd.grad((repeated * w).sum(), ci)[0],
+    )
     close(gen.stepwise_forward(ic, ci.repeat_interleave(k, dim=0), sample=False).factors, shared)
-    close(gen.stepwise_forward(ic, ci, sample=False).factors, shared)  # the reference path shares them too
+    close(
+        gen.stepwise_forward(ic, ci, sample=False).factors, shared
+    )  # the reference path shares them too
 
 
 @pytest.mark.parametrize("native_path", [True, False])
 def test_ci_rows_that_do_not_divide_the_batch_are_an_error(monkeypatch, native_path):
     if not native_path:
         monkeypatch.setenv("DSID_NATIVE", "0")
-    gen = LFADSGenerator(ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4)
+    gen = LFADSGenerator(
+        ic_size=3, hidden_size=6, factor_size=5, co_size=2, ci_input_size=4, controller_size=4
+    )
     with pytest.raises(ValueError, match="ci has 4 rows for 6 initial conditions"):
         gen(torch.randn(6, 3), torch.randn(4, 5, 4))
 
@@ -234,11 +301,17 @@ def test_sae_samples_share_the_encoding_and_match_single_sample_means():
     from dsid.models.sae import SequentialAutoencoder
 
     torch.manual_seed(5)
-    cfg = {"ic_size": 4, "co_size": 2, "factor_size": 3,
-           "encoder": {"name": "bigru", "hidden_size": 5, "ci_size": 5, "dropout": 0.0},
-           "generator": {"name": "lfads", "hidden_size": 6, "controller_size": 4, "dropout": 0.0},
-           "observation": {"name": "poisson"}, "ic_prior": {"name": "gaussian"},
-           "co_prior": {"name": "ar1"}, "augmentations": []}
+    cfg = {
+        "ic_size": 4,
+        "co_size": 2,
+        "factor_size": 3,
+        "encoder": {"name": "bigru", "hidden_size": 5, "ci_size": 5, "dropout": 0.0},
+        "generator": {"name": "lfads", "hidden_size": 6, "controller_size": 4, "dropout": 0.0},
+        "observation": {"name": "poisson"},
+        "ic_prior": {"name": "gaussian"},
+        "co_prior": {"name": "ar1"},
+        "augmentations": [],
+    }
     model = SequentialAutoencoder.from_config(cfg, {"heldout": [False] * 6 + [True] * 2}).eval()
     x = torch.poisson(torch.full((3, 9, 6), 0.5))
     one = model(x, sample=False)["rates"]
@@ -258,10 +331,14 @@ def test_encoder_scan_gradients_with_rows_split_across_threads():
         h_last, ci = enc.run_rnns(x)
         _, ref_last = enc.ic_rnn(x)
         loss = h_last.square().sum() + ci.sin().sum()
-        ref_loss = torch.cat([ref_last[0], ref_last[1]], -1).square().sum() + enc.ci_rnn(x)[0].sin().sum()
+        ref_loss = (
+            torch.cat([ref_last[0], ref_last[1]], -1).square().sum() + enc.ci_rnn(x)[0].sin().sum()
+        )
         params = list(enc.ic_rnn.parameters()) + list(enc.ci_rnn.parameters())
-        for g, r in zip(torch.autograd.grad(loss, params, allow_unused=True),
-                        torch.autograd.grad(ref_loss, params, allow_unused=True)):
+        for g, r in zip(
+            torch.autograd.grad(loss, params, allow_unused=True),
+            torch.autograd.grad(ref_loss, params, allow_unused=True),
+        ):
             if r is not None:
                 close(g, r)
     finally:

@@ -1,5 +1,6 @@
 """A run directory belongs to one run: resume after SIGKILL equals the uninterrupted run, the status
 file, the lock, refusing to overwrite, unfinished runs refused by `dsid infer`, corrupt checkpoints."""
+
 import json
 import os
 import signal
@@ -43,8 +44,13 @@ else:
 
 
 def start(data, run_dir, mode, overrides=()):
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(data), str(run_dir), mode, *overrides],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(data), str(run_dir), mode, *overrides],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def weights(path, entry="state_dict"):
@@ -58,7 +64,9 @@ def test_a_killed_run_resumes_to_the_same_result(tiny_lorenz, tmp_path):
     proc = start(tiny_lorenz, killed, "train", overrides)
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
-    while time.time() < deadline and not (last.exists() and torch.load(last, weights_only=False)["epoch"] >= 5):
+    while time.time() < deadline and not (
+        last.exists() and torch.load(last, weights_only=False)["epoch"] >= 5
+    ):
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
@@ -72,7 +80,11 @@ def test_a_killed_run_resumes_to_the_same_result(tiny_lorenz, tmp_path):
     assert resumed.wait() == 0, resumed.stderr.read()
     status = read_status(killed)
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, killed))
-    assert status["status"] == "finished" and status["resumed"] == 1 and status["epochs"] == a["epochs"] == EPOCHS
+    assert (
+        status["status"] == "finished"
+        and status["resumed"] == 1
+        and status["epochs"] == a["epochs"] == EPOCHS
+    )
     for key in ("val/co_bps", "val/rate_r2", "val/latent_r2", "train/bps"):
         assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
     for entry in ("state_dict", RAW_KEY):  # the weight average and the trained weights
@@ -87,8 +99,15 @@ def test_a_killed_run_resumes_to_the_same_result(tiny_lorenz, tmp_path):
 
 
 def test_a_run_directory_holds_one_run(tiny_lorenz, tmp_path):
-    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-                   "trainer.max_epochs=2"])
+    cfg = compose(
+        [
+            "data=file",
+            f"data.path={tiny_lorenz}",
+            "logger=csv",
+            *TINY_OVERRIDES,
+            "trainer.max_epochs=2",
+        ]
+    )
     train(cfg, run_dir=str(tmp_path))
     assert read_status(tmp_path)["status"] == "finished" and not (tmp_path / ".lock").exists()
     config = (tmp_path / "config.yaml").read_text()
@@ -98,19 +117,51 @@ def test_a_run_directory_holds_one_run(tiny_lorenz, tmp_path):
     with pytest.raises(RunDirError, match="the run finished; there is nothing to resume"):
         train(cfg, run_dir=str(tmp_path), resume=True)
     with run_lock(tmp_path):  # another process training here
-        (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename}))
+        (tmp_path / ".lock").write_text(
+            json.dumps({"pid": os.getppid(), "host": os.uname().nodename})
+        )
         with pytest.raises(RunDirError, match=f"in use by process {os.getppid()}"):
-            train(compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-                           "trainer.max_epochs=2", "overwrite=true"]), run_dir=str(tmp_path))
+            train(
+                compose(
+                    [
+                        "data=file",
+                        f"data.path={tiny_lorenz}",
+                        "logger=csv",
+                        *TINY_OVERRIDES,
+                        "trainer.max_epochs=2",
+                        "overwrite=true",
+                    ]
+                ),
+                run_dir=str(tmp_path),
+            )
     before = (tmp_path / "checkpoints" / "best.ckpt").stat().st_mtime_ns
-    train(compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-                   "trainer.max_epochs=2", "overwrite=true"]), run_dir=str(tmp_path))
+    train(
+        compose(
+            [
+                "data=file",
+                f"data.path={tiny_lorenz}",
+                "logger=csv",
+                *TINY_OVERRIDES,
+                "trainer.max_epochs=2",
+                "overwrite=true",
+            ]
+        ),
+        run_dir=str(tmp_path),
+    )
     assert (tmp_path / "checkpoints" / "best.ckpt").stat().st_mtime_ns != before
 
 
 def test_a_failed_run_records_its_error(tiny_lorenz, tmp_path):
-    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-                   "trainer.max_epochs=2", "train.lr=1e6"])
+    cfg = compose(
+        [
+            "data=file",
+            f"data.path={tiny_lorenz}",
+            "logger=csv",
+            *TINY_OVERRIDES,
+            "trainer.max_epochs=2",
+            "train.lr=1e6",
+        ]
+    )
     with pytest.raises(FloatingPointError):
         train(cfg, run_dir=str(tmp_path))
     status = read_status(tmp_path)
@@ -119,8 +170,9 @@ def test_a_failed_run_records_its_error(tiny_lorenz, tmp_path):
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     (tmp_path / ".lock").write_text(json.dumps({"pid": int(dead), "host": os.uname().nodename}))
     with run_lock(tmp_path):
         assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
@@ -128,12 +180,21 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def test_a_corrupt_checkpoint_is_named_and_the_last_one_used(tiny_lorenz, tmp_path):
-    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-                   "trainer.max_epochs=3"])
+    cfg = compose(
+        [
+            "data=file",
+            f"data.path={tiny_lorenz}",
+            "logger=csv",
+            *TINY_OVERRIDES,
+            "trainer.max_epochs=3",
+        ]
+    )
     train(cfg, run_dir=str(tmp_path))
     best, last = tmp_path / "checkpoints" / "best.ckpt", tmp_path / "checkpoints" / "last.ckpt"
     best.write_bytes(best.read_bytes()[:1000])  # truncated, as by a full disk
-    with pytest.warns(UserWarning, match=r"best.ckpt: not a readable DSID checkpoint.*using .*last.ckpt"):
+    with pytest.warns(
+        UserWarning, match=r"best.ckpt: not a readable DSID checkpoint.*using .*last.ckpt"
+    ):
         assert cli_main(["infer", str(tmp_path), "--samples", "1"]) == 0
     last.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"last.ckpt: not a readable DSID checkpoint"):
@@ -143,10 +204,19 @@ def test_a_corrupt_checkpoint_is_named_and_the_last_one_used(tiny_lorenz, tmp_pa
 def test_dsid_train_leaves_nothing_outside_its_run_directory(tiny_lorenz, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "mine"
-    args = ["train", "data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-            "trainer.max_epochs=1", f"run_dir={run_dir}"]
+    args = [
+        "train",
+        "data=file",
+        f"data.path={tiny_lorenz}",
+        "logger=csv",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=1",
+        f"run_dir={run_dir}",
+    ]
     assert cli_main(args) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no runs/<date>/..., no .log file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mine"
+    ]  # no runs/<date>/..., no .log file
     assert (run_dir / "config.yaml").exists() and not list(run_dir.glob("*.log"))
     assert not (run_dir / ".hydra").exists()  # no second copy of the config
     with pytest.raises(SystemExit):  # a failed launch in the default location leaves nothing
@@ -154,14 +224,27 @@ def test_dsid_train_leaves_nothing_outside_its_run_directory(tiny_lorenz, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
-@pytest.mark.parametrize("override,error,match", [
-    ("model.factor_size=-1", "RegistryError", r"model.factor_size=-1: expected an integer >= 1"),
-    ("model.generator.hidden_size=0", "RegistryError", r"generator 'lfads': hidden_size=0: expected a positive"),
-    ("train.lr=0", "ValueError", r"train.lr=0.*expected a positive learning rate"),
-    ("trainer.max_epochs=0", "ValueError", r"trainer.max_epochs=0: expected at least 1"),
-])
+@pytest.mark.parametrize(
+    "override,error,match",
+    [
+        (
+            "model.factor_size=-1",
+            "RegistryError",
+            r"model.factor_size=-1: expected an integer >= 1",
+        ),
+        (
+            "model.generator.hidden_size=0",
+            "RegistryError",
+            r"generator 'lfads': hidden_size=0: expected a positive",
+        ),
+        ("train.lr=0", "ValueError", r"train.lr=0.*expected a positive learning rate"),
+        ("trainer.max_epochs=0", "ValueError", r"trainer.max_epochs=0: expected at least 1"),
+    ],
+)
 def test_settings_that_cannot_train_are_refused(tiny_lorenz, tmp_path, override, error, match):
-    cfg = compose(["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES, override])
+    cfg = compose(
+        ["data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES, override]
+    )
     with pytest.raises(Exception, match=match) as err:
         train(cfg, run_dir=str(tmp_path))
     assert type(err.value).__name__ == error
@@ -181,9 +264,11 @@ def test_implausible_counts_give_a_warning(tmp_path):
     from dsid.data.tensor_file import write_tensor_file
 
     data = make_lorenz_benchmark(seed=1, n_trials=(6, 2, 2), n_time=10, n_neurons=5, n_heldout=1)
-    data.splits["train"].spikes[0, 0, 0] = 10 ** 6
+    data.splits["train"].spikes[0, 0, 0] = 10**6
     path = write_tensor_file(tmp_path / "big.h5", data)
-    with pytest.warns(UserWarning, match=r"big.h5: field 'train/spikes': up to 1e\+06 counts in one 10 ms bin"):
+    with pytest.warns(
+        UserWarning, match=r"big.h5: field 'train/spikes': up to 1e\+06 counts in one 10 ms bin"
+    ):
         DSIDDataModule(str(path)).setup()
 
 
@@ -198,22 +283,49 @@ def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path
     import h5py
 
     dsid = Path(sys.executable).parent / "dsid"
-    common = [str(dsid), "train", "data=file", f"data.path={tiny_lorenz}", "logger=csv", *TINY_OVERRIDES,
-              "trainer.max_epochs=8", "infer.n_samples=1", "train.metrics_every_n_steps=0"]
-    runs = {"ddp": [*common, "data.batch_size=10", "+trainer.strategy=ddp", "trainer.devices=2",
-                    "trainer.accelerator=cpu", f"run_dir={tmp_path / 'ddp'}"],
-            "one": [*common, f"run_dir={tmp_path / 'one'}"]}
+    common = [
+        str(dsid),
+        "train",
+        "data=file",
+        f"data.path={tiny_lorenz}",
+        "logger=csv",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=8",
+        "infer.n_samples=1",
+        "train.metrics_every_n_steps=0",
+    ]
+    runs = {
+        "ddp": [
+            *common,
+            "data.batch_size=10",
+            "+trainer.strategy=ddp",
+            "trainer.devices=2",
+            "trainer.accelerator=cpu",
+            f"run_dir={tmp_path / 'ddp'}",
+        ],
+        "one": [*common, f"run_dir={tmp_path / 'one'}"],
+    }
     losses = {}
     for name, cmd in runs.items():
-        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        done = subprocess.run(
+            cmd,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert read_status(tmp_path / name)["status"] == "finished"
         with open(tmp_path / name / "csv" / "metrics.csv") as f:
-            losses[name] = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+            losses[name] = [
+                float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")
+            ]
         if name == "ddp":
             assert "GLOBAL_RANK: 1" in done.stderr + done.stdout  # a second process really trained
-    with h5py.File(tmp_path / "ddp" / "inference.h5") as f:  # every trial once, from the first process
+    with h5py.File(
+        tmp_path / "ddp" / "inference.h5"
+    ) as f:  # every trial once, from the first process
         assert [f[f"{s}/rates"].shape[0] for s in ("train", "valid", "test")] == [60, 20, 20]
     assert len(losses["ddp"]) == len(losses["one"]) == 8
     assert losses["ddp"][-1] < 0.8 * losses["ddp"][0]  # it learns
@@ -222,8 +334,16 @@ def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "one"]
 
 
-@pytest.mark.parametrize("env,launched", [({}, False), ({"LOCAL_RANK": "0"}, False), ({"LOCAL_RANK": "1"}, True),
-                                          ({"SLURM_PROCID": "3"}, True), ({"NODE_RANK": "1"}, True)])
+@pytest.mark.parametrize(
+    "env,launched",
+    [
+        ({}, False),
+        ({"LOCAL_RANK": "0"}, False),
+        ({"LOCAL_RANK": "1"}, True),
+        ({"SLURM_PROCID": "3"}, True),
+        ({"NODE_RANK": "1"}, True),
+    ],
+)
 def test_the_first_process_owns_the_run(monkeypatch, env, launched):
     from dsid.runs.train import launched_process
 
@@ -244,7 +364,9 @@ def test_a_resumed_run_logs_to_its_own_wandb_run(tmp_path):
 
 
 def test_resume_takes_no_other_overrides_and_needs_a_checkpoint(tmp_path):
-    with pytest.raises(SystemExit, match="continues a run with its own config; drop trainer.max_epochs=3"):
+    with pytest.raises(
+        SystemExit, match="continues a run with its own config; drop trainer.max_epochs=3"
+    ):
         cli_main(["train", f"resume={tmp_path}", "trainer.max_epochs=3"])
     (tmp_path / "config.yaml").write_text("data: {path: x.h5}\n")
     with pytest.raises(SystemExit, match="no checkpoints/last.ckpt to resume from"):

@@ -1,4 +1,5 @@
 """Step-counted schedules and the KL-free selection objective."""
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,9 @@ from tests.test_training_e2e import TINY_OVERRIDES
 def test_selection_objective_does_not_move_with_the_kl_weight():
     torch.manual_seed(0)
     a = TrainingModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 1.0, "co": 1.0}})
-    b = TrainingModule(TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 50.0, "co": 50.0}, "l2_scale": 1.0})
+    b = TrainingModule(
+        TINY_MODEL, tiny_info(), {"kl_scales": {"ic": 50.0, "co": 50.0}, "l2_scale": 1.0}
+    )
     b.load_state_dict(a.state_dict())
     n = len(tiny_info()["heldout"])
     batch = {"spikes": torch.poisson(torch.full((4, 10, n), 0.5))}
@@ -88,7 +91,9 @@ def test_early_stopping_counts_steps_and_waits_for_the_ramps():
 
 def test_early_stopping_settings_are_checked():
     assert early_stopping_config({}) == {"monitor": "val/select", "patience_steps": 0}
-    with pytest.raises(KeyError, match="early_stopping.patience: schedules count optimizer steps.*patience_steps"):
+    with pytest.raises(
+        KeyError, match="early_stopping.patience: schedules count optimizer steps.*patience_steps"
+    ):
         early_stopping_config({"early_stopping": {"patience": 3}})
     with pytest.raises(KeyError, match="early_stopping.typo"):
         early_stopping_config({"early_stopping": {"typo": 3}})
@@ -105,12 +110,25 @@ class _Weights(pl.Callback):
 @pytest.mark.parametrize("n_train", [20, 60])
 def test_ramps_follow_optimizer_steps_whatever_the_data_size(tmp_path, n_train):
     """A data set of 20 and one of 60 trials (1 and 3 steps per epoch) see the same KL weights per step."""
-    path = write_lorenz_benchmark(tmp_path / "d.h5", seed=1, n_trials=(n_train, 10, 10), n_time=12,
-                                  n_neurons=10, n_heldout=2)
+    path = write_lorenz_benchmark(
+        tmp_path / "d.h5", seed=1, n_trials=(n_train, 10, 10), n_time=12, n_neurons=10, n_heldout=2
+    )
     rec = _Weights()
-    cfg = compose(["data=file", f"data.path={path}", "logger=csv", *TINY_OVERRIDES, "trainer.max_epochs=-1",
-                   "+trainer.max_steps=9", "train.kl_ramp_steps=6", "train.kl_start_step=2",
-                   "train.metrics_every_n_steps=0", "infer.n_samples=0", "plots.n_neurons=1"])
+    cfg = compose(
+        [
+            "data=file",
+            f"data.path={path}",
+            "logger=csv",
+            *TINY_OVERRIDES,
+            "trainer.max_epochs=-1",
+            "+trainer.max_steps=9",
+            "train.kl_ramp_steps=6",
+            "train.kl_start_step=2",
+            "train.metrics_every_n_steps=0",
+            "infer.n_samples=0",
+            "plots.n_neurons=1",
+        ]
+    )
     train(cfg, run_dir=str(tmp_path / "run"), callbacks=[rec])
     assert rec.kl == pytest.approx([0.0, 0.0, 0.0, 1 / 6, 2 / 6, 0.5, 4 / 6, 5 / 6, 1.0])
 
@@ -123,12 +141,18 @@ def test_periodic_jobs_count_optimizer_steps():
     from dsid.training.callbacks import due_every
 
     def at(step, epoch=0, max_epochs=-1, max_steps=-1):
-        return SimpleNamespace(global_step=step, current_epoch=epoch, max_epochs=max_epochs, max_steps=max_steps)
+        return SimpleNamespace(
+            global_step=step, current_epoch=epoch, max_epochs=max_epochs, max_steps=max_steps
+        )
 
-    assert not due_every(at(49), 50, 0) and due_every(at(53), 50, 0) and not due_every(at(99), 50, 53)
+    assert (
+        not due_every(at(49), 50, 0) and due_every(at(53), 50, 0) and not due_every(at(99), 50, 53)
+    )
     assert due_every(at(100), 50, 53) and not due_every(at(400), 0, 0)
     assert due_every(at(20, epoch=9, max_epochs=10), 50, 0)  # the last epoch
-    assert due_every(at(120, max_steps=120), 50, 100) and not due_every(at(120, max_steps=120), 50, 100, at_end=False)
+    assert due_every(at(120, max_steps=120), 50, 100) and not due_every(
+        at(120, max_steps=120), 50, 100, at_end=False
+    )
 
 
 def test_epoch_intervals_name_their_step_replacement(tmp_path):
@@ -136,20 +160,43 @@ def test_epoch_intervals_name_their_step_replacement(tmp_path):
 
     with pytest.raises(KeyError, match="nlb.eval_every_n_epochs.*nlb.eval_every_n_steps"):
         NLBEvalCallback.from_config({"eval_every_n_epochs": 5})
-    path = write_lorenz_benchmark(tmp_path / "tiny.h5", seed=0, n_trials=(8, 4, 4), n_time=10, n_neurons=6,
-                                  n_heldout=2)
-    cfg = compose([*TINY_OVERRIDES, "data=file", f"data.path={path}", "data.synth=null", "+plots.every_n_epochs=2"])
+    path = write_lorenz_benchmark(
+        tmp_path / "tiny.h5", seed=0, n_trials=(8, 4, 4), n_time=10, n_neurons=6, n_heldout=2
+    )
+    cfg = compose(
+        [
+            *TINY_OVERRIDES,
+            "data=file",
+            f"data.path={path}",
+            "data.synth=null",
+            "+plots.every_n_epochs=2",
+        ]
+    )
     with pytest.raises(KeyError, match="plots.every_n_epochs.*plots.every_n_steps"):
         train(cfg, run_dir=str(tmp_path / "run"))
 
 
 def test_figures_during_training_follow_their_step_interval(tmp_path):
-    path = write_lorenz_benchmark(tmp_path / "tiny.h5", seed=0, n_trials=(40, 8, 8), n_time=10, n_neurons=6,
-                                  n_heldout=2)
-    cfg = compose([*TINY_OVERRIDES, "data=file", f"data.path={path}", "data.synth=null", "trainer.max_epochs=4",
-                   "plots.every_n_steps=4", "plots.n_neurons=1", "infer.n_samples=0", "logger=csv"])
+    path = write_lorenz_benchmark(
+        tmp_path / "tiny.h5", seed=0, n_trials=(40, 8, 8), n_time=10, n_neurons=6, n_heldout=2
+    )
+    cfg = compose(
+        [
+            *TINY_OVERRIDES,
+            "data=file",
+            f"data.path={path}",
+            "data.synth=null",
+            "trainer.max_epochs=4",
+            "plots.every_n_steps=4",
+            "plots.n_neurons=1",
+            "infer.n_samples=0",
+            "logger=csv",
+        ]
+    )
     train(cfg, run_dir=str(tmp_path / "run"))  # 2 steps per epoch: figures after steps 4 and 8
-    steps = sorted({p.stem.rsplit("_step", 1)[1] for p in (tmp_path / "run" / "figures").glob("*_step*.png")})
+    steps = sorted(
+        {p.stem.rsplit("_step", 1)[1] for p in (tmp_path / "run" / "figures").glob("*_step*.png")}
+    )
     assert steps == ["000004", "000008"]
 
 

@@ -1,4 +1,5 @@
 """The spike-smoothing + Poisson-GLM co-smoothing baseline on synthetic DSID data."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,9 @@ def _latents(rng, trials, n_time, n_lat=3, sd=5.0):
     return z / z.std()
 
 
-def make_data(n_train=300, n_valid=100, n_time=50, n_in=30, n_out=8, independent=False, n_areas=1, seed=0):
+def make_data(
+    n_train=300, n_valid=100, n_time=50, n_in=30, n_out=8, independent=False, n_areas=1, seed=0
+):
     """Smooth latents -> log-rates -> Poisson counts; held-out neurons are the last ``n_out``."""
     rng = np.random.default_rng(seed)
     n = n_in + n_out
@@ -84,9 +87,15 @@ def test_independent_heldout_near_zero():
 def test_choices_use_train_only(fitted):
     data, first = fitted
     rng = np.random.default_rng(9)
-    other = SplitData(spikes=rng.poisson(1.0, data.splits["valid"].spikes.shape))  # unrelated valid spikes
-    changed = DSIDData(bin_ms=data.bin_ms, area=data.area, heldout=data.heldout,
-                       splits={"train": data.splits["train"], "valid": other})
+    other = SplitData(
+        spikes=rng.poisson(1.0, data.splits["valid"].spikes.shape)
+    )  # unrelated valid spikes
+    changed = DSIDData(
+        bin_ms=data.bin_ms,
+        area=data.area,
+        heldout=data.heldout,
+        splits={"train": data.splits["train"], "valid": other},
+    )
     second = smoothing_baseline(changed)
     for key in ("kern_sd_ms", "alpha", "cv"):
         assert second[key] == first[key]
@@ -96,7 +105,9 @@ def test_choices_use_train_only(fitted):
 def test_multi_area():
     data = make_data(n_areas=2, seed=4)
     res = smoothing_baseline(data, kern_sd_ms=40.0)
-    assert res["rates"].shape[-1] == data.heldout.sum() and res["co_bps"] > 0.1 and len(res["cv"]) == 3
+    assert (
+        res["rates"].shape[-1] == data.heldout.sum() and res["co_bps"] > 0.1 and len(res["cv"]) == 3
+    )
 
 
 def test_errors_name_the_field():

@@ -1,5 +1,6 @@
 """Multi-session stitching: batches from one session each, bad sessions refused, a two-session fit
 on tiny data runs, its loss drops, and metrics are reported per session."""
+
 import csv
 
 import h5py
@@ -8,23 +9,27 @@ import pytest
 import torch
 
 from dsid.cli import main as cli_main
-from dsid.data.multisession import MultiSessionDataModule, SessionBatchSampler
+from dsid.data.multisession import MultiSessionDataModule, SessionBatchSampler, session_of
 from dsid.data.synth_lorenz import make_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, write_tensor_file
-from dsid.data.multisession import session_of
 from dsid.models.readin import readin_maps
 from dsid.registry import OBSERVATIONS
 from dsid.runs.config import compose
 from dsid.runs.load import load_module
 from dsid.runs.train import train
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def session_file(tmp_path, name, seed, n_neurons, n_time=20, n_heldout=2, **kwargs):
-    data = make_lorenz_benchmark(seed=seed, n_trials=(40, 10, 10), n_time=n_time, n_neurons=n_neurons,
-                                 n_heldout=n_heldout, **kwargs)
+    data = make_lorenz_benchmark(
+        seed=seed,
+        n_trials=(40, 10, 10),
+        n_time=n_time,
+        n_neurons=n_neurons,
+        n_heldout=n_heldout,
+        **kwargs,
+    )
     return write_tensor_file(tmp_path / name, data)
 
 
@@ -85,10 +90,14 @@ def test_bad_session_lists_and_unsupported_data(tmp_path, two_sessions):
     with pytest.raises(ValueError, match="listed once"):
         MultiSessionDataModule([str(two_sessions[0])] * 2)
     calcium = session_file(tmp_path, "ca.h5", 15, 6, observation="calcium")
-    dm = MultiSessionDataModule([str(calcium), str(two_sessions[0])],
-                                observation_check=OBSERVATIONS.get("zero_inflated_gamma"))
+    dm = MultiSessionDataModule(
+        [str(calcium), str(two_sessions[0])],
+        observation_check=OBSERVATIONS.get("zero_inflated_gamma"),
+    )
     dm.setup()  # calcium traces and counts are both non-negative: accepted
-    with pytest.raises(ValueError, match="'train/spikes': the gamma observation model needs") as err:
+    with pytest.raises(
+        ValueError, match="'train/spikes': the gamma observation model needs"
+    ) as err:
         MultiSessionDataModule([str(calcium)], observation_check=OBSERVATIONS.get("gamma")).setup()
     assert str(calcium) in str(err.value) and "zeros" in str(err.value)
 
@@ -109,12 +118,26 @@ def test_readin_maps_use_shared_conditions_when_present(two_sessions):
         np.testing.assert_allclose((psth @ w + b).mean(0), 0.0, atol=1e-8)
 
 
-TINY = ["model.ic_size=8", "model.co_size=2", "model.factor_size=6", "+model.readin_size=6",
-        "model.encoder.hidden_size=16", "model.encoder.ci_size=4", "model.generator.hidden_size=16",
-        "model.generator.controller_size=8", "trainer.max_epochs=10", "data.batch_size=20",
-        "train.lr=0.01", "train.kl_ramp_steps=8", "train.l2_ramp_steps=8",
-        "train.metrics_every_n_steps=10", "infer.n_samples=2", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "logger=csv"]
+TINY = [
+    "model.ic_size=8",
+    "model.co_size=2",
+    "model.factor_size=6",
+    "+model.readin_size=6",
+    "model.encoder.hidden_size=16",
+    "model.encoder.ci_size=4",
+    "model.generator.hidden_size=16",
+    "model.generator.controller_size=8",
+    "trainer.max_epochs=10",
+    "data.batch_size=20",
+    "train.lr=0.01",
+    "train.kl_ramp_steps=8",
+    "train.l2_ramp_steps=8",
+    "train.metrics_every_n_steps=10",
+    "infer.n_samples=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "logger=csv",
+]
 
 
 def test_two_session_fit_runs_and_loss_drops(two_sessions, tmp_path):
@@ -124,11 +147,22 @@ def test_two_session_fit_runs_and_loss_drops(two_sessions, tmp_path):
     with open(tmp_path / "csv" / "metrics.csv") as f:
         losses = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
     assert len(losses) == 10 and losses[-1] < 0.9 * losses[0], losses
-    for key in ("val/s0/co_bps", "val/s1/co_bps", "val/co_bps", "val/s0/rate_r2", "val/s1/latent_r2",
-                "seconds_per_epoch", "n_parameters"):
+    for key in (
+        "val/s0/co_bps",
+        "val/s1/co_bps",
+        "val/co_bps",
+        "val/s0/rate_r2",
+        "val/s1/latent_r2",
+        "seconds_per_epoch",
+        "n_parameters",
+    ):
         assert np.isfinite(metrics[key]), key
-    assert metrics["val/co_bps"] == pytest.approx((metrics["val/s0/co_bps"] + metrics["val/s1/co_bps"]) / 2)
-    assert (tmp_path / "inference_session0.h5").exists() and (tmp_path / "inference_session1.h5").exists()
+    assert metrics["val/co_bps"] == pytest.approx(
+        (metrics["val/s0/co_bps"] + metrics["val/s1/co_bps"]) / 2
+    )
+    assert (tmp_path / "inference_session0.h5").exists() and (
+        tmp_path / "inference_session1.h5"
+    ).exists()
     best = load_module(tmp_path / "checkpoints" / "best.ckpt")
     assert best.model.n_sessions == 2  # a checkpoint alone rebuilds the stitched model
 
@@ -136,7 +170,9 @@ def test_two_session_fit_runs_and_loss_drops(two_sessions, tmp_path):
 def test_stitching_needs_a_stitchable_model(two_sessions, tmp_path):
     files = ",".join(str(p) for p in two_sessions)
     cfg = compose(["data=multisession", f"data.files=[{files}]", "model.name=ndt", *TINY])
-    with pytest.raises(ValueError, match="stitch several sessions .data.files. with model.name=sae"):
+    with pytest.raises(
+        ValueError, match="stitch several sessions .data.files. with model.name=sae"
+    ):
         train(cfg, run_dir=str(tmp_path))
 
 

@@ -1,13 +1,14 @@
 """Tests of the synthetic multi-area generator (dsid.data.multiarea.synth)."""
+
 import argparse
 
 import h5py
 import numpy as np
 import pytest
 
+from dsid.data.commands import register_cli
 from dsid.data.multiarea.report import coupling_report
 from dsid.data.multiarea.synth import DEFAULT_EDGES, synth_multiarea, synth_two_area_linear
-from dsid.data.commands import register_cli
 from dsid.data.tensor_file import load_tensor_file
 
 SMALL = dict(n_trials=(24, 8, 8), n_time=40)
@@ -36,7 +37,11 @@ def test_layout_edges_and_shapes(small):
         sd = d.splits[split]
         assert sd.spikes.shape == (n, 40, 240) and sd.truth_rates.shape == sd.spikes.shape
         assert sd.truth_latents.shape == (n, 40, 3 * L)
-        assert {k: v.shape[-1] for k, v in sd.truth_messages.items()} == {"0_1": 1, "1_2": 2, "2_0": 1}
+        assert {k: v.shape[-1] for k, v in sd.truth_messages.items()} == {
+            "0_1": 1,
+            "1_2": 2,
+            "2_0": 1,
+        }
         assert all(v.shape[:2] == (n, 40) for v in sd.truth_messages.values())
     hz = np.concatenate([s.truth_rates.ravel() for s in d.splits.values()]) * 1000 / d.bin_ms
     lo, hi = np.percentile(hz, [1, 99])
@@ -57,19 +62,21 @@ def test_deterministic_by_seed(small, tmp_path):
 def test_messages_recomputed_from_latents(small):
     d = load_tensor_file(small)
     with h5py.File(small) as f:
-        edges = {k: (f[f"truth/edges/{k}/U"][()], int(f[f"truth/edges/{k}/delay_bins"][()]))
-                 for k in f["truth/edges"]}
+        edges = {
+            k: (f[f"truth/edges/{k}/U"][()], int(f[f"truth/edges/{k}/delay_bins"][()]))
+            for k in f["truth/edges"]
+        }
     for split in ("train", "valid"):
         sd = d.splits[split]
         for key, msg in sd.truth_messages.items():
             src, dst = map(int, key.split("_"))
             U, dl = edges[key]
             assert dl == d.delay_bins[src, dst]
-            x = sd.truth_latents[..., src * L:(src + 1) * L].astype(np.float64)
-            np.testing.assert_allclose(msg[:, dl:], x[:, :40 - dl] @ U, atol=1e-5)
+            x = sd.truth_latents[..., src * L : (src + 1) * L].astype(np.float64)
+            np.testing.assert_allclose(msg[:, dl:], x[:, : 40 - dl] @ U, atol=1e-5)
 
             def corr(lag):  # stored message vs U^T x_src(t - lag), pooled
-                a, b = msg[:, 8:, 0].ravel(), (x[:, 8 - lag:40 - lag] @ U)[..., 0].ravel()
+                a, b = msg[:, 8:, 0].ravel(), (x[:, 8 - lag : 40 - lag] @ U)[..., 0].ravel()
                 return np.corrcoef(a, b)[0, 1]
 
             assert corr(dl) > 0.9999
@@ -77,7 +84,9 @@ def test_messages_recomputed_from_latents(small):
 
 
 def test_options_hidden_driver_and_external_input(tmp_path):
-    p = synth_multiarea(tmp_path / "h.h5", seed=1, unrecorded_driver=True, external_input=True, **SMALL)
+    p = synth_multiarea(
+        tmp_path / "h.h5", seed=1, unrecorded_driver=True, external_input=True, **SMALL
+    )
     d = load_tensor_file(p)
     assert d.splits["train"].truth_latents.shape[-1] == 3 * L and d.effectome.shape == (3, 3)
     assert set(d.splits["train"].truth_messages) == {"0_1", "1_2", "2_0"}
@@ -91,15 +100,19 @@ def test_options_hidden_driver_and_external_input(tmp_path):
 def test_two_area_linear_delay_is_recoverable(tmp_path):
     p = synth_two_area_linear(tmp_path / "lin.h5", delay=4, seed=0)
     d = load_tensor_file(p)
-    assert d.delay_bins.tolist() == [[-1, 4], [-1, -1]] and d.effectome[0, 1] > 0 == d.effectome[1, 0]
+    assert (
+        d.delay_bins.tolist() == [[-1, 4], [-1, -1]] and d.effectome[0, 1] > 0 == d.effectome[1, 0]
+    )
     tr = d.splits["train"]
     assert tr.spikes.shape == (200, 50, 40) and tr.truth_messages["0_1"].shape == (200, 50, 1)
     x0, x1 = tr.truth_latents[..., :2], tr.truth_latents[..., 2:]
 
     def fit_r2(lag):  # x1(t+1) ~ [x1(t), x0(t - lag)]
         t0 = 10
-        y = x1[:, t0 + 1:].reshape(-1, 2)
-        X = np.concatenate([x1[:, t0:-1], x0[:, t0 - lag:49 - lag], np.ones_like(x1[:, t0:-1, :1])], -1)
+        y = x1[:, t0 + 1 :].reshape(-1, 2)
+        X = np.concatenate(
+            [x1[:, t0:-1], x0[:, t0 - lag : 49 - lag], np.ones_like(x1[:, t0:-1, :1])], -1
+        )
         X = X.reshape(-1, 5)
         res = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
         return 1 - res.var() / y.var()
@@ -154,10 +167,29 @@ def test_cli(tmp_path, capsys):
     synth = top.add_parser("synth").add_subparsers(dest="kind")
     register_cli(top, synth)
     out = tmp_path / "cli.h5"
-    args = parser.parse_args(["synth", "multiarea", "--out", str(out), "--trials", "6,3,3", "--areas", "4",
-                              "--neurons-per-area", "60", "--seed", "2"])
+    args = parser.parse_args(
+        [
+            "synth",
+            "multiarea",
+            "--out",
+            str(out),
+            "--trials",
+            "6,3,3",
+            "--areas",
+            "4",
+            "--neurons-per-area",
+            "60",
+            "--seed",
+            "2",
+        ]
+    )
     assert args.func(args) == 0
     text = capsys.readouterr().out
-    assert "A0->A1" in text and "A3->A0" in text and "one bin off" in text and "incoming messages" in text
+    assert (
+        "A0->A1" in text
+        and "A3->A0" in text
+        and "one bin off" in text
+        and "incoming messages" in text
+    )
     d = load_tensor_file(out)
     assert d.n_areas == 4 and d.n_neurons == 240 and (d.delay_bins >= 0).sum() == 4

@@ -1,4 +1,5 @@
 """One in-process training on tiny synthetic data: loss drops, outputs are written, W&B reads back."""
+
 from pathlib import Path
 
 import h5py
@@ -14,12 +15,22 @@ from dsid.runs.train import train
 from tests.wandb_offline import read_offline_run
 
 TINY_OVERRIDES = [
-    "model.ic_size=8", "model.co_size=2", "model.factor_size=6",
-    "model.encoder.hidden_size=16", "model.encoder.ci_size=4",
-    "model.generator.hidden_size=16", "model.generator.controller_size=8",
-    "trainer.max_epochs=12", "data.batch_size=20", "train.lr=0.01", "train.kl_ramp_steps=8",
-    "train.l2_ramp_steps=8", "train.metrics_every_n_steps=8", "infer.n_samples=3",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+    "model.ic_size=8",
+    "model.co_size=2",
+    "model.factor_size=6",
+    "model.encoder.hidden_size=16",
+    "model.encoder.ci_size=4",
+    "model.generator.hidden_size=16",
+    "model.generator.controller_size=8",
+    "trainer.max_epochs=12",
+    "data.batch_size=20",
+    "train.lr=0.01",
+    "train.kl_ramp_steps=8",
+    "train.l2_ramp_steps=8",
+    "train.metrics_every_n_steps=8",
+    "infer.n_samples=3",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
 ]
 
 
@@ -48,7 +59,9 @@ def test_loss_drops_and_metrics_are_logged(trained_run):
 def test_outputs_written_and_infer_command_rewrites_them(trained_run, tiny_lorenz):
     run_dir, _ = trained_run
     assert (run_dir / "checkpoints" / "best.ckpt").exists()
-    assert (run_dir / "figures" / "rates.png").exists() and (run_dir / "figures" / "latents.png").exists()
+    assert (run_dir / "figures" / "rates.png").exists() and (
+        run_dir / "figures" / "latents.png"
+    ).exists()
     path = run_dir / "inference.h5"
     path.unlink()
     assert cli_main(["infer", str(run_dir), "--samples", "2"]) == 0
@@ -68,7 +81,9 @@ def test_infer_without_model_is_a_clear_error(tmp_path):
         cli_main(["infer", str(tmp_path / "nothing")])
 
 
-def test_run_config_names_its_data_by_absolute_path(trained_run, tiny_lorenz, tmp_path, monkeypatch):
+def test_run_config_names_its_data_by_absolute_path(
+    trained_run, tiny_lorenz, tmp_path, monkeypatch
+):
     run_dir, _ = trained_run
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert Path(cfg.data.path).is_absolute() and Path(cfg.data.path) == Path(tiny_lorenz).resolve()
@@ -81,22 +96,27 @@ def test_run_config_names_its_data_by_absolute_path(trained_run, tiny_lorenz, tm
 def test_infer_on_other_data_checks_it_and_keeps_the_runs_own_inference(trained_run, tmp_path):
     run_dir, _ = trained_run
     own = (run_dir / "inference.h5").read_bytes()
-    wide = write_lorenz_benchmark(tmp_path / "wide.h5", seed=3, n_trials=(6, 2, 2), n_time=20, n_neurons=20,
-                                  n_heldout=3)
+    wide = write_lorenz_benchmark(
+        tmp_path / "wide.h5", seed=3, n_trials=(6, 2, 2), n_time=20, n_neurons=20, n_heldout=3
+    )
     with pytest.raises(DataFileError, match=r"wide.h5: field 'neurons': expected 12 neurons"):
         cli_main(["infer", str(run_dir), "--data", str(wide)])
-    layout = write_lorenz_benchmark(tmp_path / "layout.h5", seed=3, n_trials=(6, 2, 2), n_time=20,
-                                    n_neurons=12, n_heldout=5)
+    layout = write_lorenz_benchmark(
+        tmp_path / "layout.h5", seed=3, n_trials=(6, 2, 2), n_time=20, n_neurons=12, n_heldout=5
+    )
     with pytest.raises(DataFileError, match="neurons/heldout"):
         cli_main(["infer", str(run_dir), "--data", str(layout)])
-    other = write_lorenz_benchmark(tmp_path / "other.h5", seed=3, n_trials=(6, 2, 2), n_time=20, n_neurons=12,
-                                   n_heldout=3)
+    other = write_lorenz_benchmark(
+        tmp_path / "other.h5", seed=3, n_trials=(6, 2, 2), n_time=20, n_neurons=12, n_heldout=3
+    )
     assert cli_main(["infer", str(run_dir), "--data", str(other), "--samples", "1"]) == 0
     with h5py.File(run_dir / "inference_other.h5") as f:
         assert f["train/rates"].shape == (6, 20, 12)
     assert (run_dir / "inference.h5").read_bytes() == own  # the run's own inference is untouched
     with pytest.raises(ValueError, match="the run's own inference"):
-        cli_main(["infer", str(run_dir), "--data", str(other), "--out", str(run_dir / "inference.h5")])
+        cli_main(
+            ["infer", str(run_dir), "--data", str(other), "--out", str(run_dir / "inference.h5")]
+        )
     with pytest.raises(ValueError, match="--out .*: only with --data"):
         cli_main(["infer", str(run_dir), "--out", str(tmp_path / "elsewhere.h5")])
     assert not (tmp_path / "elsewhere.h5").exists()
@@ -104,7 +124,9 @@ def test_infer_on_other_data_checks_it_and_keeps_the_runs_own_inference(trained_
 
 def test_a_mistyped_data_path_is_an_error_not_synthetic_data(tmp_path):
     bad = tmp_path / "goood.h5"
-    cfg = compose([f"data.path={bad}", *TINY_OVERRIDES, "logger=csv"])  # data=lorenz (synth) by default
+    cfg = compose(
+        [f"data.path={bad}", *TINY_OVERRIDES, "logger=csv"]
+    )  # data=lorenz (synth) by default
     with pytest.raises(FileNotFoundError, match="goood.h5: no such DSID tensor file"):
         train(cfg, run_dir=str(tmp_path / "run"))
     assert not bad.exists()
@@ -120,10 +142,25 @@ def test_metrics_history_and_time_to_targets(trained_run):
     history = json.loads((run_dir / "metrics_history.json").read_text())
     # 3 optimizer steps per epoch, metrics every 8 steps: at the first validation after steps 8, 16, 24
     # and 32, at the first one, and after the last epoch
-    assert [(r["epoch"], r["step"]) for r in history] == [(0, 3), (2, 9), (5, 18), (7, 24), (10, 33), (11, 36)]
-    assert all(r["seconds"] >= 0 for r in history) and history[-1]["seconds"] >= history[0]["seconds"]
-    met = {"epoch": 3, "seconds": 12.5, "val/latent_r2": 0.95, "val/rate_r2": 0.9, "val/co_bps": 0.3,
-           "val/oracle_co_bps": 0.32}
+    assert [(r["epoch"], r["step"]) for r in history] == [
+        (0, 3),
+        (2, 9),
+        (5, 18),
+        (7, 24),
+        (10, 33),
+        (11, 36),
+    ]
+    assert (
+        all(r["seconds"] >= 0 for r in history) and history[-1]["seconds"] >= history[0]["seconds"]
+    )
+    met = {
+        "epoch": 3,
+        "seconds": 12.5,
+        "val/latent_r2": 0.95,
+        "val/rate_r2": 0.9,
+        "val/co_bps": 0.3,
+        "val/oracle_co_bps": 0.32,
+    }
     assert first_time_targets_met([{**met, "val/co_bps": 0.2}, met]) == (12.5, 3)
     assert first_time_targets_met([{**met, "val/rate_r2": 0.5}]) is None
     assert time_to_targets_line(run_dir).startswith("targets: ")
@@ -157,9 +194,13 @@ def test_third_party_noise_is_filtered_at_the_source():
     old = logger.level
     logger.setLevel(logging.INFO)
     try:
-        for msg in ("GPU available: False, used: False", "TPU available: False, using: 0 TPU cores",
-                    "💡 Tip: For seamless cloud logging ... try installing [litlogger]",
-                    "GPU available: True (cuda), used: True", "a real message"):
+        for msg in (
+            "GPU available: False, used: False",
+            "TPU available: False, using: 0 TPU cores",
+            "💡 Tip: For seamless cloud logging ... try installing [litlogger]",
+            "GPU available: True (cuda), used: True",
+            "a real message",
+        ):
             logger.info(msg)
     finally:
         logger.removeHandler(handler)

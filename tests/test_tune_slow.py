@@ -1,6 +1,7 @@
 """A tiny PBT with local Ray (2 members, a few epochs): the exported best run works with `dsid infer`,
 a crashed member (absurd learning rate: NaN loss) is replaced, an interrupted search resumes where it
 stopped. Slow: run with `-m slow`."""
+
 import json
 import os
 import signal
@@ -16,13 +17,24 @@ from dsid.tuning.pbt import run_pbt
 pytestmark = pytest.mark.slow
 
 TINY = [
-    "model.ic_size=8", "model.co_size=2", "model.factor_size=6",
-    "model.encoder.hidden_size=16", "model.encoder.ci_size=4",
-    "model.generator.hidden_size=16", "model.generator.controller_size=8",
-    "data.batch_size=20", "train.kl_ramp_steps=4", "train.l2_ramp_steps=4",
-    "train.metrics_every_n_steps=4", "infer.n_samples=2",
-    "tune=pbt", "tune.population=2", "tune.perturbation_interval=2",
-    "tune.resources_per_trial.cpu=0.5", "tune.num_cpus=1", "tune.verbose=0",
+    "model.ic_size=8",
+    "model.co_size=2",
+    "model.factor_size=6",
+    "model.encoder.hidden_size=16",
+    "model.encoder.ci_size=4",
+    "model.generator.hidden_size=16",
+    "model.generator.controller_size=8",
+    "data.batch_size=20",
+    "train.kl_ramp_steps=4",
+    "train.l2_ramp_steps=4",
+    "train.metrics_every_n_steps=4",
+    "infer.n_samples=2",
+    "tune=pbt",
+    "tune.population=2",
+    "tune.perturbation_interval=2",
+    "tune.resources_per_trial.cpu=0.5",
+    "tune.num_cpus=1",
+    "tune.verbose=0",
 ]
 
 
@@ -58,8 +70,9 @@ def test_pbt_exports_a_usable_run_and_replaces_a_crashed_member(tiny_lorenz, tmp
     run_dir = tmp_path / "tune"
     # synchronous decisions: tiny members start seconds apart but train an epoch in a fraction of
     # one, so member 0 could otherwise finish before member 1 even starts (and crashes)
-    cfg = tiny_cfg(tiny_lorenz, "tune.total_epochs=6", "tune.members=[{},{lr: 1000.0}]",
-                   "tune.synch=true")
+    cfg = tiny_cfg(
+        tiny_lorenz, "tune.total_epochs=6", "tune.members=[{},{lr: 1000.0}]", "tune.synch=true"
+    )
     summary = run_pbt(cfg, run_dir=run_dir)
 
     # the crashed member (NaN loss at its first steps) was replaced by a copy of member 0 and
@@ -109,7 +122,11 @@ def test_interrupted_search_resumes_where_it_stopped(tiny_lorenz, tmp_path):
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.epochs[trial.trial_id] = result.get("epoch", 0)
-            if len(self.epochs) == 2 and min(self.epochs.values()) >= 3 and not self.__dict__.get("sent"):
+            if (
+                len(self.epochs) == 2
+                and min(self.epochs.values()) >= 3
+                and not self.__dict__.get("sent")
+            ):
                 self.sent = True
                 os.kill(os.getpid(), signal.SIGINT)
 
@@ -139,11 +156,25 @@ def test_tune_on_stitched_sessions_exports_every_session(tmp_path):
     from dsid.data.synth_lorenz import make_lorenz_benchmark
     from dsid.data.tensor_file import write_tensor_file
 
-    files = [write_tensor_file(tmp_path / f"s{i}.h5", make_lorenz_benchmark(
-        seed=20 + i, n_trials=(40, 10, 10), n_time=20, n_neurons=n, n_heldout=2)) for i, n in ((0, 10), (1, 7))]
+    files = [
+        write_tensor_file(
+            tmp_path / f"s{i}.h5",
+            make_lorenz_benchmark(
+                seed=20 + i, n_trials=(40, 10, 10), n_time=20, n_neurons=n, n_heldout=2
+            ),
+        )
+        for i, n in ((0, 10), (1, 7))
+    ]
     run_dir = tmp_path / "tune"
-    cfg = compose(["data=multisession", f"data.files=[{files[0]},{files[1]}]", "+model.readin_size=6",
-                   *TINY, "tune.total_epochs=2"])
+    cfg = compose(
+        [
+            "data=multisession",
+            f"data.files=[{files[0]},{files[1]}]",
+            "+model.readin_size=6",
+            *TINY,
+            "tune.total_epochs=2",
+        ]
+    )
     summary = run_pbt(cfg, run_dir=run_dir)
     best = run_dir / "best"
     assert summary["best_dir"] == str(best)
@@ -161,13 +192,21 @@ def test_tune_spreads_members_over_a_two_node_ray_cluster(tiny_lorenz, tmp_path)
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         run_dir = tmp_path / "tune"
-        cfg = tiny_cfg(tiny_lorenz, "tune.total_epochs=2", f"tune.address={cluster.address}",
-                       "tune.resources_per_trial.cpu=1", "tune.synch=true", "tune.export=false")
+        cfg = tiny_cfg(
+            tiny_lorenz,
+            "tune.total_epochs=2",
+            f"tune.address={cluster.address}",
+            "tune.resources_per_trial.cpu=1",
+            "tune.synch=true",
+            "tune.export=false",
+        )
         run_pbt(cfg, run_dir=run_dir)
         rows = [r for r in read_history(run_dir / "history.jsonl") if not r["failed"]]
         assert {r["member"] for r in rows} == {0, 1}

@@ -1,5 +1,6 @@
 """The generators' unroll equals the plain bin-by-bin reference: outputs and every gradient, in
 float64, for each generator with and without controller, external input and forward bins."""
+
 import itertools
 
 import pytest
@@ -16,21 +17,40 @@ def run(gen, fn, ic, ci, ext, n_steps, seed, sample=True):
     where the generator also has a compiled path: tests/test_recurrent_scan.py compares that one)."""
     torch.manual_seed(seed)  # the same dropout masks and posterior samples for both unrolls
     own = getattr(gen, "stepwise_forward", gen)
-    out = fn(gen, ic, ci, ext, n_steps, sample) if fn is per_bin_unroll else own(ic, ci, ext, n_steps, sample)
-    loss = sum((o * torch.linspace(0.5, 1.5, o.shape[-1], dtype=o.dtype)).sum() for o in out if o is not None)
+    out = (
+        fn(gen, ic, ci, ext, n_steps, sample)
+        if fn is per_bin_unroll
+        else own(ic, ci, ext, n_steps, sample)
+    )
+    loss = sum(
+        (o * torch.linspace(0.5, 1.5, o.shape[-1], dtype=o.dtype)).sum()
+        for o in out
+        if o is not None
+    )
     leaves = [x for x in (ic, ci, ext) if x is not None] + list(gen.parameters())
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     # a weight an unroll never touches gets no gradient: count it as zero
     return out, [torch.zeros_like(x) if g is None else g for g, x in zip(grads, leaves)]
 
 
-@pytest.mark.parametrize("name,co_size,ext_size,n_fwd", list(itertools.product(
-    ["lfads", "node", "linear"], [0, 2], [0, E], [0, N_FWD])))
+@pytest.mark.parametrize(
+    "name,co_size,ext_size,n_fwd",
+    list(itertools.product(["lfads", "node", "linear"], [0, 2], [0, E], [0, N_FWD])),
+)
 def test_unroll_equals_the_reference(name, co_size, ext_size, n_fwd):
     torch.manual_seed(0)
-    gen = GENERATORS.build({"name": name, "dropout": 0.2},
-                           ic_size=I, co_size=co_size, factor_size=F, ci_input_size=C if co_size else 0,
-                           ext_input_size=ext_size).double().train()
+    gen = (
+        GENERATORS.build(
+            {"name": name, "dropout": 0.2},
+            ic_size=I,
+            co_size=co_size,
+            factor_size=F,
+            ci_input_size=C if co_size else 0,
+            ext_input_size=ext_size,
+        )
+        .double()
+        .train()
+    )
     ic = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
     ci = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True) if co_size else None
     ext = torch.randn(B, T, ext_size, dtype=torch.float64, requires_grad=True) if ext_size else None
@@ -46,12 +66,24 @@ def test_unroll_equals_the_reference(name, co_size, ext_size, n_fwd):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-12)
 
 
-@pytest.mark.parametrize("train,sample,n_steps", [(False, False, T), (False, True, T + 2), (True, False, T - 2)])
+@pytest.mark.parametrize(
+    "train,sample,n_steps", [(False, False, T), (False, True, T + 2), (True, False, T - 2)]
+)
 def test_lfads_unroll_in_every_mode(train, sample, n_steps):
     """Evaluation mode (no dropout), posterior means, and fewer bins than the encodings."""
     torch.manual_seed(0)
-    gen = GENERATORS.build({"name": "lfads", "dropout": 0.3}, ic_size=I, co_size=2, factor_size=F,
-                           ci_input_size=C, ext_input_size=E).double().train(train)
+    gen = (
+        GENERATORS.build(
+            {"name": "lfads", "dropout": 0.3},
+            ic_size=I,
+            co_size=2,
+            factor_size=F,
+            ci_input_size=C,
+            ext_input_size=E,
+        )
+        .double()
+        .train(train)
+    )
     ic = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
     ci = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)
     ext = torch.randn(B, T, E, dtype=torch.float64, requires_grad=True)
@@ -66,8 +98,16 @@ def test_every_generator_reads_one_ci_row_per_trial_for_its_samples(name):
     """ci with one row per trial and k posterior samples per trial in ic: every generator gives what
     it gives with ci repeated k times (posterior means, no dropout)."""
     torch.manual_seed(1)
-    gen = GENERATORS.build({"name": name, "ic_size": I, "co_size": 2, "ci_input_size": C, "factor_size": F,
-                            "dropout": 0.0}).double()
+    gen = GENERATORS.build(
+        {
+            "name": name,
+            "ic_size": I,
+            "co_size": 2,
+            "ci_input_size": C,
+            "factor_size": F,
+            "dropout": 0.0,
+        }
+    ).double()
     k, trials = 3, 2
     ic = torch.randn(trials * k, I, dtype=torch.float64)
     ci = torch.randn(trials, T, C, dtype=torch.float64)

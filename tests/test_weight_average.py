@@ -1,5 +1,6 @@
 """The weight average: its arithmetic, the swap in place, checkpoints that load the average and resume
 the raw weights, and a fit whose checkpoints and fitted module hold the average."""
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -71,7 +72,9 @@ def test_a_checkpoint_loads_the_average_and_resumes_the_raw_weights(averaged_whe
     checkpoint = {"state_dict": {k: v.clone() for k, v in m.state_dict().items()}}
     avg.to_checkpoint(checkpoint)
     for n in raw:
-        assert torch.equal(checkpoint["state_dict"][n], average[n]) and torch.equal(checkpoint[RAW_KEY][n], raw[n])
+        assert torch.equal(checkpoint["state_dict"][n], average[n]) and torch.equal(
+            checkpoint[RAW_KEY][n], raw[n]
+        )
 
     fresh = net()
     fresh.load_state_dict(checkpoint["state_dict"])  # what loading a checkpoint gives: the average
@@ -111,12 +114,24 @@ def flat(module):
 
 
 def test_validation_checkpoints_and_the_fitted_module_hold_the_average(tmp_path):
-    path = write_lorenz_benchmark(tmp_path / "d.h5", seed=1, n_trials=(40, 10, 10), n_time=12,
-                                  n_neurons=10, n_heldout=2)
+    path = write_lorenz_benchmark(
+        tmp_path / "d.h5", seed=1, n_trials=(40, 10, 10), n_time=12, n_neurons=10, n_heldout=2
+    )
     rec, horizon = _Record(), 4
-    cfg = compose(["data=file", f"data.path={path}", "logger=csv", *TINY_OVERRIDES, "trainer.max_epochs=-1",
-                   "+trainer.max_steps=12", f"train.average_steps={horizon}", "train.metrics_every_n_steps=0",
-                   "infer.n_samples=0", "plots.n_neurons=1"])
+    cfg = compose(
+        [
+            "data=file",
+            f"data.path={path}",
+            "logger=csv",
+            *TINY_OVERRIDES,
+            "trainer.max_epochs=-1",
+            "+trainer.max_steps=12",
+            f"train.average_steps={horizon}",
+            "train.metrics_every_n_steps=0",
+            "infer.n_samples=0",
+            "plots.n_neurons=1",
+        ]
+    )
     train(cfg, run_dir=str(tmp_path / "run"), callbacks=[rec])
     steps = sorted(rec.trained)
     avg, expected = None, {}
@@ -128,8 +143,14 @@ def test_validation_checkpoints_and_the_fitted_module_hold_the_average(tmp_path)
     for step, seen in rec.validated:
         torch.testing.assert_close(seen, expected[step])
         assert not torch.allclose(seen, rec.trained[step])  # not the trained weights
-    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(
+        tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
     names = rec.names
-    torch.testing.assert_close(torch.cat([last["state_dict"][n].flatten() for n in names]), expected[steps[-1]])
-    torch.testing.assert_close(torch.cat([last[RAW_KEY][n].flatten() for n in names]), rec.trained[steps[-1]])
+    torch.testing.assert_close(
+        torch.cat([last["state_dict"][n].flatten() for n in names]), expected[steps[-1]]
+    )
+    torch.testing.assert_close(
+        torch.cat([last[RAW_KEY][n].flatten() for n in names]), rec.trained[steps[-1]]
+    )
     torch.testing.assert_close(rec.fitted, expected[steps[-1]])  # the fitted module: the average

@@ -1,4 +1,5 @@
 """Tests of the synthetic data zoo (dsid.zoo.members): layout, truth, determinism, and each member's point."""
+
 import argparse
 import inspect
 
@@ -8,9 +9,9 @@ import pytest
 
 from dsid.data.synth_lorenz import make_lorenz_benchmark
 from dsid.data.tensor_file import SPLITS, load_tensor_file, write_tensor_file
+from dsid.zoo.commands import register_cli
 from dsid.zoo.members import ZOO
 from dsid.zoo.members.chaotic_rnn import largest_lyapunov, make_chaotic_rnn, simulate_rnn
-from dsid.zoo.commands import register_cli
 from dsid.zoo.members.high_rate import make_high_rate
 from dsid.zoo.members.integrator import make_integrator
 from dsid.zoo.members.low_rate import make_low_rate
@@ -21,7 +22,9 @@ TRIALS = (40, 12, 12)
 T = 40
 MAKERS = {  # tiny versions of every member
     "lorenz": lambda seed: make_lorenz_benchmark(seed=seed, n_trials=TRIALS, n_time=T),
-    "chaotic_rnn": lambda seed: make_chaotic_rnn(seed=seed, n_trials=TRIALS, n_time=T, n_conditions=8),
+    "chaotic_rnn": lambda seed: make_chaotic_rnn(
+        seed=seed, n_trials=TRIALS, n_time=T, n_conditions=8
+    ),
     "integrator": lambda seed: make_integrator(seed=seed, n_trials=TRIALS, n_time=T),
     "sensory": lambda seed: make_sensory(seed=seed, n_trials=TRIALS, n_time=T),
     "low_rate": lambda seed: make_low_rate(seed=seed, n_trials=TRIALS, n_time=T),
@@ -31,7 +34,9 @@ MAKERS = {  # tiny versions of every member
 
 def write_tiny(name, path, seed=0):
     if name == "multiarea_feedback":
-        return write_multiarea_feedback(path, seed=seed, n_trials=TRIALS, n_time=T, neurons_per_area=10)
+        return write_multiarea_feedback(
+            path, seed=seed, n_trials=TRIALS, n_time=T, neurons_per_area=10
+        )
     return write_tensor_file(path, MAKERS[name](seed))
 
 
@@ -39,7 +44,10 @@ def write_tiny(name, path, seed=0):
 def tiny(tmp_path_factory):
     """Every member, tiny, written with seed 0 and loaded back."""
     root = tmp_path_factory.mktemp("zoo")
-    return {name: load_tensor_file(write_tiny(name, root / f"{name}.h5"), require_splits=SPLITS) for name in ZOO}
+    return {
+        name: load_tensor_file(write_tiny(name, root / f"{name}.h5"), require_splits=SPLITS)
+        for name in ZOO
+    }
 
 
 def test_catalog():
@@ -50,7 +58,9 @@ def test_catalog():
         ZOO["lorenz"].name = "x"  # frozen
 
 
-@pytest.mark.parametrize("make", [make_chaotic_rnn, make_integrator, make_sensory, make_low_rate, make_high_rate])
+@pytest.mark.parametrize(
+    "make", [make_chaotic_rnn, make_integrator, make_sensory, make_low_rate, make_high_rate]
+)
 def test_full_size_defaults_are_in_range(make):
     p = {k: v.default for k, v in inspect.signature(make).parameters.items()}
     train, valid, test = p["n_trials"]
@@ -61,7 +71,11 @@ def test_full_size_defaults_are_in_range(make):
 
 def test_multiarea_full_size_defaults():
     p = {k: v.default for k, v in inspect.signature(write_multiarea_feedback).parameters.items()}
-    assert 500 <= p["n_trials"][0] <= 1000 and 100 <= p["n_time"] <= 140 and 40 <= 3 * p["neurons_per_area"] <= 120
+    assert (
+        500 <= p["n_trials"][0] <= 1000
+        and 100 <= p["n_time"] <= 140
+        and 40 <= 3 * p["neurons_per_area"] <= 120
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
@@ -85,8 +99,10 @@ def test_layout_and_truth(tiny, name):
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_deterministic_by_seed(tmp_path, name):
-    spikes = [h5py.File(write_tiny(name, tmp_path / f"{i}.h5", seed), "r")["train/spikes"][()]
-              for i, seed in enumerate((1, 1, 2))]
+    spikes = [
+        h5py.File(write_tiny(name, tmp_path / f"{i}.h5", seed), "r")["train/spikes"][()]
+        for i, seed in enumerate((1, 1, 2))
+    ]
     assert np.array_equal(spikes[0], spikes[1])
     assert not np.array_equal(spikes[0], spikes[2])
 
@@ -125,7 +141,7 @@ def _lagged(ext, lags=25):
     f = np.zeros((k, t, e * lags + 1))
     f[..., -1] = 1.0
     for lag in range(lags):
-        f[:, lag:, lag * e:(lag + 1) * e] = ext[:, :t - lag]
+        f[:, lag:, lag * e : (lag + 1) * e] = ext[:, : t - lag]
     return f.reshape(k * t, -1)
 
 

@@ -3,6 +3,7 @@
 The ``.wandb`` file is a log of protobuf ``Record`` messages in LevelDB's log framing: a 7-byte file
 header, then 32 KiB blocks of chunks, each with a 7-byte header (checksum, length, type).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,8 @@ def iter_records(path) -> Iterator[bytes]:
         if left_in_block < CHUNK_HEADER:  # block trailer padding
             pos += left_in_block
             continue
-        length, kind = struct.unpack("<HB", data[pos + 4: pos + 7])
-        payload = data[pos + CHUNK_HEADER: pos + CHUNK_HEADER + length]
+        length, kind = struct.unpack("<HB", data[pos + 4 : pos + 7])
+        payload = data[pos + CHUNK_HEADER : pos + CHUNK_HEADER + length]
         pos += CHUNK_HEADER + length
         if kind == 0 and length == 0:
             pos += BLOCK - pos % BLOCK if pos % BLOCK else 0
@@ -67,7 +68,9 @@ def read_offline_run(run_path, wait_s: float = 30.0) -> Dict[str, Any]:
 
     path = Path(run_path)
     if path.is_dir():
-        candidates = sorted(path.glob("run-*.wandb")) or sorted(path.glob("wandb/offline-run-*/run-*.wandb"))
+        candidates = sorted(path.glob("run-*.wandb")) or sorted(
+            path.glob("wandb/offline-run-*/run-*.wandb")
+        )
         if not candidates:
             raise FileNotFoundError(f"{run_path}: no offline W&B run found")
         path = candidates[-1]
@@ -78,7 +81,10 @@ def read_offline_run(run_path, wait_s: float = 30.0) -> Dict[str, Any]:
             rec = pb.Record()
             rec.ParseFromString(raw)
             records.append(rec)
-        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+        if (
+            any(r.WhichOneof("record_type") == "exit" for r in records)
+            or time.monotonic() > deadline
+        ):
             break
         time.sleep(0.25)
     history: List[Dict[str, Any]] = []

@@ -1,4 +1,5 @@
 """Training budgets: wall-clock (``90s``, ``15m``, ``1.5h``) or optimizer steps (``3000steps``)."""
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,9 @@ class Budget:
     def trainer_limit(self) -> str:
         """Lightning's ``max_time`` string (``DD:HH:MM:SS``) of a wall-clock budget."""
         total = int(round(self.seconds))
-        return f"{total // 86400:02d}:{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
+        return (
+            f"{total // 86400:02d}:{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
+        )
 
 
 def parse_budget(text) -> Budget:
@@ -31,8 +34,10 @@ def parse_budget(text) -> Budget:
     s = str(text).strip().lower().replace(" ", "")
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|sec|m|min|h|steps?)?", s)
     if not m:
-        raise ValueError(f"--budget {text!r}: expected a duration such as 90s, 15m or 1.5h, or a number "
-                         "of optimizer steps such as 2000steps")
+        raise ValueError(
+            f"--budget {text!r}: expected a duration such as 90s, 15m or 1.5h, or a number "
+            "of optimizer steps such as 2000steps"
+        )
     value, unit = float(m.group(1)), m.group(2) or "m"
     if value <= 0:
         raise ValueError(f"--budget {text!r}: expected a positive budget")

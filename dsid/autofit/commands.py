@@ -1,20 +1,28 @@
 """``dsid fit DATA`` and ``dsid synth zoo``."""
+
 from __future__ import annotations
 
 import time
 
 from hydra.errors import HydraException
 
-from dsid.data.tensor_file import DataFileError
 from dsid.autofit.fit import fit
-from dsid.zoo.catalog import members, write_member
+from dsid.data.tensor_file import DataFileError
 from dsid.runs.status import RunDirError
+from dsid.zoo.catalog import members, write_member
 
 
 def _fit(args) -> int:
     try:
         fit(args.data, budget=args.budget, out=args.out, overrides=args.overrides, seed=args.seed)
-    except (DataFileError, FileNotFoundError, ValueError, KeyError, RunDirError, HydraException) as err:
+    except (
+        DataFileError,
+        FileNotFoundError,
+        ValueError,
+        KeyError,
+        RunDirError,
+        HydraException,
+    ) as err:
         print(f"error: {err}")
         return 2
     return 0
@@ -33,16 +41,26 @@ def _zoo(args) -> int:
 
 
 def register_cli(top, synth) -> None:
-    p = top.add_parser("fit", help="fit a model to a DSID tensor file without tuning anything: settings "
-                                   "from rules of the data, a time budget, a report against baselines",
-                       description="Settings chosen by rules of the data are printed with their reasons; "
-                                   "key=value overrides (as for dsid train) win over them.")
+    p = top.add_parser(
+        "fit",
+        help="fit a model to a DSID tensor file without tuning anything: settings "
+        "from rules of the data, a time budget, a report against baselines",
+        description="Settings chosen by rules of the data are printed with their reasons; "
+        "key=value overrides (as for dsid train) win over them.",
+    )
     p.add_argument("data", help="DSID tensor file (.h5) with train and valid splits")
-    p.add_argument("--budget", default="15m", help="training time (90s, 15m, 1.5h) or optimizer steps "
-                                                   "(2000steps); default 15m")
-    p.add_argument("--out", default=None, help="run directory (default runs/fit/<time>_<file name>)")
+    p.add_argument(
+        "--budget",
+        default="15m",
+        help="training time (90s, 15m, 1.5h) or optimizer steps (2000steps); default 15m",
+    )
+    p.add_argument(
+        "--out", default=None, help="run directory (default runs/fit/<time>_<file name>)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("overrides", nargs="*", help="dsid train settings that win over the rules (key=value)")
+    p.add_argument(
+        "overrides", nargs="*", help="dsid train settings that win over the rules (key=value)"
+    )
     p.set_defaults(func=_fit, collects_rest=True)
     p = synth.add_parser("zoo", help="write every ground-truth zoo member: " + ", ".join(members()))
     p.add_argument("--out", required=True, help="folder for <member>.h5 files")

@@ -5,6 +5,7 @@ trials hold little information (low firing rates, few neurons, short trials), ig
 (posterior collapse: every trial gets the average rates) is the easiest optimum to reach under the
 full KL weight. :func:`predictable_information` measures the information from the data alone.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -25,8 +26,13 @@ def neighbour_smoother(n_time: int, sd_bins: float) -> np.ndarray:
     return k / np.maximum(k.sum(1, keepdims=True), 1e-12)
 
 
-def predictable_information(spikes: np.ndarray, bin_ms: float, max_trials: int = 200,
-                            kernel_sd_ms: Sequence[float] = KERNEL_SD_MS, seed: int = 0) -> float:
+def predictable_information(
+    spikes: np.ndarray,
+    bin_ms: float,
+    max_trials: int = 200,
+    kernel_sd_ms: Sequence[float] = KERNEL_SD_MS,
+    seed: int = 0,
+) -> float:
     """Nats per trial by which the population's spikes in the *other* bins of a trial predict each
     bin's spikes better than the neurons' mean rates (Poisson log-likelihood gain summed over bins and
     neurons). The prediction: every neuron's spikes smoothed over the other bins (a Gaussian kernel),
@@ -38,7 +44,9 @@ def predictable_information(spikes: np.ndarray, bin_ms: float, max_trials: int =
     """
     x = np.asarray(spikes, dtype=np.float32)
     if x.ndim != 3 or x.shape[0] == 0:
-        raise ValueError(f"predictable_information: spikes must be (trials, T, N) with trials, got {x.shape}")
+        raise ValueError(
+            f"predictable_information: spikes must be (trials, T, N) with trials, got {x.shape}"
+        )
     if x.shape[0] > max_trials:
         x = x[np.sort(np.random.default_rng(seed).choice(x.shape[0], max_trials, replace=False))]
     mean = x.mean(axis=(0, 1))

@@ -1,5 +1,6 @@
 """The report that ends ``dsid fit``: the model against the smoothing baseline (and the oracle), and
 diagnostics in plain words."""
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,13 @@ class SelectTrace(pl.Callback):
             self.trace.append((int(trainer.global_step), float(value)))
 
 
-def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequence[tuple],
-                train_seconds: Optional[float] = None, budget_seconds: Optional[float] = None) -> List[str]:
+def diagnostics(
+    metrics: Dict[str, float],
+    baseline_co_bps: float,
+    trace: Sequence[tuple],
+    train_seconds: Optional[float] = None,
+    budget_seconds: Optional[float] = None,
+) -> List[str]:
     """Plain-word findings: below the baseline, still improving at the end, overfitting; and, for a
     wall-clock budget (``budget_seconds``), whether early stopping ended training well inside it."""
     notes = []
@@ -34,22 +40,40 @@ def diagnostics(metrics: Dict[str, float], baseline_co_bps: float, trace: Sequen
     improving = bool(trace) and best_step >= 0.9 * trace[-1][0]
     co = metrics.get("val/co_bps", float("nan"))
     if math.isfinite(co) and co < baseline_co_bps:
-        notes.append(f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model has "
-                     "not learnt more than smoothed spikes; give it more time, or check the data")
+        notes.append(
+            f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model has "
+            "not learnt more than smoothed spikes; give it more time, or check the data"
+        )
     if improving:
-        notes.append(f"still improving at the end of the budget (best at step {best_step} of {trace[-1][0]}): "
-                     "give more time (--budget) or a GPU")
+        notes.append(
+            f"still improving at the end of the budget (best at step {best_step} of {trace[-1][0]}): "
+            "give more time (--budget) or a GPU"
+        )
     train_co = metrics.get("train/co_bps", float("nan"))
-    if math.isfinite(train_co) and math.isfinite(co) and train_co > 0 and train_co - co > max(0.05, 0.25 * train_co):
-        notes.append(f"overfitting (co-bps train {train_co:.4f} vs validation {co:.4f}): more trials, or "
-                     "stronger regularisation (model.*.dropout, train.l2_scale)")
+    if (
+        math.isfinite(train_co)
+        and math.isfinite(co)
+        and train_co > 0
+        and train_co - co > max(0.05, 0.25 * train_co)
+    ):
+        notes.append(
+            f"overfitting (co-bps train {train_co:.4f} vs validation {co:.4f}): more trials, or "
+            "stronger regularisation (model.*.dropout, train.l2_scale)"
+        )
     if not notes:
         notes.append("no problem found")
-    if (trace and not improving and budget_seconds and train_seconds is not None
-            and train_seconds < 0.5 * budget_seconds):
-        notes.append(f"converged inside the budget: validation stopped improving at step {best_step} and "
-                     f"the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s; a longer budget will "
-                     "not improve this model (more trials would)")
+    if (
+        trace
+        and not improving
+        and budget_seconds
+        and train_seconds is not None
+        and train_seconds < 0.5 * budget_seconds
+    ):
+        notes.append(
+            f"converged inside the budget: validation stopped improving at step {best_step} and "
+            f"the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s; a longer budget will "
+            "not improve this model (more trials would)"
+        )
     return notes
 
 
@@ -64,19 +88,39 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
 
     co, oracle = m.get("val/co_bps"), m.get("val/oracle_co_bps")
     beats = co is not None and co > b["co_bps"]
-    row("co-bps (valid)", co, "above the smoothing baseline" if beats else "NOT above the smoothing baseline")
-    row("smoothing baseline co-bps", b["co_bps"], f"(kernel {b['kern_sd_ms']:g} ms, GLM L2 {b['alpha']:g})")
+    row(
+        "co-bps (valid)",
+        co,
+        "above the smoothing baseline" if beats else "NOT above the smoothing baseline",
+    )
+    row(
+        "smoothing baseline co-bps",
+        b["co_bps"],
+        f"(kernel {b['kern_sd_ms']:g} ms, GLM L2 {b['alpha']:g})",
+    )
     if oracle is not None:
-        row("oracle co-bps (true rates)", oracle, f"model = {co / oracle:.3f} x oracle" if oracle else "")
-    for key, name in (("val/rate_r2", "rate R2 (valid)"), ("val/latent_r2", "latent R2 (valid)"),
-                      ("val/latent_r2_min", "  its worst latent dimension"),
-                      ("val/bps", "held-in bits/spike (valid)")):
+        row(
+            "oracle co-bps (true rates)",
+            oracle,
+            f"model = {co / oracle:.3f} x oracle" if oracle else "",
+        )
+    for key, name in (
+        ("val/rate_r2", "rate R2 (valid)"),
+        ("val/latent_r2", "latent R2 (valid)"),
+        ("val/latent_r2_min", "  its worst latent dimension"),
+        ("val/bps", "held-in bits/spike (valid)"),
+    ):
         if key in m:
             row(name, m[key])
     if "forward_weight" in m:
-        row("forward prediction weight", m["forward_weight"], "x the model's + the rest x the mean rates "
-            "(chosen on the valid trials)")
-    lines.append(f"  {'optimizer steps':<28}{result['steps']:>10}  in {result['train_seconds']:.0f} s of training")
+        row(
+            "forward prediction weight",
+            m["forward_weight"],
+            "x the model's + the rest x the mean rates (chosen on the valid trials)",
+        )
+    lines.append(
+        f"  {'optimizer steps':<28}{result['steps']:>10}  in {result['train_seconds']:.0f} s of training"
+    )
     lines.append("diagnostics:")
     lines += [f"  - {n}" for n in result["diagnostics"]]
     lines.append(f"run directory: {result['run_dir']}")

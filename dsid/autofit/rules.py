@@ -5,6 +5,7 @@ from the budget, never from a particular data set; each returns ``(value, reason
 can be printed with why. The numbers in them are the usual ones of sequential autoencoders (LFADS
 defaults at ~1,000 trials) with regularisation growing as data shrink.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,10 @@ class Choice:
 
 def model_kind(d: DataDescription) -> Rule:
     if d.n_areas > 1:
-        return "multiarea", f"{d.n_areas} areas in neurons/area: per-area dynamics with delayed coupling"
+        return (
+            "multiarea",
+            f"{d.n_areas} areas in neurons/area: per-area dynamics with delayed coupling",
+        )
     return "sae", "one area: a single-area sequential autoencoder (LFADS)"
 
 
@@ -64,7 +68,9 @@ def generator_size(d: DataDescription) -> Rule:
 
 def factor_size(d: DataDescription) -> Rule:
     """Half the held-in neurons, in 10..40."""
-    return int(min(40, max(10, d.n_heldin // 2))), f"half of {d.n_heldin} held-in neurons, in 10..40"
+    return int(
+        min(40, max(10, d.n_heldin // 2))
+    ), f"half of {d.n_heldin} held-in neurons, in 10..40"
 
 
 DROPOUT_MAX = 0.2
@@ -77,7 +83,9 @@ def dropout(d: DataDescription) -> Rule:
     and lost half of a maze task's unobserved fluctuation; 0.1 was slightly worse than 0.2)."""
     p = min(DROPOUT_MAX, 0.05 + 0.25 * math.sqrt(100 / max(d.n_train, 1)))
     why = f"{d.n_train} training trials"
-    return round(p, 3), why + (f": the most ({DROPOUT_MAX:g}) below ~280 trials" if p == DROPOUT_MAX else "")
+    return round(p, 3), why + (
+        f": the most ({DROPOUT_MAX:g}) below ~280 trials" if p == DROPOUT_MAX else ""
+    )
 
 
 def l2_scale(d: DataDescription) -> Rule:
@@ -97,7 +105,10 @@ def kl_scale(d: DataDescription) -> Rule:
     ignoring the data (every trial the average rates) the optimum the fit runs into."""
     s = min(1.0, max(0.01, d.info_nats / INFO_FULL_NATS))
     why = f"{d.info_nats:g} nats of predictable information per trial" + (
-        "" if s == 1.0 else f" (< {INFO_FULL_NATS:g}): a lighter KL weight against posterior collapse")
+        ""
+        if s == 1.0
+        else f" (< {INFO_FULL_NATS:g}): a lighter KL weight against posterior collapse"
+    )
     return round(s, 3), why
 
 
@@ -118,28 +129,43 @@ def schedule(budget_steps: int) -> List[Tuple[str, int, str]]:
     scale = min(1.0, budget_steps / 1000)
     ramp = int(max(20, 250 * scale))
     why = f"~{budget_steps} steps fit the budget" + (": shortened" if scale < 1 else "")
-    return [("train.kl_ramp_steps", ramp, why), ("train.l2_ramp_steps", ramp, why),
-            ("train.lr_patience_steps", ramp, why), ("early_stopping.patience_steps", max(200, 3 * ramp), why),
-            ("train.metrics_every_n_steps", int(max(50, budget_steps // 25)), why)]
+    return [
+        ("train.kl_ramp_steps", ramp, why),
+        ("train.l2_ramp_steps", ramp, why),
+        ("train.lr_patience_steps", ramp, why),
+        ("early_stopping.patience_steps", max(200, 3 * ramp), why),
+        ("train.metrics_every_n_steps", int(max(50, budget_steps // 25)), why),
+    ]
 
 
 def choose(d: DataDescription, budget_steps: Optional[int] = None) -> List[Choice]:
     """Every rule's choice for data ``d``; schedules only once ``budget_steps`` is known."""
     kind, why_kind = model_kind(d)
     batch, why_batch = batch_size(d)
-    out = [Choice("model.name", kind, why_kind), Choice("data.batch_size", batch, why_batch),
-           Choice("train.lr", *learning_rate(batch))]
+    out = [
+        Choice("model.name", kind, why_kind),
+        Choice("data.batch_size", batch, why_batch),
+        Choice("train.lr", *learning_rate(batch)),
+    ]
     if kind == "sae":
         gen, why_gen = generator_size(d)
-        out += [Choice("model.generator.hidden_size", gen, why_gen),
-                Choice("model.ic_size", gen, "the generator's size"),
-                Choice("model.factor_size", *factor_size(d))]
+        out += [
+            Choice("model.generator.hidden_size", gen, why_gen),
+            Choice("model.ic_size", gen, "the generator's size"),
+            Choice("model.factor_size", *factor_size(d)),
+        ]
     p, why_p = dropout(d)
     kl, why_kl = kl_scale(d)
-    out += [Choice("model.encoder.dropout", p, why_p), Choice("model.generator.dropout", p, why_p),
-            Choice("train.l2_scale", *l2_scale(d)), Choice("train.kl_scales.ic", kl, why_kl),
-            Choice("train.kl_scales.co", kl, why_kl)]
+    out += [
+        Choice("model.encoder.dropout", p, why_p),
+        Choice("model.generator.dropout", p, why_p),
+        Choice("train.l2_scale", *l2_scale(d)),
+        Choice("train.kl_scales.ic", kl, why_kl),
+        Choice("train.kl_scales.co", kl, why_kl),
+    ]
     if budget_steps is not None:
         out += [Choice(k, v, why) for k, v, why in schedule(budget_steps)]
-        out.append(Choice("trainer.check_val_every_n_epoch", *validation_interval(d, batch, budget_steps)))
+        out.append(
+            Choice("trainer.check_val_every_n_epoch", *validation_interval(d, batch, budget_steps))
+        )
     return out

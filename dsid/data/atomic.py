@@ -1,4 +1,5 @@
 """Writing files atomically (HDF5, JSON): readers see the old file or the complete new one, never a part."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Any NWB file with a units table and a trials table into a DSID tensor file (``dsid convert nwb``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,9 +29,20 @@ def bin_spikes(spike_times, starts_s: np.ndarray, n_bins: int, bin_s: float) -> 
     return out
 
 
-def convert_nwb(path, *, bin_ms: float = 10.0, align: str = "start_time", window_ms: Optional[Tuple[float, float]] = None,
-                heldout=None, area_column: Optional[str] = None, condition_column: Optional[str] = None,
-                valid_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0, out=None) -> DSIDData:
+def convert_nwb(
+    path,
+    *,
+    bin_ms: float = 10.0,
+    align: str = "start_time",
+    window_ms: Optional[Tuple[float, float]] = None,
+    heldout=None,
+    area_column: Optional[str] = None,
+    condition_column: Optional[str] = None,
+    valid_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    out=None,
+) -> DSIDData:
     """Bin the units' spikes of every trial of the NWB file ``path`` into a DSID tensor file.
 
     Trials are aligned on the trials-table column ``align`` (seconds) and cut to ``window_ms``
@@ -52,14 +64,22 @@ def convert_nwb(path, *, bin_ms: float = 10.0, align: str = "start_time", window
             raise DataFileError(path, "intervals/trials", "a trials table", "no trials")
         trials = nwb.trials.to_dataframe()
         if align not in trials:
-            raise DataFileError(path, f"intervals/trials/{align}", "a column of alignment times (s)",
-                                f"columns {sorted(trials.columns)}")
+            raise DataFileError(
+                path,
+                f"intervals/trials/{align}",
+                "a column of alignment times (s)",
+                f"columns {sorted(trials.columns)}",
+            )
         spike_times = [np.asarray(nwb.units["spike_times"][i]) for i in range(len(nwb.units))]
         area = names = None
         if area_column is not None:
             if area_column not in nwb.units.colnames:
-                raise DataFileError(path, f"units/{area_column}", "a units-table column naming each unit's area",
-                                    f"columns {list(nwb.units.colnames)}")
+                raise DataFileError(
+                    path,
+                    f"units/{area_column}",
+                    "a units-table column naming each unit's area",
+                    f"columns {list(nwb.units.colnames)}",
+                )
             area, names = _labels(nwb.units[area_column][:])
     t0 = trials[align].to_numpy(np.float64)
     keep = np.isfinite(t0)
@@ -74,8 +94,22 @@ def convert_nwb(path, *, bin_ms: float = 10.0, align: str = "start_time", window
     condition = None
     if condition_column is not None:
         if condition_column not in trials:
-            raise DataFileError(path, f"intervals/trials/{condition_column}", "a trials-table column",
-                                f"columns {sorted(trials.columns)}")
+            raise DataFileError(
+                path,
+                f"intervals/trials/{condition_column}",
+                "a trials-table column",
+                f"columns {sorted(trials.columns)}",
+            )
         condition = _labels(trials[condition_column].to_numpy())[0]
-    return from_numpy(counts, bin_ms=bin_ms, heldout=heldout, area=area, area_names=names, condition=condition,
-                      valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed, out=out)
+    return from_numpy(
+        counts,
+        bin_ms=bin_ms,
+        heldout=heldout,
+        area=area,
+        area_names=names,
+        condition=condition,
+        valid_fraction=valid_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        out=out,
+    )

@@ -1,4 +1,5 @@
 """Lightning DataModule over a DSID tensor file."""
+
 from __future__ import annotations
 
 import warnings
@@ -16,12 +17,19 @@ class SplitDataset(Dataset):
     """Trials of one split as dicts: ``spikes`` (T, N) float, ``index`` int, optional ``ext``
     (T + T_fwd, E) known external inputs and ``forward_spikes`` (T_fwd, N): bins after the window, scored but never encoded."""
 
-    def __init__(self, spikes: np.ndarray, ext: Optional[np.ndarray] = None,
-                 forward_spikes: Optional[np.ndarray] = None):
+    def __init__(
+        self,
+        spikes: np.ndarray,
+        ext: Optional[np.ndarray] = None,
+        forward_spikes: Optional[np.ndarray] = None,
+    ):
         self.spikes = torch.as_tensor(np.asarray(spikes, np.float32))
         self.ext = None if ext is None else torch.as_tensor(np.asarray(ext, np.float32))
-        self.forward = None if forward_spikes is None else torch.as_tensor(
-            np.asarray(forward_spikes, np.float32))
+        self.forward = (
+            None
+            if forward_spikes is None
+            else torch.as_tensor(np.asarray(forward_spikes, np.float32))
+        )
 
     def __len__(self) -> int:
         return self.spikes.shape[0]
@@ -62,9 +70,11 @@ def warn_implausible_counts(path, data: DSIDData) -> None:
         top = float(np.max(sd.spikes)) if sd.spikes.size else 0.0
         rate = top / (float(data.bin_ms) / 1000.0)
         if rate > MAX_PLAUSIBLE_RATE_HZ:
-            warnings.warn(f"{path}: field '{split}/spikes': up to {top:g} counts in one {data.bin_ms:g} ms bin "
-                          f"({rate:,.0f} spikes/s); expected binned spike counts of single or multi-units "
-                          f"(below {MAX_PLAUSIBLE_RATE_HZ:,.0f} spikes/s)")
+            warnings.warn(
+                f"{path}: field '{split}/spikes': up to {top:g} counts in one {data.bin_ms:g} ms bin "
+                f"({rate:,.0f} spikes/s); expected binned spike counts of single or multi-units "
+                f"(below {MAX_PLAUSIBLE_RATE_HZ:,.0f} spikes/s)"
+            )
             return
 
 
@@ -90,14 +100,27 @@ class EpochShuffle(Sampler[int]):
 class DSIDDataModule(pl.LightningDataModule):
     """Loads (and validates) a DSID tensor file; batches are dicts of tensors."""
 
-    def __init__(self, path: str, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
-                 observation_check=None, train_forward: bool = True, ext_inputs: bool = True):
+    def __init__(
+        self,
+        path: str,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        observation_check=None,
+        train_forward: bool = True,
+        ext_inputs: bool = True,
+    ):
         """``observation_check``: the observation model's class; its ``integer_counts`` and
         ``check_support`` decide what data it accepts. ``train_forward``: batches carry the
         ``forward_spikes`` of files that have them, so models learn to predict past the window.
         ``ext_inputs=False`` leaves out the file's known external inputs (to measure what they add)."""
         super().__init__()
-        self.path, self.batch_size, self.num_workers, self.seed = path, batch_size, num_workers, seed
+        self.path, self.batch_size, self.num_workers, self.seed = (
+            path,
+            batch_size,
+            num_workers,
+            seed,
+        )
         self.observation_check = observation_check
         self.train_forward, self.ext_inputs = train_forward, ext_inputs
         self.data: Optional[DSIDData] = None
@@ -116,9 +139,11 @@ class DSIDDataModule(pl.LightningDataModule):
             for split, sd in self.data.splits.items():
                 problem = check(sd.spikes)
                 if problem:
-                    raise ValueError(f"{self.path}: field '{split}/spikes': the "
-                                     f"{self.observation_check.registry_name} observation model needs "
-                                     f"{self.observation_check.support}, found {problem}")
+                    raise ValueError(
+                        f"{self.path}: field '{split}/spikes': the "
+                        f"{self.observation_check.registry_name} observation model needs "
+                        f"{self.observation_check.support}, found {problem}"
+                    )
 
     @property
     def info(self) -> Dict[str, Any]:
@@ -136,16 +161,24 @@ class DSIDDataModule(pl.LightningDataModule):
         sd = self.data.splits[split]
         ext = sd.ext_inputs
         if ext is not None and not self.train_forward:
-            ext = ext[:, :sd.spikes.shape[1]]
-        return SplitDataset(sd.spikes, ext=ext, forward_spikes=sd.forward_spikes if self.train_forward else None)
+            ext = ext[:, : sd.spikes.shape[1]]
+        return SplitDataset(
+            sd.spikes, ext=ext, forward_spikes=sd.forward_spikes if self.train_forward else None
+        )
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         data = self.dataset(split)
         sampler = EpochShuffle(len(data), self.seed) if shuffle else None
         # a private generator for the workers' base seed: iterating never draws from the global one,
         # so a resumed run's model sees the same random numbers as one that never stopped
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          drop_last=False, generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            drop_last=False,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

@@ -1,4 +1,5 @@
 """Your own recordings into a DSID tensor file: ``from_numpy(spikes, ...)``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,14 +13,26 @@ from dsid.data.tensor_file import DSIDData, SplitData, write_tensor_file
 def _per_neuron(name: str, value, n: int, dtype) -> np.ndarray:
     arr = np.asarray(value, dtype=dtype)
     if arr.shape != (n,):
-        raise ValueError(f"from_numpy: {name} must have one entry per neuron ({n},), got shape {arr.shape}")
+        raise ValueError(
+            f"from_numpy: {name} must have one entry per neuron ({n},), got shape {arr.shape}"
+        )
     return arr
 
 
-def from_numpy(spikes: np.ndarray, *, bin_ms: float, heldout=None, area=None,
-               area_names: Optional[Sequence[str]] = None, ext_inputs: Optional[np.ndarray] = None,
-               condition: Optional[np.ndarray] = None, valid_fraction: float = 0.2, test_fraction: float = 0.0,
-               seed: int = 0, out=None) -> DSIDData:
+def from_numpy(
+    spikes: np.ndarray,
+    *,
+    bin_ms: float,
+    heldout=None,
+    area=None,
+    area_names: Optional[Sequence[str]] = None,
+    ext_inputs: Optional[np.ndarray] = None,
+    condition: Optional[np.ndarray] = None,
+    valid_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    out=None,
+) -> DSIDData:
     """A DSID tensor file's contents from binned counts ``spikes`` (trials, T, N).
 
     ``heldout``: (N,) bools, or an int: that many neurons held out, chosen at random with ``seed``
@@ -48,14 +61,21 @@ def from_numpy(spikes: np.ndarray, *, bin_ms: float, heldout=None, area=None,
     areas = np.zeros(n, np.int64) if area is None else _per_neuron("area", area, n, np.int64)
     n_valid, n_test = int(round(valid_fraction * n_trials)), int(round(test_fraction * n_trials))
     if n_valid < 1 or n_trials - n_valid - n_test < 1:
-        raise ValueError(f"from_numpy: {n_trials} trials cannot make train and valid splits with "
-                         f"valid_fraction={valid_fraction}, test_fraction={test_fraction}")
+        raise ValueError(
+            f"from_numpy: {n_trials} trials cannot make train and valid splits with "
+            f"valid_fraction={valid_fraction}, test_fraction={test_fraction}"
+        )
     for name, arr in (("ext_inputs", ext_inputs), ("condition", condition)):
         if arr is not None and np.asarray(arr).shape[0] != n_trials:
-            raise ValueError(f"from_numpy: {name} must have {n_trials} trials, got shape {np.asarray(arr).shape}")
+            raise ValueError(
+                f"from_numpy: {name} must have {n_trials} trials, got shape {np.asarray(arr).shape}"
+            )
     order = rng.permutation(n_trials)
-    parts = {"valid": order[:n_valid], "test": order[n_valid:n_valid + n_test],
-             "train": order[n_valid + n_test:]}
+    parts = {
+        "valid": order[:n_valid],
+        "test": order[n_valid : n_valid + n_test],
+        "train": order[n_valid + n_test :],
+    }
     neurons = np.concatenate([np.flatnonzero(~mask), np.flatnonzero(mask)])
     splits = {}
     for name in ("train", "valid", "test"):
@@ -65,9 +85,15 @@ def from_numpy(spikes: np.ndarray, *, bin_ms: float, heldout=None, area=None,
         splits[name] = SplitData(
             spikes=np.round(x[idx][..., neurons]).astype(np.int32),
             ext_inputs=None if ext_inputs is None else np.asarray(ext_inputs, np.float32)[idx],
-            condition=None if condition is None else np.asarray(condition)[idx])
-    data = DSIDData(bin_ms=float(bin_ms), area=areas[neurons], heldout=mask[neurons], splits=splits,
-                    area_names=list(area_names) if area_names is not None else None)
+            condition=None if condition is None else np.asarray(condition)[idx],
+        )
+    data = DSIDData(
+        bin_ms=float(bin_ms),
+        area=areas[neurons],
+        heldout=mask[neurons],
+        splits=splits,
+        area_names=list(area_names) if area_names is not None else None,
+    )
     if out is not None:
         write_tensor_file(Path(out), data)
     return data

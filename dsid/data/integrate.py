@@ -1,4 +1,5 @@
 """Numerical integration of the synthetic systems' ODEs."""
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -6,8 +7,15 @@ from typing import Callable, Optional
 import numpy as np
 
 
-def rk4(f: Callable[[np.ndarray], np.ndarray], z0: np.ndarray, n_steps: int, dt: float, substeps: int = 4,
-        noise: float = 0.0, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+def rk4(
+    f: Callable[[np.ndarray], np.ndarray],
+    z0: np.ndarray,
+    n_steps: int,
+    dt: float,
+    substeps: int = 4,
+    noise: float = 0.0,
+    rng: Optional[np.random.Generator] = None,
+) -> np.ndarray:
     """Integrate ``dz/dt = f(z)`` from ``z0`` (K, D) with RK4; returns (K, n_steps, D), the first being z0.
 
     ``noise > 0`` adds ``noise * sqrt(dt) * N(0, 1)`` to the state after each step (a diffusion)."""

@@ -3,6 +3,7 @@
 Batches are drawn from one session at a time and carry a ``session`` index, so a stitched model
 can pick that session's read-in and read-out maps.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,11 @@ class SessionDataset(Dataset):
         return self.spikes.shape[0]
 
     def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
-        return {"spikes": self.spikes[i], "index": torch.tensor(i), "session": torch.tensor(self.session)}
+        return {
+            "spikes": self.spikes[i],
+            "index": torch.tensor(i),
+            "session": torch.tensor(self.session),
+        }
 
 
 class SessionBatchSampler(Sampler[List[int]]):
@@ -39,7 +44,12 @@ class SessionBatchSampler(Sampler[List[int]]):
     """
 
     def __init__(self, sizes: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0):
-        self.sizes, self.batch_size, self.shuffle, self.seed = list(sizes), int(batch_size), shuffle, seed
+        self.sizes, self.batch_size, self.shuffle, self.seed = (
+            list(sizes),
+            int(batch_size),
+            shuffle,
+            seed,
+        )
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int)
         self.epoch = 0
 
@@ -48,7 +58,7 @@ class SessionBatchSampler(Sampler[List[int]]):
         for size, offset in zip(self.sizes, self.offsets):
             order = rng.permutation(size) if rng is not None else np.arange(size)
             for start in range(0, size, self.batch_size):
-                batches.append([int(offset + i) for i in order[start:start + self.batch_size]])
+                batches.append([int(offset + i) for i in order[start : start + self.batch_size]])
         return batches
 
     def set_epoch(self, epoch: int) -> None:
@@ -73,16 +83,27 @@ def check_sessions(datas: Sequence[DSIDData]) -> None:
     ref = datas[0]
     for d in datas[1:]:
         if d.bin_ms != ref.bin_ms:
-            raise DataFileError(d.path, "attrs/bin_ms", f"{ref.bin_ms} ms like session 0 ({ref.path})",
-                                f"{d.bin_ms} ms")
+            raise DataFileError(
+                d.path,
+                "attrs/bin_ms",
+                f"{ref.bin_ms} ms like session 0 ({ref.path})",
+                f"{d.bin_ms} ms",
+            )
         for split, sd in d.splits.items():
             if sd.spikes.shape[1] != ref.n_time:
-                raise DataFileError(d.path, f"{split}/spikes",
-                                    f"T={ref.n_time} bins per trial like session 0 ({ref.path})",
-                                    f"T={sd.spikes.shape[1]}")
+                raise DataFileError(
+                    d.path,
+                    f"{split}/spikes",
+                    f"T={ref.n_time} bins per trial like session 0 ({ref.path})",
+                    f"T={sd.spikes.shape[1]}",
+                )
         if d.n_forward != ref.n_forward:
-            raise DataFileError(d.path, "forward_spikes", f"{ref.n_forward} forward bins like session 0 "
-                                f"({ref.path})", f"{d.n_forward}")
+            raise DataFileError(
+                d.path,
+                "forward_spikes",
+                f"{ref.n_forward} forward bins like session 0 ({ref.path})",
+                f"{d.n_forward}",
+            )
 
 
 def check_observation_support(path, data: DSIDData, observation_check) -> None:
@@ -93,24 +114,39 @@ def check_observation_support(path, data: DSIDData, observation_check) -> None:
     for split, sd in data.splits.items():
         problem = check(sd.spikes)
         if problem:
-            raise ValueError(f"{path}: field '{split}/spikes': the {observation_check.registry_name} "
-                             f"observation model needs {observation_check.support}, found {problem}")
+            raise ValueError(
+                f"{path}: field '{split}/spikes': the {observation_check.registry_name} "
+                f"observation model needs {observation_check.support}, found {problem}"
+            )
 
 
 class MultiSessionDataModule(pl.LightningDataModule):
     """Loads (and validates) several DSID tensor files; batches are dicts of tensors with a
     ``session`` index, each batch from one session."""
 
-    def __init__(self, paths: Sequence[str], batch_size: int = 64, num_workers: int = 0, seed: int = 0,
-                 observation_check=None):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        observation_check=None,
+    ):
         super().__init__()
         if isinstance(paths, (str, Path)) or not len(paths):
-            raise ValueError(f"data.files: expected a non-empty list of DSID tensor files, got {paths!r}")
+            raise ValueError(
+                f"data.files: expected a non-empty list of DSID tensor files, got {paths!r}"
+            )
         paths = [str(p) for p in paths]
         dupes = sorted({p for p in paths if paths.count(p) > 1})
         if dupes:
             raise ValueError(f"data.files: each session must be listed once; repeated: {dupes}")
-        self.paths, self.batch_size, self.num_workers, self.seed = paths, batch_size, num_workers, seed
+        self.paths, self.batch_size, self.num_workers, self.seed = (
+            paths,
+            batch_size,
+            num_workers,
+            seed,
+        )
         self.observation_check = observation_check
         self.sessions: Optional[List[DSIDData]] = None
 
@@ -135,16 +171,25 @@ class MultiSessionDataModule(pl.LightningDataModule):
         """Plain facts about every session (saved in checkpoints)."""
         self.setup()
         ref = self.sessions[0]
-        return {"n_sessions": len(self.sessions), "files": list(self.paths), "bin_ms": ref.bin_ms,
-                "n_time": ref.n_time, "n_forward": ref.n_forward,
-                "sessions": [data_info(d) for d in self.sessions]}
+        return {
+            "n_sessions": len(self.sessions),
+            "files": list(self.paths),
+            "bin_ms": ref.bin_ms,
+            "n_time": ref.n_time,
+            "n_forward": ref.n_forward,
+            "sessions": [data_info(d) for d in self.sessions],
+        }
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         self.setup()
         sets = [SessionDataset(d.splits[split].spikes, s) for s, d in enumerate(self.sessions)]
         sampler = SessionBatchSampler([len(s) for s in sets], self.batch_size, shuffle, self.seed)
-        return DataLoader(ConcatDataset(sets), batch_sampler=sampler, num_workers=self.num_workers,
-                          generator=torch.Generator().manual_seed(self.seed))  # never the global generator
+        return DataLoader(
+            ConcatDataset(sets),
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),
+        )  # never the global generator
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)
@@ -163,6 +208,8 @@ def session_of(batch) -> int:
         return 0
     s = torch.as_tensor(s).flatten()
     if (s != s[0]).any():
-        raise ValueError(f"a batch mixes sessions {sorted(set(s.tolist()))}; every batch must come "
-                         "from one session (use MultiSessionDataModule)")
+        raise ValueError(
+            f"a batch mixes sessions {sorted(set(s.tolist()))}; every batch must come "
+            "from one session (use MultiSessionDataModule)"
+        )
     return int(s[0])

@@ -1,4 +1,5 @@
 """The Lorenz benchmark: Poisson neurons driven by a 3-D Lorenz system, with known rates and latents."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,17 +21,26 @@ def integrate_lorenz(z0: np.ndarray, n_steps: int, dt: float, substeps: int = 4)
     return rk4(lorenz_derivative, z0, n_steps, dt, substeps)
 
 
-def lorenz_latents(n_trials: int, n_time: int, rng: np.random.Generator,
-                   dt: float = 0.015) -> np.ndarray:
+def lorenz_latents(
+    n_trials: int, n_time: int, rng: np.random.Generator, dt: float = 0.015
+) -> np.ndarray:
     """Trials of Lorenz latents, each starting from a random point on the attractor: (K, T, 3)."""
-    burn = integrate_lorenz(rng.normal(0, 1, (1, 3)) + np.array([[1.0, 1.0, 25.0]]), 3000, 0.01)[0, 500:]
+    burn = integrate_lorenz(rng.normal(0, 1, (1, 3)) + np.array([[1.0, 1.0, 25.0]]), 3000, 0.01)[
+        0, 500:
+    ]
     starts = burn[rng.integers(0, burn.shape[0], n_trials)]
     return integrate_lorenz(starts, n_time, dt)
 
 
-def calcium_traces(spikes: np.ndarray, rates: np.ndarray, rng: np.random.Generator, bin_ms: float,
-                   tau_ms: float = 50.0, noise: float = 0.05,
-                   threshold: Optional[float] = None) -> np.ndarray:
+def calcium_traces(
+    spikes: np.ndarray,
+    rates: np.ndarray,
+    rng: np.random.Generator,
+    bin_ms: float,
+    tau_ms: float = 50.0,
+    noise: float = 0.05,
+    threshold: Optional[float] = None,
+) -> np.ndarray:
     """Calcium-like traces from spike counts (trials, T, N): each spike adds an exponentially
     decaying transient of unit area (time constant ``tau_ms``), so a trace is in spikes per bin and
     its expectation is a causally smoothed rate; Gaussian noise (sd ``noise``) is added and values
@@ -48,11 +58,21 @@ def calcium_traces(spikes: np.ndarray, rates: np.ndarray, rng: np.random.Generat
     return trace.astype(np.float32)
 
 
-def make_lorenz_benchmark(*, seed: int = 0, n_trials: Tuple[int, int, int] = (800, 200, 200),
-                          n_time: int = 100, bin_ms: float = 10.0, n_neurons: int = 50,
-                          n_heldout: int = 10, min_rate: float = 1.0, max_rate: float = 40.0,
-                          dt: float = 0.015, observation: str = "spikes", calcium_tau_ms: float = 50.0,
-                          calcium_noise: float = 0.05) -> DSIDData:
+def make_lorenz_benchmark(
+    *,
+    seed: int = 0,
+    n_trials: Tuple[int, int, int] = (800, 200, 200),
+    n_time: int = 100,
+    bin_ms: float = 10.0,
+    n_neurons: int = 50,
+    n_heldout: int = 10,
+    min_rate: float = 1.0,
+    max_rate: float = 40.0,
+    dt: float = 0.015,
+    observation: str = "spikes",
+    calcium_tau_ms: float = 50.0,
+    calcium_noise: float = 0.05,
+) -> DSIDData:
     """Build the Lorenz benchmark in memory (deterministic by ``seed``).
 
     Log-rates are an affine map of the standardized latents, scaled so that the population's rates
@@ -86,19 +106,32 @@ def make_lorenz_benchmark(*, seed: int = 0, n_trials: Tuple[int, int, int] = (80
     spikes, rates, heldout = spikes[..., order], rates[..., order], heldout[order]
     observed, extra = spikes, {}
     if observation == "calcium":  # its own random stream: the spikes stay those of the default
-        observed = calcium_traces(spikes, rates, np.random.default_rng([seed, 1]), bin_ms,
-                                  calcium_tau_ms, calcium_noise)
-        extra = {"calcium/tau_ms": np.float64(calcium_tau_ms), "calcium/noise": np.float64(calcium_noise)}
+        observed = calcium_traces(
+            spikes, rates, np.random.default_rng([seed, 1]), bin_ms, calcium_tau_ms, calcium_noise
+        )
+        extra = {
+            "calcium/tau_ms": np.float64(calcium_tau_ms),
+            "calcium/noise": np.float64(calcium_noise),
+        }
     splits, start = {}, 0
     for name, k in zip(("train", "valid", "test"), n_trials):
         sl = slice(start, start + k)
-        splits[name] = SplitData(spikes=observed[sl], truth_rates=rates[sl].astype(np.float32),
-                                 truth_latents=latents[sl].astype(np.float32))
+        splits[name] = SplitData(
+            spikes=observed[sl],
+            truth_rates=rates[sl].astype(np.float32),
+            truth_latents=latents[sl].astype(np.float32),
+        )
         if observation == "calcium":
             extra[f"{name}/truth/spikes"] = spikes[sl]
         start += k
-    return DSIDData(bin_ms=bin_ms, area=np.zeros(n_neurons, np.int64), heldout=heldout,
-                    splits=splits, area_names=["lorenz"], extra=extra)
+    return DSIDData(
+        bin_ms=bin_ms,
+        area=np.zeros(n_neurons, np.int64),
+        heldout=heldout,
+        splits=splits,
+        area_names=["lorenz"],
+        extra=extra,
+    )
 
 
 def write_lorenz_benchmark(out, **kwargs) -> Path:

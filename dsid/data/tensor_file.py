@@ -5,6 +5,7 @@ Layout (documented in README.md): attrs ``bin_ms``; ``neurons/{area,area_names,h
 ``{split}/truth/{rates,latents,inputs}``;
 ``{split}/truth/messages/{src}_{dst}``; ``truth/{effectome,delay_bins}``. Unknown groups are ignored.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,8 +41,12 @@ class SplitData:
     condition: Optional[np.ndarray] = None  # (trials,)
     truth_rates: Optional[np.ndarray] = None  # (trials, T, N), spikes per bin
     truth_latents: Optional[np.ndarray] = None  # (trials, T, L)
-    truth_messages: Dict[str, np.ndarray] = field(default_factory=dict)  # "src_dst" -> (trials, T, k)
-    ext_inputs: Optional[np.ndarray] = None  # (trials, T + T_fwd, E) known inputs fed to the generator
+    truth_messages: Dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # "src_dst" -> (trials, T, k)
+    ext_inputs: Optional[np.ndarray] = (
+        None  # (trials, T + T_fwd, E) known inputs fed to the generator
+    )
     truth_inputs: Optional[np.ndarray] = None  # (trials, T, U) the true unobserved inputs
 
     @property
@@ -108,14 +113,18 @@ def _check_counts(path, name: str, arr: np.ndarray, n_neurons: int, ndim: int = 
         raise DataFileError(path, name, "integer spike counts", f"dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating):
         if np.isnan(arr).any():
-            raise DataFileError(path, name, "no NaN values", f"{int(np.isnan(arr).sum())} NaN values")
+            raise DataFileError(
+                path, name, "no NaN values", f"{int(np.isnan(arr).sum())} NaN values"
+            )
         if not np.allclose(arr, np.round(arr)):
             raise DataFileError(path, name, "integer spike counts", "non-integer values")
     if arr.size and arr.min() < 0:
         raise DataFileError(path, name, "non-negative spike counts", f"minimum {arr.min()}")
 
 
-def _checked_ext(path, split: str, ext: np.ndarray, trials: int, n_time: int, n_fwd: int) -> np.ndarray:
+def _checked_ext(
+    path, split: str, ext: np.ndarray, trials: int, n_time: int, n_fwd: int
+) -> np.ndarray:
     """``{split}/ext_inputs`` as float32 after checking shape (trials, T or T + T_fwd, E) and values."""
     name = f"{split}/ext_inputs"
     lengths = sorted({n_time, n_time + n_fwd})
@@ -125,8 +134,12 @@ def _checked_ext(path, split: str, ext: np.ndarray, trials: int, n_time: int, n_
     if not (np.issubdtype(ext.dtype, np.floating) or np.issubdtype(ext.dtype, np.integer)):
         raise DataFileError(path, name, "numeric values", f"dtype {ext.dtype}")
     if not np.isfinite(ext).all():
-        raise DataFileError(path, name, "finite values", f"{int((~np.isfinite(ext)).sum())} NaN or inf values")
-    if n_fwd and ext.shape[1] == n_time:  # no inputs known past the window: they are taken as zero there
+        raise DataFileError(
+            path, name, "finite values", f"{int((~np.isfinite(ext)).sum())} NaN or inf values"
+        )
+    if (
+        n_fwd and ext.shape[1] == n_time
+    ):  # no inputs known past the window: they are taken as zero there
         ext = np.concatenate([ext, np.zeros((trials, n_fwd, ext.shape[2]), ext.dtype)], axis=1)
     return np.asarray(ext, np.float32)
 
@@ -139,11 +152,19 @@ def _check_ext_consistent(path, splits: Dict[str, "SplitData"]) -> None:
     first = next(iter(have))
     for split in splits:
         if split not in have:
-            raise DataFileError(path, f"{split}/ext_inputs", f"external inputs in every split (as in {first})",
-                                "nothing")
+            raise DataFileError(
+                path,
+                f"{split}/ext_inputs",
+                f"external inputs in every split (as in {first})",
+                "nothing",
+            )
         if have[split] != have[first]:
-            raise DataFileError(path, f"{split}/ext_inputs", f"the same number of channels in every split "
-                                f"({have[first]} in {first})", f"{have[split]}")
+            raise DataFileError(
+                path,
+                f"{split}/ext_inputs",
+                f"the same number of channels in every split ({have[first]} in {first})",
+                f"{have[split]}",
+            )
 
 
 def _read(group: h5py.Group, name: str) -> Optional[np.ndarray]:
@@ -172,7 +193,9 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
             raise DataFileError(path, "neurons/area", "an (N,) integer array", "nothing")
         area = np.asarray(f["neurons/area"][()])
         if area.ndim != 1 or not np.issubdtype(area.dtype, np.integer):
-            raise DataFileError(path, "neurons/area", "an (N,) integer array", f"{area.dtype} {area.shape}")
+            raise DataFileError(
+                path, "neurons/area", "an (N,) integer array", f"{area.dtype} {area.shape}"
+            )
         if area.size == 0:
             raise DataFileError(path, "neurons/area", "at least one neuron", "0 neurons")
         if area.min() < 0:
@@ -181,30 +204,44 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
         n_areas = int(area.max()) + 1
         missing = sorted(set(range(n_areas)) - set(area.tolist()))
         if missing:
-            raise DataFileError(path, "neurons/area", f"every area 0..{n_areas - 1} to have neurons",
-                                f"none in areas {missing}")
+            raise DataFileError(
+                path,
+                "neurons/area",
+                f"every area 0..{n_areas - 1} to have neurons",
+                f"none in areas {missing}",
+            )
         heldout = _read(f["neurons"], "heldout")
         if heldout is None:
             heldout = np.zeros(n, bool)
         heldout = np.asarray(heldout)
         if heldout.shape != (n,) or heldout.dtype != bool:
-            raise DataFileError(path, "neurons/heldout", f"a ({n},) bool array", f"{heldout.dtype} {heldout.shape}")
+            raise DataFileError(
+                path, "neurons/heldout", f"a ({n},) bool array", f"{heldout.dtype} {heldout.shape}"
+            )
         for a in range(n_areas):
             if not (~heldout[area == a]).any():
-                raise DataFileError(path, "neurons/heldout", f"at least one held-in neuron in area {a}",
-                                    "all of its neurons held out")
+                raise DataFileError(
+                    path,
+                    "neurons/heldout",
+                    f"at least one held-in neuron in area {a}",
+                    "all of its neurons held out",
+                )
         names = _read(f["neurons"], "area_names")
         area_names = None
         if names is not None:
             area_names = [x.decode() if isinstance(x, bytes) else str(x) for x in names]
             if len(area_names) != n_areas:
-                raise DataFileError(path, "neurons/area_names", f"{n_areas} names", f"{len(area_names)}")
+                raise DataFileError(
+                    path, "neurons/area_names", f"{n_areas} names", f"{len(area_names)}"
+                )
         splits: Dict[str, SplitData] = {}
         n_time = None
         for split in SPLITS:
             if split not in f:
                 if split in require_splits:
-                    raise DataFileError(path, f"{split}/spikes", "a (trials, T, N) array", "no such group")
+                    raise DataFileError(
+                        path, f"{split}/spikes", "a (trials, T, N) array", "no such group"
+                    )
                 continue
             g = f[split]
             if "spikes" not in g:
@@ -214,7 +251,9 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
                 _check_counts(path, f"{split}/spikes", spikes, n)
             else:
                 if spikes.ndim != 3 or spikes.shape[-1] != n:
-                    raise DataFileError(path, f"{split}/spikes", f"shape (trials, T, {n})", f"{spikes.shape}")
+                    raise DataFileError(
+                        path, f"{split}/spikes", f"shape (trials, T, {n})", f"{spikes.shape}"
+                    )
                 if np.isnan(spikes).any():
                     raise DataFileError(path, f"{split}/spikes", "no NaN values", "NaN values")
             if spikes.shape[0] == 0:
@@ -222,8 +261,12 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
             if n_time is None:
                 n_time = spikes.shape[1]
             elif spikes.shape[1] != n_time:
-                raise DataFileError(path, f"{split}/spikes", f"T={n_time} bins like the other splits",
-                                    f"T={spikes.shape[1]}")
+                raise DataFileError(
+                    path,
+                    f"{split}/spikes",
+                    f"T={n_time} bins like the other splits",
+                    f"T={spikes.shape[1]}",
+                )
             trials = spikes.shape[0]
             sd = SplitData(spikes=spikes)
             fwd = _read(g, "forward_spikes")
@@ -231,36 +274,61 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
                 if counts:
                     _check_counts(path, f"{split}/forward_spikes", fwd, n)
                 if fwd.shape[0] != trials:
-                    raise DataFileError(path, f"{split}/forward_spikes", f"{trials} trials", f"{fwd.shape[0]}")
+                    raise DataFileError(
+                        path, f"{split}/forward_spikes", f"{trials} trials", f"{fwd.shape[0]}"
+                    )
                 sd.forward_spikes = fwd
             for name, attr, rank in (("behavior", "behavior", 3), ("condition", "condition", 1)):
                 arr = _read(g, name)
                 if arr is None:
                     continue
-                if arr.ndim != rank or arr.shape[0] != trials or (rank == 3 and arr.shape[1] != n_time):
+                if (
+                    arr.ndim != rank
+                    or arr.shape[0] != trials
+                    or (rank == 3 and arr.shape[1] != n_time)
+                ):
                     want = f"({trials}, {n_time}, B)" if rank == 3 else f"({trials},)"
-                    raise DataFileError(path, f"{split}/{name}", f"shape {want}", f"shape {arr.shape}")
+                    raise DataFileError(
+                        path, f"{split}/{name}", f"shape {want}", f"shape {arr.shape}"
+                    )
                 setattr(sd, attr, arr)
             ext = _read(g, "ext_inputs")
             if ext is not None:
-                sd.ext_inputs = _checked_ext(path, split, ext, trials, n_time,
-                                             0 if sd.forward_spikes is None else sd.forward_spikes.shape[1])
+                sd.ext_inputs = _checked_ext(
+                    path,
+                    split,
+                    ext,
+                    trials,
+                    n_time,
+                    0 if sd.forward_spikes is None else sd.forward_spikes.shape[1],
+                )
             if "truth" in g:
                 t = g["truth"]
                 rates = _read(t, "rates")
                 if rates is not None:
                     if rates.shape != spikes.shape:
-                        raise DataFileError(path, f"{split}/truth/rates", f"shape {spikes.shape}", f"{rates.shape}")
+                        raise DataFileError(
+                            path, f"{split}/truth/rates", f"shape {spikes.shape}", f"{rates.shape}"
+                        )
                     if np.isnan(rates).any() or rates.min() < 0:
-                        raise DataFileError(path, f"{split}/truth/rates", "finite non-negative rates", "NaN or <0")
+                        raise DataFileError(
+                            path, f"{split}/truth/rates", "finite non-negative rates", "NaN or <0"
+                        )
                     sd.truth_rates = rates
-                for name, attr, dim in (("latents", "truth_latents", "L"), ("inputs", "truth_inputs", "U")):
+                for name, attr, dim in (
+                    ("latents", "truth_latents", "L"),
+                    ("inputs", "truth_inputs", "U"),
+                ):
                     arr = _read(t, name)
                     if arr is None:
                         continue
                     if arr.ndim != 3 or arr.shape[:2] != spikes.shape[:2]:
-                        raise DataFileError(path, f"{split}/truth/{name}", f"shape ({trials}, {n_time}, {dim})",
-                                            f"{arr.shape}")
+                        raise DataFileError(
+                            path,
+                            f"{split}/truth/{name}",
+                            f"shape ({trials}, {n_time}, {dim})",
+                            f"{arr.shape}",
+                        )
                     setattr(sd, attr, arr)
                 if "messages" in t:
                     sd.truth_messages = {k: t["messages"][k][()] for k in t["messages"]}
@@ -273,8 +341,16 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
             for name, arr in (("truth/effectome", effectome), ("truth/delay_bins", delay)):
                 if arr is not None and arr.shape != (n_areas, n_areas):
                     raise DataFileError(path, name, f"shape ({n_areas}, {n_areas})", f"{arr.shape}")
-    return DSIDData(bin_ms=bin_ms, area=area.astype(np.int64), heldout=heldout, splits=splits,
-                    area_names=area_names, effectome=effectome, delay_bins=delay, path=str(path))
+    return DSIDData(
+        bin_ms=bin_ms,
+        area=area.astype(np.int64),
+        heldout=heldout,
+        splits=splits,
+        area_names=area_names,
+        effectome=effectome,
+        delay_bins=delay,
+        path=str(path),
+    )
 
 
 def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray]] = None) -> Path:
@@ -294,8 +370,9 @@ def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray
             s = f.create_group(split)
             s.create_dataset("spikes", data=sd.spikes, compression="gzip", compression_opts=1)
             if sd.forward_spikes is not None:
-                s.create_dataset("forward_spikes", data=sd.forward_spikes, compression="gzip",
-                                 compression_opts=1)
+                s.create_dataset(
+                    "forward_spikes", data=sd.forward_spikes, compression="gzip", compression_opts=1
+                )
             if sd.behavior is not None:
                 s["behavior"] = sd.behavior
             if sd.condition is not None:

@@ -10,6 +10,7 @@ validation trials' forward spikes best. Only held-in neurons choose it (model se
 held-out neurons); the mean rates are the training trials' forward bins'. Where the forward
 predictions are good, ``w`` is 1 and nothing changes.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -45,15 +46,25 @@ def calibrate_forward(outputs: Dict[str, Dict[str, np.ndarray]], data: DSIDData)
         outputs[split]["rates_forward"]: (trials, T_fwd, N)
     """
     train, valid = data.splits.get("train"), data.splits.get("valid")
-    if train is None or valid is None or train.forward_spikes is None or valid.forward_spikes is None:
+    if (
+        train is None
+        or valid is None
+        or train.forward_spikes is None
+        or valid.forward_spikes is None
+    ):
         return None
     if "rates_forward" not in outputs.get("valid", {}):
         return None
     mean = np.asarray(train.forward_spikes, np.float64).mean(axis=(0, 1))
     heldin = np.asarray(data.heldin, bool)
-    w = forward_weight(outputs["valid"]["rates_forward"][..., heldin], valid.forward_spikes[..., heldin],
-                       mean[heldin])
+    w = forward_weight(
+        outputs["valid"]["rates_forward"][..., heldin],
+        valid.forward_spikes[..., heldin],
+        mean[heldin],
+    )
     for res in outputs.values():
         if "rates_forward" in res:
-            res["rates_forward"] = (w * res["rates_forward"] + (1 - w) * mean).astype(res["rates_forward"].dtype)
+            res["rates_forward"] = (w * res["rates_forward"] + (1 - w) * mean).astype(
+                res["rates_forward"].dtype
+            )
     return w

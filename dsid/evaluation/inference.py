@@ -1,4 +1,5 @@
 """Posterior-averaged inference of a model over whole data sets, and the ``inference.h5`` files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,7 @@ def inference_file(session: int, n_sessions: int) -> str:
 
 # the most output entries (rows x bins x neurons) one forward pass may produce: bounds the memory of
 # a pass (rates, parameters, factors and states are each of about this size) at a few hundred MB
-MAX_PASS_ENTRIES = 2 ** 24
+MAX_PASS_ENTRIES = 2**24
 
 
 def pass_plan(n_trials: int, n_samples: int, batch_size: int, n_bins: int, n_neurons: int) -> int:
@@ -35,9 +36,16 @@ def pass_plan(n_trials: int, n_samples: int, batch_size: int, n_bins: int, n_neu
     return max(min(batch_size, by_memory, n_trials), 1)
 
 
-def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int = 256,
-                n_forward: int = 0, session: int = 0, desc: str = "",
-                ext: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+def infer_split(
+    model,
+    spikes: np.ndarray,
+    n_samples: int = 20,
+    batch_size: int = 256,
+    n_forward: int = 0,
+    session: int = 0,
+    desc: str = "",
+    ext: Optional[np.ndarray] = None,
+) -> Dict[str, np.ndarray]:
     """Average the model's outputs over ``n_samples`` posterior samples (dropout off, the model's
     train/eval mode restored afterwards). All samples of a trial run in the same forward pass (the
     trial encoded once, its samples side by side on the batch axis), in passes of at most
@@ -61,10 +69,16 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
     try:
         with torch.inference_mode():
             for start in tqdm(starts, desc=desc, leave=False, disable=not desc or len(starts) < 4):
-                x = x_all[start:start + step].to(device)
+                x = x_all[start : start + step].to(device)
                 xin, _ = model.augment(x, "predict", session=session)
-                e = None if ext_all is None else ext_all[start:start + step].to(device)
-                kw = dict(session=session, n_forward=n_forward, sample=n_samples > 0, n_samples=reps, ext=e)
+                e = None if ext_all is None else ext_all[start : start + step].to(device)
+                kw = dict(
+                    session=session,
+                    n_forward=n_forward,
+                    sample=n_samples > 0,
+                    n_samples=reps,
+                    ext=e,
+                )
                 if hasattr(model, "sample_means"):
                     means = model.sample_means(xin, **kw)
                 else:
@@ -76,8 +90,16 @@ def infer_split(model, spikes: np.ndarray, n_samples: int = 20, batch_size: int 
     return {k: np.concatenate(v) for k, v in sums.items()}
 
 
-def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, batch_size: int = 256,
-               out: Optional[Path] = None, splits=None, calibrate: bool = True) -> Dict[str, Dict[str, np.ndarray]]:
+def infer_data(
+    model,
+    data: DSIDData,
+    session: int = 0,
+    n_samples: int = 20,
+    batch_size: int = 256,
+    out: Optional[Path] = None,
+    splits=None,
+    calibrate: bool = True,
+) -> Dict[str, Dict[str, np.ndarray]]:
     """Infer every split of ``data`` (session ``session`` of the model), forward bins included;
     write ``out`` (HDF5, atomically) when given.
 
@@ -92,8 +114,16 @@ def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, bat
     for split, sd in data.splits.items():
         if splits is not None and split not in splits:
             continue
-        res = infer_split(model, sd.spikes, n_samples, batch_size, n_forward=n_fwd, session=session,
-                          desc=f"inference {split}" if out is not None else "", ext=sd.ext_inputs)
+        res = infer_split(
+            model,
+            sd.spikes,
+            n_samples,
+            batch_size,
+            n_forward=n_fwd,
+            session=session,
+            desc=f"inference {split}" if out is not None else "",
+            ext=sd.ext_inputs,
+        )
         T = sd.spikes.shape[1]
         if n_fwd:
             res["rates_forward"] = res["rates"][:, T:]
@@ -104,8 +134,12 @@ def infer_data(model, data: DSIDData, session: int = 0, n_samples: int = 20, bat
     return outputs
 
 
-def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: int,
-                    forward_weight: Optional[float] = None) -> Path:
+def write_inference(
+    path,
+    outputs: Dict[str, Dict[str, np.ndarray]],
+    n_samples: int,
+    forward_weight: Optional[float] = None,
+) -> Path:
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["n_samples"] = n_samples
@@ -113,8 +147,12 @@ def write_inference(path, outputs: Dict[str, Dict[str, np.ndarray]], n_samples: 
             f.attrs["forward_weight"] = forward_weight
         for split, res in outputs.items():
             for key, arr in res.items():
-                f.create_dataset(f"{split}/{key}", data=arr.astype(np.float32), compression="gzip",
-                                 compression_opts=1)
+                f.create_dataset(
+                    f"{split}/{key}",
+                    data=arr.astype(np.float32),
+                    compression="gzip",
+                    compression_opts=1,
+                )
     return path
 
 

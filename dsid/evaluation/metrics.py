@@ -5,6 +5,7 @@
 - rate R2: R2 of inferred vs true rates, pooled over trials and time, averaged over neurons.
 - latent R2: R2 of a linear map from inferred factors to true latents, fit on train, scored on valid.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,11 +34,15 @@ def bits_per_spike(rates: np.ndarray, spikes: np.ndarray) -> float:
     rates = np.asarray(rates, dtype=np.float64)
     spikes = np.asarray(spikes, dtype=np.float64)
     if rates.shape != spikes.shape:
-        raise ValueError(f"bits/spike: rates {rates.shape} and spikes {spikes.shape} differ in shape")
+        raise ValueError(
+            f"bits/spike: rates {rates.shape} and spikes {spikes.shape} differ in shape"
+        )
     total = np.nansum(spikes)
     if spikes.size == 0 or total == 0:
         return float("nan")
-    null = np.broadcast_to(np.nanmean(spikes, axis=tuple(range(spikes.ndim - 1)), keepdims=True), spikes.shape)
+    null = np.broadcast_to(
+        np.nanmean(spikes, axis=tuple(range(spikes.ndim - 1)), keepdims=True), spikes.shape
+    )
     return (poisson_nll(null, spikes) - poisson_nll(rates, spikes)) / total / np.log(2)
 
 
@@ -69,8 +74,12 @@ def apply_linear_map(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) @ w
 
 
-def latent_r2_per_dim(factors_train: np.ndarray, latents_train: np.ndarray,
-                      factors_valid: np.ndarray, latents_valid: np.ndarray) -> np.ndarray:
+def latent_r2_per_dim(
+    factors_train: np.ndarray,
+    latents_train: np.ndarray,
+    factors_valid: np.ndarray,
+    latents_valid: np.ndarray,
+) -> np.ndarray:
     """R2 of an affine map from inferred factors to true latents, fit on train, scored on valid, one
     value per latent dimension. Arrays are (trials, T, D) / (trials, T, L)."""
     f_tr = factors_train.reshape(-1, factors_train.shape[-1])
@@ -79,8 +88,12 @@ def latent_r2_per_dim(factors_train: np.ndarray, latents_train: np.ndarray,
     return r2_per_column(pred, latents_valid.reshape(-1, latents_valid.shape[-1]))
 
 
-def latent_r2(factors_train: np.ndarray, latents_train: np.ndarray,
-              factors_valid: np.ndarray, latents_valid: np.ndarray) -> float:
+def latent_r2(
+    factors_train: np.ndarray,
+    latents_train: np.ndarray,
+    factors_valid: np.ndarray,
+    latents_valid: np.ndarray,
+) -> float:
     """:func:`latent_r2_per_dim` averaged over latent dimensions."""
     r2 = latent_r2_per_dim(factors_train, latents_train, factors_valid, latents_valid)
     return float(np.mean(r2)) if r2.size else float("nan")
@@ -88,7 +101,10 @@ def latent_r2(factors_train: np.ndarray, latents_train: np.ndarray,
 
 def map_to_latents(factors_train, latents_train, factors):
     """Factors (..., D) mapped onto the latent space by the train-fit affine map (for plots)."""
-    w = fit_linear_map(factors_train.reshape(-1, factors_train.shape[-1]),
-                       latents_train.reshape(-1, latents_train.shape[-1]))
+    w = fit_linear_map(
+        factors_train.reshape(-1, factors_train.shape[-1]),
+        latents_train.reshape(-1, latents_train.shape[-1]),
+    )
     return apply_linear_map(factors.reshape(-1, factors.shape[-1]), w).reshape(
-        *factors.shape[:-1], latents_train.shape[-1])
+        *factors.shape[:-1], latents_train.shape[-1]
+    )

@@ -1,6 +1,7 @@
 """The metrics of a model's posterior-averaged outputs on its data, the same for every entry point
 (training, ``dsid infer``, PBT export): split metrics, per-session metrics of stitched models and the
 communication metrics of multi-area models."""
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -25,10 +26,13 @@ def split_metrics(data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, 
         sd, rates = data.splits[split], outputs[split]["rates"][:, : data.n_time]
         metrics[f"{prefix}/bps"] = bits_per_spike(rates[..., ~heldout], sd.spikes[..., ~heldout])
         if heldout.any():
-            metrics[f"{prefix}/co_bps"] = bits_per_spike(rates[..., heldout], sd.spikes[..., heldout])
+            metrics[f"{prefix}/co_bps"] = bits_per_spike(
+                rates[..., heldout], sd.spikes[..., heldout]
+            )
             if sd.truth_rates is not None:
-                metrics[f"{prefix}/oracle_co_bps"] = bits_per_spike(sd.truth_rates[..., heldout],
-                                                                    sd.spikes[..., heldout])
+                metrics[f"{prefix}/oracle_co_bps"] = bits_per_spike(
+                    sd.truth_rates[..., heldout], sd.spikes[..., heldout]
+                )
         if sd.truth_rates is not None:
             metrics[f"{prefix}/rate_r2"] = rate_r2(rates, sd.truth_rates)
     tr, va = data.splits.get("train"), data.splits.get("valid")
@@ -37,7 +41,10 @@ def split_metrics(data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, 
         f_va = outputs["valid"]["factors"][:, : data.n_time]
         per_dim = latent_r2_per_dim(f_tr, tr.truth_latents, f_va, va.truth_latents)
         if per_dim.size:  # the average, and the worst-recovered latent dimension
-            metrics["val/latent_r2"], metrics["val/latent_r2_min"] = float(per_dim.mean()), float(per_dim.min())
+            metrics["val/latent_r2"], metrics["val/latent_r2_min"] = (
+                float(per_dim.mean()),
+                float(per_dim.min()),
+            )
     return metrics
 
 

@@ -4,6 +4,7 @@ As nlb_tools' smoothing baseline: held-in spikes (of every area) are Gaussian-sm
 standardised; one Poisson GLM per held-out neuron maps them plus an intercept to that neuron's counts
 on the train trials; held-out rates predicted for the evaluation split are scored with co-bps.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -35,7 +36,11 @@ def smooth_spikes(spikes: np.ndarray, kern_sd_bins: float) -> np.ndarray:
     x = np.asarray(spikes, np.float64)
     trials, n_time, n = x.shape
     flat = x.transpose(1, 0, 2).reshape(n_time, -1)  # one matrix product for every trial
-    return (smoothing_matrix(n_time, kern_sd_bins) @ flat).reshape(n_time, trials, n).transpose(1, 0, 2)
+    return (
+        (smoothing_matrix(n_time, kern_sd_bins) @ flat)
+        .reshape(n_time, trials, n)
+        .transpose(1, 0, 2)
+    )
 
 
 def _loss(eta, y, w, alpha):
@@ -54,12 +59,16 @@ def _newton(xa, x32, y, alpha, w, hdata=None, tol=1e-8, max_iter=50):
     for it in range(max_iter):
         mu = np.exp(eta)
         grad = xa.T @ (mu - y) / s + reg @ w
-        if hdata is None or (it > 0 and dec > REFRESH):  # x' diag(mu_k) x / S per neuron by float32 syrk
+        if hdata is None or (
+            it > 0 and dec > REFRESH
+        ):  # x' diag(mu_k) x / S per neuron by float32 syrk
             sq, hdata = np.sqrt(mu).astype(np.float32), np.empty((y.shape[1], d, d))
             for k in range(y.shape[1]):
-                h = ssyrk(1.0 / s, (x32 * sq[:, k:k + 1]).T, trans=0)
+                h = ssyrk(1.0 / s, (x32 * sq[:, k : k + 1]).T, trans=0)
                 hdata[k] = np.triu(h) + np.triu(h, 1).T
-        step = np.linalg.solve(hdata + reg + 1e-10 * np.eye(d), grad.T[..., None])[..., 0].T  # (D, K)
+        step = np.linalg.solve(hdata + reg + 1e-10 * np.eye(d), grad.T[..., None])[
+            ..., 0
+        ].T  # (D, K)
         dec = np.max((grad * step).sum(0))  # squared Newton decrement: ~2x the excess loss
         if dec < tol:
             break
@@ -98,20 +107,30 @@ def _predict(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def _features(data: DSIDData, spikes: np.ndarray, kern_sd_ms: float, mean=None, std=None):
     """Flattened (trials * T, n_heldin) smoothed held-in counts, standardised with (mean, std)."""
-    sm = smooth_spikes(spikes[..., data.heldin], kern_sd_ms / data.bin_ms).reshape(-1, int(data.heldin.sum()))
+    sm = smooth_spikes(spikes[..., data.heldin], kern_sd_ms / data.bin_ms).reshape(
+        -1, int(data.heldin.sum())
+    )
     if mean is None:
         mean, std = sm.mean(0), sm.std(0)
         std = np.where(std > 0, std, 1.0)
     return (sm - mean) / std, mean, std
 
 
-def _cv_choose(data: DSIDData, kerns: Sequence[float], alphas: Sequence[float], n_folds: int,
-               cv_max_samples: int, seed: int):
+def _cv_choose(
+    data: DSIDData,
+    kerns: Sequence[float],
+    alphas: Sequence[float],
+    n_folds: int,
+    cv_max_samples: int,
+    seed: int,
+):
     """(kern_sd_ms, alpha, table): the pair with the best out-of-fold co-bps over the train trials."""
     sp = data.splits["train"].spikes
     n_tr, n_time = sp.shape[:2]
     if n_tr < 2:
-        raise DataFileError(data.path or "<DSIDData>", "train/spikes", ">= 2 trials to cross-validate", str(n_tr))
+        raise DataFileError(
+            data.path or "<DSIDData>", "train/spikes", ">= 2 trials to cross-validate", str(n_tr)
+        )
     rng = np.random.default_rng(seed)
     folds = np.array_split(rng.permutation(n_tr), min(n_folds, n_tr))
     y = sp[..., data.heldout].astype(np.float64)
@@ -127,18 +146,28 @@ def _cv_choose(data: DSIDData, kerns: Sequence[float], alphas: Sequence[float], 
                 xf, yf = xf[rows], yf[rows]
             xa, x32, w = _design(xf, yf)
             w, hdata = (w if warm[i] is None else warm[i]), None
-            for j, a in enumerate(sorted(alphas, reverse=True)):  # warm starts: previous alpha / kernel
+            for j, a in enumerate(
+                sorted(alphas, reverse=True)
+            ):  # warm starts: previous alpha / kernel
                 w, hdata = _newton(xa, x32, yf, a, w, hdata, tol=1e-6)
                 warm[i] = w if j == 0 else warm[i]
-                preds[a][fold] = _predict(x[fold].reshape(-1, x.shape[-1]), w).reshape(len(fold), n_time, -1)
+                preds[a][fold] = _predict(x[fold].reshape(-1, x.shape[-1]), w).reshape(
+                    len(fold), n_time, -1
+                )
         table += [(float(kern), float(a), bits_per_spike(preds[a], y)) for a in alphas]
     best = max(table, key=lambda r: -np.inf if np.isnan(r[2]) else r[2])
     return best[0], best[1], table
 
 
-def smoothing_baseline(data: DSIDData, split: str = "valid", kern_sd_ms: Optional[float] = None,
-                       alpha: Optional[float] = None, n_folds: int = 3, cv_max_samples: int = 30_000,
-                       seed: int = 0) -> dict:
+def smoothing_baseline(
+    data: DSIDData,
+    split: str = "valid",
+    kern_sd_ms: Optional[float] = None,
+    alpha: Optional[float] = None,
+    n_folds: int = 3,
+    cv_max_samples: int = 30_000,
+    seed: int = 0,
+) -> dict:
     """Co-smoothing baseline: fit on ``train``, predict held-out rates (spikes per bin) for ``split``.
 
     ``kern_sd_ms``/``alpha`` left as None are chosen from ``KERN_SD_MS``/``ALPHAS`` by ``n_folds``-fold
@@ -151,15 +180,25 @@ def smoothing_baseline(data: DSIDData, split: str = "valid", kern_sd_ms: Optiona
         raise DataFileError(where, "neurons/heldout", "at least one held-out neuron", "none")
     for name in ("train", split):
         if name not in data.splits:
-            raise DataFileError(where, f"{name}/spikes", f"a '{name}' split", f"splits {sorted(data.splits)}")
+            raise DataFileError(
+                where, f"{name}/spikes", f"a '{name}' split", f"splits {sorted(data.splits)}"
+            )
     table = []
     if kern_sd_ms is None or alpha is None:
         kerns = KERN_SD_MS if kern_sd_ms is None else (kern_sd_ms,)
-        kern_sd_ms, alpha, table = _cv_choose(data, kerns, ALPHAS if alpha is None else (alpha,),
-                                              n_folds, cv_max_samples, seed)
+        kern_sd_ms, alpha, table = _cv_choose(
+            data, kerns, ALPHAS if alpha is None else (alpha,), n_folds, cv_max_samples, seed
+        )
     train, ev = data.splits["train"], data.splits[split]
     x_tr, mean, std = _features(data, train.spikes, kern_sd_ms)
     w = fit_poisson_glm(x_tr, train.spikes[..., data.heldout].reshape(len(x_tr), -1), alpha)
-    rates = _predict(_features(data, ev.spikes, kern_sd_ms, mean, std)[0], w).reshape(ev.spikes.shape[:2] + (-1,))
-    return {"co_bps": bits_per_spike(rates, ev.spikes[..., data.heldout]), "kern_sd_ms": float(kern_sd_ms),
-            "alpha": float(alpha), "rates": rates, "cv": table}
+    rates = _predict(_features(data, ev.spikes, kern_sd_ms, mean, std)[0], w).reshape(
+        ev.spikes.shape[:2] + (-1,)
+    )
+    return {
+        "co_bps": bits_per_spike(rates, ev.spikes[..., data.heldout]),
+        "kern_sd_ms": float(kern_sd_ms),
+        "alpha": float(alpha),
+        "rates": rates,
+        "cv": table,
+    }

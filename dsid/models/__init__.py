@@ -1,6 +1,7 @@
 """Model assemblies, registered in ``dsid.registry.MODELS`` under their ``model.name``:
 ``sae`` (one session or several stitched), ``multiarea`` and ``ndt``. Every model satisfies
 :class:`dsid.models.protocol.DSIDModel`."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping

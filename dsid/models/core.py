@@ -1,5 +1,6 @@
 """Pieces every model shares: augmentation, read-out building, IC sampling, the masked NLL, the KL
 terms, and ``from_config`` (a model config checked against the keyword-only constructor)."""
+
 from __future__ import annotations
 
 import inspect
@@ -18,8 +19,9 @@ def build_augmentations(cfgs) -> nn.ModuleList:
     return nn.ModuleList(AUGMENTATIONS.build(c) for c in (cfgs or []))
 
 
-def apply_augmentations(augs: nn.ModuleList, x: torch.Tensor, stage: str,
-                        generator: Optional[torch.Generator] = None):
+def apply_augmentations(
+    augs: nn.ModuleList, x: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None
+):
     """Apply augmentations in order; loss masks multiply. Returns (x, loss_mask or None).
 
     Shape:
@@ -33,15 +35,25 @@ def apply_augmentations(augs: nn.ModuleList, x: torch.Tensor, stage: str,
     return x, mask
 
 
-def build_readout(cfg: Optional[Mapping[str, Any]], observation: nn.Module, factor_size: int,
-                  n_neurons: int, mean_counts=None) -> nn.Module:
+def build_readout(
+    cfg: Optional[Mapping[str, Any]],
+    observation: nn.Module,
+    factor_size: int,
+    n_neurons: int,
+    mean_counts=None,
+) -> nn.Module:
     """The readout from factors to ``observation``'s parameters of ``n_neurons`` neurons, its bias
     started at the observation model's parameters for each neuron's mean count (when known)."""
     init_bias = None
     if mean_counts is not None and hasattr(observation, "init_params"):
         init_bias = observation.init_params(np.asarray(mean_counts, float))
-    return READOUTS.build(cfg or {"name": "linear"}, factor_size=factor_size, n_neurons=n_neurons,
-                          n_params=observation.n_params, init_bias=init_bias)
+    return READOUTS.build(
+        cfg or {"name": "linear"},
+        factor_size=factor_size,
+        n_neurons=n_neurons,
+        n_params=observation.n_params,
+        init_bias=init_bias,
+    )
 
 
 def sample_ic(ic_mean: torch.Tensor, ic_logvar: torch.Tensor, sample: bool) -> torch.Tensor:
@@ -65,11 +77,15 @@ def repeat_samples(x, n_samples: int):
 
 # the most rate entries (rows x bins x neurons) computed at once when averaging over samples: a
 # few MB, so the readout's product, the exponential and the sum stay in cache
-SAMPLE_MEAN_CHUNK_ENTRIES = 2 ** 19
+SAMPLE_MEAN_CHUNK_ENTRIES = 2**19
 
 
-def sample_means(out: Mapping[str, torch.Tensor], keys: Sequence[Tuple[str, str]], n_samples: int,
-                 to_rates: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+def sample_means(
+    out: Mapping[str, torch.Tensor],
+    keys: Sequence[Tuple[str, str]],
+    n_samples: int,
+    to_rates: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+) -> Dict[str, torch.Tensor]:
     """Each trial's outputs averaged over its ``n_samples`` consecutive rows (trial-major), by
     output name (``keys``: a model's ``output_keys``). With ``to_rates``, ``rates`` come from it
     applied to the factors of a few trials at a time and averaged as rates, so the rates of all
@@ -89,23 +105,32 @@ def sample_means(out: Mapping[str, torch.Tensor], keys: Sequence[Tuple[str, str]
     return res
 
 
-def _chunked_mean(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n_samples: int) -> torch.Tensor:
+def _chunked_mean(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n_samples: int
+) -> torch.Tensor:
     def mean_of(rows: torch.Tensor) -> torch.Tensor:
         y = fn(rows)
         return y.reshape(-1, n_samples, *y.shape[1:]).mean(1)
 
     n_trials = x.shape[0] // n_samples
-    first = mean_of(x[:n_samples])  # one trial, which sets the chunk: about SAMPLE_MEAN_CHUNK_ENTRIES rates
+    first = mean_of(
+        x[:n_samples]
+    )  # one trial, which sets the chunk: about SAMPLE_MEAN_CHUNK_ENTRIES rates
     result = first.new_empty((n_trials, *first.shape[1:]))
     result[:1] = first
     step = max(SAMPLE_MEAN_CHUNK_ENTRIES // max(n_samples * first.numel(), 1), 1)
     for i in range(1, n_trials, step):
-        result[i:i + step] = mean_of(x[i * n_samples:(i + step) * n_samples])
+        result[i : i + step] = mean_of(x[i * n_samples : (i + step) * n_samples])
     return result
 
 
-def masked_nll(observation: nn.Module, params: torch.Tensor, target: torch.Tensor,
-               heldin_idx: torch.Tensor, heldin_mask: Optional[torch.Tensor]) -> torch.Tensor:
+def masked_nll(
+    observation: nn.Module,
+    params: torch.Tensor,
+    target: torch.Tensor,
+    heldin_idx: torch.Tensor,
+    heldin_mask: Optional[torch.Tensor],
+) -> torch.Tensor:
     """Per-batch mean of the summed NLL; with ``heldin_mask`` only the masked held-in entries of the
     observed window are scored (rescaled by 1 / mask rate so the magnitude does not depend on it);
     held-out neurons, and bins past the window (forward prediction: ``target`` longer than the
@@ -116,7 +141,7 @@ def masked_nll(observation: nn.Module, params: torch.Tensor, target: torch.Tenso
         heldin_mask: (B, T, N_in) or None
         returns: scalar
     """
-    nll = observation(params[:, :target.shape[1]], target)
+    nll = observation(params[:, : target.shape[1]], target)
     if heldin_mask is not None:
         T = heldin_mask.shape[1]
         frac = heldin_mask.mean().clamp_min(1e-3)
@@ -126,29 +151,36 @@ def masked_nll(observation: nn.Module, params: torch.Tensor, target: torch.Tenso
     return nll.sum((1, 2)).mean()
 
 
-def heldin_nll(observation: nn.Module, params: torch.Tensor, spikes: torch.Tensor,
-               heldin_idx: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+def heldin_nll(
+    observation: nn.Module,
+    params: torch.Tensor,
+    spikes: torch.Tensor,
+    heldin_idx: torch.Tensor,
+    mask: Optional[torch.Tensor],
+) -> torch.Tensor:
     """Mean NLL per held-in entry hidden from the encoder by ``mask`` (every held-in entry when
     nothing is masked); never looks at held-out neurons.
 
     Shape:
         params: (B, T', N, P) with T' >= T; spikes: (B, T, N); mask: (B, T, N_in) or None
     """
-    nll = observation(params[:, :spikes.shape[1]], spikes)[..., heldin_idx]
+    nll = observation(params[:, : spikes.shape[1]], spikes)[..., heldin_idx]
     if mask is None:
         return nll.mean()
     return (nll * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def kl_terms(ic_prior: nn.Module, co_prior: nn.Module, out: Mapping[str, torch.Tensor],
-             n_observed: int) -> Dict[str, torch.Tensor]:
+def kl_terms(
+    ic_prior: nn.Module, co_prior: nn.Module, out: Mapping[str, torch.Tensor], n_observed: int
+) -> Dict[str, torch.Tensor]:
     """``kl_ic`` and ``kl_co`` (zero without a controller; inferred inputs are scored only on the
     ``n_observed`` bins where there is data), per-batch means of per-trial sums."""
     terms = {"kl_ic": ic_prior(out["ic_mean"], out["ic_logvar"], out["ic_sample"]).mean()}
     if "co_mean" in out:
         sl = slice(0, n_observed)
-        terms["kl_co"] = co_prior(out["co_mean"][:, sl], out["co_logvar"][:, sl],
-                                  out["co_sample"][:, sl]).mean()
+        terms["kl_co"] = co_prior(
+            out["co_mean"][:, sl], out["co_logvar"][:, sl], out["co_sample"][:, sl]
+        ).mean()
     else:
         terms["kl_co"] = out["ic_mean"].new_zeros(())
     return terms
@@ -174,27 +206,41 @@ class ConfigurableModel(nn.Module):
     @classmethod
     def config_keys(cls) -> list:
         params = inspect.signature(cls.__init__).parameters
-        return sorted(k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-                      and k != "data_info")
+        return sorted(
+            k
+            for k, p in params.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "data_info"
+        )
 
     @classmethod
     def from_config(cls, model_cfg: Mapping[str, Any], data_info: Mapping[str, Any]):
         if data_info.get("sessions") and not cls.supports_sessions:
-            raise ValueError(f"the '{cls.registry_name}' model reads one session; stitch several sessions "
-                             "(data.files) with model.name=sae")
-        cfg = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "kind") and k not in cls.unused_base_keys}
+            raise ValueError(
+                f"the '{cls.registry_name}' model reads one session; stitch several sessions "
+                "(data.files) with model.name=sae"
+            )
+        cfg = {
+            k: v
+            for k, v in dict(model_cfg).items()
+            if k not in ("name", "kind") and k not in cls.unused_base_keys
+        }
         params = inspect.signature(cls.__init__).parameters
         accepted = cls.config_keys()
         unknown = sorted(k for k in cfg if k not in accepted)
         if unknown:
-            raise RegistryError(f"model.{unknown[0]}: the '{cls.registry_name}' model does not take "
-                                f"{', '.join('model.' + k for k in unknown)}; it takes "
-                                f"{', '.join(accepted)}")
-        missing = sorted(k for k in accepted if params[k].default is inspect.Parameter.empty
-                         and k not in cfg)
+            raise RegistryError(
+                f"model.{unknown[0]}: the '{cls.registry_name}' model does not take "
+                f"{', '.join('model.' + k for k in unknown)}; it takes "
+                f"{', '.join(accepted)}"
+            )
+        missing = sorted(
+            k for k in accepted if params[k].default is inspect.Parameter.empty and k not in cfg
+        )
         if missing:
-            raise RegistryError(f"model.{missing[0]}: the '{cls.registry_name}' model needs "
-                                f"{', '.join('model.' + k for k in missing)}")
+            raise RegistryError(
+                f"model.{missing[0]}: the '{cls.registry_name}' model needs "
+                f"{', '.join('model.' + k for k in missing)}"
+            )
         for key in ("ic_size", "factor_size", "co_size", "readin_size"):
             value = cfg.get(key)
             least = 0 if key == "co_size" else 1

@@ -3,6 +3,7 @@
 Training, inference and evaluation talk to models only through these members. A model is registered
 in ``dsid.registry.MODELS`` under its ``model.name`` and built by ``from_config(model_cfg, data_info)``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
@@ -42,17 +43,43 @@ class DSIDModel(Protocol):
     observation: nn.Module
     output_keys: Tuple[Tuple[str, str], ...]
 
-    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None, *,
-                session: int = 0): ...
+    def augment(
+        self,
+        spikes: torch.Tensor,
+        stage: str,
+        generator: Optional[torch.Generator] = None,
+        *,
+        session: int = 0,
+    ): ...
 
-    def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                ext: Optional[torch.Tensor] = None, n_samples: int = 1) -> Dict[str, torch.Tensor]: ...
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        session: int = 0,
+        n_forward: int = 0,
+        sample: bool = True,
+        ext: Optional[torch.Tensor] = None,
+        n_samples: int = 1,
+    ) -> Dict[str, torch.Tensor]: ...
 
-    def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
-                   heldin_mask: Optional[torch.Tensor] = None, *, session: int = 0) -> Dict[str, torch.Tensor]: ...
+    def loss_terms(
+        self,
+        out: Dict[str, torch.Tensor],
+        target: torch.Tensor,
+        heldin_mask: Optional[torch.Tensor] = None,
+        *,
+        session: int = 0,
+    ) -> Dict[str, torch.Tensor]: ...
 
-    def heldin_recon(self, out: Dict[str, torch.Tensor], spikes: torch.Tensor,
-                     heldin_mask: Optional[torch.Tensor], *, session: int = 0) -> torch.Tensor: ...
+    def heldin_recon(
+        self,
+        out: Dict[str, torch.Tensor],
+        spikes: torch.Tensor,
+        heldin_mask: Optional[torch.Tensor],
+        *,
+        session: int = 0,
+    ) -> torch.Tensor: ...
 
     def recurrent_weights(self) -> List[torch.Tensor]: ...
 

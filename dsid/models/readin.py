@@ -1,4 +1,5 @@
 """Read-in maps that start a stitched model's sessions in one common space."""
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -20,15 +21,19 @@ def readin_maps(sessions: Sequence, size: int, ridge: float = 1e-2) -> List[tupl
     Projections have unit variance on the training data.
     """
     heldin = [np.asarray(~np.asarray(d.heldout, bool)) for d in sessions]
-    trains = [np.asarray(d.splits["train"].spikes, np.float64)[..., h] for d, h in zip(sessions, heldin)]
+    trains = [
+        np.asarray(d.splits["train"].spikes, np.float64)[..., h] for d, h in zip(sessions, heldin)
+    ]
     conds = [d.splits["train"].condition for d in sessions]
     shared = None
     if all(c is not None for c in conds):
         shared = sorted(set.intersection(*(set(np.asarray(c).tolist()) for c in conds)))
     maps = []
     if shared:
-        psths = [np.concatenate([x[np.asarray(c) == k].mean(0) for k in shared])
-                 for x, c in zip(trains, conds)]
+        psths = [
+            np.concatenate([x[np.asarray(c) == k].mean(0) for k in shared])
+            for x, c in zip(trains, conds)
+        ]
         means = [p.mean(0) for p in psths]
         joint = np.concatenate([p - m for p, m in zip(psths, means)], axis=1)
         u, s, _ = np.linalg.svd(joint, full_matrices=False)

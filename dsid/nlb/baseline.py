@@ -7,6 +7,7 @@ That baseline makes no forward predictions; here the forward rates are each neur
 training trials' forward windows (fp-bps near 0: with ~100 trials, a trial's last bins or a ridge map
 from them predicted worse than this constant).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -45,8 +46,12 @@ def fit_poisson(x_train: np.ndarray, y_train: np.ndarray, x_pred, alpha: float):
     return [np.clip(p, 1e-9, 1e20) for p in preds]
 
 
-def smoothing_baseline(dsid_file, kern_sd: Optional[float] = None, alpha: Optional[float] = None,
-                       log_offset: float = 1e-4) -> Dict[str, Dict[str, np.ndarray]]:
+def smoothing_baseline(
+    dsid_file,
+    kern_sd: Optional[float] = None,
+    alpha: Optional[float] = None,
+    log_offset: float = 1e-4,
+) -> Dict[str, Dict[str, np.ndarray]]:
     """The smoothing baseline's submission for a file written by ``prepare`` (defaults per dataset)."""
     info = read_nlb_info(dsid_file)
     spec = get_spec(info["dataset"])

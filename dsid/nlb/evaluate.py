@@ -9,6 +9,7 @@ rates are DSID ``test``'s ``rates`` and ``rates_forward``.
 Checks run before anything is written: a run directory without a model, a run trained on non-NLB data,
 or an evaluation asked of a test-phase file (no targets) is a clear error and leaves the run as it was.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,16 @@ import numpy as np
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 from dsid.evaluation.inference import INFERENCE_FILE, infer_data
-from dsid.nlb.scoring import (RATE_KEYS, evaluate_submission, load_targets, oracle_submission,
-                                         read_nlb_info, read_train_order, save_submission_h5,
-                                         submission_from_rates)
+from dsid.nlb.scoring import (
+    RATE_KEYS,
+    evaluate_submission,
+    load_targets,
+    oracle_submission,
+    read_nlb_info,
+    read_train_order,
+    save_submission_h5,
+    submission_from_rates,
+)
 from dsid.runs.infer import infer_run
 from dsid.runs.load import checkpoint_path, load_run
 
@@ -44,19 +52,28 @@ def run_data_path(run_dir, cfg: Mapping[str, Any], data_path=None) -> Path:
     data_cfg = cfg.get("data") or {}
     if data_path is None:
         if data_cfg.get("files"):
-            raise NLBRunError(f"{run_dir}: trained on several sessions (data.files); NLB scores one dataset: "
-                              "pass the NLB file with --data")
+            raise NLBRunError(
+                f"{run_dir}: trained on several sessions (data.files); NLB scores one dataset: "
+                "pass the NLB file with --data"
+            )
         data_path = data_cfg.get("path")
         if not data_path:
             raise NLBRunError(f"{run_dir}: its config.yaml has no data.path")
     path = Path(data_path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such DSID tensor file (the data of run {run_dir}; run from the "
-                                "directory it was trained in, or pass --data FILE)")
+        raise FileNotFoundError(
+            f"{path}: no such DSID tensor file (the data of run {run_dir}; run from the "
+            "directory it was trained in, or pass --data FILE)"
+        )
     with h5py.File(path, "r") as f:
         if "nlb/dataset" not in f:
-            raise DataFileError(path, "nlb/dataset", f"an NLB file written by `dsid nlb prepare` (run {run_dir} "
-                                "was trained on non-NLB data; NLB scores need NLB data)", "no nlb group")
+            raise DataFileError(
+                path,
+                "nlb/dataset",
+                f"an NLB file written by `dsid nlb prepare` (run {run_dir} "
+                "was trained on non-NLB data; NLB scores need NLB data)",
+                "no nlb group",
+            )
     read_train_order(path)  # refuses files of the older layout
     return path
 
@@ -82,24 +99,32 @@ def _read_rates(inf_path: Path, data_path: Path, run_dir: Path) -> Dict[str, np.
     with h5py.File(inf_path, "r") as f:
         for split in SPLITS:
             if f"{split}/rates" not in f:
-                raise NLBRunError(f"{inf_path}: no '{split}/rates' (inference of another data layout); {hint}")
+                raise NLBRunError(
+                    f"{inf_path}: no '{split}/rates' (inference of another data layout); {hint}"
+                )
             rates = f[f"{split}/rates"][()]
             if rates.shape != shapes[split]:
-                raise NLBRunError(f"{inf_path}: '{split}/rates' has shape {rates.shape}, but {data_path} has "
-                                  f"{split} spikes of shape {shapes[split]}; {hint}")
+                raise NLBRunError(
+                    f"{inf_path}: '{split}/rates' has shape {rates.shape}, but {data_path} has "
+                    f"{split} spikes of shape {shapes[split]}; {hint}"
+                )
             out[split] = rates
         n_fwd = shapes["forward"]
         if n_fwd and "test/rates_forward" in f:
             fwd = f["test/rates_forward"][()]
             if fwd.shape != (shapes["test"][0], n_fwd, shapes["test"][2]):
-                raise NLBRunError(f"{inf_path}: 'test/rates_forward' has shape {fwd.shape}, expected "
-                                  f"{(shapes['test'][0], n_fwd, shapes['test'][2])}; {hint}")
+                raise NLBRunError(
+                    f"{inf_path}: 'test/rates_forward' has shape {fwd.shape}, expected "
+                    f"{(shapes['test'][0], n_fwd, shapes['test'][2])}; {hint}"
+                )
             out["forward"] = fwd
         out_samples = int(f.attrs.get("n_samples", -1))
         weight = f.attrs.get("forward_weight")
     if n_fwd and "forward" not in out:
-        warnings.warn(f"{inf_path}: no 'test/rates_forward': the submission has no forward rates (no fp-bps); "
-                      f"{hint}")
+        warnings.warn(
+            f"{inf_path}: no 'test/rates_forward': the submission has no forward rates (no fp-bps); "
+            f"{hint}"
+        )
     out["n_samples"] = out_samples
     out["forward_weight"] = None if weight is None else float(weight)
     return out
@@ -129,8 +154,13 @@ def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log
         data = load_tensor_file(path, require_splits=SPLITS)
         with tempfile.TemporaryDirectory() as tmp:
             inf_path = Path(tmp) / INFERENCE_FILE
-            infer_data(run.model, data, n_samples=n, batch_size=int((cfg.get("infer") or {}).get("batch_size", 256)),
-                       out=inf_path)
+            infer_data(
+                run.model,
+                data,
+                n_samples=n,
+                batch_size=int((cfg.get("infer") or {}).get("batch_size", 256)),
+                out=inf_path,
+            )
             rates = _read_rates(inf_path, path, run_dir)
     else:
         inf_path = run_dir / INFERENCE_FILE
@@ -141,8 +171,10 @@ def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log
         rates = _read_rates(inf_path, path, run_dir)
     meta = {"n_samples": rates.pop("n_samples"), "forward_weight": rates.pop("forward_weight")}
     if meta["forward_weight"] is not None:
-        log(f"forward rates: {meta['forward_weight']:g} x the model's + {1 - meta['forward_weight']:g} x the mean "
-            "rates (the mix the validation trials chose)")
+        log(
+            f"forward rates: {meta['forward_weight']:g} x the model's + {1 - meta['forward_weight']:g} x the mean "
+            "rates (the mix the validation trials chose)"
+        )
     return submission_from_rates(info, order, rates), info, path, meta
 
 
@@ -154,17 +186,26 @@ def check_submission(submission: Mapping[str, Mapping[str, np.ndarray]], dsid_fi
         _, T, N = f["test/spikes"].shape
         T_fwd = f["test/forward_spikes"].shape[1] if "test/forward_spikes" in f else 0
     if list(submission) != [info["key"]]:
-        raise NLBRunError(f"submission: expected one dataset key '{info['key']}', found {list(submission)}")
+        raise NLBRunError(
+            f"submission: expected one dataset key '{info['key']}', found {list(submission)}"
+        )
     sub, k = submission[info["key"]], info["n_heldin"]
-    want = {"train_rates_heldin": (n_train, T, k), "train_rates_heldout": (n_train, T, N - k),
-            "eval_rates_heldin": (n_eval, T, k), "eval_rates_heldout": (n_eval, T, N - k),
-            "eval_rates_heldin_forward": (n_eval, T_fwd, k), "eval_rates_heldout_forward": (n_eval, T_fwd, N - k)}
+    want = {
+        "train_rates_heldin": (n_train, T, k),
+        "train_rates_heldout": (n_train, T, N - k),
+        "eval_rates_heldin": (n_eval, T, k),
+        "eval_rates_heldout": (n_eval, T, N - k),
+        "eval_rates_heldin_forward": (n_eval, T_fwd, k),
+        "eval_rates_heldout_forward": (n_eval, T_fwd, N - k),
+    }
     for name in RATE_KEYS:
         if name not in sub:
             raise NLBRunError(f"submission[{info['key']!r}]: no '{name}'")
         if tuple(sub[name].shape) != want[name]:
-            raise NLBRunError(f"submission[{info['key']!r}]['{name}']: expected shape {want[name]}, "
-                              f"found {tuple(sub[name].shape)}")
+            raise NLBRunError(
+                f"submission[{info['key']!r}]['{name}']: expected shape {want[name]}, "
+                f"found {tuple(sub[name].shape)}"
+            )
 
 
 # ----- W&B and files ---------------------------------------------------------------------------------
@@ -173,8 +214,13 @@ def _train_wandb_id(run_dir: Path) -> Optional[str]:
     return runs[0].name.rsplit("-", 1)[-1] if runs else None
 
 
-def wandb_run(cfg: Mapping[str, Any], run_dir: Path, job_type: str, mode: Optional[str] = None,
-              config: Optional[Dict[str, Any]] = None):
+def wandb_run(
+    cfg: Mapping[str, Any],
+    run_dir: Path,
+    job_type: str,
+    mode: Optional[str] = None,
+    config: Optional[Dict[str, Any]] = None,
+):
     """A new W&B run in ``RUN_DIR/wandb`` next to the training run's: the run's project and entity,
     group = the training run's name, offline unless the run logged online (or ``mode`` says)."""
     import wandb
@@ -186,10 +232,21 @@ def wandb_run(cfg: Mapping[str, Any], run_dir: Path, job_type: str, mode: Option
         raise ValueError(f"wandb mode={mode}: expected offline, online or disabled")
     os.environ.setdefault("WANDB_SILENT", "true")
     name = run_name(cfg, run_dir)
-    return wandb.init(project=log_cfg.get("project") or "dsid", entity=log_cfg.get("entity"), group=name,
-                      name=f"{name}:{job_type}", job_type=job_type, dir=str(run_dir), mode=mode,
-                      config={"run_dir": str(run_dir), "train_wandb_id": _train_wandb_id(run_dir), **(config or {})},
-                      reinit="create_new")
+    return wandb.init(
+        project=log_cfg.get("project") or "dsid",
+        entity=log_cfg.get("entity"),
+        group=name,
+        name=f"{name}:{job_type}",
+        job_type=job_type,
+        dir=str(run_dir),
+        mode=mode,
+        config={
+            "run_dir": str(run_dir),
+            "train_wandb_id": _train_wandb_id(run_dir),
+            **(config or {}),
+        },
+        reinit="create_new",
+    )
 
 
 def format_scores(columns: Mapping[str, Mapping[str, float]], title: Optional[str] = None) -> str:
@@ -199,14 +256,25 @@ def format_scores(columns: Mapping[str, Mapping[str, float]], title: Optional[st
     lines = [title] if title else []
     lines.append(f"  {'metric':<8}" + "".join(f" {c:>{width}}" for c in columns))
     for k in names:
-        lines.append(f"  {k:<8}" + "".join(f" {col[k]:>{width}.4f}" if k in col else f" {'-':>{width}}"
-                                             for col in columns.values()))
+        lines.append(
+            f"  {k:<8}"
+            + "".join(
+                f" {col[k]:>{width}.4f}" if k in col else f" {'-':>{width}}"
+                for col in columns.values()
+            )
+        )
     return "\n".join(lines)
 
 
 # ----- the commands ----------------------------------------------------------------------------------
-def evaluate_run(run_dir, n_samples: Optional[int] = None, data_path=None, wandb_mode: Optional[str] = None,
-                 log_wandb: bool = True, log=None) -> Dict[str, Any]:
+def evaluate_run(
+    run_dir,
+    n_samples: Optional[int] = None,
+    data_path=None,
+    wandb_mode: Optional[str] = None,
+    log_wandb: bool = True,
+    log=None,
+) -> Dict[str, Any]:
     """``dsid nlb evaluate``: score a run's posterior-averaged rates with ``nlb_tools.evaluation.evaluate``
     against the val-phase targets stored in its data file.
 
@@ -221,25 +289,45 @@ def evaluate_run(run_dir, n_samples: Optional[int] = None, data_path=None, wandb
     path = run_data_path(run_dir, cfg, data_path)
     info = read_nlb_info(path)
     if info["heldout_unknown"]:
-        raise NLBRunError(f"{path}: a test-phase file (NLB's test trials, held-out spikes unknown): there are no "
-                          f"targets to score locally. Use `dsid nlb submit {run_dir} --out FILE.h5` and upload "
-                          "the file to EvalAI, or train on a val-phase file to score locally")
+        raise NLBRunError(
+            f"{path}: a test-phase file (NLB's test trials, held-out spikes unknown): there are no "
+            f"targets to score locally. Use `dsid nlb submit {run_dir} --out FILE.h5` and upload "
+            "the file to EvalAI, or train on a val-phase file to score locally"
+        )
     targets = load_targets(path)
     sub, info, path, meta = run_submission(run_dir, n_samples, data_path, log)
     metrics = evaluate_submission(sub, targets)
-    result: Dict[str, Any] = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"],
-                              "phase": info["phase"], "data_path": str(path), "run_dir": str(run_dir),
-                              **meta, "metrics": metrics}
+    result: Dict[str, Any] = {
+        "dataset": info["dataset"],
+        "key": info["key"],
+        "bin_ms": info["bin_ms"],
+        "phase": info["phase"],
+        "data_path": str(path),
+        "run_dir": str(run_dir),
+        **meta,
+        "metrics": metrics,
+    }
     if info["has_truth"]:
         result["oracle"] = evaluate_submission(oracle_submission(path), targets)
     write_json(run_dir / METRICS_FILE, result)
     if log_wandb:
-        run = wandb_run(cfg, run_dir, "nlb-evaluate", wandb_mode,
-                        {"nlb": {k: result[k] for k in ("dataset", "key", "bin_ms", "phase", "data_path",
-                                                        "n_samples")}})
+        run = wandb_run(
+            cfg,
+            run_dir,
+            "nlb-evaluate",
+            wandb_mode,
+            {
+                "nlb": {
+                    k: result[k]
+                    for k in ("dataset", "key", "bin_ms", "phase", "data_path", "n_samples")
+                }
+            },
+        )
         try:
             values = {f"val/nlb_{k}": v for k, v in metrics.items()}
-            values.update({f"val/nlb_oracle_{k}": v for k, v in (result.get("oracle") or {}).items()})
+            values.update(
+                {f"val/nlb_oracle_{k}": v for k, v in (result.get("oracle") or {}).items()}
+            )
             run.log(values)
             run.summary.update(values)
             result["wandb_dir"] = str(Path(run.dir).parent) if run.dir else None
@@ -252,16 +340,26 @@ def format_result(result: Mapping[str, Any]) -> str:
     cols = {"model": result["metrics"]}
     if result.get("oracle"):
         cols["oracle"] = result["oracle"]
-    return format_scores(cols, f"NLB {result['key']} ({result['phase']} phase, {result['bin_ms']} ms bins, "
-                               f"{result['n_samples']} posterior samples): {result['run_dir']}")
+    return format_scores(
+        cols,
+        f"NLB {result['key']} ({result['phase']} phase, {result['bin_ms']} ms bins, "
+        f"{result['n_samples']} posterior samples): {result['run_dir']}",
+    )
 
 
 def _artifact_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120] or "submission"
 
 
-def submit_run(run_dir, out, n_samples: Optional[int] = None, data_path=None, wandb_mode: Optional[str] = None,
-               log_wandb: bool = True, log=None) -> Path:
+def submit_run(
+    run_dir,
+    out,
+    n_samples: Optional[int] = None,
+    data_path=None,
+    wandb_mode: Optional[str] = None,
+    log_wandb: bool = True,
+    log=None,
+) -> Path:
     """``dsid nlb submit``: write the run's EvalAI submission to ``out`` (a fresh file every time).
 
     Meant for a run trained on (or ``data_path`` pointing to) a test-phase file; a val-phase file gives a
@@ -277,24 +375,39 @@ def submit_run(run_dir, out, n_samples: Optional[int] = None, data_path=None, wa
     path = run_data_path(run_dir, cfg, data_path)
     info = read_nlb_info(path)
     if not info["heldout_unknown"]:
-        warnings.warn(f"{path} is a val-phase file: the submission's eval trials are NLB's 'val' trials, which "
-                      "EvalAI's 'val' phase scores but its 'test' phase does not; for the leaderboard train on (or "
-                      "pass --data) a file prepared with --phase test", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{path} is a val-phase file: the submission's eval trials are NLB's 'val' trials, which "
+            "EvalAI's 'val' phase scores but its 'test' phase does not; for the leaderboard train on (or "
+            "pass --data) a file prepared with --phase test",
+            UserWarning,
+            stacklevel=2,
+        )
     sub, info, path, meta = run_submission(run_dir, n_samples, data_path, log)
     check_submission(sub, path)
     save_submission_h5(sub, out)
-    log(f"wrote {out}: {info['key']} ({info['phase']} phase), " + ", ".join(
-        f"{k} {tuple(v.shape)}" for k, v in sub[info["key"]].items()))
+    log(
+        f"wrote {out}: {info['key']} ({info['phase']} phase), "
+        + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sub[info["key"]].items())
+    )
     if log_wandb:
-        about = {"dataset": info["dataset"], "key": info["key"], "bin_ms": info["bin_ms"], "phase": info["phase"],
-                 "data_path": str(path), **meta}
+        about = {
+            "dataset": info["dataset"],
+            "key": info["key"],
+            "bin_ms": info["bin_ms"],
+            "phase": info["phase"],
+            "data_path": str(path),
+            **meta,
+        }
         run = wandb_run(cfg, run_dir, "nlb-submit", wandb_mode, {"nlb": about})
         try:
             import wandb
 
-            art = wandb.Artifact(_artifact_name(f"nlb-submission-{info['key']}-{run_name(cfg, run_dir)}"),
-                                 type="nlb-submission", metadata=about,
-                                 description=f"EvalAI submission for {info['key']} ({info['phase']} phase)")
+            art = wandb.Artifact(
+                _artifact_name(f"nlb-submission-{info['key']}-{run_name(cfg, run_dir)}"),
+                type="nlb-submission",
+                metadata=about,
+                description=f"EvalAI submission for {info['key']} ({info['phase']} phase)",
+            )
             art.add_file(str(out), name=out.name)
             run.log_artifact(art)
         finally:

@@ -5,6 +5,7 @@ Alignment windows, behavior fields and condition fields mirror ``nlb_tools.make_
 ``000128/sub-Jenkins/sub-Jenkins_ses-full_desc-train_behavior+ecephys.nwb`` and
 ``..._desc-test_ecephys.nwb``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,7 +63,10 @@ class NLBSpec:
         """Trial-table columns nlb_tools reads from the train file (or, fewer, from the test file)."""
         fields = ["split", self.align_field, *self.trial_fields]
         if not test_file:
-            fields += [*self.cond_fields, *([self.decode_mask_field] if self.decode_mask_field else [])]
+            fields += [
+                *self.cond_fields,
+                *([self.decode_mask_field] if self.decode_mask_field else []),
+            ]
             if self.behavior_source == "trial_info":
                 fields += [*self.behavior_field, "is_outlier"]
         return tuple(dict.fromkeys(f for f in fields if f != "start_time"))
@@ -72,27 +76,74 @@ class NLBSpec:
         return self.name if int(bin_ms) == 5 else f"{self.name}_{int(bin_ms)}"
 
 
-_MAZE = dict(dandiset="000128", subject="Jenkins", behavior_source="data", behavior_field=("hand_vel",),
-             align_field="move_onset_time", align_range=(-250, 450), cond_fields=("trial_type", "trial_version"))
+_MAZE = dict(
+    dandiset="000128",
+    subject="Jenkins",
+    behavior_source="data",
+    behavior_field=("hand_vel",),
+    align_field="move_onset_time",
+    align_range=(-250, 450),
+    cond_fields=("trial_type", "trial_version"),
+)
 
 SPECS: Dict[str, NLBSpec] = {
     "mc_maze": NLBSpec(name="mc_maze", session="full", lag=100, **_MAZE),
-    "mc_rtt": NLBSpec(name="mc_rtt", dandiset="000129", subject="Indy", session=None, behavior_source="data",
-                      behavior_field=("finger_vel",), align_field="start_time", align_range=(0, 600), lag=140,
-                      baseline_kern_sd=30, baseline_alpha=0.1),
-    "area2_bump": NLBSpec(name="area2_bump", dandiset="000127", subject="Han", session=None,
-                          behavior_source="data", behavior_field=("hand_vel",), align_field="move_onset_time",
-                          align_range=(-100, 500), lag=-20, cond_fields=("cond_dir", "ctr_hold_bump"),
-                          decode_mask_field="ctr_hold_bump", baseline_kern_sd=30),
-    "dmfc_rsg": NLBSpec(name="dmfc_rsg", dandiset="000130", subject="Haydn", session=None,
-                        behavior_source="trial_info", behavior_field=("is_eye", "theta", "is_short", "ts", "tp"),
-                        align_field="go_time", align_range=(-1500, 0), lag=None, trial_fields=("set_time",),
-                        cond_fields=("is_eye", "theta", "is_short", "ts"), baseline_kern_sd=60,
-                        baseline_alpha=0.001),
+    "mc_rtt": NLBSpec(
+        name="mc_rtt",
+        dandiset="000129",
+        subject="Indy",
+        session=None,
+        behavior_source="data",
+        behavior_field=("finger_vel",),
+        align_field="start_time",
+        align_range=(0, 600),
+        lag=140,
+        baseline_kern_sd=30,
+        baseline_alpha=0.1,
+    ),
+    "area2_bump": NLBSpec(
+        name="area2_bump",
+        dandiset="000127",
+        subject="Han",
+        session=None,
+        behavior_source="data",
+        behavior_field=("hand_vel",),
+        align_field="move_onset_time",
+        align_range=(-100, 500),
+        lag=-20,
+        cond_fields=("cond_dir", "ctr_hold_bump"),
+        decode_mask_field="ctr_hold_bump",
+        baseline_kern_sd=30,
+    ),
+    "dmfc_rsg": NLBSpec(
+        name="dmfc_rsg",
+        dandiset="000130",
+        subject="Haydn",
+        session=None,
+        behavior_source="trial_info",
+        behavior_field=("is_eye", "theta", "is_short", "ts", "tp"),
+        align_field="go_time",
+        align_range=(-1500, 0),
+        lag=None,
+        trial_fields=("set_time",),
+        cond_fields=("is_eye", "theta", "is_short", "ts"),
+        baseline_kern_sd=60,
+        baseline_alpha=0.001,
+    ),
 }
-for _size, _dandi, _sd in (("large", "000138", 40), ("medium", "000139", 60), ("small", "000140", 60)):
-    SPECS[f"mc_maze_{_size}"] = NLBSpec(name=f"mc_maze_{_size}", session=_size, lag=120, baseline_kern_sd=_sd,
-                                        baseline_alpha=0.1, **{**_MAZE, "dandiset": _dandi})
+for _size, _dandi, _sd in (
+    ("large", "000138", 40),
+    ("medium", "000139", 60),
+    ("small", "000140", 60),
+):
+    SPECS[f"mc_maze_{_size}"] = NLBSpec(
+        name=f"mc_maze_{_size}",
+        session=_size,
+        lag=120,
+        baseline_kern_sd=_sd,
+        baseline_alpha=0.1,
+        **{**_MAZE, "dandiset": _dandi},
+    )
 
 DATASETS = tuple(SPECS)
 
@@ -111,7 +162,9 @@ def check_bin(bin_ms) -> int:
     except (TypeError, ValueError):
         value = float("nan")
     if value not in BIN_SIZES:
-        raise ValueError(f"bin_ms: expected one of {BIN_SIZES} (the NLB bin sizes, ms), found {bin_ms!r}")
+        raise ValueError(
+            f"bin_ms: expected one of {BIN_SIZES} (the NLB bin sizes, ms), found {bin_ms!r}"
+        )
     return int(value)
 
 
@@ -127,9 +180,11 @@ def quiet_nlb_tools(level=logging.ERROR):
         logger.setLevel(old)
 
 
-NLB_TOOLS_MISSING = ("the NLB commands need nlb-tools, which DSID's training does not: install it with "
-                     "`pip install --no-deps nlb-tools==0.0.4` (its pandas<=1.3.4 pin has no wheel for "
-                     "Python 3.11; it works with pandas 2.x)")
+NLB_TOOLS_MISSING = (
+    "the NLB commands need nlb-tools, which DSID's training does not: install it with "
+    "`pip install --no-deps nlb-tools==0.0.4` (its pandas<=1.3.4 pin has no wheel for "
+    "Python 3.11; it works with pandas 2.x)"
+)
 
 
 def require_nlb_tools() -> None:

@@ -5,6 +5,7 @@ units, behavior) and a test file (test trials, held-in units only) under DANDI's
 ``nlb_tools.nwb_interface.NWBDataset`` loads like the real ones, plus ``dsid_truth.h5``: the true rates
 and latents on each file's 1 ms grid (rates from ``read_truth``).
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -20,7 +21,12 @@ from dsid.nlb.specs import get_spec
 
 TRUTH_FILE = "dsid_truth.h5"
 # (train-file trials, test trials) per dataset: small enough for quick tests
-DEFAULT_TRIALS = {"mc_maze": (80, 20), "area2_bump": (80, 20), "dmfc_rsg": (96, 24), "mc_rtt": (120, 30)}
+DEFAULT_TRIALS = {
+    "mc_maze": (80, 20),
+    "area2_bump": (80, 20),
+    "dmfc_rsg": (96, 24),
+    "mc_rtt": (120, 30),
+}
 N_LATENT = 8
 
 
@@ -53,14 +59,27 @@ def _maze_session(n, rng, area2=False):
             theta, bump = np.deg2rad(90 * (c % 4)), c >= 4
             cue = tr["target_on_time"] + int(rng.integers(200, 400))  # go cue, or the bump
             onset = cue + (30 if bump else int(rng.integers(150, 250)))
-            tr.update(cond_dir=float(90 * (c % 4)), ctr_hold_bump=bool(bump), result="R",
-                      bump_dir=float(90 * (c % 4)) if bump else np.nan, go_cue_time=np.nan if bump else cue,
-                      bump_time=cue if bump else np.nan, move_onset_time=onset)
+            tr.update(
+                cond_dir=float(90 * (c % 4)),
+                ctr_hold_bump=bool(bump),
+                result="R",
+                bump_dir=float(90 * (c % 4)) if bump else np.nan,
+                go_cue_time=np.nan if bump else cue,
+                bump_time=cue if bump else np.nan,
+                move_onset_time=onset,
+            )
         else:
             theta = 2 * np.pi * c / n_cond
             go = tr["target_on_time"] + int(rng.integers(200, 400))
-            tr.update(trial_type=c // 2 + 1, trial_version=c % 2, maze_id=10 + c, success=True, go_cue_time=go,
-                      move_onset_time=go + int(rng.integers(250, 350)), delay=float(go - tr["target_on_time"]))
+            tr.update(
+                trial_type=c // 2 + 1,
+                trial_version=c % 2,
+                maze_id=10 + c,
+                success=True,
+                go_cue_time=go,
+                move_onset_time=go + int(rng.integers(250, 350)),
+                delay=float(go - tr["target_on_time"]),
+            )
         mo = tr["move_onset_time"]
         tr["stop_time"] = mo + 600
         nxt = tr["stop_time"] + int(rng.integers(60, 150))
@@ -96,20 +115,36 @@ def _dmfc_session(n, rng):
         ts = float(rng.choice([500, 650, 800] if short else [800, 1000, 1200]))
         tp = float(round(ts * (1 + 0.12 * rng.standard_normal())))
         ready = t0 + 300
-        tr = dict(start_time=t0, ready_time=ready, set_time=ready + ts, go_time=ready + ts + tp, is_eye=eye,
-                  theta=theta, is_short=short, ts=ts, tp=tp, is_outlier=0)
+        tr = dict(
+            start_time=t0,
+            ready_time=ready,
+            set_time=ready + ts,
+            go_time=ready + ts + tp,
+            is_eye=eye,
+            theta=theta,
+            is_short=short,
+            ts=ts,
+            tp=tp,
+            is_outlier=0,
+        )
         tr["stop_time"] = tr["go_time"] + 300
         nxt = int(tr["stop_time"]) + 100
         t = np.arange(t0, nxt, dtype=float)
         z = np.zeros((t.size, N_LATENT))
         s = (t - tr["set_time"]) / tp
         during = (s >= 0) & (s < 1)
-        z[during, 0], z[during, 1] = 1.5 * np.cos(np.pi * s[during]), 1.5 * np.sin(np.pi * s[during])
+        z[during, 0], z[during, 1] = (
+            1.5 * np.cos(np.pi * s[during]),
+            1.5 * np.sin(np.pi * s[during]),
+        )
         after = t >= tr["go_time"]
         z[after, 0] = -1.5 * np.exp(-(t[after] - tr["go_time"]) / 100)
         meas = (t >= ready) & (t < tr["set_time"])
         z[meas, 2] = (t[meas] - ready) / ts
-        z[:, 3], z[:, 4] = (0.5 if short else -0.5), (0.5 if eye else -0.5)  # prior and effector context
+        z[:, 3], z[:, 4] = (
+            (0.5 if short else -0.5),
+            (0.5 if eye else -0.5),
+        )  # prior and effector context
         z[:, 5] = 0.5 * np.cos(np.deg2rad(theta))
         z[:, 6] = _bump(t, tr["go_time"], 60)
         trials.append(tr)
@@ -124,7 +159,11 @@ def _rtt_session(n, rng):
     z = np.zeros((total, N_LATENT))
     t0 = 0
     while t0 < total:
-        dur, phi, amp = int(rng.integers(400, 900)), rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.4)
+        dur, phi, amp = (
+            int(rng.integers(400, 900)),
+            rng.uniform(0, 2 * np.pi),
+            rng.uniform(0.6, 1.4),
+        )
         u = np.linspace(0, 1, dur, endpoint=False)
         seg = slice(t0, min(t0 + dur, total))
         k = seg.stop - seg.start
@@ -142,7 +181,9 @@ def _session(like, n, rng):
     """Trials (times in ms), latents on the 1 ms grid (with a quiet 500 ms tail), velocity latents."""
     if like == "mc_rtt":
         return _rtt_session(n, rng)
-    trials, z, vel = _dmfc_session(n, rng) if like == "dmfc_rsg" else _maze_session(n, rng, like == "area2_bump")
+    trials, z, vel = (
+        _dmfc_session(n, rng) if like == "dmfc_rsg" else _maze_session(n, rng, like == "area2_bump")
+    )
     return trials, np.concatenate([z, np.zeros((500, z.shape[1]))]), vel
 
 
@@ -178,8 +219,11 @@ def _spike_times(rates_ms: np.ndarray, rng) -> List[np.ndarray]:
 def _write_nwb(path, trials, units, unit_ids, heldout, end_s, behavior, ident):
     from pynwb import NWBHDF5IO, NWBFile, TimeSeries
 
-    nwb = NWBFile(session_description=f"DSID synthetic NLB-like data ({ident})", identifier=ident,
-                  session_start_time=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    nwb = NWBFile(
+        session_description=f"DSID synthetic NLB-like data ({ident})",
+        identifier=ident,
+        session_start_time=datetime(2000, 1, 1, tzinfo=timezone.utc),
+    )
     skip = {"start_time", "stop_time"}
     for col in trials[0]:
         if col not in skip:
@@ -194,14 +238,24 @@ def _write_nwb(path, trials, units, unit_ids, heldout, end_s, behavior, ident):
     if behavior:
         pm = nwb.create_processing_module(name="behavior", description="synthetic behavior")
         for name, arr in behavior.items():
-            pm.add(TimeSeries(name=name, data=arr, unit="cm/s", rate=1000.0, starting_time=0.0,
-                              comments="columns=[x,y]", description=f"synthetic {name}"))
+            pm.add(
+                TimeSeries(
+                    name=name,
+                    data=arr,
+                    unit="cm/s",
+                    rate=1000.0,
+                    starting_time=0.0,
+                    comments="columns=[x,y]",
+                    description=f"synthetic {name}",
+                )
+            )
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
 
 
-def write_synthetic_nlb(like: str, out_dir, seed: int = 0, n_heldin: int = 40, n_heldout: int = 15,
-                        n_trials=None) -> Dict[str, Path]:
+def write_synthetic_nlb(
+    like: str, out_dir, seed: int = 0, n_heldin: int = 40, n_heldout: int = 15, n_trials=None
+) -> Dict[str, Path]:
     """Write a synthetic dataset shaped like NLB's ``like``; return the paths written.
 
     ``n_trials`` is ``(train-file trials, test trials)``; 25% of the train file's trials are 'val'.
@@ -220,13 +274,22 @@ def write_synthetic_nlb(like: str, out_dir, seed: int = 0, n_heldin: int = 40, n
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     with h5py.File(out_dir / TRUTH_FILE, "w") as truth:
-        truth.attrs.update(like=like, seed=seed, n_heldin=n_heldin, n_heldout=n_heldout,
-                           rates="spikes per ms = exp(base + clip(latents @ loadings.T, -3, 2.5))")
+        truth.attrs.update(
+            like=like,
+            seed=seed,
+            n_heldin=n_heldin,
+            n_heldout=n_heldout,
+            rates="spikes per ms = exp(base + clip(latents @ loadings.T, -3, 2.5))",
+        )
         truth["heldout"], truth["loadings"], truth["base"] = heldout, loadings, base
         for part, n in (("train", n_train), ("test", n_test)):
             trials, z, vel = _session(like, n, rng)
-            z[:, N_LATENT - 1] = _ou(len(z), rng, *((500.0, 0.15) if like == "dmfc_rsg" else (200.0, 0.6)))
-            z = z.astype(np.float32).astype(np.float64)  # the stored latents reproduce the rates exactly
+            z[:, N_LATENT - 1] = _ou(
+                len(z), rng, *((500.0, 0.15) if like == "dmfc_rsg" else (200.0, 0.6))
+            )
+            z = z.astype(np.float32).astype(
+                np.float64
+            )  # the stored latents reproduce the rates exactly
             rates = _rates(z, loadings, base)
             end_s = len(z) / 1000.0
             if part == "train":
@@ -247,10 +310,19 @@ def write_synthetic_nlb(like: str, out_dir, seed: int = 0, n_heldin: int = 40, n
             spikes = _spike_times(rates, rng)
             keep = np.arange(n_all) if part == "train" else np.flatnonzero(~heldout)
             name = spec.train_file() if part == "train" else spec.test_file()
-            _write_nwb(out_dir / name, trials, [spikes[i] for i in keep], keep,
-                       heldout[keep], end_s, behavior, f"dsid-synth-{like}-{part}-{seed}")
-            truth.create_dataset(f"{part}/latents", data=z.astype(np.float32), compression="gzip",
-                                 compression_opts=1)
+            _write_nwb(
+                out_dir / name,
+                trials,
+                [spikes[i] for i in keep],
+                keep,
+                heldout[keep],
+                end_s,
+                behavior,
+                f"dsid-synth-{like}-{part}-{seed}",
+            )
+            truth.create_dataset(
+                f"{part}/latents", data=z.astype(np.float32), compression="gzip", compression_opts=1
+            )
             paths[part] = out_dir / name
     paths["truth"] = out_dir / TRUTH_FILE
     return paths

@@ -1,24 +1,27 @@
 """``build_run(cfg) -> (datamodule, module)``: the one way every entry point turns a config into data
 and a model (training, PBT members, benchmarks)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
 from dsid.data.datamodule import DSIDDataModule
+from dsid.data.multiarea.synth import synth_multiarea
 from dsid.data.multisession import MultiSessionDataModule
 from dsid.data.synth_lorenz import write_lorenz_benchmark
-from dsid.data.multiarea.synth import synth_multiarea
 from dsid.registry import OBSERVATIONS
 from dsid.runs.config import to_plain
 from dsid.training.lightning_module import TrainingModule
 
-
 # the built-in synthetic data sets: (data.synth, data.synth_observation) -> the file name they are
 # written under on first use; any other missing file is an error (a mistyped path must not quietly
 # become a synthetic data set)
-BUILTIN_FILES = {("lorenz", "spikes"): "lorenz.h5", ("lorenz", "calcium"): "lorenz_calcium.h5",
-                 ("multiarea", "spikes"): "multiarea.h5"}
+BUILTIN_FILES = {
+    ("lorenz", "spikes"): "lorenz.h5",
+    ("lorenz", "calcium"): "lorenz_calcium.h5",
+    ("multiarea", "spikes"): "multiarea.h5",
+}
 
 
 def ensure_data(data_cfg: Dict[str, Any]) -> Path:
@@ -28,18 +31,23 @@ def ensure_data(data_cfg: Dict[str, Any]) -> Path:
         return path
     synth = data_cfg.get("synth")
     if not synth:
-        raise FileNotFoundError(f"data.path={path}: no such DSID tensor file (set data.path to an "
-                                "existing file, or data.synth=lorenz|multiarea to write a synthetic one)")
+        raise FileNotFoundError(
+            f"data.path={path}: no such DSID tensor file (set data.path to an "
+            "existing file, or data.synth=lorenz|multiarea to write a synthetic one)"
+        )
     observation = data_cfg.get("synth_observation", "spikes")
     name = BUILTIN_FILES.get((synth, observation))
     if name is None:
-        raise ValueError(f"data.synth={synth}: only 'lorenz' and 'multiarea' can be written on the fly; "
-                         f"use `dsid synth {synth} --out {path}` first")
+        raise ValueError(
+            f"data.synth={synth}: only 'lorenz' and 'multiarea' can be written on the fly; "
+            f"use `dsid synth {synth} --out {path}` first"
+        )
     if path.name != name:
         raise FileNotFoundError(
             f"data.path={path}: no such DSID tensor file. data.synth={synth} writes the built-in data set "
             f"only under its own name ({name}, e.g. data/{name}); for your own data use `data=file "
-            f"data.path=FILE`, for another synthetic data set `dsid synth {synth} --out FILE` first")
+            f"data.path=FILE`, for another synthetic data set `dsid synth {synth} --out FILE` first"
+        )
     seed = int(data_cfg.get("synth_seed", 0))
     if synth == "multiarea":
         print(f"writing the synthetic multi-area system to {path} (seed {seed})")
@@ -65,11 +73,17 @@ def make_datamodule(cfg: Dict[str, Any]):
     data_cfg = cfg["data"]
     obs = cfg["model"].get("observation")
     obs_cls = OBSERVATIONS.get(obs["name"]) if obs else None
-    kwargs = dict(batch_size=int(data_cfg.get("batch_size", 64)), num_workers=int(data_cfg.get("num_workers", 0)),
-                  seed=int(cfg.get("seed", 0)), observation_check=obs_cls)
+    kwargs = dict(
+        batch_size=int(data_cfg.get("batch_size", 64)),
+        num_workers=int(data_cfg.get("num_workers", 0)),
+        seed=int(cfg.get("seed", 0)),
+        observation_check=obs_cls,
+    )
     if data_cfg.get("files"):
         return MultiSessionDataModule(list(data_cfg["files"]), **kwargs)
-    return DSIDDataModule(str(ensure_data(data_cfg)), ext_inputs=bool(data_cfg.get("ext_inputs", True)), **kwargs)
+    return DSIDDataModule(
+        str(ensure_data(data_cfg)), ext_inputs=bool(data_cfg.get("ext_inputs", True)), **kwargs
+    )
 
 
 def steps_per_epoch(cfg) -> int:

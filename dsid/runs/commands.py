@@ -1,4 +1,5 @@
 """``dsid train``, ``dsid demo``, ``dsid infer`` and ``dsid compare``."""
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,10 @@ def cmd_train(args) -> int:
     if resume:  # `dsid train resume=RUN_DIR`: the run continues with its own config
         others = [o for o in args.overrides if not o.startswith("resume=")]
         if others or len(resume) > 1:
-            raise SystemExit(f"dsid train resume=RUN_DIR continues a run with its own config; drop "
-                             f"{' '.join(others or resume[1:])}")
+            raise SystemExit(
+                f"dsid train resume=RUN_DIR continues a run with its own config; drop "
+                f"{' '.join(others or resume[1:])}"
+            )
         run_dir = resume[0].split("=", 1)[1]
         try:
             metrics = resume_run(run_dir)
@@ -43,45 +46,72 @@ def cmd_infer(args) -> int:
 
 
 def register_cli(top, synth) -> None:
-    p = top.add_parser("train", help="train a model: dsid train experiment=NAME [key=value ...] [-m]; "
-                                     "dsid train resume=RUN_DIR continues a killed run",
-                       description="Hydra overrides follow, e.g. experiment=lorenz_lfads "
-                                   "model.generator.hidden_size=64 trainer.max_epochs=5; "
-                                   "-m runs a sweep (multirun). resume=RUN_DIR (alone) continues a run "
-                                   "that was killed or failed, from its last checkpoint.")
+    p = top.add_parser(
+        "train",
+        help="train a model: dsid train experiment=NAME [key=value ...] [-m]; "
+        "dsid train resume=RUN_DIR continues a killed run",
+        description="Hydra overrides follow, e.g. experiment=lorenz_lfads "
+        "model.generator.hidden_size=64 trainer.max_epochs=5; "
+        "-m runs a sweep (multirun). resume=RUN_DIR (alone) continues a run "
+        "that was killed or failed, from its last checkpoint.",
+    )
     p.add_argument("overrides", nargs="*", help="Hydra overrides")
     p.set_defaults(func=cmd_train, accepts_overrides=True)
-    p = top.add_parser("demo", help="fit the Lorenz benchmark (experiment=lorenz_lfads) and print "
-                                    "its metrics against the targets")
+    p = top.add_parser(
+        "demo",
+        help="fit the Lorenz benchmark (experiment=lorenz_lfads) and print "
+        "its metrics against the targets",
+    )
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     p.set_defaults(func=cmd_demo, accepts_overrides=True)
-    p = top.add_parser("infer", help="write posterior-averaged rates, factors and inferred inputs "
-                                     "of every split to RUN_DIR/inference.h5")
+    p = top.add_parser(
+        "infer",
+        help="write posterior-averaged rates, factors and inferred inputs "
+        "of every split to RUN_DIR/inference.h5",
+    )
     p.add_argument("run_dir")
-    p.add_argument("--samples", type=int, default=None, help="posterior samples (default: the run's)")
-    p.add_argument("--data", default=None, help="another DSID tensor file with the same neurons (checked); "
-                                                "written to RUN_DIR/inference_<file name>.h5")
+    p.add_argument(
+        "--samples", type=int, default=None, help="posterior samples (default: the run's)"
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="another DSID tensor file with the same neurons (checked); "
+        "written to RUN_DIR/inference_<file name>.h5",
+    )
     p.add_argument("--out", default=None, help="with --data: the output file instead")
-    p.add_argument("--allow-unfinished", action="store_true",
-                   help="infer from a run that is still training, failed or was killed")
+    p.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="infer from a run that is still training, failed or was killed",
+    )
     p.set_defaults(func=cmd_infer)
     _register_compare(top)
 
 
 def cmd_compare(args) -> int:
     out = args.out or Path("runs") / "compare" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    compare(args.run_dirs, out, use_wandb=not args.no_wandb, project=args.project, sort_by=args.sort)
+    compare(
+        args.run_dirs, out, use_wandb=not args.no_wandb, project=args.project, sort_by=args.sort
+    )
     return 0
 
 
 def _register_compare(top) -> None:
     """``dsid compare``."""
-    p = top.add_parser("compare", help="compare trained runs: table (co-bps, rate R2, latent R2, "
-                                       "parameters, seconds/epoch) and plot, logged to W&B",
-                       description="RUN_DIR may be a run directory or a sweep (multirun) directory.")
+    p = top.add_parser(
+        "compare",
+        help="compare trained runs: table (co-bps, rate R2, latent R2, "
+        "parameters, seconds/epoch) and plot, logged to W&B",
+        description="RUN_DIR may be a run directory or a sweep (multirun) directory.",
+    )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", default=None, help="folder for compare.{png,csv,txt} and the W&B run "
-                                               "(default: runs/compare/<date>_<time>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for compare.{png,csv,txt} and the W&B run "
+        "(default: runs/compare/<date>_<time>)",
+    )
     p.add_argument("--sort", default=None, choices=sorted(COLUMNS), help="sort rows by this column")
     p.add_argument("--project", default="dsid", help="W&B project")
     p.add_argument("--no-wandb", action="store_true", help="do not log to W&B")

@@ -1,5 +1,6 @@
 """``dsid compare RUN_DIR...``: a table and a plot comparing trained runs (architectures, observation
 models, ...), both also logged to an offline W&B run of their own."""
+
 from __future__ import annotations
 
 import csv
@@ -29,11 +30,21 @@ def find_runs(paths: Sequence) -> List[Path]:
         if (p / "metrics.json").exists():
             runs.append(p)
             continue
-        found = sorted({m.parent for pattern in ("*/metrics.json", "*/*/metrics.json")
-                        for m in p.glob(pattern)}) if p.is_dir() else []
+        found = (
+            sorted(
+                {
+                    m.parent
+                    for pattern in ("*/metrics.json", "*/*/metrics.json")
+                    for m in p.glob(pattern)
+                }
+            )
+            if p.is_dir()
+            else []
+        )
         if not found:
-            raise FileNotFoundError(f"{p}: not a DSID run directory (no metrics.json) and no runs "
-                                    "in its subfolders")
+            raise FileNotFoundError(
+                f"{p}: not a DSID run directory (no metrics.json) and no runs in its subfolders"
+            )
         runs.extend(found)
     return runs
 
@@ -55,8 +66,12 @@ def run_row(run_dir) -> Dict[str, Any]:
     run_dir = Path(run_dir)
     run = load_run(run_dir) if (run_dir / "config.yaml").exists() else Run(run_dir, {})
     metrics, cfg = run.metrics, run.config
-    row = {"run": run_dir.name, "path": str(run_dir), "model": describe_model(cfg) if cfg else "?",
-           "experiment": cfg.get("experiment_name", "")}
+    row = {
+        "run": run_dir.name,
+        "path": str(run_dir),
+        "model": describe_model(cfg) if cfg else "?",
+        "experiment": cfg.get("experiment_name", ""),
+    }
     for col, (key, _, _) in COLUMNS.items():
         value = metrics.get(key)
         row[col] = float(value) if isinstance(value, (int, float)) else float("nan")
@@ -64,17 +79,26 @@ def run_row(run_dir) -> Dict[str, Any]:
 
 
 def _fmt(value: float, fmt: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else fmt.format(value)
+    )
 
 
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     """Plain-text table, one row per run."""
     headers = ["run", "model"] + [h for _, h, _ in COLUMNS.values()]
-    body = [[r["run"], r["model"]] + [_fmt(r[c], f) for c, (_, _, f) in COLUMNS.items()] for r in rows]
+    body = [
+        [r["run"], r["model"]] + [_fmt(r[c], f) for c, (_, _, f) in COLUMNS.items()] for r in rows
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *body)]
     line = lambda cells: "  ".join(  # noqa: E731
-        str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(headers), "-" * (sum(widths) + 2 * (len(widths) - 1))] + [line(b) for b in body])
+        str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    )
+    return "\n".join(
+        [line(headers), "-" * (sum(widths) + 2 * (len(widths) - 1))] + [line(b) for b in body]
+    )
 
 
 def plot_comparison(rows: Sequence[Dict[str, Any]]):
@@ -87,7 +111,9 @@ def plot_comparison(rows: Sequence[Dict[str, Any]]):
 
     labels = [f"{r['model']}\n{r['run']}" if len(rows) < 12 else r["model"] for r in rows]
     panels = ["co_bps", "rate_r2", "latent_r2", "seconds_per_epoch"]
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 0.5 * len(rows) + 2))
+    fig, axes = plt.subplots(
+        1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 0.5 * len(rows) + 2)
+    )
     y = list(range(len(rows)))
     for ax, col in zip(axes, panels):
         vals = [0.0 if math.isnan(r[col]) else r[col] for r in rows]
@@ -108,16 +134,23 @@ def plot_comparison(rows: Sequence[Dict[str, Any]]):
     return fig
 
 
-def log_to_wandb(rows: Sequence[Dict[str, Any]], fig, out_dir: Path, project: str = "dsid",
-                 mode: str = "offline") -> None:
+def log_to_wandb(
+    rows: Sequence[Dict[str, Any]], fig, out_dir: Path, project: str = "dsid", mode: str = "offline"
+) -> None:
     """Log the table and the figure to a W&B run of their own (offline by default)."""
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
     columns = ["run", "model", "experiment", "path"] + list(COLUMNS)
-    run = wandb.init(project=project, mode=mode, dir=str(out_dir), job_type="compare",
-                     name=f"compare-{len(rows)}-runs", config={"runs": [r["path"] for r in rows]},
-                     reinit=True)
+    run = wandb.init(
+        project=project,
+        mode=mode,
+        dir=str(out_dir),
+        job_type="compare",
+        name=f"compare-{len(rows)}-runs",
+        config={"runs": [r["path"] for r in rows]},
+        reinit=True,
+    )
     try:
         table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
         run.log({"compare/table": table, "compare/plot": wandb.Image(fig)})
@@ -125,15 +158,24 @@ def log_to_wandb(rows: Sequence[Dict[str, Any]], fig, out_dir: Path, project: st
         run.finish()
 
 
-def compare(paths: Sequence, out_dir, use_wandb: bool = True, project: str = "dsid",
-            sort_by: Optional[str] = None) -> List[Dict[str, Any]]:
+def compare(
+    paths: Sequence,
+    out_dir,
+    use_wandb: bool = True,
+    project: str = "dsid",
+    sort_by: Optional[str] = None,
+) -> List[Dict[str, Any]]:
     """Load the runs, print the table, write ``compare.{txt,csv,png}`` to ``out_dir`` and log them."""
     rows = [run_row(p) for p in find_runs(paths)]
     if sort_by:
         if sort_by not in COLUMNS:
             raise ValueError(f"--sort {sort_by}: expected one of {', '.join(COLUMNS)}")
-        rows.sort(key=lambda r: (math.isnan(r[sort_by]), -r[sort_by] if sort_by not in
-                                 ("n_parameters", "seconds_per_epoch") else r[sort_by]))
+        rows.sort(
+            key=lambda r: (
+                math.isnan(r[sort_by]),
+                -r[sort_by] if sort_by not in ("n_parameters", "seconds_per_epoch") else r[sort_by],
+            )
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = format_table(rows)
@@ -150,6 +192,8 @@ def compare(paths: Sequence, out_dir, use_wandb: bool = True, project: str = "ds
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    print(f"\nwrote {out_dir / 'compare.png'}, compare.csv and compare.txt"
-          + (f"; W&B run (offline) in {out_dir / 'wandb'}" if use_wandb else ""))
+    print(
+        f"\nwrote {out_dir / 'compare.png'}, compare.csv and compare.txt"
+        + (f"; W&B run (offline) in {out_dir / 'wandb'}" if use_wandb else "")
+    )
     return rows

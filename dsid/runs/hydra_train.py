@@ -4,13 +4,16 @@ This file is also a script: multi-process training (``trainer.strategy=ddp``) st
 processes by running ``python <this file> <the same overrides>``, which must work without the ``dsid``
 command's own argument parsing in front.
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 if __name__ == "__main__":  # run as a script: its folder must not shadow top-level modules
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+    sys.path[:] = [
+        p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+    ]
 
 import json  # noqa: E402
 import shutil  # noqa: E402

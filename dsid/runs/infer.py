@@ -1,5 +1,6 @@
 """``dsid infer RUN_DIR``: the posterior-averaged outputs of a trained run, written again, or of the
 run's model on other data with the same neurons (written to a file of its own)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,44 +18,78 @@ def check_compatible(run: Run, data: DSIDData, path) -> None:
     info = run.module.hparams["data_info"]
     heldout = np.asarray(info.get("heldout", []), bool)
     if data.n_neurons != heldout.size:
-        raise DataFileError(path, "neurons", f"{heldout.size} neurons like the data of run {run.run_dir}",
-                            f"{data.n_neurons}")
+        raise DataFileError(
+            path,
+            "neurons",
+            f"{heldout.size} neurons like the data of run {run.run_dir}",
+            f"{data.n_neurons}",
+        )
     if not np.array_equal(np.asarray(data.heldout, bool), heldout):
-        raise DataFileError(path, "neurons/heldout", f"the held-out layout of run {run.run_dir}'s data "
-                            f"({int(heldout.sum())} held out)", f"a different layout ({int(data.heldout.sum())} held out)")
+        raise DataFileError(
+            path,
+            "neurons/heldout",
+            f"the held-out layout of run {run.run_dir}'s data ({int(heldout.sum())} held out)",
+            f"a different layout ({int(data.heldout.sum())} held out)",
+        )
     want = int(info.get("ext_input_size", 0))
     if want and data.ext_input_size != want:
-        raise DataFileError(path, "{split}/ext_inputs", f"{want} external-input channels like run "
-                            f"{run.run_dir}'s data", f"{data.ext_input_size}")
+        raise DataFileError(
+            path,
+            "{split}/ext_inputs",
+            f"{want} external-input channels like run {run.run_dir}'s data",
+            f"{data.ext_input_size}",
+        )
     if info.get("bin_ms") is not None and not np.isclose(float(data.bin_ms), float(info["bin_ms"])):
-        raise DataFileError(path, "attrs/bin_ms", f"{info['bin_ms']} ms like run {run.run_dir}'s data",
-                            f"{data.bin_ms} ms")
+        raise DataFileError(
+            path,
+            "attrs/bin_ms",
+            f"{info['bin_ms']} ms like run {run.run_dir}'s data",
+            f"{data.bin_ms} ms",
+        )
 
 
-def infer_run(run_dir, n_samples: Optional[int] = None, data_path: Optional[str] = None,
-              out: Optional[str] = None) -> List[Path]:
+def infer_run(
+    run_dir,
+    n_samples: Optional[int] = None,
+    data_path: Optional[str] = None,
+    out: Optional[str] = None,
+) -> List[Path]:
     """Reload the best checkpoint and rewrite ``RUN_DIR/inference.h5`` (``inference_session{i}.h5``
     for each session of a stitched run). ``data_path``: another file with the model's neurons (one
     session only), checked and written to ``out`` (default ``RUN_DIR/inference_<file stem>.h5``): the
     run's own inference is never replaced by other data's. Returns the files written."""
     run = load_run(run_dir)
     if data_path is not None and run.model.n_sessions > 1:
-        raise ValueError(f"--data {data_path}: the run {run_dir} stitches {run.model.n_sessions} sessions; "
-                         "its inference reads the files of its config's data.files")
+        raise ValueError(
+            f"--data {data_path}: the run {run_dir} stitches {run.model.n_sessions} sessions; "
+            "its inference reads the files of its config's data.files"
+        )
     if data_path is not None and Path(data_path).resolve() == run.data_paths()[0].resolve():
         data_path = None  # the run's own data
     if data_path is None and out is not None:
-        raise ValueError(f"--out {out}: only with --data (the run's own inference is {run.inference_paths()[0]})")
+        raise ValueError(
+            f"--out {out}: only with --data (the run's own inference is {run.inference_paths()[0]})"
+        )
     sessions = run.sessions([data_path] if data_path is not None else None)
     paths = run.inference_paths()
     if data_path is not None:
         check_compatible(run, sessions[0], data_path)
-        paths = [Path(out) if out is not None else run.run_dir / f"inference_{Path(data_path).stem}.h5"]
+        paths = [
+            Path(out) if out is not None else run.run_dir / f"inference_{Path(data_path).stem}.h5"
+        ]
         if paths[0].resolve() in [p.resolve() for p in run.inference_paths()]:
-            raise ValueError(f"--out {paths[0]}: that is the run's own inference; choose another file")
+            raise ValueError(
+                f"--out {paths[0]}: that is the run's own inference; choose another file"
+            )
     cfg_infer = run.config.get("infer") or {}
     n = int(n_samples if n_samples is not None else cfg_infer.get("n_samples", 20))
     for s, (data, path) in enumerate(zip(sessions, paths)):
-        infer_data(run.model, data, session=s, n_samples=n, batch_size=int(cfg_infer.get("batch_size", 256)),
-                   out=path)
+        infer_data(
+            run.model,
+            data,
+            session=s,
+            n_samples=n,
+            batch_size=int(cfg_infer.get("batch_size", 256)),
+            out=path,
+        )
     return paths

@@ -1,4 +1,5 @@
 """``load_run(run_dir) -> Run``: a finished (or running) run directory, read back."""
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,10 @@ def checkpoint_path(run_dir) -> Path:
     for name in (BEST_CKPT, LAST_CKPT):
         if (Path(run_dir) / name).exists():
             return Path(run_dir) / name
-    raise FileNotFoundError(f"{run_dir}: no trained model ({BEST_CKPT} is missing): train first, "
-                            "e.g. `dsid train experiment=lorenz_lfads`")
+    raise FileNotFoundError(
+        f"{run_dir}: no trained model ({BEST_CKPT} is missing): train first, "
+        "e.g. `dsid train experiment=lorenz_lfads`"
+    )
 
 
 def load_module(path, map_location: str = "cpu") -> TrainingModule:
@@ -46,10 +49,19 @@ def load_module(path, map_location: str = "cpu") -> TrainingModule:
     a :class:`CheckpointError` naming it."""
     try:
         return TrainingModule.load_from_checkpoint(str(path), map_location=map_location)
-    except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{path}: not a readable DSID checkpoint ({type(err).__name__}: {err}); "
-                              "the file is truncated or corrupt") from err
+    except (
+        OSError,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as err:
+        raise CheckpointError(
+            f"{path}: not a readable DSID checkpoint ({type(err).__name__}: {err}); "
+            "the file is truncated or corrupt"
+        ) from err
 
 
 def load_best(run_dir, map_location: str = "cpu") -> TrainingModule:
@@ -112,7 +124,9 @@ class Run:
         ``rates_forward`` (data with forward bins)."""
         path = self.inference_paths()[session]
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no inference file; write it with `dsid infer {self.run_dir}`")
+            raise FileNotFoundError(
+                f"{path}: no inference file; write it with `dsid infer {self.run_dir}`"
+            )
         found = read_inference(path, splits=(split,))
         if split not in found:
             raise KeyError(f"{path}: no split {split!r} (has {', '.join(read_inference(path))})")

@@ -1,17 +1,21 @@
 """Third-party noise silenced at the source: known warnings and log lines that tell a DSID user
 nothing (a deprecation inside Lightning, an advertisement, "GPU available: False")."""
+
 from __future__ import annotations
 
 import logging
 import warnings
 
 WARNINGS = (
-    r".*isinstance\(treespec, LeafSpec\).*",                            # inside Lightning
+    r".*isinstance\(treespec, LeafSpec\).*",  # inside Lightning
     r"The number of training batches \(\d+\) is smaller than the logging interval.*",
-    r"The anonymous setting has no effect.*",                           # W&B
+    r"The anonymous setting has no effect.*",  # W&B
 )
-RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
-                     "lightning_fabric.utilities.rank_zero")
+RANK_ZERO_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning_fabric.utilities.rank_zero",
+)
 
 
 class _Drop(logging.Filter):
@@ -21,7 +25,9 @@ class _Drop(logging.Filter):
         msg = record.getMessage()
         if "Tip:" in msg and "install" in msg:
             return False
-        return not (msg.startswith(("GPU available: False", "TPU available: False", "HPU available: False")))
+        return not (
+            msg.startswith(("GPU available: False", "TPU available: False", "HPU available: False"))
+        )
 
 
 _FILTER = _Drop()

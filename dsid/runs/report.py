@@ -1,4 +1,5 @@
 """The metric table printed at the end of a run (with the Lorenz demo's targets for ``dsid demo``)."""
+
 from __future__ import annotations
 
 # The Lorenz demo's quality targets (issue: core toolkit): metric -> (target, kind)
@@ -13,15 +14,17 @@ def goal_of(metrics, target: float, kind: str) -> tuple:
     """``(value to reach, its label)`` of one target: ``target`` itself, or for a ``fraction of KEY``
     target that fraction of ``metrics[KEY]`` (nan when absent)."""
     if kind.startswith("fraction of "):
-        ref = metrics.get(kind[len("fraction of "):], float("nan"))
+        ref = metrics.get(kind[len("fraction of ") :], float("nan"))
         return target * ref, f">={target:.2f}x{ref:.3f}"
     return target, f">={target:.2f}"
 
 
 def targets_met(metrics, targets=LORENZ_TARGETS) -> bool:
     """Whether every target is met by ``metrics``."""
-    return all(metrics.get(key, float("nan")) >= goal_of(metrics, target, kind)[0]
-               for key, (target, kind) in targets.items())
+    return all(
+        metrics.get(key, float("nan")) >= goal_of(metrics, target, kind)[0]
+        for key, (target, kind) in targets.items()
+    )
 
 
 def first_time_targets_met(history, targets=LORENZ_TARGETS):

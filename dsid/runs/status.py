@@ -1,5 +1,6 @@
 """A run directory belongs to one run: its status file (``running``, ``finished``, ``failed`` with the
 error), a lock held while training, and the rules for starting, resuming or overwriting it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,16 @@ from dsid.data.atomic import write_json
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
 # what a training run writes into its directory (removed by ``overwrite=true``, nothing else is)
-RUN_OUTPUTS = ("config.yaml", STATUS_FILE, "metrics.json", "checkpoints", "figures", "csv", "wandb",
-               "inference.h5")
+RUN_OUTPUTS = (
+    "config.yaml",
+    STATUS_FILE,
+    "metrics.json",
+    "checkpoints",
+    "figures",
+    "csv",
+    "wandb",
+    "inference.h5",
+)
 
 
 class RunDirError(RuntimeError):
@@ -37,7 +46,11 @@ def read_status(run_dir) -> Optional[Dict[str, Any]]:
 
 def write_status(run_dir, **fields: Any) -> Dict[str, Any]:
     """Merge ``fields`` into the status record, written atomically (a reader never sees half a file)."""
-    record = {**(read_status(run_dir) or {}), **fields, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record = {
+        **(read_status(run_dir) or {}),
+        **fields,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     write_json(Path(run_dir) / STATUS_FILE, record)
     return record
 
@@ -68,8 +81,10 @@ def run_lock(run_dir) -> Iterator[None]:
                 holder = {}
             same_host = holder.get("host") == me["host"]
             if holder.get("pid") and (not same_host or _alive(int(holder["pid"]))):
-                raise RunDirError(f"{run_dir}: in use by process {holder['pid']} on {holder.get('host')} "
-                                  f"({path}); wait for it, or choose another run_dir") from None
+                raise RunDirError(
+                    f"{run_dir}: in use by process {holder['pid']} on {holder.get('host')} "
+                    f"({path}); wait for it, or choose another run_dir"
+                ) from None
             path.unlink(missing_ok=True)  # left by a process that died
             continue
         with os.fdopen(fd, "w") as f:
@@ -90,10 +105,15 @@ def prepare_new_run(run_dir, overwrite: bool = False) -> None:
         return
     status = (read_status(run_dir) or {}).get("status", "unknown")
     if not overwrite:
-        hint = (f"resume it with `dsid train resume={run_dir}`" if status in ("running", "failed")
-                else "choose another run_dir")
-        raise RunDirError(f"{run_dir}: already holds a run (status: {status}; {', '.join(found)}); {hint}, "
-                          "or pass overwrite=true to replace it")
+        hint = (
+            f"resume it with `dsid train resume={run_dir}`"
+            if status in ("running", "failed")
+            else "choose another run_dir"
+        )
+        raise RunDirError(
+            f"{run_dir}: already holds a run (status: {status}; {', '.join(found)}); {hint}, "
+            "or pass overwrite=true to replace it"
+        )
     with run_lock(run_dir):  # never remove the outputs of a run that is still training
         pass
     for name in found:
@@ -109,5 +129,7 @@ def require_finished(run_dir, allow_unfinished: bool = False) -> None:
         return
     state = status.get("status")
     extra = f": {status['error']}" if status.get("error") else ""
-    raise RunDirError(f"{run_dir}: the run is {state}{extra}; its checkpoint is not the finished model "
-                      f"(resume it with `dsid train resume={run_dir}`, or pass --allow-unfinished)")
+    raise RunDirError(
+        f"{run_dir}: the run is {state}{extra}; its checkpoint is not the finished model "
+        f"(resume it with `dsid train resume={run_dir}`, or pass --allow-unfinished)"
+    )

@@ -1,5 +1,6 @@
 """Training callbacks: metrics while training, figures, epoch timing, and the end-of-training
 inference with the best checkpoint (``inference.h5``, ``metrics.json``, figures)."""
+
 from __future__ import annotations
 
 import os
@@ -16,15 +17,24 @@ from dsid.evaluation.figures.diagnostics import diagnostic_figures, save_figures
 from dsid.evaluation.inference import infer_data, infer_split, inference_file, read_forward_weight
 from dsid.evaluation.scores import run_metrics
 
-
 HISTORY_FILE = "metrics_history.json"
 
 
 def posterior_mean_outputs(model, sessions, splits=("train", "valid")) -> List[Dict[str, Any]]:
     """Posterior-mean outputs (no sampling, no augmentation) of ``splits`` of every session."""
-    return [{s: infer_split(model, data.splits[s].spikes, n_samples=0, session=i,
-                            ext=_window(data.splits[s].ext_inputs, data.n_time)) for s in splits}
-            for i, data in enumerate(sessions)]
+    return [
+        {
+            s: infer_split(
+                model,
+                data.splits[s].spikes,
+                n_samples=0,
+                session=i,
+                ext=_window(data.splits[s].ext_inputs, data.n_time),
+            )
+            for s in splits
+        }
+        for i, data in enumerate(sessions)
+    ]
 
 
 def _window(ext, n_time: int):
@@ -38,7 +48,9 @@ def log_figures(logger, figs, fig_dir: Path, suffix: str = "") -> None:
     if isinstance(logger, pl.loggers.WandbLogger):
         import wandb
 
-        logger.experiment.log({f"figures/{k}": wandb.Image(v) for k, v in figs.items()}, commit=False)
+        logger.experiment.log(
+            {f"figures/{k}": wandb.Image(v) for k, v in figs.items()}, commit=False
+        )
     for fig in figs.values():
         plt.close(fig)
 
@@ -49,8 +61,10 @@ def due_every(trainer, every: int, last_step: int, at_end: bool = True) -> bool:
     the last step of the fit. ``every <= 0``: never."""
     if every <= 0:
         return False
-    if at_end and (trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0 or
-                   trainer.global_step >= (trainer.max_steps or 0) > 0):
+    if at_end and (
+        trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0
+        or trainer.global_step >= (trainer.max_steps or 0) > 0
+    ):
         return True
     return trainer.global_step // every > last_step // every
 
@@ -74,7 +88,9 @@ class MetricsCallback(pl.Callback):
         self._offset = float(state_dict.get("seconds", 0.0))
 
     def _elapsed(self) -> float:
-        return self._offset + (time.perf_counter() - self._start if self._start is not None else 0.0)
+        return self._offset + (
+            time.perf_counter() - self._start if self._start is not None else 0.0
+        )
 
     def on_train_start(self, trainer, module) -> None:
         self._start = time.perf_counter()
@@ -90,8 +106,14 @@ class MetricsCallback(pl.Callback):
         sessions = trainer.datamodule.sessions
         outputs = posterior_mean_outputs(module.model, sessions)
         metrics = run_metrics(module.model, sessions, outputs)
-        self.history.append({"epoch": trainer.current_epoch, "step": trainer.global_step,
-                             "seconds": round(self._elapsed(), 3), **metrics})
+        self.history.append(
+            {
+                "epoch": trainer.current_epoch,
+                "step": trainer.global_step,
+                "seconds": round(self._elapsed(), 3),
+                **metrics,
+            }
+        )
         module.log_dict(metrics, on_epoch=True)
 
 
@@ -104,7 +126,9 @@ class PlotCallback(pl.Callback):
         self.last_step = 0
 
     def on_validation_epoch_end(self, trainer, module) -> None:
-        if trainer.sanity_checking or not due_every(trainer, self.every, self.last_step, at_end=False):
+        if trainer.sanity_checking or not due_every(
+            trainer, self.every, self.last_step, at_end=False
+        ):
             return
         self.last_step = trainer.global_step
         data = trainer.datamodule.sessions[0]
@@ -196,9 +220,17 @@ class LastCheckpoint(pl.callbacks.Checkpoint):
         self.save(trainer)
 
 
-def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size: int = 256,
-               n_neurons: int = 4, logger=None, extra: Optional[Dict[str, Any]] = None,
-               history: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+def finish_run(
+    module,
+    sessions,
+    run_dir: Path,
+    n_samples: int = 20,
+    batch_size: int = 256,
+    n_neurons: int = 4,
+    logger=None,
+    extra: Optional[Dict[str, Any]] = None,
+    history: Optional[List[Dict[str, Any]]] = None,
+) -> Dict[str, Any]:
     """Posterior-averaged inference of every session (``RUN_DIR/inference.h5``, or
     ``inference_session{i}.h5`` for several), the run's metrics (``metrics.json``, also logged as
     ``final/...``) and its figures (``RUN_DIR/figures``, session 0; ``history``: the metrics while
@@ -206,8 +238,17 @@ def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size:
     run_dir = Path(run_dir)
     model = module.model.cpu()
     n = model.n_sessions
-    outputs = [infer_data(model, data, session=s, n_samples=n_samples, batch_size=batch_size,
-                          out=run_dir / inference_file(s, n)) for s, data in enumerate(sessions)]
+    outputs = [
+        infer_data(
+            model,
+            data,
+            session=s,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            out=run_dir / inference_file(s, n),
+        )
+        for s, data in enumerate(sessions)
+    ]
     metrics: Dict[str, Any] = {**run_metrics(model, sessions, outputs), **(extra or {})}
     metrics["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
     for s in range(n):  # the mix of forward predictions and mean rates the validation trials chose
@@ -216,15 +257,23 @@ def finish_run(module, sessions, run_dir: Path, n_samples: int = 20, batch_size:
             metrics["forward_weight" if n == 1 else f"s{s}/forward_weight"] = w
     write_json(run_dir / "metrics.json", metrics)
     if logger is not None and hasattr(logger, "log_metrics"):
-        logger.log_metrics({f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+        logger.log_metrics(
+            {f"final/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+        )
     if "valid" in outputs[0]:
-        log_figures(logger, diagnostic_figures(sessions[0], outputs[0], n_neurons, model=model, history=history),
-                    run_dir / "figures")
+        log_figures(
+            logger,
+            diagnostic_figures(sessions[0], outputs[0], n_neurons, model=model, history=history),
+            run_dir / "figures",
+        )
     if isinstance(logger, pl.loggers.WandbLogger):  # the written rates, factors and inputs
         import wandb
 
-        art = wandb.Artifact(f"inference-{logger.experiment.id}", type="inference",
-                             metadata={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        art = wandb.Artifact(
+            f"inference-{logger.experiment.id}",
+            type="inference",
+            metadata={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+        )
         for s in range(n):
             art.add_file(str(run_dir / inference_file(s, n)))
         logger.experiment.log_artifact(art)
@@ -236,7 +285,11 @@ class FinalInference(pl.Callback):
     the metrics are kept in ``self.metrics``."""
 
     def __init__(self, run_dir, n_samples: int = 20, batch_size: int = 256, n_neurons: int = 4):
-        self.run_dir, self.n_samples, self.batch_size = Path(run_dir), int(n_samples), int(batch_size)
+        self.run_dir, self.n_samples, self.batch_size = (
+            Path(run_dir),
+            int(n_samples),
+            int(batch_size),
+        )
         self.n_neurons = n_neurons
         self.metrics: Optional[Dict[str, Any]] = None
 
@@ -248,12 +301,23 @@ class FinalInference(pl.Callback):
         if best:
             module = type(module).load_from_checkpoint(best, map_location="cpu")
         timers = [c for c in trainer.callbacks if isinstance(c, EpochTimer)]
-        extra = {"epochs": trainer.current_epoch,
-                 "seconds_per_epoch": timers[0].seconds_per_epoch if timers else float("nan")}
+        extra = {
+            "epochs": trainer.current_epoch,
+            "seconds_per_epoch": timers[0].seconds_per_epoch if timers else float("nan"),
+        }
         history = None
         for cb in trainer.callbacks:  # the metrics while training, with their training time
             if isinstance(cb, MetricsCallback) and cb.history:
                 history = cb.history
                 write_json(self.run_dir / HISTORY_FILE, cb.history, indent=1)
-        self.metrics = finish_run(module, trainer.datamodule.sessions, self.run_dir, self.n_samples,
-                                  self.batch_size, self.n_neurons, trainer.logger, extra, history)
+        self.metrics = finish_run(
+            module,
+            trainer.datamodule.sessions,
+            self.run_dir,
+            self.n_samples,
+            self.batch_size,
+            self.n_neurons,
+            trainer.logger,
+            extra,
+            history,
+        )

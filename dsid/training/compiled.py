@@ -9,6 +9,7 @@ the cause and the run continues on the plain forward: the same maths, without th
 compiled recurrent core (``dsid.modules.recurrent``) is opaque to ``torch.compile``, which compiles
 the code around it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -51,15 +52,23 @@ class CompiledForward:
             try:
                 if self._compiled is None:
                     self._compiled = torch.compile(self.model, mode=self.mode)
-                with warnings.catch_warnings():  # (dynamo notes every call into DSID's compiled core)
-                    warnings.filterwarnings("ignore", message=r"Dynamo does not know how to trace the builtin `dsid_")
+                with (
+                    warnings.catch_warnings()
+                ):  # (dynamo notes every call into DSID's compiled core)
+                    warnings.filterwarnings(
+                        "ignore", message=r"Dynamo does not know how to trace the builtin `dsid_"
+                    )
                     return self._compiled(*args, **kwargs)
             except Exception as exc:  # any failure of the backend: run the plain forward
                 text = str(exc).strip().splitlines()
                 self.failure = f"{type(exc).__name__}: {text[0] if text else ''}"
                 self._compiled = None
-                warnings.warn(f"train.compile={self.mode}: torch.compile failed ({self.failure}); training "
-                              "continues without it (same results, no speed-up)", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"train.compile={self.mode}: torch.compile failed ({self.failure}); training "
+                    "continues without it (same results, no speed-up)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return self.model(*args, **kwargs)
 
     def __getstate__(self):  # a compiled function does not pickle: it is rebuilt at the next call

@@ -1,4 +1,5 @@
 """The one source of configuration defaults: the YAML files shipped in ``configs/``."""
+
 from __future__ import annotations
 
 import copy
@@ -21,7 +22,9 @@ def config_dir() -> Path:
     for path in candidates:
         if (path / "train.yaml").exists():
             return path
-    raise FileNotFoundError(f"{candidates[0]}: no train.yaml; set DSID_CONFIG_DIR to DSID's configs/ directory")
+    raise FileNotFoundError(
+        f"{candidates[0]}: no train.yaml; set DSID_CONFIG_DIR to DSID's configs/ directory"
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +44,9 @@ def training_config(train_cfg=None) -> Dict[str, Any]:
     check_renamed("train", given)
     unknown = sorted(set(given) - set(base))
     if unknown:
-        raise KeyError(f"train.{unknown[0]}: not a training setting (known: {', '.join(sorted(base))})")
+        raise KeyError(
+            f"train.{unknown[0]}: not a training setting (known: {', '.join(sorted(base))})"
+        )
     for key, value in given.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             value = {**base[key], **value}

@@ -1,4 +1,5 @@
 """Early stopping with its patience in optimizer steps."""
+
 from __future__ import annotations
 
 import math
@@ -13,9 +14,13 @@ class StepEarlyStopping(pl.Callback):
     weights are always tried). The state travels in checkpoints, so a resumed run stops where the
     uninterrupted one would."""
 
-    def __init__(self, monitor: str, patience_steps: int, min_steps: int = 0, min_delta: float = 0.0):
+    def __init__(
+        self, monitor: str, patience_steps: int, min_steps: int = 0, min_delta: float = 0.0
+    ):
         if patience_steps < 1:
-            raise ValueError(f"early_stopping.patience_steps={patience_steps}: expected >= 1 (0 disables it)")
+            raise ValueError(
+                f"early_stopping.patience_steps={patience_steps}: expected >= 1 (0 disables it)"
+            )
         self.monitor, self.patience, self.min_steps = monitor, int(patience_steps), int(min_steps)
         self.min_delta = float(min_delta)
         self.best: Optional[float] = None

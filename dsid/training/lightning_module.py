@@ -1,6 +1,7 @@
 """LightningModule: the loss (reconstruction + ramped KL + ramped L2), its optimisation, the
 model-selection objective ``val/select`` and the weight average validated and checkpointed, for any
 model registered in ``dsid.registry.MODELS``. Metrics, inference and figures are callbacks'."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional
@@ -21,12 +22,17 @@ class TrainingModule(pl.LightningModule):
     checkpoint alone rebuilds it). ``train_cfg`` overrides the ``train:`` defaults of
     ``configs/train.yaml``."""
 
-    def __init__(self, model_cfg: Mapping[str, Any], data_info: Mapping[str, Any],
-                 train_cfg: Optional[Mapping[str, Any]] = None):
+    def __init__(
+        self,
+        model_cfg: Mapping[str, Any],
+        data_info: Mapping[str, Any],
+        train_cfg: Optional[Mapping[str, Any]] = None,
+    ):
         super().__init__()
         train_cfg = training_config(train_cfg)
-        self.save_hyperparameters({"model_cfg": dict(model_cfg), "data_info": dict(data_info),
-                                   "train_cfg": train_cfg})
+        self.save_hyperparameters(
+            {"model_cfg": dict(model_cfg), "data_info": dict(data_info), "train_cfg": train_cfg}
+        )
         self.train_cfg = train_cfg
         self.model = build_model(model_cfg, data_info)
         self._select = Smoothed(float(train_cfg["select_smoothing"]))
@@ -40,14 +46,14 @@ class TrainingModule(pl.LightningModule):
 
     def weights(self) -> Dict[str, float]:
         """The loss weights after the optimizer steps taken so far (full weights outside a fit)."""
-        step = self.global_step if self._trainer is not None else 10 ** 12
+        step = self.global_step if self._trainer is not None else 10**12
         return loss_weights(self.train_cfg, step)
 
     def l2_penalty(self) -> torch.Tensor:
         ws = self.model.recurrent_weights()
         if not ws:
             return torch.zeros((), device=self.device)
-        return sum(0.5 * (w ** 2).sum() for w in ws)
+        return sum(0.5 * (w**2).sum() for w in ws)
 
     def compute_loss(self, batch: Dict[str, torch.Tensor], stage: str, batch_idx: int = 0):
         """The loss of one batch and the terms to log (``recon_heldin`` outside training)."""
@@ -72,7 +78,9 @@ class TrainingModule(pl.LightningModule):
                 logs["recon_forward"] = self._forward_recon(out, x, target, session)
         return loss, logs
 
-    def _forward_recon(self, out, x: torch.Tensor, target: torch.Tensor, session: int) -> torch.Tensor:
+    def _forward_recon(
+        self, out, x: torch.Tensor, target: torch.Tensor, session: int
+    ) -> torch.Tensor:
         """The mean NLL per held-in entry of the bins past the window (never encoded): how well the
         model predicts the future of the neurons it reads (``val/recon_forward``; not selected on).
 
@@ -86,18 +94,31 @@ class TrainingModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         loss, logs = self.compute_loss(batch, "train", batch_idx)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss at epoch {self.current_epoch}, "
-                                     f"step {self.global_step}: {loss.item()}")
+            raise FloatingPointError(
+                f"non-finite training loss at epoch {self.current_epoch}, "
+                f"step {self.global_step}: {loss.item()}"
+            )
         bs = batch["spikes"].shape[0]
-        self.log_dict({f"train/{k}": v.detach() for k, v in logs.items()}, on_step=False,
-                      on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log_dict(
+            {f"train/{k}": v.detach() for k, v in logs.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=bs,
+            sync_dist=True,
+        )
         w = self.weights()
-        self.log_dict({"train/kl_weight": w["kl"], "train/l2_weight": w["l2"]}, on_step=False,
-                      on_epoch=True, batch_size=bs)
+        self.log_dict(
+            {"train/kl_weight": w["kl"], "train/l2_weight": w["l2"]},
+            on_step=False,
+            on_epoch=True,
+            batch_size=bs,
+        )
         return loss
 
     def on_train_start(self) -> None:
-        if self._average is not None and self._raw_to_resume is not None:  # resumed: train the raw weights
+        if (
+            self._average is not None and self._raw_to_resume is not None
+        ):  # resumed: train the raw weights
             self._average.resume(self._raw_to_resume)
         self._raw_to_resume = None
 
@@ -106,7 +127,9 @@ class TrainingModule(pl.LightningModule):
             self._average.use_raw()
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self._average is not None and self.global_step != self._averaged_step:  # once per optimizer step
+        if (
+            self._average is not None and self.global_step != self._averaged_step
+        ):  # once per optimizer step
             self._average.update(self.global_step)
             self._averaged_step = self.global_step
 
@@ -123,9 +146,21 @@ class TrainingModule(pl.LightningModule):
         loss, logs = self.compute_loss(batch, "val", batch_idx)
         bs = batch["spikes"].shape[0]
         # averaged over processes in multi-process training (a no-op in one process)
-        self.log("val/loss", logs.pop("loss"), on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
-        self.log_dict({f"val/{k}": v for k, v in logs.items()}, on_step=False, on_epoch=True,
-                      batch_size=bs, sync_dist=True)
+        self.log(
+            "val/loss",
+            logs.pop("loss"),
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=bs,
+            sync_dist=True,
+        )
+        self.log_dict(
+            {f"val/{k}": v for k, v in logs.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=bs,
+            sync_dist=True,
+        )
         self._select_sum += float(logs["recon_heldin"]) * bs
         self._select_count += bs
 
@@ -150,15 +185,26 @@ class TrainingModule(pl.LightningModule):
 
     def configure_optimizers(self):
         c = self.train_cfg
-        opt = torch.optim.AdamW(self.parameters(), lr=c["lr"], weight_decay=c["weight_decay"],
-                                betas=tuple(c["betas"]), eps=c["eps"])
+        opt = torch.optim.AdamW(
+            self.parameters(),
+            lr=c["lr"],
+            weight_decay=c["weight_decay"],
+            betas=tuple(c["betas"]),
+            eps=c["eps"],
+        )
         if c.get("lr_scheduler") == "plateau":
-            sched = StepPlateau(opt, patience_steps=c["lr_patience_steps"], factor=c["lr_factor"],
-                                min_lr=c["lr_min"])
+            sched = StepPlateau(
+                opt,
+                patience_steps=c["lr_patience_steps"],
+                factor=c["lr_factor"],
+                min_lr=c["lr_min"],
+            )
             # stepped after each validation (every check_val_every_n_epoch epochs)
             every = int(getattr(self._trainer, "check_val_every_n_epoch", None) or 1)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/select",
-                                                       "frequency": every}}
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "monitor": "val/select", "frequency": every},
+            }
         return opt
 
     def lr_scheduler_step(self, scheduler, metric) -> None:

@@ -1,6 +1,7 @@
 """Schedules of training, all counted in optimizer steps: the loss weights' ramps, the learning-rate
 plateau and early stopping. A data set of 75 trials and one of 2,000 trials get the same optimisation
 history per step, whatever their number of steps per epoch."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping
@@ -9,19 +10,28 @@ import numpy as np
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 # settings counted in epochs before schedules counted optimizer steps, by config section: their replacements
-RENAMED = {"train": {"kl_start_epoch": "kl_start_step", "kl_ramp_epochs": "kl_ramp_steps",
-                     "l2_start_epoch": "l2_start_step", "l2_ramp_epochs": "l2_ramp_steps",
-                     "lr_patience": "lr_patience_steps", "metrics_every_n_epochs": "metrics_every_n_steps"},
-           "early_stopping": {"patience": "patience_steps"},
-           "plots": {"every_n_epochs": "every_n_steps"},
-           "nlb": {"eval_every_n_epochs": "eval_every_n_steps"}}
+RENAMED = {
+    "train": {
+        "kl_start_epoch": "kl_start_step",
+        "kl_ramp_epochs": "kl_ramp_steps",
+        "l2_start_epoch": "l2_start_step",
+        "l2_ramp_epochs": "l2_ramp_steps",
+        "lr_patience": "lr_patience_steps",
+        "metrics_every_n_epochs": "metrics_every_n_steps",
+    },
+    "early_stopping": {"patience": "patience_steps"},
+    "plots": {"every_n_epochs": "every_n_steps"},
+    "nlb": {"eval_every_n_epochs": "eval_every_n_steps"},
+}
 
 
 def check_renamed(section: str, block: Mapping[str, Any]) -> None:
     """A clear error for a setting of ``section`` that counted epochs, naming its replacement."""
     for old in sorted(set(block or {}) & set(RENAMED.get(section, {}))):
-        raise KeyError(f"{section}.{old}: schedules count optimizer steps, not epochs; use "
-                       f"{section}.{RENAMED[section][old]} (the number of optimizer steps)")
+        raise KeyError(
+            f"{section}.{old}: schedules count optimizer steps, not epochs; use "
+            f"{section}.{RENAMED[section][old]} (the number of optimizer steps)"
+        )
 
 
 def ramp(step: float, start: float, length: float, minimum: float = 0.0) -> float:
@@ -34,23 +44,35 @@ def ramp(step: float, start: float, length: float, minimum: float = 0.0) -> floa
 def loss_weights(train_cfg: Mapping[str, Any], step: float) -> Dict[str, float]:
     """The KL and L2 weights after ``step`` optimizer steps."""
     c = train_cfg
-    return {"kl": ramp(step, c["kl_start_step"], c["kl_ramp_steps"], c["kl_min"]),
-            "l2": ramp(step, c["l2_start_step"], c["l2_ramp_steps"])}
+    return {
+        "kl": ramp(step, c["kl_start_step"], c["kl_ramp_steps"], c["kl_min"]),
+        "l2": ramp(step, c["l2_start_step"], c["l2_ramp_steps"]),
+    }
 
 
 def ramps_end(train_cfg: Mapping[str, Any]) -> int:
     """The optimizer step at which every loss weight has reached its full value."""
     c = train_cfg
-    return int(max(c["kl_start_step"] + c["kl_ramp_steps"], c["l2_start_step"] + c["l2_ramp_steps"]))
+    return int(
+        max(c["kl_start_step"] + c["kl_ramp_steps"], c["l2_start_step"] + c["l2_ramp_steps"])
+    )
 
 
-def total_loss(terms: Mapping[str, Any], weights: Mapping[str, float], train_cfg: Mapping[str, Any], l2):
+def total_loss(
+    terms: Mapping[str, Any], weights: Mapping[str, float], train_cfg: Mapping[str, Any], l2
+):
     """The training objective from a model's loss terms: ``recon + w_kl * sum_k scale_k * kl_k +
     w_l2 * (l2_scale * l2 + sum reg_*)`` (``kl_<k>`` scaled by ``train.kl_scales[k]``, default 1).
     Returns (loss, summed scaled KL)."""
-    kl_total = sum(train_cfg["kl_scales"].get(k[3:], 1.0) * v for k, v in terms.items() if k.startswith("kl_"))
+    kl_total = sum(
+        train_cfg["kl_scales"].get(k[3:], 1.0) * v for k, v in terms.items() if k.startswith("kl_")
+    )
     reg = sum(v for k, v in terms.items() if k.startswith("reg_"))
-    loss = terms["recon"] + weights["kl"] * kl_total + weights["l2"] * (train_cfg["l2_scale"] * l2 + reg)
+    loss = (
+        terms["recon"]
+        + weights["kl"] * kl_total
+        + weights["l2"] * (train_cfg["l2_scale"] * l2 + reg)
+    )
     return loss, kl_total
 
 
@@ -87,5 +109,7 @@ class Smoothed:
 
     def update(self, new: float) -> float:
         new = float(new)
-        self.value = new if self.value is None else self.smoothing * self.value + (1 - self.smoothing) * new
+        self.value = (
+            new if self.value is None else self.smoothing * self.value + (1 - self.smoothing) * new
+        )
         return self.value

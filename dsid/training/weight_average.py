@@ -4,6 +4,7 @@ Small-batch training on few trials moves the weights around a good solution rath
 average over the last ``steps`` optimizer steps sits closer to it. Validation, model selection, the
 checkpoints' weights and everything loaded from a checkpoint use the average; training steps the raw
 weights, which checkpoints also keep so that a resumed run continues exactly."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -26,7 +27,9 @@ class WeightAverage:
         self.steps = int(steps)
         self.names: List[str] = [n for n, _ in module.named_parameters()]
         self.params: List[nn.Parameter] = [p for _, p in module.named_parameters()]
-        self.other: Optional[List[torch.Tensor]] = None  # the average, or the raw weights while averaged
+        self.other: Optional[List[torch.Tensor]] = (
+            None  # the average, or the raw weights while averaged
+        )
         self.averaged = False  # True while the parameters hold the average
 
     def decay(self, step: int) -> float:
@@ -36,7 +39,9 @@ class WeightAverage:
     def update(self, step: int) -> None:
         """Fold the raw weights after optimizer step ``step`` into the average."""
         if self.averaged:
-            raise RuntimeError("WeightAverage.update: the parameters hold the average, not the trained weights")
+            raise RuntimeError(
+                "WeightAverage.update: the parameters hold the average, not the trained weights"
+            )
         if self.other is None:
             self.other = [p.detach().clone() for p in self.params]
             return

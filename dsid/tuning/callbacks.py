@@ -4,6 +4,7 @@ run per member (all in one group).
 They are pickled with the experiment (``Tuner.restore`` brings them back), so live objects (W&B runs)
 are dropped from their pickled state and reopened on demand.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,11 @@ KEEP_KEYS = ("objective", "epoch", "failed", "lr_now", "member")
 def reported_metrics(result: Mapping[str, Any]) -> Dict[str, float]:
     out = {}
     for k, v in result.items():
-        if (k.startswith(KEEP_PREFIXES) or k in KEEP_KEYS) and isinstance(v, (int, float)) \
-                and not isinstance(v, bool):
+        if (
+            (k.startswith(KEEP_PREFIXES) or k in KEEP_KEYS)
+            and isinstance(v, (int, float))
+            and not isinstance(v, bool)
+        ):
             out[k] = float(v)
     return out
 
@@ -41,10 +45,17 @@ class HistoryCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         metrics = reported_metrics(result)
-        row = {"trial": trial.trial_id, "member": trial.config.get("member"),
-               "epoch": metrics.get("epoch"), "objective": metrics.get("objective"),
-               "failed": bool(metrics.get("failed", 0.0)), "hp": trial.config.get("hp"),
-               "time": time.time(), "metrics": metrics, "node": result.get("node_id")}
+        row = {
+            "trial": trial.trial_id,
+            "member": trial.config.get("member"),
+            "epoch": metrics.get("epoch"),
+            "objective": metrics.get("objective"),
+            "failed": bool(metrics.get("failed", 0.0)),
+            "hp": trial.config.get("hp"),
+            "time": time.time(),
+            "metrics": metrics,
+            "node": result.get("node_id"),
+        }
         if result.get("error"):
             row["error"] = str(result["error"])
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -91,8 +102,15 @@ def read_history(path) -> list:
 class WandbPopulationCallback(tune.Callback):
     """One W&B run per PBT member (``job_type=pbt-member``) in ``group``; offline by default."""
 
-    def __init__(self, run_dir: str, group: str, project: str = "dsid", mode: str = "offline",
-                 entity=None, tags=()):
+    def __init__(
+        self,
+        run_dir: str,
+        group: str,
+        project: str = "dsid",
+        mode: str = "offline",
+        entity=None,
+        tags=(),
+    ):
         self.run_dir, self.group, self.project = str(run_dir), group, project
         self.mode, self.entity, self.tags = mode, entity, list(tags or [])
         self._runs: Dict[str, Any] = {}
@@ -109,12 +127,24 @@ class WandbPopulationCallback(tune.Callback):
 
             member = trial.config.get("member")
             run_id = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{self.group}-{trial.trial_id}")[-120:]
-            run = wandb.init(project=self.project, entity=self.entity, group=self.group,
-                             name=f"member{member}-{trial.trial_id}", id=run_id, resume="allow",
-                             dir=self.run_dir, mode=self.mode, reinit="create_new",
-                             job_type="pbt-member", tags=self.tags,
-                             config={"member": member, "trial_id": trial.trial_id,
-                                     "initial_hp": dict(trial.config.get("hp") or {})})
+            run = wandb.init(
+                project=self.project,
+                entity=self.entity,
+                group=self.group,
+                name=f"member{member}-{trial.trial_id}",
+                id=run_id,
+                resume="allow",
+                dir=self.run_dir,
+                mode=self.mode,
+                reinit="create_new",
+                job_type="pbt-member",
+                tags=self.tags,
+                config={
+                    "member": member,
+                    "trial_id": trial.trial_id,
+                    "initial_hp": dict(trial.config.get("hp") or {}),
+                },
+            )
             self._runs[trial.trial_id] = run
         return run
 

@@ -1,10 +1,11 @@
 """``dsid tune``: population-based training (Ray Tune) of the model a train config describes."""
+
 from __future__ import annotations
 
 from typing import List
 
-from dsid.runs.report import format_table
 from dsid.runs.config import compose
+from dsid.runs.report import format_table
 
 
 def tune_overrides(overrides: List[str]) -> List[str]:
@@ -18,14 +19,21 @@ def cmd_tune(args) -> int:
     try:
         import ray.tune  # noqa: F401
     except ImportError as err:
-        raise SystemExit(f"dsid tune needs Ray Tune ({err}); install it with "
-                         "pip install 'ray[tune]' (scripts/setup.sh installs the tested version)")
-    from dsid.tuning.pbt import format_summary, run_pbt  # needs Ray: imported once it is known present
+        raise SystemExit(
+            f"dsid tune needs Ray Tune ({err}); install it with "
+            "pip install 'ray[tune]' (scripts/setup.sh installs the tested version)"
+        )
+    from dsid.tuning.pbt import (
+        format_summary,
+        run_pbt,
+    )  # needs Ray: imported once it is known present
 
     overrides = list(args.overrides)
     if any(o in ("-m", "--multirun") for o in overrides):
-        raise SystemExit("dsid tune: -m/--multirun is not supported (PBT is itself the search); "
-                         "use dsid train -m for sweeps")
+        raise SystemExit(
+            "dsid tune: -m/--multirun is not supported (PBT is itself the search); "
+            "use dsid train -m for sweeps"
+        )
     cfg = compose(tune_overrides(overrides))
     summary = run_pbt(cfg, run_dir=cfg.get("run_dir"))
     print(f"\ntune directory: {summary['run_dir']}")
@@ -38,10 +46,12 @@ def cmd_tune(args) -> int:
 
 def register_cli(top, synth) -> None:
     p = top.add_parser(
-        "tune", help="population-based training (Ray Tune): dsid tune experiment=NAME "
-                     "[tune.population=8 tune.address=auto key=value ...]",
+        "tune",
+        help="population-based training (Ray Tune): dsid tune experiment=NAME "
+        "[tune.population=8 tune.address=auto key=value ...]",
         description="Hydra overrides follow, as for dsid train; tune=pbt is added unless another "
-                    "tune option is given. tune.resume=true [run_dir=DIR] continues an interrupted "
-                    "search; tune.address=auto or ray://HOST:10001 runs it on a Ray cluster.")
+        "tune option is given. tune.resume=true [run_dir=DIR] continues an interrupted "
+        "search; tune.address=auto or ray://HOST:10001 runs it on a Ray cluster.",
+    )
     p.add_argument("overrides", nargs="*", help="Hydra overrides")
     p.set_defaults(func=cmd_tune, accepts_overrides=True)

@@ -13,6 +13,7 @@ Built-in names:
 Any other name needs ``path:`` (a dotted config path, e.g. ``train.weight_decay``); it must not change
 parameter shapes, since a member continues from another member's weights.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,9 +35,11 @@ def _path(spec: HyperParam) -> str:
     if spec.path:
         return spec.path
     if spec.name not in BUILTIN:
-        raise KeyError(f"tune.hyperparameters.{spec.name}: not a built-in hyperparameter "
-                       f"({', '.join(BUILTIN)}); give its config entry as path: (e.g. "
-                       "path: train.weight_decay)")
+        raise KeyError(
+            f"tune.hyperparameters.{spec.name}: not a built-in hyperparameter "
+            f"({', '.join(BUILTIN)}); give its config entry as path: (e.g. "
+            "path: train.weight_decay)"
+        )
     return BUILTIN[spec.name]
 
 
@@ -58,12 +61,17 @@ def _set(cfg: Dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def _dropout_components(cfg) -> list:
-    return [k for k, v in (cfg.get("model") or {}).items() if isinstance(v, Mapping) and "dropout" in v]
+    return [
+        k for k, v in (cfg.get("model") or {}).items() if isinstance(v, Mapping) and "dropout" in v
+    ]
 
 
 def _cd_entries(cfg) -> list:
-    return [a for a in (cfg.get("model") or {}).get("augmentations") or []
-            if isinstance(a, Mapping) and a.get("name") == "coordinated_dropout"]
+    return [
+        a
+        for a in (cfg.get("model") or {}).get("augmentations") or []
+        if isinstance(a, Mapping) and a.get("name") == "coordinated_dropout"
+    ]
 
 
 def read_hparams(cfg: Mapping[str, Any], space: Mapping[str, HyperParam]) -> Dict[str, float]:
@@ -79,17 +87,20 @@ def read_hparams(cfg: Mapping[str, Any], space: Mapping[str, HyperParam]) -> Dic
         elif path == BUILTIN["cd_rate"] and not spec.path:
             entries = _cd_entries(cfg)
             if not entries:
-                raise KeyError("cd_rate is tuned but model.augmentations has no coordinated_dropout "
-                               "(use augmentation=coordinated_dropout or drop cd_rate from "
-                               "tune.hyperparameters)")
+                raise KeyError(
+                    "cd_rate is tuned but model.augmentations has no coordinated_dropout "
+                    "(use augmentation=coordinated_dropout or drop cd_rate from "
+                    "tune.hyperparameters)"
+                )
             out[name] = float(entries[0].get("rate", 0.3))
         else:
             out[name] = float(_get(cfg, path))
     return out
 
 
-def apply_hparams(cfg: Mapping[str, Any], hp: Mapping[str, float],
-                  space: Mapping[str, HyperParam]) -> Dict[str, Any]:
+def apply_hparams(
+    cfg: Mapping[str, Any], hp: Mapping[str, float], space: Mapping[str, HyperParam]
+) -> Dict[str, Any]:
     """A deep copy of ``cfg`` with the hyperparameters ``hp`` written in."""
     cfg = copy.deepcopy(dict(cfg))
     for name, value in hp.items():

@@ -1,6 +1,7 @@
 """Changing tunable hyperparameters of a live training module (PBT explore after exploit), through
 the small hooks components expose: an optimizer's param groups, ``nn.Dropout.p``, a coordinated
 dropout's ``rate``, and the module's ``train_cfg``."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional
@@ -10,8 +11,14 @@ import torch
 from dsid.modules.augmentations.coordinated_dropout import CoordinatedDropout
 
 
-def set_hyperparameters(module, *, lr: Optional[float] = None, dropout: Optional[float] = None,
-                        cd_rate: Optional[float] = None, **train_values: Any) -> None:
+def set_hyperparameters(
+    module,
+    *,
+    lr: Optional[float] = None,
+    dropout: Optional[float] = None,
+    cd_rate: Optional[float] = None,
+    **train_values: Any,
+) -> None:
     """Change ``lr`` (optimizer param groups and ``train_cfg``), ``dropout`` (every ``nn.Dropout``),
     ``cd_rate`` (every coordinated-dropout augmentation), and any other ``train_cfg`` entry
     (``kl_scales={'ic': ..}``, ``l2_scale``, ...) of a live
@@ -41,4 +48,5 @@ def set_hyperparameters(module, *, lr: Optional[float] = None, dropout: Optional
                 m.rate = float(cd_rate)
         model_cfg["augmentations"] = [
             {**aug, "rate": float(cd_rate)} if aug.get("name") == "coordinated_dropout" else aug
-            for aug in model_cfg.get("augmentations") or []]
+            for aug in model_cfg.get("augmentations") or []
+        ]

@@ -12,6 +12,7 @@ The tune directory (``RUN_DIR``) holds::
                               checkpoints/best.ckpt, inference.h5, metrics.json, figures/)
     summary.json              the winner, its objective and metrics, timings
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,12 @@ from dsid.runs.load import BEST_CKPT, load_module
 from dsid.training.callbacks import finish_run
 from dsid.training.defaults import training_config
 from dsid.training.schedules import ramps_end
-from dsid.tuning.callbacks import (HistoryCallback, SelectionCallback, WandbPopulationCallback,
-                                   read_history)
+from dsid.tuning.callbacks import (
+    HistoryCallback,
+    SelectionCallback,
+    WandbPopulationCallback,
+    read_history,
+)
 from dsid.tuning.hparams import read_hparams
 from dsid.tuning.pbt_logic import initial_population, parse_space
 from dsid.tuning.plots import plot_population
@@ -56,8 +61,10 @@ def default_run_dir(cfg: Dict[str, Any]) -> Path:
     if (cfg.get("tune") or {}).get("resume"):
         found = sorted(p for p in root.glob(f"*_{name}") if (p / CONFIG_FILE).exists())
         if not found:
-            raise FileNotFoundError(f"tune.resume=true: no tune directory of experiment {name} "
-                                    f"under {root}; pass run_dir=DIR of the run to resume")
+            raise FileNotFoundError(
+                f"tune.resume=true: no tune directory of experiment {name} "
+                f"under {root}; pass run_dir=DIR of the run to resume"
+            )
         return found[-1]
     return root / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{name}"
 
@@ -71,24 +78,33 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
     total = int(t.get("total_epochs") or (cfg.get("trainer") or {}).get("max_epochs") or 0)
     interval = int(t.get("perturbation_interval", 0))
     if total < 1 or interval < 1:
-        raise ValueError(f"tune.total_epochs ({total}) and tune.perturbation_interval ({interval}) "
-                         "must be positive")
+        raise ValueError(
+            f"tune.total_epochs ({total}) and tune.perturbation_interval ({interval}) "
+            "must be positive"
+        )
     burn_in = int(t.get("burn_in") or 0)
     if burn_in % interval:
-        raise ValueError(f"tune.burn_in ({burn_in}) must be a multiple of "
-                         f"tune.perturbation_interval ({interval})")
-    select_after = t.get("select_after")  # None: once the loss weights are full (select_after_ramps)
+        raise ValueError(
+            f"tune.burn_in ({burn_in}) must be a multiple of "
+            f"tune.perturbation_interval ({interval})"
+        )
+    select_after = t.get(
+        "select_after"
+    )  # None: once the loss weights are full (select_after_ramps)
     res = dict(t.get("resources_per_trial") or {})
     cpus, gpus = float(res.get("cpu", 1)), float(res.get("gpu", 0) or 0)
     if cpus <= 0 or gpus < 0:
         raise ValueError(f"tune.resources_per_trial: need cpu > 0 and gpu >= 0, got {res}")
     return {
-        "population": int(t.get("population", 8)), "total_epochs": total,
-        "perturbation_interval": interval, "burn_in": burn_in,
+        "population": int(t.get("population", 8)),
+        "total_epochs": total,
+        "perturbation_interval": interval,
+        "burn_in": burn_in,
         "quantile": float(t.get("quantile", 0.25)),
         "resample_probability": float(t.get("resample_probability", 0.25)),
         "perturbation_factors": [float(f) for f in t.get("perturbation_factors") or (0.8, 1.25)],
-        "init": str(t.get("init", "sample")), "members": list(t.get("members") or []),
+        "init": str(t.get("init", "sample")),
+        "members": list(t.get("members") or []),
         "synch": bool(t.get("synch", False)),
         "seed": int(t["seed"] if t.get("seed") is not None else cfg.get("seed", 0) or 0),
         "objective": str(t.get("objective", "val/recon_heldin")),
@@ -96,13 +112,19 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
         "objective_cd_rate": t.get("objective_cd_rate"),
         "lr_scheduler": t.get("lr_scheduler", "none"),
         "hyperparameters": {k: dict(v) for k, v in t["hyperparameters"].items()},
-        "space": space, "cpus_per_trial": cpus, "gpus_per_trial": gpus,
+        "space": space,
+        "cpus_per_trial": cpus,
+        "gpus_per_trial": gpus,
         "threads": max(1, int(cpus)),
         "checkpoints_to_keep": int(t.get("checkpoints_to_keep") or max(4, 2 * interval)),
         "max_failures": int(t.get("max_failures", 2)),
-        "address": t.get("address"), "num_cpus": t.get("num_cpus"), "num_gpus": t.get("num_gpus"),
-        "storage_path": t.get("storage_path"), "resume": bool(t.get("resume", False)),
-        "verbose": int(t.get("verbose", 1)), "export": bool(t.get("export", True)),
+        "address": t.get("address"),
+        "num_cpus": t.get("num_cpus"),
+        "num_gpus": t.get("num_gpus"),
+        "storage_path": t.get("storage_path"),
+        "resume": bool(t.get("resume", False)),
+        "verbose": int(t.get("verbose", 1)),
+        "export": bool(t.get("export", True)),
         "wandb_group": t.get("wandb_group"),
     }
 
@@ -110,7 +132,9 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
 def select_after_ramps(cfg: Dict[str, Any], total_epochs: int) -> int:
     """The first epoch at which the KL and L2 weights have reached their full values (the ramps count
     optimizer steps; epochs have as many steps as training batches)."""
-    return min(math.ceil(ramps_end(training_config(cfg.get("train"))) / steps_per_epoch(cfg)), total_epochs)
+    return min(
+        math.ceil(ramps_end(training_config(cfg.get("train"))) / steps_per_epoch(cfg)), total_epochs
+    )
 
 
 def base_config(cfg: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
@@ -123,8 +147,11 @@ def base_config(cfg: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
     train = base.setdefault("train", {})
     if opts["lr_scheduler"] is not None:
         train["lr_scheduler"] = opts["lr_scheduler"]
-    cd = [a for a in (base.get("model") or {}).get("augmentations") or []
-          if a.get("name") == "coordinated_dropout"]
+    cd = [
+        a
+        for a in (base.get("model") or {}).get("augmentations") or []
+        if a.get("name") == "coordinated_dropout"
+    ]
     rate = opts["objective_cd_rate"]
     if rate is None and cd:
         rate = cd[0].get("rate", 0.3)
@@ -132,8 +159,10 @@ def base_config(cfg: Dict[str, Any], opts: Dict[str, Any]) -> Dict[str, Any]:
         for entry in cd:
             entry["val_rate"] = float(rate)
     elif opts["objective"] == "val/recon_heldin":
-        print("[dsid tune] warning: no coordinated dropout, so val/recon_heldin scores held-in "
-              "entries the encoder sees; prefer augmentation=coordinated_dropout for PBT")
+        print(
+            "[dsid tune] warning: no coordinated dropout, so val/recon_heldin scores held-in "
+            "entries the encoder sees; prefer augmentation=coordinated_dropout for PBT"
+        )
     return base
 
 
@@ -153,9 +182,15 @@ def _init_ray(opts: Dict[str, Any]) -> bool:
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         if root not in paths:
             os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
-        ray.init(address="local", num_cpus=opts["num_cpus"], num_gpus=opts["num_gpus"],
-                 include_dashboard=False, object_store_memory=256 * 1024 ** 2,
-                 logging_level="WARNING", log_to_driver=True)
+        ray.init(
+            address="local",
+            num_cpus=opts["num_cpus"],
+            num_gpus=opts["num_gpus"],
+            include_dashboard=False,
+            object_store_memory=256 * 1024**2,
+            logging_level="WARNING",
+            log_to_driver=True,
+        )
     else:
         ray.init(address=str(address), logging_level="WARNING")
     return True
@@ -171,10 +206,16 @@ def _trainable(base: Dict[str, Any], opts: Dict[str, Any]):
 
 def _scheduler(opts: Dict[str, Any], run_dir: Path):
     return DSIDPopulationBasedTraining(
-        space=opts["space"], perturbation_interval=opts["perturbation_interval"],
-        burn_in=opts["burn_in"], quantile=opts["quantile"],
-        resample_probability=opts["resample_probability"], factors=opts["perturbation_factors"],
-        synch=opts["synch"], seed=opts["seed"], decisions_path=str(run_dir / "decisions.jsonl"))
+        space=opts["space"],
+        perturbation_interval=opts["perturbation_interval"],
+        burn_in=opts["burn_in"],
+        quantile=opts["quantile"],
+        resample_probability=opts["resample_probability"],
+        factors=opts["perturbation_factors"],
+        synch=opts["synch"],
+        seed=opts["seed"],
+        decisions_path=str(run_dir / "decisions.jsonl"),
+    )
 
 
 def _logger_settings(cfg: Dict[str, Any], run_dir: Path, opts: Dict[str, Any]) -> Optional[Dict]:
@@ -182,9 +223,13 @@ def _logger_settings(cfg: Dict[str, Any], run_dir: Path, opts: Dict[str, Any]) -
     if log.get("kind", "wandb") != "wandb" or log.get("mode") == "disabled":
         return None
     group = opts["wandb_group"] or log.get("group") or f"pbt-{run_dir.resolve().name}"
-    return {"project": log.get("project", "dsid"), "entity": log.get("entity"),
-            "mode": log.get("mode", "offline"), "group": group,
-            "tags": list(log.get("tags") or []) + ["pbt"]}
+    return {
+        "project": log.get("project", "dsid"),
+        "entity": log.get("entity"),
+        "mode": log.get("mode", "offline"),
+        "group": group,
+        "tags": list(log.get("tags") or []) + ["pbt"],
+    }
 
 
 def run_pbt(cfg, run_dir=None, callbacks: Optional[List] = None) -> Dict[str, Any]:
@@ -203,8 +248,9 @@ def run_pbt(cfg, run_dir=None, callbacks: Optional[List] = None) -> Dict[str, An
     saved = run_dir / CONFIG_FILE
     if resume:
         if not saved.exists():
-            raise FileNotFoundError(f"tune.resume=true: {run_dir} holds no PBT run ({CONFIG_FILE} "
-                                    "is missing)")
+            raise FileNotFoundError(
+                f"tune.resume=true: {run_dir} holds no PBT run ({CONFIG_FILE} is missing)"
+            )
         new_tune = cfg.get("tune") or {}
         cfg = to_plain(OmegaConf.load(saved))
         for key in ("address", "num_cpus", "num_gpus", "verbose"):  # where it runs may change
@@ -214,14 +260,19 @@ def run_pbt(cfg, run_dir=None, callbacks: Optional[List] = None) -> Dict[str, An
     opts = tune_options(cfg)
     if opts["select_after"] is None:
         opts["select_after"] = select_after_ramps(cfg, opts["total_epochs"])
-    storage = Path(opts["storage_path"] or (run_dir / "ray")).resolve() \
-        if "://" not in str(opts["storage_path"] or "") else opts["storage_path"]
+    storage = (
+        Path(opts["storage_path"] or (run_dir / "ray")).resolve()
+        if "://" not in str(opts["storage_path"] or "")
+        else opts["storage_path"]
+    )
     exp_path = f"{storage}/{EXPERIMENT}"
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         if (Path(str(exp_path)) / "tuner.pkl").exists():
-            raise FileExistsError(f"{run_dir} already holds a PBT run: continue it with "
-                                  "tune.resume=true, or choose another run_dir")
+            raise FileExistsError(
+                f"{run_dir} already holds a PBT run: continue it with "
+                "tune.resume=true, or choose another run_dir"
+            )
         saved.write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     base = base_config(cfg, opts)
     space = opts["space"]
@@ -229,8 +280,10 @@ def run_pbt(cfg, run_dir=None, callbacks: Optional[List] = None) -> Dict[str, An
     started = _init_ray(opts)
     try:
         trainable = _trainable(base, opts)
-        cbs = [HistoryCallback(str(run_dir / "history.jsonl")),
-               SelectionCallback(str(run_dir / SELECTED), opts["select_after"])]
+        cbs = [
+            HistoryCallback(str(run_dir / "history.jsonl")),
+            SelectionCallback(str(run_dir / SELECTED), opts["select_after"]),
+        ]
         wb = _logger_settings(cfg, run_dir, opts)
         if wb:
             cbs.append(WandbPopulationCallback(str(run_dir), **wb))
@@ -239,32 +292,51 @@ def run_pbt(cfg, run_dir=None, callbacks: Optional[List] = None) -> Dict[str, An
             if not tune.Tuner.can_restore(str(exp_path)):
                 raise FileNotFoundError(f"tune.resume=true: no Ray Tune experiment at {exp_path}")
             print(f"[dsid tune] resuming {exp_path}")
-            tuner = tune.Tuner.restore(str(exp_path), trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
+            tuner = tune.Tuner.restore(
+                str(exp_path), trainable=trainable, resume_unfinished=True, resume_errored=True
+            )
             local = getattr(tuner, "_local_tuner", None)  # callbacks come pickled; use fresh ones
             if local is not None:
                 local.get_run_config().callbacks = cbs
         else:
             base_hp = read_hparams(base, space)
-            pop = initial_population(base_hp, space, opts["population"], opts["init"],
-                                     random.Random(opts["seed"]), opts["members"],
-                                     opts["perturbation_factors"])
+            pop = initial_population(
+                base_hp,
+                space,
+                opts["population"],
+                opts["init"],
+                random.Random(opts["seed"]),
+                opts["members"],
+                opts["perturbation_factors"],
+            )
             (run_dir / "initial_population.json").write_text(json.dumps(pop, indent=1))
-            param_space = {"member": tune.grid_search(list(range(len(pop)))),
-                           "hp": tune.sample_from(_initial_hp(pop))}
+            param_space = {
+                "member": tune.grid_search(list(range(len(pop)))),
+                "hp": tune.sample_from(_initial_hp(pop)),
+            }
             tuner = tune.Tuner(
-                trainable, param_space=param_space,
-                tune_config=tune.TuneConfig(scheduler=_scheduler(opts, run_dir), num_samples=1,
-                                            reuse_actors=True),
+                trainable,
+                param_space=param_space,
+                tune_config=tune.TuneConfig(
+                    scheduler=_scheduler(opts, run_dir), num_samples=1, reuse_actors=True
+                ),
                 run_config=tune.RunConfig(
-                    name=EXPERIMENT, storage_path=str(storage), callbacks=cbs,
-                    stop={"epoch": opts["total_epochs"]}, verbose=opts["verbose"],
+                    name=EXPERIMENT,
+                    storage_path=str(storage),
+                    callbacks=cbs,
+                    stop={"epoch": opts["total_epochs"]},
+                    verbose=opts["verbose"],
                     progress_reporter=tune.CLIReporter(
                         metric_columns=["epoch", "objective", "failed"],
-                        parameter_columns=["member"], max_report_frequency=60),
+                        parameter_columns=["member"],
+                        max_report_frequency=60,
+                    ),
                     failure_config=tune.FailureConfig(max_failures=opts["max_failures"]),
                     checkpoint_config=tune.CheckpointConfig(
-                        num_to_keep=opts["checkpoints_to_keep"])))
+                        num_to_keep=opts["checkpoints_to_keep"]
+                    ),
+                ),
+            )
         results = tuner.fit()
         tune_s = time.time() - t0
     finally:
@@ -273,13 +345,29 @@ def run_pbt(cfg, run_dir=None, callbacks: Optional[List] = None) -> Dict[str, An
 
             ray.shutdown()
     # a member is done when it reached the epoch budget, crashed beyond replacement, or errored
-    unfinished = sum(1 for r in results if r.error is None and not (r.metrics or {}).get("failed")
-                     and (r.metrics or {}).get("epoch", 0) < opts["total_epochs"])
-    summary = finish(run_dir, cfg, base, opts, results, wb, tune_s=tune_s,
-                     export=opts["export"] and unfinished == 0, interrupted=unfinished > 0)
+    unfinished = sum(
+        1
+        for r in results
+        if r.error is None
+        and not (r.metrics or {}).get("failed")
+        and (r.metrics or {}).get("epoch", 0) < opts["total_epochs"]
+    )
+    summary = finish(
+        run_dir,
+        cfg,
+        base,
+        opts,
+        results,
+        wb,
+        tune_s=tune_s,
+        export=opts["export"] and unfinished == 0,
+        interrupted=unfinished > 0,
+    )
     if unfinished:
-        print(f"[dsid tune] interrupted with {unfinished} member(s) unfinished; continue with\n"
-              f"  dsid tune run_dir={run_dir} tune.resume=true")
+        print(
+            f"[dsid tune] interrupted with {unfinished} member(s) unfinished; continue with\n"
+            f"  dsid tune run_dir={run_dir} tune.resume=true"
+        )
     return summary
 
 
@@ -305,18 +393,23 @@ def find_checkpoints(exp_path) -> List[Dict[str, Any]]:
     return out
 
 
-def export_best(exp_path, base: Dict[str, Any], opts: Dict[str, Any], out_dir,
-                selected=None) -> Dict[str, Any]:
+def export_best(
+    exp_path, base: Dict[str, Any], opts: Dict[str, Any], out_dir, selected=None
+) -> Dict[str, Any]:
     """Export the member checkpoint with the best objective (``selected``: the copy the driver kept;
     else the best of those Ray retained under ``exp_path``) to ``out_dir`` as an ordinary DSID run
     directory (config.yaml with the winning hyperparameters, checkpoints/best.ckpt, inference.h5,
     metrics.json, figures/). Returns the chosen checkpoint's metadata plus ``metrics``."""
-    found = [c for c in (find_checkpoints(selected) if selected else [])
-             + find_checkpoints(exp_path)
-             if c.get("objective") is not None and math.isfinite(c["objective"])]
+    found = [
+        c
+        for c in (find_checkpoints(selected) if selected else []) + find_checkpoints(exp_path)
+        if c.get("objective") is not None and math.isfinite(c["objective"])
+    ]
     if not found:
-        raise RuntimeError(f"{exp_path}: no member left a usable checkpoint (every member crashed?"
-                           " see the errors above and history.jsonl)")
+        raise RuntimeError(
+            f"{exp_path}: no member left a usable checkpoint (every member crashed?"
+            " see the errors above and history.jsonl)"
+        )
     late = [c for c in found if c["epoch"] >= opts.get("select_after", 0)]
     best = min(late or found, key=lambda c: (c["objective"], -c["epoch"]))
     out_dir = Path(out_dir)
@@ -326,50 +419,91 @@ def export_best(exp_path, base: Dict[str, Any], opts: Dict[str, Any], out_dir,
     shutil.copy(Path(best["dir"]) / CKPT_FILE, out_dir / BEST_CKPT)
     cfg = trial_config(base, best["hp"], best["member"], opts)
     cfg["run_dir"] = str(out_dir)
-    cfg["tuned"] = {"by": "pbt", "objective": opts["objective"], "value": best["objective"],
-                    "epoch": best["epoch"], "member": best["member"],
-                    "hyperparameters": best["hp"]}
+    cfg["tuned"] = {
+        "by": "pbt",
+        "objective": opts["objective"],
+        "value": best["objective"],
+        "epoch": best["epoch"],
+        "member": best["member"],
+        "hyperparameters": best["hp"],
+    }
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     module = load_module(out_dir / BEST_CKPT)
     dm = make_datamodule(cfg)
     dm.setup()
     infer = cfg.get("infer") or {}
-    metrics = finish_run(module, dm.sessions, out_dir, n_samples=int(infer.get("n_samples", 20)),
-                         batch_size=int(infer.get("batch_size", 256)),
-                         extra={"epochs": best["epoch"], f"pbt/{opts['objective']}": best["objective"]})
+    metrics = finish_run(
+        module,
+        dm.sessions,
+        out_dir,
+        n_samples=int(infer.get("n_samples", 20)),
+        batch_size=int(infer.get("batch_size", 256)),
+        extra={"epochs": best["epoch"], f"pbt/{opts['objective']}": best["objective"]},
+    )
     return {**best, "metrics": metrics}
 
 
-def finish(run_dir: Path, cfg, base, opts, results, wb, tune_s: float,
-           export: bool = True, interrupted: bool = False) -> Dict[str, Any]:
+def finish(
+    run_dir: Path,
+    cfg,
+    base,
+    opts,
+    results,
+    wb,
+    tune_s: float,
+    export: bool = True,
+    interrupted: bool = False,
+) -> Dict[str, Any]:
     """After the search: trajectories plot, export of the best member, W&B summary, summary.json."""
     history = read_history(run_dir / "history.jsonl")
     decisions = read_history(run_dir / "decisions.jsonl")
     png = run_dir / "pbt_trajectories.png"
-    fig = plot_population(history, opts["space"], png, decisions, objective=opts["objective"],
-                          title=f"PBT {run_dir.name}: {opts['objective']} and hyperparameters")
+    fig = plot_population(
+        history,
+        opts["space"],
+        png,
+        decisions,
+        objective=opts["objective"],
+        title=f"PBT {run_dir.name}: {opts['objective']} and hyperparameters",
+    )
     storage = opts["storage_path"] or str((run_dir / "ray").resolve())
     exp_path = f"{storage}/{EXPERIMENT}"
     t1 = time.time()
     crashes = sorted({r["error"] for r in history if r.get("error")})
     try:
-        best = export_best(exp_path, base, opts, run_dir / "best", run_dir / SELECTED) \
-            if export else None
+        best = (
+            export_best(exp_path, base, opts, run_dir / "best", run_dir / SELECTED)
+            if export
+            else None
+        )
     except RuntimeError as err:
         raise RuntimeError(f"{err}; members' errors: {'; '.join(crashes[:3]) or 'none'}") from err
     members = {}
     for row in history:
-        members[row["trial"]] = {"member": row["member"], "epoch": row["epoch"],
-                                 "objective": row["objective"], "failed": row["failed"],
-                                 "hp": row["hp"]}
-    errors = [str(r.error) for r in results if getattr(r, "error", None)] if results is not None else []
-    summary = {"run_dir": str(run_dir), "objective": opts["objective"],
-               "best_dir": str(run_dir / "best") if best else None,
-               "best": {k: v for k, v in (best or {}).items() if k != "dir"},
-               "members_last": members, "n_exploits": len(decisions), "trial_errors": errors,
-               "member_crashes": crashes,
-               "interrupted": interrupted, "tune_seconds": tune_s, "export_seconds": time.time() - t1,
-               "trajectories_png": str(png)}
+        members[row["trial"]] = {
+            "member": row["member"],
+            "epoch": row["epoch"],
+            "objective": row["objective"],
+            "failed": row["failed"],
+            "hp": row["hp"],
+        }
+    errors = (
+        [str(r.error) for r in results if getattr(r, "error", None)] if results is not None else []
+    )
+    summary = {
+        "run_dir": str(run_dir),
+        "objective": opts["objective"],
+        "best_dir": str(run_dir / "best") if best else None,
+        "best": {k: v for k, v in (best or {}).items() if k != "dir"},
+        "members_last": members,
+        "n_exploits": len(decisions),
+        "trial_errors": errors,
+        "member_crashes": crashes,
+        "interrupted": interrupted,
+        "tune_seconds": tune_s,
+        "export_seconds": time.time() - t1,
+        "trajectories_png": str(png),
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if wb and not interrupted:
         _wandb_summary(run_dir, wb, fig, summary)
@@ -382,11 +516,21 @@ def finish(run_dir: Path, cfg, base, opts, results, wb, tune_s: float,
 def _wandb_summary(run_dir: Path, wb: Dict[str, Any], fig, summary: Dict[str, Any]) -> None:
     import wandb
 
-    run = wandb.init(project=wb["project"], entity=wb["entity"], group=wb["group"],
-                     name="pbt-summary", job_type="pbt-summary", dir=str(run_dir), mode=wb["mode"],
-                     tags=wb["tags"], reinit="create_new",
-                     config={"best_hp": (summary.get("best") or {}).get("hp"),
-                             "best_member": (summary.get("best") or {}).get("member")})
+    run = wandb.init(
+        project=wb["project"],
+        entity=wb["entity"],
+        group=wb["group"],
+        name="pbt-summary",
+        job_type="pbt-summary",
+        dir=str(run_dir),
+        mode=wb["mode"],
+        tags=wb["tags"],
+        reinit="create_new",
+        config={
+            "best_hp": (summary.get("best") or {}).get("hp"),
+            "best_member": (summary.get("best") or {}).get("member"),
+        },
+    )
     log = {"pbt/trajectories": wandb.Image(fig), "pbt/n_exploits": summary["n_exploits"]}
     for k, v in ((summary.get("best") or {}).get("metrics") or {}).items():
         if isinstance(v, (int, float)):
@@ -406,9 +550,13 @@ def format_summary(summary: Dict[str, Any]) -> str:
     if summary.get("interrupted"):
         lines.append("\ninterrupted: nothing exported yet (resume with tune.resume=true)")
     if best:
-        lines.append(f"\nbest: member {best['member']} at epoch {best['epoch']}, "
-                     f"{summary['objective']}={best['objective']:.4f}; exported to "
-                     f"{summary['best_dir']}")
-    lines.append(f"exploits: {summary['n_exploits']}; search {summary['tune_seconds']:.0f} s, "
-                 f"export {summary['export_seconds']:.0f} s")
+        lines.append(
+            f"\nbest: member {best['member']} at epoch {best['epoch']}, "
+            f"{summary['objective']}={best['objective']:.4f}; exported to "
+            f"{summary['best_dir']}"
+        )
+    lines.append(
+        f"exploits: {summary['n_exploits']}; search {summary['tune_seconds']:.0f} s, "
+        f"export {summary['export_seconds']:.0f} s"
+    )
     return "\n".join(lines)

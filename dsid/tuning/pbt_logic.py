@@ -8,6 +8,7 @@ hyperparameters) a member of the top quantile. *Explore*: the copied hyperparame
 A member whose score is not finite (a crashed member: NaN loss, an exception) is always in the bottom
 set, so it is replaced by a copy of a healthy member instead of ending the search.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,14 +32,17 @@ class HyperParam:
 
     def __post_init__(self):
         if self.scale not in SCALES:
-            raise ValueError(f"hyperparameter {self.name}: scale must be one of {SCALES}, "
-                             f"got {self.scale!r}")
+            raise ValueError(
+                f"hyperparameter {self.name}: scale must be one of {SCALES}, got {self.scale!r}"
+            )
         if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low >= self.high:
-            raise ValueError(f"hyperparameter {self.name}: need finite low < high, got "
-                             f"[{self.low}, {self.high}]")
+            raise ValueError(
+                f"hyperparameter {self.name}: need finite low < high, got [{self.low}, {self.high}]"
+            )
         if self.scale == "log" and self.low <= 0:
-            raise ValueError(f"hyperparameter {self.name}: a log-scale range needs low > 0, "
-                             f"got {self.low}")
+            raise ValueError(
+                f"hyperparameter {self.name}: a log-scale range needs low > 0, got {self.low}"
+            )
 
     def clip(self, value: float) -> float:
         return float(min(max(value, self.low), self.high))
@@ -63,12 +67,15 @@ def parse_space(spec: Mapping[str, Mapping]) -> Dict[str, HyperParam]:
         s = dict(s or {})
         unknown = set(s) - {"low", "high", "scale", "path"}
         if unknown:
-            raise ValueError(f"hyperparameter {name}: unknown keys {sorted(unknown)} "
-                             "(expected low, high, scale and optionally path)")
+            raise ValueError(
+                f"hyperparameter {name}: unknown keys {sorted(unknown)} "
+                "(expected low, high, scale and optionally path)"
+            )
         if "low" not in s or "high" not in s:
             raise ValueError(f"hyperparameter {name}: needs low and high")
-        space[name] = HyperParam(name, float(s["low"]), float(s["high"]), str(s.get("scale", "log")),
-                                 s.get("path"))
+        space[name] = HyperParam(
+            name, float(s["low"]), float(s["high"]), str(s.get("scale", "log")), s.get("path")
+        )
     if not space:
         raise ValueError("PBT needs at least one hyperparameter to tune")
     return space
@@ -88,8 +95,9 @@ def rank(scores: Mapping[str, float], mode: str = "min") -> List[str]:
     return sorted(healthy, key=lambda k: key(scores[k])) + failed
 
 
-def quantiles(scores: Mapping[str, float], fraction: float = 0.25,
-              mode: str = "min") -> Tuple[List[str], List[str]]:
+def quantiles(
+    scores: Mapping[str, float], fraction: float = 0.25, mode: str = "min"
+) -> Tuple[List[str], List[str]]:
     """``(bottom, top)``: the members that copy another, and the members that may be copied.
 
     Each holds ``ceil(n * fraction)`` members (at most ``n // 2``) of the ``n`` scored members; every
@@ -118,17 +126,25 @@ def choose_donor(top: Sequence[str], rng: random.Random) -> str:
     return top[rng.randrange(len(top))]
 
 
-def plan_exploits(scores: Mapping[str, float], fraction: float = 0.25, mode: str = "min",
-                  rng: Optional[random.Random] = None) -> Dict[str, str]:
+def plan_exploits(
+    scores: Mapping[str, float],
+    fraction: float = 0.25,
+    mode: str = "min",
+    rng: Optional[random.Random] = None,
+) -> Dict[str, str]:
     """``{member: donor}`` for every member that should copy another now."""
     rng = rng or random.Random(0)
     bottom, top = quantiles(scores, fraction, mode)
     return {m: choose_donor(top, rng) for m in bottom}
 
 
-def explore(hp: Mapping[str, float], space: Mapping[str, HyperParam], rng: random.Random,
-            resample_probability: float = 0.25,
-            factors: Sequence[float] = (0.8, 1.25)) -> Tuple[Dict[str, float], Dict[str, str]]:
+def explore(
+    hp: Mapping[str, float],
+    space: Mapping[str, HyperParam],
+    rng: random.Random,
+    resample_probability: float = 0.25,
+    factors: Sequence[float] = (0.8, 1.25),
+) -> Tuple[Dict[str, float], Dict[str, str]]:
     """Perturb every hyperparameter of ``space`` in ``hp``. Returns the new values (other entries of
     ``hp`` are kept) and a description of each operation ("resample", "*1.25", "+0.1")."""
     if not 0.0 <= resample_probability <= 1.0:
@@ -142,15 +158,21 @@ def explore(hp: Mapping[str, float], space: Mapping[str, HyperParam], rng: rando
             continue
         factor = float(factors[rng.randrange(len(factors))])
         new[name] = spec.perturb(float(hp[name]), factor)
-        ops[name] = f"*{factor:g}" if spec.scale == "log" else \
-            f"{(factor - 1) * (spec.high - spec.low):+g}"
+        ops[name] = (
+            f"*{factor:g}" if spec.scale == "log" else f"{(factor - 1) * (spec.high - spec.low):+g}"
+        )
     return new, ops
 
 
-def initial_population(base: Mapping[str, float], space: Mapping[str, HyperParam], n: int,
-                       strategy: str = "sample", rng: Optional[random.Random] = None,
-                       members: Sequence[Mapping[str, float]] = (),
-                       factors: Sequence[float] = (0.8, 1.25)) -> List[Dict[str, float]]:
+def initial_population(
+    base: Mapping[str, float],
+    space: Mapping[str, HyperParam],
+    n: int,
+    strategy: str = "sample",
+    rng: Optional[random.Random] = None,
+    members: Sequence[Mapping[str, float]] = (),
+    factors: Sequence[float] = (0.8, 1.25),
+) -> List[Dict[str, float]]:
     """Starting hyperparameters of ``n`` members.
 
     Member 0 starts from ``base`` (the composed config, even outside the ranges). The others:
@@ -175,8 +197,10 @@ def initial_population(base: Mapping[str, float], space: Mapping[str, HyperParam
         if i < len(members):
             unknown = set(members[i] or {}) - set(space)
             if unknown:
-                raise ValueError(f"member {i}: {sorted(unknown)} are not tuned hyperparameters "
-                                 f"({', '.join(space)})")
+                raise ValueError(
+                    f"member {i}: {sorted(unknown)} are not tuned hyperparameters "
+                    f"({', '.join(space)})"
+                )
             hp.update({k: float(v) for k, v in (members[i] or {}).items()})
         pop.append(hp)
     return pop

@@ -1,4 +1,5 @@
 """The population's hyperparameter trajectories and objective over training epochs."""
+
 from __future__ import annotations
 
 import math
@@ -22,20 +23,31 @@ def _series(history: Sequence[Mapping], trial: str):
     return sorted(rows.items())
 
 
-def plot_population(history: Sequence[Mapping], space: Mapping[str, HyperParam], out,
-                    decisions: Sequence[Mapping] = (), objective: str = "objective",
-                    title: Optional[str] = None):
+def plot_population(
+    history: Sequence[Mapping],
+    space: Mapping[str, HyperParam],
+    out,
+    decisions: Sequence[Mapping] = (),
+    objective: str = "objective",
+    title: Optional[str] = None,
+):
     """One panel for the objective and one per hyperparameter; one line per member. Crashed reports
     are marked with x on the top edge of the objective panel; exploits with a dot where the member
     jumps. Saves ``out`` (PNG) and returns the figure."""
-    trials = sorted({r["trial"] for r in history}, key=lambda t: min(
-        (r.get("member") or 0) for r in history if r["trial"] == t))
+    trials = sorted(
+        {r["trial"] for r in history},
+        key=lambda t: min((r.get("member") or 0) for r in history if r["trial"] == t),
+    )
     names = list(space)
-    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.9 * (len(names) + 1)), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(names) + 1, 1, figsize=(8, 1.9 * (len(names) + 1)), sharex=True, squeeze=False
+    )
     axes = axes[:, 0]
-    finite = [r["objective"] for r in history
-              if r.get("objective") is not None and math.isfinite(r["objective"])]
+    finite = [
+        r["objective"]
+        for r in history
+        if r.get("objective") is not None and math.isfinite(r["objective"])
+    ]
     top = max(finite) if finite else 1.0
     for i, trial in enumerate(trials):
         series = _series(history, trial)
@@ -44,15 +56,24 @@ def plot_population(history: Sequence[Mapping], space: Mapping[str, HyperParam],
         color = f"C{i % 10}"
         member = series[0][1].get("member")
         ep = [e for e, _ in series]
-        obj = [r["objective"] if r.get("objective") is not None and math.isfinite(r["objective"])
-               else math.nan for _, r in series]
+        obj = [
+            r["objective"]
+            if r.get("objective") is not None and math.isfinite(r["objective"])
+            else math.nan
+            for _, r in series
+        ]
         axes[0].plot(ep, obj, color=color, lw=1.2, label=f"member {member}")
         crashed = [e for e, r in series if r.get("failed")]
         if crashed:
             axes[0].plot(crashed, [top] * len(crashed), "x", color=color, ms=5)
         for ax, name in zip(axes[1:], names):
-            ax.plot(ep, [(r.get("hp") or {}).get(name, math.nan) for _, r in series], color=color,
-                    lw=1.2, drawstyle="steps-post")
+            ax.plot(
+                ep,
+                [(r.get("hp") or {}).get(name, math.nan) for _, r in series],
+                color=color,
+                lw=1.2,
+                drawstyle="steps-post",
+            )
     for d in decisions:
         if d.get("epoch") is None:
             continue

@@ -9,6 +9,7 @@ A member that crashes (non-finite loss or objective, or any exception) reports a
 until the scheduler replaces it with a copy of a healthy member, so one bad member never ends the
 search.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ CKPT_FILE = "model.ckpt"
 META_FILE = "dsid.json"
 
 
-def trial_config(base_cfg: Mapping[str, Any], hp: Mapping[str, float], member: int,
-                 options: Mapping[str, Any]) -> Dict[str, Any]:
+def trial_config(
+    base_cfg: Mapping[str, Any], hp: Mapping[str, float], member: int, options: Mapping[str, Any]
+) -> Dict[str, Any]:
     """The DSID config of one member: the base config with its hyperparameters written in."""
     cfg = apply_hparams(base_cfg, hp, parse_space(options["hyperparameters"]))
     cfg["seed"] = int(cfg.get("seed", 0)) + int(member)
@@ -53,11 +55,20 @@ def _quiet() -> None:
     import logging
     import warnings
 
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "ray.train",
-                 "ray.tune"):
+    for name in (
+        "pytorch_lightning",
+        "lightning.pytorch",
+        "lightning_fabric",
+        "ray.train",
+        "ray.tune",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in (".*weights_only.*", ".*LeafSpec.*", ".*does not have many workers.*",
-                    ".*litlogger.*"):
+    for pattern in (
+        ".*weights_only.*",
+        ".*LeafSpec.*",
+        ".*does not have many workers.*",
+        ".*litlogger.*",
+    ):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -87,9 +98,16 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
         print(f"[dsid tune] member {member} crashed after epoch {state['epoch']}: {err!r}\n{text}")
         deadline = time.time() + float(options.get("failed_wait_s", 3600))
         while time.time() < deadline:
-            tune.report({"objective": math.inf, "failed": 1.0, "epoch": state["epoch"],
-                         "member": member, "error": repr(err)[:300],
-                         **{f"hp/{k}": float(v) for k, v in hp.items()}})
+            tune.report(
+                {
+                    "objective": math.inf,
+                    "failed": 1.0,
+                    "epoch": state["epoch"],
+                    "member": member,
+                    "error": repr(err)[:300],
+                    **{f"hp/{k}": float(v) for k, v in hp.items()},
+                }
+            )
             time.sleep(float(options.get("failed_poll_s", 1.0)))
 
     class Report(pl.Callback):
@@ -103,24 +121,46 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
             epoch = trainer.current_epoch + 1
             metrics = _scalar_metrics(trainer.callback_metrics)
             if objective_key not in metrics:
-                raise KeyError(f"the objective {objective_key} was not logged (logged: "
-                               f"{', '.join(sorted(metrics))}); set tune.objective to a logged "
-                               "validation metric")
+                raise KeyError(
+                    f"the objective {objective_key} was not logged (logged: "
+                    f"{', '.join(sorted(metrics))}); set tune.objective to a logged "
+                    "validation metric"
+                )
             value = metrics[objective_key]
             if not math.isfinite(value):
-                raise FloatingPointError(f"non-finite objective {objective_key}={value} at epoch "
-                                         f"{epoch}")
-            opt_lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else hp.get("lr")
-            result = {**metrics, "objective": value, "failed": 0.0, "epoch": epoch, "member": member,
-                      "lr_now": float(opt_lr), **{f"hp/{k}": float(v) for k, v in hp.items()}}
+                raise FloatingPointError(
+                    f"non-finite objective {objective_key}={value} at epoch {epoch}"
+                )
+            opt_lr = (
+                trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else hp.get("lr")
+            )
+            result = {
+                **metrics,
+                "objective": value,
+                "failed": 0.0,
+                "epoch": epoch,
+                "member": member,
+                "lr_now": float(opt_lr),
+                **{f"hp/{k}": float(v) for k, v in hp.items()},
+            }
             state["epoch"] = epoch
             # a checkpoint every epoch: Ray may pause a member after any report (synchronous PBT,
             # more members than resources) and it must restart where it was
             ckpt_dir = Path(tempfile.mkdtemp(dir=workdir))
             trainer.save_checkpoint(str(ckpt_dir / CKPT_FILE))
-            (ckpt_dir / META_FILE).write_text(json.dumps(
-                {"hp": hp, "member": member, "epoch": epoch, "objective": value,
-                 "objective_key": objective_key, "metrics": metrics}, indent=1))
+            (ckpt_dir / META_FILE).write_text(
+                json.dumps(
+                    {
+                        "hp": hp,
+                        "member": member,
+                        "epoch": epoch,
+                        "objective": value,
+                        "objective_key": objective_key,
+                        "metrics": metrics,
+                    },
+                    indent=1,
+                )
+            )
             result["node_id"] = node_id  # which machine of a Ray cluster trained this member
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(ckpt_dir)))
             shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -134,19 +174,37 @@ def run_member(config: Dict[str, Any], base_cfg: Dict[str, Any], options: Dict[s
             shutil.copy(Path(d) / CKPT_FILE, ckpt_path)
         state["epoch"] = int(meta["epoch"])
         if state["epoch"] >= total:  # nothing left to train: report the copied state once
-            tune.report({**_scalar_metrics(meta.get("metrics", {})), "objective": meta["objective"],
-                         "failed": 0.0, "epoch": state["epoch"], "member": member,
-                         **{f"hp/{k}": float(v) for k, v in hp.items()}}, checkpoint=restored)
+            tune.report(
+                {
+                    **_scalar_metrics(meta.get("metrics", {})),
+                    "objective": meta["objective"],
+                    "failed": 0.0,
+                    "epoch": state["epoch"],
+                    "member": member,
+                    **{f"hp/{k}": float(v) for k, v in hp.items()},
+                },
+                checkpoint=restored,
+            )
             return
     try:
-        pl.seed_everything(int(cfg.get("seed", 0)) + 1000 * state["epoch"], workers=True, verbose=False)
+        pl.seed_everything(
+            int(cfg.get("seed", 0)) + 1000 * state["epoch"], workers=True, verbose=False
+        )
         dm, module = build_run(cfg)
         trainer_kwargs = {k: v for k, v in (cfg.get("trainer") or {}).items() if v is not None}
         gpus = float(options.get("gpus_per_trial", 0) or 0)
         trainer_kwargs.update(
-            accelerator="gpu" if gpus > 0 else "cpu", devices=1, max_epochs=total, max_time=None,
-            logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(workdir))
+            accelerator="gpu" if gpus > 0 else "cpu",
+            devices=1,
+            max_epochs=total,
+            max_time=None,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=str(workdir),
+        )
         trainer_kwargs.pop("strategy", None)
         every = int(module.train_cfg["metrics_every_n_steps"] or 0)
         trainer = pl.Trainer(callbacks=[MetricsCallback(every), Report()], **trainer_kwargs)

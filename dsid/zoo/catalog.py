@@ -1,14 +1,15 @@
 """The whole ground-truth zoo: the tensor-file members of :data:`dsid.zoo.members.ZOO` and rotational
 reaching in the NLB NWB layout (MC_Maze-like) at three sizes, prepared into DSID files."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-from dsid.zoo.members import ZOO
 from dsid.nlb.prepare import prepare
 from dsid.nlb.synth import write_synthetic_nlb
+from dsid.zoo.members import ZOO
 
 # NLB-layout members: (NWB training-file trials, evaluation trials). A quarter of the training file
 # is NLB's 'val' part and 20% of the rest is held back as DSID's valid split, so these give about
@@ -21,12 +22,16 @@ def members() -> Dict[str, str]:
     """Every zoo member's name and one-line summary."""
     out = {name: m.summary for name, m in ZOO.items()}
     for name, (n, _) in MAZE_SIZES.items():
-        out[name] = (f"condition-structured rotational reaching in the NLB NWB layout ({n} trials in the "
-                     f"training file, {MAZE_BIN_MS} ms bins): NLB's four metrics on data of that size")
+        out[name] = (
+            f"condition-structured rotational reaching in the NLB NWB layout ({n} trials in the "
+            f"training file, {MAZE_BIN_MS} ms bins): NLB's four metrics on data of that size"
+        )
     return out
 
 
-def write_member(name: str, out_dir, seed: int = 0, log: Optional[Callable[[str], None]] = None) -> Path:
+def write_member(
+    name: str, out_dir, seed: int = 0, log: Optional[Callable[[str], None]] = None
+) -> Path:
     """Write zoo member ``name`` into ``out_dir`` as ``<name>.h5`` (NLB-layout members also keep their
     NWB files in ``<name>_nwb/``); return the DSID tensor file."""
     out_dir = Path(out_dir)
@@ -39,4 +44,6 @@ def write_member(name: str, out_dir, seed: int = 0, log: Optional[Callable[[str]
     if nwb_dir.exists():
         shutil.rmtree(nwb_dir)
     write_synthetic_nlb("mc_maze", nwb_dir, seed=seed, n_trials=MAZE_SIZES[name])
-    return prepare("mc_maze", nwb_dir, MAZE_BIN_MS, "val", out_dir / f"{name}.h5", seed=seed, log=log)
+    return prepare(
+        "mc_maze", nwb_dir, MAZE_BIN_MS, "val", out_dir / f"{name}.h5", seed=seed, log=log
+    )

@@ -1,5 +1,6 @@
 """``dsid synth <member>``: write one zoo data set (every member of :data:`~dsid.zoo.members.ZOO` but
 ``lorenz``, which ``dsid synth lorenz`` writes with more options)."""
+
 from __future__ import annotations
 
 from dsid.data.tensor_file import load_tensor_file
@@ -11,10 +12,13 @@ def _handler(member: ZooMember):
         path = member.write(args.out, seed=args.seed)
         d = load_tensor_file(path)
         trials = tuple(sd.n_trials for sd in d.splits.values())
-        print(f"wrote {member.name} to {path} (seed {args.seed}, trials {trials}, {d.n_time} bins of "
-              f"{d.bin_ms:g} ms, {d.n_neurons} neurons, {int(d.heldout.sum())} held out, "
-              f"{d.latent_size} latent dims)")
+        print(
+            f"wrote {member.name} to {path} (seed {args.seed}, trials {trials}, {d.n_time} bins of "
+            f"{d.bin_ms:g} ms, {d.n_neurons} neurons, {int(d.heldout.sum())} held out, "
+            f"{d.latent_size} latent dims)"
+        )
         return 0
+
     return run
 
 

@@ -1,4 +1,5 @@
 """Bad input to `prepare` gives a clear error naming the file and the field, and writes nothing."""
+
 import shutil
 
 import h5py
@@ -41,9 +42,17 @@ def _assert_nothing_written(out):
     assert not list(out.parent.glob("*.tmp")) if out.parent.exists() else True
 
 
-@pytest.mark.parametrize("field", ["units/heldout", "intervals/trials/split", "processing/behavior/hand_vel",
-                                   "intervals/trials/move_onset_time", "intervals/trials/trial_version",
-                                   "units/obs_intervals"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "units/heldout",
+        "intervals/trials/split",
+        "processing/behavior/hand_vel",
+        "intervals/trials/move_onset_time",
+        "intervals/trials/trial_version",
+        "units/obs_intervals",
+    ],
+)
 def test_missing_nwb_field(nlb_synth, tmp_path, field):
     nwb_dir = _copy_maze(nlb_synth, tmp_path, drop=field)
     out = tmp_path / "out" / "maze.h5"
@@ -75,7 +84,9 @@ def test_missing_dataset_files(nlb_synth, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=MAZE.train_file().replace("+", r"\+")):
         prepare("mc_maze", tmp_path / "empty", 5, "val", out)
-    with pytest.raises(FileNotFoundError, match="sub-Han_desc-train"):  # only another dataset's files
+    with pytest.raises(
+        FileNotFoundError, match="sub-Han_desc-train"
+    ):  # only another dataset's files
         prepare("mc_maze", nlb_synth["area2_bump"], 5, "val", out)
     with pytest.raises(FileNotFoundError, match="no such directory"):
         prepare("mc_maze", tmp_path / "absent", 5, "val", out)
@@ -92,8 +103,22 @@ def test_missing_dataset_files(nlb_synth, tmp_path):
 def test_cli_reports_errors(nlb_synth, tmp_path, capsys):
     nwb_dir = _copy_maze(nlb_synth, tmp_path, drop="units/heldout")
     out = tmp_path / "maze.h5"
-    code = main(["nlb", "prepare", "--dataset", "mc_maze", "--nwb-dir", str(nwb_dir), "--bin", "5",
-                 "--phase", "val", "--out", str(out)])
+    code = main(
+        [
+            "nlb",
+            "prepare",
+            "--dataset",
+            "mc_maze",
+            "--nwb-dir",
+            str(nwb_dir),
+            "--bin",
+            "5",
+            "--phase",
+            "val",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2 and "units/heldout" in capsys.readouterr().err
     _assert_nothing_written(out)
 
@@ -110,10 +135,22 @@ def test_specs_match_nlb_tools():
         assert list(spec.cond_fields) == p.get("psth_params", {}).get("cond_fields", [])
         assert (spec.decode_mask_field is not None) == ("decode_masks" in p)
         assert spec.key(20) == f"{name}_20" and spec.key(5) == name
-    assert [SPECS[n].dandiset for n in ("mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg", "mc_maze_large",
-                                        "mc_maze_medium", "mc_maze_small")] == \
-        ["000128", "000129", "000127", "000130", "000138", "000139", "000140"]
-    assert SPECS["mc_maze_small"].train_file() == "sub-Jenkins_ses-small_desc-train_behavior+ecephys.nwb"
+    assert [
+        SPECS[n].dandiset
+        for n in (
+            "mc_maze",
+            "mc_rtt",
+            "area2_bump",
+            "dmfc_rsg",
+            "mc_maze_large",
+            "mc_maze_medium",
+            "mc_maze_small",
+        )
+    ] == ["000128", "000129", "000127", "000130", "000138", "000139", "000140"]
+    assert (
+        SPECS["mc_maze_small"].train_file()
+        == "sub-Jenkins_ses-small_desc-train_behavior+ecephys.nwb"
+    )
     assert SPECS["mc_rtt"].test_file() == "sub-Indy_desc-test_ecephys.nwb"
     assert check_bin(20.0) == 20
 
@@ -124,7 +161,11 @@ def test_nlb_commands_without_nlb_tools_say_how_to_install_it(monkeypatch, capsy
     from dsid.cli import main
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nlb_tools" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "nlb_tools" else real(name, *a),
+    )
     assert main(["nlb", "baseline", str(tmp_path / "x.h5")]) == 2
     err = capsys.readouterr().err
     assert "pip install --no-deps nlb-tools==0.0.4" in err

@@ -1,4 +1,5 @@
 """prepare -> tiny train -> evaluate -> submit, scored by nlb_tools; clear errors that write nothing."""
+
 import json
 import shutil
 import warnings
@@ -50,9 +51,14 @@ def _expected_shapes(path):
         _, T, N = f["test/spikes"].shape
         T_fwd = f["test/forward_spikes"].shape[1]
     k = read_nlb_info(path)["n_heldin"]
-    return {"train_rates_heldin": (n_tr, T, k), "train_rates_heldout": (n_tr, T, N - k),
-            "eval_rates_heldin": (n_ev, T, k), "eval_rates_heldout": (n_ev, T, N - k),
-            "eval_rates_heldin_forward": (n_ev, T_fwd, k), "eval_rates_heldout_forward": (n_ev, T_fwd, N - k)}
+    return {
+        "train_rates_heldin": (n_tr, T, k),
+        "train_rates_heldout": (n_tr, T, N - k),
+        "eval_rates_heldin": (n_ev, T, k),
+        "eval_rates_heldout": (n_ev, T, N - k),
+        "eval_rates_heldin_forward": (n_ev, T_fwd, k),
+        "eval_rates_heldout_forward": (n_ev, T_fwd, N - k),
+    }
 
 
 def test_training_writes_forward_rates_and_nlb_scores(nlb_run, nlb_prepared):
@@ -60,12 +66,18 @@ def test_training_writes_forward_rates_and_nlb_scores(nlb_run, nlb_prepared):
         for split in ("train", "valid", "test"):  # 200 ms past the window: 40 bins of 5 ms
             assert f[f"{split}/rates_forward"].shape == (d[f"{split}/spikes"].shape[0], 40, 55)
             assert np.all(f[f"{split}/rates_forward"][()] > 0)
-        weight = float(f.attrs["forward_weight"])  # the mix the valid trials chose, also in metrics.json
+        weight = float(
+            f.attrs["forward_weight"]
+        )  # the mix the valid trials chose, also in metrics.json
     assert 0.0 <= weight <= 1.0
-    assert json.loads((nlb_run / "metrics.json").read_text())["forward_weight"] == pytest.approx(weight)
+    assert json.loads((nlb_run / "metrics.json").read_text())["forward_weight"] == pytest.approx(
+        weight
+    )
     history = read_offline_run(_offline_runs(nlb_run, "train")[0])["history"]
     for key in ("val/nlb_co_bps", "val/nlb_vel_r2", "val/nlb_psth_r2", "val/nlb_fp_bps"):
-        assert sum(key in row and np.isfinite(row[key]) for row in history) == 2, key  # each of 2 epochs
+        assert sum(key in row and np.isfinite(row[key]) for row in history) == 2, (
+            key
+        )  # each of 2 epochs
 
 
 def test_evaluate_scores_writes_json_and_logs_to_wandb(nlb_run, capsys):
@@ -78,7 +90,11 @@ def test_evaluate_scores_writes_json_and_logs_to_wandb(nlb_run, capsys):
     assert all(np.isfinite(v) for v in result["metrics"].values())
     assert result["oracle"]["co_bps"] > result["metrics"]["co_bps"]  # 2 epochs of a tiny model
     saved = json.loads((nlb_run / METRICS_FILE).read_text())
-    assert saved["metrics"] == result["metrics"] and saved["key"] == "mc_maze" and saved["n_samples"] == 2
+    assert (
+        saved["metrics"] == result["metrics"]
+        and saved["key"] == "mc_maze"
+        and saved["n_samples"] == 2
+    )
     assert 0.0 <= saved["forward_weight"] <= 1.0
     assert len(_offline_runs(nlb_run)) == n_before + 1
     (evaluation,) = _offline_runs(nlb_run, "nlb-evaluate")
@@ -109,8 +125,9 @@ def test_submit_is_what_nlb_tools_scores(nlb_run, nlb_prepared, tmp_path):
     (submission,) = _offline_runs(nlb_run, "nlb-submit")
     run, artifacts = _records(submission)
     assert run.run_group == "nlb_tiny"
-    assert [(a.type, [e.path for e in a.manifest.contents]) for a in artifacts] == \
-        [("nlb-submission", ["submission.h5"])]
+    assert [(a.type, [e.path for e in a.manifest.contents]) for a in artifacts] == [
+        ("nlb-submission", ["submission.h5"])
+    ]
 
 
 def test_submit_test_phase_file_fresh_every_time(nlb_run, nlb_prepared, tmp_path, capsys):
@@ -121,8 +138,21 @@ def test_submit_test_phase_file_fresh_every_time(nlb_run, nlb_prepared, tmp_path
         f["area2_bump/eval_rates_heldout"] = np.zeros(3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert main(["nlb", "submit", str(nlb_run), "--out", str(out), "--data", str(test_file),
-                     "--no-wandb"]) == 0
+        assert (
+            main(
+                [
+                    "nlb",
+                    "submit",
+                    str(nlb_run),
+                    "--out",
+                    str(out),
+                    "--data",
+                    str(test_file),
+                    "--no-wandb",
+                ]
+            )
+            == 0
+        )
     assert "warning" not in capsys.readouterr().err
     sub = load_submission_h5(out)
     assert list(sub) == ["mc_maze"]
@@ -190,8 +220,9 @@ def test_inference_of_other_data_is_refused(nlb_run, nlb_prepared, tmp_path):
     (run_dir / "config.yaml").write_text(text)
     with pytest.raises(NLBRunError, match="dsid infer"):
         evaluate_run(run_dir, log_wandb=False)
-    assert not (run_dir / METRICS_FILE).exists() or \
-        json.loads((run_dir / METRICS_FILE).read_text())["data_path"] != str(other)
+    assert not (run_dir / METRICS_FILE).exists() or json.loads(
+        (run_dir / METRICS_FILE).read_text()
+    )["data_path"] != str(other)
 
 
 def test_callback_needs_nlb_data(tiny_lorenz, nlb_prepared):
@@ -210,9 +241,11 @@ def test_callback_needs_nlb_data(tiny_lorenz, nlb_prepared):
         NLBEvalCallback(0)
 
 
-FULL_PATH = [pytest.param("area2_bump", 20, id="area2_bump-20"),
-             pytest.param("mc_maze", 20, id="mc_maze-20", marks=pytest.mark.slow),
-             pytest.param("area2_bump", 5, id="area2_bump-5", marks=pytest.mark.slow)]
+FULL_PATH = [
+    pytest.param("area2_bump", 20, id="area2_bump-20"),
+    pytest.param("mc_maze", 20, id="mc_maze-20", marks=pytest.mark.slow),
+    pytest.param("area2_bump", 5, id="area2_bump-5", marks=pytest.mark.slow),
+]
 
 
 @pytest.mark.parametrize("like, bin_ms", FULL_PATH)
@@ -230,5 +263,7 @@ def test_full_path(nlb_prepared, train_tiny, tmp_path, like, bin_ms, capsys):
     assert main(["nlb", "submit", str(test_run), "--out", str(out), "--no-wandb"]) == 0
     sub = load_submission_h5(out)
     key = get_spec(like).key(bin_ms)
-    assert list(sub) == [key] and {k: v.shape for k, v in sub[key].items()} == _expected_shapes(test_file)
+    assert list(sub) == [key] and {k: v.shape for k, v in sub[key].items()} == _expected_shapes(
+        test_file
+    )
     assert all(np.isfinite(v).all() and (v > 0).all() for v in sub[key].values())

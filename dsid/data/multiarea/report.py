@@ -5,6 +5,7 @@ their destinations (else no model needs them), and is each edge's delay identifi
 can recover it: a message that a linear map of the source's latents one bin off reproduces almost
 perfectly leaves the delay undetermined to within bins).
 """
+
 from __future__ import annotations
 
 from typing import Dict
@@ -18,14 +19,15 @@ def _lag_r2(message: np.ndarray, source: np.ndarray, lag: int, start: int) -> fl
     """R2 of the best affine read-out of ``message(t)`` from ``source(t - lag)``, bins ``t >= start``."""
     T = message.shape[1]
     y = message[:, start:].reshape(-1, message.shape[-1])
-    x = source[:, start - lag:T - lag].reshape(len(y), -1)
+    x = source[:, start - lag : T - lag].reshape(len(y), -1)
     x = np.concatenate([x, np.ones((len(x), 1))], 1)
     res = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
     return float(1 - res.var(0).sum() / y.var(0).sum())
 
 
-def coupling_report(*, seed: int = 0, n_trials: int = 200, n_time: int = 100,
-                    **kwargs) -> Dict[str, Dict]:
+def coupling_report(
+    *, seed: int = 0, n_trials: int = 200, n_time: int = 100, **kwargs
+) -> Dict[str, Dict]:
     """Message dependence per destination and delay identifiability per edge (``kwargs`` as
     :func:`~dsid.data.multiarea.synth.synth_multiarea`).
 
@@ -41,8 +43,17 @@ def coupling_report(*, seed: int = 0, n_trials: int = 200, n_time: int = 100,
     latents one (two) bins off the true delay cannot explain (the better side): how sharply the
     data pin the delay down, with perfect knowledge of the latents.
     """
-    kw = {"n_areas": 3, "latent_size": 4, "bin_ms": 10.0, "edges": None, "gain": 1.2, "noise_std": 0.03,
-          "unrecorded_driver": False, "external_input": False, **kwargs}
+    kw = {
+        "n_areas": 3,
+        "latent_size": 4,
+        "bin_ms": 10.0,
+        "edges": None,
+        "gain": 1.2,
+        "noise_std": 0.03,
+        "unrecorded_driver": False,
+        "external_input": False,
+        **kwargs,
+    }
     n_areas, system = kw["n_areas"], _build(seed, **kw)
     on = _simulate(system, n_trials, n_time, [seed, 9])
     tv = lambda z: float(z.reshape(-1, z.shape[-1]).var(0).sum())  # noqa: E731
@@ -67,10 +78,12 @@ def coupling_report(*, seed: int = 0, n_trials: int = 200, n_time: int = 100,
         cond = (reps[0] - reps[1]) ** 2 / 2
         late = slice(n_time // 2, None)
         own = on["noise"][dst][:, 1:] + on["events"][dst][:, :-1]
-        areas[dst] = {"innovation_fraction": tv(msg[:, :-1]) / tv(drive[:, :-1] + own),
-                      "step_fraction": tv(msg) / tv(x),
-                      "input_determined": 1 - float(cond.mean((0, 1)).sum()) / tv(x),
-                      "input_determined_late": 1 - float(cond[:, late].mean((0, 1)).sum()) / tv(x[:, late])}
+        areas[dst] = {
+            "innovation_fraction": tv(msg[:, :-1]) / tv(drive[:, :-1] + own),
+            "step_fraction": tv(msg) / tv(x),
+            "input_determined": 1 - float(cond.mean((0, 1)).sum()) / tv(x),
+            "input_determined_late": 1 - float(cond[:, late].mean((0, 1)).sum()) / tv(x[:, late]),
+        }
     edges = {}
     for s, d, dl, _, _ in system.edges:
         if s >= n_areas:
@@ -78,5 +91,9 @@ def coupling_report(*, seed: int = 0, n_trials: int = 200, n_time: int = 100,
         m, src = on["messages"][s, d], on["latents"][s]
         start = dl + 2
         off = lambda k: 1 - max(_lag_r2(m, src, lag, start) for lag in (dl - k, dl + k) if lag >= 0)  # noqa: E731
-        edges[f"{s}_{d}"] = {"delay_bins": int(dl), "one_bin_off_loss": off(1), "two_bins_off_loss": off(2)}
+        edges[f"{s}_{d}"] = {
+            "delay_bins": int(dl),
+            "one_bin_off_loss": off(1),
+            "two_bins_off_loss": off(2),
+        }
     return {"areas": areas, "edges": edges}

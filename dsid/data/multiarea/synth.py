@@ -5,6 +5,7 @@ delays. The DSID tensor file written holds spikes plus the ground truth: rates, 
 effectome and delays (the tensor file table in README.md), and, under ``truth/edges/{src}_{dst}/{U,V}``, the coupling
 matrices, so every message can be recomputed from the stored latents.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ def default_edges(n_areas: int) -> Tuple[Edge, ...]:
     """:data:`DEFAULT_EDGES` for 3 areas; 0->1 for 2; else a ring i->i+1 cycling their delays/ranks/gains."""
     if n_areas == 3:
         return DEFAULT_EDGES
-    return tuple((i, (i + 1) % n_areas, *DEFAULT_EDGES[i % 3][2:]) for i in range(n_areas if n_areas > 2 else 1))
+    return tuple(
+        (i, (i + 1) % n_areas, *DEFAULT_EDGES[i % 3][2:])
+        for i in range(n_areas if n_areas > 2 else 1)
+    )
 
 
 def _rot(w: float) -> np.ndarray:
@@ -41,7 +45,7 @@ def _oscillator(rng, size: int, freq_hz: float, bin_ms: float, gain: float) -> n
     """Recurrent matrix ``gain * Q R Q^T``: rotation planes at ``freq_hz`` (x1, x1.6, ...) in a random basis."""
     m = np.zeros((size, size))
     for i in range(size // 2):
-        m[2 * i:2 * i + 2, 2 * i:2 * i + 2] = _rot(2 * np.pi * freq_hz * 1.6 ** i * bin_ms / 1000)
+        m[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = _rot(2 * np.pi * freq_hz * 1.6**i * bin_ms / 1000)
     if size % 2:
         m[-1, -1] = 1.0
     q = _orth(rng, size, size)
@@ -78,8 +82,11 @@ def _events(rng, system: _System, shape, T: int) -> np.ndarray:
     count = rng.poisson(system.events_per_trial * shape[0] / T, size=shape[1])
     for i in np.flatnonzero(count):
         kick = rng.normal(size=(count[i], shape[2]))
-        np.add.at(ev[:, i], rng.integers(0, shape[0], count[i]),
-                  system.event_size * kick / np.linalg.norm(kick, axis=-1, keepdims=True))
+        np.add.at(
+            ev[:, i],
+            rng.integers(0, shape[0], count[i]),
+            system.event_size * kick / np.linalg.norm(kick, axis=-1, keepdims=True),
+        )
     return ev
 
 
@@ -100,7 +107,7 @@ def _simulate(system: _System, n: int, T: int, seed) -> dict:
     if system.input_area is not None:
         for i in range(n):
             for t0 in rng.integers(burn, S, rng.poisson(system.pulses_per_trial)):
-                u[t0:t0 + system.pulse_bins, i] = 1.0
+                u[t0 : t0 + system.pulse_bins, i] = 1.0
     erng = np.random.default_rng([*np.atleast_1d(seed), 7])
     events = [_events(erng, system, (S, n, w.shape[0]), T) for w in system.W]  # acting on x(t + 1)
     msgs = {(s, d): np.zeros((S, n, U.shape[1])) for s, d, _, U, _ in system.edges}
@@ -120,45 +127,95 @@ def _simulate(system: _System, n: int, T: int, seed) -> dict:
         for a in range(n_a):
             X[a][t + 1] = _f(system, a, X[a][t]) + drive[a]
     tr = lambda z: np.ascontiguousarray(z[burn:].swapaxes(0, 1))  # noqa: E731  -> (n, T, ...)
-    return {"latents": [tr(x) for x in X], "messages": {k: tr(v) for k, v in msgs.items()},
-            "contrib": {k: tr(v) for k, v in contrib.items()}, "input": tr(u)[..., None],
-            "noise": [tr(z) for z in noise], "events": [tr(e) for e in events]}
+    return {
+        "latents": [tr(x) for x in X],
+        "messages": {k: tr(v) for k, v in msgs.items()},
+        "contrib": {k: tr(v) for k, v in contrib.items()},
+        "input": tr(u)[..., None],
+        "noise": [tr(z) for z in noise],
+        "events": [tr(e) for e in events],
+    }
 
 
-def _build(seed: int, n_areas: int, latent_size: int, bin_ms: float, edges, gain: float,
-           noise_std: float, unrecorded_driver: bool, external_input: bool, events_per_trial: float = 0.0,
-           event_size: float = 0.0) -> _System:
+def _build(
+    seed: int,
+    n_areas: int,
+    latent_size: int,
+    bin_ms: float,
+    edges,
+    gain: float,
+    noise_std: float,
+    unrecorded_driver: bool,
+    external_input: bool,
+    events_per_trial: float = 0.0,
+    event_size: float = 0.0,
+) -> _System:
     rng = np.random.default_rng([seed, 0])
     edges = default_edges(n_areas) if edges is None else tuple(edges)
     n_sim = n_areas + bool(unrecorded_driver)
     freqs = [2.0 + 1.1 * a for a in range(n_areas)] + [1.3]
     W = [_oscillator(rng, latent_size, freqs[a], bin_ms, gain) for a in range(n_sim)]
     for src, dst, dl, k, g in edges:
-        if not (0 <= src < n_areas and 0 <= dst < n_areas) or src == dst or dl < 0 or not 1 <= k <= latent_size:
-            raise ValueError(f"edge {(src, dst, dl, k, g)}: expected 0 <= src != dst < {n_areas}, "
-                             f"delay >= 0 and 1 <= rank <= {latent_size}")
+        if (
+            not (0 <= src < n_areas and 0 <= dst < n_areas)
+            or src == dst
+            or dl < 0
+            or not 1 <= k <= latent_size
+        ):
+            raise ValueError(
+                f"edge {(src, dst, dl, k, g)}: expected 0 <= src != dst < {n_areas}, "
+                f"delay >= 0 and 1 <= rank <= {latent_size}"
+            )
     if len({e[:2] for e in edges}) != len(edges):
         raise ValueError(f"edges {edges}: expected at most one edge per (src, dst) pair")
     all_edges = list(edges)
     if unrecorded_driver:  # hidden area drives the first and the last recorded area
         all_edges += [(n_areas, 0, 2, 1, 0.2), (n_areas, n_areas - 1, 2, 1, 0.2)]
-    cpl = [(s, d, dl, _orth(rng, latent_size, k), g * _orth(rng, latent_size, k)) for s, d, dl, k, g in all_edges]
-    system = _System(W=W, noise=np.full(n_sim, noise_std), edges=cpl, events_per_trial=events_per_trial,
-                     event_size=event_size)
+    cpl = [
+        (s, d, dl, _orth(rng, latent_size, k), g * _orth(rng, latent_size, k))
+        for s, d, dl, k, g in all_edges
+    ]
+    system = _System(
+        W=W,
+        noise=np.full(n_sim, noise_std),
+        edges=cpl,
+        events_per_trial=events_per_trial,
+        event_size=event_size,
+    )
     if external_input:
         b = rng.normal(size=latent_size)
         system.input_area, system.input_B = 0, 0.5 * b / np.linalg.norm(b)
     return system
 
 
-def build_system(*, seed: int = 0, n_areas: int = 3, latent_size: int = 4, bin_ms: float = 10.0,
-                 edges: Optional[Sequence[Edge]] = None, gain: float = 1.2, noise_std: float = 0.03,
-                 events_per_trial: float = EVENTS_PER_TRIAL, event_size: float = EVENT_SIZE) -> _System:
+def build_system(
+    *,
+    seed: int = 0,
+    n_areas: int = 3,
+    latent_size: int = 4,
+    bin_ms: float = 10.0,
+    edges: Optional[Sequence[Edge]] = None,
+    gain: float = 1.2,
+    noise_std: float = 0.03,
+    events_per_trial: float = EVENTS_PER_TRIAL,
+    event_size: float = EVENT_SIZE,
+) -> _System:
     """The generative system :func:`synth_multiarea` simulates with these arguments (its dynamics ``W``,
     coupling ``edges`` as ``(src, dst, delay, U, V)``, noise and events), for whoever needs the exact
     model, such as a Bayes ceiling. Recorded areas only (no hidden driver, no external input)."""
-    return _build(seed, n_areas, latent_size, bin_ms, edges, gain, noise_std, False, False, events_per_trial,
-                  event_size)
+    return _build(
+        seed,
+        n_areas,
+        latent_size,
+        bin_ms,
+        edges,
+        gain,
+        noise_std,
+        False,
+        False,
+        events_per_trial,
+        event_size,
+    )
 
 
 def _neurons(rng, latents_by_area, n_per_area: int, heldout_fraction: float, base_hz, mod: float):
@@ -177,27 +234,64 @@ def _neurons(rng, latents_by_area, n_per_area: int, heldout_fraction: float, bas
     return params, np.concatenate(heldout)
 
 
-def _write(out, system: _System, seed: int, n_areas: int, n_trials, n_time: int, bin_ms: float,
-           neurons_per_area: int, heldout_fraction: float, base_hz=(4.0, 12.0), mod: float = 0.6) -> Path:
-    sims = {sp: _simulate(system, n, n_time, [seed, 1, i]) for i, (sp, n) in enumerate(zip(SPLITS, n_trials))}
+def _write(
+    out,
+    system: _System,
+    seed: int,
+    n_areas: int,
+    n_trials,
+    n_time: int,
+    bin_ms: float,
+    neurons_per_area: int,
+    heldout_fraction: float,
+    base_hz=(4.0, 12.0),
+    mod: float = 0.6,
+) -> Path:
+    sims = {
+        sp: _simulate(system, n, n_time, [seed, 1, i])
+        for i, (sp, n) in enumerate(zip(SPLITS, n_trials))
+    }
     nrng = np.random.default_rng([seed, 2])
-    params, heldout = _neurons(nrng, sims["train"]["latents"][:n_areas], neurons_per_area, heldout_fraction,
-                               base_hz, mod)
+    params, heldout = _neurons(
+        nrng, sims["train"]["latents"][:n_areas], neurons_per_area, heldout_fraction, base_hz, mod
+    )
     splits, extra = {}, {}
     for i, (sp, sim) in enumerate(sims.items()):
-        rates = np.concatenate([np.exp(b + ((z - mu) / sd) @ C.T) for z, (b, C, mu, sd)
-                                in zip(sim["latents"][:n_areas], params)], -1) * bin_ms / 1000
+        rates = (
+            np.concatenate(
+                [
+                    np.exp(b + ((z - mu) / sd) @ C.T)
+                    for z, (b, C, mu, sd) in zip(sim["latents"][:n_areas], params)
+                ],
+                -1,
+            )
+            * bin_ms
+            / 1000
+        )
         spikes = np.random.default_rng([seed, 3, i]).poisson(rates).astype(np.int32)
         msgs = {f"{s}_{d}": m for (s, d), m in sim["messages"].items() if s < n_areas}
-        splits[sp] = SplitData(spikes=spikes, truth_rates=rates, truth_messages=msgs,
-                               truth_latents=np.concatenate(sim["latents"][:n_areas], -1))
-        extra.update({f"{sp}/truth/hidden/latents": z.astype(np.float32) for z in sim["latents"][n_areas:]})
-        extra.update({f"{sp}/truth/hidden/messages/H_{d}": m.astype(np.float32)
-                      for (s, d), m in sim["messages"].items() if s >= n_areas})
+        splits[sp] = SplitData(
+            spikes=spikes,
+            truth_rates=rates,
+            truth_messages=msgs,
+            truth_latents=np.concatenate(sim["latents"][:n_areas], -1),
+        )
+        extra.update(
+            {f"{sp}/truth/hidden/latents": z.astype(np.float32) for z in sim["latents"][n_areas:]}
+        )
+        extra.update(
+            {
+                f"{sp}/truth/hidden/messages/H_{d}": m.astype(np.float32)
+                for (s, d), m in sim["messages"].items()
+                if s >= n_areas
+            }
+        )
         if system.input_area is not None:
             extra[f"{sp}/truth/external_input"] = sim["input"].astype(np.float32)
         if system.events_per_trial > 0:
-            extra[f"{sp}/truth/private_input"] = np.concatenate(sim["events"][:n_areas], -1).astype(np.float32)
+            extra[f"{sp}/truth/private_input"] = np.concatenate(sim["events"][:n_areas], -1).astype(
+                np.float32
+            )
     eff = np.zeros((n_areas, n_areas))
     delay = -np.ones((n_areas, n_areas), np.int64)
     for s, d, dl, U, V in system.edges:
@@ -212,33 +306,65 @@ def _write(out, system: _System, seed: int, n_areas: int, n_trials, n_time: int,
     if system.input_area is not None:
         extra["truth/external_input_area"] = np.int64(system.input_area)
         extra["truth/external_input_B"] = system.input_B
-    data = DSIDData(bin_ms=bin_ms, area=np.repeat(np.arange(n_areas), neurons_per_area), heldout=heldout,
-                    splits=splits, area_names=[f"A{a}" for a in range(n_areas)], effectome=eff, delay_bins=delay)
+    data = DSIDData(
+        bin_ms=bin_ms,
+        area=np.repeat(np.arange(n_areas), neurons_per_area),
+        heldout=heldout,
+        splits=splits,
+        area_names=[f"A{a}" for a in range(n_areas)],
+        effectome=eff,
+        delay_bins=delay,
+    )
     return write_tensor_file(out, data, extra=extra)
 
 
-def _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent_size, events_per_trial=0.0,
-           event_size=0.0) -> tuple:
+def _check(
+    n_areas,
+    neurons_per_area,
+    heldout_fraction,
+    n_trials,
+    n_time,
+    latent_size,
+    events_per_trial=0.0,
+    event_size=0.0,
+) -> tuple:
     n_trials = tuple(int(n) for n in n_trials)
-    for ok, what, got in ((n_areas >= 2, "n_areas >= 2", n_areas),
-                          (neurons_per_area >= 2, "neurons_per_area >= 2", neurons_per_area),
-                          (0 <= heldout_fraction < 1, "0 <= heldout_fraction < 1", heldout_fraction),
-                          (len(n_trials) == 3 and min(n_trials) >= 1, "n_trials: 3 positive counts", n_trials),
-                          (n_time >= 1 and latent_size >= 2, "n_time >= 1, latent_size >= 2",
-                           (n_time, latent_size)),
-                          (events_per_trial >= 0 and event_size >= 0, "events_per_trial >= 0, event_size >= 0",
-                           (events_per_trial, event_size))):
+    for ok, what, got in (
+        (n_areas >= 2, "n_areas >= 2", n_areas),
+        (neurons_per_area >= 2, "neurons_per_area >= 2", neurons_per_area),
+        (0 <= heldout_fraction < 1, "0 <= heldout_fraction < 1", heldout_fraction),
+        (len(n_trials) == 3 and min(n_trials) >= 1, "n_trials: 3 positive counts", n_trials),
+        (n_time >= 1 and latent_size >= 2, "n_time >= 1, latent_size >= 2", (n_time, latent_size)),
+        (
+            events_per_trial >= 0 and event_size >= 0,
+            "events_per_trial >= 0, event_size >= 0",
+            (events_per_trial, event_size),
+        ),
+    ):
         if not ok:
             raise ValueError(f"expected {what}, got {got}")
     return n_trials
 
 
-def synth_multiarea(out, *, seed: int = 0, n_areas: int = 3, neurons_per_area: int = 80,
-                    heldout_fraction: float = 0.2, n_trials: Sequence[int] = (600, 150, 150), n_time: int = 100,
-                    bin_ms: float = 10.0, latent_size: int = 4, edges: Optional[Sequence[Edge]] = None,
-                    gain: float = 1.2, noise_std: float = 0.03, events_per_trial: float = EVENTS_PER_TRIAL,
-                    event_size: float = EVENT_SIZE, unrecorded_driver: bool = False,
-                    external_input: bool = False) -> Path:
+def synth_multiarea(
+    out,
+    *,
+    seed: int = 0,
+    n_areas: int = 3,
+    neurons_per_area: int = 80,
+    heldout_fraction: float = 0.2,
+    n_trials: Sequence[int] = (600, 150, 150),
+    n_time: int = 100,
+    bin_ms: float = 10.0,
+    latent_size: int = 4,
+    edges: Optional[Sequence[Edge]] = None,
+    gain: float = 1.2,
+    noise_std: float = 0.03,
+    events_per_trial: float = EVENTS_PER_TRIAL,
+    event_size: float = EVENT_SIZE,
+    unrecorded_driver: bool = False,
+    external_input: bool = False,
+) -> Path:
     """Write a multi-area DSID tensor file with known communication; return its path.
 
     Dynamics (per bin): ``x_a(t+1) = tanh(W_a x_a(t)) + sum_{src->a} V m_t + noise``, ``W_a = gain * Q R Q^T``
@@ -280,16 +406,46 @@ def synth_multiarea(out, *, seed: int = 0, n_areas: int = 3, neurons_per_area: i
     diagonal), ``delay_bins`` (-1 off-edge), ``truth/edges/{src}_{dst}/{U,V,delay_bins}``,
     ``truth/latent_area``.
     """
-    n_trials = _check(n_areas, neurons_per_area, heldout_fraction, n_trials, n_time, latent_size,
-                      events_per_trial, event_size)
-    system = _build(seed, n_areas, latent_size, bin_ms, edges, gain, noise_std, unrecorded_driver, external_input,
-                    events_per_trial, event_size)
-    return _write(out, system, seed, n_areas, n_trials, n_time, bin_ms, neurons_per_area, heldout_fraction)
+    n_trials = _check(
+        n_areas,
+        neurons_per_area,
+        heldout_fraction,
+        n_trials,
+        n_time,
+        latent_size,
+        events_per_trial,
+        event_size,
+    )
+    system = _build(
+        seed,
+        n_areas,
+        latent_size,
+        bin_ms,
+        edges,
+        gain,
+        noise_std,
+        unrecorded_driver,
+        external_input,
+        events_per_trial,
+        event_size,
+    )
+    return _write(
+        out, system, seed, n_areas, n_trials, n_time, bin_ms, neurons_per_area, heldout_fraction
+    )
 
 
-def synth_two_area_linear(out, *, delay: int = 4, seed: int = 0, n_trials: Sequence[int] = (200, 50, 50),
-                          n_time: int = 50, neurons_per_area: int = 20, bin_ms: float = 10.0,
-                          edge_gain: float = 0.8, heldout_fraction: float = 0.2) -> Path:
+def synth_two_area_linear(
+    out,
+    *,
+    delay: int = 4,
+    seed: int = 0,
+    n_trials: Sequence[int] = (200, 50, 50),
+    n_time: int = 50,
+    neurons_per_area: int = 20,
+    bin_ms: float = 10.0,
+    edge_gain: float = 0.8,
+    heldout_fraction: float = 0.2,
+) -> Path:
     """Write a tiny linear two-area system 0->1 (rank 1, ``delay`` bins) for delay-recovery tests.
 
     ``x_a(t+1) = W_a x_a(t) + [a == 1] V U^T x_0(t - delay) + noise`` with 2-D damped rotations
@@ -301,7 +457,22 @@ def synth_two_area_linear(out, *, delay: int = 4, seed: int = 0, n_trials: Seque
         raise ValueError(f"delay: expected >= 0, got {delay}")
     rng = np.random.default_rng([seed, 0])
     W = [0.8 * _rot(2 * np.pi * 2 * bin_ms / 1000), 0.9 * _rot(2 * np.pi * 5 * bin_ms / 1000)]
-    system = _System(W=W, noise=np.array([0.5, 0.05]), linear=True,
-                     edges=[(0, 1, delay, _orth(rng, 2, 1), edge_gain * _orth(rng, 2, 1))])
-    return _write(out, system, seed, 2, n_trials, n_time, bin_ms, neurons_per_area, heldout_fraction,
-                  base_hz=(5.0, 15.0), mod=1.0)
+    system = _System(
+        W=W,
+        noise=np.array([0.5, 0.05]),
+        linear=True,
+        edges=[(0, 1, delay, _orth(rng, 2, 1), edge_gain * _orth(rng, 2, 1))],
+    )
+    return _write(
+        out,
+        system,
+        seed,
+        2,
+        n_trials,
+        n_time,
+        bin_ms,
+        neurons_per_area,
+        heldout_fraction,
+        base_hz=(5.0, 15.0),
+        mod=1.0,
+    )

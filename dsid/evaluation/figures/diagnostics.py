@@ -1,5 +1,6 @@
 """Diagnostic figures of a model's outputs: rates over a spike raster, latents, PSTHs, inferred
 inputs, 3-D trajectories, training curves, and the communication of multi-area models."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
@@ -7,8 +8,13 @@ from typing import Dict, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dsid.evaluation.figures.single_area import (
+    plot_inferred_inputs,
+    plot_psths,
+    plot_training_curves,
+    plot_trajectories,
+)
 from dsid.evaluation.figures.style import INFERRED, SPIKES, STYLE, TRUE, save_figures, styled
-from dsid.evaluation.figures.single_area import plot_inferred_inputs, plot_psths, plot_training_curves, plot_trajectories
 from dsid.evaluation.metrics import map_to_latents
 from dsid.evaluation.multiarea.communication import communication_figures
 from dsid.models.protocol import CommunicationModel
@@ -17,14 +23,25 @@ __all__ = ["diagnostic_figures", "plot_latents", "plot_rates", "save_figures"]
 
 
 @styled
-def plot_rates(true: Optional[np.ndarray], inferred: np.ndarray, spikes: np.ndarray,
-               heldout: np.ndarray, bin_ms: float, n_neurons: int = 4, trial: int = 0):
+def plot_rates(
+    true: Optional[np.ndarray],
+    inferred: np.ndarray,
+    spikes: np.ndarray,
+    heldout: np.ndarray,
+    bin_ms: float,
+    n_neurons: int = 4,
+    trial: int = 0,
+):
     """True vs inferred rates (spikes/s) of a few held-in and held-out neurons on one trial, over the
     trial's spike raster (every neuron; held-out ones in colour)."""
     hi, ho = np.flatnonzero(~heldout), np.flatnonzero(heldout)
-    picks = list(hi[: max(n_neurons - min(len(ho), n_neurons // 2), 1)]) + list(ho[: n_neurons // 2])
+    picks = list(hi[: max(n_neurons - min(len(ho), n_neurons // 2), 1)]) + list(
+        ho[: n_neurons // 2]
+    )
     fig = plt.figure(figsize=(6.0, 1.1 * len(picks) + 1.8))
-    grid = fig.add_gridspec(len(picks) + 1, 1, height_ratios=[1.0] * len(picks) + [1.6], hspace=0.15)
+    grid = fig.add_gridspec(
+        len(picks) + 1, 1, height_ratios=[1.0] * len(picks) + [1.6], hspace=0.15
+    )
     t = np.arange(inferred.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
     axes = [fig.add_subplot(grid[i]) for i in range(len(picks) + 1)]
@@ -32,8 +49,14 @@ def plot_rates(true: Optional[np.ndarray], inferred: np.ndarray, spikes: np.ndar
         if true is not None:
             ax.plot(t, true[trial, :, n] * hz, color=TRUE, label="true")
         ax.plot(t, inferred[trial, :, n] * hz, color=INFERRED, label="inferred")
-        ax.text(0.01, 0.95, f"neuron {n}{' (held out)' if heldout[n] else ''}", transform=ax.transAxes,
-                va="top", fontsize=7)
+        ax.text(
+            0.01,
+            0.95,
+            f"neuron {n}{' (held out)' if heldout[n] else ''}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+        )
         ax.set_ylabel("spikes/s")
         ax.tick_params(labelbottom=False)
         ax.set_xlim(t[0], t[-1] + bin_ms)
@@ -66,7 +89,9 @@ def plot_latents(true: np.ndarray, mapped: np.ndarray, bin_ms: float = 1.0, tria
         ax.plot(t, true[trial, :, i], color=TRUE, label="true")
         ax.plot(t, mapped[trial, :, i], color=INFERRED, ls="--", label="inferred, mapped")
         ax.set_ylabel(f"latent {i}\n(a.u.)")
-        ax.text(0.99, 0.95, f"R2 {r2[i]:.2f}", transform=ax.transAxes, ha="right", va="top", fontsize=7)
+        ax.text(
+            0.99, 0.95, f"R2 {r2[i]:.2f}", transform=ax.transAxes, ha="right", va="top", fontsize=7
+        )
     axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2)
     axes[-1, 0].set_xlabel("time (ms)")
     more = f" (first {shown} of {L})" if shown < L else ""
@@ -75,27 +100,46 @@ def plot_latents(true: np.ndarray, mapped: np.ndarray, bin_ms: float = 1.0, tria
     return fig
 
 
-def diagnostic_figures(data, outputs: Dict[str, Dict[str, np.ndarray]], n_neurons: int = 4, model=None,
-                       history: Optional[Sequence[Dict[str, float]]] = None):
+def diagnostic_figures(
+    data,
+    outputs: Dict[str, Dict[str, np.ndarray]],
+    n_neurons: int = 4,
+    model=None,
+    history: Optional[Sequence[Dict[str, float]]] = None,
+):
     """Name -> figure for the validation split: ``rates`` (over a raster), ``latents`` (with truth),
     ``psths`` (files with conditions), ``inputs`` (models with inferred inputs), ``trajectories``,
     ``training`` (with ``history``: the metrics while training) and, for models of interacting
     areas, the effectome, delays and messages."""
     va, tr = data.splits["valid"], data.splits["train"]
     out_va = outputs["valid"]
-    figs = {"rates": plot_rates(va.truth_rates, out_va["rates"], va.spikes, data.heldout, data.bin_ms, n_neurons)}
-    has_latents = va.truth_latents is not None and tr.truth_latents is not None and "train" in outputs
+    figs = {
+        "rates": plot_rates(
+            va.truth_rates, out_va["rates"], va.spikes, data.heldout, data.bin_ms, n_neurons
+        )
+    }
+    has_latents = (
+        va.truth_latents is not None and tr.truth_latents is not None and "train" in outputs
+    )
     if has_latents:
         mapped = map_to_latents(outputs["train"]["factors"], tr.truth_latents, out_va["factors"])
         figs["latents"] = plot_latents(va.truth_latents, mapped, data.bin_ms)
     if va.condition is not None:
-        figs["psths"] = plot_psths(va.spikes, out_va["rates"], va.condition, data.bin_ms, va.truth_rates, n_neurons)
+        figs["psths"] = plot_psths(
+            va.spikes, out_va["rates"], va.condition, data.bin_ms, va.truth_rates, n_neurons
+        )
     if out_va.get("inferred_inputs") is not None and out_va["inferred_inputs"].shape[-1]:
-        figs["inputs"] = plot_inferred_inputs(out_va["inferred_inputs"], data.bin_ms, va.truth_inputs)
+        figs["inputs"] = plot_inferred_inputs(
+            out_va["inferred_inputs"], data.bin_ms, va.truth_inputs
+        )
     if "factors" in out_va:
         figs["trajectories"] = plot_trajectories(
-            out_va["factors"], outputs.get("train", {}).get("factors"), tr.truth_latents if has_latents else None,
-            va.truth_latents if has_latents else None, va.condition)
+            out_va["factors"],
+            outputs.get("train", {}).get("factors"),
+            tr.truth_latents if has_latents else None,
+            va.truth_latents if has_latents else None,
+            va.condition,
+        )
     if history:
         oracle = next((r["val/oracle_co_bps"] for r in history if "val/oracle_co_bps" in r), None)
         figs["training"] = plot_training_curves(history, oracle)

@@ -1,5 +1,6 @@
 """Figures beyond rates and latents: condition-averaged PSTHs, inferred inputs, 3-D latent
 trajectories and training curves."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -12,15 +13,24 @@ from dsid.evaluation.metrics import map_to_latents
 
 
 @styled
-def plot_psths(spikes: np.ndarray, rates: np.ndarray, condition: np.ndarray, bin_ms: float,
-               true: Optional[np.ndarray] = None, n_neurons: int = 4, max_conditions: int = 6):
+def plot_psths(
+    spikes: np.ndarray,
+    rates: np.ndarray,
+    condition: np.ndarray,
+    bin_ms: float,
+    true: Optional[np.ndarray] = None,
+    n_neurons: int = 4,
+    max_conditions: int = 6,
+):
     """Condition-averaged firing rates (spikes/s) of a few neurons: the model's (solid), the truth's
     (dashed, when known) and the smoothed data's (thin), one colour per condition."""
     conds = np.unique(condition)[:max_conditions]
     neurons = np.argsort(-spikes.mean((0, 1)))[:n_neurons]  # the most active neurons
     t = np.arange(rates.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
-    fig, axes = plt.subplots(1, len(neurons), figsize=(1.9 * len(neurons) + 0.4, 2.0), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(neurons), figsize=(1.9 * len(neurons) + 0.4, 2.0), squeeze=False
+    )
     kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
     kernel /= kernel.sum()
     for ax, n in zip(axes[0], neurons):
@@ -42,13 +52,16 @@ def plot_psths(spikes: np.ndarray, rates: np.ndarray, condition: np.ndarray, bin
 
 
 @styled
-def plot_inferred_inputs(inputs: np.ndarray, bin_ms: float, true: Optional[np.ndarray] = None,
-                         n_trials: int = 3):
+def plot_inferred_inputs(
+    inputs: np.ndarray, bin_ms: float, true: Optional[np.ndarray] = None, n_trials: int = 3
+):
     """Inferred inputs (controller outputs, a.u.) over time on a few trials; the true inputs below
     when the data has them."""
     rows = 2 if true is not None else 1
     k = min(n_trials, inputs.shape[0])
-    fig, axes = plt.subplots(rows, k, figsize=(2.3 * k + 0.4, 1.8 * rows), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        rows, k, figsize=(2.3 * k + 0.4, 1.8 * rows), squeeze=False, sharex=True
+    )
     t = np.arange(inputs.shape[1]) * bin_ms
     for j in range(k):
         for u in range(inputs.shape[2]):
@@ -57,7 +70,9 @@ def plot_inferred_inputs(inputs: np.ndarray, bin_ms: float, true: Optional[np.nd
         axes[0, j].set_ylabel("inferred input (a.u.)")
         if true is not None:
             for u in range(true.shape[2]):
-                axes[1, j].plot(t, true[j, :, u], color=TRUE if true.shape[2] == 1 else f"C{u % 10}", lw=0.9)
+                axes[1, j].plot(
+                    t, true[j, :, u], color=TRUE if true.shape[2] == 1 else f"C{u % 10}", lw=0.9
+                )
             axes[1, j].set_ylabel("true input (a.u.)")
         axes[-1, j].set_xlabel("time (ms)")
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -76,14 +91,25 @@ def _pca(x: np.ndarray, k: int = 3) -> np.ndarray:
 
 
 @styled
-def plot_trajectories(factors_valid: np.ndarray, factors_train: Optional[np.ndarray] = None,
-                      latents_train: Optional[np.ndarray] = None, latents_valid: Optional[np.ndarray] = None,
-                      condition: Optional[np.ndarray] = None, n_trials: int = 12):
+def plot_trajectories(
+    factors_valid: np.ndarray,
+    factors_train: Optional[np.ndarray] = None,
+    latents_train: Optional[np.ndarray] = None,
+    latents_valid: Optional[np.ndarray] = None,
+    condition: Optional[np.ndarray] = None,
+    n_trials: int = 12,
+):
     """3-D latent trajectories: the first three principal components of the factors, or with ground
     truth the factors mapped onto the true latents (linear map fit on train) next to the truth."""
     aligned = latents_valid is not None and factors_train is not None and latents_train is not None
-    panels = [("inferred (mapped to truth)" if aligned else "inferred factors (PCA)",
-               _pca(map_to_latents(factors_train, latents_train, factors_valid)) if aligned else _pca(factors_valid))]
+    panels = [
+        (
+            "inferred (mapped to truth)" if aligned else "inferred factors (PCA)",
+            _pca(map_to_latents(factors_train, latents_train, factors_valid))
+            if aligned
+            else _pca(factors_valid),
+        )
+    ]
     if aligned:
         panels.append(("true latents", _pca(latents_valid)))
     fig = plt.figure(figsize=(3.2 * len(panels), 3.0))
@@ -101,18 +127,30 @@ def plot_trajectories(factors_valid: np.ndarray, factors_train: Optional[np.ndar
     return fig
 
 
-CURVES = (("val/co_bps", "co-bps (bits/spike)"), ("val/bps", "held-in bits/spike"),
-          ("val/rate_r2", "rate R2"), ("val/latent_r2", "latent R2"))
+CURVES = (
+    ("val/co_bps", "co-bps (bits/spike)"),
+    ("val/bps", "held-in bits/spike"),
+    ("val/rate_r2", "rate R2"),
+    ("val/latent_r2", "latent R2"),
+)
 
 
 @styled
 def plot_training_curves(history: Sequence[Dict[str, float]], oracle: Optional[float] = None):
     """The periodic validation metrics against optimizer steps (``metrics_history.json``)."""
     shown: List = [(k, label) for k, label in CURVES if any(k in r for r in history)]
-    fig, axes = plt.subplots(1, max(len(shown), 1), figsize=(2.2 * max(len(shown), 1) + 0.4, 2.0), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(shown), 1), figsize=(2.2 * max(len(shown), 1) + 0.4, 2.0), squeeze=False
+    )
     for ax, (key, label) in zip(axes[0], shown):
         rows = [r for r in history if key in r]
-        ax.plot([r.get("step", r.get("epoch", 0)) for r in rows], [r[key] for r in rows], "o-", color=INFERRED, ms=3)
+        ax.plot(
+            [r.get("step", r.get("epoch", 0)) for r in rows],
+            [r[key] for r in rows],
+            "o-",
+            color=INFERRED,
+            ms=3,
+        )
         if key == "val/co_bps" and oracle is not None:
             ax.axhline(oracle, color=TRUE, ls="--", lw=0.9, label="oracle")
             ax.legend(loc="lower right")

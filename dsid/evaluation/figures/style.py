@@ -1,4 +1,5 @@
 """One figure style for every DSID figure: readable at paper size, units on every axis, PNG + SVG."""
+
 from __future__ import annotations
 
 import functools
@@ -10,9 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 STYLE = {
-    "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
-    "legend.fontsize": 7, "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False,
-    "lines.linewidth": 1.2, "figure.dpi": 100, "savefig.bbox": "tight",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.2,
+    "figure.dpi": 100,
+    "savefig.bbox": "tight",
 }
 TRUE, INFERRED, SPIKES = "black", "C1", "0.35"  # colours of truth, model, data
 FORMATS = ("png", "svg")
@@ -20,10 +30,12 @@ FORMATS = ("png", "svg")
 
 def styled(fn):
     """Run a figure function inside DSID's style (no change to the caller's matplotlib settings)."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with plt.rc_context(STYLE):
             return fn(*args, **kwargs)
+
     return wrapper
 
 

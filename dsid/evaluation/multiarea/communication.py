@@ -1,5 +1,6 @@
 """Ground-truth recovery metrics and figures of models of interacting areas
 (:class:`~dsid.models.protocol.CommunicationModel`)."""
+
 from __future__ import annotations
 
 import warnings
@@ -11,7 +12,9 @@ from dsid.evaluation.multiarea import metrics as mam
 from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes, plot_messages
 
 
-def communication_metrics(model, data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, float]:
+def communication_metrics(
+    model, data, outputs: Dict[str, Dict[str, np.ndarray]]
+) -> Dict[str, float]:
     """Per-area ``val/rate_r2_area{a}`` and ``val/co_bps_area{a}``; with the data's ground truth
     ``val/effectome_cosine`` and ``val/edge_auroc`` (effectome measured on the validation spikes),
     ``val/delay_error`` with the inferred delay of every true edge ``val/delay_{src}_{dst}``,
@@ -22,7 +25,7 @@ def communication_metrics(model, data, outputs: Dict[str, Dict[str, np.ndarray]]
     va = data.splits.get("valid")
     if va is None or "valid" not in outputs:
         return metrics
-    rates = outputs["valid"]["rates"][:, :va.spikes.shape[1]]
+    rates = outputs["valid"]["rates"][:, : va.spikes.shape[1]]
     area, heldout = np.asarray(data.area), np.asarray(data.heldout, bool)
     edges = model.edges
     with warnings.catch_warnings():
@@ -45,14 +48,23 @@ def communication_metrics(model, data, outputs: Dict[str, Dict[str, np.ndarray]]
                 if s != d:
                     metrics[f"val/delay_{s}_{d}"] = float(inferred[s, d])
         tr = data.splits.get("train")
-        if edges and tr is not None and va.truth_messages and "messages" in outputs.get("train", {}):
+        if (
+            edges
+            and tr is not None
+            and va.truth_messages
+            and "messages" in outputs.get("train", {})
+        ):
             index, r2s = model.message_index(), []
             for key in sorted(va.truth_messages):
                 r2 = 0.0
                 if key in index and key in tr.truth_messages:
                     sl = index[key]
-                    r2 = mam.message_r2(outputs["train"]["messages"][..., sl], tr.truth_messages[key],
-                                        outputs["valid"]["messages"][..., sl], va.truth_messages[key])
+                    r2 = mam.message_r2(
+                        outputs["train"]["messages"][..., sl],
+                        tr.truth_messages[key],
+                        outputs["valid"]["messages"][..., sl],
+                        va.truth_messages[key],
+                    )
                 metrics[f"val/message_r2_{key}"] = r2
                 r2s.append(r2)
             metrics["val/message_r2"] = float(np.mean(r2s))
@@ -76,6 +88,7 @@ def communication_figures(model, data, outputs: Dict[str, Dict[str, np.ndarray]]
         index = model.message_index()
         keys = [k for k in sorted(va.truth_messages) if k in index]
         if keys:
-            figs["messages"] = plot_messages([va.truth_messages[k] for k in keys],
-                                             [msgs[..., index[k]] for k in keys], keys)
+            figs["messages"] = plot_messages(
+                [va.truth_messages[k] for k in keys], [msgs[..., index[k]] for k in keys], keys
+            )
     return figs

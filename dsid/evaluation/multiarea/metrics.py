@@ -3,6 +3,7 @@
 Area-by-area matrices are (A, A) with row = source, column = destination; the diagonal is ignored.
 ``rate_r2`` and ``bits_per_spike`` come from :mod:`dsid.evaluation.metrics` (shared definitions).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -12,15 +13,26 @@ from sklearn.metrics import roc_auc_score
 
 from dsid.evaluation.metrics import apply_linear_map, bits_per_spike, fit_linear_map, rate_r2
 
-__all__ = ["effectome_cosine", "edge_auroc", "message_r2", "delay_error", "directed_cycles",
-           "cycle_delay_error", "per_area_rate_r2",
-           "per_area_co_bps", "rate_r2", "off_diagonal"]
+__all__ = [
+    "effectome_cosine",
+    "edge_auroc",
+    "message_r2",
+    "delay_error",
+    "directed_cycles",
+    "cycle_delay_error",
+    "per_area_rate_r2",
+    "per_area_co_bps",
+    "rate_r2",
+    "off_diagonal",
+]
 
 
 def _square(name: str, m) -> np.ndarray:
     m = np.asarray(m, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"{name}: expected an (A, A) matrix (row src, column dst), got shape {m.shape}")
+        raise ValueError(
+            f"{name}: expected an (A, A) matrix (row src, column dst), got shape {m.shape}"
+        )
     return m
 
 
@@ -33,7 +45,9 @@ def off_diagonal(m) -> np.ndarray:
 def _pair(inferred, true, names=("inferred", "true")):
     a, b = _square(names[0], inferred), _square(names[1], true)
     if a.shape != b.shape:
-        raise ValueError(f"{names[0]} {a.shape} and {names[1]} {b.shape}: expected the same (A, A) shape")
+        raise ValueError(
+            f"{names[0]} {a.shape} and {names[1]} {b.shape}: expected the same (A, A) shape"
+        )
     return a, b
 
 
@@ -45,7 +59,10 @@ def effectome_cosine(inferred, true) -> float:
     a, b = (off_diagonal(m) for m in _pair(inferred, true))
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
-        warnings.warn("effectome_cosine: an effectome has no off-diagonal weight; returning nan", RuntimeWarning)
+        warnings.warn(
+            "effectome_cosine: an effectome has no off-diagonal weight; returning nan",
+            RuntimeWarning,
+        )
         return float("nan")
     return float(a @ b / (na * nb))
 
@@ -55,12 +72,17 @@ def edge_auroc(inferred_strength, true_effectome) -> float:
 
     Returns nan with a warning when the true effectome has only edges or only non-edges off the diagonal.
     """
-    s, t = (off_diagonal(m) for m in _pair(inferred_strength, true_effectome, ("inferred_strength",
-                                                                                "true_effectome")))
+    s, t = (
+        off_diagonal(m)
+        for m in _pair(inferred_strength, true_effectome, ("inferred_strength", "true_effectome"))
+    )
     labels = t != 0
     if labels.all() or not labels.any():
-        warnings.warn("edge_auroc: the true effectome has only one class (all edges or no edges) off the "
-                      "diagonal; AUROC undefined, returning nan", RuntimeWarning)
+        warnings.warn(
+            "edge_auroc: the true effectome has only one class (all edges or no edges) off the "
+            "diagonal; AUROC undefined, returning nan",
+            RuntimeWarning,
+        )
         return float("nan")
     if not np.isfinite(s).all():
         raise ValueError("edge_auroc: inferred_strength has non-finite off-diagonal entries")
@@ -76,7 +98,9 @@ def _flat(name: str, x) -> np.ndarray:
     return x.reshape(-1, x.shape[-1])
 
 
-def message_r2(inferred_train, true_train, inferred_valid, true_valid, weighting: str = "uniform") -> float:
+def message_r2(
+    inferred_train, true_train, inferred_valid, true_valid, weighting: str = "uniform"
+) -> float:
     """R2 of an affine decode of the true message from the inferred one, fit on train, scored on valid.
 
     Arrays are (trials, T, k_inferred) / (trials, T, k_true) (or (trials, T) for k = 1), pooled over trials
@@ -87,8 +111,10 @@ def message_r2(inferred_train, true_train, inferred_valid, true_valid, weighting
     xi, yt = _flat("inferred_train", inferred_train), _flat("true_train", true_train)
     xv, yv = _flat("inferred_valid", inferred_valid), _flat("true_valid", true_valid)
     if xi.shape[0] != yt.shape[0] or xv.shape[0] != yv.shape[0]:
-        raise ValueError(f"message_r2: inferred and true must share (trials, T): train {xi.shape[0]} vs "
-                         f"{yt.shape[0]} samples, valid {xv.shape[0]} vs {yv.shape[0]}")
+        raise ValueError(
+            f"message_r2: inferred and true must share (trials, T): train {xi.shape[0]} vs "
+            f"{yt.shape[0]} samples, valid {xv.shape[0]} vs {yv.shape[0]}"
+        )
     if xi.shape[1] != xv.shape[1] or yt.shape[1] != yv.shape[1]:
         raise ValueError("message_r2: train and valid must have the same message dimensions")
     pred = apply_linear_map(xv, fit_linear_map(xi, yt))
@@ -109,7 +135,9 @@ def delay_error(inferred_delays, true_delays) -> float:
     mask = tru >= 0
     np.fill_diagonal(mask, False)
     if not mask.any():
-        warnings.warn("delay_error: no true edges (true_delays >= 0); returning nan", RuntimeWarning)
+        warnings.warn(
+            "delay_error: no true edges (true_delays >= 0); returning nan", RuntimeWarning
+        )
         return float("nan")
     return float(np.abs(inf[mask] - tru[mask]).mean())
 
@@ -146,7 +174,9 @@ def cycle_delay_error(inferred_delays, true_delays) -> float:
     np.fill_diagonal(mask, False)
     cycles = directed_cycles(mask)
     if not cycles:
-        warnings.warn("cycle_delay_error: the true graph has no directed cycle; returning nan", RuntimeWarning)
+        warnings.warn(
+            "cycle_delay_error: the true graph has no directed cycle; returning nan", RuntimeWarning
+        )
         return float("nan")
     total = lambda m, c: sum(m[a, b] for a, b in zip(c, c[1:] + c[:1]))  # noqa: E731
     return float(np.mean([abs(total(inf, c) - total(tru, c)) for c in cycles]))
@@ -155,7 +185,9 @@ def cycle_delay_error(inferred_delays, true_delays) -> float:
 def _areas(area, n: int) -> np.ndarray:
     area = np.asarray(area)
     if area.shape != (n,) or not np.issubdtype(area.dtype, np.integer):
-        raise ValueError(f"area: expected ({n},) integer area index per neuron, got {area.dtype} {area.shape}")
+        raise ValueError(
+            f"area: expected ({n},) integer area index per neuron, got {area.dtype} {area.shape}"
+        )
     return area
 
 
@@ -163,10 +195,18 @@ def per_area_rate_r2(inferred_rates, true_rates, area) -> np.ndarray:
     """:func:`rate_r2` over each area's neurons; ``area`` (N,) ints; returns (A,) (nan for an empty area)."""
     inferred_rates, true_rates = np.asarray(inferred_rates), np.asarray(true_rates)
     if inferred_rates.shape != true_rates.shape:
-        raise ValueError(f"per_area_rate_r2: shapes differ: {inferred_rates.shape} vs {true_rates.shape}")
+        raise ValueError(
+            f"per_area_rate_r2: shapes differ: {inferred_rates.shape} vs {true_rates.shape}"
+        )
     area = _areas(area, true_rates.shape[-1])
-    return np.array([rate_r2(inferred_rates[..., area == a], true_rates[..., area == a]) if (area == a).any()
-                     else np.nan for a in range(int(area.max()) + 1)])
+    return np.array(
+        [
+            rate_r2(inferred_rates[..., area == a], true_rates[..., area == a])
+            if (area == a).any()
+            else np.nan
+            for a in range(int(area.max()) + 1)
+        ]
+    )
 
 
 def per_area_co_bps(rates, spikes, heldout, area) -> np.ndarray:
@@ -178,12 +218,16 @@ def per_area_co_bps(rates, spikes, heldout, area) -> np.ndarray:
     """
     rates, spikes = np.asarray(rates), np.asarray(spikes)
     if rates.shape != spikes.shape or rates.ndim != 3:
-        raise ValueError(f"per_area_co_bps: rates {rates.shape} and spikes {spikes.shape}: expected the same "
-                         "(trials, T, N) shape")
+        raise ValueError(
+            f"per_area_co_bps: rates {rates.shape} and spikes {spikes.shape}: expected the same "
+            "(trials, T, N) shape"
+        )
     n = spikes.shape[-1]
     heldout = np.asarray(heldout)
     if heldout.shape != (n,) or heldout.dtype != bool:
-        raise ValueError(f"heldout: expected a ({n},) bool array, got {heldout.dtype} {heldout.shape}")
+        raise ValueError(
+            f"heldout: expected a ({n},) bool array, got {heldout.dtype} {heldout.shape}"
+        )
     area = _areas(area, n)
     out = []
     for a in range(int(area.max()) + 1):

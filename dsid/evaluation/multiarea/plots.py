@@ -3,6 +3,7 @@
 Built with the object-oriented matplotlib API (``matplotlib.figure.Figure``, Agg-rendered on save), so
 nothing touches pyplot's global state; each function returns the Figure.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence, Union
@@ -26,7 +27,9 @@ def plot_effectomes(true, inferred, area_names: Optional[Sequence[str]] = None) 
     """
     mats = [np.array(true, dtype=float), np.array(inferred, dtype=float)]
     if mats[0].shape != mats[1].shape or mats[0].ndim != 2:
-        raise ValueError(f"true {mats[0].shape} and inferred {mats[1].shape}: expected the same (A, A) shape")
+        raise ValueError(
+            f"true {mats[0].shape} and inferred {mats[1].shape}: expected the same (A, A) shape"
+        )
     n = mats[0].shape[0]
     names = _names(n, area_names)
     for m in mats:
@@ -38,13 +41,27 @@ def plot_effectomes(true, inferred, area_names: Optional[Sequence[str]] = None) 
     axes = fig.subplots(1, 2)
     for ax, m, title in zip(axes, mats, ("true effectome", "inferred effectome")):
         im = ax.imshow(m, vmin=lo, vmax=hi, cmap="viridis")
-        ax.set(title=title, xticks=range(n), yticks=range(n), xticklabels=names, yticklabels=names,
-               xlabel="destination", ylabel="source")
+        ax.set(
+            title=title,
+            xticks=range(n),
+            yticks=range(n),
+            xticklabels=names,
+            yticklabels=names,
+            xlabel="destination",
+            ylabel="source",
+        )
         for i in range(n):
             for j in range(n):
                 if i != j and np.isfinite(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.2g}", ha="center", va="center", fontsize=8,
-                            color="w" if m[i, j] < (lo + hi) / 2 else "k")
+                    ax.text(
+                        j,
+                        i,
+                        f"{m[i, j]:.2g}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="w" if m[i, j] < (lo + hi) / 2 else "k",
+                    )
     fig.colorbar(im, ax=list(axes), shrink=0.8, label="strength")
     return fig
 
@@ -53,7 +70,9 @@ def plot_delays(inferred_delays, true_delays, area_names: Optional[Sequence[str]
     """Grouped bars of true vs inferred delay (bins) for every edge that is true or inferred (>= 0)."""
     inf, tru = np.asarray(inferred_delays, dtype=float), np.asarray(true_delays, dtype=float)
     if inf.shape != tru.shape or tru.ndim != 2:
-        raise ValueError(f"inferred {inf.shape} and true {tru.shape}: expected the same (A, A) shape")
+        raise ValueError(
+            f"inferred {inf.shape} and true {tru.shape}: expected the same (A, A) shape"
+        )
     names = _names(tru.shape[0], area_names)
     off = ~np.eye(tru.shape[0], dtype=bool)
     pairs = [(i, j) for i, j in zip(*np.nonzero(off & ((tru >= 0) | (inf >= 0))))]
@@ -64,8 +83,13 @@ def plot_delays(inferred_delays, true_delays, area_names: Optional[Sequence[str]
     iv = [inf[p] if inf[p] >= 0 else np.nan for p in pairs]
     ax.bar(x - 0.2, tv, 0.4, label="true")
     ax.bar(x + 0.2, iv, 0.4, label="inferred")
-    ax.set(xticks=x, xticklabels=[f"{names[i]}→{names[j]}" for i, j in pairs], ylabel="delay (bins)",
-           xlabel="edge (source→destination)", title="edge delays (missing bar: no edge)")
+    ax.set(
+        xticks=x,
+        xticklabels=[f"{names[i]}→{names[j]}" for i, j in pairs],
+        ylabel="delay (bins)",
+        xlabel="edge (source→destination)",
+        title="edge delays (missing bar: no edge)",
+    )
     ax.legend()
     return fig
 
@@ -76,7 +100,9 @@ def _as_list(x: Arrays, edge_names: Sequence[str]) -> list:
     return [np.asarray(v) for v in x]
 
 
-def plot_messages(true: Arrays, inferred: Arrays, edge_names: Sequence[str], trial: int = 0) -> Figure:
+def plot_messages(
+    true: Arrays, inferred: Arrays, edge_names: Sequence[str], trial: int = 0
+) -> Figure:
     """Per-edge traces of the true message (solid) and the inferred one (dashed) on one trial.
 
     ``true``/``inferred``: one (trials, T, k) array per edge, as sequences in ``edge_names`` order or
@@ -85,7 +111,9 @@ def plot_messages(true: Arrays, inferred: Arrays, edge_names: Sequence[str], tri
     """
     tl, il = _as_list(true, edge_names), _as_list(inferred, edge_names)
     if not len(tl) == len(il) == len(edge_names):
-        raise ValueError(f"plot_messages: {len(tl)} true, {len(il)} inferred, {len(edge_names)} edge names")
+        raise ValueError(
+            f"plot_messages: {len(tl)} true, {len(il)} inferred, {len(edge_names)} edge names"
+        )
     fig = Figure(figsize=(7, 2.2 * max(1, len(tl))), layout="constrained")
     axes = np.atleast_1d(fig.subplots(max(1, len(tl)), 1, squeeze=False)[:, 0])
     for ax, t, i, name in zip(axes, tl, il, edge_names):
@@ -94,8 +122,14 @@ def plot_messages(true: Arrays, inferred: Arrays, edge_names: Sequence[str], tri
         w = fit_linear_map(i.reshape(-1, i.shape[-1]), t.reshape(-1, t.shape[-1]))
         aligned = apply_linear_map(i[trial], w)
         for d in range(t.shape[-1]):
-            line, = ax.plot(t[trial, :, d], lw=1.5, label=f"true dim {d}")
-            ax.plot(aligned[:, d], ls="--", color=line.get_color(), lw=1.5, label=f"inferred (aligned) dim {d}")
+            (line,) = ax.plot(t[trial, :, d], lw=1.5, label=f"true dim {d}")
+            ax.plot(
+                aligned[:, d],
+                ls="--",
+                color=line.get_color(),
+                lw=1.5,
+                label=f"inferred (aligned) dim {d}",
+            )
         ax.set(title=f"message {name}, trial {trial}", ylabel="message (a.u.)")
         ax.legend(fontsize=7, ncol=2, loc="upper right")
     axes[-1].set_xlabel("time (bins)")

@@ -4,6 +4,7 @@ bin at a time, for everything the scan does not cover) and the communication rea
 effectome, delays, one-step effects). The coupling components themselves are registered in
 ``dsid.modules.coupling``; recovery metrics and figures live in ``dsid.evaluation.multiarea`` and the
 synthetic ground truth in ``dsid.data.multiarea``."""
+
 from dsid.models.multiarea.model import MultiAreaSAE
 
 __all__ = ["MultiAreaSAE"]

@@ -5,6 +5,7 @@ The areas form one group: their generators' step parameters are stacked (``stack
 every weight is one batched matrix product per bin for all areas (``grouped_step``); the coupling
 keeps its lag window and emits every edge's message for the next bin.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -15,8 +16,16 @@ from dsid.modules.coupling.base import stack_steps
 from dsid.modules.recurrent.step_protocol import bins, stack_step_params
 
 
-def step_areas(model, ics: List[torch.Tensor], ci: List[Optional[torch.Tensor]], ext: Optional[torch.Tensor],
-               T: int, n_steps: int, sample: bool, probe: Optional[dict]) -> Dict[str, object]:
+def step_areas(
+    model,
+    ics: List[torch.Tensor],
+    ci: List[Optional[torch.Tensor]],
+    ext: Optional[torch.Tensor],
+    T: int,
+    n_steps: int,
+    sample: bool,
+    probe: Optional[dict],
+) -> Dict[str, object]:
     """``model``'s areas advanced together bin by bin (stacked parameters, batched products): the
     stepwise twin of the compiled scan and what runs where it does not (see :mod:`dsid.models.multiarea.scan`).
 
@@ -35,7 +44,9 @@ def step_areas(model, ics: List[torch.Tensor], ci: List[Optional[torch.Tensor]],
     # accumulate a full-size gradient per bin): ci_steps[t] (A, B, C), ext_steps[t] (B, E)
     ci_steps = bins(torch.stack(ci)) if ci[0] is not None else ()
     ext_steps = bins(ext, dim=1) if ext is not None else ()
-    no_input = ics[0].new_zeros(B, model.ext_input_size + 1)  # the external input's columns, then a zero
+    no_input = ics[0].new_zeros(
+        B, model.ext_input_size + 1
+    )  # the external input's columns, then a zero
     window = cpl.start(model._signals(init))
     step = cpl(window, list(state["g"]), sample)
     rec: List[Dict[str, torch.Tensor]] = []
@@ -46,19 +57,25 @@ def step_areas(model, ics: List[torch.Tensor], ci: List[Optional[torch.Tensor]],
         tail = no_input
         if t < len(ext_steps):
             tail = torch.cat([ext_steps[t], no_input[:, :1]], -1)
-        feed = torch.cat([*step.messages, tail], -1).index_select(1, model.input_gather).view(B, A, -1)
+        feed = (
+            torch.cat([*step.messages, tail], -1).index_select(1, model.input_gather).view(B, A, -1)
+        )
         ext_t = feed.transpose(0, 1) if feed.shape[-1] else None
         ci_t = ci_steps[t] if t < min(T, len(ci_steps)) else None
         if probe is not None:
             model._probe(probe, state, ci_t, ext_t)
         state, out = gens[0].grouped_step(params, state, ci_t, ext_t, sample)
         rec.append(out)
-        window = cpl.push(window, model._signals([{"f": f, "g": g} for f, g in zip(out["f"], out["g"])]))
+        window = cpl.push(
+            window, model._signals([{"f": f, "g": g} for f, g in zip(out["f"], out["g"])])
+        )
         step = cpl(window, list(state["g"]), sample)
         msgs.append(step.messages)
     # (A, B, T', .) per key, area blocks along the last axis
     seq = {k: torch.cat(list(torch.stack([o[k] for o in rec], 2)), -1) for k in rec[0]}
     if cpl.edges:
-        seq["messages"] = torch.cat([torch.stack([m[e] for m in msgs], 1) for e in range(len(cpl.edges))], -1)
+        seq["messages"] = torch.cat(
+            [torch.stack([m[e] for m in msgs], 1) for e in range(len(cpl.edges))], -1
+        )
         seq["fed"] = stack_steps(fed, len(cpl.edges))
     return seq

@@ -20,6 +20,7 @@ Outputs add ``messages`` (B, T, M): every edge's message concatenated in ``coupl
 :class:`~dsid.models.multiarea.readouts.MultiAreaReadouts`; recovery metrics and figures:
 ``dsid.evaluation.multiarea.communication``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
@@ -28,11 +29,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsid.models.core import (ConfigurableModel, apply_augmentations, build_augmentations, check_session,
-                              heldin_nll, masked_nll, repeat_samples, sample_ic, sample_means)
+from dsid.models.core import (
+    ConfigurableModel,
+    apply_augmentations,
+    build_augmentations,
+    check_session,
+    heldin_nll,
+    masked_nll,
+    repeat_samples,
+    sample_ic,
+    sample_means,
+)
 from dsid.models.multiarea.layout import check_areas, contiguous_or_index
-from dsid.models.multiarea.readouts import MultiAreaReadouts
 from dsid.models.multiarea.loop import step_areas
+from dsid.models.multiarea.readouts import MultiAreaReadouts
 from dsid.models.multiarea.scan import scan_areas, scan_covers
 from dsid.models.protocol import STANDARD_OUTPUTS
 from dsid.models.sae import SequentialAutoencoder
@@ -52,25 +62,53 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
     output_keys = STANDARD_OUTPUTS + (("messages", "messages"),)
     n_sessions = 1
 
-    def __init__(self, *, data_info: Mapping[str, Any], ic_size: int, co_size: int, factor_size: int,
-                 encoder: Mapping[str, Any], generator: Mapping[str, Any], observation: Mapping[str, Any],
-                 readout: Optional[Mapping[str, Any]] = None, ic_prior: Optional[Mapping[str, Any]] = None,
-                 co_prior: Optional[Mapping[str, Any]] = None, augmentations: Optional[list] = None,
-                 coupling: Optional[Mapping[str, Any]] = None, allowed_edges: Optional[list] = None):
+    def __init__(
+        self,
+        *,
+        data_info: Mapping[str, Any],
+        ic_size: int,
+        co_size: int,
+        factor_size: int,
+        encoder: Mapping[str, Any],
+        generator: Mapping[str, Any],
+        observation: Mapping[str, Any],
+        readout: Optional[Mapping[str, Any]] = None,
+        ic_prior: Optional[Mapping[str, Any]] = None,
+        co_prior: Optional[Mapping[str, Any]] = None,
+        augmentations: Optional[list] = None,
+        coupling: Optional[Mapping[str, Any]] = None,
+        allowed_edges: Optional[list] = None,
+    ):
         super().__init__()
-        cfg = {"ic_size": ic_size, "co_size": co_size, "factor_size": factor_size, "encoder": encoder,
-               "generator": generator, "observation": observation, "readout": readout,
-               "ic_prior": ic_prior, "co_prior": co_prior}
+        cfg = {
+            "ic_size": ic_size,
+            "co_size": co_size,
+            "factor_size": factor_size,
+            "encoder": encoder,
+            "generator": generator,
+            "observation": observation,
+            "readout": readout,
+            "ic_prior": ic_prior,
+            "co_prior": co_prior,
+        }
         area, heldout, A = check_areas(data_info)
         self.n_areas, self.n_neurons = A, int(area.shape[0])
         self.area_names = list(data_info.get("area_names") or [f"A{a}" for a in range(A)])
         mask = edge_mask(A, allowed_edges, field="model.allowed_edges")
         coupling_cfg = dict(coupling or {"name": "none"})
         # message sizes depend only on the coupling's arguments: a probe sizes the generators' input
-        probe = COUPLINGS.build(coupling_cfg, n_areas=A, source_sizes=[1] * A, target_sizes=[1] * A,
-                                allowed_edges=mask.astype(int).tolist())
+        probe = COUPLINGS.build(
+            coupling_cfg,
+            n_areas=A,
+            source_sizes=[1] * A,
+            target_sizes=[1] * A,
+            allowed_edges=mask.astype(int).tolist(),
+        )
         ext = int(data_info.get("ext_input_size", 0))
-        area_cfg = {**cfg, "augmentations": []}  # applied once to all held-in neurons, before the split
+        area_cfg = {
+            **cfg,
+            "augmentations": [],
+        }  # applied once to all held-in neurons, before the split
         mean_counts = data_info.get("mean_counts")
         # every generator takes the same input width (the areas are stepped as one group): its
         # incoming messages, zeros up to the widest area's messages, then the external input
@@ -78,24 +116,43 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         self.areas = nn.ModuleList()
         for a in range(A):
             idx = np.flatnonzero(area == a)
-            self.areas.append(SequentialAutoencoder(**area_cfg, data_info={
-                "heldout": heldout[idx].tolist(), "ext_input_size": self.msg_width + ext,
-                "mean_counts": None if mean_counts is None else np.asarray(mean_counts)[idx].tolist()}))
-        missing = [n for n in ("step_params", "grouped_step") if not hasattr(self.areas[0].generator, n)]
+            self.areas.append(
+                SequentialAutoencoder(
+                    **area_cfg,
+                    data_info={
+                        "heldout": heldout[idx].tolist(),
+                        "ext_input_size": self.msg_width + ext,
+                        "mean_counts": None
+                        if mean_counts is None
+                        else np.asarray(mean_counts)[idx].tolist(),
+                    },
+                )
+            )
+        missing = [
+            n for n in ("step_params", "grouped_step") if not hasattr(self.areas[0].generator, n)
+        ]
         if missing:
-            raise TypeError(f"model.generator {generator.get('name')!r}: a multi-area model steps its "
-                            f"areas as one group and needs the generator methods {', '.join(missing)} "
-                            "(see dsid/modules/recurrent/step_protocol.py)")
+            raise TypeError(
+                f"model.generator {generator.get('name')!r}: a multi-area model steps its "
+                f"areas as one group and needs the generator methods {', '.join(missing)} "
+                "(see dsid/modules/recurrent/step_protocol.py)"
+            )
         self.observation = self.areas[0].observation
         self.ext_input_size = ext
         self.source = probe.source
         with torch.no_grad():  # the signal sizes, from a dry run of each initial state
-            init = [ar.generator.initial_state(torch.zeros(1, int(cfg["ic_size"]))) for ar in self.areas]
+            init = [
+                ar.generator.initial_state(torch.zeros(1, int(cfg["ic_size"]))) for ar in self.areas
+            ]
         sizes = [self._signal(a, s).shape[-1] for a, s in enumerate(init)]
         self.factor_sizes = [int(s["f"].shape[-1]) for s in init]
-        self.coupling = COUPLINGS.build(coupling_cfg, n_areas=A, source_sizes=sizes,
-                                        target_sizes=[s["g"].shape[-1] for s in init],
-                                        allowed_edges=mask.astype(int).tolist())
+        self.coupling = COUPLINGS.build(
+            coupling_cfg,
+            n_areas=A,
+            source_sizes=sizes,
+            target_sizes=[s["g"].shape[-1] for s in init],
+            allowed_edges=mask.astype(int).tolist(),
+        )
         self.augmentations = build_augmentations(augmentations)
         hin = np.flatnonzero(~heldout)
         self.register_buffer("heldin_idx", torch.as_tensor(hin), persistent=False)
@@ -103,23 +160,29 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         self.area_in_pos = [contiguous_or_index(np.flatnonzero(area[hin] == a)) for a in range(A)]
         self.area_idx = [np.flatnonzero(area == a) for a in range(A)]
         order = np.argsort(np.concatenate(self.area_idx))
-        self.areas_in_file_order = bool((order == np.arange(order.size)).all())  # no reordering needed
+        self.areas_in_file_order = bool(
+            (order == np.arange(order.size)).all()
+        )  # no reordering needed
         self.register_buffer("neuron_order", torch.as_tensor(order), persistent=False)
         # where each edge's message sits in its destination generator's external input, and for every
         # area and input column the column of [all messages, external input, 0] that feeds it
         offsets, M = [0] * A, self.coupling.message_size
         self.edge_columns: List[slice] = []
         gather = np.full((A, self.msg_width + ext), M + ext, dtype=np.int64)
-        gather[:, self.msg_width:] = M + np.arange(ext)
-        for e, ((_, d), sl) in enumerate(zip(self.coupling.edges, self.coupling.message_index().values())):
+        gather[:, self.msg_width :] = M + np.arange(ext)
+        for e, ((_, d), sl) in enumerate(
+            zip(self.coupling.edges, self.coupling.message_index().values())
+        ):
             k = self.coupling.edge_sizes[e]
             self.edge_columns.append(slice(offsets[d], offsets[d] + k))
-            gather[d, offsets[d]:offsets[d] + k] = np.arange(sl.start, sl.stop)
+            gather[d, offsets[d] : offsets[d] + k] = np.arange(sl.start, sl.stop)
             offsets[d] += k
         self.register_buffer("input_gather", torch.as_tensor(gather).flatten(), persistent=False)
         # the same as one-hot (A, msg_width, M): message column m feeds area a's input column j
-        columns = np.arange(M)[None, None, :] == gather[:, :self.msg_width, None]
-        self.register_buffer("message_columns", torch.as_tensor(columns, dtype=torch.float32), persistent=False)
+        columns = np.arange(M)[None, None, :] == gather[:, : self.msg_width, None]
+        self.register_buffer(
+            "message_columns", torch.as_tensor(columns, dtype=torch.float32), persistent=False
+        )
         self.ic_size, self.co_size = int(ic_size), int(co_size)
 
     # ----- helpers ------------------------------------------------------------------------------
@@ -153,15 +216,23 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
     def init_from_data(self, sessions) -> None:
         """Nothing to initialise from data."""
 
-    def augment(self, spikes: torch.Tensor, stage: str, generator: Optional[torch.Generator] = None, *,
-                session: int = 0):
+    def augment(
+        self,
+        spikes: torch.Tensor,
+        stage: str,
+        generator: Optional[torch.Generator] = None,
+        *,
+        session: int = 0,
+    ):
         """Select held-in neurons (all areas) and apply the augmentations for ``stage``.
 
         Shape:
             spikes: (B, T, N) -> x: (B, T, N_in), loss_mask: (B, T, N_in) or None
         """
         check_session(session, 1, "multiarea")
-        return apply_augmentations(self.augmentations, spikes[..., self.heldin_idx], stage, generator)
+        return apply_augmentations(
+            self.augmentations, spikes[..., self.heldin_idx], stage, generator
+        )
 
     def edge_gains(self) -> torch.Tensor:
         """Per-edge gain: the Frobenius norm of the edge's end-to-end linear map, the destination
@@ -171,18 +242,33 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         maps = self.coupling.edge_maps()
         if not maps:
             return self.heldin_idx.new_zeros(0, dtype=torch.float32)
-        return torch.stack([
-            torch.linalg.matrix_norm(self.areas[d].generator.ext_input_weight()[:, self.edge_columns[e]] @ m)
-            for e, ((_, d), m) in enumerate(zip(self.coupling.edges, maps))])
+        return torch.stack(
+            [
+                torch.linalg.matrix_norm(
+                    self.areas[d].generator.ext_input_weight()[:, self.edge_columns[e]] @ m
+                )
+                for e, ((_, d), m) in enumerate(zip(self.coupling.edges, maps))
+            ]
+        )
 
     def recurrent_weights(self) -> List[torch.Tensor]:
         """Every area's recurrent weights plus the coupling's weights (L2-penalised together)."""
-        return [w for ar in self.areas for w in ar.recurrent_weights()] + self.coupling.penalized_weights()
+        return [
+            w for ar in self.areas for w in ar.recurrent_weights()
+        ] + self.coupling.penalized_weights()
 
     # ----- forward ------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                ext: Optional[torch.Tensor] = None, n_samples: int = 1,
-                probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        session: int = 0,
+        n_forward: int = 0,
+        sample: bool = True,
+        ext: Optional[torch.Tensor] = None,
+        n_samples: int = 1,
+        probe: Optional[dict] = None,
+    ) -> Dict[str, torch.Tensor]:
         """Infer rates of all neurons from the held-in input of all areas, unrolling the areas together.
 
         ``probe`` (a dict, for :meth:`measure_effects`) collects each edge's one-step effect on its
@@ -199,15 +285,31 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         """
         return self._forward(x, session, n_forward, sample, ext, n_samples, probe, compiled=True)
 
-    def stepwise_forward(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                          ext: Optional[torch.Tensor] = None, n_samples: int = 1,
-                          probe: Optional[dict] = None) -> Dict[str, torch.Tensor]:
+    def stepwise_forward(
+        self,
+        x: torch.Tensor,
+        *,
+        session: int = 0,
+        n_forward: int = 0,
+        sample: bool = True,
+        ext: Optional[torch.Tensor] = None,
+        n_samples: int = 1,
+        probe: Optional[dict] = None,
+    ) -> Dict[str, torch.Tensor]:
         """:meth:`forward` on the step-by-step loop even where the compiled scan would run (tests,
         benchmarks). Shape: as :meth:`forward`."""
         return self._forward(x, session, n_forward, sample, ext, n_samples, probe, compiled=False)
 
-    def sample_means(self, x: torch.Tensor, *, session: int = 0, n_forward: int = 0, sample: bool = True,
-                     ext: Optional[torch.Tensor] = None, n_samples: int = 1) -> Dict[str, torch.Tensor]:
+    def sample_means(
+        self,
+        x: torch.Tensor,
+        *,
+        session: int = 0,
+        n_forward: int = 0,
+        sample: bool = True,
+        ext: Optional[torch.Tensor] = None,
+        n_samples: int = 1,
+    ) -> Dict[str, torch.Tensor]:
         """Each trial's ``output_keys`` averaged over its ``n_samples`` posterior samples
         (:func:`~dsid.models.core.sample_means`: rates a few trials at a time); what inference writes.
 
@@ -215,16 +317,31 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
             x: (B, T, N_in); returns rates (B, T', N), factors (B, T', A*F), inferred_inputs
             (B, T', A*C) with controllers, messages (B, T', M) with edges; T' = T + n_forward
         """
-        out = self._forward(x, session, n_forward, sample, ext, n_samples, None, compiled=True, readout=False)
+        out = self._forward(
+            x, session, n_forward, sample, ext, n_samples, None, compiled=True, readout=False
+        )
         return sample_means(out, self.output_keys, n_samples, self._rates)
 
     def _rates(self, factors: torch.Tensor) -> torch.Tensor:
         """All neurons' rates (file order) from every area's factors. Shape: (B, T, A*F) -> (B, T, N)."""
         parts = factors.split(self.factor_sizes, -1)
-        return self._to_global([ar.observation.mean(ar.readout(f)) for ar, f in zip(self.areas, parts)])
+        return self._to_global(
+            [ar.observation.mean(ar.readout(f)) for ar, f in zip(self.areas, parts)]
+        )
 
-    def _forward(self, x, session, n_forward, sample, ext, n_samples, probe, *, compiled: bool,
-                 readout: bool = True):
+    def _forward(
+        self,
+        x,
+        session,
+        n_forward,
+        sample,
+        ext,
+        n_samples,
+        probe,
+        *,
+        compiled: bool,
+        readout: bool = True,
+    ):
         check_session(session, 1, "multiarea")
         T, n_steps = x.shape[1], x.shape[1] + n_forward
         cpl = self.coupling
@@ -234,17 +351,36 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         ic = sample_ic(ic_mean, ic_logvar, sample)
         ics, ci = list(ic.split(self.ic_size, -1)), [e.ci for e in encs]
         ext = repeat_samples(ext, n_samples) if self.ext_input_size else None
-        if compiled and scan_covers(self, x, ext, probe):  # each trial's encodings read by all its samples
+        if compiled and scan_covers(
+            self, x, ext, probe
+        ):  # each trial's encodings read by all its samples
             seq = scan_areas(self, ics, ci, ext, T, n_steps, sample)
         else:
-            seq = step_areas(self, ics, [repeat_samples(c, n_samples) for c in ci], ext, T, n_steps, sample, probe)
-        out = {"factors": seq["f"], "states": seq["g"], "n_observed": T, "ic_mean": ic_mean,
-               "ic_logvar": ic_logvar, "ic_sample": ic}
+            seq = step_areas(
+                self,
+                ics,
+                [repeat_samples(c, n_samples) for c in ci],
+                ext,
+                T,
+                n_steps,
+                sample,
+                probe,
+            )
+        out = {
+            "factors": seq["f"],
+            "states": seq["g"],
+            "n_observed": T,
+            "ic_mean": ic_mean,
+            "ic_logvar": ic_logvar,
+            "ic_sample": ic,
+        }
         if readout:
             factors = list(seq["f"].split(self.factor_sizes, -1))
             area_params = [ar.readout(f) for ar, f in zip(self.areas, factors)]
             out["params"] = self._to_global(area_params)
-            out["rates"] = self._to_global([ar.observation.mean(p) for ar, p in zip(self.areas, area_params)])
+            out["rates"] = self._to_global(
+                [ar.observation.mean(p) for ar, p in zip(self.areas, area_params)]
+            )
         if "co" in seq:
             out.update(co_mean=seq["co_mean"], co_logvar=seq["co_logvar"], co_sample=seq["co"])
         if cpl.edges:
@@ -262,8 +398,14 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         return [self._signal(a, o) for a, o in enumerate(outs)]
 
     # ----- loss ---------------------------------------------------------------------------------
-    def loss_terms(self, out: Dict[str, torch.Tensor], target: torch.Tensor,
-                   heldin_mask: Optional[torch.Tensor] = None, *, session: int = 0) -> Dict[str, torch.Tensor]:
+    def loss_terms(
+        self,
+        out: Dict[str, torch.Tensor],
+        target: torch.Tensor,
+        heldin_mask: Optional[torch.Tensor] = None,
+        *,
+        session: int = 0,
+    ) -> Dict[str, torch.Tensor]:
         """Reconstruction NLL (all areas, :func:`~dsid.models.core.masked_nll`), ``kl_ic``/``kl_co``
         summed over areas, and the coupling's terms (``kl_msg`` for stochastic messages, ``reg_*``
         regularisers; ``reg_sparsity``, the coupling's ``sparsity`` times the summed
@@ -276,14 +418,26 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         check_session(session, 1, "multiarea")
         T = int(out.get("n_observed", target.shape[1]))
         I, C = self.ic_size, self.co_size
-        kl_ic = sum(ar.ic_prior(out["ic_mean"][:, a * I:(a + 1) * I], out["ic_logvar"][:, a * I:(a + 1) * I],
-                                out["ic_sample"][:, a * I:(a + 1) * I]) for a, ar in enumerate(self.areas))
-        terms = {"recon": masked_nll(self.observation, out["params"], target, self.heldin_idx, heldin_mask),
-                 "kl_ic": kl_ic.mean()}
+        kl_ic = sum(
+            ar.ic_prior(
+                out["ic_mean"][:, a * I : (a + 1) * I],
+                out["ic_logvar"][:, a * I : (a + 1) * I],
+                out["ic_sample"][:, a * I : (a + 1) * I],
+            )
+            for a, ar in enumerate(self.areas)
+        )
+        terms = {
+            "recon": masked_nll(
+                self.observation, out["params"], target, self.heldin_idx, heldin_mask
+            ),
+            "kl_ic": kl_ic.mean(),
+        }
         if "co_mean" in out:
             co = {k: out[k][:, :T] for k in ("co_mean", "co_logvar", "co_sample")}
-            terms["kl_co"] = sum(ar.co_prior(*(co[k][..., a * C:(a + 1) * C] for k in co))
-                                 for a, ar in enumerate(self.areas)).mean()
+            terms["kl_co"] = sum(
+                ar.co_prior(*(co[k][..., a * C : (a + 1) * C] for k in co))
+                for a, ar in enumerate(self.areas)
+            ).mean()
         else:
             terms["kl_co"] = target.new_zeros(())
         terms.update(self.coupling.loss_terms(out.get("msg_kl")))
@@ -291,8 +445,14 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
             terms["reg_sparsity"] = self.coupling.sparsity * self.edge_gains().sum()
         return terms
 
-    def heldin_recon(self, out: Dict[str, torch.Tensor], spikes: torch.Tensor,
-                     heldin_mask: Optional[torch.Tensor], *, session: int = 0) -> torch.Tensor:
+    def heldin_recon(
+        self,
+        out: Dict[str, torch.Tensor],
+        spikes: torch.Tensor,
+        heldin_mask: Optional[torch.Tensor],
+        *,
+        session: int = 0,
+    ) -> torch.Tensor:
         """Mean NLL of the held-in entries hidden from the encoders (all areas).
 
         Shape:

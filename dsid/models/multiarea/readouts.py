@@ -8,6 +8,7 @@ message in one generator step, relative to the destination factors' own standard
 measured on ``spikes`` by ``measure_effects``. Without data it is the coupling's own per-edge
 strength (the messages' running standard deviation). Measuring never changes the model.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -19,8 +20,13 @@ import torch
 class MultiAreaReadouts:
     """Effectome and delays of a multi-area model."""
 
-    def _probe(self, probe: dict, state: Dict[str, torch.Tensor], ci_t: Optional[torch.Tensor],
-               ext_t: Optional[torch.Tensor]) -> None:
+    def _probe(
+        self,
+        probe: dict,
+        state: Dict[str, torch.Tensor],
+        ci_t: Optional[torch.Tensor],
+        ext_t: Optional[torch.Tensor],
+    ) -> None:
         """Accumulate each edge's one-step effect on its destination's factors: the step with all
         inputs minus the step with that edge's message zeroed (no sampling).
 
@@ -40,7 +46,11 @@ class MultiAreaReadouts:
                 _, alt = gen.generator.step(st, ci_d, cut, sample=False)
                 diff = (full["f"] - alt["f"]).double()
                 acc = probe.setdefault(e, [0.0, 0.0, 0])
-                acc[0], acc[1], acc[2] = acc[0] + diff.sum(0), acc[1] + (diff ** 2).sum(0), acc[2] + diff.shape[0]
+                acc[0], acc[1], acc[2] = (
+                    acc[0] + diff.sum(0),
+                    acc[1] + (diff**2).sum(0),
+                    acc[2] + diff.shape[0],
+                )
 
     @torch.no_grad()
     def measure_effects(self, spikes, batch_size: int = 256) -> np.ndarray:
@@ -52,9 +62,9 @@ class MultiAreaReadouts:
         x_all = torch.as_tensor(np.asarray(spikes, np.float32))
         probe, fsum, fsq, count = {}, 0.0, 0.0, 0
         for start in range(0, x_all.shape[0], batch_size):
-            xin, _ = self.augment(x_all[start:start + batch_size].to(device), "predict")
+            xin, _ = self.augment(x_all[start : start + batch_size].to(device), "predict")
             f = self(xin, sample=False, probe=probe)["factors"].double()
-            fsum, fsq = fsum + f.sum((0, 1)), fsq + (f ** 2).sum((0, 1))
+            fsum, fsq = fsum + f.sum((0, 1)), fsq + (f**2).sum((0, 1))
             count += f.shape[0] * f.shape[1]
         self.train(was_training)
         off = np.concatenate([[0], np.cumsum(self.factor_sizes)])
@@ -64,7 +74,7 @@ class MultiAreaReadouts:
             if e in probe:
                 dsum, dsq, n = probe[e]
                 dvar = float((dsq / n - (dsum / n) ** 2).clamp_min(0).sum())
-                ref = float(fvar[off[d]:off[d + 1]].sum())
+                ref = float(fvar[off[d] : off[d + 1]].sum())
                 eff[s, d] = np.sqrt(dvar / ref) if ref > 0 else 0.0
         return eff
 

@@ -16,6 +16,7 @@ effect probes of :meth:`~dsid.models.multiarea.readouts.MultiAreaReadouts.measur
 Random numbers (inferred-input noise, dropout masks) are drawn once for all bins, as in the single-area
 scan (:mod:`dsid.modules.recurrent.lfads_scan`): the same distributions, a different order.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -47,18 +48,29 @@ def message_feedback(model, empty: torch.Tensor):
         return empty, empty, empty
     proj, lag = cpl.lag_linear()
     senders = dict(zip([a for a in range(model.n_areas) if cpl.outgoing(a)], proj))
-    sizes = [model.factor_sizes[a] if cpl.source == "factors" else ar.generator.hidden_size
-             for a, ar in enumerate(model.areas)]
+    sizes = [
+        model.factor_sizes[a] if cpl.source == "factors" else ar.generator.hidden_size
+        for a, ar in enumerate(model.areas)
+    ]
     enc = torch.block_diag(*[senders.get(a, empty.new_zeros(0, s)) for a, s in enumerate(sizes)])
     msg_lag = lag.t().repeat_interleave(torch.as_tensor(cpl.edge_sizes, device=lag.device), dim=1)
     C, mw = model.areas[0].generator.co_size, model.msg_width
-    w_msg = torch.stack([ar.generator.cell.weight_ih[:, C:C + mw] for ar in model.areas])  # (A, 3H, mw)
+    w_msg = torch.stack(
+        [ar.generator.cell.weight_ih[:, C : C + mw] for ar in model.areas]
+    )  # (A, 3H, mw)
     wg_msg = torch.bmm(w_msg, model.message_columns.to(w_msg.dtype)).flatten(0, 1)
     return enc, msg_lag.contiguous(), wg_msg
 
 
-def scan_areas(model, ics: List[torch.Tensor], ci_rows: List[Optional[torch.Tensor]],
-               ext: Optional[torch.Tensor], n_observed: int, n_steps: int, sample: bool) -> Dict[str, object]:
+def scan_areas(
+    model,
+    ics: List[torch.Tensor],
+    ci_rows: List[Optional[torch.Tensor]],
+    ext: Optional[torch.Tensor],
+    n_observed: int,
+    n_steps: int,
+    sample: bool,
+) -> Dict[str, object]:
     """Unroll every area of ``model`` together on the compiled scan (see the module docstring).
 
     Shape:
@@ -68,12 +80,24 @@ def scan_areas(model, ics: List[torch.Tensor], ci_rows: List[Optional[torch.Tens
         controllers, messages (B, T', M) and fed (CouplingStep, (B, T, K_e) per edge) with edges
     """
     gens = [ar.generator for ar in model.areas]
-    inp = scan_inputs(gens, ics, ci_rows, ext, gens[0].co_size + model.msg_width, model.ext_input_size, n_steps,
-                      sample, message_feedback(model, ics[0].new_empty(0)), model.coupling.source == "state")
+    inp = scan_inputs(
+        gens,
+        ics,
+        ci_rows,
+        ext,
+        gens[0].co_size + model.msg_width,
+        model.ext_input_size,
+        n_steps,
+        sample,
+        message_feedback(model, ics[0].new_empty(0)),
+        model.coupling.source == "state",
+    )
     Fs, Gs, head, co, Ms = run_scan(inp)
     out: Dict[str, object] = {"f": Fs.transpose(0, 1), "g": Gs.transpose(0, 1)}
     if gens[0].use_controller:
-        out.update(zip(("co_mean", "co_logvar", "co"), pad_inferred_inputs(head, co, n_steps, len(gens))))
+        out.update(
+            zip(("co_mean", "co_logvar", "co"), pad_inferred_inputs(head, co, n_steps, len(gens)))
+        )
     if model.coupling.edges:
         out["messages"] = Ms[1:].transpose(0, 1)
         fed = Ms[:n_observed].transpose(0, 1)

@@ -1,4 +1,5 @@
 """Coordinated dropout: hide random input bins and score the reconstruction only on them."""
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -29,15 +30,18 @@ class CoordinatedDropout(nn.Module):
     changes_input = True
     changes_loss = True
 
-    def __init__(self, *, rate: float = 0.3, in_validation: bool = True, val_rate: Optional[float] = None):
+    def __init__(
+        self, *, rate: float = 0.3, in_validation: bool = True, val_rate: Optional[float] = None
+    ):
         super().__init__()
         for key, value in (("rate", rate), ("val_rate", val_rate)):
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"coordinated_dropout: {key} must be in [0, 1), got {value}")
         self.rate, self.in_validation, self.val_rate = rate, in_validation, val_rate
 
-    def forward(self, x: torch.Tensor, stage: str = "train",
-                generator: Optional[torch.Generator] = None) -> Augmented:
+    def forward(
+        self, x: torch.Tensor, stage: str = "train", generator: Optional[torch.Generator] = None
+    ) -> Augmented:
         """Mask the input.
 
         Shape:
@@ -48,6 +52,6 @@ class CoordinatedDropout(nn.Module):
         rate = self.val_rate if stage == "val" and self.val_rate is not None else self.rate
         if not active or rate == 0.0:
             return Augmented(x, None)
-        keep = (torch.rand(x.shape, generator=generator, device="cpu").to(x.device) >= rate)
+        keep = torch.rand(x.shape, generator=generator, device="cpu").to(x.device) >= rate
         keep = keep.to(x.dtype)
         return Augmented(x * keep / (1.0 - rate), 1.0 - keep)

@@ -1,4 +1,5 @@
 """Spike jitter: move every spike independently by a few bins, keeping each neuron's count."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -27,11 +28,14 @@ class SpikeJitter(nn.Module):
     def __init__(self, *, max_jitter: int = 1):
         super().__init__()
         if int(max_jitter) != max_jitter or max_jitter < 0:
-            raise ValueError(f"spike_jitter: max_jitter must be a whole number >= 0, got {max_jitter}")
+            raise ValueError(
+                f"spike_jitter: max_jitter must be a whole number >= 0, got {max_jitter}"
+            )
         self.max_jitter = int(max_jitter)
 
-    def forward(self, x: torch.Tensor, stage: str = "train",
-                generator: Optional[torch.Generator] = None) -> Augmented:
+    def forward(
+        self, x: torch.Tensor, stage: str = "train", generator: Optional[torch.Generator] = None
+    ) -> Augmented:
         """Jitter every spike.
 
         Shape:
@@ -42,9 +46,11 @@ class SpikeJitter(nn.Module):
             return Augmented(x, None)
         counts = x.detach().to("cpu", torch.float64)
         if (counts < 0).any() or not torch.equal(counts, counts.round()):
-            raise ValueError("spike_jitter: the input must be non-negative integer spike counts "
-                             "(continuous data such as calcium traces cannot be jittered; use "
-                             "temporal_shift)")
+            raise ValueError(
+                "spike_jitter: the input must be non-negative integer spike counts "
+                "(continuous data such as calcium traces cannot be jittered; use "
+                "temporal_shift)"
+            )
         offsets = range(-self.max_jitter, self.max_jitter + 1)
         remaining, out = counts, torch.zeros_like(counts)
         for i, d in enumerate(offsets):
@@ -52,8 +58,9 @@ class SpikeJitter(nn.Module):
             if left == 1:
                 moved = remaining
             else:
-                moved = torch.binomial(remaining, torch.full_like(remaining, 1.0 / left),
-                                       generator=generator)
+                moved = torch.binomial(
+                    remaining, torch.full_like(remaining, 1.0 / left), generator=generator
+                )
             remaining = remaining - moved
             out = out + shift_bins(moved, torch.full((x.shape[0], 1, 1), d, dtype=torch.long))
         return Augmented(out.to(x.device, x.dtype), None)

@@ -1,4 +1,5 @@
 """Temporal shift: move each trial's input by a random whole number of bins, keeping its counts."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -41,11 +42,14 @@ class TemporalShift(nn.Module):
     def __init__(self, *, max_shift: int = 2, wrap: bool = False):
         super().__init__()
         if int(max_shift) != max_shift or max_shift < 0:
-            raise ValueError(f"temporal_shift: max_shift must be a whole number >= 0, got {max_shift}")
+            raise ValueError(
+                f"temporal_shift: max_shift must be a whole number >= 0, got {max_shift}"
+            )
         self.max_shift, self.wrap = int(max_shift), bool(wrap)
 
-    def forward(self, x: torch.Tensor, stage: str = "train",
-                generator: Optional[torch.Generator] = None) -> Augmented:
+    def forward(
+        self, x: torch.Tensor, stage: str = "train", generator: Optional[torch.Generator] = None
+    ) -> Augmented:
         """Shift each trial's input.
 
         Shape:
@@ -54,6 +58,7 @@ class TemporalShift(nn.Module):
         """
         if stage != "train" or self.max_shift == 0:
             return Augmented(x, None)
-        shifts = torch.randint(-self.max_shift, self.max_shift + 1, (x.shape[0], 1, 1),
-                               generator=generator)
+        shifts = torch.randint(
+            -self.max_shift, self.max_shift + 1, (x.shape[0], 1, 1), generator=generator
+        )
         return Augmented(shift_bins(x, shifts, self.wrap), None)

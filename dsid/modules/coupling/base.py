@@ -22,6 +22,7 @@ Conventions shared by every coupling (see :class:`dsid.models.multiarea.model.Mu
   training batches) and ``edge_delays()`` each edge's delay in bins; ``strength()`` and
   ``delays()`` lay them out as (A, A) matrices, row source, column destination.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Optional, Sequence
@@ -50,13 +51,19 @@ def edge_mask(n_areas: int, allowed_edges=None, field: str = "allowed_edges") ->
         try:
             arr = np.asarray(allowed_edges, dtype=float)
         except (TypeError, ValueError):
-            raise ValueError(f"{field}: expected an {n_areas} x {n_areas} list of 0/1 (row source, "
-                             f"column destination), got {allowed_edges!r}") from None
+            raise ValueError(
+                f"{field}: expected an {n_areas} x {n_areas} list of 0/1 (row source, "
+                f"column destination), got {allowed_edges!r}"
+            ) from None
         if arr.shape != (n_areas, n_areas):
-            raise ValueError(f"{field}: expected an {n_areas} x {n_areas} list of 0/1 (row source, "
-                             f"column destination; one row and column per area), got shape {arr.shape}")
+            raise ValueError(
+                f"{field}: expected an {n_areas} x {n_areas} list of 0/1 (row source, "
+                f"column destination; one row and column per area), got shape {arr.shape}"
+            )
         if not np.isin(arr, (0.0, 1.0)).all():
-            raise ValueError(f"{field}: expected only 0 and 1 entries, got {sorted(set(arr.ravel()))}")
+            raise ValueError(
+                f"{field}: expected only 0 and 1 entries, got {sorted(set(arr.ravel()))}"
+            )
         mask = arr.astype(bool)
     np.fill_diagonal(mask, False)
     return mask
@@ -64,6 +71,7 @@ def edge_mask(n_areas: int, allowed_edges=None, field: str = "allowed_edges") ->
 
 def stack_steps(steps: List[CouplingStep], n_edges: int) -> CouplingStep:
     """Per-bin coupling steps -> per-edge sequences (B, T, K_e), stacked along time."""
+
     def stack(key):
         if not steps or getattr(steps[0], key) is None:
             return None
@@ -90,19 +98,31 @@ class Coupling(nn.Module):
     n_lags: int = 1  # window length: the longest delay + 1
     sparsity: float = 0.0  # group-lasso weight on the edges' gains (see MultiAreaSAE.edge_gains)
 
-    def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
-                 allowed_edges=None, source: str = "factors", stats_momentum: float = 0.05):
+    def __init__(
+        self,
+        *,
+        n_areas: int,
+        source_sizes: Sequence[int],
+        target_sizes: Sequence[int],
+        allowed_edges=None,
+        source: str = "factors",
+        stats_momentum: float = 0.05,
+    ):
         super().__init__()
         if source not in SOURCES:
             raise ValueError(f"coupling source={source!r}: expected one of {', '.join(SOURCES)}")
         if len(source_sizes) != n_areas or len(target_sizes) != n_areas:
-            raise ValueError(f"coupling: expected {n_areas} source and target sizes, got "
-                             f"{len(source_sizes)} and {len(target_sizes)}")
+            raise ValueError(
+                f"coupling: expected {n_areas} source and target sizes, got "
+                f"{len(source_sizes)} and {len(target_sizes)}"
+            )
         self.n_areas, self.source = int(n_areas), source
         self.source_sizes = [int(s) for s in source_sizes]
         self.target_sizes = [int(s) for s in target_sizes]
         mask = edge_mask(self.n_areas, allowed_edges)
-        self.edges = [(s, d) for s in range(self.n_areas) for d in range(self.n_areas) if mask[s, d]]
+        self.edges = [
+            (s, d) for s in range(self.n_areas) for d in range(self.n_areas) if mask[s, d]
+        ]
         self.stats_momentum = float(stats_momentum)
         self.edge_sizes: List[int] = []
 
@@ -163,8 +183,9 @@ class Coupling(nn.Module):
         enc = self.encode(signals)
         return [torch.cat([z.unsqueeze(1), w[:, :-1]], dim=1) for z, w in zip(enc, window)]
 
-    def forward(self, window: List[torch.Tensor], targets: List[torch.Tensor],
-                sample: bool = True) -> CouplingStep:
+    def forward(
+        self, window: List[torch.Tensor], targets: List[torch.Tensor], sample: bool = True
+    ) -> CouplingStep:
         """Messages of every edge for the next bin.
 
         Shape:
@@ -174,8 +195,12 @@ class Coupling(nn.Module):
         """
         raise NotImplementedError
 
-    def run(self, signals: List[torch.Tensor], targets: Optional[List[torch.Tensor]] = None,
-            sample: bool = True) -> CouplingStep:
+    def run(
+        self,
+        signals: List[torch.Tensor],
+        targets: Optional[List[torch.Tensor]] = None,
+        sample: bool = True,
+    ) -> CouplingStep:
         """Messages for whole given signal sequences (teacher forcing; tests and analysis).
 
         ``messages[e][:, t]`` is computed from the signals up to bin ``t``; ``targets`` default to
@@ -239,7 +264,9 @@ class Coupling(nn.Module):
         """
         if not self.edges:
             return
-        var = torch.stack([m.reshape(-1, m.shape[-1]).var(0, unbiased=False).sum() for m in messages])
+        var = torch.stack(
+            [m.reshape(-1, m.shape[-1]).var(0, unbiased=False).sum() for m in messages]
+        )
         if not bool(self.stats_seen):
             self.msg_var.copy_(var)
             self.stats_seen.fill_(True)

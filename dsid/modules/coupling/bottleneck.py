@@ -1,12 +1,13 @@
 """Bottleneck coupling: stochastic low-rank messages with a Gaussian posterior and their own KL."""
+
 from __future__ import annotations
 
 from typing import List, Sequence
 
 import torch
 
-from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.modules.coupling.base import CouplingStep
+from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.registry import COUPLINGS
 
 
@@ -26,20 +27,43 @@ class BottleneckCoupling(LowRankBase):
     sampling the message is the posterior mean.
     """
 
-    def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
-                 allowed_edges=None, source: str = "factors", rank: int = 2, lag: int = 1,
-                 prior: str = "ar1", prior_var: float = 0.1, prior_tau: float = 10.0,
-                 init_var_ratio: float = 0.1, sparsity: float = 0.0):
-        super().__init__(sparsity=sparsity, rank=rank, stochastic=True, prior=prior, prior_var=prior_var,
-                         prior_tau=prior_tau, init_var_ratio=init_var_ratio, n_areas=n_areas,
-                         source_sizes=source_sizes, target_sizes=target_sizes,
-                         allowed_edges=allowed_edges, source=source)
+    def __init__(
+        self,
+        *,
+        n_areas: int,
+        source_sizes: Sequence[int],
+        target_sizes: Sequence[int],
+        allowed_edges=None,
+        source: str = "factors",
+        rank: int = 2,
+        lag: int = 1,
+        prior: str = "ar1",
+        prior_var: float = 0.1,
+        prior_tau: float = 10.0,
+        init_var_ratio: float = 0.1,
+        sparsity: float = 0.0,
+    ):
+        super().__init__(
+            sparsity=sparsity,
+            rank=rank,
+            stochastic=True,
+            prior=prior,
+            prior_var=prior_var,
+            prior_tau=prior_tau,
+            init_var_ratio=init_var_ratio,
+            n_areas=n_areas,
+            source_sizes=source_sizes,
+            target_sizes=target_sizes,
+            allowed_edges=allowed_edges,
+            source=source,
+        )
         if lag < 0:
             raise ValueError(f"bottleneck coupling: lag={lag}, expected >= 0 bins")
         self.lag, self.n_lags = int(lag), int(lag) + 1
 
-    def forward(self, window: List[torch.Tensor], targets: List[torch.Tensor],
-                sample: bool = True) -> CouplingStep:
+    def forward(
+        self, window: List[torch.Tensor], targets: List[torch.Tensor], sample: bool = True
+    ) -> CouplingStep:
         """Sampled messages (posterior means when ``sample`` is False).
 
         Shape:

@@ -1,4 +1,5 @@
 """Gated coupling: a low-rank message whose gain depends on the destination area's state."""
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -7,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.modules.coupling.base import CouplingStep
+from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.registry import COUPLINGS
 
 
@@ -21,28 +22,50 @@ class GatedCoupling(LowRankBase):
     (0: half open).
     """
 
-    def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
-                 allowed_edges=None, source: str = "factors", rank: int = 2, lag: int = 1,
-                 gate_bias: float = 0.0, sparsity: float = 0.0):
-        super().__init__(sparsity=sparsity, rank=rank, n_areas=n_areas, source_sizes=source_sizes,
-                         target_sizes=target_sizes, allowed_edges=allowed_edges, source=source)
+    def __init__(
+        self,
+        *,
+        n_areas: int,
+        source_sizes: Sequence[int],
+        target_sizes: Sequence[int],
+        allowed_edges=None,
+        source: str = "factors",
+        rank: int = 2,
+        lag: int = 1,
+        gate_bias: float = 0.0,
+        sparsity: float = 0.0,
+    ):
+        super().__init__(
+            sparsity=sparsity,
+            rank=rank,
+            n_areas=n_areas,
+            source_sizes=source_sizes,
+            target_sizes=target_sizes,
+            allowed_edges=allowed_edges,
+            source=source,
+        )
         if lag < 0:
             raise ValueError(f"gated coupling: lag={lag}, expected >= 0 bins")
         self.lag, self.n_lags = int(lag), int(lag) + 1
         # per destination: one map from its state to the gates of all its incoming edges
         self.gates = nn.ModuleList(
-            nn.Linear(self.target_sizes[d], self.rank * len(self.incoming(d))) if self.incoming(d)
-            else nn.Identity() for d in range(self.n_areas))
+            nn.Linear(self.target_sizes[d], self.rank * len(self.incoming(d)))
+            if self.incoming(d)
+            else nn.Identity()
+            for d in range(self.n_areas)
+        )
         for g in self.gates:
             if isinstance(g, nn.Linear):
                 nn.init.constant_(g.bias, gate_bias)
         # gates come out grouped by destination; this order puts them back in edge order
         by_dst = [e for d in range(self.n_areas) for e in self.incoming(d)]
-        self.register_buffer("_gate_order", torch.as_tensor(np.argsort(by_dst), dtype=torch.long),
-                             persistent=False)
+        self.register_buffer(
+            "_gate_order", torch.as_tensor(np.argsort(by_dst), dtype=torch.long), persistent=False
+        )
 
-    def forward(self, window: List[torch.Tensor], targets: List[torch.Tensor],
-                sample: bool = True) -> CouplingStep:
+    def forward(
+        self, window: List[torch.Tensor], targets: List[torch.Tensor], sample: bool = True
+    ) -> CouplingStep:
         """Messages for the next bin.
 
         Shape:

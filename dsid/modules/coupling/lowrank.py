@@ -1,12 +1,13 @@
 """Low-rank coupling: a rank-k linear map of the source's signal a fixed number of bins ago."""
+
 from __future__ import annotations
 
 from typing import List, Sequence
 
 import torch
 
-from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.modules.coupling.base import CouplingStep
+from dsid.modules.coupling.lowrank_base import LowRankBase
 from dsid.registry import COUPLINGS
 
 
@@ -18,16 +19,34 @@ class LowRankCoupling(LowRankBase):
     and the sizes as :class:`~dsid.modules.coupling.base.Coupling`.
     """
 
-    def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
-                 allowed_edges=None, source: str = "factors", rank: int = 2, lag: int = 1, sparsity: float = 0.0):
-        super().__init__(sparsity=sparsity, rank=rank, n_areas=n_areas, source_sizes=source_sizes,
-                         target_sizes=target_sizes, allowed_edges=allowed_edges, source=source)
+    def __init__(
+        self,
+        *,
+        n_areas: int,
+        source_sizes: Sequence[int],
+        target_sizes: Sequence[int],
+        allowed_edges=None,
+        source: str = "factors",
+        rank: int = 2,
+        lag: int = 1,
+        sparsity: float = 0.0,
+    ):
+        super().__init__(
+            sparsity=sparsity,
+            rank=rank,
+            n_areas=n_areas,
+            source_sizes=source_sizes,
+            target_sizes=target_sizes,
+            allowed_edges=allowed_edges,
+            source=source,
+        )
         if lag < 0:
             raise ValueError(f"lowrank coupling: lag={lag}, expected >= 0 bins")
         self.lag, self.n_lags = int(lag), int(lag) + 1
 
-    def forward(self, window: List[torch.Tensor], targets: List[torch.Tensor],
-                sample: bool = True) -> CouplingStep:
+    def forward(
+        self, window: List[torch.Tensor], targets: List[torch.Tensor], sample: bool = True
+    ) -> CouplingStep:
         """Messages for the next bin.
 
         Shape:

@@ -1,5 +1,6 @@
 """Shared base of the couplings whose messages are low-rank projections of the source signal
 (``lowrank``, ``bottleneck``, ``delay``, ``gated``)."""
+
 from __future__ import annotations
 
 import math
@@ -27,21 +28,35 @@ class LowRankBase(Coupling):
     call :meth:`emit`; each is one operation per source or for all edges together, per bin.
     """
 
-    def __init__(self, *, rank: int = 2, stochastic: bool = False, prior: str = "ar1",
-                 prior_var: float = 0.1, prior_tau: float = 10.0, init_var_ratio: float = 0.1,
-                 sparsity: float = 0.0, **base):
+    def __init__(
+        self,
+        *,
+        rank: int = 2,
+        stochastic: bool = False,
+        prior: str = "ar1",
+        prior_var: float = 0.1,
+        prior_tau: float = 10.0,
+        init_var_ratio: float = 0.1,
+        sparsity: float = 0.0,
+        **base,
+    ):
         super().__init__(**base)
         if rank < 1 or prior_var <= 0 or init_var_ratio <= 0 or sparsity < 0:
-            raise ValueError(f"coupling rank={rank}, prior_var={prior_var}, init_var_ratio="
-                             f"{init_var_ratio}, sparsity={sparsity}: expected rank >= 1, prior_var > 0, "
-                             "init_var_ratio > 0, sparsity >= 0")
+            raise ValueError(
+                f"coupling rank={rank}, prior_var={prior_var}, init_var_ratio="
+                f"{init_var_ratio}, sparsity={sparsity}: expected rank >= 1, prior_var > 0, "
+                "init_var_ratio > 0, sparsity >= 0"
+            )
         self.rank, self.stochastic, self.sparsity = int(rank), bool(stochastic), float(sparsity)
         self.set_edge_sizes([self.rank] * len(self.edges))
         per_edge = (2 if self.stochastic else 1) * self.rank
         # per source: one linear map onto the projections of all its outgoing edges
         self.proj = nn.ModuleList(
             nn.Linear(self.source_sizes[a], per_edge * len(self.outgoing(a)), bias=False)
-            if self.outgoing(a) else nn.Identity() for a in range(self.n_areas))
+            if self.outgoing(a)
+            else nn.Identity()
+            for a in range(self.n_areas)
+        )
         self.per_edge = per_edge
         # edges are sorted by source: each source's outgoing edges are one contiguous range
         self._senders = [a for a in range(self.n_areas) if self.outgoing(a)]
@@ -55,10 +70,13 @@ class LowRankBase(Coupling):
                         w[:, 0].mul_(math.sqrt(prior_var))
                         w[:, 1].mul_(0.1)
         if self.stochastic:
-            self.logvar_bias = nn.Parameter(torch.full((len(self.edges), self.rank),
-                                                       math.log(init_var_ratio * prior_var)))
-            self.priors = nn.ModuleList(PRIORS.build({"name": prior}, size=self.rank, var=prior_var,
-                                                     tau=prior_tau) for _ in self.edges)
+            self.logvar_bias = nn.Parameter(
+                torch.full((len(self.edges), self.rank), math.log(init_var_ratio * prior_var))
+            )
+            self.priors = nn.ModuleList(
+                PRIORS.build({"name": prior}, size=self.rank, var=prior_var, tau=prior_tau)
+                for _ in self.edges
+            )
 
     def encode(self, signals: List[torch.Tensor]) -> List[torch.Tensor]:
         """Shape: signals[a]: (B, S_a) -> list of (B, P_a), the projections of a's outgoing edges."""
@@ -122,8 +140,10 @@ class LowRankBase(Coupling):
         """Shape: seq of (B, T, rank) sequences -> (B,) KL summed over edges, or None."""
         if not self.stochastic or not self.edges:
             return None
-        return sum(prior(m, lv, x) for prior, m, lv, x in zip(self.priors, seq.means, seq.logvars,
-                                                               seq.messages))
+        return sum(
+            prior(m, lv, x)
+            for prior, m, lv, x in zip(self.priors, seq.means, seq.logvars, seq.messages)
+        )
 
     def loss_terms(self, kl: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
         """``kl_msg`` (stochastic messages): the batch mean of the per-trial message KL."""
@@ -138,5 +158,5 @@ class LowRankBase(Coupling):
         for a in self._senders:
             lo, hi = self._ranges[a]
             w = self.proj[a].weight.view(hi - lo, self.per_edge, -1)
-            maps += list(w[:, :self.rank].unbind(0))
+            maps += list(w[:, : self.rank].unbind(0))
         return maps

@@ -1,4 +1,5 @@
 """No coupling: independent areas (the ablation baseline)."""
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -14,10 +15,22 @@ class NoCoupling(Coupling):
     """No messages: every area is its own single-area model (exactly, see tests/test_multiarea.py),
     driven only by its initial condition and inferred inputs."""
 
-    def __init__(self, *, n_areas: int, source_sizes: Sequence[int], target_sizes: Sequence[int],
-                 allowed_edges=None, source: str = "factors"):
-        super().__init__(n_areas=n_areas, source_sizes=source_sizes, target_sizes=target_sizes,
-                         allowed_edges=allowed_edges, source=source)
+    def __init__(
+        self,
+        *,
+        n_areas: int,
+        source_sizes: Sequence[int],
+        target_sizes: Sequence[int],
+        allowed_edges=None,
+        source: str = "factors",
+    ):
+        super().__init__(
+            n_areas=n_areas,
+            source_sizes=source_sizes,
+            target_sizes=target_sizes,
+            allowed_edges=allowed_edges,
+            source=source,
+        )
         self.edges = []
         self.set_edge_sizes([])
 
@@ -25,8 +38,9 @@ class NoCoupling(Coupling):
         """Nothing is kept. Shape: signals[a]: (B, S_a) -> list of (B, 0)."""
         return [s[:, :0] for s in signals]
 
-    def forward(self, window: List[torch.Tensor], targets: List[torch.Tensor],
-                sample: bool = True) -> CouplingStep:
+    def forward(
+        self, window: List[torch.Tensor], targets: List[torch.Tensor], sample: bool = True
+    ) -> CouplingStep:
         """No messages.
 
         Shape:

@@ -1,4 +1,5 @@
 """Shared self-attention stack over time bins (used by the transformer encoder and the NDT model)."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,10 @@ from torch import nn
 def sinusoidal_positions(n_time: int, d_model: int, device=None) -> torch.Tensor:
     """Fixed sinusoidal position codes (Vaswani et al., 2017): (T, d_model)."""
     pos = torch.arange(n_time, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, d_model, 2, device=device, dtype=torch.float32)
-                     * (-math.log(10000.0) / d_model))
+    freq = torch.exp(
+        torch.arange(0, d_model, 2, device=device, dtype=torch.float32)
+        * (-math.log(10000.0) / d_model)
+    )
     pe = torch.zeros(n_time, d_model, device=device)
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq)[:, : d_model // 2]
@@ -40,9 +43,12 @@ class AttentionStack(nn.Module):
     def __init__(self, *, d_model: int, n_heads: int, n_layers: int, ff_size: int, dropout: float):
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"transformer: d_model={d_model} must be divisible by n_heads={n_heads}")
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, ff_size, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+            raise ValueError(
+                f"transformer: d_model={d_model} must be divisible by n_heads={n_heads}"
+            )
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, ff_size, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)

@@ -1,4 +1,5 @@
 """Bidirectional GRU encoder: initial-condition posterior and per-step controller encodings."""
+
 from __future__ import annotations
 
 from typing import List, NamedTuple, Optional, Tuple
@@ -19,12 +20,21 @@ class EncoderOutput(NamedTuple):
 
 def directions(rnn: nn.GRU) -> List[Tuple[torch.Tensor, ...]]:
     """(w_ih, w_hh, b_ih, b_hh, reverse) of a one-layer bidirectional ``nn.GRU``'s two directions."""
-    return [(rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, False),
-            (rnn.weight_ih_l0_reverse, rnn.weight_hh_l0_reverse, rnn.bias_ih_l0_reverse,
-             rnn.bias_hh_l0_reverse, True)]
+    return [
+        (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, False),
+        (
+            rnn.weight_ih_l0_reverse,
+            rnn.weight_hh_l0_reverse,
+            rnn.bias_ih_l0_reverse,
+            rnn.bias_hh_l0_reverse,
+            True,
+        ),
+    ]
 
 
-def scan_directions(x_tm: torch.Tensor, dirs: List[Tuple[torch.Tensor, ...]]) -> Tuple[torch.Tensor, torch.Tensor]:
+def scan_directions(
+    x_tm: torch.Tensor, dirs: List[Tuple[torch.Tensor, ...]]
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Every direction's states and last states from one :func:`gru_scan` (all directions share a
     hidden size).
 
@@ -49,8 +59,16 @@ class BiGRUEncoder(nn.Module):
     function with the same parameters.
     """
 
-    def __init__(self, *, input_size: int, ic_size: int, hidden_size: int = 64, ci_size: int = 32,
-                 dropout: float = 0.1, ic_logvar_floor: float = 1e-4):
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        ic_size: int,
+        hidden_size: int = 64,
+        ci_size: int = 32,
+        dropout: float = 0.1,
+        ic_logvar_floor: float = 1e-4,
+    ):
         super().__init__()
         self.ic_size = ic_size
         self.ci_output_size = 2 * ci_size
@@ -58,9 +76,13 @@ class BiGRUEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.ic_rnn = nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=True)
         self.ic_head = nn.Linear(2 * hidden_size, 2 * ic_size)
-        self.ci_rnn = nn.GRU(input_size, ci_size, batch_first=True, bidirectional=True) if ci_size else None
+        self.ci_rnn = (
+            nn.GRU(input_size, ci_size, batch_first=True, bidirectional=True) if ci_size else None
+        )
 
-    def run_rnns(self, x: torch.Tensor, time_major: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def run_rnns(
+        self, x: torch.Tensor, time_major: bool = False
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The IC GRU's last states of both directions and the CI GRU's outputs (time-major when
         ``time_major``: then ``x`` is too).
 

@@ -1,4 +1,5 @@
 """Transformer encoder (NDT-style): self-attention over time bins."""
+
 from __future__ import annotations
 
 import torch
@@ -24,9 +25,20 @@ class TransformerEncoder(nn.Module):
     see experiments/lorenz_transformer.yaml) avoid the collapse.
     """
 
-    def __init__(self, *, input_size: int, ic_size: int, d_model: int = 64, n_heads: int = 4,
-                 n_layers: int = 2, ff_size: int = 128, ci_size: int = 32, dropout: float = 0.1,
-                 ic_logvar_floor: float = 1e-4, pool: str = "mean"):
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        ic_size: int,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        ff_size: int = 128,
+        ci_size: int = 32,
+        dropout: float = 0.1,
+        ic_logvar_floor: float = 1e-4,
+        pool: str = "mean",
+    ):
         super().__init__()
         if pool not in ("mean", "cls"):
             raise ValueError(f"transformer encoder: pool must be 'mean' or 'cls', got {pool!r}")
@@ -35,8 +47,9 @@ class TransformerEncoder(nn.Module):
         self.ic_logvar_floor = ic_logvar_floor
         self.embed = nn.Linear(input_size, d_model)
         self.cls = nn.Parameter(0.02 * torch.randn(1, 1, d_model)) if pool == "cls" else None
-        self.stack = AttentionStack(d_model=d_model, n_heads=n_heads, n_layers=n_layers,
-                                    ff_size=ff_size, dropout=dropout)
+        self.stack = AttentionStack(
+            d_model=d_model, n_heads=n_heads, n_layers=n_layers, ff_size=ff_size, dropout=dropout
+        )
         self.ic_head = nn.Linear(d_model, 2 * ic_size)
         self.ci_head = nn.Linear(d_model, ci_size) if ci_size else None
 

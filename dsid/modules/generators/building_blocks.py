@@ -1,5 +1,6 @@
 """Building blocks of the registered generators: the norm-constrained factor map, the LFADS-style
 controller (inferred inputs), and the beginning and end every generator step shares."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -26,8 +27,16 @@ class Controller(nn.Module):
     """GRU that reads the encoder's per-step encoding and the previous factors and emits the
     posterior (mean, log-variance) of the inferred input, and a sample of it."""
 
-    def __init__(self, *, ci_input_size: int, factor_size: int, controller_size: int, co_size: int,
-                 clip: float = 5.0, dropout: float = 0.0):
+    def __init__(
+        self,
+        *,
+        ci_input_size: int,
+        factor_size: int,
+        controller_size: int,
+        co_size: int,
+        clip: float = 5.0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.co_size, self.hidden_size = co_size, controller_size
         self.cell = ClippedGRUCell(ci_input_size + factor_size, controller_size, clip)
@@ -38,11 +47,20 @@ class Controller(nn.Module):
         return like.new_zeros(batch, self.hidden_size)
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        return {**{f"cell.{k}": v for k, v in self.cell.step_params().items()},
-                "head.w": self.head.weight, "head.b": self.head.bias}
+        return {
+            **{f"cell.{k}": v for k, v in self.cell.step_params().items()},
+            "head.w": self.head.weight,
+            "head.b": self.head.bias,
+        }
 
-    def grouped_step(self, p: Dict[str, torch.Tensor], c: torch.Tensor, ci_t: Optional[torch.Tensor],
-                     f: torch.Tensor, sample: bool):
+    def grouped_step(
+        self,
+        p: Dict[str, torch.Tensor],
+        c: torch.Tensor,
+        ci_t: Optional[torch.Tensor],
+        f: torch.Tensor,
+        sample: bool,
+    ):
         """One step for a group (``p`` from :meth:`step_params`, stacked). Without an encoding
         (``ci_t`` None, e.g. forward prediction) the inferred input falls back to the prior mean, zero.
 
@@ -59,24 +77,34 @@ class Controller(nn.Module):
         return c, mean, logvar, co
 
 
-def step_inputs(gen: nn.Module, p: Dict[str, torch.Tensor], state: State, ci_t, ext_t, sample: bool):
+def step_inputs(
+    gen: nn.Module, p: Dict[str, torch.Tensor], state: State, ci_t, ext_t, sample: bool
+):
     """The controller step plus external input shared by every generator: returns the input vector
     u_t (G, B, co_size + ext_input_size, or None when there is none), the new controller state (or
     None) and the output entries co_mean/co_logvar/co."""
     g, f = state["g"], state["f"]
     inputs, out, c = [], {}, None
     if gen.use_controller:
-        c, mean, logvar, co = gen.controller.grouped_step(sub_params(p, "controller"), state["c"], ci_t, f,
-                                                          sample)
+        c, mean, logvar, co = gen.controller.grouped_step(
+            sub_params(p, "controller"), state["c"], ci_t, f, sample
+        )
         out.update(co_mean=mean, co_logvar=logvar, co=co)
         inputs.append(co)
     if gen.ext_input_size:
-        inputs.append(ext_t if ext_t is not None else g.new_zeros(*g.shape[:-1], gen.ext_input_size))
+        inputs.append(
+            ext_t if ext_t is not None else g.new_zeros(*g.shape[:-1], gen.ext_input_size)
+        )
     return (torch.cat(inputs, dim=-1) if inputs else None), c, out
 
 
-def finish_step(gen: nn.Module, p: Dict[str, torch.Tensor], g: torch.Tensor, c: Optional[torch.Tensor],
-                out: Dict[str, torch.Tensor]):
+def finish_step(
+    gen: nn.Module,
+    p: Dict[str, torch.Tensor],
+    g: torch.Tensor,
+    c: Optional[torch.Tensor],
+    out: Dict[str, torch.Tensor],
+):
     """The end of every generator step: factors from the new state (``p["factors"]``, the
     normalized factor map), the new state dict and the step's outputs. Returns ``(new state, out)``
     with ``out`` holding f (G, B, F) and g (G, B, H)."""

@@ -1,4 +1,5 @@
 """Linear dynamical system generator: the baseline with linear latent dynamics."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -6,7 +7,13 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from dsid.modules.generators.building_blocks import base_step_params, Controller, finish_step, NormalizedLinear, step_inputs
+from dsid.modules.generators.building_blocks import (
+    Controller,
+    NormalizedLinear,
+    base_step_params,
+    finish_step,
+    step_inputs,
+)
 from dsid.modules.recurrent.gru import affine
 from dsid.modules.recurrent.step_protocol import StepGenerator
 from dsid.registry import GENERATORS
@@ -20,19 +27,34 @@ class LinearGenerator(StepGenerator):
     the step API of :class:`~dsid.modules.recurrent.step_protocol.StepGenerator`.
     """
 
-    def __init__(self, *, ic_size: int, hidden_size: int = 16, factor_size: int = 20,
-                 co_size: int = 4, ci_input_size: int = 0, ext_input_size: int = 0,
-                 decay: float = 0.98, controller_size: int = 32, dropout: float = 0.1,
-                 clip: float = 10.0):
+    def __init__(
+        self,
+        *,
+        ic_size: int,
+        hidden_size: int = 16,
+        factor_size: int = 20,
+        co_size: int = 4,
+        ci_input_size: int = 0,
+        ext_input_size: int = 0,
+        decay: float = 0.98,
+        controller_size: int = 32,
+        dropout: float = 0.1,
+        clip: float = 10.0,
+    ):
         super().__init__()
         self.hidden_size, self.factor_size, self.co_size = hidden_size, factor_size, co_size
         self.ext_input_size, self.clip = ext_input_size, clip
         self.use_controller = co_size > 0
         self.ic_to_state = nn.Linear(ic_size, hidden_size)
         if self.use_controller:
-            self.controller = Controller(ci_input_size=ci_input_size, factor_size=factor_size,
-                                         controller_size=controller_size, co_size=co_size, clip=5.0,
-                                         dropout=dropout)
+            self.controller = Controller(
+                ci_input_size=ci_input_size,
+                factor_size=factor_size,
+                controller_size=controller_size,
+                co_size=co_size,
+                clip=5.0,
+                dropout=dropout,
+            )
         self.dynamics = nn.Linear(hidden_size, hidden_size)  # A, b
         with torch.no_grad():
             q, _ = torch.linalg.qr(torch.randn(hidden_size, hidden_size))
@@ -55,7 +77,7 @@ class LinearGenerator(StepGenerator):
         """The columns of B that map the external input. Shape: (H, ext_input_size)."""
         if self.input_map is None:
             return self.dynamics.weight[:, :0]
-        return self.input_map.weight[:, self.co_size:]
+        return self.input_map.weight[:, self.co_size :]
 
     def step_params(self) -> Dict[str, torch.Tensor]:
         """The tensors a step uses (see :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
@@ -64,9 +86,14 @@ class LinearGenerator(StepGenerator):
             p["B"] = self.input_map.weight
         return p
 
-    def grouped_step(self, p: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor],
-                     ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
-                     sample: bool = True):
+    def grouped_step(
+        self,
+        p: Dict[str, torch.Tensor],
+        state: Dict[str, torch.Tensor],
+        ci_t: Optional[torch.Tensor] = None,
+        ext_t: Optional[torch.Tensor] = None,
+        sample: bool = True,
+    ):
         """One bin for a group of copies (shapes: :meth:`StepGenerator.grouped_step`)."""
         u, c, out = step_inputs(self, p, state, ci_t, ext_t, sample)
         g = affine(state["g"], p["A"], p["b"])

@@ -1,4 +1,5 @@
 """Gamma observation model for strictly positive values (e.g. calcium event amplitudes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,23 +37,30 @@ class GammaObservation(nn.Module):
     @staticmethod
     def check_support(data: np.ndarray):
         """Return a description of the first value outside the support, or None."""
-        return first_violation(data, minimum=0.0, strict=True, zero_hint=" (use zero_inflated_gamma)")
+        return first_violation(
+            data, minimum=0.0, strict=True, zero_hint=" (use zero_inflated_gamma)"
+        )
 
     @staticmethod
     def init_params(mean_counts: np.ndarray) -> np.ndarray:
         """Starting readout bias for per-neuron means (N,) -> (N, 2): log-mean, log-concentration 0."""
         mean_counts = np.asarray(mean_counts, np.float64)
-        return np.stack([np.log(np.maximum(mean_counts, 1e-3)), np.zeros_like(mean_counts)], axis=-1)
+        return np.stack(
+            [np.log(np.maximum(mean_counts, 1e-3)), np.zeros_like(mean_counts)], axis=-1
+        )
 
     @staticmethod
     def _split(params: torch.Tensor):
-        return (params[..., 0].clamp(-LOG_CLAMP, LOG_CLAMP),
-                params[..., 1].clamp(-LOG_CLAMP / 2, LOG_CLAMP / 2))
+        return (
+            params[..., 0].clamp(-LOG_CLAMP, LOG_CLAMP),
+            params[..., 1].clamp(-LOG_CLAMP / 2, LOG_CLAMP / 2),
+        )
 
     def distribution(self, params: torch.Tensor) -> torch.distributions.Distribution:
         log_mean, log_conc = self._split(params)
-        return torch.distributions.Gamma(torch.exp(log_conc), torch.exp(log_conc - log_mean),
-                                         validate_args=False)
+        return torch.distributions.Gamma(
+            torch.exp(log_conc), torch.exp(log_conc - log_mean), validate_args=False
+        )
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._split(params)[0])

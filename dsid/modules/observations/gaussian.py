@@ -1,4 +1,5 @@
 """Gaussian observation model: a mean and a standard deviation per neuron and bin."""
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,9 @@ class GaussianObservation(nn.Module):
     def __init__(self, *, link: str = "softplus", min_std: float = 0.01):
         super().__init__()
         if link not in ("softplus", "identity"):
-            raise ValueError(f"gaussian observation: link must be 'softplus' or 'identity', got {link!r}")
+            raise ValueError(
+                f"gaussian observation: link must be 'softplus' or 'identity', got {link!r}"
+            )
         if not min_std >= 0:
             raise ValueError(f"gaussian observation: min_std must be >= 0, got {min_std}")
         self.link, self.min_std = link, float(min_std)

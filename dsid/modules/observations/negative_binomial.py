@@ -1,4 +1,5 @@
 """Negative binomial observation model: over-dispersed spike counts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,18 +36,23 @@ class NegativeBinomialObservation(nn.Module):
     def init_params(mean_counts: np.ndarray) -> np.ndarray:
         """Starting readout bias for per-neuron mean counts (N,) -> (N, 2): log-mean, log r = log 10."""
         mean_counts = np.asarray(mean_counts, np.float64)
-        return np.stack([np.log(np.maximum(mean_counts, 1e-3)),
-                         np.full_like(mean_counts, np.log(10.0))], axis=-1)
+        return np.stack(
+            [np.log(np.maximum(mean_counts, 1e-3)), np.full_like(mean_counts, np.log(10.0))],
+            axis=-1,
+        )
 
     @staticmethod
     def _split(params: torch.Tensor):
-        return (params[..., 0].clamp(-LOG_CLAMP, LOG_CLAMP),
-                params[..., 1].clamp(-LOG_R_CLAMP, LOG_R_CLAMP))
+        return (
+            params[..., 0].clamp(-LOG_CLAMP, LOG_CLAMP),
+            params[..., 1].clamp(-LOG_R_CLAMP, LOG_R_CLAMP),
+        )
 
     def distribution(self, params: torch.Tensor) -> torch.distributions.Distribution:
         log_mean, log_r = self._split(params)
-        return torch.distributions.NegativeBinomial(total_count=torch.exp(log_r), logits=log_mean - log_r,
-                                                    validate_args=False)
+        return torch.distributions.NegativeBinomial(
+            total_count=torch.exp(log_r), logits=log_mean - log_r, validate_args=False
+        )
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._split(params)[0])
@@ -62,6 +68,11 @@ class NegativeBinomialObservation(nn.Module):
         r = torch.exp(log_r)
         log_p_zero = -F.softplus(log_mean - log_r)  # log r / (r + m)
         log_p_one = -F.softplus(log_r - log_mean)  # log m / (r + m)
-        log_lik = (torch.lgamma(target + r) - torch.lgamma(r) - log_factorial(target)
-                   + r * log_p_zero + target * log_p_one)
+        log_lik = (
+            torch.lgamma(target + r)
+            - torch.lgamma(r)
+            - log_factorial(target)
+            + r * log_p_zero
+            + target * log_p_one
+        )
         return -log_lik

@@ -1,4 +1,5 @@
 """Poisson observation model with a log-rate parameter per neuron and bin."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,9 @@ class PoissonObservation(nn.Module):
         return params[..., 0].clamp(-LOG_RATE_CLAMP, LOG_RATE_CLAMP)
 
     def distribution(self, params: torch.Tensor) -> torch.distributions.Distribution:
-        return torch.distributions.Poisson(rate=torch.exp(self._log_rate(params)), validate_args=False)
+        return torch.distributions.Poisson(
+            rate=torch.exp(self._log_rate(params)), validate_args=False
+        )
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._log_rate(params))

@@ -1,4 +1,5 @@
 """The data-support check shared by the observation models."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -6,8 +7,14 @@ from typing import Optional
 import numpy as np
 
 
-def first_violation(data, *, minimum: Optional[float] = None, strict: bool = False,
-                    integer: bool = False, zero_hint: str = "") -> Optional[str]:
+def first_violation(
+    data,
+    *,
+    minimum: Optional[float] = None,
+    strict: bool = False,
+    integer: bool = False,
+    zero_hint: str = "",
+) -> Optional[str]:
     """A description of the first kind of value in ``data`` outside a support, or None.
 
     Always refused: NaN and infinite values. ``minimum``: values below it (at or below it when

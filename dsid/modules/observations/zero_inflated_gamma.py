@@ -1,4 +1,5 @@
 """Zero-inflated gamma observation model for deconvolved calcium (Zhu et al., 2022)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,9 +23,20 @@ class ZeroInflatedGamma(Distribution):
     support = constraints.nonnegative
     has_rsample = False
 
-    def __init__(self, logit_q: torch.Tensor, log_mean: torch.Tensor, log_conc: torch.Tensor,
-                 loc: float = 0.0, validate_args=False):
-        self.logit_q, self.log_mean, self.log_conc, self.loc = logit_q, log_mean, log_conc, float(loc)
+    def __init__(
+        self,
+        logit_q: torch.Tensor,
+        log_mean: torch.Tensor,
+        log_conc: torch.Tensor,
+        loc: float = 0.0,
+        validate_args=False,
+    ):
+        self.logit_q, self.log_mean, self.log_conc, self.loc = (
+            logit_q,
+            log_mean,
+            log_conc,
+            float(loc),
+        )
         super().__init__(batch_shape=logit_q.shape, validate_args=validate_args)
 
     @property
@@ -36,8 +48,9 @@ class ZeroInflatedGamma(Distribution):
         log_q = -F.softplus(-self.logit_q)
         log_1mq = -F.softplus(self.logit_q)
         event = value - self.loc
-        lp_event = log_q - gamma_nll(torch.where(nonzero, event, torch.ones_like(event)),
-                                     self.log_mean, self.log_conc)
+        lp_event = log_q - gamma_nll(
+            torch.where(nonzero, event, torch.ones_like(event)), self.log_mean, self.log_conc
+        )
         return torch.where(nonzero, lp_event, log_1mq)
 
     @torch.no_grad()
@@ -78,9 +91,12 @@ class ZeroInflatedGammaObservation(nn.Module):
         return np.stack([np.zeros_like(m), np.log(m), np.zeros_like(m)], axis=-1)
 
     def distribution(self, params: torch.Tensor) -> ZeroInflatedGamma:
-        return ZeroInflatedGamma(params[..., 0].clamp(-LOG_CLAMP, LOG_CLAMP),
-                                 params[..., 1].clamp(-LOG_CLAMP, LOG_CLAMP),
-                                 params[..., 2].clamp(-LOG_CLAMP / 2, LOG_CLAMP / 2), self.loc)
+        return ZeroInflatedGamma(
+            params[..., 0].clamp(-LOG_CLAMP, LOG_CLAMP),
+            params[..., 1].clamp(-LOG_CLAMP, LOG_CLAMP),
+            params[..., 2].clamp(-LOG_CLAMP / 2, LOG_CLAMP / 2),
+            self.loc,
+        )
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return self.distribution(params).mean

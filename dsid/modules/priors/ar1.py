@@ -1,4 +1,5 @@
 """Autoregressive (AR(1)) prior for inferred inputs, with learnable time constant and variance."""
+
 from __future__ import annotations
 
 import math
@@ -39,12 +40,14 @@ class AR1Prior(nn.Module):
         alpha = torch.exp(-1.0 / torch.exp(self.log_tau))
         logvar0 = self.logvar.expand_as(z[:, 0])
         lp0 = -0.5 * (LOG_2PI + logvar0 + z[:, 0] ** 2 / torch.exp(logvar0))
-        proc_logvar = self.logvar + torch.log1p(-alpha ** 2)
+        proc_logvar = self.logvar + torch.log1p(-(alpha**2))
         resid = z[:, 1:] - alpha * z[:, :-1]
-        lp = -0.5 * (LOG_2PI + proc_logvar + resid ** 2 / torch.exp(proc_logvar))
+        lp = -0.5 * (LOG_2PI + proc_logvar + resid**2 / torch.exp(proc_logvar))
         return lp0.sum(-1) + lp.sum((1, 2))
 
-    def forward(self, mean: torch.Tensor, logvar: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, mean: torch.Tensor, logvar: torch.Tensor, sample: torch.Tensor
+    ) -> torch.Tensor:
         """Single-sample KL(q || p) estimate.
 
         Shape:

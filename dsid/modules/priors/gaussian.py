@@ -1,4 +1,5 @@
 """Diagonal Gaussian prior with learnable mean and variance (for initial conditions or inputs)."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ class GaussianPrior(nn.Module):
     def sample(self, shape) -> torch.Tensor:
         return self.mean + torch.exp(0.5 * self.logvar) * torch.randn(*shape, self.mean.shape[0])
 
-    def forward(self, mean: torch.Tensor, logvar: torch.Tensor,
-                sample: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, mean: torch.Tensor, logvar: torch.Tensor, sample: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """KL(q || p) summed over every non-batch dimension.
 
         Shape:
@@ -40,6 +42,10 @@ class GaussianPrior(nn.Module):
             returns: (B,)
         """
         p_logvar = self.logvar
-        kl = 0.5 * (p_logvar - logvar + (torch.exp(logvar) + (mean - self.mean) ** 2)
-                    / torch.exp(p_logvar) - 1.0)
+        kl = 0.5 * (
+            p_logvar
+            - logvar
+            + (torch.exp(logvar) + (mean - self.mean) ** 2) / torch.exp(p_logvar)
+            - 1.0
+        )
         return kl.reshape(kl.shape[0], -1).sum(-1)

@@ -1,4 +1,5 @@
 """Heavy-tailed Student-t prior (for sparse, occasionally large inferred inputs)."""
+
 from __future__ import annotations
 
 import math
@@ -21,11 +22,20 @@ class StudentTPrior(nn.Module):
     ``learnable`` learns the scale; ``learn_df`` also learns the degrees of freedom.
     """
 
-    def __init__(self, *, size: int, df: float = 5.0, scale: float = 0.3, learnable: bool = True,
-                 learn_df: bool = False):
+    def __init__(
+        self,
+        *,
+        size: int,
+        df: float = 5.0,
+        scale: float = 0.3,
+        learnable: bool = True,
+        learn_df: bool = False,
+    ):
         super().__init__()
         if not df > 0 or not scale > 0:
-            raise ValueError(f"student_t prior: df and scale must be > 0, got df={df}, scale={scale}")
+            raise ValueError(
+                f"student_t prior: df and scale must be > 0, got df={df}, scale={scale}"
+            )
         log_scale = torch.full((size,), math.log(scale))
         log_df = torch.full((size,), math.log(df))
         if learnable:
@@ -45,11 +55,17 @@ class StudentTPrior(nn.Module):
             returns: same shape as z
         """
         df = torch.exp(self.log_df)
-        return (torch.lgamma(0.5 * (df + 1.0)) - torch.lgamma(0.5 * df) - 0.5 * torch.log(df * math.pi)
-                - self.log_scale - 0.5 * (df + 1.0) * torch.log1p((z / torch.exp(self.log_scale)) ** 2 / df))
+        return (
+            torch.lgamma(0.5 * (df + 1.0))
+            - torch.lgamma(0.5 * df)
+            - 0.5 * torch.log(df * math.pi)
+            - self.log_scale
+            - 0.5 * (df + 1.0) * torch.log1p((z / torch.exp(self.log_scale)) ** 2 / df)
+        )
 
-    def forward(self, mean: torch.Tensor, logvar: torch.Tensor,
-                sample: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, mean: torch.Tensor, logvar: torch.Tensor, sample: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Single-sample KL(q || p) estimate, summed over every non-batch dimension.
 
         Shape:

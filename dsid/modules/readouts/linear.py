@@ -1,4 +1,5 @@
 """Linear readout from factors to the observation model's parameters of every neuron."""
+
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,7 @@
 """The GRU update the recurrent models share: ``nn.GRUCell``'s gates on grouped weights (one
 batched matrix product per weight for G independent copies) and the clipped GRU cell that holds
 those weights (LFADS' stabiliser: the state clipped to [-clip, clip])."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -19,7 +20,9 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor] = None) -
     return torch.bmm(x, wt) if b is None else torch.baddbmm(b.unsqueeze(-2), x, wt)
 
 
-def gru_update(x: torch.Tensor, h: torch.Tensor, p: Dict[str, torch.Tensor], clip: float) -> torch.Tensor:
+def gru_update(
+    x: torch.Tensor, h: torch.Tensor, p: Dict[str, torch.Tensor], clip: float
+) -> torch.Tensor:
     """``nn.GRUCell``'s update (gates r, z, n) with grouped weights ``p`` (``w_ih``, ``w_hh``, ``b_ih``,
     ``b_hh``), the new state clipped to [-clip, clip].
 
@@ -43,4 +46,9 @@ class ClippedGRUCell(nn.GRUCell):
         self.clip = clip
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        return {"w_ih": self.weight_ih, "w_hh": self.weight_hh, "b_ih": self.bias_ih, "b_hh": self.bias_hh}
+        return {
+            "w_ih": self.weight_ih,
+            "w_hh": self.weight_hh,
+            "b_ih": self.bias_ih,
+            "b_hh": self.bias_hh,
+        }

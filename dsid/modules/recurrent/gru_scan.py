@@ -15,6 +15,7 @@ The maths is ``nn.GRUCell``'s (gates r, z, n; ``h' = n + z (h - n)``), optionall
 group's state at bin t is the one after reading bins T-1, ..., t (as in ``nn.GRU``'s reverse
 direction), and its last state is the one at bin 0.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -31,7 +32,9 @@ class GRUScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_ih, b_ih, h0, w_hh, b_hh, reverse, clip):
-        hs, last, gates = native_scans().gru_scan_forward(x, w_ih, b_ih, h0, w_hh, b_hh, reverse, clip, True)
+        hs, last, gates = native_scans().gru_scan_forward(
+            x, w_ih, b_ih, h0, w_hh, b_hh, reverse, clip, True
+        )
         ctx.save_for_backward(x, w_ih, h0, w_hh, hs, gates)
         ctx.reverse, ctx.clip = reverse, clip
         ctx.set_materialize_grads(False)
@@ -42,14 +45,41 @@ class GRUScan(torch.autograd.Function):
         x, w_ih, h0, w_hh, hs, gates = ctx.saved_tensors
         empty = hs.new_empty(0)
         d_x, d_w_ih, d_b_ih, d_h0, d_w_hh, d_b_hh = native_scans().gru_scan_backward(
-            empty if d_hs is None else d_hs, empty if d_last is None else d_last, x, w_ih, h0, w_hh, hs, gates,
-            ctx.reverse, ctx.clip, ctx.needs_input_grad[0], max(1, BACKWARD_CHUNK_ROWS // max(1, hs.shape[1])))
-        return d_x if ctx.needs_input_grad[0] else None, d_w_ih, d_b_ih, d_h0, d_w_hh, d_b_hh, None, None
+            empty if d_hs is None else d_hs,
+            empty if d_last is None else d_last,
+            x,
+            w_ih,
+            h0,
+            w_hh,
+            hs,
+            gates,
+            ctx.reverse,
+            ctx.clip,
+            ctx.needs_input_grad[0],
+            max(1, BACKWARD_CHUNK_ROWS // max(1, hs.shape[1])),
+        )
+        return (
+            d_x if ctx.needs_input_grad[0] else None,
+            d_w_ih,
+            d_b_ih,
+            d_h0,
+            d_w_hh,
+            d_b_hh,
+            None,
+            None,
+        )
 
 
-def gru_scan(x: torch.Tensor, w_ih: torch.Tensor, b_ih: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
-             reverse: Sequence[bool], h0: Optional[torch.Tensor] = None,
-             clip: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def gru_scan(
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    b_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_hh: torch.Tensor,
+    reverse: Sequence[bool],
+    h0: Optional[torch.Tensor] = None,
+    clip: Optional[float] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """States of G GRUs reading the same input, ``reverse[g]`` ones backwards in time (needs the
     compiled module: check :func:`~dsid.modules.recurrent.native.usable` first).
 
@@ -62,8 +92,16 @@ def gru_scan(x: torch.Tensor, w_ih: torch.Tensor, b_ih: torch.Tensor, w_hh: torc
     if len(reverse) != G:
         raise ValueError(f"gru_scan: {len(reverse)} reverse flags for {G} groups")
     h0 = x.new_zeros(G, x.shape[1], H) if h0 is None else h0.contiguous()
-    args = (x.contiguous(), w_ih.contiguous(), b_ih.contiguous(), h0, w_hh.contiguous(), b_hh.contiguous(),
-            [bool(r) for r in reverse], float(clip or 0.0))
+    args = (
+        x.contiguous(),
+        w_ih.contiguous(),
+        b_ih.contiguous(),
+        h0,
+        w_hh.contiguous(),
+        b_hh.contiguous(),
+        [bool(r) for r in reverse],
+        float(clip or 0.0),
+    )
     if torch.is_grad_enabled() and any(a.requires_grad for a in args[:6]):
         return GRUScan.apply(*args)
     hs, last, _ = native_scans().gru_scan_forward(*args, False)

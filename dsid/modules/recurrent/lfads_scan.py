@@ -17,6 +17,7 @@ differently:
   draws (independent per bin, trial and unit), so only the order in which the random stream is
   consumed differs: the same seed gives a different, equally likely sample.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional, Sequence, Tuple
@@ -24,8 +25,8 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from dsid.modules.recurrent.step_protocol import ci_repeat, GeneratorOutput
 from dsid.modules.recurrent.native import dropout_mask, native_scans
+from dsid.modules.recurrent.step_protocol import GeneratorOutput, ci_repeat
 
 
 class ScanInputs(NamedTuple):
@@ -39,7 +40,9 @@ class ScanInputs(NamedTuple):
     """
 
     ci_proj: torch.Tensor  # (Tc, B or B / k, G * 3 Hc): controller input projection, bias included
-    ext_proj: torch.Tensor  # (T, B, G * 3 H): generator input projection of the external input, bias included
+    ext_proj: (
+        torch.Tensor
+    )  # (T, B, G * 3 H): generator input projection of the external input, bias included
     g0: torch.Tensor  # (B, G * H)
     f0: torch.Tensor  # (B, G * F)
     wc_f: torch.Tensor  # (G, 3 Hc, F): the controller's weights on the previous factors
@@ -51,7 +54,9 @@ class ScanInputs(NamedTuple):
     wg_hh: torch.Tensor  # (G, 3 H, H)
     bg_hh: torch.Tensor  # (G * 3 H,)
     w_fac: torch.Tensor  # (G, F, H)
-    msg_enc: torch.Tensor  # (P, G * S): projections of the fed-back signal (S = F, or H from the state)
+    msg_enc: (
+        torch.Tensor
+    )  # (P, G * S): projections of the fed-back signal (S = F, or H from the state)
     msg_lag: torch.Tensor  # (L, P): each projection's weight at lags 0 .. L - 1
     wg_msg: torch.Tensor  # (G * 3 H, P): the generators' weights on the messages
     eps: torch.Tensor  # (Tc, B, G * C): the inferred input's noise
@@ -68,10 +73,34 @@ class LFADSScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, *args):
         inp = ScanInputs(*args)
-        Fs, Gs, head, co, Ms, Cs, gates_c, gates_g, Ph = native_scans().lfads_scan_forward(*inp, True)
-        ctx.save_for_backward(inp.g0, inp.f0, inp.wc_f, inp.wc_hh, inp.w_head, inp.wg_co, inp.wg_hh, inp.w_fac,
-                              inp.msg_enc, inp.msg_lag, inp.wg_msg, inp.eps, inp.mask_c, inp.mask_g,
-                              Fs, Gs, head, co, Ms, Cs, gates_c, gates_g, Ph)
+        Fs, Gs, head, co, Ms, Cs, gates_c, gates_g, Ph = native_scans().lfads_scan_forward(
+            *inp, True
+        )
+        ctx.save_for_backward(
+            inp.g0,
+            inp.f0,
+            inp.wc_f,
+            inp.wc_hh,
+            inp.w_head,
+            inp.wg_co,
+            inp.wg_hh,
+            inp.w_fac,
+            inp.msg_enc,
+            inp.msg_lag,
+            inp.wg_msg,
+            inp.eps,
+            inp.mask_c,
+            inp.mask_g,
+            Fs,
+            Gs,
+            head,
+            co,
+            Ms,
+            Cs,
+            gates_c,
+            gates_g,
+            Ph,
+        )
         ctx.flags = (inp.msg_from_state, inp.clip_c, inp.clip_g)
         ctx.has_controller = inp.ci_proj.numel() > 0
         ctx.has_messages = inp.msg_enc.numel() > 0
@@ -80,7 +109,9 @@ class LFADSScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dF, dG, dhead, dco, dMs):
-        grads = native_scans().lfads_scan_backward(dF, dG, dhead, dco, dMs, *ctx.saved_tensors, *ctx.flags)
+        grads = native_scans().lfads_scan_backward(
+            dF, dG, dhead, dco, dMs, *ctx.saved_tensors, *ctx.flags
+        )
         if not ctx.has_controller:  # no controller: no gradient for its (empty) tensors
             for i in (0, 4, 5, 6, 7, 8, 9):
                 grads[i] = None
@@ -96,7 +127,9 @@ def run_scan(inp: ScanInputs):
     """The scan with autograd where any input needs a gradient, else the forward alone keeping no
     gates (inference). Returns time-major Fs (T, B, F), Gs (T, B, H), head (Tc, B, 2 C),
     co (Tc, B, C) and the messages Ms (T + 1, B, P)."""
-    if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in inp):
+    if torch.is_grad_enabled() and any(
+        isinstance(a, torch.Tensor) and a.requires_grad for a in inp
+    ):
         return LFADSScan.apply(*inp)
     return tuple(native_scans().lfads_scan_forward(*inp, False)[:5])
 
@@ -113,10 +146,18 @@ def pad_inferred_inputs(head: torch.Tensor, co: torch.Tensor, n_steps: int, grou
     return tuple(pad(x).transpose(0, 1) for x in (mean, logvar, co))
 
 
-def scan_inputs(gens: Sequence[nn.Module], ics: Sequence[torch.Tensor], ci_rows: Sequence[Optional[torch.Tensor]],
-                ext: Optional[torch.Tensor], ext_column: int, ext_size: int, n_steps: int, sample: bool,
-                feedback: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
-                msg_from_state: bool = False) -> ScanInputs:
+def scan_inputs(
+    gens: Sequence[nn.Module],
+    ics: Sequence[torch.Tensor],
+    ci_rows: Sequence[Optional[torch.Tensor]],
+    ext: Optional[torch.Tensor],
+    ext_column: int,
+    ext_size: int,
+    n_steps: int,
+    sample: bool,
+    feedback: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
+    msg_from_state: bool = False,
+) -> ScanInputs:
     """The scan's arguments for LFADS generators with identical settings, one group each (one generator:
     the single-area unroll; a multi-area model's areas: :mod:`dsid.models.multiarea.scan`). Every
     projection that does not depend on the state is one product over all bins here; the random numbers
@@ -138,8 +179,12 @@ def scan_inputs(gens: Sequence[nn.Module], ics: Sequence[torch.Tensor], ci_rows:
     ext_proj = b_ih.expand(n_steps, B, G * 3 * H)
     if ext_size and ext is not None and ext.shape[1]:
         n_ext = min(ext.shape[1], n_steps)
-        w_ext = torch.cat([gen.cell.weight_ih[:, ext_column:ext_column + ext_size] for gen in gens])
-        proj = torch.addmm(b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, ext_size), w_ext.t())
+        w_ext = torch.cat(
+            [gen.cell.weight_ih[:, ext_column : ext_column + ext_size] for gen in gens]
+        )
+        proj = torch.addmm(
+            b_ih, ext[:, :n_ext].transpose(0, 1).reshape(n_ext * B, ext_size), w_ext.t()
+        )
         proj = proj.view(n_ext, B, -1)
         ext_proj = torch.cat([proj, ext_proj[n_ext:]]) if n_ext < n_steps else proj
     ctrl = [empty] * 7
@@ -152,23 +197,48 @@ def scan_inputs(gens: Sequence[nn.Module], ics: Sequence[torch.Tensor], ci_rows:
         w_ci = stack(c.cell.weight_ih[:, :D] for c in cons).transpose(1, 2)
         b_ci = stack(c.cell.bias_ih for c in cons).unsqueeze(1)
         ci_proj = torch.baddbmm(b_ci, ci, w_ci).view(G, n_ci, B_ci, 3 * Hc).permute(1, 2, 0, 3)
-        ctrl = [ci_proj.reshape(n_ci, B_ci, G * 3 * Hc), stack(c.cell.weight_ih[:, D:] for c in cons),
-                stack(c.cell.weight_hh for c in cons), torch.cat([c.cell.bias_hh for c in cons]),
-                stack(c.head.weight for c in cons), torch.cat([c.head.bias for c in cons]),
-                stack(gen.cell.weight_ih[:, :C] for gen in gens)]
+        ctrl = [
+            ci_proj.reshape(n_ci, B_ci, G * 3 * Hc),
+            stack(c.cell.weight_ih[:, D:] for c in cons),
+            stack(c.cell.weight_hh for c in cons),
+            torch.cat([c.cell.bias_hh for c in cons]),
+            stack(c.head.weight for c in cons),
+            torch.cat([c.head.bias for c in cons]),
+            stack(gen.cell.weight_ih[:, :C] for gen in gens),
+        ]
         eps = torch.randn(n_ci, B, G * C, dtype=g0.dtype, device=g0.device) if sample else empty
         mask_c = dropout_mask(cons[0].dropout, (n_ci, B, G * Hc), g0)
         clip_c = float(cons[0].cell.clip)
     msg_enc, msg_lag, wg_msg = feedback if feedback is not None else (empty, empty, empty)
-    return ScanInputs(ctrl[0], ext_proj, g0, f0, *ctrl[1:], stack(gen.cell.weight_hh for gen in gens),
-                      torch.cat([gen.cell.bias_hh for gen in gens]),
-                      stack(gen.to_factors.normalized_weight() for gen in gens), msg_enc, msg_lag, wg_msg, eps, mask_c,
-                      dropout_mask(gen0.dropout, (n_steps, B, G * H), g0), msg_from_state, clip_c,
-                      float(gen0.cell.clip))
+    return ScanInputs(
+        ctrl[0],
+        ext_proj,
+        g0,
+        f0,
+        *ctrl[1:],
+        stack(gen.cell.weight_hh for gen in gens),
+        torch.cat([gen.cell.bias_hh for gen in gens]),
+        stack(gen.to_factors.normalized_weight() for gen in gens),
+        msg_enc,
+        msg_lag,
+        wg_msg,
+        eps,
+        mask_c,
+        dropout_mask(gen0.dropout, (n_steps, B, G * H), g0),
+        msg_from_state,
+        clip_c,
+        float(gen0.cell.clip),
+    )
 
 
-def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
-                 n_steps: int, sample: bool) -> GeneratorOutput:
+def lfads_unroll(
+    gen: nn.Module,
+    ic: torch.Tensor,
+    ci: Optional[torch.Tensor],
+    ext: Optional[torch.Tensor],
+    n_steps: int,
+    sample: bool,
+) -> GeneratorOutput:
     """:class:`~dsid.modules.generators.lfads.LFADSGenerator`'s unroll on the compiled scan (arguments
     checked by the caller; see the module docstring).
 
@@ -177,9 +247,12 @@ def lfads_unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], e
         i k ... i k + k - 1, e.g. the posterior samples of one trial); ext: (B, T_ext, E) or None
         returns factors (B, T', F), states (B, T', H), co_* (B, T', C) or None; T' = n_steps
     """
-    ci_repeat(gen, ci, ic.shape[0])  # the rows of ci divide the batch (the scan reads each row B / rows times)
-    Fs, Gs, head, co, _ = run_scan(scan_inputs([gen], [ic], [ci], ext, gen.co_size, gen.ext_input_size, n_steps,
-                                               sample))
+    ci_repeat(
+        gen, ci, ic.shape[0]
+    )  # the rows of ci divide the batch (the scan reads each row B / rows times)
+    Fs, Gs, head, co, _ = run_scan(
+        scan_inputs([gen], [ic], [ci], ext, gen.co_size, gen.ext_input_size, n_steps, sample)
+    )
     factors, states = Fs.transpose(0, 1), Gs.transpose(0, 1)
     if not gen.use_controller:
         return GeneratorOutput(factors, states, None, None, None)

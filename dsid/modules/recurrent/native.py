@@ -14,6 +14,7 @@ Loading it also asks the C library's allocator (glibc) to keep freed large block
 buffers again and again, and memory fresh from the system costs a page fault per page on first touch.
 The process's peak memory is unchanged; it is returned to the system when the process ends.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +49,9 @@ def _build() -> Optional[ModuleType]:
     from torch.utils.cpp_extension import load
 
     src = Path(__file__).parent / "csrc"
-    if shutil.which("ninja") is None:  # PyTorch calls `ninja` from PATH; the pip package has its own copy
+    if (
+        shutil.which("ninja") is None
+    ):  # PyTorch calls `ninja` from PATH; the pip package has its own copy
         try:
             import ninja
 
@@ -64,21 +67,32 @@ def _build() -> Optional[ModuleType]:
     name = "dsid_recurrent_" + ("avx2" if wide else "base")
     first_error = None
     omp_failed = _omp_failure_marker(name)
-    for suffix, cflags, ldflags in (("_omp", ["-fopenmp"], ["-fopenmp"]), ("", ["-fopenmp-simd"], [])):
+    for suffix, cflags, ldflags in (
+        ("_omp", ["-fopenmp"], ["-fopenmp"]),
+        ("", ["-fopenmp-simd"], []),
+    ):
         if suffix and omp_failed.exists():
             continue
         try:
-            return load(name=name + suffix, sources=[str(src / s) for s in _SOURCES],
-                        extra_cflags=["-O3", "-fno-trapping-math", *cflags, *isa], extra_ldflags=ldflags,
-                        verbose=False)
+            return load(
+                name=name + suffix,
+                sources=[str(src / s) for s in _SOURCES],
+                extra_cflags=["-O3", "-fno-trapping-math", *cflags, *isa],
+                extra_ldflags=ldflags,
+                verbose=False,
+            )
         except Exception as exc:  # no compiler, no headers, no OpenMP, a failed build
             text = str(exc).strip()
             first_error = first_error or (text.splitlines()[0] if text else type(exc).__name__)
             if suffix:
                 _remember(omp_failed, text)
-    warnings.warn(f"DSID's compiled recurrent core could not be built ({first_error}); training runs on the "
-                  "slower step-by-step path. Install a C++ compiler (g++ or clang) to get it, or set "
-                  "DSID_NATIVE=0 to silence this.", RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"DSID's compiled recurrent core could not be built ({first_error}); training runs on the "
+        "slower step-by-step path. Install a C++ compiler (g++ or clang) to get it, or set "
+        "DSID_NATIVE=0 to silence this.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     return None
 
 
@@ -108,7 +122,9 @@ def usable(*tensors: Optional[torch.Tensor]) -> bool:
     if torch.is_autocast_enabled("cpu"):
         return False
     for x in tensors:
-        if x is not None and (x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)):
+        if x is not None and (
+            x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
+        ):
             return False
     return native_scans() is not None
 
@@ -122,7 +138,7 @@ def dropout_mask(drop: torch.nn.Dropout, shape, like: torch.Tensor) -> torch.Ten
     if drop.p >= 1:
         return like.new_zeros(shape)
     if usable(like):
-        seed = int(torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64))
+        seed = int(torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64))
         return native_scans().dropout_mask(list(shape), float(drop.p), seed, like)
     return like.new_empty(shape).bernoulli_(1 - drop.p).div_(1 - drop.p)
 

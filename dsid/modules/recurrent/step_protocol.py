@@ -8,6 +8,7 @@ weight, instead of one small product per area. :class:`StepGenerator` is the bas
 the initial state, the one-copy ``step`` and the unrolled ``forward``; :func:`unroll` is the
 bin-by-bin unroll (autograd through every bin) the compiled scans are checked against.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Optional, Sequence
@@ -51,8 +52,9 @@ def bins(x: Optional[torch.Tensor], dim: int = 2) -> Sequence[torch.Tensor]:
     return () if x is None else x.unbind(dim)
 
 
-def resolve_steps(gen: nn.Module, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
-                  n_steps: Optional[int]) -> int:
+def resolve_steps(
+    gen: nn.Module, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor], n_steps: Optional[int]
+) -> int:
     """The number of bins to unroll (default: the length of ``ci``/``ext``), with clear errors for
     a missing length or a controller without encodings."""
     name = getattr(gen, "registry_name", type(gen).__name__)
@@ -73,13 +75,21 @@ def ci_repeat(gen: nn.Module, ci: Optional[torch.Tensor], batch: int) -> int:
         return 1
     if ci.shape[0] == 0 or batch % ci.shape[0]:
         name = getattr(gen, "registry_name", type(gen).__name__)
-        raise ValueError(f"{name} generator: ci has {ci.shape[0]} rows for {batch} initial conditions; expected "
-                         "as many, or one per trial with the same number of samples each")
+        raise ValueError(
+            f"{name} generator: ci has {ci.shape[0]} rows for {batch} initial conditions; expected "
+            "as many, or one per trial with the same number of samples each"
+        )
     return batch // ci.shape[0]
 
 
-def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Optional[torch.Tensor],
-           n_steps: Optional[int], sample: bool) -> GeneratorOutput:
+def unroll(
+    gen: nn.Module,
+    ic: torch.Tensor,
+    ci: Optional[torch.Tensor],
+    ext: Optional[torch.Tensor],
+    n_steps: Optional[int],
+    sample: bool,
+) -> GeneratorOutput:
     """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
     past the end of ``ci``/``ext`` get no input. Every generator's step-by-step unroll (autograd through
     every bin); the LFADS generator runs on a compiled scan instead where it can.
@@ -107,7 +117,9 @@ def unroll(gen: nn.Module, ic: torch.Tensor, ci: Optional[torch.Tensor], ext: Op
         outs.append(out)
     stack = lambda k: torch.stack([o[k] for o in outs], dim=2)[0]  # noqa: E731
     if gen.use_controller:
-        return GeneratorOutput(stack("f"), stack("g"), stack("co_mean"), stack("co_logvar"), stack("co"))
+        return GeneratorOutput(
+            stack("f"), stack("g"), stack("co_mean"), stack("co_logvar"), stack("co")
+        )
     return GeneratorOutput(stack("f"), stack("g"), None, None, None)
 
 
@@ -121,8 +133,14 @@ class StepGenerator(nn.Module):
         """The tensors a step uses (stacked by :func:`stack_step_params` to step a group)."""
         raise NotImplementedError
 
-    def grouped_step(self, p: Dict[str, torch.Tensor], state: State, ci_t: Optional[torch.Tensor] = None,
-                     ext_t: Optional[torch.Tensor] = None, sample: bool = True):
+    def grouped_step(
+        self,
+        p: Dict[str, torch.Tensor],
+        state: State,
+        ci_t: Optional[torch.Tensor] = None,
+        ext_t: Optional[torch.Tensor] = None,
+        sample: bool = True,
+    ):
         """Advance a group of G copies (``p``: :meth:`step_params` stacked) by one bin.
 
         Shape:
@@ -143,8 +161,13 @@ class StepGenerator(nn.Module):
             state["c"] = self.controller.initial_state(g.shape[0], g)
         return state
 
-    def step(self, state: State, ci_t: Optional[torch.Tensor] = None, ext_t: Optional[torch.Tensor] = None,
-             sample: bool = True):
+    def step(
+        self,
+        state: State,
+        ci_t: Optional[torch.Tensor] = None,
+        ext_t: Optional[torch.Tensor] = None,
+        sample: bool = True,
+    ):
         """Advance one copy by one bin (:meth:`grouped_step` for a group of one).
 
         Shape:
@@ -152,12 +175,23 @@ class StepGenerator(nn.Module):
             returns (new state, dict with f (B, F), g (B, H) and co_mean/co_logvar/co (B, C))
         """
         p = {k: v.unsqueeze(0) for k, v in self.step_params().items()}
-        new, out = self.grouped_step(p, {k: v.unsqueeze(0) for k, v in state.items()}, group_of_one(ci_t),
-                                     group_of_one(ext_t), sample)
+        new, out = self.grouped_step(
+            p,
+            {k: v.unsqueeze(0) for k, v in state.items()},
+            group_of_one(ci_t),
+            group_of_one(ext_t),
+            sample,
+        )
         return {k: v[0] for k, v in new.items()}, {k: v[0] for k, v in out.items()}
 
-    def forward(self, ic: torch.Tensor, ci: Optional[torch.Tensor] = None, ext: Optional[torch.Tensor] = None,
-                n_steps: Optional[int] = None, sample: bool = True) -> GeneratorOutput:
+    def forward(
+        self,
+        ic: torch.Tensor,
+        ci: Optional[torch.Tensor] = None,
+        ext: Optional[torch.Tensor] = None,
+        n_steps: Optional[int] = None,
+        sample: bool = True,
+    ) -> GeneratorOutput:
         """Unroll the dynamics for ``n_steps`` bins (default: the length of ``ci``/``ext``); bins past
         the end of ``ci``/``ext`` run with no inferred or external input (forward prediction).
 

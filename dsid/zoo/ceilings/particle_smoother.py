@@ -12,6 +12,7 @@ backward simulation (FFBSi, Godsill, Doucet & West 2004), vectorised over trials
 handled exactly: each filtered particle keeps its own history (its ancestors), and a backward draw of
 ``x_t`` weighs every transition ``x_t`` still enters (the next ``order`` bins of the chosen path).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ class StateSpace:
     prior: Callable[[np.random.Generator, int], np.ndarray]
     step: Callable[[np.ndarray], np.ndarray]
     noise_sd: float
-    log_rates: Callable[[np.ndarray], np.ndarray]  # (n, D) -> (n, N) log spikes per bin, every neuron
+    log_rates: Callable[
+        [np.ndarray], np.ndarray
+    ]  # (n, D) -> (n, N) log spikes per bin, every neuron
     order: int = 1
     noise: Optional[object] = None
     proposal: Optional[object] = None
@@ -88,13 +91,22 @@ class _Filtered:
     particle at t - 1 each particle at t descends from), normalised ``weights`` (T, K, P), the first
     histories ``start`` (K, P, order, D) and ``means`` (T - 1, K, P, D), each particle's next mean."""
 
-    def __init__(self, model: StateSpace, spikes: np.ndarray, observed: np.ndarray, n_particles: int,
-                 rng: np.random.Generator, start: Optional[np.ndarray] = None):
+    def __init__(
+        self,
+        model: StateSpace,
+        spikes: np.ndarray,
+        observed: np.ndarray,
+        n_particles: int,
+        rng: np.random.Generator,
+        start: Optional[np.ndarray] = None,
+    ):
         k, n_time, _ = spikes.shape
         if start is None:
             hist = model.initial(rng, k * n_particles)
         else:  # every particle starts from its trial's known history
-            hist = np.repeat(np.asarray(start, np.float64).reshape(k, 1, model.order, -1), n_particles, 1)
+            hist = np.repeat(
+                np.asarray(start, np.float64).reshape(k, 1, model.order, -1), n_particles, 1
+            )
         order, d = hist.shape[-2:]
         self.start = hist.reshape(k, n_particles, order, d)
         self.xs = np.empty((n_time, k, n_particles, d))
@@ -105,18 +117,27 @@ class _Filtered:
         for t in range(n_time):
             correction = 0.0  # the proposal's log density ratio (0 for a bootstrap filter)
             if t:
-                self.means[t - 1] = model.mean_next(hist.reshape(-1, order, d)).reshape(k, n_particles, d)
+                self.means[t - 1] = model.mean_next(hist.reshape(-1, order, d)).reshape(
+                    k, n_particles, d
+                )
                 self.anc[t] = _systematic(self.weights[t - 1], rng)
                 x = np.take_along_axis(self.means[t - 1], self.anc[t][..., None], 1)
                 eps = model.proposal.sample(rng, x.shape)
                 x = x + eps
                 if model.proposal is not model.noise:
                     correction = model.noise.logpdf(eps) - model.proposal.logpdf(eps)
-                hist = np.concatenate([np.take_along_axis(hist, self.anc[t][..., None, None], 1)[:, :, 1:],
-                                       x[:, :, None]], 2)
+                hist = np.concatenate(
+                    [
+                        np.take_along_axis(hist, self.anc[t][..., None, None], 1)[:, :, 1:],
+                        x[:, :, None],
+                    ],
+                    2,
+                )
             self.xs[t] = hist[:, :, -1]
             lr = model.log_rates(self.xs[t].reshape(-1, d))[:, observed].reshape(k, n_particles, -1)
-            self.weights[t] = _normalise((spikes[:, t, None, :] * lr - np.exp(lr)).sum(-1) + correction)
+            self.weights[t] = _normalise(
+                (spikes[:, t, None, :] * lr - np.exp(lr)).sum(-1) + correction
+            )
 
     def histories(self, t: int, order: int) -> np.ndarray:
         """Every particle's last ``order`` states at bin t (its own and its ancestors'), (K, P, order, D)."""
@@ -125,7 +146,9 @@ class _Filtered:
         idx = np.broadcast_to(np.arange(p), (k, p)).copy()
         for j in range(order):
             if t - j < 0:  # before the first bin: the bin-0 particle's starting history (last: x_0)
-                out[:, :, :order - j] = np.take_along_axis(self.start, idx[..., None, None], 1)[:, :, t:order - 1]
+                out[:, :, : order - j] = np.take_along_axis(self.start, idx[..., None, None], 1)[
+                    :, :, t : order - 1
+                ]
                 break
             out[:, :, order - 1 - j] = np.take_along_axis(self.xs[t - j], idx[..., None], 1)
             if t - j > 0:
@@ -133,8 +156,15 @@ class _Filtered:
         return out
 
 
-def _smooth_chunk(model: StateSpace, spikes: np.ndarray, observed: np.ndarray, n_particles: int,
-                  n_paths: int, rng: np.random.Generator, start: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def _smooth_chunk(
+    model: StateSpace,
+    spikes: np.ndarray,
+    observed: np.ndarray,
+    n_particles: int,
+    n_paths: int,
+    rng: np.random.Generator,
+    start: Optional[np.ndarray],
+) -> Tuple[np.ndarray, np.ndarray]:
     f = _Filtered(model, spikes, observed, n_particles, rng, start)
     n_time, k, _, d = f.xs.shape
     rows = np.arange(k)[:, None]
@@ -142,16 +172,26 @@ def _smooth_chunk(model: StateSpace, spikes: np.ndarray, observed: np.ndarray, n
     path = np.empty((n_time, k, n_paths, d))
     path[-1] = f.xs[-1][rows, idx]
     for t in range(n_time - 2, -1, -1):
-        logk = model.noise.logpdf(path[t + 1][:, :, None, :] - f.means[t][:, None, :, :])  # (k, paths, P)
+        logk = model.noise.logpdf(
+            path[t + 1][:, :, None, :] - f.means[t][:, None, :, :]
+        )  # (k, paths, P)
         if model.order > 1:  # x_t also enters the transitions to x_{t+2}, ..., x_{t+order}
             hist = f.histories(t, model.order)
             p = hist.shape[1]
             for j in range(1, min(model.order, n_time - 1 - t)):
-                mixed = np.concatenate([  # the particle's states up to t, then the path's from t + 1
-                    np.broadcast_to(hist[:, None, :, j:], (k, n_paths, p, model.order - j, d)),
-                    np.broadcast_to(path[t + 1:t + 1 + j].transpose(1, 2, 0, 3)[:, :, None], (k, n_paths, p, j, d))],
-                    3)
-                mean = model.mean_next(mixed.reshape((-1,) + mixed.shape[3:])).reshape(mixed.shape[:3] + (d,))
+                mixed = np.concatenate(
+                    [  # the particle's states up to t, then the path's from t + 1
+                        np.broadcast_to(hist[:, None, :, j:], (k, n_paths, p, model.order - j, d)),
+                        np.broadcast_to(
+                            path[t + 1 : t + 1 + j].transpose(1, 2, 0, 3)[:, :, None],
+                            (k, n_paths, p, j, d),
+                        ),
+                    ],
+                    3,
+                )
+                mean = model.mean_next(mixed.reshape((-1,) + mixed.shape[3:])).reshape(
+                    mixed.shape[:3] + (d,)
+                )
                 logk = logk + model.noise.logpdf(path[t + 1 + j][:, :, None, :] - mean)
         idx = _draw(_normalise(np.log(f.weights[t] + 1e-300)[:, None, :] + logk), rng)
         path[t] = f.xs[t][rows, idx]
@@ -159,9 +199,17 @@ def _smooth_chunk(model: StateSpace, spikes: np.ndarray, observed: np.ndarray, n
     return rates.transpose(1, 0, 2), path.mean(2).transpose(1, 0, 2)
 
 
-def smoothed_rates(model: StateSpace, spikes: np.ndarray, observed: np.ndarray, n_particles: int = 1000,
-                   n_paths: int = 100, seed: int = 0, chunk: int = 8, desc: str = "",
-                   start: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+def smoothed_rates(
+    model: StateSpace,
+    spikes: np.ndarray,
+    observed: np.ndarray,
+    n_particles: int = 1000,
+    n_paths: int = 100,
+    seed: int = 0,
+    chunk: int = 8,
+    desc: str = "",
+    start: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Posterior means of every neuron's rates and of the state given the ``observed`` neurons' spikes,
     trial by trial (``chunk`` trials at a time), from ``n_paths`` smoothed trajectories drawn from
     ``n_particles`` filtered particles per bin. ``start``, each trial's history at its first bin when
@@ -175,15 +223,28 @@ def smoothed_rates(model: StateSpace, spikes: np.ndarray, observed: np.ndarray, 
     spikes = np.asarray(spikes, np.float64)
     observed = np.asarray(observed)
     if spikes.ndim != 3 or spikes.shape[-1] != observed.size:
-        raise ValueError(f"smoothed_rates: spikes must be (trials, T, {observed.size} observed neurons), "
-                         f"got {spikes.shape}")
+        raise ValueError(
+            f"smoothed_rates: spikes must be (trials, T, {observed.size} observed neurons), "
+            f"got {spikes.shape}"
+        )
     if spikes.shape[1] < 2:
         raise ValueError(f"smoothed_rates: at least 2 bins per trial, got {spikes.shape[1]}")
     if start is not None and np.shape(start)[:2] != (spikes.shape[0], model.order):
-        raise ValueError(f"smoothed_rates: start must be (trials {spikes.shape[0]}, order {model.order}, D), "
-                         f"got {np.shape(start)}")
+        raise ValueError(
+            f"smoothed_rates: start must be (trials {spikes.shape[0]}, order {model.order}, D), "
+            f"got {np.shape(start)}"
+        )
     rng = np.random.default_rng(seed)
-    parts = [_smooth_chunk(model, spikes[i:i + chunk], observed, n_particles, n_paths, rng,
-                           None if start is None else start[i:i + chunk])
-             for i in tqdm(range(0, spikes.shape[0], chunk), desc=desc, disable=not desc, leave=False)]
+    parts = [
+        _smooth_chunk(
+            model,
+            spikes[i : i + chunk],
+            observed,
+            n_particles,
+            n_paths,
+            rng,
+            None if start is None else start[i : i + chunk],
+        )
+        for i in tqdm(range(0, spikes.shape[0], chunk), desc=desc, disable=not desc, leave=False)
+    ]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

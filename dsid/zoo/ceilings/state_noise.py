@@ -4,6 +4,7 @@
 random directions (inputs from outside the modelled system, arriving as events), independently in
 each block of dimensions (an area's latent state).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ class GaussianNoise:
 
     def logpdf(self, r: np.ndarray) -> np.ndarray:
         """Log density of residuals (..., D), up to a constant. Shape: (..., D) -> (...)."""
-        return -0.5 * (r ** 2).sum(-1) / self.sd ** 2
+        return -0.5 * (r**2).sum(-1) / self.sd**2
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,16 @@ class GaussianWithKicks:
     def sample(self, rng: np.random.Generator, shape) -> np.ndarray:
         shape = tuple(shape)
         if shape[-1] % self.block:
-            raise ValueError(f"GaussianWithKicks: {shape[-1]} dimensions are not blocks of {self.block}")
+            raise ValueError(
+                f"GaussianWithKicks: {shape[-1]} dimensions are not blocks of {self.block}"
+            )
         blocks = shape[:-1] + (shape[-1] // self.block, self.block)
         kicks = np.zeros(blocks)
-        count = (rng.random(blocks[:-1]) < self.rate) if self.single else rng.poisson(self.rate, blocks[:-1])
+        count = (
+            (rng.random(blocks[:-1]) < self.rate)
+            if self.single
+            else rng.poisson(self.rate, blocks[:-1])
+        )
         for c in range(1, int(count.max(initial=0)) + 1):  # a bin's c-th kick, where there are >= c
             where = count >= c
             v = rng.standard_normal((int(where.sum()), self.block))
@@ -59,14 +66,22 @@ class GaussianWithKicks:
         none with ``single``). Shape: (..., D) -> (...)."""
         d = self.block
         rb = r.reshape(r.shape[:-1] + (r.shape[-1] // d, d))
-        norm2 = (rb ** 2).sum(-1)
-        p_none, p_one = (1 - self.rate, self.rate) if self.single else (math.exp(-self.rate),
-                                                                         self.rate * math.exp(-self.rate))
-        gauss = math.log(p_none) - 0.5 * norm2 / self.sd ** 2 - d * math.log(self.sd)
+        norm2 = (rb**2).sum(-1)
+        p_none, p_one = (
+            (1 - self.rate, self.rate)
+            if self.single
+            else (math.exp(-self.rate), self.rate * math.exp(-self.rate))
+        )
+        gauss = math.log(p_none) - 0.5 * norm2 / self.sd**2 - d * math.log(self.sd)
         if p_one <= 0:
             return gauss.sum(-1)
         sphere = 2 * math.pi ** (d / 2) / math.gamma(d / 2) * self.size ** (d - 1)
         # one kick: the sphere's uniform density blurred radially by the Gaussian
-        kick = (math.log(p_one) - math.log(sphere) - 0.5 * (np.sqrt(norm2) - self.size) ** 2 / self.sd ** 2
-                - math.log(self.sd) + 0.5 * (d - 1) * math.log(2 * math.pi))
+        kick = (
+            math.log(p_one)
+            - math.log(sphere)
+            - 0.5 * (np.sqrt(norm2) - self.size) ** 2 / self.sd**2
+            - math.log(self.sd)
+            + 0.5 * (d - 1) * math.log(2 * math.pi)
+        )
         return np.logaddexp(gauss, kick).sum(-1)

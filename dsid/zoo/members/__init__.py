@@ -6,6 +6,7 @@ latents per split). Each member's module has a ``make_<name>`` function (``write
 the multi-area one) whose keyword arguments set the size. ``lorenz`` is
 :func:`~dsid.data.synth_lorenz.make_lorenz_benchmark` with its defaults.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class ZooMember:
 def _writer(make: Callable[..., DSIDData]) -> Callable[..., Path]:
     def write(out_path, seed: int = 0) -> Path:
         return write_tensor_file(out_path, make(seed=seed))
+
     write.__doc__ = f"Write ``{make.__name__}(seed=seed)`` to ``out_path``; return the path."
     return write
 
@@ -43,20 +45,48 @@ def _write_multiarea(out_path, seed: int = 0) -> Path:
 
 
 _MEMBERS = (
-    ZooMember("lorenz", "Poisson neurons on the 3-D Lorenz attractor: the standard smooth chaotic "
-              "low-dimensional benchmark", _writer(make_lorenz_benchmark)),
-    ZooMember("chaotic_rnn", "Poisson neurons reading a 50-unit chaotic RNN from 40 initial conditions: the "
-              "classic LFADS benchmark, high-dimensional autonomous dynamics", _writer(make_chaotic_rnn)),
-    ZooMember("integrator", "an evidence accumulator (2-D) driven by unobserved random clicks: tests "
-              "inferring unobserved inputs", _writer(make_integrator)),
-    ZooMember("sensory", "damped oscillators and a leaky filter driven by known stimuli (ext_inputs): tests "
-              "using external inputs", _writer(make_sensory)),
-    ZooMember("low_rate", "100 neurons at 1-5 spikes/s on a noisy van der Pol cycle: tests inference from "
-              "sparse spiking", _writer(make_low_rate)),
-    ZooMember("high_rate", "50 neurons at 20-100 spikes/s on the Rossler attractor: tests dense counts on "
-              "another chaotic system", _writer(make_high_rate)),
-    ZooMember("multiarea_feedback", "three areas with a delayed A0<->A1 feedback loop and A1->A2: tests "
-              "recovering directed, delayed communication", _write_multiarea),
+    ZooMember(
+        "lorenz",
+        "Poisson neurons on the 3-D Lorenz attractor: the standard smooth chaotic "
+        "low-dimensional benchmark",
+        _writer(make_lorenz_benchmark),
+    ),
+    ZooMember(
+        "chaotic_rnn",
+        "Poisson neurons reading a 50-unit chaotic RNN from 40 initial conditions: the "
+        "classic LFADS benchmark, high-dimensional autonomous dynamics",
+        _writer(make_chaotic_rnn),
+    ),
+    ZooMember(
+        "integrator",
+        "an evidence accumulator (2-D) driven by unobserved random clicks: tests "
+        "inferring unobserved inputs",
+        _writer(make_integrator),
+    ),
+    ZooMember(
+        "sensory",
+        "damped oscillators and a leaky filter driven by known stimuli (ext_inputs): tests "
+        "using external inputs",
+        _writer(make_sensory),
+    ),
+    ZooMember(
+        "low_rate",
+        "100 neurons at 1-5 spikes/s on a noisy van der Pol cycle: tests inference from "
+        "sparse spiking",
+        _writer(make_low_rate),
+    ),
+    ZooMember(
+        "high_rate",
+        "50 neurons at 20-100 spikes/s on the Rossler attractor: tests dense counts on "
+        "another chaotic system",
+        _writer(make_high_rate),
+    ),
+    ZooMember(
+        "multiarea_feedback",
+        "three areas with a delayed A0<->A1 feedback loop and A1->A2: tests "
+        "recovering directed, delayed communication",
+        _write_multiarea,
+    ),
 )
 
 ZOO: Dict[str, ZooMember] = {m.name: m for m in _MEMBERS}

@@ -11,6 +11,7 @@ evidence accumulator ``a`` and a slow urgency signal ``u``::
 Log-rates are a random affine read-out of the standardized ``(a, u)``. Click timing is random and
 unobserved, so a model must infer the inputs from the spikes.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -23,11 +24,24 @@ from dsid.zoo.members.packing import loglinear_rates, pack
 COHERENCES = (-0.6, -0.3, -0.1, 0.1, 0.3, 0.6)
 
 
-def make_integrator(*, seed: int = 0, n_trials: Sequence[int] = (800, 200, 200), n_time: int = 120,
-                    n_neurons: int = 80, n_heldout: int = 18, bin_ms: float = 10.0,
-                    coherences: Sequence[float] = COHERENCES, click_rate: float = 0.12, kick: float = 0.3,
-                    bound: float = 2.5, leak: float = 0.005, noise: float = 0.02, tau_u: float = 60.0,
-                    min_rate: float = 1.0, max_rate: float = 40.0) -> DSIDData:
+def make_integrator(
+    *,
+    seed: int = 0,
+    n_trials: Sequence[int] = (800, 200, 200),
+    n_time: int = 120,
+    n_neurons: int = 80,
+    n_heldout: int = 18,
+    bin_ms: float = 10.0,
+    coherences: Sequence[float] = COHERENCES,
+    click_rate: float = 0.12,
+    kick: float = 0.3,
+    bound: float = 2.5,
+    leak: float = 0.005,
+    noise: float = 0.02,
+    tau_u: float = 60.0,
+    min_rate: float = 1.0,
+    max_rate: float = 40.0,
+) -> DSIDData:
     """Build the integrator member in memory (deterministic by ``seed``); see the module docstring.
 
     The stimulus window is bins ``[T // 12, T - T // 6)``; ``{split}/condition`` is the index into
@@ -51,8 +65,18 @@ def make_integrator(*, seed: int = 0, n_trials: Sequence[int] = (800, 200, 200),
         a[:, t + 1] = np.clip(drive, -bound, bound)
         u[:, t + 1] = u[:, t] + (1 - u[:, t]) / tau_u
     latents = np.stack([a, u], -1)
-    rates = loglinear_rates(latents, np.random.default_rng([seed, 2]), n_neurons, min_rate, max_rate, bin_ms)
-    return pack(bin_ms=bin_ms, n_trials=n_trials, rates=rates, latents=latents, n_heldout=n_heldout,
-                spike_rng=np.random.default_rng([seed, 3]), name="integrator",
-                condition=condition.astype(np.int64), truth_inputs=inputs,
-                extra={"truth/coherences": coh, "truth/stimulus_window": np.array([on, off], np.int64)})
+    rates = loglinear_rates(
+        latents, np.random.default_rng([seed, 2]), n_neurons, min_rate, max_rate, bin_ms
+    )
+    return pack(
+        bin_ms=bin_ms,
+        n_trials=n_trials,
+        rates=rates,
+        latents=latents,
+        n_heldout=n_heldout,
+        spike_rng=np.random.default_rng([seed, 3]),
+        name="integrator",
+        condition=condition.astype(np.int64),
+        truth_inputs=inputs,
+        extra={"truth/coherences": coh, "truth/stimulus_window": np.array([on, off], np.int64)},
+    )

@@ -1,4 +1,5 @@
 """Shared pieces of the zoo members: log-linear Poisson read-outs and packing into a DSIDData."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
@@ -14,10 +15,15 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return (x - flat.mean(0)) / (flat.std(0) + 1e-12)
 
 
-
-
-def loglinear_rates(latents: np.ndarray, rng: np.random.Generator, n_neurons: int, min_hz: float,
-                    max_hz: float, bin_ms: float, squash: bool = False) -> np.ndarray:
+def loglinear_rates(
+    latents: np.ndarray,
+    rng: np.random.Generator,
+    n_neurons: int,
+    min_hz: float,
+    max_hz: float,
+    bin_ms: float,
+    squash: bool = False,
+) -> np.ndarray:
     """Rates in spikes per bin (K, T, N) from latents (K, T, L).
 
     Each neuron's log-rate is an affine map of the standardized latents (a random unit direction), its
@@ -37,10 +43,20 @@ def loglinear_rates(latents: np.ndarray, rng: np.random.Generator, n_neurons: in
     return np.exp(center + gain * proj) * bin_ms / 1000.0
 
 
-def pack(*, bin_ms: float, n_trials: Sequence[int], rates: np.ndarray, latents: np.ndarray, n_heldout: int,
-         spike_rng: np.random.Generator, name: str, condition: Optional[np.ndarray] = None,
-         ext_inputs: Optional[np.ndarray] = None, truth_inputs: Optional[np.ndarray] = None,
-         extra: Optional[Dict[str, np.ndarray]] = None) -> DSIDData:
+def pack(
+    *,
+    bin_ms: float,
+    n_trials: Sequence[int],
+    rates: np.ndarray,
+    latents: np.ndarray,
+    n_heldout: int,
+    spike_rng: np.random.Generator,
+    name: str,
+    condition: Optional[np.ndarray] = None,
+    ext_inputs: Optional[np.ndarray] = None,
+    truth_inputs: Optional[np.ndarray] = None,
+    extra: Optional[Dict[str, np.ndarray]] = None,
+) -> DSIDData:
     """Draw Poisson spikes from ``rates`` and cut all per-trial arrays into train/valid/test.
 
     The neurons are exchangeable random read-outs, so the last ``n_heldout`` are the held-out ones
@@ -49,7 +65,9 @@ def pack(*, bin_ms: float, n_trials: Sequence[int], rates: np.ndarray, latents: 
     if not 0 < n_heldout < n_neurons:
         raise ValueError(f"n_heldout: expected 1..{n_neurons - 1}, got {n_heldout}")
     if len(n_trials) != 3 or min(n_trials) < 1 or sum(n_trials) != rates.shape[0]:
-        raise ValueError(f"n_trials: expected 3 positive counts summing to {rates.shape[0]}, got {n_trials}")
+        raise ValueError(
+            f"n_trials: expected 3 positive counts summing to {rates.shape[0]}, got {n_trials}"
+        )
     spikes = spike_rng.poisson(rates).astype(np.int32)
     heldout = np.arange(n_neurons) >= n_neurons - n_heldout
     cut = lambda a, sl: None if a is None else a[sl]  # noqa: E731
@@ -57,10 +75,19 @@ def pack(*, bin_ms: float, n_trials: Sequence[int], rates: np.ndarray, latents: 
     for split, k in zip(SPLITS, n_trials):
         sl = slice(start, start + int(k))
         splits[split] = SplitData(
-            spikes=spikes[sl], truth_rates=rates[sl].astype(np.float32),
-            truth_latents=latents[sl].astype(np.float32), condition=cut(condition, sl),
+            spikes=spikes[sl],
+            truth_rates=rates[sl].astype(np.float32),
+            truth_latents=latents[sl].astype(np.float32),
+            condition=cut(condition, sl),
             ext_inputs=None if ext_inputs is None else ext_inputs[sl].astype(np.float32),
-            truth_inputs=None if truth_inputs is None else truth_inputs[sl].astype(np.float32))
+            truth_inputs=None if truth_inputs is None else truth_inputs[sl].astype(np.float32),
+        )
         start += int(k)
-    return DSIDData(bin_ms=float(bin_ms), area=np.zeros(n_neurons, np.int64), heldout=heldout,
-                    splits=splits, area_names=[name], extra=dict(extra or {}))
+    return DSIDData(
+        bin_ms=float(bin_ms),
+        area=np.zeros(n_neurons, np.int64),
+        heldout=heldout,
+        splits=splits,
+        area_names=[name],
+        extra=dict(extra or {}),
+    )

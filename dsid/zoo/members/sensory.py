@@ -11,6 +11,7 @@ two damped oscillators (6 and 11 Hz at 10 ms bins) and one leaky integrator, ``B
 of the stimulus. Log-rates are a random affine read-out of the standardized latents. Most of the latent
 variance is set by the stimulus, so a model given ``ext_inputs`` can explain it and one without cannot.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -25,15 +26,21 @@ def _rot(w: float) -> np.ndarray:
     return np.array([[np.cos(w), -np.sin(w)], [np.sin(w), np.cos(w)]])
 
 
-def stimuli(rng: np.random.Generator, n: int, n_time: int, flashes_per_trial: float = 3.0, flash_bins: int = 3,
-            noise_tau: float = 5.0) -> np.ndarray:
+def stimuli(
+    rng: np.random.Generator,
+    n: int,
+    n_time: int,
+    flashes_per_trial: float = 3.0,
+    flash_bins: int = 3,
+    noise_tau: float = 5.0,
+) -> np.ndarray:
     """Stimuli (n, T, 3): two flash trains (0/1) and one smoothed noise channel (unit variance)."""
     s = np.zeros((n, n_time, 3))
     for ch in range(2):
         counts = rng.poisson(flashes_per_trial * n_time / 100.0, n)
         for i in np.flatnonzero(counts):
             for t0 in rng.integers(0, n_time, counts[i]):
-                s[i, t0:t0 + flash_bins, ch] = 1.0
+                s[i, t0 : t0 + flash_bins, ch] = 1.0
     white = rng.normal(size=(n, n_time))
     a = np.exp(-1.0 / noise_tau)
     smooth = np.empty_like(white)
@@ -54,10 +61,22 @@ def sensory_system(seed: int, bin_ms: float = 10.0) -> tuple:
     return A, B
 
 
-def make_sensory(*, seed: int = 0, n_trials: Sequence[int] = (800, 200, 200), n_time: int = 120,
-                 n_neurons: int = 80, n_heldout: int = 18, bin_ms: float = 10.0, flashes_per_trial: float = 3.0,
-                 flash_bins: int = 3, noise_tau: float = 5.0, process_noise: float = 0.05, init_std: float = 0.5,
-                 min_rate: float = 1.0, max_rate: float = 40.0) -> DSIDData:
+def make_sensory(
+    *,
+    seed: int = 0,
+    n_trials: Sequence[int] = (800, 200, 200),
+    n_time: int = 120,
+    n_neurons: int = 80,
+    n_heldout: int = 18,
+    bin_ms: float = 10.0,
+    flashes_per_trial: float = 3.0,
+    flash_bins: int = 3,
+    noise_tau: float = 5.0,
+    process_noise: float = 0.05,
+    init_std: float = 0.5,
+    min_rate: float = 1.0,
+    max_rate: float = 40.0,
+) -> DSIDData:
     """Build the sensory member in memory (deterministic by ``seed``); see the module docstring.
 
     ``flashes_per_trial`` is per 100 bins. The stimulus at bin t moves the latent at t + 1.
@@ -71,7 +90,17 @@ def make_sensory(*, seed: int = 0, n_trials: Sequence[int] = (800, 200, 200), n_
     eps = process_noise * rng.normal(size=(total, n_time, 5))
     for t in range(n_time - 1):
         z[:, t + 1] = z[:, t] @ A.T + stim[:, t] @ B.T + eps[:, t]
-    rates = loglinear_rates(z, np.random.default_rng([seed, 2]), n_neurons, min_rate, max_rate, bin_ms)
-    return pack(bin_ms=bin_ms, n_trials=n_trials, rates=rates, latents=z, n_heldout=n_heldout,
-                spike_rng=np.random.default_rng([seed, 3]), name="sensory", ext_inputs=stim,
-                extra={"truth/sensory/A": A, "truth/sensory/B": B})
+    rates = loglinear_rates(
+        z, np.random.default_rng([seed, 2]), n_neurons, min_rate, max_rate, bin_ms
+    )
+    return pack(
+        bin_ms=bin_ms,
+        n_trials=n_trials,
+        rates=rates,
+        latents=z,
+        n_heldout=n_heldout,
+        spike_rng=np.random.default_rng([seed, 3]),
+        name="sensory",
+        ext_inputs=stim,
+        extra={"truth/sensory/A": A, "truth/sensory/B": B},
+    )
