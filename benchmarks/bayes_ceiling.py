@@ -1,16 +1,19 @@
-"""The Bayes ceilings of the zoo members whose true rates carry noise: the best co-bps any model can reach.
+"""The Bayes ceilings of the zoo members whose true rates carry noise: the best co-bps any model can
+reach.
 
-``low_rate`` (a noisy van der Pol cycle) and ``multiarea_feedback`` (three areas' noisy limit cycles,
-kicked by unobserved input events, with delayed messages) have true rates (the oracle) that hold noise
-the spikes do not fully reveal. Knowing a member's generative model exactly (``dsid.zoo.ceilings.exact_models``:
-its start, dynamics, noise and read-out, checked against the file's truth), a particle smoother
-(``dsid.zoo.ceilings.particle_smoother``) gives each validation trial's posterior mean rates from its
-held-in spikes: the best prediction of the held-out neurons there is. For ``multiarea_feedback`` the
-smoother is also told each trial's first 5 true states (a filter cannot find a 12-dimensional start
-from the prior), so its score is an upper bound on the ceiling. ``--fit RUN_DIR`` (``dsid fit`` run
-directories) sets fitted models against it on the same trials.
+``low_rate`` (a noisy van der Pol cycle) and ``multiarea_feedback`` (three areas' noisy limit
+cycles, kicked by unobserved input events, with delayed messages) have true rates (the oracle) that
+hold noise the spikes do not fully reveal. Knowing a member's generative model exactly
+(``dsid.zoo.ceilings.exact_models``: its start, dynamics, noise and read-out, checked against the
+file's truth), a particle smoother (``dsid.zoo.ceilings.particle_smoother``) gives each validation
+trial's posterior mean rates from its held-in spikes: the best prediction of the held-out neurons
+there is. For ``multiarea_feedback`` the smoother is also told each trial's first 5 true states (a
+filter cannot find a 12-dimensional start from the prior), so its score is an upper bound on the
+ceiling. ``--fit RUN_DIR`` (``dsid fit`` run directories) sets fitted models against it on the same
+trials.
 
-    .venv/bin/python benchmarks/bayes_ceiling.py --zoo /tmp/zoo [--member NAME ...] [--fit RUN_DIR ...]
+    .venv/bin/python benchmarks/bayes_ceiling.py --zoo /tmp/zoo [--member NAME ...]
+        [--fit RUN_DIR ...]
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from dsid.zoo.ceilings.particle_smoother import smoothed_rates  # noqa: E402
 
 
 def smooth(model, split, observed, trials: int, start_told: bool, args, seed: int, desc: str):
-    """Posterior mean rates and states of the first ``trials`` trials of ``split``; with ``start_told``
-    the smoother starts from the true states of the first ``order`` bins (their rates: the true ones)."""
+    """Posterior mean rates and states of the first ``trials`` trials of ``split``; with
+    ``start_told`` the smoother starts from the true states of the first ``order`` bins (their
+    rates: the true ones)."""
     spikes = split.spikes[:trials, :, observed].astype(np.float64)
     if not start_told:
         return smoothed_rates(
@@ -67,8 +71,8 @@ def smooth(model, split, observed, trials: int, start_told: bool, args, seed: in
 
 
 def fitted(run: Path, member: str, trials: int):
-    """A ``dsid fit`` run of ``member``: its report's metrics and its validation rates (first ``trials``),
-    or None when the run fitted another file."""
+    """A ``dsid fit`` run of ``member``: its report's metrics and its validation rates (first
+    ``trials``), or None when the run fitted another file."""
     report = json.loads((run / "fit_report.json").read_text())
     if Path(report["data"]).stem != member:
         return None
@@ -101,8 +105,10 @@ def member_ceiling(name: str, args) -> None:
     lat = latent_r2(states_tr, tr.truth_latents[:n_tr], states, va.truth_latents[:n_va])
     what = "upper bound on the ceiling (start told)" if told else "Bayes ceiling (smoother)"
     print(
-        f"{name}: {n_va} of {va.spikes.shape[0]} validation trials, {observed.size} held-in + {heldout.sum()} "
-        f"held-out neurons; {args.particles} particles, {args.paths} paths, {time.perf_counter() - t0:.0f} s"
+        f"{name}: {n_va} of {va.spikes.shape[0]} validation trials, "
+        f"{observed.size} held-in + {heldout.sum()} "
+        f"held-out neurons; {args.particles} particles, {args.paths} paths, "
+        f"{time.perf_counter() - t0:.0f} s"
     )
     print("  model check: " + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()))
     print(f"  oracle (true rates)                       co-bps {oracle:.4f}")
@@ -117,8 +123,10 @@ def member_ceiling(name: str, args) -> None:
         metrics, fit_rates = got
         co = bits_per_spike(fit_rates[..., heldout], spikes_out)
         print(
-            f"  {run}: co-bps {co:.4f} = {co / oracle:.3f} x oracle = {co / ceiling:.3f} x {what.split(' (')[0]}"
-            f" on these trials (all validation trials: {metrics.get('val/co_bps', float('nan')):.4f}), rate R2 "
+            f"  {run}: co-bps {co:.4f} = {co / oracle:.3f} x oracle = "
+            f"{co / ceiling:.3f} x {what.split(' (')[0]}"
+            " on these trials (all validation trials: "
+            f"{metrics.get('val/co_bps', float('nan')):.4f}), rate R2 "
             f"{rate_r2(fit_rates, va.truth_rates[:n_va]):.3f}"
         )
 

@@ -6,8 +6,8 @@ on the Lorenz benchmark, under one time budget, with the targets of the architec
   transformer-encoder + LFADS-generator model is shown too);
 - on the calcium-like data, zero_inflated_gamma beats gaussian in rate R2.
 
-Each model trains for at most ``--minutes`` (``trainer.max_time``) from its experiment file, then the
-best checkpoint is scored on the validation split. The checkpoint is chosen by the held-in
+Each model trains for at most ``--minutes`` (``trainer.max_time``) from its experiment file, then
+the best checkpoint is scored on the validation split. The checkpoint is chosen by the held-in
 reconstruction of masked entries (``val/recon_heldin``; it never sees held-out neurons or the
 truth), the same for every model: the total validation loss rises while the KL and L2 weights ramp
 up, so in runs this short it would pick a checkpoint from before the ramp. Prints the whole table

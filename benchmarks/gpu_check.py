@@ -1,14 +1,15 @@
 """The prepared GPU check: DSID's LFADS at NLB MC_Maze sizes on one accelerator, a few minutes.
 
-Synthetic Poisson data of MC_Maze's shape (1377 trials x 140 bins, 137 held-in + 45 held-out neurons)
-and the model of ``benchmarks/speed_lfads.py`` (encoders 64 per direction, controller 64, generator
-100, initial condition 100, inferred inputs 4, factors 40). For each variant it prints seconds per
-training epoch (batch 128; forward, loss, backward, AdamW), seconds to infer every trial with 20
-posterior samples, and the peak accelerator memory:
+Synthetic Poisson data of MC_Maze's shape (1377 trials x 140 bins, 137 held-in + 45 held-out
+neurons) and the model of ``benchmarks/speed_lfads.py`` (encoders 64 per direction, controller 64,
+generator 100, initial condition 100, inferred inputs 4, factors 40). For each variant it prints
+seconds per training epoch (batch 128; forward, loss, backward, AdamW), seconds to infer every trial
+with 20 posterior samples, and the peak accelerator memory:
 
 - ``fp32``: as trained by default;
 - ``bf16``: the step under ``torch.autocast(dtype=torch.bfloat16)``;
-- ``compile``: the model's forward through ``torch.compile`` (reported as unavailable when it fails).
+- ``compile``: the model's forward through ``torch.compile`` (reported as unavailable when it
+  fails).
 
     .venv/bin/python benchmarks/gpu_check.py [--device cuda] [--quick]
 
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
         f"{N_IN}+{N_OUT} neurons, batch {batch}"
     )
     print(
-        f"{'variant':<9}{'first epoch s':>15}{'epoch s':>10}{f'infer {args.samples} samples s':>26}{'peak MB':>10}"
+        f"{'variant':<9}{'first epoch s':>15}{'epoch s':>10}"
+        f"{f'infer {args.samples} samples s':>26}{'peak MB':>10}"
     )
     for variant in ("fp32", "bf16", "compile"):
         try:

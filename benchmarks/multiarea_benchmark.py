@@ -5,7 +5,8 @@ area, 600/150/150 trials of 100 bins; written to ``--data`` when missing), each 
 wall-clock budget (``--minutes``, default 8.5), ``--jobs`` models at a time (default 2, one process
 and one torch thread each):
 
-- ``none``, ``lowrank``, ``bottleneck``, ``delay``, ``gated``: ``experiments/multiarea_<coupling>.yaml``;
+- ``none``, ``lowrank``, ``bottleneck``, ``delay``, ``gated``:
+  ``experiments/multiarea_<coupling>.yaml``;
 - ``pooled_lfads``: ``experiments/multiarea_pooled_lfads.yaml`` (single-area LFADS on all neurons),
 
 and prints how well the system's ground truth pins the communication down (share of each
@@ -101,12 +102,13 @@ def identifiability(d) -> list:
     rep = coupling_report(seed=0, n_areas=d.n_areas)
     lines = ["ground truth (dsid.data.multiarea.report.coupling_report, default system):"]
     lines += [
-        f"  area {a}: {100 * r['input_determined']:.0f}% of its latent variance set by its incoming messages"
+        f"  area {a}: {100 * r['input_determined']:.0f}% of its latent variance "
+        "set by its incoming messages"
         for a, r in rep["areas"].items()
     ]
     lines += [
-        f"  edge {k.replace('_', '->')} (delay {e['delay_bins']}): read one (two) bins off the true "
-        f"delay, the source's true latents explain {100 * e['one_bin_off_loss']:.1f}% "
+        f"  edge {k.replace('_', '->')} (delay {e['delay_bins']}): read one (two) bins "
+        f"off the true delay, the source's true latents explain {100 * e['one_bin_off_loss']:.1f}% "
         f"({100 * e['two_bins_off_loss']:.1f}%) less of the message"
         for k, e in rep["edges"].items()
     ]
@@ -114,7 +116,8 @@ def identifiability(d) -> list:
 
 
 def edge_table(d, names: list, results: dict) -> list:
-    """Per true edge: each coupled model's message R2 and inferred delay (true delay in the header)."""
+    """Per true edge: each coupled model's message R2 and inferred delay (true delay in the
+    header)."""
     edges = [(s, t) for s, t in zip(*np.nonzero(d.delay_bins >= 0)) if s != t]
     lines = [
         f"{'per edge':<14}"
@@ -239,7 +242,8 @@ def main(argv=None) -> int:
     header = f"{'model':<14}" + "".join(f"{c:>14}" for c, _ in COLUMNS)
     lines = [
         f"multi-area benchmark: {data} ({d.n_areas} areas, {d.n_neurons} neurons, "
-        f"{d.splits['train'].n_trials} train trials, T={d.n_time}); {args.minutes:g} min per model; "
+        f"{d.splits['train'].n_trials} train trials, T={d.n_time}); "
+        f"{args.minutes:g} min per model; "
         f"oracle val co-bps {fmt(oracle)}",
         header,
         "-" * len(header),

@@ -1,16 +1,18 @@
-"""NLB metrics of DSID's LFADS on synthetic MC_Maze-like data at 5 ms, next to the smoothing baseline and
-the oracle (the true rates), all scored by ``nlb_tools.evaluation.evaluate`` on NLB's val phase.
+"""NLB metrics of DSID's LFADS on synthetic MC_Maze-like data at 5 ms, next to the smoothing
+baseline and the oracle (the true rates), all scored by ``nlb_tools.evaluation.evaluate`` on NLB's
+val phase.
 
 The data: ``write_synthetic_nlb("mc_maze", ...)`` with more trials and neurons than the test default
-(``--trials``, ``--heldin``, ``--heldout``), prepared by ``dsid nlb prepare`` at 5 ms (700 ms windows +
-200 ms forward). LFADS trains within ``--minutes`` of wall clock on the CPU (early stopping on DSID
-valid, i.e. held-back NLB training trials; NLB's evaluation trials are only scored at the end), then
-``dsid nlb evaluate`` scores its posterior-averaged rates.
+(``--trials``, ``--heldin``, ``--heldout``), prepared by ``dsid nlb prepare`` at 5 ms (700 ms
+windows + 200 ms forward). LFADS trains within ``--minutes`` of wall clock on the CPU (early
+stopping on DSID valid, i.e. held-back NLB training trials; NLB's evaluation trials are only scored
+at the end), then ``dsid nlb evaluate`` scores its posterior-averaged rates.
 
 Targets printed at the end: DSID co-bps >= 0.9 x the oracle's, and DSID better than the smoothing
 baseline on all four metrics (co-bps, vel R2, psth R2, fp-bps).
 
-    nice .venv/bin/python benchmarks/nlb_benchmark.py [--minutes 14] [--trials 400 100] [--out runs/nlb_benchmark]
+    nice .venv/bin/python benchmarks/nlb_benchmark.py [--minutes 14] [--trials 400 100]
+        [--out runs/nlb_benchmark]
         [--set model.generator.hidden_size=64 ...]
 """
 
@@ -28,9 +30,10 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 METRICS = ("co_bps", "vel_r2", "psth_r2", "fp_bps")
 
-# LFADS for this data on a 2-core CPU: 60 held-in neurons, 8 latent dimensions (one a trial-unique slow
-# noise process, which the 2 inferred inputs and the initial condition must capture), 240 training trials.
-# With these settings early stopping ended the fit after ~180 epochs (~10 min, 3 s/epoch) in our run.
+# LFADS for this data on a 2-core CPU: 60 held-in neurons, 8 latent dimensions (one a trial-unique
+# slow noise process, which the 2 inferred inputs and the initial condition must capture), 240
+# training trials. With these settings early stopping ended the fit after ~180 epochs (~10 min,
+# 3 s/epoch) in our run.
 LFADS = [
     "model.ic_size=32",
     "model.co_size=2",
@@ -140,12 +143,14 @@ def main(argv=None) -> int:
         sizes = {s: f[f"{s}/spikes"].shape for s in ("train", "valid", "test")}
     print()
     print(
-        f"synthetic mc_maze-like data, 5 ms bins: {args.heldin} held-in + {args.heldout} held-out neurons, "
-        f"T={sizes['train'][1]} bins + 40 forward; trials: train {sizes['train'][0]}, valid {sizes['valid'][0]} "
-        f"(NLB 'train'), eval {sizes['test'][0]} (NLB 'val')"
+        f"synthetic mc_maze-like data, 5 ms bins: {args.heldin} held-in + "
+        f"{args.heldout} held-out neurons, "
+        f"T={sizes['train'][1]} bins + 40 forward; trials: train {sizes['train'][0]}, "
+        f"valid {sizes['valid'][0]} (NLB 'train'), eval {sizes['test'][0]} (NLB 'val')"
     )
     print(
-        f"LFADS: {metrics['epochs']} epochs in {train_s / 60:.1f} min ({metrics['seconds_per_epoch']:.1f} s/epoch, "
+        f"LFADS: {metrics['epochs']} epochs in {train_s / 60:.1f} min "
+        f"({metrics['seconds_per_epoch']:.1f} s/epoch, "
         f"{metrics['n_parameters']} parameters, budget {args.minutes:g} min); overrides: "
         f"{' '.join(LFADS + list(args.set))}"
     )

@@ -3,19 +3,19 @@
 Three fits with the same number of epochs per model (``--epochs``):
 
 1. ``default``: one run of ``experiment=lorenz_lfads`` (the default configuration);
-2. ``poor``: one run of the same experiment with the poor configuration (``--poor``: learning rate 10x
-   too low and/or too high, KL weights 10x too high);
+2. ``poor``: one run of the same experiment with the poor configuration (``--poor``: learning rate
+   10x too low and/or too high, KL weights 10x too high);
 3. ``pbt``: ``dsid tune`` started from the poor configuration, ``--population`` members of
-   ``--epochs`` epochs each (so ``population`` times the compute of one run), selected and exported on
-   ``val/recon_heldin`` (held-in neurons only); tune settings are configs/tune/pbt.yaml's defaults
-   otherwise (member 0 starts at the poor configuration, the others draw from the ranges).
+   ``--epochs`` epochs each (so ``population`` times the compute of one run), selected and exported
+   on ``val/recon_heldin`` (held-in neurons only); tune settings are configs/tune/pbt.yaml's
+   defaults otherwise (member 0 starts at the poor configuration, the others draw from the ranges).
 
 Targets: pbt's val/co_bps >= default's, and poor clearly worse (by at least ``--margin`` of the
 oracle co-bps). The two single runs run side by side (one thread each), then PBT (members share the
 CPUs). Prints the table and the wall time of each phase; writes ``OUT/results.json``.
 
     nice .venv/bin/python benchmarks/pbt_benchmark.py                  # ~30-40 min on 2 CPU cores
-    .venv/bin/python benchmarks/pbt_benchmark.py --epochs 4 --population 2 --interval 2   # smoke test
+    .venv/bin/python benchmarks/pbt_benchmark.py --epochs 4 --population 2 --interval 2 # smoke test
 """
 
 from __future__ import annotations

@@ -1,28 +1,31 @@
 """Training-step and inference speed of DSID's LFADS vs a naive per-bin reference, in one run.
 
-Two sizes: ``maze`` (NLB MC_Maze: 137 held-in + 45 held-out neurons, 140 bins, batch 128, encoders 64
-per direction, controller 64, generator 100, initial condition 100, inferred inputs 4, factors 40) and
-``lorenz`` (the demo: 40 + 10 neurons, 100 bins, batch 256, IC encoder 64 and controller-input encoder
-32 per direction, controller 32, generator 64, initial condition 64, inferred inputs 4, factors 20).
+Two sizes: ``maze`` (NLB MC_Maze: 137 held-in + 45 held-out neurons, 140 bins, batch 128, encoders
+64 per direction, controller 64, generator 100, initial condition 100, inferred inputs 4, factors
+40) and ``lorenz`` (the demo: 40 + 10 neurons, 100 bins, batch 256, IC encoder 64 and
+controller-input encoder 32 per direction, controller 32, generator 64, initial condition 64,
+inferred inputs 4, factors 20).
 
 The naive reference is written here: every RNN (both encoder directions of both encoders, the
 controller and the generator) is an ``nn.GRUCell`` stepped in a Python loop, as in common public
-LFADS implementations. DSID runs its compiled scans (``dsid/modules/recurrent``) when they are built.
+LFADS implementations. DSID runs its compiled scans (``dsid/modules/recurrent``) when they are
+built.
 
-Each (size, threads, model) is timed in its own subprocess (so the peak resident memory of each is its
-own) after warm-up steps; a step is forward + backward + AdamW update. Inference is the posterior
-average over ``--samples`` samples for the batch's trials (DSID: ``dsid.evaluation.inference.infer_split``,
-every sample of a trial in one pass; the reference: one forward pass per sample). The step's FLOPs
-(matrix products, multiply-add = 2) are counted from the sizes, and the machine's dense matrix-product
-throughput is measured in the same run at the step's shapes, so the achieved fraction can be read off.
-On a GPU (``--device cuda``) peak memory is ``torch.cuda.max_memory_allocated``.
+Each (size, threads, model) is timed in its own subprocess (so the peak resident memory of each is
+its own) after warm-up steps; a step is forward + backward + AdamW update. Inference is the
+posterior average over ``--samples`` samples for the batch's trials (DSID:
+``dsid.evaluation.inference.infer_split``, every sample of a trial in one pass; the reference: one
+forward pass per sample). The step's FLOPs (matrix products, multiply-add = 2) are counted from the
+sizes, and the machine's dense matrix-product throughput is measured in the same run at the step's
+shapes, so the achieved fraction can be read off. On a GPU (``--device cuda``) peak memory is
+``torch.cuda.max_memory_allocated``.
 
 Memory: ``peak MB`` is the process's peak resident memory, ``step MB`` that peak minus the resident
 memory just before the first step (the libraries each side imports and the model excluded: what the
-training step itself needs; it varies by tens of MB from run to run with the allocator's state), ``saved
-MB`` the tensors autograd keeps from the forward pass for the backward (deterministic). The summary also
-prints the bound the hardware sets: the step's (and inference's) matrix products alone at the throughput
-``torch.mm`` reaches at their shapes here. Last,
+training step itself needs; it varies by tens of MB from run to run with the allocator's state),
+``saved MB`` the tensors autograd keeps from the forward pass for the backward (deterministic). The
+summary also prints the bound the hardware sets: the step's (and inference's) matrix products alone
+at the throughput ``torch.mm`` reaches at their shapes here. Last,
 the peak memory of DSID's training step at maze size for trials of 100, 200 and 400 bins.
 
     .venv/bin/python benchmarks/speed_lfads.py [--sizes maze lorenz] [--threads 1 2] [--steps 5]
@@ -79,9 +82,9 @@ def products(z) -> list:
 
 
 def inference_products(z, samples: int) -> list:
-    """The matrix products of inferring ``samples`` posterior samples of a batch, as (M, K, N, times): each
-    trial encoded once (encoders and the controller's input projection), then every sample's controller,
-    inferred inputs, generator, factors and rates."""
+    """The matrix products of inferring ``samples`` posterior samples of a batch, as (M, K, N,
+    times): each trial encoded once (encoders and the controller's input projection), then every
+    sample's controller, inferred inputs, generator, factors and rates."""
     BT, R, T_ = z["B"] * z["T"], z["B"] * samples, z["T"]
     out = [(BT, z["N_IN"], 3 * h, 1) for h in (z["ENC"], z["ENC"], z["CI"], z["CI"])]
     out += [(z["B"], h, 3 * h, T_) for h in (z["ENC"], z["ENC"], z["CI"], z["CI"])]
@@ -103,8 +106,8 @@ def step_flops(z) -> float:
 
 
 def gemm_seconds(prods, max_rows: int = 2**16) -> float:
-    """Seconds ``torch.mm`` takes for the products ``prods`` (each timed at its shape, once per occurrence;
-    a product of more than ``max_rows`` rows timed on that many and scaled)."""
+    """Seconds ``torch.mm`` takes for the products ``prods`` (each timed at its shape, once per
+    occurrence; a product of more than ``max_rows`` rows timed on that many and scaled)."""
     total_s = 0.0
     for m, k, n, times in prods:
         rows = min(m, max_rows)
@@ -124,8 +127,9 @@ def gemm_throughput(z) -> float:
 
 
 def saved_for_backward(loss_fn, spikes) -> int:
-    """Bytes of the distinct tensors (storages) autograd keeps from one forward pass for the backward: a
-    deterministic measure of a step's activation memory, where the resident peak varies with the allocator."""
+    """Bytes of the distinct tensors (storages) autograd keeps from one forward pass for the
+    backward: a deterministic measure of a step's activation memory, where the resident peak varies
+    with the allocator."""
     seen = {}
 
     def pack(t):
@@ -348,17 +352,21 @@ def main(argv=None) -> int:
         nargs="*",
         type=int,
         default=[100, 200, 400],
-        help="trial lengths at which the peak memory of DSID's training step (maze size) is printed",
+        help=(
+            "trial lengths at which the peak memory of DSID's training step (maze size) is printed"
+        ),
     )
     args = ap.parse_args(argv)
     from dsid.modules.recurrent import native
 
     print(
         f"LFADS training step and inference vs a naive per-bin loop; device {args.device}, torch "
-        f"{torch.__version__}, compiled scans: {'yes' if native.native_scans() is not None else 'NO'}"
+        f"{torch.__version__}, compiled scans: "
+        f"{'yes' if native.native_scans() is not None else 'NO'}"
     )
     print(
-        f"{'size':<8}{'thr':>4}{'model':>7}{'params':>9}{'s/step':>8}{'GFLOP':>7}{'GFLOP/s':>9}{'of mm':>7}"
+        f"{'size':<8}{'thr':>4}{'model':>7}{'params':>9}{'s/step':>8}{'GFLOP':>7}"
+        f"{'GFLOP/s':>9}{'of mm':>7}"
         f"{'peak MB':>9}{'step MB':>9}{'saved MB':>9}{f'infer {args.samples}x (s)':>16}"
     )
     results, summary = [], []
@@ -374,9 +382,11 @@ def main(argv=None) -> int:
                 rate = flops * r["steps_per_s"]
                 frac = f"{rate / mm:>7.0%}" if mm else f"{'-':>7}"
                 print(
-                    f"{size:<8}{threads:>4}{r['name']:>7}{r['params']:>9}{1 / r['steps_per_s']:>8.3f}"
+                    f"{size:<8}{threads:>4}{r['name']:>7}{r['params']:>9}"
+                    f"{1 / r['steps_per_s']:>8.3f}"
                     f"{flops / 1e9:>7.1f}{rate / 1e9:>9.1f}{frac}{r['peak_mb']:>9.0f}"
-                    f"{r['peak_mb'] - r['rss_before_mb']:>9.0f}{r['saved_mb']:>9.0f}{r['infer_s']:>16.2f}"
+                    f"{r['peak_mb'] - r['rss_before_mb']:>9.0f}"
+                    f"{r['saved_mb']:>9.0f}{r['infer_s']:>16.2f}"
                 )
             ratio = rows[1]["steps_per_s"] / rows[0]["steps_per_s"]
             infer_ratio = rows[0]["infer_s"] / rows[1]["infer_s"]
@@ -414,8 +424,10 @@ def main(argv=None) -> int:
         print(
             f"{size}, {threads} thread(s): training step dsid / naive {ratio:.2f}x (target >= 3x: "
             f"{'PASS' if ratio >= 3 else 'MISS'}); inference {infer_ratio:.2f}x (target >= 5x: "
-            f"{'PASS' if infer_ratio >= 5 else 'MISS'}); the step's own memory {dsid_mb:.0f} vs {naive_mb:.0f} MB "
-            f"(no higher: {'PASS' if dsid_mb <= naive_mb else 'MISS'}), kept for the backward {dsid_kept:.0f} vs "
+            f"{'PASS' if infer_ratio >= 5 else 'MISS'}); the step's own memory "
+            f"{dsid_mb:.0f} vs {naive_mb:.0f} MB "
+            f"(no higher: {'PASS' if dsid_mb <= naive_mb else 'MISS'}), kept for the backward "
+            f"{dsid_kept:.0f} vs "
             f"{naive_kept:.0f} MB (no higher: {'PASS' if dsid_kept <= naive_kept else 'MISS'})"
         )
         if (
@@ -423,7 +435,8 @@ def main(argv=None) -> int:
         ):  # the ceiling: the step's matrix products alone, at this machine's measured throughput
             floor_s = flops / mm
             print(
-                f"  mm throughput at the step's shapes {mm / 1e9:.0f} GFLOP/s: the step's products alone take "
+                f"  mm throughput at the step's shapes {mm / 1e9:.0f} GFLOP/s: "
+                "the step's products alone take "
                 f"{floor_s:.3f} s there, so no implementation of this step can be more than "
                 f"{naive_s / floor_s:.2f}x the naive one on this machine; DSID reaches "
                 f"{ratio * floor_s / naive_s:.0%} of that bound"
@@ -432,7 +445,8 @@ def main(argv=None) -> int:
             infer_mm_s
         ):  # the same for inference: every trial encoded once, then each sample's products
             print(
-                f"  inference's products alone (each trial encoded once) take {infer_mm_s:.3f} s there: at most "
+                f"  inference's products alone (each trial encoded once) take "
+                f"{infer_mm_s:.3f} s there: at most "
                 f"{naive_infer_s / infer_mm_s:.2f}x the naive inference; DSID reaches "
                 f"{infer_ratio * infer_mm_s / naive_infer_s:.0%} of that bound"
             )
@@ -452,7 +466,8 @@ def main(argv=None) -> int:
                 }
             )
             print(
-                f"  T = {bins:>4}: peak {r['peak_mb']:>6.0f} MB, step {memory[-1]['step_mb']:>6.0f} MB"
+                f"  T = {bins:>4}: peak {r['peak_mb']:>6.0f} MB, "
+                f"step {memory[-1]['step_mb']:>6.0f} MB"
             )
         if len(memory) >= 2:
             per_bin = [

@@ -8,11 +8,11 @@ and tests/test_multiarea_scan.py check it): the areas stepped as one group bin b
 what runs where the scan does not apply, and the only path before the scan), and the plain
 unroll, each area's generator stepping on its own with its messages assembled edge by edge
 (``tests.area_by_area.area_by_area_forward``). A step is forward + backward of the
-reconstruction loss. Sizes: ``experiments/multiarea_delay.yaml`` on the default 3-area system (80 neurons per area,
-100 bins), batch ``--batch``; one torch thread; the two variants alternate, so machine noise hits
-both alike, and the ratio is measured in one run. Pooled single-area LFADS at the same total size
-(``experiments/multiarea_pooled_lfads.yaml``) is timed too, for scale. Last, the scan's step time and the
-memory autograd keeps for its backward with 2, 4 and 8 areas (``--areas``).
+reconstruction loss. Sizes: ``experiments/multiarea_delay.yaml`` on the default 3-area system (80
+neurons per area, 100 bins), batch ``--batch``; one torch thread; the two variants alternate, so
+machine noise hits both alike, and the ratio is measured in one run. Pooled single-area LFADS at the
+same total size (``experiments/multiarea_pooled_lfads.yaml``) is timed too, for scale. Last, the
+scan's step time and the memory autograd keeps for its backward with 2, 4 and 8 areas (``--areas``).
 
     .venv/bin/python benchmarks/speed_multiarea.py [--steps 5] [--batch 64]
 """
@@ -119,7 +119,8 @@ def main(argv=None) -> int:
         print(f"  {name:<16}{t:8.3f} s/step")
     scan = med["compiled scan"]
     print(
-        f"compiled scan vs grouped loop: {med['grouped loop'] / scan:.2f}x faster (target 3x); vs area by "
+        f"compiled scan vs grouped loop: {med['grouped loop'] / scan:.2f}x faster "
+        "(target 3x); vs area by "
         f"area: {med['area by area'] / scan:.2f}x; grouped loop vs area by area: "
         f"{med['area by area'] / med['grouped loop']:.2f}x (losses agree to a relative {diff:.1e})"
     )
@@ -130,14 +131,16 @@ def main(argv=None) -> int:
 
 def area_scaling(cfg, batch: int, n_time: int, counts, steps: int) -> None:
     """Seconds per compiled-scan step and the memory autograd keeps for its backward, for models of
-    the same config with ``counts`` areas of 80 neurons each (random spikes: speed and memory only)."""
+    the same config with ``counts`` areas of 80 neurons each (random spikes: speed and memory
+    only)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from speed_lfads import saved_for_backward
 
     from dsid.models import build_model
 
     print(
-        f"\nthe compiled scan against the number of areas (80 neurons each, batch {batch}, T={n_time}):"
+        "\nthe compiled scan against the number of areas (80 neurons each, "
+        f"batch {batch}, T={n_time}):"
     )
     rows = []
     for n_areas in counts:

@@ -1,9 +1,10 @@
 """The ``dsid`` command line.
 
-Commands are contributed by each package's ``commands`` module, listed in ``COMMAND_MODULES``; each defines
-``register_cli(top, synth)`` where ``top`` is the top-level ``add_subparsers`` action and ``synth`` the
-one under ``dsid synth``. A handler is attached with ``parser.set_defaults(func=handler)`` and is called
-with the parsed ``argparse.Namespace``; it returns an exit code (or ``None`` for 0).
+Commands are contributed by each package's ``commands`` module, listed in ``COMMAND_MODULES``; each
+defines ``register_cli(top, synth)`` where ``top`` is the top-level ``add_subparsers`` action and
+``synth`` the one under ``dsid synth``. A handler is attached with
+``parser.set_defaults(func=handler)`` and is called with the parsed ``argparse.Namespace``; it
+returns an exit code (or ``None`` for 0).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ _BUILTINS_LOADED = False
 
 
 def load_builtin_components() -> None:
-    """Import the built-in providers once so that every built-in component and model is registered."""
+    """Import the built-in providers once so that every built-in component and model is
+    registered."""
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
@@ -81,9 +82,11 @@ class Registry:
         return name in self._entries
 
     def build(self, cfg: Optional[Mapping[str, Any]], **sizes: Any) -> Any:
-        """Build a component from ``cfg`` (``name`` plus keyword arguments) and data-derived ``sizes``.
+        """Build a component from ``cfg`` (``name`` plus keyword arguments) and data-derived
+        ``sizes``.
 
-        Sizes the constructor does not accept are dropped, so a caller can offer every size it knows.
+        Sizes the constructor does not accept are dropped, so a caller can offer every size it
+        knows.
         """
         if cfg is None:
             raise RegistryError(
@@ -101,7 +104,8 @@ class Registry:
         clash = sorted(set(cfg) & set(sizes) & set(params))
         if clash:
             raise RegistryError(
-                f"{self.kind} '{name}': {clash} come from the data and must not be set in the config"
+                f"{self.kind} '{name}': {clash} come from the data "
+                "and must not be set in the config"
             )
         unknown = sorted(k for k in cfg if k not in params and not takes_any)
         if unknown:

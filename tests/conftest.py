@@ -13,8 +13,8 @@ os.environ.setdefault("WANDB_DISABLE_CODE", "true")
 
 from dsid.data.synth_lorenz import make_lorenz_benchmark, write_lorenz_benchmark  # noqa: E402
 
-# for tests of the compiled scans: skipped only where there is no compiler at all (with one, a failed
-# build is a test failure)
+# for tests of the compiled scans: skipped only where there is no compiler at all (with one, a
+# failed build is a test failure)
 needs_compiler = pytest.mark.skipif(
     shutil.which("c++") is None and shutil.which("g++") is None,
     reason="no C++ compiler for the compiled scans",
@@ -54,7 +54,8 @@ def tiny_info(n_neurons=7, n_heldout=2, n_areas=1):
 
 @pytest.fixture
 def one_thread():
-    """One torch thread: on a few shared cores, more threads make tiny recurrent models much slower."""
+    """One torch thread: on a few shared cores, more threads make tiny recurrent models much
+    slower."""
     import torch
 
     n = torch.get_num_threads()

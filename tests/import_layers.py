@@ -3,8 +3,8 @@
 Each module belongs to a layer; a module may import from its own layer or lower ones, never a
 higher one, whether the import is at module level or inside a function. The package root
 (``<pkg>/__init__.py``) is exempt: it may import anything, and importing it is never flagged.
-Only literal ``import``/``from ... import`` statements are seen (not ``importlib`` calls: the one the
-package makes, the registry loading its built-in providers, is covered by its own test);
+Only literal ``import``/``from ... import`` statements are seen (not ``importlib`` calls: the one
+the package makes, the registry loading its built-in providers, is covered by its own test);
 imports under ``if TYPE_CHECKING:`` are skipped.
 """
 
@@ -36,7 +36,8 @@ class Import(NamedTuple):
 
 
 def layer_of(name: str, layers: Layers) -> Optional[int]:
-    """Index of the layer with the longest prefix matching ``name`` on dotted boundaries, or None."""
+    """Index of the layer with the longest prefix matching ``name`` on dotted boundaries, or
+    None."""
     best: Tuple[int, Optional[int]] = (-1, None)
     for i, prefixes in enumerate(layers):
         for p in prefixes:
@@ -46,7 +47,8 @@ def layer_of(name: str, layers: Layers) -> Optional[int]:
 
 
 def _exists(root: Path, name: str) -> bool:
-    """Whether module ``name`` has a file or package directory under ``root`` (the dir above the package)."""
+    """Whether module ``name`` has a file or package directory under ``root`` (the dir above the
+    package)."""
     p = root.joinpath(*name.split("."))
     return p.with_suffix(".py").is_file() or p.is_dir()
 

@@ -12,7 +12,8 @@ def per_bin_unroll(gen, ic, ci=None, ext=None, n_steps=None, sample=True) -> Gen
     """``gen.initial_state`` then ``gen.step`` once per bin; bins past ``ci``/``ext`` get no input.
 
     Shape:
-        ic: (B, I); ci: (B, T, C) or None; ext: (B, T, E) or None -> GeneratorOutput of (B, n_steps, .)
+        ic: (B, I); ci: (B, T, C) or None; ext: (B, T, E) or None
+        -> GeneratorOutput of (B, n_steps, .)
     """
     n_steps = n_steps or (ci if ci is not None else ext).shape[1]
     state = gen.initial_state(ic)

@@ -1,4 +1,5 @@
-"""temporal_shift and spike_jitter: count invariants, declared effects, and composition from config."""
+"""temporal_shift and spike_jitter: count invariants, declared effects, and composition from
+config."""
 
 import pytest
 import torch

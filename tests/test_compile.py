@@ -84,7 +84,8 @@ def test_the_training_module_routes_its_forward_through_it(monkeypatch):
 
 @pytest.mark.slow
 def test_torch_compile_equals_the_plain_forward():
-    """A real torch.compile (inductor on this machine's compiler; ~30 s): outputs and gradients equal."""
+    """A real torch.compile (inductor on this machine's compiler; ~30 s): outputs and gradients
+    equal."""
     model, x = tiny()
     ref = model(x, sample=False)
     ref_grads = torch.autograd.grad(

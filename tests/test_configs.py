@@ -32,8 +32,8 @@ def experiments():
 
 def build_from(cfg):
     """Build the model the config describes on tiny data: 3 areas for multi-area models (each with
-    held-in and held-out neurons, or as many areas as ``model.allowed_edges`` has rows), two sessions
-    of different neurons when the config lists several files, 1 area otherwise."""
+    held-in and held-out neurons, or as many areas as ``model.allowed_edges`` has rows), two
+    sessions of different neurons when the config lists several files, 1 area otherwise."""
     model_cfg = __import__("omegaconf").OmegaConf.to_container(cfg.model, resolve=True)
     if cfg.data.get("files"):
         return build_model(

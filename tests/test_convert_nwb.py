@@ -1,4 +1,5 @@
-"""``dsid convert nwb``: a small NWB file written here with pynwb round-trips into a DSID tensor file."""
+"""``dsid convert nwb``: a small NWB file written here with pynwb round-trips into a DSID tensor
+file."""
 
 from __future__ import annotations
 

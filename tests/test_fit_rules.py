@@ -171,7 +171,8 @@ def test_diagnostics_in_plain_words():
     assert diagnostics({"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat) == ["no problem found"]
     over = diagnostics({"val/co_bps": 0.25, "train/co_bps": 0.45}, 0.2, flat)
     assert len(over) == 1 and over[0].startswith("overfitting")
-    # a wall-clock budget mostly left when early stopping ended the fit: said, as a finding, not a problem
+    # a wall-clock budget mostly left when early stopping ended the fit: said, as a finding, not a
+    # problem
     done = diagnostics(
         {"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat, train_seconds=60, budget_seconds=900
     )

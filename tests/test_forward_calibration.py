@@ -13,8 +13,8 @@ from tests.conftest import TINY_MODEL, tiny_info
 
 
 def _future(rng, n_trials, n_fwd=6, n=7, spread=1.0):
-    """True forward rates varying across trials (log-normal around a mean of ~1.5 spikes per bin) and
-    their spikes."""
+    """True forward rates varying across trials (log-normal around a mean of ~1.5 spikes per bin)
+    and their spikes."""
     rates = (
         1.5
         * np.exp(spread * rng.standard_normal((n_trials, 1, n)) - spread**2 / 2)

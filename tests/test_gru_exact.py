@@ -1,4 +1,5 @@
-"""The grouped GRU update (``gru_update``) is exactly ``nn.GRUCell`` (unclipped), and clipping bounds it."""
+"""The grouped GRU update (``gru_update``) is exactly ``nn.GRUCell`` (unclipped), and clipping
+bounds it."""
 
 import math
 
@@ -49,8 +50,8 @@ def test_unclipped_gru_update_equals_grucell(groups):
 
 
 def test_step_params_of_clipped_cell_match_its_forward():
-    """``ClippedGRUCell.step_params`` + ``stack_step_params`` feed ``gru_update`` the cell's weights:
-    torch's GRU update of those weights, clipped."""
+    """``ClippedGRUCell.step_params`` + ``stack_step_params`` feed ``gru_update`` the cell's
+    weights: torch's GRU update of those weights, clipped."""
     torch.manual_seed(1)
     cs = [ClippedGRUCell(I, H, clip=0.5).double() for _ in range(3)]
     x = torch.randn(3, B, I, dtype=torch.float64)

@@ -1,4 +1,5 @@
-"""The package's import layering (no upward imports, no module-level cycles) and the checker itself."""
+"""The package's import layering (no upward imports, no module-level cycles) and the checker
+itself."""
 
 import re
 import textwrap

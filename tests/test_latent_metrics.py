@@ -1,4 +1,5 @@
-"""Latent R2: the average over latent dimensions and the worst dimension, which the average hides."""
+"""Latent R2: the average over latent dimensions and the worst dimension, which the average
+hides."""
 
 import numpy as np
 

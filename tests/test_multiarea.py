@@ -287,7 +287,8 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     )
     for name in ("effectome", "delays", "messages"):
         assert (run_dir / "figures" / f"{name}.png").exists(), name
-    # W&B: the best checkpoint and the inference file as artifacts, the config once, job type and tags
+    # W&B: the best checkpoint and the inference file as artifacts, the config once, job type and
+    # tags
     from wandb.proto import wandb_internal_pb2 as pb
 
     from tests.wandb_offline import iter_records
@@ -308,8 +309,9 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
 
 @pytest.mark.parametrize("coupling", ["lowrank", "gated", "delay"])
 def test_grouped_unroll_matches_an_area_by_area_reference(coupling):
-    """The areas are stepped as one group; a plain loop over areas with each generator's own ``step``
-    and messages assembled edge by edge gives the same factors (uneven in-degrees: zero padding)."""
+    """The areas are stepped as one group; a plain loop over areas with each generator's own
+    ``step`` and messages assembled edge by edge gives the same factors (uneven in-degrees: zero
+    padding)."""
     torch.manual_seed(0)
     info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
     cfg = multiarea_cfg(coupling, rank=2, **({"max_delay": 3} if coupling == "delay" else {}))
@@ -325,7 +327,8 @@ def test_grouped_unroll_matches_an_area_by_area_reference(coupling):
 
 def test_edge_gains_and_the_sparsity_penalty():
     """An edge's gain is the norm of (destination input weights for its message) x (its projection);
-    the ``sparsity`` penalty is that weight times the summed gains, and descending it shrinks them."""
+    the ``sparsity`` penalty is that weight times the summed gains, and descending it shrinks
+    them."""
     torch.manual_seed(0)
     info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
     model = build_model(multiarea_cfg("lowrank", rank=1, sparsity=2.0), info)

@@ -1,5 +1,5 @@
-"""The multi-area model on the compiled scan (dsid/models/multiarea/scan.py): the same function as the
-step-by-step loop, every output and every parameter's gradient, for each coupling it covers; the
+"""The multi-area model on the compiled scan (dsid/models/multiarea/scan.py): the same function as
+the step-by-step loop, every output and every parameter's gradient, for each coupling it covers; the
 scan's message feedback against autograd's numerical gradient; the loop where it does not apply."""
 
 import copy
@@ -71,9 +71,10 @@ CASES = [
 def test_scan_equals_the_step_loop(
     monkeypatch, coupling, kwargs, ext, n_samples, n_forward, contiguous
 ):
-    """Every output (factors, states, inferred inputs, messages, rates) and every parameter's gradient
-    of the scan equal the step-by-step loop's in float64: lags longer than the trial, lag 0, messages
-    from the state, uneven in-degrees, external inputs, several samples per trial, forward bins."""
+    """Every output (factors, states, inferred inputs, messages, rates) and every parameter's
+    gradient of the scan equal the step-by-step loop's in float64: lags longer than the trial, lag
+    0, messages from the state, uneven in-degrees, external inputs, several samples per trial,
+    forward bins."""
     torch.manual_seed(0)
     model = build(coupling, ext=ext, contiguous=contiguous, **kwargs).eval()
     x = model.augment(torch.poisson(torch.ones(3, 10, 9)).double(), "predict")[0]
@@ -98,8 +99,9 @@ def test_scan_equals_the_step_loop(
 @needs_compiler
 @pytest.mark.parametrize("groups", [1, 2])
 def test_message_feedback_gradcheck(groups):
-    """The compiled scan with message feedback (from the factors and from the state), one group or two
-    (block-diagonal weights), against autograd's numerical gradient, every input that takes one."""
+    """The compiled scan with message feedback (from the factors and from the state), one group or
+    two (block-diagonal weights), against autograd's numerical gradient, every input that takes
+    one."""
     torch.manual_seed(1)
     G, T, B, H, F, Hc, C, P, L = groups, 5, 3, 4, 3, 3, 2, 2, 3
     f64 = dict(dtype=torch.float64)
@@ -153,7 +155,8 @@ def test_message_feedback_gradcheck(groups):
     ],
 )
 def test_what_the_scan_does_not_cover_runs_on_the_loop(monkeypatch, coupling, kwargs, generator):
-    """Target-gated or stochastic messages, rates as the signal, another generator: the loop runs."""
+    """Target-gated or stochastic messages, rates as the signal, another generator: the loop
+    runs."""
     torch.manual_seed(0)
     model = build(coupling, generator=generator, **kwargs).train()
     x = model.augment(torch.poisson(torch.ones(2, 10, 9)).double(), "predict")[0]
@@ -180,9 +183,9 @@ def test_scan_training_mode_samples_and_drops_out():
 
 @needs_compiler
 def test_scan_without_direct_blas_gives_the_same_numbers():
-    """The scans' per-bin products call BLAS directly where PyTorch's library exports it (this build:
-    reported, not required) and at::mm on the same memory otherwise; both give the same outputs and
-    gradients."""
+    """The scans' per-bin products call BLAS directly where PyTorch's library exports it (this
+    build: reported, not required) and at::mm on the same memory otherwise; both give the same
+    outputs and gradients."""
     from dsid.modules.recurrent.native import native_scans
 
     torch.manual_seed(0)

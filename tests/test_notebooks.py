@@ -1,4 +1,5 @@
-"""Notebooks are saved with their outputs (fast check) and run top to bottom (slow set: `pytest -m slow`)."""
+"""Notebooks are saved with their outputs (fast check) and run top to bottom (slow set:
+`pytest -m slow`)."""
 
 from pathlib import Path
 
@@ -11,7 +12,8 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_is_saved_with_its_outputs(path):
-    """A reader on GitHub sees every result without running anything (scripts/execute_notebooks.py)."""
+    """A reader on GitHub sees every result without running anything
+    (scripts/execute_notebooks.py)."""
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.get("execution_count") for c in code), path.name

@@ -1,4 +1,5 @@
-"""Observation models: log-likelihoods against torch.distributions / scipy, means, support checks."""
+"""Observation models: log-likelihoods against torch.distributions / scipy, means, support
+checks."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,6 @@
 """The particle smoother behind the Bayes ceiling: informative spikes recover the state at every bin
-(the first ones from later bins too), no spikes give back the prior's mean rates, bad input is refused."""
+(the first ones from later bins too), no spikes give back the prior's mean rates, bad input is
+refused."""
 
 import numpy as np
 import pytest
@@ -147,7 +148,8 @@ def test_a_silent_state_is_recovered_from_the_delayed_effects_it_has():
     observed = np.arange(20)
     _, est = smoothed_rates(model, spikes, observed, n_particles=300, n_paths=40)
     seen = slice(0, n_time - delay)  # u's last bins reach v after the trial's end
-    # u is never observed, only through v 3 bins later (without the smoother's delayed terms: R2 < 0)
+    # u is never observed, only through v 3 bins later (without the smoother's delayed terms:
+    # R2 < 0)
     assert r2(est[:, seen, 0], x[:, seen, 0]) > 0.35
     assert r2(est[:, :, 1], x[:, :, 1]) > 0.5
 

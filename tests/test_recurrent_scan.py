@@ -1,4 +1,5 @@
-"""The compiled recurrent scans compute the reference maths: forward values and every gradient, float64."""
+"""The compiled recurrent scans compute the reference maths: forward values and every gradient,
+float64."""
 
 import pytest
 import torch
@@ -26,9 +27,10 @@ def close(a, b, tol=1e-6):
 
 @pytest.mark.parametrize("clip,chunk_rows", [(None, 4096), (0.4, 4096), (None, 16), (0.4, 4)])
 def test_gru_scan_matches_reference_and_gradcheck(monkeypatch, clip, chunk_rows):
-    """The scan equals the generators' GRU update stepped bin by bin per group (reversed groups stepped
-    from the last bin), values and every gradient, the input's included, whether the backward takes all
-    bins in one chunk or in chunks of 4 bins (the last one short: 6 bins) or of 1."""
+    """The scan equals the generators' GRU update stepped bin by bin per group (reversed groups
+    stepped from the last bin), values and every gradient, the input's included, whether the
+    backward takes all bins in one chunk or in chunks of 4 bins (the last one short: 6 bins) or of
+    1."""
     monkeypatch.setattr(gru_scan_module, "BACKWARD_CHUNK_ROWS", chunk_rows)
     torch.manual_seed(0)
     G, T, B, H, N = 3, 6, 4, 5, 2
@@ -106,7 +108,8 @@ def test_bigru_encoder_scan_matches_nn_gru(ci_size):
 
 
 class ReplayDropout(nn.Module):
-    """Dropout whose masks are given: the first call uses ``first``, then ``masks[0]``, ``masks[1]``..."""
+    """Dropout whose masks are given: the first call uses ``first``, then ``masks[0]``,
+    ``masks[1]``..."""
 
     def __init__(self, first, masks):
         super().__init__()
@@ -131,7 +134,9 @@ def replay(shape, n, gen):
     )
 
 
-CASES = [  # co_size, ext_input_size, n_ci (encoded bins), n_ext, n_steps (forward bins past the data), dropout, sample
+CASES = [
+    # co_size, ext_input_size, n_ci (encoded bins), n_ext, n_steps (forward bins past the data),
+    # dropout, sample
     (3, 0, 8, 0, 8, False, False),
     (3, 2, 8, 8, 11, True, True),
     (0, 0, 0, 0, 7, True, False),
@@ -346,8 +351,8 @@ def test_encoder_scan_gradients_with_rows_split_across_threads():
 
 
 def test_a_failed_openmp_build_is_remembered(tmp_path, monkeypatch):
-    """A compiler without OpenMP: the first process tries the OpenMP build, then the plain one; later
-    processes load the plain build directly."""
+    """A compiler without OpenMP: the first process tries the OpenMP build, then the plain one;
+    later processes load the plain build directly."""
     import torch.utils.cpp_extension as ext
 
     tried = []

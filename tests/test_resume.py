@@ -1,5 +1,6 @@
 """A run directory belongs to one run: resume after SIGKILL equals the uninterrupted run, the status
-file, the lock, refusing to overwrite, unfinished runs refused by `dsid infer`, corrupt checkpoints."""
+file, the lock, refusing to overwrite, unfinished runs refused by `dsid infer`, corrupt
+checkpoints."""
 
 import json
 import os
@@ -273,11 +274,12 @@ def test_implausible_counts_give_a_warning(tmp_path):
 
 
 def test_two_process_ddp_training_through_the_dsid_command(tiny_lorenz, tmp_path):
-    """`dsid train ... trainer.strategy=ddp trainer.devices=2` on the CPU (gloo): the second process is
-    started by re-running the command's overrides and joins; the first one owns the run directory. Two
-    processes of 10 trials a batch follow the loss trajectory of one process of 20 (other batches and
-    random draws: within a tolerance, 10% on average, 25% at most: the first epoch's mean loss, over the
-    initial transient, moves by about 20% with the random draws alone)."""
+    """`dsid train ... trainer.strategy=ddp trainer.devices=2` on the CPU (gloo): the second process
+    is started by re-running the command's overrides and joins; the first one owns the run
+    directory. Two processes of 10 trials a batch follow the loss trajectory of one process of 20
+    (other batches and random draws: within a tolerance, 10% on average, 25% at most: the first
+    epoch's mean loss, over the initial transient, moves by about 20% with the random draws
+    alone)."""
     import csv
 
     import h5py

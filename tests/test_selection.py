@@ -109,7 +109,8 @@ class _Weights(pl.Callback):
 
 @pytest.mark.parametrize("n_train", [20, 60])
 def test_ramps_follow_optimizer_steps_whatever_the_data_size(tmp_path, n_train):
-    """A data set of 20 and one of 60 trials (1 and 3 steps per epoch) see the same KL weights per step."""
+    """A data set of 20 and one of 60 trials (1 and 3 steps per epoch) see the same KL weights per
+    step."""
     path = write_lorenz_benchmark(
         tmp_path / "d.h5", seed=1, n_trials=(n_train, 10, 10), n_time=12, n_neurons=10, n_heldout=2
     )

@@ -1,4 +1,5 @@
-"""One in-process training on tiny synthetic data: loss drops, outputs are written, W&B reads back."""
+"""One in-process training on tiny synthetic data: loss drops, outputs are written, W&B reads
+back."""
 
 from pathlib import Path
 
@@ -140,8 +141,8 @@ def test_metrics_history_and_time_to_targets(trained_run):
 
     run_dir, _ = trained_run
     history = json.loads((run_dir / "metrics_history.json").read_text())
-    # 3 optimizer steps per epoch, metrics every 8 steps: at the first validation after steps 8, 16, 24
-    # and 32, at the first one, and after the last epoch
+    # 3 optimizer steps per epoch, metrics every 8 steps: at the first validation after steps 8, 16,
+    # 24 and 32, at the first one, and after the last epoch
     assert [(r["epoch"], r["step"]) for r in history] == [
         (0, 3),
         (2, 9),

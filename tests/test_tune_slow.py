@@ -1,6 +1,6 @@
-"""A tiny PBT with local Ray (2 members, a few epochs): the exported best run works with `dsid infer`,
-a crashed member (absurd learning rate: NaN loss) is replaced, an interrupted search resumes where it
-stopped. Slow: run with `-m slow`."""
+"""A tiny PBT with local Ray (2 members, a few epochs): the exported best run works with
+`dsid infer`, a crashed member (absurd learning rate: NaN loss) is replaced, an interrupted search
+resumes where it stopped. Slow: run with `-m slow`."""
 
 import json
 import os

@@ -13,8 +13,9 @@ B, T, I, C, E, F, N_FWD = 3, 7, 5, 6, 2, 4, 3
 
 
 def run(gen, fn, ic, ci, ext, n_steps, seed, sample=True):
-    """``fn`` (the bin-by-bin reference) or the generator's own autograd unroll (``stepwise_forward``
-    where the generator also has a compiled path: tests/test_recurrent_scan.py compares that one)."""
+    """``fn`` (the bin-by-bin reference) or the generator's own autograd unroll
+    (``stepwise_forward`` where the generator also has a compiled path: tests/test_recurrent_scan.py
+    compares that one)."""
     torch.manual_seed(seed)  # the same dropout masks and posterior samples for both unrolls
     own = getattr(gen, "stepwise_forward", gen)
     out = (

@@ -1,5 +1,5 @@
-"""The weight average: its arithmetic, the swap in place, checkpoints that load the average and resume
-the raw weights, and a fit whose checkpoints and fitted module hold the average."""
+"""The weight average: its arithmetic, the swap in place, checkpoints that load the average and
+resume the raw weights, and a fit whose checkpoints and fitted module hold the average."""
 
 import pytest
 import pytorch_lightning as pl

@@ -61,8 +61,8 @@ def test_wheel_installs_and_trains_without_the_repository(tmp_path):
         cwd=tmp_path,
         env=env,
     )
-    # the dependencies (torch, Lightning, ...) come from this environment's site-packages, added as a
-    # plain path: its editable-install hook for the repository's dsid is not run
+    # the dependencies (torch, Lightning, ...) come from this environment's site-packages, added as
+    # a plain path: its editable-install hook for the repository's dsid is not run
     purelib = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,

@@ -1,4 +1,5 @@
-"""Tests of the synthetic data zoo (dsid.zoo.members): layout, truth, determinism, and each member's point."""
+"""Tests of the synthetic data zoo (dsid.zoo.members): layout, truth, determinism, and each member's
+point."""
 
 import argparse
 import inspect

@@ -1,5 +1,5 @@
-"""The exact models behind the zoo's Bayes ceilings: they explain the member files' truth, refuse a file
-that does not follow them, and the smoother runs on them."""
+"""The exact models behind the zoo's Bayes ceilings: they explain the member files' truth, refuse a
+file that does not follow them, and the smoother runs on them."""
 
 import numpy as np
 import pytest

@@ -57,8 +57,8 @@ def _items(items) -> Dict[str, Any]:
 
 
 def read_offline_run(run_path, wait_s: float = 30.0) -> Dict[str, Any]:
-    """``{"history": [row, ...], "summary": {...}, "config": {...}}`` of one offline run; the summary
-    holds the last logged value of every history key, updated by explicit summary records.
+    """``{"history": [row, ...], "summary": {...}, "config": {...}}`` of one offline run; the
+    summary holds the last logged value of every history key, updated by explicit summary records.
 
     ``run_path`` is a ``.wandb`` file, an ``offline-run-*`` folder, or a folder holding ``wandb/``
     (the newest offline run is read). W&B's writer may still be flushing a just-finished run, so

@@ -11,7 +11,8 @@ _UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 @dataclass(frozen=True)
 class Budget:
-    """Exactly one of ``seconds`` (wall clock of training) and ``steps`` (optimizer steps) is set."""
+    """Exactly one of ``seconds`` (wall clock of training) and ``steps`` (optimizer steps) is
+    set."""
 
     seconds: Optional[float] = None
     steps: Optional[int] = None

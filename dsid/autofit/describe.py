@@ -1,4 +1,5 @@
-"""What the fitting rules know about a data set: sizes and statistics read from a DSID tensor file."""
+"""What the fitting rules know about a data set: sizes and statistics read from a DSID tensor
+file."""
 
 from __future__ import annotations
 

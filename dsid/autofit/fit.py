@@ -86,8 +86,8 @@ def fit(
     """Fit a model to the DSID tensor file ``data`` within ``budget`` (``"15m"``, ``"90s"``,
     ``"2000steps"``); returns the report (also written to ``RUN_DIR/fit_report.json``).
 
-    ``overrides`` are ``dsid train`` settings (``key=value``) that win over the rules; ``out`` is the
-    run directory (default ``runs/fit/<time>_<file name>``)."""
+    ``overrides`` are ``dsid train`` settings (``key=value``) that win over the rules; ``out`` is
+    the run directory (default ``runs/fit/<time>_<file name>``)."""
     say = print if verbose else (lambda *a, **k: None)
     path = Path(data).resolve()
     loaded = load_tensor_file(path, require_splits=("train", "valid"), counts=False)
@@ -108,8 +108,10 @@ def fit(
     kind = next((c.value for c in choices if c.key == "model.name"), "sae")
     kind = next((o.split("=", 1)[1] for o in user if _key(o) == "model.name"), kind)
     say(
-        f"data: {path.name}: {desc.n_train} training / {desc.n_valid} validation trials of {desc.n_time} bins "
-        f"({desc.bin_ms:g} ms), {desc.n_heldin} held-in + {desc.n_heldout} held-out neurons in {desc.n_areas} "
+        f"data: {path.name}: {desc.n_train} training / {desc.n_valid} validation trials of "
+        f"{desc.n_time} bins "
+        f"({desc.bin_ms:g} ms), {desc.n_heldin} held-in + {desc.n_heldout} held-out neurons in "
+        f"{desc.n_areas} "
         f"area(s), {desc.mean_rate_hz:.1f} spikes/s"
         + (
             f", {desc.ext_input_size} external input channels (fed to the generator)"

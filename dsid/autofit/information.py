@@ -1,4 +1,5 @@
-"""How much the spikes of a trial say about its own rates: the information a posterior can take from it.
+"""How much the spikes of a trial say about its own rates: the information a posterior can take from
+it.
 
 A sequential autoencoder pays for every nat its posterior takes from a trial with a nat of KL; when
 trials hold little information (low firing rates, few neurons, short trials), ignoring the data
@@ -34,10 +35,11 @@ def predictable_information(
     seed: int = 0,
 ) -> float:
     """Nats per trial by which the population's spikes in the *other* bins of a trial predict each
-    bin's spikes better than the neurons' mean rates (Poisson log-likelihood gain summed over bins and
-    neurons). The prediction: every neuron's spikes smoothed over the other bins (a Gaussian kernel),
-    pooled across neurons by a rank-k principal-component reconstruction, mixed with the mean rate;
-    the best over kernel widths, ranks and mixtures. A lower bound on what a model can learn per trial.
+    bin's spikes better than the neurons' mean rates (Poisson log-likelihood gain summed over bins
+    and neurons). The prediction: every neuron's spikes smoothed over the other bins (a Gaussian
+    kernel), pooled across neurons by a rank-k principal-component reconstruction, mixed with the
+    mean rate; the best over kernel widths, ranks and mixtures. A lower bound on what a model can
+    learn per trial.
 
     Shape:
         spikes: (trials, T, N) counts of the neurons the model reads (held-in)

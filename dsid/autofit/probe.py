@@ -1,4 +1,5 @@
-"""How many optimizer steps a wall-clock budget holds: a few timed training steps of the chosen model."""
+"""How many optimizer steps a wall-clock budget holds: a few timed training steps of the chosen
+model."""
 
 from __future__ import annotations
 

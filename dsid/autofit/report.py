@@ -41,12 +41,14 @@ def diagnostics(
     co = metrics.get("val/co_bps", float("nan"))
     if math.isfinite(co) and co < baseline_co_bps:
         notes.append(
-            f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model has "
+            f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): "
+            "the model has "
             "not learnt more than smoothed spikes; give it more time, or check the data"
         )
     if improving:
         notes.append(
-            f"still improving at the end of the budget (best at step {best_step} of {trace[-1][0]}): "
+            f"still improving at the end of the budget (best at step {best_step} of "
+            f"{trace[-1][0]}): "
             "give more time (--budget) or a GPU"
         )
     train_co = metrics.get("train/co_bps", float("nan"))
@@ -71,7 +73,8 @@ def diagnostics(
     ):
         notes.append(
             f"converged inside the budget: validation stopped improving at step {best_step} and "
-            f"the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s; a longer budget will "
+            f"the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s; "
+            "a longer budget will "
             "not improve this model (more trials would)"
         )
     return notes
@@ -119,7 +122,8 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
             "x the model's + the rest x the mean rates (chosen on the valid trials)",
         )
     lines.append(
-        f"  {'optimizer steps':<28}{result['steps']:>10}  in {result['train_seconds']:.0f} s of training"
+        f"  {'optimizer steps':<28}{result['steps']:>10}  "
+        f"in {result['train_seconds']:.0f} s of training"
     )
     lines.append("diagnostics:")
     lines += [f"  - {n}" for n in result["diagnostics"]]

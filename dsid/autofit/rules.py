@@ -59,7 +59,10 @@ def generator_size(d: DataDescription) -> Rule:
     dynamics are no simpler for being recorded with fewer of them). 64 units below 200 s, 128 from
     500 s, in steps of 16 in between."""
     seconds = d.n_train * d.n_time * d.bin_ms / 1000.0
-    why = f"{seconds:.0f} s of training data ({d.n_train} trials of {d.n_time * d.bin_ms / 1000.0:g} s)"
+    why = (
+        f"{seconds:.0f} s of training data "
+        f"({d.n_train} trials of {d.n_time * d.bin_ms / 1000.0:g} s)"
+    )
     if seconds < 200:
         return 64, why + ": the small model"
     h = int(min(128, 64 + 16 * round(4 * (seconds - 200) / 300)))
@@ -77,10 +80,11 @@ DROPOUT_MAX = 0.2
 
 
 def dropout(d: DataDescription) -> Rule:
-    """0.05 + 0.25 sqrt(100 / n_train), at most 0.2: stronger for fewer trials, up to the point where
-    the noise it puts into the generator's state drowns the trial-to-trial variability the inferred
-    inputs must track (at ~80 training trials 0.33 instead of 0.2 halved the co-bps of a chaotic RNN
-    and lost half of a maze task's unobserved fluctuation; 0.1 was slightly worse than 0.2)."""
+    """0.05 + 0.25 sqrt(100 / n_train), at most 0.2: stronger for fewer trials, up to the point
+    where the noise it puts into the generator's state drowns the trial-to-trial variability the
+    inferred inputs must track (at ~80 training trials 0.33 instead of 0.2 halved the co-bps of a
+    chaotic RNN and lost half of a maze task's unobserved fluctuation; 0.1 was slightly worse than
+    0.2)."""
     p = min(DROPOUT_MAX, 0.05 + 0.25 * math.sqrt(100 / max(d.n_train, 1)))
     why = f"{d.n_train} training trials"
     return round(p, 3), why + (
@@ -100,9 +104,9 @@ INFO_FULL_NATS = 100.0
 def kl_scale(d: DataDescription) -> Rule:
     """The KL terms' weight: 1 when a trial holds at least 100 nats of predictable information
     (``d.info_nats``), in proportion below that, at least 0.01. A posterior that pins down a trial's
-    trajectory costs tens to about a hundred nats of KL (an initial condition of 64-128 dimensions and
-    inferred inputs at every bin); with less information than that in a trial, the full weight makes
-    ignoring the data (every trial the average rates) the optimum the fit runs into."""
+    trajectory costs tens to about a hundred nats of KL (an initial condition of 64-128 dimensions
+    and inferred inputs at every bin); with less information than that in a trial, the full weight
+    makes ignoring the data (every trial the average rates) the optimum the fit runs into."""
     s = min(1.0, max(0.01, d.info_nats / INFO_FULL_NATS))
     why = f"{d.info_nats:g} nats of predictable information per trial" + (
         ""
@@ -122,10 +126,10 @@ def validation_interval(d: DataDescription, batch: int, budget_steps: int) -> Ru
 
 def schedule(budget_steps: int) -> List[Tuple[str, int, str]]:
     """Ramps, plateau patience, early-stopping patience and metric interval in optimizer steps: the
-    usual values (ramps and plateau patience 250 steps, early-stopping patience 750) whatever the data
-    size; the ramps and plateau patience shortened in proportion when the budget holds fewer than
-    1,000 steps, early stopping never more patient than 750 nor less than 200 steps (the budget's
-    estimate comes from a few timed steps and may be off)."""
+    usual values (ramps and plateau patience 250 steps, early-stopping patience 750) whatever the
+    data size; the ramps and plateau patience shortened in proportion when the budget holds fewer
+    than 1,000 steps, early stopping never more patient than 750 nor less than 200 steps (the
+    budget's estimate comes from a few timed steps and may be off)."""
     scale = min(1.0, budget_steps / 1000)
     ramp = int(max(20, 250 * scale))
     why = f"~{budget_steps} steps fit the budget" + (": shortened" if scale < 1 else "")

@@ -1,4 +1,5 @@
-"""Writing files atomically (HDF5, JSON): readers see the old file or the complete new one, never a part."""
+"""Writing files atomically (HDF5, JSON): readers see the old file or the complete new one, never a
+part."""
 
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ def remove_stale_temporaries(path) -> None:
 
 @contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """A hidden temporary path beside ``path`` to write; it replaces ``path`` only when the block ends
-    without an error. On an error, an interrupt included, nothing is left behind, and what a killed
-    writer left is removed later. The file gets the usual permissions (0666 less the umask), not the
-    temporary file's owner-only ones."""
+    """A hidden temporary path beside ``path`` to write; it replaces ``path`` only when the block
+    ends without an error. On an error, an interrupt included, nothing is left behind, and what a
+    killed writer left is removed later. The file gets the usual permissions (0666 less the umask),
+    not the temporary file's owner-only ones."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)

@@ -109,7 +109,8 @@ def _cmd_multiarea(args) -> int:
         return 2
     d = load_tensor_file(path)
     print(
-        f"wrote {path}: {d.n_areas} areas, {d.n_neurons} neurons ({int(d.heldout.sum())} held out), "
+        f"wrote {path}: {d.n_areas} areas, {d.n_neurons} neurons "
+        f"({int(d.heldout.sum())} held out), "
         f"trials {args.trials}, T={d.n_time}, bin {d.bin_ms:g} ms"
     )
     report = coupling_report(
@@ -124,18 +125,21 @@ def _cmd_multiarea(args) -> int:
         k = d.splits["train"].truth_messages[f"{s}_{t}"].shape[-1]
         loss = report["edges"][f"{s}_{t}"]["one_bin_off_loss"]
         print(
-            f"  edge {d.area_names[s]}->{d.area_names[t]}: delay {d.delay_bins[s, t]} bins, rank {k}, "
+            f"  edge {d.area_names[s]}->{d.area_names[t]}: delay {d.delay_bins[s, t]} bins, "
+            f"rank {k}, "
             f"strength {d.effectome[s, t]:.3f}; one bin off, the source's latents explain "
             f"{100 * loss:.1f}% less of the message"
         )
     for a, r in report["areas"].items():
         print(
-            f"  {d.area_names[a]}: {100 * r['input_determined']:.0f}% of its latent variance is set by "
+            f"  {d.area_names[a]}: {100 * r['input_determined']:.0f}% of its latent variance "
+            "is set by "
             "its incoming messages"
         )
     if args.unrecorded_driver:
         print(
-            f"  hidden driver -> {d.area_names[0]}, {d.area_names[-1]} (delay 2, rank 1; not in effectome)"
+            f"  hidden driver -> {d.area_names[0]}, {d.area_names[-1]} "
+            "(delay 2, rank 1; not in effectome)"
         )
     if args.external_input:
         print(f"  external pulses -> {d.area_names[0]}")
@@ -203,7 +207,8 @@ def _nwb(args) -> int:
         return 2
     trials = {k: sd.n_trials for k, sd in data.splits.items()}
     print(
-        f"wrote {args.out}: trials {trials}, {data.n_time} bins of {data.bin_ms:g} ms, {data.n_neurons} neurons "
+        f"wrote {args.out}: trials {trials}, {data.n_time} bins of {data.bin_ms:g} ms, "
+        f"{data.n_neurons} neurons "
         f"({int(data.heldout.sum())} held out) in {data.n_areas} area(s)"
     )
     return 0

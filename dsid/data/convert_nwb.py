@@ -1,4 +1,5 @@
-"""Any NWB file with a units table and a trials table into a DSID tensor file (``dsid convert nwb``)."""
+"""Any NWB file with a units table and a trials table into a DSID tensor file
+(``dsid convert nwb``)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from dsid.data.tensor_file import DSIDData, load_tensor_file
 
 class SplitDataset(Dataset):
     """Trials of one split as dicts: ``spikes`` (T, N) float, ``index`` int, optional ``ext``
-    (T + T_fwd, E) known external inputs and ``forward_spikes`` (T_fwd, N): bins after the window, scored but never encoded."""
+    (T + T_fwd, E) known external inputs and ``forward_spikes`` (T_fwd, N): bins after the window,
+    scored but never encoded."""
 
     def __init__(
         self,
@@ -71,7 +72,8 @@ def warn_implausible_counts(path, data: DSIDData) -> None:
         rate = top / (float(data.bin_ms) / 1000.0)
         if rate > MAX_PLAUSIBLE_RATE_HZ:
             warnings.warn(
-                f"{path}: field '{split}/spikes': up to {top:g} counts in one {data.bin_ms:g} ms bin "
+                f"{path}: field '{split}/spikes': up to {top:g} counts in one "
+                f"{data.bin_ms:g} ms bin "
                 f"({rate:,.0f} spikes/s); expected binned spike counts of single or multi-units "
                 f"(below {MAX_PLAUSIBLE_RATE_HZ:,.0f} spikes/s)"
             )
@@ -113,7 +115,8 @@ class DSIDDataModule(pl.LightningDataModule):
         """``observation_check``: the observation model's class; its ``integer_counts`` and
         ``check_support`` decide what data it accepts. ``train_forward``: batches carry the
         ``forward_spikes`` of files that have them, so models learn to predict past the window.
-        ``ext_inputs=False`` leaves out the file's known external inputs (to measure what they add)."""
+        ``ext_inputs=False`` leaves out the file's known external inputs (to measure what they
+        add)."""
         super().__init__()
         self.path, self.batch_size, self.num_workers, self.seed = (
             path,

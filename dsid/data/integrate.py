@@ -16,7 +16,8 @@ def rk4(
     noise: float = 0.0,
     rng: Optional[np.random.Generator] = None,
 ) -> np.ndarray:
-    """Integrate ``dz/dt = f(z)`` from ``z0`` (K, D) with RK4; returns (K, n_steps, D), the first being z0.
+    """Integrate ``dz/dt = f(z)`` from ``z0`` (K, D) with RK4; returns (K, n_steps, D), the first
+    being z0.
 
     ``noise > 0`` adds ``noise * sqrt(dt) * N(0, 1)`` to the state after each step (a diffusion)."""
     h = dt / substeps

@@ -62,8 +62,8 @@ class SessionBatchSampler(Sampler[List[int]]):
         return batches
 
     def set_epoch(self, epoch: int) -> None:
-        """The epoch whose order the next iteration gives (the trainer sets it before each epoch, so a
-        resumed run sees the same order as one that never stopped)."""
+        """The epoch whose order the next iteration gives (the trainer sets it before each epoch, so
+        a resumed run sees the same order as one that never stopped)."""
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[List[int]]:

@@ -1,4 +1,5 @@
-"""The Lorenz benchmark: Poisson neurons driven by a 3-D Lorenz system, with known rates and latents."""
+"""The Lorenz benchmark: Poisson neurons driven by a 3-D Lorenz system, with known rates and
+latents."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Layout (documented in README.md): attrs ``bin_ms``; ``neurons/{area,area_names,heldout}``;
 ``{train,valid,test}/{spikes,forward_spikes,ext_inputs,behavior,condition}``;
 ``{split}/truth/{rates,latents,inputs}``;
-``{split}/truth/messages/{src}_{dst}``; ``truth/{effectome,delay_bins}``. Unknown groups are ignored.
+``{split}/truth/messages/{src}_{dst}``; ``truth/{effectome,delay_bins}``. Unknown groups are
+ignored.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def _check_counts(path, name: str, arr: np.ndarray, n_neurons: int, ndim: int = 
 def _checked_ext(
     path, split: str, ext: np.ndarray, trials: int, n_time: int, n_fwd: int
 ) -> np.ndarray:
-    """``{split}/ext_inputs`` as float32 after checking shape (trials, T or T + T_fwd, E) and values."""
+    """``{split}/ext_inputs`` as float32 after checking shape (trials, T or T + T_fwd, E) and
+    values."""
     name = f"{split}/ext_inputs"
     lengths = sorted({n_time, n_time + n_fwd})
     if ext.ndim != 3 or ext.shape[0] != trials or ext.shape[1] not in lengths:
@@ -174,7 +176,8 @@ def _read(group: h5py.Group, name: str) -> Optional[np.ndarray]:
 def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = True) -> DSIDData:
     """Read and validate a DSID tensor file; raise :class:`DataFileError` naming file and field.
 
-    ``counts=False`` accepts non-count observations (for example calcium traces), still refusing NaN.
+    ``counts=False`` accepts non-count observations (for example calcium traces), still refusing
+    NaN.
     """
     path = Path(path)
     if not path.exists():

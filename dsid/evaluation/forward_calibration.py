@@ -1,5 +1,5 @@
-"""Forward predictions (the bins past the observed window) shrunk toward the neurons' mean rates by a
-weight chosen on the validation trials.
+"""Forward predictions (the bins past the observed window) shrunk toward the neurons' mean rates by
+a weight chosen on the validation trials.
 
 A model predicts the future of a trial by running its dynamics on without data. Whatever it could
 not learn about the future (inputs that arrive after the window, trial-specific noise it fitted on

@@ -19,7 +19,8 @@ INFERENCE_FILE = "inference.h5"
 
 
 def inference_file(session: int, n_sessions: int) -> str:
-    """``inference.h5`` for a one-session model, ``inference_session{i}.h5`` for each stitched session."""
+    """``inference.h5`` for a one-session model, ``inference_session{i}.h5`` for each stitched
+    session."""
     return INFERENCE_FILE if n_sessions == 1 else f"inference_session{session}.h5"
 
 
@@ -104,10 +105,11 @@ def infer_data(
     write ``out`` (HDF5, atomically) when given.
 
     File layout: ``{split}/rates`` (trials, T, N), ``{split}/factors``, ``{split}/inferred_inputs``,
-    and ``{split}/rates_forward`` (trials, T_fwd, N) when the data has forward bins. Forward rates are
-    mixed with the mean rates by the weight the validation trials choose
+    and ``{split}/rates_forward`` (trials, T_fwd, N) when the data has forward bins. Forward rates
+    are mixed with the mean rates by the weight the validation trials choose
     (:func:`~dsid.evaluation.forward_calibration.calibrate_forward`; the file's attribute
-    ``forward_weight``, 1: unchanged) unless ``calibrate`` is False or the valid split is not inferred.
+    ``forward_weight``, 1: unchanged) unless ``calibrate`` is False or the valid split is not
+    inferred.
     """
     n_fwd = data.n_forward
     outputs = {}
@@ -157,8 +159,8 @@ def write_inference(
 
 
 def read_forward_weight(path) -> Optional[float]:
-    """The weight of the model's forward rates in an inference file (None: no forward bins, or a file
-    written before forward rates were mixed with the mean rates)."""
+    """The weight of the model's forward rates in an inference file (None: no forward bins, or a
+    file written before forward rates were mixed with the mean rates)."""
     with h5py.File(path, "r") as f:
         w = f.attrs.get("forward_weight")
     return None if w is None else float(w)

@@ -1,9 +1,11 @@
 """Metrics shared by every model.
 
-- bits/spike: the Poisson log-likelihood of the rates minus that of each neuron's mean rate, in bits,
-  per spike (the Neural Latents Benchmark's definition; co-bps when scored on held-out neurons).
+- bits/spike: the Poisson log-likelihood of the rates minus that of each neuron's mean rate, in
+  bits, per spike (the Neural Latents Benchmark's definition; co-bps when scored on held-out
+  neurons).
 - rate R2: R2 of inferred vs true rates, pooled over trials and time, averaged over neurons.
-- latent R2: R2 of a linear map from inferred factors to true latents, fit on train, scored on valid.
+- latent R2: R2 of a linear map from inferred factors to true latents, fit on train, scored on
+  valid.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def bits_per_spike(rates: np.ndarray, spikes: np.ndarray) -> float:
 
 
 def r2_per_column(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """R2 of each last-axis column, pooled over the other axes (columns without variance left out)."""
+    """R2 of each last-axis column, pooled over the other axes (columns without variance left
+    out)."""
     p = np.asarray(pred, np.float64).reshape(-1, pred.shape[-1])
     t = np.asarray(true, np.float64).reshape(-1, true.shape[-1])
     ss_res = ((t - p) ** 2).sum(0)

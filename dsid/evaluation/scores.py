@@ -1,6 +1,6 @@
 """The metrics of a model's posterior-averaged outputs on its data, the same for every entry point
-(training, ``dsid infer``, PBT export): split metrics, per-session metrics of stitched models and the
-communication metrics of multi-area models."""
+(training, ``dsid infer``, PBT export): split metrics, per-session metrics of stitched models and
+the communication metrics of multi-area models."""
 
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ def model_metrics(model, data, outputs: Outputs) -> Dict[str, float]:
 
 
 def run_metrics(model, sessions: Sequence, outputs: Sequence[Outputs]) -> Dict[str, float]:
-    """The metrics of every session: one session as ``split/metric``; several as ``split/s{i}/metric``
-    each and their mean over sessions as ``split/metric``."""
+    """The metrics of every session: one session as ``split/metric``; several as
+    ``split/s{i}/metric`` each and their mean over sessions as ``split/metric``."""
     if len(sessions) == 1:
         return model_metrics(model, sessions[0], outputs[0])
     metrics, pooled = {}, {}

@@ -1,8 +1,9 @@
 """Spike-smoothing + Poisson-GLM co-smoothing baseline for any DSID tensor file.
 
-As nlb_tools' smoothing baseline: held-in spikes (of every area) are Gaussian-smoothed along time and
-standardised; one Poisson GLM per held-out neuron maps them plus an intercept to that neuron's counts
-on the train trials; held-out rates predicted for the evaluation split are scored with co-bps.
+As nlb_tools' smoothing baseline: held-in spikes (of every area) are Gaussian-smoothed along time
+and standardised; one Poisson GLM per held-out neuron maps them plus an intercept to that neuron's
+counts on the train trials; held-out rates predicted for the evaluation split are scored with
+co-bps.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def smoothing_matrix(n_time: int, kern_sd_bins: float) -> np.ndarray:
 
 
 def smooth_spikes(spikes: np.ndarray, kern_sd_bins: float) -> np.ndarray:
-    """Smooth (trials, T, N) counts along T with a symmetric Gaussian of sd ``kern_sd_bins`` bins."""
+    """Smooth (trials, T, N) counts along T with a symmetric Gaussian of sd ``kern_sd_bins``
+    bins."""
     x = np.asarray(spikes, np.float64)
     trials, n_time, n = x.shape
     flat = x.transpose(1, 0, 2).reshape(n_time, -1)  # one matrix product for every trial
@@ -44,14 +46,15 @@ def smooth_spikes(spikes: np.ndarray, kern_sd_bins: float) -> np.ndarray:
 
 
 def _loss(eta, y, w, alpha):
-    """Per-neuron mean Poisson NLL (up to a constant) + alpha/2 |w|^2 (the intercept, last row, free)."""
+    """Per-neuron mean Poisson NLL (up to a constant) + alpha/2 |w|^2 (the intercept, last row,
+    free)."""
     return (np.exp(eta) - y * eta).mean(0) + 0.5 * alpha * (w[:-1] ** 2).sum(0)
 
 
 def _newton(xa, x32, y, alpha, w, hdata=None, tol=1e-8, max_iter=50):
-    """Damped Newton from ``w`` for all neurons at once; ``hdata`` (a data Hessian from a nearby point,
-    e.g. the previous alpha's fit) serves the first step, and near the optimum (squared decrement below
-    ``REFRESH``) the last Hessian is reused. Returns (w, last data Hessian)."""
+    """Damped Newton from ``w`` for all neurons at once; ``hdata`` (a data Hessian from a nearby
+    point, e.g. the previous alpha's fit) serves the first step, and near the optimum (squared
+    decrement below ``REFRESH``) the last Hessian is reused. Returns (w, last data Hessian)."""
     s, d = xa.shape
     reg = alpha * np.diag(np.r_[np.ones(d - 1), 0.0])
     eta = np.minimum(xa @ w, 30.0)
@@ -85,7 +88,8 @@ def _newton(xa, x32, y, alpha, w, hdata=None, tol=1e-8, max_iter=50):
 
 
 def _design(x, y):
-    """x with an intercept column, its float32 copy, and W with only the intercepts (log mean y) set."""
+    """x with an intercept column, its float32 copy, and W with only the intercepts (log mean y)
+    set."""
     xa = np.concatenate([x, np.ones((len(x), 1))], 1)
     w0 = np.zeros((xa.shape[1], y.shape[1]))
     w0[-1] = np.log(np.maximum(y.mean(0), RATE_FLOOR))
@@ -93,9 +97,9 @@ def _design(x, y):
 
 
 def fit_poisson_glm(x: np.ndarray, y: np.ndarray, alpha: float, tol: float = 1e-8) -> np.ndarray:
-    """Log-link Poisson GLMs for every column of ``y`` (S, K) from ``x`` (S, D) plus an intercept, with
-    sklearn ``PoissonRegressor``'s objective (mean deviance / 2 + alpha/2 |w|^2, intercept free).
-    Returns W (D + 1, K), intercept last."""
+    """Log-link Poisson GLMs for every column of ``y`` (S, K) from ``x`` (S, D) plus an intercept,
+    with sklearn ``PoissonRegressor``'s objective (mean deviance / 2 + alpha/2 |w|^2, intercept
+    free). Returns W (D + 1, K), intercept last."""
     y = np.asarray(y, np.float64)
     xa, x32, w0 = _design(x, y)
     return _newton(xa, x32, y, alpha, w0, tol=tol)[0]
@@ -124,7 +128,8 @@ def _cv_choose(
     cv_max_samples: int,
     seed: int,
 ):
-    """(kern_sd_ms, alpha, table): the pair with the best out-of-fold co-bps over the train trials."""
+    """(kern_sd_ms, alpha, table): the pair with the best out-of-fold co-bps over the train
+    trials."""
     sp = data.splits["train"].spikes
     n_tr, n_time = sp.shape[:2]
     if n_tr < 2:
@@ -168,12 +173,14 @@ def smoothing_baseline(
     cv_max_samples: int = 30_000,
     seed: int = 0,
 ) -> dict:
-    """Co-smoothing baseline: fit on ``train``, predict held-out rates (spikes per bin) for ``split``.
+    """Co-smoothing baseline: fit on ``train``, predict held-out rates (spikes per bin) for
+    ``split``.
 
-    ``kern_sd_ms``/``alpha`` left as None are chosen from ``KERN_SD_MS``/``ALPHAS`` by ``n_folds``-fold
-    cross-validation over the train trials only (pooled out-of-fold co-bps; each fold's GLMs are fit on
-    at most ``cv_max_samples`` randomly subsampled train bins). The final GLMs use every train bin.
-    Returns ``{"co_bps", "kern_sd_ms", "alpha", "rates", "cv"}`` (``cv``: (kern_sd_ms, alpha, co-bps)).
+    ``kern_sd_ms``/``alpha`` left as None are chosen from ``KERN_SD_MS``/``ALPHAS`` by
+    ``n_folds``-fold cross-validation over the train trials only (pooled out-of-fold co-bps; each
+    fold's GLMs are fit on at most ``cv_max_samples`` randomly subsampled train bins). The final
+    GLMs use every train bin. Returns ``{"co_bps", "kern_sd_ms", "alpha", "rates", "cv"}``
+    (``cv``: (kern_sd_ms, alpha, co-bps)).
     """
     where = data.path or "<DSIDData>"
     if not np.asarray(data.heldout).any():

@@ -15,7 +15,8 @@ from dsid.registry import AUGMENTATIONS, READOUTS, RegistryError
 
 
 def build_augmentations(cfgs) -> nn.ModuleList:
-    """A list of augmentation configs (``[{name: ..., **kwargs}, ...]``) -> modules applied in order."""
+    """A list of augmentation configs (``[{name: ..., **kwargs}, ...]``) -> modules applied in
+    order."""
     return nn.ModuleList(AUGMENTATIONS.build(c) for c in (cfgs or []))
 
 
@@ -66,8 +67,8 @@ def sample_ic(ic_mean: torch.Tensor, ic_logvar: torch.Tensor, sample: bool) -> t
 
 
 def repeat_samples(x, n_samples: int):
-    """Each trial repeated ``n_samples`` times along the batch axis (trial-major), for a tensor, None,
-    or a tuple of them (e.g. an encoder's output). Shape: (B, ...) -> (B * n_samples, ...)."""
+    """Each trial repeated ``n_samples`` times along the batch axis (trial-major), for a tensor,
+    None, or a tuple of them (e.g. an encoder's output). Shape: (B, ...) -> (B * n_samples, ...)."""
     if n_samples == 1 or x is None:
         return x
     if isinstance(x, tuple):
@@ -93,7 +94,8 @@ def sample_means(
     ``out`` (``rates`` too without ``to_rates``) is averaged directly.
 
     Shape:
-        out[key]: (B * n_samples, ...) -> (B, ...); to_rates: (b * n_samples, T, F) -> (b * n_samples, T, N)
+        out[key]: (B * n_samples, ...) -> (B, ...);
+        to_rates: (b * n_samples, T, F) -> (b * n_samples, T, N)
     """
     res = {}
     for name, src in keys:
@@ -194,8 +196,9 @@ def check_session(session: int, n_sessions: int, model: str) -> int:
 
 
 class ConfigurableModel(nn.Module):
-    """Base of every registered model: ``from_config(model_cfg, data_info)`` checks the config's keys
-    against the keyword-only constructor (an unknown key is an error naming ``model.<key>``)."""
+    """Base of every registered model: ``from_config(model_cfg, data_info)`` checks the config's
+    keys against the keyword-only constructor (an unknown key is an error naming
+    ``model.<key>``)."""
 
     registry_name = "?"
     # keys the base config (configs/train.yaml) composes for every kind that this kind does not use;

@@ -140,8 +140,8 @@ class NDT(ConfigurableModel):
         ext: Optional[torch.Tensor] = None,
         n_samples: int = 1,
     ) -> Dict[str, torch.Tensor]:
-        """Infer rates for all neurons from held-in input (``sample`` is ignored: deterministic; with
-        ``n_samples`` > 1 each trial's outputs are repeated, B' = B * n_samples, trial-major).
+        """Infer rates for all neurons from held-in input (``sample`` is ignored: deterministic;
+        with ``n_samples`` > 1 each trial's outputs are repeated, B' = B * n_samples, trial-major).
 
         Shape:
             x: (B, T, N_in) held-in input

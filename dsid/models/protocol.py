@@ -1,7 +1,8 @@
 """What every DSID model provides (:class:`DSIDModel`) and the optional hooks some declare.
 
 Training, inference and evaluation talk to models only through these members. A model is registered
-in ``dsid.registry.MODELS`` under its ``model.name`` and built by ``from_config(model_cfg, data_info)``.
+in ``dsid.registry.MODELS`` under its ``model.name`` and built by
+``from_config(model_cfg, data_info)``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ class DSIDModel(Protocol):
     - ``observation``: the observation model (``integer_counts`` tells which data it reads).
     - ``output_keys``: ``(name, key)`` pairs: the forward output ``key`` that inference averages
       and writes as ``name`` (``rates``, ``factors``, ``inferred_inputs``, ``messages``, ...).
-    - ``augment(spikes, stage, generator=None, *, session=0)`` -> (held-in input, loss mask or None).
+    - ``augment(spikes, stage, generator=None, *, session=0)`` -> (held-in input, loss mask or
+      None).
     - ``forward(x, *, session=0, n_forward=0, sample=True, ext=None, n_samples=1)`` -> dict with at
       least ``params``, ``rates``, ``factors``; ``n_samples`` posterior samples of every trial, one
       after the other on the batch axis (the encoder runs once per trial).
-    - ``loss_terms(out, target, heldin_mask=None, *, session=0)`` -> ``recon``, ``kl_*`` (weighted by
-      the KL ramp), ``reg_*`` (weighted by the L2 ramp).
+    - ``loss_terms(out, target, heldin_mask=None, *, session=0)`` -> ``recon``, ``kl_*`` (weighted
+      by the KL ramp), ``reg_*`` (weighted by the L2 ramp).
     - ``heldin_recon(out, spikes, heldin_mask, *, session=0)``: the mean NLL of the held-in entries
       hidden from the encoder (a selection objective that never sees held-out neurons).
     - ``recurrent_weights()``: the weights the L2 penalty applies to.
@@ -34,9 +36,9 @@ class DSIDModel(Protocol):
       no-op for most models); never called on a model restored from a checkpoint.
 
     Optional: ``sample_means(x, *, session=0, n_forward=0, sample=True, ext=None, n_samples=1)`` ->
-    each trial's ``output_keys`` (by name) averaged over its samples, equal to averaging ``forward``'s
-    outputs; inference uses it when present (it may save time and memory, e.g. rates of a few trials
-    at a time).
+    each trial's ``output_keys`` (by name) averaged over its samples, equal to averaging
+    ``forward``'s outputs; inference uses it when present (it may save time and memory, e.g. rates
+    of a few trials at a time).
     """
 
     n_sessions: int

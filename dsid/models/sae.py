@@ -118,7 +118,8 @@ class SequentialAutoencoder(ConfigurableModel):
 
     @torch.no_grad()
     def init_from_data(self, sessions: Sequence) -> None:
-        """With several sessions, set the read-ins from the sessions' training data (:func:`readin_maps`)."""
+        """With several sessions, set the read-ins from the sessions' training data
+        (:func:`readin_maps`)."""
         if self.n_sessions == 1:
             return
         if len(sessions) != self.n_sessions:
@@ -161,15 +162,15 @@ class SequentialAutoencoder(ConfigurableModel):
         ext: Optional[torch.Tensor] = None,
         n_samples: int = 1,
     ) -> Dict[str, torch.Tensor]:
-        """Infer rates for all of the session's neurons from its held-in input; with ``n_samples`` > 1
-        every trial is encoded once and its ``n_samples`` posterior samples follow each other on the
-        batch axis (B' = B * n_samples, trial-major).
+        """Infer rates for all of the session's neurons from its held-in input; with
+        ``n_samples`` > 1 every trial is encoded once and its ``n_samples`` posterior samples follow
+        each other on the batch axis (B' = B * n_samples, trial-major).
 
         Shape:
             x: (B, T, N_in_s) held-in input; ext: (B, T, E) external input or None
             returns dict: params (B', T+n_forward, N_s, P), rates (B', T+n_forward, N_s),
-            factors (B', T+n_forward, F), states (B', T+n_forward, H), ic_mean/ic_logvar/ic_sample (B', I),
-            co_mean/co_logvar/co_sample (B', T+n_forward, C) or absent; n_observed = T
+            factors (B', T+n_forward, F), states (B', T+n_forward, H), ic_mean/ic_logvar/ic_sample
+            (B', I), co_mean/co_logvar/co_sample (B', T+n_forward, C) or absent; n_observed = T
         """
         session = check_session(session, self.n_sessions, "sae")
         out = self._trajectories(x, session, n_forward, sample, ext, n_samples)
@@ -188,7 +189,8 @@ class SequentialAutoencoder(ConfigurableModel):
         n_samples: int = 1,
     ) -> Dict[str, torch.Tensor]:
         """Each trial's ``output_keys`` averaged over its ``n_samples`` posterior samples
-        (:func:`~dsid.models.core.sample_means`: rates a few trials at a time); what inference writes.
+        (:func:`~dsid.models.core.sample_means`: rates a few trials at a time); what inference
+        writes.
 
         Shape:
             x: (B, T, N_in_s); returns rates (B, T+n_forward, N_s), factors (B, T+n_forward, F),
@@ -202,8 +204,8 @@ class SequentialAutoencoder(ConfigurableModel):
         )
 
     def _trajectories(self, x, session, n_forward, sample, ext, n_samples) -> Dict[str, Any]:
-        """Everything :meth:`forward` returns but the readout's ``params`` and ``rates`` (``session``
-        checked by the caller)."""
+        """Everything :meth:`forward` returns but the readout's ``params`` and ``rates``
+        (``session`` checked by the caller)."""
         enc = self.encoder(self.readins[session](x) if self.n_sessions > 1 else x)
         # the samples of a trial share its ci (generators read one row per trial; see ci_repeat)
         enc = repeat_samples(enc._replace(ci=None), n_samples)._replace(ci=enc.ci)
@@ -233,7 +235,8 @@ class SequentialAutoencoder(ConfigurableModel):
         """Per-batch means of the summed reconstruction NLL (:func:`masked_nll`) and the KL terms.
 
         Shape:
-            target: (B, T', N_s) with T' >= T (forward bins last); heldin_mask: (B, T, N_in_s) or None
+            target: (B, T', N_s) with T' >= T (forward bins last);
+            heldin_mask: (B, T, N_in_s) or None
         """
         T = int(out.get("n_observed", target.shape[1]))
         return {

@@ -1,5 +1,6 @@
 """Registered components, one per file in a folder per kind. Importing this package registers every
-built-in component; the registry imports it on its first look-up (``dsid.registry.BUILTIN_PROVIDERS``)."""
+built-in component; the registry imports it on its first look-up
+(``dsid.registry.BUILTIN_PROVIDERS``)."""
 
 from dsid.modules.augmentations import coordinated_dropout, spike_jitter, temporal_shift  # noqa: F401
 from dsid.modules.coupling import bottleneck, delay, gated, lowrank, none  # noqa: F401

@@ -1,11 +1,11 @@
 """NLB's spike-smoothing baseline on a prepared DSID file.
 
 Held-in rates are Gaussian-smoothed held-in spikes; held-out rates come from a Poisson GLM (one per
-held-out neuron) fit on NLB's training trials (DSID train + valid) from the log of the smoothed held-in
-spikes, as in nlb_tools' ``examples/baselines/smoothing``; the evaluation trials are DSID's ``test``.
-That baseline makes no forward predictions; here the forward rates are each neuron's mean rate in the
-training trials' forward windows (fp-bps near 0: with ~100 trials, a trial's last bins or a ridge map
-from them predicted worse than this constant).
+held-out neuron) fit on NLB's training trials (DSID train + valid) from the log of the smoothed
+held-in spikes, as in nlb_tools' ``examples/baselines/smoothing``; the evaluation trials are DSID's
+``test``. That baseline makes no forward predictions; here the forward rates are each neuron's mean
+rate in the training trials' forward windows (fp-bps near 0: with ~100 trials, a trial's last bins
+or a ridge map from them predicted worse than this constant).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def smooth_spikes(spikes: np.ndarray, kern_sd_ms: float, bin_ms: float) -> np.nd
 
 
 def fit_poisson(x_train: np.ndarray, y_train: np.ndarray, x_pred, alpha: float):
-    """Fit one PoissonRegressor per column of ``y_train``; return predictions for each array in ``x_pred``."""
+    """Fit one PoissonRegressor per column of ``y_train``; return predictions for each array in
+    ``x_pred``."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import PoissonRegressor
 
@@ -52,7 +53,8 @@ def smoothing_baseline(
     alpha: Optional[float] = None,
     log_offset: float = 1e-4,
 ) -> Dict[str, Dict[str, np.ndarray]]:
-    """The smoothing baseline's submission for a file written by ``prepare`` (defaults per dataset)."""
+    """The smoothing baseline's submission for a file written by ``prepare`` (defaults per
+    dataset)."""
     info = read_nlb_info(dsid_file)
     spec = get_spec(info["dataset"])
     kern_sd = spec.baseline_kern_sd if kern_sd is None else kern_sd

@@ -1,12 +1,12 @@
 """NLB scores during training: ``nlb.eval_every_n_steps: N`` (configs/train.yaml; 0 = off).
 
-At the first validation after every N optimizer steps (and at the last epoch or step) the model's rates
-for every split are scored with ``nlb_tools.evaluation.evaluate`` against the val-phase targets of the
-data file, and logged as
+At the first validation after every N optimizer steps (and at the last epoch or step) the model's
+rates for every split are scored with ``nlb_tools.evaluation.evaluate`` against the val-phase
+targets of the data file, and logged as
 ``val/nlb_co_bps``, ``val/nlb_vel_r2`` (``val/nlb_tp_corr`` for dmfc_rsg), ``val/nlb_psth_r2`` and
-``val/nlb_fp_bps``. These scores look at NLB's evaluation trials (DSID ``test``): they are for watching a
-fit, not for choosing checkpoints (that is what DSID ``valid`` is for). A test-phase file has no targets:
-the callback says so once and scores nothing.
+``val/nlb_fp_bps``. These scores look at NLB's evaluation trials (DSID ``test``): they are for
+watching a fit, not for choosing checkpoints (that is what DSID ``valid`` is for). A test-phase file
+has no targets: the callback says so once and scores nothing.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dsid.training.schedules import check_renamed
 
 
 class NLBEvalCallback(pl.Callback):
-    """Score the model on NLB every ``every_n_steps`` optimizer steps (``n_samples`` posterior samples;
-    0 uses the posterior means, the fastest)."""
+    """Score the model on NLB every ``every_n_steps`` optimizer steps (``n_samples`` posterior
+    samples; 0 uses the posterior means, the fastest)."""
 
     def __init__(self, every_n_steps: int = 50, n_samples: int = 0, batch_size: int = 256):
         if int(every_n_steps) <= 0:
@@ -67,7 +67,8 @@ class NLBEvalCallback(pl.Callback):
         path = getattr(trainer.datamodule, "path", None)
         if path is None:
             raise ValueError(
-                "nlb.eval_every_n_steps > 0: NLB scores need one NLB data file (data.path written by "
+                "nlb.eval_every_n_steps > 0: NLB scores need one NLB data file "
+                "(data.path written by "
                 "`dsid nlb prepare`); set nlb.eval_every_n_steps=0 for other data"
             )
         try:
@@ -84,7 +85,8 @@ class NLBEvalCallback(pl.Callback):
         if self.info["heldout_unknown"]:
             warnings.warn(
                 f"{path}: a test-phase NLB file has no evaluation targets; "
-                "nlb.eval_every_n_steps scores nothing (score a val-phase run with `dsid nlb evaluate`)"
+                "nlb.eval_every_n_steps scores nothing "
+                "(score a val-phase run with `dsid nlb evaluate`)"
             )
             return
         self.targets = load_targets(path)

@@ -43,7 +43,8 @@ def _fail(err: Exception) -> int:
 
 
 def _with_nlb_tools(handler):
-    """``handler`` preceded by a check that nlb_tools is installed (an error saying how, otherwise)."""
+    """``handler`` preceded by a check that nlb_tools is installed (an error saying how,
+    otherwise)."""
 
     def run(args) -> int:
         try:

@@ -1,13 +1,15 @@
-"""Score a trained run on NLB (``dsid nlb evaluate``) and write its EvalAI submission (``dsid nlb submit``).
+"""Score a trained run on NLB (``dsid nlb evaluate``) and write its EvalAI submission
+(``dsid nlb submit``).
 
 Both read the run (``dsid.runs.load.load_run``: its ``config.yaml`` and best checkpoint), its
-``inference.h5`` (posterior-averaged rates of every split, written by ``dsid.runs.infer.infer_run`` when
-missing) and the prepared NLB file the run was trained on. The submission's train rates are DSID
-train + valid put back in NLB's training-trial order (``nlb/train_order``); its eval rates and forward
-rates are DSID ``test``'s ``rates`` and ``rates_forward``.
+``inference.h5`` (posterior-averaged rates of every split, written by ``dsid.runs.infer.infer_run``
+when missing) and the prepared NLB file the run was trained on. The submission's train rates are
+DSID train + valid put back in NLB's training-trial order (``nlb/train_order``); its eval rates and
+forward rates are DSID ``test``'s ``rates`` and ``rates_forward``.
 
-Checks run before anything is written: a run directory without a model, a run trained on non-NLB data,
-or an evaluation asked of a test-phase file (no targets) is a clear error and leaves the run as it was.
+Checks run before anything is written: a run directory without a model, a run trained on non-NLB
+data, or an evaluation asked of a test-phase file (no targets) is a clear error and leaves the run
+as it was.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ SPLITS = ("train", "valid", "test")
 
 
 class NLBRunError(ValueError):
-    """A run that cannot be scored or submitted as asked (test-phase file, mismatched inference, ...)."""
+    """A run that cannot be scored or submitted as asked (test-phase file, mismatched inference,
+    ...)."""
 
 
-# ----- the run ---------------------------------------------------------------------------------------
+# ----- the run ------------------------------------------------------------------------------------
 def run_data_path(run_dir, cfg: Mapping[str, Any], data_path=None) -> Path:
     """The prepared NLB file of a run (``data_path`` overrides the run's ``data.path``), checked."""
     data_cfg = cfg.get("data") or {}
@@ -79,7 +82,8 @@ def run_data_path(run_dir, cfg: Mapping[str, Any], data_path=None) -> Path:
 
 
 def run_name(cfg: Mapping[str, Any], run_dir: Path) -> str:
-    """The training run's name (its W&B name: ``experiment_name``), else the run directory's name."""
+    """The training run's name (its W&B name: ``experiment_name``), else the run directory's
+    name."""
     return str(cfg.get("experiment_name") or Path(run_dir).resolve().name)
 
 
@@ -91,8 +95,8 @@ def _split_shapes(path: Path) -> Dict[str, tuple]:
 
 
 def _read_rates(inf_path: Path, data_path: Path, run_dir: Path) -> Dict[str, np.ndarray]:
-    """``rates`` of every split and the test trials' ``rates_forward`` from ``inference.h5``, checked
-    against the data file's shapes."""
+    """``rates`` of every split and the test trials' ``rates_forward`` from ``inference.h5``,
+    checked against the data file's shapes."""
     shapes = _split_shapes(data_path)
     hint = f"run `dsid infer {run_dir}` (or pass --samples N) to write it again from the model"
     out: Dict[str, np.ndarray] = {}
@@ -122,7 +126,8 @@ def _read_rates(inf_path: Path, data_path: Path, run_dir: Path) -> Dict[str, np.
         weight = f.attrs.get("forward_weight")
     if n_fwd and "forward" not in out:
         warnings.warn(
-            f"{inf_path}: no 'test/rates_forward': the submission has no forward rates (no fp-bps); "
+            f"{inf_path}: no 'test/rates_forward': "
+            "the submission has no forward rates (no fp-bps); "
             f"{hint}"
         )
     out["n_samples"] = out_samples
@@ -131,13 +136,14 @@ def _read_rates(inf_path: Path, data_path: Path, run_dir: Path) -> Dict[str, np.
 
 
 def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log=None):
-    """``(submission, info, data_path, meta)`` of a trained run; ``meta``: the posterior samples averaged
-    (``n_samples``) and the weight of the forward rates against the mean rates (``forward_weight``, None
-    when the inference predates the mix; see :mod:`dsid.evaluation.forward_calibration`).
+    """``(submission, info, data_path, meta)`` of a trained run; ``meta``: the posterior samples
+    averaged (``n_samples``) and the weight of the forward rates against the mean rates
+    (``forward_weight``, None when the inference predates the mix; see
+    :mod:`dsid.evaluation.forward_calibration`).
 
-    Uses ``RUN_DIR/inference.h5`` (written first when missing, or again when ``n_samples`` is given).
-    With ``data_path`` (another prepared file of the same dataset, e.g. the test-phase one) the model
-    infers that file's trials in memory and the run's ``inference.h5`` is left alone.
+    Uses ``RUN_DIR/inference.h5`` (written first when missing, or again when ``n_samples`` is
+    given). With ``data_path`` (another prepared file of the same dataset, e.g. the test-phase one)
+    the model infers that file's trials in memory and the run's ``inference.h5`` is left alone.
     """
     log = log or (lambda msg: None)
     run_dir = Path(run_dir)
@@ -172,14 +178,16 @@ def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log
     meta = {"n_samples": rates.pop("n_samples"), "forward_weight": rates.pop("forward_weight")}
     if meta["forward_weight"] is not None:
         log(
-            f"forward rates: {meta['forward_weight']:g} x the model's + {1 - meta['forward_weight']:g} x the mean "
+            f"forward rates: {meta['forward_weight']:g} x the model's + "
+            f"{1 - meta['forward_weight']:g} x the mean "
             "rates (the mix the validation trials chose)"
         )
     return submission_from_rates(info, order, rates), info, path, meta
 
 
 def check_submission(submission: Mapping[str, Mapping[str, np.ndarray]], dsid_file) -> None:
-    """The submission has NLB's dataset key, the six rate arrays and the shapes of the prepared file's trials."""
+    """The submission has NLB's dataset key, the six rate arrays and the shapes of the prepared
+    file's trials."""
     info = read_nlb_info(dsid_file)
     with h5py.File(dsid_file, "r") as f:
         n_train, n_eval = len(f["nlb/train_trial_ids"]), len(f["nlb/eval_trial_ids"])
@@ -208,7 +216,7 @@ def check_submission(submission: Mapping[str, Mapping[str, np.ndarray]], dsid_fi
             )
 
 
-# ----- W&B and files ---------------------------------------------------------------------------------
+# ----- W&B and files ------------------------------------------------------------------------------
 def _train_wandb_id(run_dir: Path) -> Optional[str]:
     runs = sorted((run_dir / "wandb").glob("*run-*-*")) if (run_dir / "wandb").is_dir() else []
     return runs[0].name.rsplit("-", 1)[-1] if runs else None
@@ -250,7 +258,8 @@ def wandb_run(
 
 
 def format_scores(columns: Mapping[str, Mapping[str, float]], title: Optional[str] = None) -> str:
-    """A table: one row per metric, one column per submission (``{"model": {...}, "oracle": {...}}``)."""
+    """A table: one row per metric, one column per submission
+    (``{"model": {...}, "oracle": {...}}``)."""
     names = list(dict.fromkeys(k for col in columns.values() for k in col))
     width = max([len(c) for c in columns] + [8])
     lines = [title] if title else []
@@ -266,7 +275,7 @@ def format_scores(columns: Mapping[str, Mapping[str, float]], title: Optional[st
     return "\n".join(lines)
 
 
-# ----- the commands ----------------------------------------------------------------------------------
+# ----- the commands -------------------------------------------------------------------------------
 def evaluate_run(
     run_dir,
     n_samples: Optional[int] = None,
@@ -275,12 +284,12 @@ def evaluate_run(
     log_wandb: bool = True,
     log=None,
 ) -> Dict[str, Any]:
-    """``dsid nlb evaluate``: score a run's posterior-averaged rates with ``nlb_tools.evaluation.evaluate``
-    against the val-phase targets stored in its data file.
+    """``dsid nlb evaluate``: score a run's posterior-averaged rates with
+    ``nlb_tools.evaluation.evaluate`` against the val-phase targets stored in its data file.
 
     Returns (and writes to ``RUN_DIR/nlb_metrics.json``) ``{"metrics": {co_bps, vel_r2 | tp_corr,
-    psth_r2, fp_bps}, "oracle": {...} (synthetic data only), "dataset", "key", ...}``; logs the metrics
-    as ``val/nlb_<metric>`` to a W&B run in the run directory unless ``log_wandb`` is false.
+    psth_r2, fp_bps}, "oracle": {...} (synthetic data only), "dataset", "key", ...}``; logs the
+    metrics as ``val/nlb_<metric>`` to a W&B run in the run directory unless ``log_wandb`` is false.
     """
     log = log or (lambda msg: None)
     run_dir = Path(run_dir)
@@ -362,9 +371,10 @@ def submit_run(
 ) -> Path:
     """``dsid nlb submit``: write the run's EvalAI submission to ``out`` (a fresh file every time).
 
-    Meant for a run trained on (or ``data_path`` pointing to) a test-phase file; a val-phase file gives a
-    warning (its eval trials are NLB's 'val' trials, which EvalAI's test phase does not score). The file
-    is also logged to W&B as an artifact of type ``nlb-submission`` unless ``log_wandb`` is false.
+    Meant for a run trained on (or ``data_path`` pointing to) a test-phase file; a val-phase file
+    gives a warning (its eval trials are NLB's 'val' trials, which EvalAI's test phase does not
+    score). The file is also logged to W&B as an artifact of type ``nlb-submission`` unless
+    ``log_wandb`` is false.
     """
     log = log or (lambda msg: None)
     run_dir, out = Path(run_dir), Path(out)
@@ -376,8 +386,10 @@ def submit_run(
     info = read_nlb_info(path)
     if not info["heldout_unknown"]:
         warnings.warn(
-            f"{path} is a val-phase file: the submission's eval trials are NLB's 'val' trials, which "
-            "EvalAI's 'val' phase scores but its 'test' phase does not; for the leaderboard train on (or "
+            f"{path} is a val-phase file: "
+            "the submission's eval trials are NLB's 'val' trials, which "
+            "EvalAI's 'val' phase scores but its 'test' phase does not; "
+            "for the leaderboard train on (or "
             "pass --data) a file prepared with --phase test",
             UserWarning,
             stacklevel=2,

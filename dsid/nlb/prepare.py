@@ -1,11 +1,12 @@
 """NLB NWB files -> one DSID tensor file, with the NLB targets the scorer needs under ``nlb/``.
 
 Tensors come from ``nlb_tools.make_tensors`` exactly as NLB builds them. Neurons are held-in then
-held-out. NLB's training trials (its 'train' trials in phase 'val', 'train'+'val' in phase 'test') are
-split, seeded and stratified by condition, into DSID ``train`` and ``valid`` (a ``valid_fraction`` held
-back for model selection; all of their spikes, forward spikes included, are known). ``test`` holds
-NLB's evaluation trials ('val' or 'test'), which model selection never sees. In phase 'test' their
-held-out and forward spikes are unknown: stored as zeros, with ``nlb/heldout_unknown`` = 1.
+held-out. NLB's training trials (its 'train' trials in phase 'val', 'train'+'val' in phase 'test')
+are split, seeded and stratified by condition, into DSID ``train`` and ``valid`` (a
+``valid_fraction`` held back for model selection; all of their spikes, forward spikes included, are
+known). ``test`` holds NLB's evaluation trials ('val' or 'test'), which model selection never sees.
+In phase 'test' their held-out and forward spikes are unknown: stored as zeros, with
+``nlb/heldout_unknown`` = 1.
 
 ``nlb/train_order`` puts DSID's train and valid trials back in NLB's training-trial order:
 ``np.concatenate([train, valid])[train_order]`` lines up with ``nlb/train_trial_ids`` (and with the
@@ -26,7 +27,8 @@ from dsid.nlb.specs import PHASES, NLBSpec, check_bin, get_spec, quiet_nlb_tools
 from dsid.nlb.synth import TRUTH_FILE, read_truth
 
 TRUTH = "dsid_truth"  # signal name of the true rates/latents added to the NWBDataset
-# continuous fields of the DANDI files that NLB's tensors do not use (skipped on load, as NLB's scripts do)
+# continuous fields of the DANDI files that NLB's tensors do not use (skipped on load, as NLB's
+# scripts do)
 UNUSED_FIELDS = (
     "hand_pos",
     "cursor_pos",
@@ -71,7 +73,8 @@ def find_nwb_files(spec: NLBSpec, nwb_dir, need_test: bool) -> Tuple[Path, Optio
 
 
 def _precheck(path: Path, spec: NLBSpec, test_file: bool) -> bool:
-    """Check what NWBDataset needs before loading; return whether the units table has ``heldout``."""
+    """Check what NWBDataset needs before loading; return whether the units table has
+    ``heldout``."""
     try:
         f = h5py.File(path, "r")
     except OSError as err:
@@ -208,8 +211,8 @@ def _forward_truth(ds, spec: NLBSpec, mask, seed: int):
 
 
 def _conditions(spec: NLBSpec, ds, eds, train_mask, eval_mask):
-    """Condition index of each train/eval trial: position of its ``cond_fields`` values among the sorted
-    combinations seen in the train file (-1: none); also returns the combinations."""
+    """Condition index of each train/eval trial: position of its ``cond_fields`` values among the
+    sorted combinations seen in the train file (-1: none); also returns the combinations."""
     fields = list(spec.cond_fields)
     if not fields or any(c not in ds.trial_info for c in fields):
         return None, None, None
@@ -226,7 +229,8 @@ def _conditions(spec: NLBSpec, ds, eds, train_mask, eval_mask):
 
 
 def _trial_mask(ds, spec: NLBSpec, splits, n_built: int, path: Path) -> np.ndarray:
-    """Trials of ``splits`` that nlb_tools tensorised (those with an alignment time), in tensor order."""
+    """Trials of ``splits`` that nlb_tools tensorised (those with an alignment time), in tensor
+    order."""
     ti = ds.trial_info
     mask = ti.split.isin(np.atleast_1d(splits)).to_numpy() & ti[spec.align_field].notna().to_numpy()
     if int(mask.sum()) != n_built:
@@ -240,7 +244,8 @@ def _trial_mask(ds, spec: NLBSpec, splits, n_built: int, path: Path) -> np.ndarr
 
 
 def _val_targets(ds, spec: NLBSpec, key: str, n_train: int, n_eval: int, seed: int, log):
-    """NLB's evaluation targets ('train' vs 'val'): eval forward spikes, eval behavior, ``nlb/target/*``."""
+    """NLB's evaluation targets ('train' vs 'val'): eval forward spikes, eval behavior,
+    ``nlb/target/*``."""
     from nlb_tools.make_tensors import make_eval_target_tensors
 
     tg = make_eval_target_tensors(
@@ -275,8 +280,9 @@ def _val_targets(ds, spec: NLBSpec, key: str, n_train: int, n_eval: int, seed: i
 def holdout_mask(
     n: int, fraction: float, seed: int, labels: Optional[np.ndarray] = None
 ) -> np.ndarray:
-    """A seeded boolean mask of ``round(fraction * n)`` trials to hold back (at least one, never all),
-    stratified by ``labels``: each label gets its share, remainders going to the largest fractions."""
+    """A seeded boolean mask of ``round(fraction * n)`` trials to hold back (at least one, never
+    all), stratified by ``labels``: each label gets its share, remainders going to the largest
+    fractions."""
     rng = np.random.default_rng(seed)
     labels = np.zeros(n, np.int64) if labels is None else np.asarray(labels)
     groups = [np.flatnonzero(labels == lab) for lab in np.unique(labels)]
@@ -322,12 +328,13 @@ def prepare(
     valid_fraction: float = 0.2,
     log: Optional[Callable[[str], None]] = None,
 ) -> Path:
-    """Build the DSID tensor file ``out`` for NLB ``dataset`` at ``bin_ms`` (5/20) in ``phase`` (val/test).
+    """Build the DSID tensor file ``out`` for NLB ``dataset`` at ``bin_ms`` (5/20) in ``phase``
+    (val/test).
 
     ``valid_fraction`` of NLB's training trials become the ``valid`` split (chosen with ``seed``,
     stratified by condition); ``seed`` also seeds nlb_tools' jitter (dmfc_rsg). ``log`` receives
-    progress lines. Bad input raises ``DataFileError``/``FileNotFoundError``/``ValueError`` naming the
-    file and field; nothing is written.
+    progress lines. Bad input raises ``DataFileError``/``FileNotFoundError``/``ValueError`` naming
+    the file and field; nothing is written.
     """
     log = log or (lambda msg: None)
     spec, bin_ms = get_spec(dataset), check_bin(bin_ms)
@@ -433,7 +440,9 @@ def _prepare(
         extra.update(targets)
         if nlb_train.behavior is not None and eval_beh.shape[:2] == (n_eval, t_len):
             test.behavior = eval_beh.astype(np.float32)
-    else:  # held-out and forward spikes of test trials are unknown: zeros, flagged by nlb/heldout_unknown
+    else:
+        # held-out and forward spikes of test trials are unknown: zeros, flagged by
+        # nlb/heldout_unknown
         test = SplitData(
             spikes=np.concatenate(
                 [
@@ -480,8 +489,10 @@ def _prepare(
     )
     path = write_tensor_file(out, data, extra=extra)
     log(
-        f"wrote {path}: train {train.n_trials} + valid {valid.n_trials} trials (NLB training trials), "
-        f"test {test.n_trials} trials (NLB '{eval_split}'{', held-out spikes unknown' if phase == 'test' else ''}"
+        f"wrote {path}: train {train.n_trials} + valid {valid.n_trials} trials "
+        "(NLB training trials), "
+        f"test {test.n_trials} trials "
+        f"(NLB '{eval_split}'{', held-out spikes unknown' if phase == 'test' else ''}"
         f"), T={t_len} bins of {bin_ms} ms + {nlb_train.forward_spikes.shape[1]} forward bins, "
         f"{n_in} held-in + {n_out} held-out neurons"
     )

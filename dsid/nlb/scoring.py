@@ -1,8 +1,9 @@
 """NLB submissions and scores, through ``nlb_tools.evaluation.evaluate``.
 
 A submission is ``{dataset_key: {train_rates_heldin, train_rates_heldout, eval_rates_heldin,
-eval_rates_heldout[, eval_rates_heldin_forward, eval_rates_heldout_forward]}}``: arrays (trials, T, N)
-in spikes per bin; the key carries ``_20`` at 20 ms (``mc_maze_20``) as nlb_tools expects.
+eval_rates_heldout[, eval_rates_heldin_forward, eval_rates_heldout_forward]}}``: arrays
+(trials, T, N) in spikes per bin; the key carries ``_20`` at 20 ms (``mc_maze_20``) as nlb_tools
+expects.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def _object_index(labels: np.ndarray, n_cond: int) -> np.ndarray:
 
 
 def read_nlb_info(dsid_file) -> Dict[str, object]:
-    """The scalar ``nlb/`` facts of a prepared file: dataset, key, bin_ms, phase, n_heldin, heldout_unknown."""
+    """The scalar ``nlb/`` facts of a prepared file: dataset, key, bin_ms, phase, n_heldin,
+    heldout_unknown."""
     path = Path(dsid_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such DSID tensor file")
@@ -111,7 +113,8 @@ def make_submission(
     eval_rates_forward=None,
     n_heldin: int = None,
 ) -> Dict[str, Dict[str, np.ndarray]]:
-    """Split rates (trials, T, N; held-in then held-out neurons; spikes per bin) into NLB's submission."""
+    """Split rates (trials, T, N; held-in then held-out neurons; spikes per bin) into NLB's
+    submission."""
     key = get_spec(dataset).key(check_bin(bin_ms))
     tr, ev = _rates("train_rates", train_rates), _rates("eval_rates", eval_rates)
     if n_heldin is None or not 0 < int(n_heldin) < tr.shape[2]:
@@ -139,7 +142,8 @@ def make_submission(
 
 
 def evaluate_submission(submission, targets) -> Dict[str, float]:
-    """Score a one-dataset submission with nlb_tools: ``co_bps, vel_r2 | tp_corr, psth_r2, fp_bps``."""
+    """Score a one-dataset submission with nlb_tools:
+    ``co_bps, vel_r2 | tp_corr, psth_r2, fp_bps``."""
     from nlb_tools.evaluation import evaluate
 
     common = [k for k in submission if k in targets]
@@ -167,8 +171,8 @@ def evaluate_submission(submission, targets) -> Dict[str, float]:
 def submission_from_rates(
     info: Mapping[str, Any], order: np.ndarray, rates: Mapping[str, np.ndarray]
 ):
-    """NLB's submission from DSID rates: ``rates['train']``, ``['valid']``, ``['test']`` (trials, T, N) and
-    optionally ``['forward']`` (test trials, T_fwd, N), spikes per bin."""
+    """NLB's submission from DSID rates: ``rates['train']``, ``['valid']``, ``['test']``
+    (trials, T, N) and optionally ``['forward']`` (test trials, T_fwd, N), spikes per bin."""
     return make_submission(
         info["dataset"],
         info["bin_ms"],
@@ -180,7 +184,8 @@ def submission_from_rates(
 
 
 def save_submission_h5(submission, out) -> Path:
-    """Write a fresh submission file (temporary file then rename): nothing stale from an earlier file."""
+    """Write a fresh submission file (temporary file then rename): nothing stale from an earlier
+    file."""
     out = Path(out)
     with atomic_h5(out) as f:
         for key, group in submission.items():
@@ -196,7 +201,8 @@ def load_submission_h5(path) -> Dict[str, Dict[str, np.ndarray]]:
 
 
 def read_train_order(dsid_file) -> np.ndarray:
-    """``nlb/train_order``: ``np.concatenate([train, valid])[order]`` is in NLB's training-trial order."""
+    """``nlb/train_order``: ``np.concatenate([train, valid])[order]`` is in NLB's training-trial
+    order."""
     path = Path(dsid_file)
     with h5py.File(path, "r") as f:
         if "nlb/train_order" not in f or "test" not in f:
@@ -212,7 +218,8 @@ def read_train_order(dsid_file) -> np.ndarray:
 
 
 def to_nlb_train_order(order: np.ndarray, train, valid) -> np.ndarray:
-    """Arrays of the DSID ``train`` and ``valid`` splits -> one array in NLB's training-trial order."""
+    """Arrays of the DSID ``train`` and ``valid`` splits -> one array in NLB's training-trial
+    order."""
     x = np.concatenate([np.asarray(train), np.asarray(valid)])
     if len(x) != len(order):
         raise ValueError(
@@ -222,7 +229,8 @@ def to_nlb_train_order(order: np.ndarray, train, valid) -> np.ndarray:
 
 
 def oracle_submission(dsid_file) -> Dict[str, Dict[str, np.ndarray]]:
-    """The submission made of the true rates that ``prepare`` copied from a synthetic dataset's truth."""
+    """The submission made of the true rates that ``prepare`` copied from a synthetic dataset's
+    truth."""
     path = Path(dsid_file)
     info = read_nlb_info(path)
     order = read_train_order(path)

@@ -60,7 +60,8 @@ class NLBSpec:
         return f"{self.file_prefix()}test_ecephys.nwb"
 
     def required_trial_fields(self, test_file: bool = False) -> Tuple[str, ...]:
-        """Trial-table columns nlb_tools reads from the train file (or, fewer, from the test file)."""
+        """Trial-table columns nlb_tools reads from the train file (or, fewer, from the test
+        file)."""
         fields = ["split", self.align_field, *self.trial_fields]
         if not test_file:
             fields += [

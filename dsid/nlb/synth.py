@@ -1,9 +1,9 @@
 """Synthetic NLB-like NWB files with known latent dynamics and true firing rates.
 
-``write_synthetic_nlb(like, out_dir)`` writes a train file (train and val trials, held-in and held-out
-units, behavior) and a test file (test trials, held-in units only) under DANDI's names, which
-``nlb_tools.nwb_interface.NWBDataset`` loads like the real ones, plus ``dsid_truth.h5``: the true rates
-and latents on each file's 1 ms grid (rates from ``read_truth``).
+``write_synthetic_nlb(like, out_dir)`` writes a train file (train and val trials, held-in and
+held-out units, behavior) and a test file (test trials, held-in units only) under DANDI's names,
+which ``nlb_tools.nwb_interface.NWBDataset`` loads like the real ones, plus ``dsid_truth.h5``: the
+true rates and latents on each file's 1 ms grid (rates from ``read_truth``).
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ def _rtt_session(n, rng):
 
 
 def _session(like, n, rng):
-    """Trials (times in ms), latents on the 1 ms grid (with a quiet 500 ms tail), velocity latents."""
+    """Trials (times in ms), latents on the 1 ms grid (with a quiet 500 ms tail), velocity
+    latents."""
     if like == "mc_rtt":
         return _rtt_session(n, rng)
     trials, z, vel = (

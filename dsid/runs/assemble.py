@@ -1,5 +1,5 @@
-"""``build_run(cfg) -> (datamodule, module)``: the one way every entry point turns a config into data
-and a model (training, PBT members, benchmarks)."""
+"""``build_run(cfg) -> (datamodule, module)``: the one way every entry point turns a config into
+data and a model (training, PBT members, benchmarks)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def ensure_data(data_cfg: Dict[str, Any]) -> Path:
         )
     if path.name != name:
         raise FileNotFoundError(
-            f"data.path={path}: no such DSID tensor file. data.synth={synth} writes the built-in data set "
+            f"data.path={path}: no such DSID tensor file. "
+            f"data.synth={synth} writes the built-in data set "
             f"only under its own name ({name}, e.g. data/{name}); for your own data use `data=file "
             f"data.path=FILE`, for another synthetic data set `dsid synth {synth} --out FILE` first"
         )

@@ -1,5 +1,5 @@
-"""``dsid compare RUN_DIR...``: a table and a plot comparing trained runs (architectures, observation
-models, ...), both also logged to an offline W&B run of their own."""
+"""``dsid compare RUN_DIR...``: a table and a plot comparing trained runs (architectures,
+observation models, ...), both also logged to an offline W&B run of their own."""
 
 from __future__ import annotations
 
@@ -165,7 +165,8 @@ def compare(
     project: str = "dsid",
     sort_by: Optional[str] = None,
 ) -> List[Dict[str, Any]]:
-    """Load the runs, print the table, write ``compare.{txt,csv,png}`` to ``out_dir`` and log them."""
+    """Load the runs, print the table, write ``compare.{txt,csv,png}`` to ``out_dir`` and log
+    them."""
     rows = [run_row(p) for p in find_runs(paths)]
     if sort_by:
         if sort_by not in COLUMNS:

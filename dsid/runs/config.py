@@ -1,4 +1,5 @@
-"""Composing run configs from ``configs/`` in-process (tests, notebooks, tuning) and making them plain."""
+"""Composing run configs from ``configs/`` in-process (tests, notebooks, tuning) and making them
+plain."""
 
 from __future__ import annotations
 

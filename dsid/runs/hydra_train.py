@@ -1,8 +1,8 @@
 """``dsid train`` under Hydra's own entry point (multirun sweeps, Hydra's output folders).
 
 This file is also a script: multi-process training (``trainer.strategy=ddp``) starts its other
-processes by running ``python <this file> <the same overrides>``, which must work without the ``dsid``
-command's own argument parsing in front.
+processes by running ``python <this file> <the same overrides>``, which must work without the
+``dsid`` command's own argument parsing in front.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from dsid.training.callbacks import HISTORY_FILE  # noqa: E402
 
 
 def remove_if_empty(run_dir) -> None:
-    """Remove a run directory a failed launch left with nothing but Hydra's own ``.hydra`` folder."""
+    """Remove a run directory a failed launch left with nothing but Hydra's own ``.hydra``
+    folder."""
     path = Path(run_dir)
     if path.is_dir() and {p.name for p in path.iterdir()} <= {".hydra"}:
         shutil.rmtree(path)
@@ -48,8 +49,8 @@ def time_to_targets_line(run_dir) -> str:
 
 
 def hydra_train(overrides: List[str], demo: bool = False) -> int:
-    """Compose the config from ``overrides`` with Hydra and train (``-m``: a sweep, one run per job);
-    ``demo`` also prints when the training first met the demo's targets."""
+    """Compose the config from ``overrides`` with Hydra and train (``-m``: a sweep, one run per
+    job); ``demo`` also prints when the training first met the demo's targets."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
 

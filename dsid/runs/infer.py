@@ -56,8 +56,8 @@ def infer_run(
 ) -> List[Path]:
     """Reload the best checkpoint and rewrite ``RUN_DIR/inference.h5`` (``inference_session{i}.h5``
     for each session of a stitched run). ``data_path``: another file with the model's neurons (one
-    session only), checked and written to ``out`` (default ``RUN_DIR/inference_<file stem>.h5``): the
-    run's own inference is never replaced by other data's. Returns the files written."""
+    session only), checked and written to ``out`` (default ``RUN_DIR/inference_<file stem>.h5``):
+    the run's own inference is never replaced by other data's. Returns the files written."""
     run = load_run(run_dir)
     if data_path is not None and run.model.n_sessions > 1:
         raise ValueError(

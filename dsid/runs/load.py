@@ -45,8 +45,8 @@ def checkpoint_path(run_dir) -> Path:
 
 
 def load_module(path, map_location: str = "cpu") -> TrainingModule:
-    """A training module (with its model) from a checkpoint file alone; a file that cannot be read is
-    a :class:`CheckpointError` naming it."""
+    """A training module (with its model) from a checkpoint file alone; a file that cannot be read
+    is a :class:`CheckpointError` naming it."""
     try:
         return TrainingModule.load_from_checkpoint(str(path), map_location=map_location)
     except (
@@ -65,8 +65,8 @@ def load_module(path, map_location: str = "cpu") -> TrainingModule:
 
 
 def load_best(run_dir, map_location: str = "cpu") -> TrainingModule:
-    """The training module of the run's best checkpoint, else (missing or unreadable, with a warning)
-    of its last one."""
+    """The training module of the run's best checkpoint, else (missing or unreadable, with a
+    warning) of its last one."""
     best, last = Path(run_dir) / BEST_CKPT, Path(run_dir) / LAST_CKPT
     path = checkpoint_path(run_dir)
     try:

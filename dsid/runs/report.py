@@ -1,4 +1,5 @@
-"""The metric table printed at the end of a run (with the Lorenz demo's targets for ``dsid demo``)."""
+"""The metric table printed at the end of a run (with the Lorenz demo's targets for
+``dsid demo``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ LORENZ_TARGETS = {
 
 
 def goal_of(metrics, target: float, kind: str) -> tuple:
-    """``(value to reach, its label)`` of one target: ``target`` itself, or for a ``fraction of KEY``
-    target that fraction of ``metrics[KEY]`` (nan when absent)."""
+    """``(value to reach, its label)`` of one target: ``target`` itself, or for a
+    ``fraction of KEY`` target that fraction of ``metrics[KEY]`` (nan when absent)."""
     if kind.startswith("fraction of "):
         ref = metrics.get(kind[len("fraction of ") :], float("nan"))
         return target * ref, f">={target:.2f}x{ref:.3f}"
@@ -28,7 +29,8 @@ def targets_met(metrics, targets=LORENZ_TARGETS) -> bool:
 
 
 def first_time_targets_met(history, targets=LORENZ_TARGETS):
-    """``(seconds, epoch)`` of the first evaluation while training that met every target, else None."""
+    """``(seconds, epoch)`` of the first evaluation while training that met every target, else
+    None."""
     for row in history:
         if targets_met(row, targets):
             return float(row["seconds"]), int(row["epoch"])

@@ -1,5 +1,5 @@
-"""A run directory belongs to one run: its status file (``running``, ``finished``, ``failed`` with the
-error), a lock held while training, and the rules for starting, resuming or overwriting it."""
+"""A run directory belongs to one run: its status file (``running``, ``finished``, ``failed`` with
+the error), a lock held while training, and the rules for starting, resuming or overwriting it."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ RUN_OUTPUTS = (
 
 
 class RunDirError(RuntimeError):
-    """A run directory that cannot be used as asked (in use, already holds a run, nothing to resume)."""
+    """A run directory that cannot be used as asked (in use, already holds a run, nothing to
+    resume)."""
 
 
 def read_status(run_dir) -> Optional[Dict[str, Any]]:
@@ -45,7 +46,8 @@ def read_status(run_dir) -> Optional[Dict[str, Any]]:
 
 
 def write_status(run_dir, **fields: Any) -> Dict[str, Any]:
-    """Merge ``fields`` into the status record, written atomically (a reader never sees half a file)."""
+    """Merge ``fields`` into the status record, written atomically (a reader never sees half a
+    file)."""
     record = {
         **(read_status(run_dir) or {}),
         **fields,
@@ -67,8 +69,8 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def run_lock(run_dir) -> Iterator[None]:
-    """Hold ``RUN_DIR/.lock`` while training; a lock left by a process that no longer runs (killed) is
-    taken over, one held by a live process on this machine is an error naming it."""
+    """Hold ``RUN_DIR/.lock`` while training; a lock left by a process that no longer runs (killed)
+    is taken over, one held by a live process on this machine is an error naming it."""
     path = Path(run_dir) / LOCK_FILE
     me = {"pid": os.getpid(), "host": socket.gethostname()}
     for _ in range(2):

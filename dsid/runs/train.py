@@ -34,9 +34,10 @@ from dsid.training.schedules import check_renamed, ramps_end
 
 
 def sweep_context() -> Optional[Dict[str, str]]:
-    """Under a Hydra multirun (``dsid train -m``): ``group``, the sweep directory's name (with its date
-    folder: ``2025-01-31_12-00-00_lorenz_lfads``), shared by every job of the sweep, and ``job``, this
-    job's number and overrides (``#3 model.coupling=delay,seed=1``). None otherwise."""
+    """Under a Hydra multirun (``dsid train -m``): ``group``, the sweep directory's name (with its
+    date folder: ``2025-01-31_12-00-00_lorenz_lfads``), shared by every job of the sweep, and
+    ``job``, this job's number and overrides (``#3 model.coupling=delay,seed=1``). None
+    otherwise."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
@@ -116,9 +117,9 @@ def train(
 
     The run directory belongs to this run: it is locked while training, records the run's status
     (``status.json``: running, finished, or failed with the error), and must not already hold a run
-    (``overwrite=true`` in the config replaces one). ``resume`` continues the run in ``run_dir`` from
-    its last checkpoint instead (see :func:`resume_run`). ``callbacks`` are added to the trainer's;
-    ``logger`` replaces the configured one.
+    (``overwrite=true`` in the config replaces one). ``resume`` continues the run in ``run_dir``
+    from its last checkpoint instead (see :func:`resume_run`). ``callbacks`` are added to the
+    trainer's; ``logger`` replaces the configured one.
     """
     quiet_third_party()
     cfg = to_plain(cfg)
@@ -190,7 +191,8 @@ def launched_process() -> bool:
 
 
 def check_trainer(trainer_cfg: Dict[str, Any]) -> None:
-    """Trainer settings that would run nothing, or on hardware that is not there, as clear errors."""
+    """Trainer settings that would run nothing, or on hardware that is not there, as clear
+    errors."""
     epochs = trainer_cfg.get("max_epochs")
     if epochs is not None and epochs != -1 and epochs < 1:
         raise ValueError(
@@ -219,8 +221,8 @@ def resume_checkpoint(run_dir) -> Path:
 
 
 def resume_run(run_dir, callbacks: Optional[List[pl.Callback]] = None) -> Dict[str, Any]:
-    """Continue the run in ``run_dir`` (killed or failed) from its last checkpoint, with its own config:
-    the same optimizer, schedules, early-stopping state, random draws and W&B run."""
+    """Continue the run in ``run_dir`` (killed or failed) from its last checkpoint, with its own
+    config: the same optimizer, schedules, early-stopping state, random draws and W&B run."""
     ckpt = resume_checkpoint(
         run_dir
     )  # first: a run with nothing to resume says so, whatever its data
@@ -241,7 +243,8 @@ def early_stopping_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
     for key in es:
         if key not in ("monitor", "patience_steps"):
             raise KeyError(
-                f"early_stopping.{key}: not an early-stopping setting (known: monitor, patience_steps)"
+                f"early_stopping.{key}: not an early-stopping setting "
+                "(known: monitor, patience_steps)"
             )
     patience = int(es.get("patience_steps") or 0)
     if patience < 0:

@@ -57,8 +57,8 @@ def log_figures(logger, figs, fig_dir: Path, suffix: str = "") -> None:
 
 def due_every(trainer, every: int, last_step: int, at_end: bool = True) -> bool:
     """Whether a job run at validation time every ``every`` optimizer steps is due: a multiple of
-    ``every`` was passed since it last ran at ``last_step``, or (``at_end``) this is the last epoch or
-    the last step of the fit. ``every <= 0``: never."""
+    ``every`` was passed since it last ran at ``last_step``, or (``at_end``) this is the last epoch
+    or the last step of the fit. ``every <= 0``: never."""
     if every <= 0:
         return False
     if at_end and (
@@ -70,10 +70,10 @@ def due_every(trainer, every: int, last_step: int, at_end: bool = True) -> bool:
 
 
 class MetricsCallback(pl.Callback):
-    """At the first validation after every ``every_n_steps`` optimizer steps (and at the last epoch or
-    step), log the posterior-mean metrics of train and valid (``val/co_bps``, ``val/rate_r2``, ...;
-    per session for stitched models). ``history`` keeps each evaluation with its epoch, step and the
-    training seconds until then (carried over by a resumed fit)."""
+    """At the first validation after every ``every_n_steps`` optimizer steps (and at the last epoch
+    or step), log the posterior-mean metrics of train and valid (``val/co_bps``, ``val/rate_r2``,
+    ...; per session for stitched models). ``history`` keeps each evaluation with its epoch, step
+    and the training seconds until then (carried over by a resumed fit)."""
 
     def __init__(self, every_n_steps: int = 1):
         self.every = int(every_n_steps or 0)
@@ -170,9 +170,10 @@ def _restart_counters(state: Dict[str, Any]) -> None:
 class LastCheckpoint(pl.callbacks.Checkpoint):
     """``checkpoints/last.ckpt`` at the start of every epoch after the first and at the end of
     training, written atomically (a temporary file renamed over the old one, so a killed process
-    leaves the previous checkpoint whole). It holds everything a resumed fit needs to continue as if it
-    had never stopped: weights, optimizer, schedulers, loop and callback states (Lightning's), and the
-    random number generator's state, put back when the resumed fit reaches the same point."""
+    leaves the previous checkpoint whole). It holds everything a resumed fit needs to continue as if
+    it had never stopped: weights, optimizer, schedulers, loop and callback states (Lightning's),
+    and the random number generator's state, put back when the resumed fit reaches the same
+    point."""
 
     def __init__(self, path):
         self.path = Path(path)

@@ -1,13 +1,14 @@
-"""``train.compile``: the model's forward through ``torch.compile``, with a fallback to the plain forward.
+"""``train.compile``: the model's forward through ``torch.compile``, with a fallback to the plain
+forward.
 
-``train.compile`` is ``false`` (the default), ``true`` (``torch.compile``'s default mode) or one of its
-modes by name: ``reduce-overhead`` (CUDA graphs on a GPU: the launches of a whole step replayed at
-once), ``max-autotune``, ``max-autotune-no-cudagraphs``. Compiling happens at the first training or
-validation batch and takes from seconds to minutes. When it fails (no compiler for the backend, an
-operation the backend does not support, a PyTorch build without ``torch.compile``), one warning names
-the cause and the run continues on the plain forward: the same maths, without the speed-up. DSID's own
-compiled recurrent core (``dsid.modules.recurrent``) is opaque to ``torch.compile``, which compiles
-the code around it.
+``train.compile`` is ``false`` (the default), ``true`` (``torch.compile``'s default mode) or one of
+its modes by name: ``reduce-overhead`` (CUDA graphs on a GPU: the launches of a whole step replayed
+at once), ``max-autotune``, ``max-autotune-no-cudagraphs``. Compiling happens at the first training
+or validation batch and takes from seconds to minutes. When it fails (no compiler for the backend,
+an operation the backend does not support, a PyTorch build without ``torch.compile``), one warning
+names the cause and the run continues on the plain forward: the same maths, without the speed-up.
+DSID's own compiled recurrent core (``dsid.modules.recurrent``) is opaque to ``torch.compile``,
+which compiles the code around it.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def compile_mode(value: Union[bool, str, None]) -> Optional[str]:
 
 
 class CompiledForward:
-    """Calls ``model`` through ``torch.compile(model, mode=mode)``; if compiling or the compiled call
-    fails, warns once and calls ``model`` itself from then on (a genuine error in the model then
-    surfaces from the plain call). Not a module, so the compiled copy adds nothing to a state dict."""
+    """Calls ``model`` through ``torch.compile(model, mode=mode)``; if compiling or the compiled
+    call fails, warns once and calls ``model`` itself from then on (a genuine error in the model
+    then surfaces from the plain call). Not a module, so the compiled copy adds nothing to a state
+    dict."""
 
     def __init__(self, model: nn.Module, mode: str):
         self.model, self.mode = model, compile_mode(mode) or "default"

@@ -66,7 +66,8 @@ class TrainingModule(pl.LightningModule):
         n_fwd = 0 if fwd is None else fwd.shape[1]
         forward = self._compiled or self.model
         out = forward(x, session=session, sample=True, ext=batch.get("ext"), n_forward=n_fwd)
-        # forward bins (never encoded) are scored like held-out data: the model learns to predict them
+        # forward bins (never encoded) are scored like held-out data: the model learns to predict
+        # them
         target = spikes if fwd is None else torch.cat([spikes, fwd], dim=1)
         terms = self.model.loss_terms(out, target, mask, session=session)
         l2 = self.l2_penalty()
@@ -165,10 +166,11 @@ class TrainingModule(pl.LightningModule):
         self._select_count += bs
 
     def on_validation_epoch_end(self) -> None:
-        """Log ``val/select``, the model-selection objective: the validation reconstruction of held-in
-        entries hidden from the encoder (``val/recon_heldin``: no KL or L2 term, no held-out neuron),
-        smoothed over evaluations (``train.select_smoothing``). Early stopping, the best checkpoint
-        and the learning-rate plateau watch it, so a change of loss weights never moves it."""
+        """Log ``val/select``, the model-selection objective: the validation reconstruction of
+        held-in entries hidden from the encoder (``val/recon_heldin``: no KL or L2 term, no held-out
+        neuron), smoothed over evaluations (``train.select_smoothing``). Early stopping, the best
+        checkpoint and the learning-rate plateau watch it, so a change of loss weights never moves
+        it."""
         if self._select_count == 0 or (self._trainer is not None and self.trainer.sanity_checking):
             return
         value = self._select.update(self._select_sum / self._select_count)

@@ -1,6 +1,6 @@
 """Schedules of training, all counted in optimizer steps: the loss weights' ramps, the learning-rate
-plateau and early stopping. A data set of 75 trials and one of 2,000 trials get the same optimisation
-history per step, whatever their number of steps per epoch."""
+plateau and early stopping. A data set of 75 trials and one of 2,000 trials get the same
+optimisation history per step, whatever their number of steps per epoch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any, Dict, Mapping
 import numpy as np
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-# settings counted in epochs before schedules counted optimizer steps, by config section: their replacements
+# settings counted in epochs before schedules counted optimizer steps, by config section: their
+# replacements
 RENAMED = {
     "train": {
         "kl_start_epoch": "kl_start_step",
@@ -77,9 +78,9 @@ def total_loss(
 
 
 class StepPlateau(ReduceLROnPlateau):
-    """``ReduceLROnPlateau`` whose patience counts optimizer steps: the learning rate is multiplied by
-    ``factor`` once ``patience_steps`` steps have passed since the monitored value last improved (or
-    since the last reduction). The owner sets ``at_step`` before each :meth:`step`."""
+    """``ReduceLROnPlateau`` whose patience counts optimizer steps: the learning rate is multiplied
+    by ``factor`` once ``patience_steps`` steps have passed since the monitored value last improved
+    (or since the last reduction). The owner sets ``at_step`` before each :meth:`step`."""
 
     def __init__(self, optimizer, *, patience_steps: int, factor: float, min_lr: float):
         super().__init__(optimizer, mode="min", factor=factor, patience=0, min_lr=min_lr)

@@ -17,8 +17,8 @@ RAW_KEY = "dsid_raw_weights"  # the checkpoint entry holding the raw (trained) p
 
 class WeightAverage:
     """The average of ``module``'s parameters over about the last ``steps`` optimizer steps:
-    ``avg = d avg + (1 - d) w`` after each step, ``d = min(1 - 1 / steps, (1 + t) / (10 + t))`` at step
-    ``t`` (short memory at the start, when the weights move fast). :meth:`use_average` /
+    ``avg = d avg + (1 - d) w`` after each step, ``d = min(1 - 1 / steps, (1 + t) / (10 + t))`` at
+    step ``t`` (short memory at the start, when the weights move fast). :meth:`use_average` /
     :meth:`use_raw` swap the average and the raw weights in place (no copy of the model)."""
 
     def __init__(self, module: nn.Module, steps: int):
@@ -68,8 +68,8 @@ class WeightAverage:
             self._swap()
 
     def to_checkpoint(self, checkpoint: Dict) -> None:
-        """Store the average as the checkpoint's parameters (what loading it gives) and the raw weights
-        under ``RAW_KEY`` (what resuming trains on)."""
+        """Store the average as the checkpoint's parameters (what loading it gives) and the raw
+        weights under ``RAW_KEY`` (what resuming trains on)."""
         if self.other is None:
             return
         state = checkpoint["state_dict"]

@@ -1,8 +1,8 @@
-"""Ray Tune callbacks run by the PBT driver: a JSON-lines history of every report and one offline W&B
-run per member (all in one group).
+"""Ray Tune callbacks run by the PBT driver: a JSON-lines history of every report and one offline
+W&B run per member (all in one group).
 
-They are pickled with the experiment (``Tuner.restore`` brings them back), so live objects (W&B runs)
-are dropped from their pickled state and reopened on demand.
+They are pickled with the experiment (``Tuner.restore`` brings them back), so live objects (W&B
+runs) are dropped from their pickled state and reopened on demand.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ class HistoryCallback(tune.Callback):
 
 class SelectionCallback(tune.Callback):
     """Keeps a copy of the member checkpoint with the best objective in ``path`` (the model that
-    is exported), preferring checkpoints from epoch ``select_after`` on. Ray keeps only each member's
-    latest checkpoints, so the best one is copied when it appears."""
+    is exported), preferring checkpoints from epoch ``select_after`` on. Ray keeps only each
+    member's latest checkpoints, so the best one is copied when it appears."""
 
     def __init__(self, path: str, select_after: int = 0):
         self.path, self.select_after = str(path), int(select_after)

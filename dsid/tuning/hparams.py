@@ -10,8 +10,8 @@ Built-in names:
 | ``kl_ic_scale`` / ``kl_co_scale`` | ``train.kl_scales.ic`` / ``train.kl_scales.co`` |
 | ``l2_scale`` | ``train.l2_scale`` |
 
-Any other name needs ``path:`` (a dotted config path, e.g. ``train.weight_decay``); it must not change
-parameter shapes, since a member continues from another member's weights.
+Any other name needs ``path:`` (a dotted config path, e.g. ``train.weight_decay``); it must not
+change parameter shapes, since a member continues from another member's weights.
 """
 
 from __future__ import annotations

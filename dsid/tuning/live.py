@@ -22,8 +22,8 @@ def set_hyperparameters(
     """Change ``lr`` (optimizer param groups and ``train_cfg``), ``dropout`` (every ``nn.Dropout``),
     ``cd_rate`` (every coordinated-dropout augmentation), and any other ``train_cfg`` entry
     (``kl_scales={'ic': ..}``, ``l2_scale``, ...) of a live
-    :class:`~dsid.training.lightning_module.TrainingModule`. The saved hyperparameters follow, so later
-    checkpoints rebuild the changed module."""
+    :class:`~dsid.training.lightning_module.TrainingModule`. The saved hyperparameters follow, so
+    later checkpoints rebuild the changed module."""
     train_cfg, model_cfg = module.hparams["train_cfg"], module.hparams["model_cfg"]
     for key, value in train_values.items():
         if isinstance(value, Mapping) and isinstance(module.train_cfg.get(key), Mapping):

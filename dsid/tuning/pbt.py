@@ -130,8 +130,8 @@ def tune_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def select_after_ramps(cfg: Dict[str, Any], total_epochs: int) -> int:
-    """The first epoch at which the KL and L2 weights have reached their full values (the ramps count
-    optimizer steps; epochs have as many steps as training batches)."""
+    """The first epoch at which the KL and L2 weights have reached their full values (the ramps
+    count optimizer steps; epochs have as many steps as training batches)."""
     return min(
         math.ceil(ramps_end(training_config(cfg.get("train"))) / steps_per_epoch(cfg)), total_epochs
     )

@@ -2,11 +2,11 @@
 
 *Exploit*: members in the bottom quantile of the objective copy (weights, optimizer state and
 hyperparameters) a member of the top quantile. *Explore*: the copied hyperparameters are perturbed
-(multiplied by a factor on a log scale, shifted by a fraction of the range on a linear scale) or, with
-``resample_probability``, drawn afresh from their range; results are clipped into the range.
+(multiplied by a factor on a log scale, shifted by a fraction of the range on a linear scale) or,
+with ``resample_probability``, drawn afresh from their range; results are clipped into the range.
 
-A member whose score is not finite (a crashed member: NaN loss, an exception) is always in the bottom
-set, so it is replaced by a copy of a healthy member instead of ending the search.
+A member whose score is not finite (a crashed member: NaN loss, an exception) is always in the
+bottom set, so it is replaced by a copy of a healthy member instead of ending the search.
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ def quantiles(
 ) -> Tuple[List[str], List[str]]:
     """``(bottom, top)``: the members that copy another, and the members that may be copied.
 
-    Each holds ``ceil(n * fraction)`` members (at most ``n // 2``) of the ``n`` scored members; every
-    member with a non-finite score is in ``bottom`` whatever its size. Both are empty when no member
-    is healthy or there are fewer than two members.
+    Each holds ``ceil(n * fraction)`` members (at most ``n // 2``) of the ``n`` scored members;
+    every member with a non-finite score is in ``bottom`` whatever its size. Both are empty when no
+    member is healthy or there are fewer than two members.
     """
     if not 0.0 < fraction <= 0.5:
         raise ValueError(f"quantile must be in (0, 0.5], got {fraction}")
@@ -176,8 +176,8 @@ def initial_population(
     """Starting hyperparameters of ``n`` members.
 
     Member 0 starts from ``base`` (the composed config, even outside the ranges). The others:
-    ``base`` again (strategy "base"), every hyperparameter drawn from its range ("sample"), or ``base``
-    perturbed once ("perturb"). ``members[i]`` then overrides entries of member ``i``.
+    ``base`` again (strategy "base"), every hyperparameter drawn from its range ("sample"), or
+    ``base`` perturbed once ("perturb"). ``members[i]`` then overrides entries of member ``i``.
     """
     if strategy not in INIT_STRATEGIES:
         raise ValueError(f"init must be one of {INIT_STRATEGIES}, got {strategy!r}")

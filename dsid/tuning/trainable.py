@@ -1,9 +1,10 @@
 """One PBT member as a Ray Tune function trainable: a Lightning fit that reports every epoch.
 
 A member (re)starts from ``ray.tune.get_checkpoint()`` when there is one: its own latest checkpoint
-after an interruption, or, after an exploit, the checkpoint of the member it copies. Weights, optimizer
-and loop state come from that checkpoint; the hyperparameters come from this member's (explored)
-config: the module is built with them and the learning rate is written into the restored optimizer.
+after an interruption, or, after an exploit, the checkpoint of the member it copies. Weights,
+optimizer and loop state come from that checkpoint; the hyperparameters come from this member's
+(explored) config: the module is built with them and the learning rate is written into the restored
+optimizer.
 
 A member that crashes (non-finite loss or objective, or any exception) reports an infinite objective
 until the scheduler replaces it with a copy of a healthy member, so one bad member never ends the

@@ -1,5 +1,6 @@
-"""The whole ground-truth zoo: the tensor-file members of :data:`dsid.zoo.members.ZOO` and rotational
-reaching in the NLB NWB layout (MC_Maze-like) at three sizes, prepared into DSID files."""
+"""The whole ground-truth zoo: the tensor-file members of :data:`dsid.zoo.members.ZOO` and
+rotational reaching in the NLB NWB layout (MC_Maze-like) at three sizes, prepared into DSID
+files."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def members() -> Dict[str, str]:
 def write_member(
     name: str, out_dir, seed: int = 0, log: Optional[Callable[[str], None]] = None
 ) -> Path:
-    """Write zoo member ``name`` into ``out_dir`` as ``<name>.h5`` (NLB-layout members also keep their
-    NWB files in ``<name>_nwb/``); return the DSID tensor file."""
+    """Write zoo member ``name`` into ``out_dir`` as ``<name>.h5`` (NLB-layout members also keep
+    their NWB files in ``<name>_nwb/``); return the DSID tensor file."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if name in ZOO:

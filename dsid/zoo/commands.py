@@ -1,5 +1,5 @@
-"""``dsid synth <member>``: write one zoo data set (every member of :data:`~dsid.zoo.members.ZOO` but
-``lorenz``, which ``dsid synth lorenz`` writes with more options)."""
+"""``dsid synth <member>``: write one zoo data set (every member of :data:`~dsid.zoo.members.ZOO`
+but ``lorenz``, which ``dsid synth lorenz`` writes with more options)."""
 
 from __future__ import annotations
 

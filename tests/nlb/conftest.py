@@ -1,4 +1,5 @@
-"""Synthetic NLB-like data, written once and prepared on demand (each case once) for all NLB tests."""
+"""Synthetic NLB-like data, written once and prepared on demand (each case once) for all NLB
+tests."""
 
 import pytest
 
@@ -8,7 +9,8 @@ from dsid.nlb.synth import write_synthetic_nlb
 
 @pytest.fixture(scope="session")
 def nlb_synth(tmp_path_factory):
-    """like -> folder holding the train/test NWB files and the truth of a small synthetic dataset."""
+    """like -> folder holding the train/test NWB files and the truth of a small synthetic
+    dataset."""
     root = tmp_path_factory.mktemp("nlb_synth")
     return {
         like: write_synthetic_nlb(like, root / like, seed=0)["train"].parent
@@ -31,7 +33,8 @@ class _Prepared(dict):
 
 @pytest.fixture(scope="session")
 def nlb_prepared(nlb_synth, tmp_path_factory):
-    """(like, bin_ms, phase) -> DSID tensor file prepared from ``nlb_synth`` (prepared on first use)."""
+    """(like, bin_ms, phase) -> DSID tensor file prepared from ``nlb_synth`` (prepared on first
+    use)."""
     return _Prepared(nlb_synth, tmp_path_factory.mktemp("nlb_prepared"))
 
 
@@ -85,8 +88,8 @@ def _train_tiny(data_path, run_dir, epochs: int = 2, logger: str = "csv", extra=
 
 @pytest.fixture(scope="session")
 def nlb_run(nlb_prepared, tmp_path_factory):
-    """A tiny run on synthetic mc_maze-like data at 5 ms (val phase), scored by the NLB callback every epoch
-    and logged to W&B offline."""
+    """A tiny run on synthetic mc_maze-like data at 5 ms (val phase), scored by the NLB callback
+    every epoch and logged to W&B offline."""
     run_dir = tmp_path_factory.mktemp("nlb_run") / "run"
     return _train_tiny(
         nlb_prepared[("mc_maze", 5, "val")],
@@ -99,5 +102,6 @@ def nlb_run(nlb_prepared, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def train_tiny():
-    """``train_tiny(data_path, run_dir, epochs=2, logger="csv", extra=())``: train the tiny model."""
+    """``train_tiny(data_path, run_dir, epochs=2, logger="csv", extra=())``: train the tiny
+    model."""
     return _train_tiny

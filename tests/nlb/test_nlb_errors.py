@@ -16,7 +16,8 @@ MAZE = get_spec("mc_maze")
 
 
 def _drop(f, path):
-    """Remove a column (with its index) from an NWB table, or any other object, as if never written."""
+    """Remove a column (with its index) from an NWB table, or any other object, as if never
+    written."""
     table, _, name = path.rpartition("/")
     for p in (path, f"{path}_index"):
         if p in f:

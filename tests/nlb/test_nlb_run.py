@@ -1,4 +1,5 @@
-"""prepare -> tiny train -> evaluate -> submit, scored by nlb_tools; clear errors that write nothing."""
+"""prepare -> tiny train -> evaluate -> submit, scored by nlb_tools; clear errors that write
+nothing."""
 
 import json
 import shutil
@@ -131,7 +132,8 @@ def test_submit_is_what_nlb_tools_scores(nlb_run, nlb_prepared, tmp_path):
 
 
 def test_submit_test_phase_file_fresh_every_time(nlb_run, nlb_prepared, tmp_path, capsys):
-    """The test-phase file of the same dataset (--data): EvalAI's shapes, no warning, no stale groups."""
+    """The test-phase file of the same dataset (--data): EvalAI's shapes, no warning, no stale
+    groups."""
     test_file = nlb_prepared[("mc_maze", 5, "test")]
     out = tmp_path / "sub.h5"
     with h5py.File(out, "w") as f:  # a stale file from somewhere else
@@ -212,7 +214,8 @@ def test_errors_are_clear_and_write_nothing(nlb_prepared, tiny_lorenz, tmp_path,
 
 
 def test_inference_of_other_data_is_refused(nlb_run, nlb_prepared, tmp_path):
-    """An inference.h5 that does not match the run's data (another bin size) is an error, not a score."""
+    """An inference.h5 that does not match the run's data (another bin size) is an error, not a
+    score."""
     run_dir = tmp_path / "run"
     shutil.copytree(nlb_run, run_dir, ignore=shutil.ignore_patterns("wandb"))
     other = nlb_prepared[("mc_maze", 20, "val")]
@@ -250,7 +253,8 @@ FULL_PATH = [
 
 @pytest.mark.parametrize("like, bin_ms", FULL_PATH)
 def test_full_path(nlb_prepared, train_tiny, tmp_path, like, bin_ms, capsys):
-    """Val phase: train, evaluate (every metric); test phase: train on NLB's train+val trials, submit."""
+    """Val phase: train, evaluate (every metric); test phase: train on NLB's train+val trials,
+    submit."""
     val_run = train_tiny(nlb_prepared[(like, bin_ms, "val")], tmp_path / "val_run", epochs=1)
     assert main(["nlb", "evaluate", str(val_run), "--no-wandb"]) == 0
     metrics = json.loads((val_run / METRICS_FILE).read_text())["metrics"]

@@ -16,7 +16,8 @@ from dsid.data.multiarea.synth import _build, _events, _f, _simulate
 
 
 def _lag_r2(message: np.ndarray, source: np.ndarray, lag: int, start: int) -> float:
-    """R2 of the best affine read-out of ``message(t)`` from ``source(t - lag)``, bins ``t >= start``."""
+    """R2 of the best affine read-out of ``message(t)`` from ``source(t - lag)``, bins
+    ``t >= start``."""
     T = message.shape[1]
     y = message[:, start:].reshape(-1, message.shape[-1])
     x = source[:, start - lag : T - lag].reshape(len(y), -1)

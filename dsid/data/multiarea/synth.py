@@ -2,8 +2,9 @@
 
 Each area has its own nonlinear latent dynamics; areas talk through low-rank "messages" with known
 delays. The DSID tensor file written holds spikes plus the ground truth: rates, latents, messages,
-effectome and delays (the tensor file table in README.md), and, under ``truth/edges/{src}_{dst}/{U,V}``, the coupling
-matrices, so every message can be recomputed from the stored latents.
+effectome and delays (the tensor file table in README.md), and, under
+``truth/edges/{src}_{dst}/{U,V}``, the coupling matrices, so every message can be recomputed from
+the stored latents.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ DEFAULT_EDGES: Tuple[Edge, ...] = ((0, 1, 3, 1, 0.20), (1, 2, 1, 2, 0.15), (2, 0
 
 
 def default_edges(n_areas: int) -> Tuple[Edge, ...]:
-    """:data:`DEFAULT_EDGES` for 3 areas; 0->1 for 2; else a ring i->i+1 cycling their delays/ranks/gains."""
+    """:data:`DEFAULT_EDGES` for 3 areas; 0->1 for 2; else a ring i->i+1 cycling their
+    delays/ranks/gains."""
     if n_areas == 3:
         return DEFAULT_EDGES
     return tuple(
@@ -42,7 +44,8 @@ def _orth(rng, n: int, k: int) -> np.ndarray:
 
 
 def _oscillator(rng, size: int, freq_hz: float, bin_ms: float, gain: float) -> np.ndarray:
-    """Recurrent matrix ``gain * Q R Q^T``: rotation planes at ``freq_hz`` (x1, x1.6, ...) in a random basis."""
+    """Recurrent matrix ``gain * Q R Q^T``: rotation planes at ``freq_hz`` (x1, x1.6, ...) in a
+    random basis."""
     m = np.zeros((size, size))
     for i in range(size // 2):
         m[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = _rot(2 * np.pi * freq_hz * 1.6**i * bin_ms / 1000)
@@ -200,9 +203,10 @@ def build_system(
     events_per_trial: float = EVENTS_PER_TRIAL,
     event_size: float = EVENT_SIZE,
 ) -> _System:
-    """The generative system :func:`synth_multiarea` simulates with these arguments (its dynamics ``W``,
-    coupling ``edges`` as ``(src, dst, delay, U, V)``, noise and events), for whoever needs the exact
-    model, such as a Bayes ceiling. Recorded areas only (no hidden driver, no external input)."""
+    """The generative system :func:`synth_multiarea` simulates with these arguments (its dynamics
+    ``W``, coupling ``edges`` as ``(src, dst, delay, U, V)``, noise and events), for whoever needs
+    the exact model, such as a Bayes ceiling. Recorded areas only (no hidden driver, no external
+    input)."""
     return _build(
         seed,
         n_areas,
@@ -219,7 +223,8 @@ def build_system(
 
 
 def _neurons(rng, latents_by_area, n_per_area: int, heldout_fraction: float, base_hz, mod: float):
-    """Per-area log-linear Poisson readouts of standardized latents; returns per-area (b, C, mu, sd), heldout."""
+    """Per-area log-linear Poisson readouts of standardized latents; returns
+    per-area (b, C, mu, sd), heldout."""
     params, heldout = [], []
     for z in latents_by_area:
         L = z.shape[-1]
@@ -367,44 +372,48 @@ def synth_multiarea(
 ) -> Path:
     """Write a multi-area DSID tensor file with known communication; return its path.
 
-    Dynamics (per bin): ``x_a(t+1) = tanh(W_a x_a(t)) + sum_{src->a} V m_t + noise``, ``W_a = gain * Q R Q^T``
-    with rotation planes at ``2 + 1.1 a`` Hz (and x1.6 for a second plane): a noisy limit cycle of
-    ``latent_size`` dims per area with its own frequency. The message on edge ``src->dst`` is
-    ``m_t = U^T x_src(t - delay)`` (``U`` orthonormal columns, rank k) and acts on ``x_dst(t+1)`` through
-    ``V = edge_gain * orthonormal``. Trials start from random states ``N(0, 0.5^2)``, ``max delay`` bins
-    before the first stored bin (so every stored message is defined).
+    Dynamics (per bin): ``x_a(t+1) = tanh(W_a x_a(t)) + sum_{src->a} V m_t + noise``,
+    ``W_a = gain * Q R Q^T`` with rotation planes at ``2 + 1.1 a`` Hz (and x1.6 for a second plane):
+    a noisy limit cycle of ``latent_size`` dims per area with its own frequency. The message on edge
+    ``src->dst`` is ``m_t = U^T x_src(t - delay)`` (``U`` orthonormal columns, rank k) and acts on
+    ``x_dst(t+1)`` through ``V = edge_gain * orthonormal``. Trials start from random states
+    ``N(0, 0.5^2)``, ``max delay`` bins before the first stored bin (so every stored message is
+    defined).
 
     Args:
         out: output file path.
         seed: everything (dynamics, coupling, trials, neurons, spikes) is a function of it.
         n_areas: recorded areas, named ``A0, A1, ...``.
-        neurons_per_area: Poisson neurons per area (60-100 recommended); log-rate = affine map of the
-            area's standardized latents, baselines 4-12 spikes/s, roughly 1-40 spikes/s overall.
-        heldout_fraction: fraction of each area's neurons held out (each area keeps held-in neurons).
+        neurons_per_area: Poisson neurons per area (60-100 recommended); log-rate = affine map of
+            the area's standardized latents, baselines 4-12 spikes/s, roughly 1-40 spikes/s overall.
+        heldout_fraction: fraction of each area's neurons held out (each area keeps held-in
+            neurons).
         n_trials: (train, valid, test) trial counts.
         n_time: stored bins per trial. bin_ms: bin width (frequencies are in Hz, so set real time).
-        latent_size: latent dims per area; ``truth/latents`` concatenates areas (``A * latent_size``).
+        latent_size: latent dims per area; ``truth/latents`` concatenates areas
+            (``A * latent_size``).
         edges: ``(src, dst, delay_bins, rank, edge_gain)`` tuples; default :func:`default_edges`
             (3 areas: 0->1 delay 3 rank 1; 1->2 delay 1 rank 2; 2->0 delay 5 rank 1).
         gain: recurrent gain (> 1: self-sustained oscillation). noise_std: process noise per bin.
         events_per_trial, event_size: private input events of every area (inputs from outside the
-            recorded areas): on average ``events_per_trial`` per trial and area, each a one-bin kick of
-            the area's latent state of norm ``event_size`` in a random direction (stored, per area, in
-            ``{split}/truth/private_input``). They make the delays identifiable: without them the
-            areas are smooth oscillators, and a linear read-out of the source's latents one bin off
-            the true delay still explains ~99% of a message (:func:`~dsid.data.multiarea.report.
-            coupling_report` measures this); with 3 events of size 1 per trial, 96-98%.
+            recorded areas): on average ``events_per_trial`` per trial and area, each a one-bin kick
+            of the area's latent state of norm ``event_size`` in a random direction (stored, per
+            area, in ``{split}/truth/private_input``). They make the delays identifiable: without
+            them the areas are smooth oscillators, and a linear read-out of the source's latents one
+            bin off the true delay still explains ~99% of a message
+            (:func:`~dsid.data.multiarea.report. coupling_report` measures this); with 3 events of
+            size 1 per trial, 96-98%.
         unrecorded_driver: add a hidden area (1.3 Hz, no neurons, not in ``truth/latents`` nor the
-            effectome) driving areas 0 and A-1 (delay 2, rank 1, gain 0.2); its latents and messages are stored
-            under ``{split}/truth/hidden/{latents,messages/H_dst}``.
-        external_input: add unit pulses (3 bins, ~2 per trial at random times) entering area 0 through a
-            fixed vector ``B`` (``truth/external_input_B``); the input is stored in
+            effectome) driving areas 0 and A-1 (delay 2, rank 1, gain 0.2); its latents and messages
+            are stored under ``{split}/truth/hidden/{latents,messages/H_dst}``.
+        external_input: add unit pulses (3 bins, ~2 per trial at random times) entering area 0
+            through a fixed vector ``B`` (``truth/external_input_B``); the input is stored in
             ``{split}/truth/external_input`` (trials, T, 1).
 
-    Stored truth: rates (spikes per bin), latents, ``messages/{src}_{dst}`` (area indices), ``effectome``
-    (the std, root total variance, of the edge's contribution ``V m_t`` over train; 0 off-edge and on the
-    diagonal), ``delay_bins`` (-1 off-edge), ``truth/edges/{src}_{dst}/{U,V,delay_bins}``,
-    ``truth/latent_area``.
+    Stored truth: rates (spikes per bin), latents, ``messages/{src}_{dst}`` (area indices),
+    ``effectome`` (the std, root total variance, of the edge's contribution ``V m_t`` over train; 0
+    off-edge and on the diagonal), ``delay_bins`` (-1 off-edge),
+    ``truth/edges/{src}_{dst}/{U,V,delay_bins}``, ``truth/latent_area``.
     """
     n_trials = _check(
         n_areas,
@@ -449,8 +458,8 @@ def synth_two_area_linear(
     """Write a tiny linear two-area system 0->1 (rank 1, ``delay`` bins) for delay-recovery tests.
 
     ``x_a(t+1) = W_a x_a(t) + [a == 1] V U^T x_0(t - delay) + noise`` with 2-D damped rotations
-    (``|eig| = 0.8, 0.9``); area 0 is noise-driven (std 0.5), area 1 mostly message-driven (noise 0.05).
-    Same file layout and truth fields as :func:`synth_multiarea`.
+    (``|eig| = 0.8, 0.9``); area 0 is noise-driven (std 0.5), area 1 mostly message-driven (noise
+    0.05). Same file layout and truth fields as :func:`synth_multiarea`.
     """
     n_trials = _check(2, neurons_per_area, heldout_fraction, n_trials, n_time, 2)
     if delay < 0:

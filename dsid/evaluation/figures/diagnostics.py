@@ -32,8 +32,8 @@ def plot_rates(
     n_neurons: int = 4,
     trial: int = 0,
 ):
-    """True vs inferred rates (spikes/s) of a few held-in and held-out neurons on one trial, over the
-    trial's spike raster (every neuron; held-out ones in colour)."""
+    """True vs inferred rates (spikes/s) of a few held-in and held-out neurons on one trial, over
+    the trial's spike raster (every neuron; held-out ones in colour)."""
     hi, ho = np.flatnonzero(~heldout), np.flatnonzero(heldout)
     picks = list(hi[: max(n_neurons - min(len(ho), n_neurons // 2), 1)]) + list(
         ho[: n_neurons // 2]

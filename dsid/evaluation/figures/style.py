@@ -1,4 +1,5 @@
-"""One figure style for every DSID figure: readable at paper size, units on every axis, PNG + SVG."""
+"""One figure style for every DSID figure: readable at paper size, units on every axis,
+PNG + SVG."""
 
 from __future__ import annotations
 

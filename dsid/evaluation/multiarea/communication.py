@@ -72,9 +72,9 @@ def communication_metrics(
 
 
 def communication_figures(model, data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, Any]:
-    """``{name: Figure}``: true vs inferred effectome (measured on the validation spikes), delays and
-    per-edge message traces (validation trial 0) for what the data has ground truth of; the inferred
-    effectome alone otherwise."""
+    """``{name: Figure}``: true vs inferred effectome (measured on the validation spikes), delays
+    and per-edge message traces (validation trial 0) for what the data has ground truth of; the
+    inferred effectome alone otherwise."""
     names = data.area_names or model.area_names
     va = data.splits.get("valid")
     eff = model.effectome(va.spikes if va is not None else None)

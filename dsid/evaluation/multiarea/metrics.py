@@ -70,7 +70,8 @@ def effectome_cosine(inferred, true) -> float:
 def edge_auroc(inferred_strength, true_effectome) -> float:
     """AUROC of off-diagonal inferred strengths as a detector of true edges (``true != 0``).
 
-    Returns nan with a warning when the true effectome has only edges or only non-edges off the diagonal.
+    Returns nan with a warning when the true effectome has only edges or only non-edges off the
+    diagonal.
     """
     s, t = (
         off_diagonal(m)
@@ -101,12 +102,14 @@ def _flat(name: str, x) -> np.ndarray:
 def message_r2(
     inferred_train, true_train, inferred_valid, true_valid, weighting: str = "uniform"
 ) -> float:
-    """R2 of an affine decode of the true message from the inferred one, fit on train, scored on valid.
+    """R2 of an affine decode of the true message from the inferred one, fit on train, scored on
+    valid.
 
-    Arrays are (trials, T, k_inferred) / (trials, T, k_true) (or (trials, T) for k = 1), pooled over trials
-    and time. The R2 of each true-message dimension (against its valid mean) is averaged:
+    Arrays are (trials, T, k_inferred) / (trials, T, k_true) (or (trials, T) for k = 1), pooled over
+    trials and time. The R2 of each true-message dimension (against its valid mean) is averaged:
     ``weighting="uniform"`` (default) a plain mean over dimensions (constant ones skipped, as
-    :func:`rate_r2`); ``"variance"`` weights them by their valid variance (= 1 - total SSE / total SS).
+    :func:`rate_r2`); ``"variance"`` weights them by their valid variance
+    (= 1 - total SSE / total SS).
     """
     xi, yt = _flat("inferred_train", inferred_train), _flat("true_train", true_train)
     xv, yv = _flat("inferred_valid", inferred_valid), _flat("true_valid", true_valid)
@@ -129,7 +132,8 @@ def message_r2(
 def delay_error(inferred_delays, true_delays) -> float:
     """Mean absolute error (bins) of the inferred delays over the true edges (``true_delays >= 0``).
 
-    Inferred delays are taken as given (a value of -1 at a true edge counts as such); nan if no true edge.
+    Inferred delays are taken as given (a value of -1 at a true edge counts as such); nan if no true
+    edge.
     """
     inf, tru = _pair(inferred_delays, true_delays, ("inferred_delays", "true_delays"))
     mask = tru >= 0
@@ -166,8 +170,8 @@ def cycle_delay_error(inferred_delays, true_delays) -> float:
 
     Where activity is predictable, a model may represent an area's latents shifted in time (a linear
     read-out absorbs the shift), which adds the shift to the area's outgoing delays and subtracts it
-    from its incoming ones; such shifts cancel around a cycle, so cycle totals stay identifiable when
-    single delays are not. nan (with a warning) when the true graph has no cycle.
+    from its incoming ones; such shifts cancel around a cycle, so cycle totals stay identifiable
+    when single delays are not. nan (with a warning) when the true graph has no cycle.
     """
     inf, tru = _pair(inferred_delays, true_delays, ("inferred_delays", "true_delays"))
     mask = tru >= 0
@@ -192,7 +196,8 @@ def _areas(area, n: int) -> np.ndarray:
 
 
 def per_area_rate_r2(inferred_rates, true_rates, area) -> np.ndarray:
-    """:func:`rate_r2` over each area's neurons; ``area`` (N,) ints; returns (A,) (nan for an empty area)."""
+    """:func:`rate_r2` over each area's neurons; ``area`` (N,) ints; returns (A,) (nan for an empty
+    area)."""
     inferred_rates, true_rates = np.asarray(inferred_rates), np.asarray(true_rates)
     if inferred_rates.shape != true_rates.shape:
         raise ValueError(
@@ -212,9 +217,9 @@ def per_area_rate_r2(inferred_rates, true_rates, area) -> np.ndarray:
 def per_area_co_bps(rates, spikes, heldout, area) -> np.ndarray:
     """co-bps (nlb_tools bits/spike on held-out neurons) of each area; returns (A,).
 
-    ``rates`` (trials, T, N) predicted counts per bin and ``spikes`` (trials, T, N) for all neurons (or
-    the same arrays restricted to held-out neurons, with ``heldout`` all True); ``heldout`` (N,) bool,
-    ``area`` (N,) ints. nan for an area without held-out neurons or without held-out spikes.
+    ``rates`` (trials, T, N) predicted counts per bin and ``spikes`` (trials, T, N) for all neurons
+    (or the same arrays restricted to held-out neurons, with ``heldout`` all True); ``heldout`` (N,)
+    bool, ``area`` (N,) ints. nan for an area without held-out neurons or without held-out spikes.
     """
     rates, spikes = np.asarray(rates), np.asarray(spikes)
     if rates.shape != spikes.shape or rates.ndim != 3:

@@ -1,7 +1,7 @@
 """Figures for multi-area ground-truth recovery: effectomes, delays, messages.
 
-Built with the object-oriented matplotlib API (``matplotlib.figure.Figure``, Agg-rendered on save), so
-nothing touches pyplot's global state; each function returns the Figure.
+Built with the object-oriented matplotlib API (``matplotlib.figure.Figure``, Agg-rendered on save),
+so nothing touches pyplot's global state; each function returns the Figure.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def _names(n: int, area_names: Optional[Sequence[str]]) -> list:
 
 
 def plot_effectomes(true, inferred, area_names: Optional[Sequence[str]] = None) -> Figure:
-    """Side-by-side heatmaps of the true and inferred effectomes (row src, column dst), one colour scale.
+    """Side-by-side heatmaps of the true and inferred effectomes (row src, column dst), one colour
+    scale.
 
     The diagonal (not part of the effectome) is blanked; values are written in the cells.
     """
@@ -67,7 +68,8 @@ def plot_effectomes(true, inferred, area_names: Optional[Sequence[str]] = None) 
 
 
 def plot_delays(inferred_delays, true_delays, area_names: Optional[Sequence[str]] = None) -> Figure:
-    """Grouped bars of true vs inferred delay (bins) for every edge that is true or inferred (>= 0)."""
+    """Grouped bars of true vs inferred delay (bins) for every edge that is true or inferred
+    (>= 0)."""
     inf, tru = np.asarray(inferred_delays, dtype=float), np.asarray(true_delays, dtype=float)
     if inf.shape != tru.shape or tru.ndim != 2:
         raise ValueError(
@@ -105,9 +107,9 @@ def plot_messages(
 ) -> Figure:
     """Per-edge traces of the true message (solid) and the inferred one (dashed) on one trial.
 
-    ``true``/``inferred``: one (trials, T, k) array per edge, as sequences in ``edge_names`` order or
-    mappings keyed by the names. For display the inferred message is mapped onto the true one by an
-    affine least-squares fit over all trials (its dimension and sign are arbitrary).
+    ``true``/``inferred``: one (trials, T, k) array per edge, as sequences in ``edge_names`` order
+    or mappings keyed by the names. For display the inferred message is mapped onto the true one by
+    an affine least-squares fit over all trials (its dimension and sign are arbitrary).
     """
     tl, il = _as_list(true, edge_names), _as_list(inferred, edge_names)
     if not len(tl) == len(il) == len(edge_names):

@@ -1,5 +1,6 @@
 """Where a multi-area model's areas sit among the data's neurons: area labels checked with clear
-errors, and index sets as slices where they are contiguous (no copy when an area's columns are read)."""
+errors, and index sets as slices where they are contiguous (no copy when an area's columns are
+read)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def contiguous_or_index(idx: np.ndarray):
 
 
 def check_areas(data_info: Mapping[str, Any]):
-    """Area labels and held-out flags from ``data_info``, with clear errors. Returns (area, heldout, A)."""
+    """Area labels and held-out flags from ``data_info``, with clear errors.
+    Returns (area, heldout, A)."""
     area = np.asarray(data_info["area"])
     n = area.shape[0] if area.ndim == 1 else -1
     if (

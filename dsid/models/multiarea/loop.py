@@ -1,5 +1,6 @@
-"""A multi-area model's areas stepped together bin by bin in Python (``MultiAreaSAE.stepwise_forward``,
-and ``forward`` where the compiled scan of :mod:`dsid.models.multiarea.scan` does not apply).
+"""A multi-area model's areas stepped together bin by bin in Python
+(``MultiAreaSAE.stepwise_forward``, and ``forward`` where the compiled scan of
+:mod:`dsid.models.multiarea.scan` does not apply).
 
 The areas form one group: their generators' step parameters are stacked (``stack_step_params``) and
 every weight is one batched matrix product per bin for all areas (``grouped_step``); the coupling
@@ -27,7 +28,8 @@ def step_areas(
     probe: Optional[dict],
 ) -> Dict[str, object]:
     """``model``'s areas advanced together bin by bin (stacked parameters, batched products): the
-    stepwise twin of the compiled scan and what runs where it does not (see :mod:`dsid.models.multiarea.scan`).
+    stepwise twin of the compiled scan and what runs where it does not (see
+    :mod:`dsid.models.multiarea.scan`).
 
     Shape:
         ics[a]: (B, I); ci[a]: (B, T, D) or None; ext: (B, T_ext, E) or None

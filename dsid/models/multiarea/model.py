@@ -5,10 +5,10 @@ encodings from the area's held-in neurons only), generator, factors, readout and
 :class:`~dsid.models.sae.SequentialAutoencoder` on the area's neurons, whose generator additionally
 receives the messages of its incoming edges as external input. A coupling module (registry
 ``COUPLINGS``, config ``model.coupling``) computes the messages from the source areas' past signals;
-the areas advance together: on the compiled scan where it applies (:mod:`dsid.models.multiarea.scan`:
-LFADS areas, messages linear in the lagged factors or states), else one bin at a time, stepped as
-one group (stacked parameters, one batched product per weight: the generators'
-``step_params``/``grouped_step``). Each area keeps its
+the areas advance together: on the compiled scan where it applies
+(:mod:`dsid.models.multiarea.scan`: LFADS areas, messages linear in the lagged factors or states),
+else one bin at a time, stepped as one group (stacked parameters, one batched product per weight:
+the generators' ``step_params``/``grouped_step``). Each area keeps its
 controller, so drive that no recorded area explains still has a route in.
 
 Timing: the message of edge ``src->dst`` recorded at bin ``t`` is computed from the source's signal
@@ -55,8 +55,8 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
     """Per-area sequential autoencoders coupled by inter-area messages (see the module docstring).
 
     Takes the keyword arguments of :class:`~dsid.models.sae.SequentialAutoencoder` (one session) for
-    every area, plus ``coupling`` (``{name: ..., **kwargs}``; default ``none``) and ``allowed_edges``
-    (A x A of 0/1, row source, column destination; default all).
+    every area, plus ``coupling`` (``{name: ..., **kwargs}``; default ``none``) and
+    ``allowed_edges`` (A x A of 0/1, row source, column destination; default all).
     """
 
     output_keys = STANDARD_OUTPUTS + (("messages", "messages"),)
@@ -156,7 +156,8 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         self.augmentations = build_augmentations(augmentations)
         hin = np.flatnonzero(~heldout)
         self.register_buffer("heldin_idx", torch.as_tensor(hin), persistent=False)
-        # each area's held-in columns of the input: a slice (a view, no copy) where they are contiguous
+        # each area's held-in columns of the input: a slice (a view, no copy) where they are
+        # contiguous
         self.area_in_pos = [contiguous_or_index(np.flatnonzero(area[hin] == a)) for a in range(A)]
         self.area_idx = [np.flatnonzero(area == a) for a in range(A)]
         order = np.argsort(np.concatenate(self.area_idx))
@@ -164,8 +165,8 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
             (order == np.arange(order.size)).all()
         )  # no reordering needed
         self.register_buffer("neuron_order", torch.as_tensor(order), persistent=False)
-        # where each edge's message sits in its destination generator's external input, and for every
-        # area and input column the column of [all messages, external input, 0] that feeds it
+        # where each edge's message sits in its destination generator's external input, and for
+        # every area and input column the column of [all messages, external input, 0] that feeds it
         offsets, M = [0] * A, self.coupling.message_size
         self.edge_columns: List[slice] = []
         gather = np.full((A, self.msg_width + ext), M + ext, dtype=np.int64)
@@ -200,7 +201,8 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         return joined if self.areas_in_file_order else joined.index_select(dim, self.neuron_order)
 
     def area_input(self, x: torch.Tensor, a: int) -> torch.Tensor:
-        """Area ``a``'s held-in neurons of the held-in input. Shape: (B, T, N_in) -> (B, T, N_in_a)."""
+        """Area ``a``'s held-in neurons of the held-in input.
+        Shape: (B, T, N_in) -> (B, T, N_in_a)."""
         pos = self.area_in_pos[a]
         return x[..., pos] if isinstance(pos, slice) else x.index_select(-1, pos.to(x.device))
 
@@ -236,9 +238,9 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
 
     def edge_gains(self) -> torch.Tensor:
         """Per-edge gain: the Frobenius norm of the edge's end-to-end linear map, the destination
-        generator's weights on the edge's message times the coupling's projection of the source signal
-        (lag mixing and gates only weight it). Unlike either factor alone it cannot be moved from one
-        side to the other, so a penalty on it prunes edges. Shape: (E,)."""
+        generator's weights on the edge's message times the coupling's projection of the source
+        signal (lag mixing and gates only weight it). Unlike either factor alone it cannot be moved
+        from one side to the other, so a penalty on it prunes edges. Shape: (E,)."""
         maps = self.coupling.edge_maps()
         if not maps:
             return self.heldin_idx.new_zeros(0, dtype=torch.float32)
@@ -269,11 +271,13 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         n_samples: int = 1,
         probe: Optional[dict] = None,
     ) -> Dict[str, torch.Tensor]:
-        """Infer rates of all neurons from the held-in input of all areas, unrolling the areas together.
+        """Infer rates of all neurons from the held-in input of all areas, unrolling the areas
+        together.
 
         ``probe`` (a dict, for :meth:`measure_effects`) collects each edge's one-step effect on its
         destination's factors. With ``n_samples`` > 1 every trial is encoded once and its posterior
-        samples follow each other on the batch axis (B below is then trials * n_samples, trial-major).
+        samples follow each other on the batch axis (B below is then trials * n_samples,
+        trial-major).
 
         Shape:
             x: (B, T, N_in) held-in input (file order); ext: (B, T, E) external input or None
@@ -311,7 +315,8 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         n_samples: int = 1,
     ) -> Dict[str, torch.Tensor]:
         """Each trial's ``output_keys`` averaged over its ``n_samples`` posterior samples
-        (:func:`~dsid.models.core.sample_means`: rates a few trials at a time); what inference writes.
+        (:func:`~dsid.models.core.sample_means`: rates a few trials at a time); what inference
+        writes.
 
         Shape:
             x: (B, T, N_in); returns rates (B, T', N), factors (B, T', A*F), inferred_inputs
@@ -323,7 +328,8 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         return sample_means(out, self.output_keys, n_samples, self._rates)
 
     def _rates(self, factors: torch.Tensor) -> torch.Tensor:
-        """All neurons' rates (file order) from every area's factors. Shape: (B, T, A*F) -> (B, T, N)."""
+        """All neurons' rates (file order) from every area's factors.
+        Shape: (B, T, A*F) -> (B, T, N)."""
         parts = factors.split(self.factor_sizes, -1)
         return self._to_global(
             [ar.observation.mean(ar.readout(f)) for ar, f in zip(self.areas, parts)]
@@ -394,7 +400,8 @@ class MultiAreaSAE(MultiAreaReadouts, ConfigurableModel):
         return out
 
     def _signals(self, outs: List[Dict[str, torch.Tensor]]) -> List[torch.Tensor]:
-        """Every area's source signal from its generator outputs (``f``, ``g``). Shape: list of (B, S_a)."""
+        """Every area's source signal from its generator outputs (``f``, ``g``).
+        Shape: list of (B, S_a)."""
         return [self._signal(a, o) for a, o in enumerate(outs)]
 
     # ----- loss ---------------------------------------------------------------------------------

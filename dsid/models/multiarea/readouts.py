@@ -1,8 +1,8 @@
 """Read-outs of a trained multi-area model: effectome and delays.
 
-A mixin of :class:`~dsid.models.multiarea.model.MultiAreaSAE` (it uses the model's areas, coupling and
-forward pass). The effectome (``effectome(spikes)``, (A, A), row source, column destination) is the
-strength of each edge's one-step effect on its destination: the standard deviation (root total
+A mixin of :class:`~dsid.models.multiarea.model.MultiAreaSAE` (it uses the model's areas, coupling
+and forward pass). The effectome (``effectome(spikes)``, (A, A), row source, column destination) is
+the strength of each edge's one-step effect on its destination: the standard deviation (root total
 variance over trials and bins) of the change of the destination's factors caused by that edge's
 message in one generator step, relative to the destination factors' own standard deviation,
 measured on ``spikes`` by ``measure_effects``. Without data it is the coupling's own per-edge
@@ -54,8 +54,8 @@ class MultiAreaReadouts:
 
     @torch.no_grad()
     def measure_effects(self, spikes, batch_size: int = 256) -> np.ndarray:
-        """Measure each edge's one-step effect on its destination on ``spikes`` (trials, T, N), counts
-        of all neurons. Returns the (A, A) effectome; the model is left as it was."""
+        """Measure each edge's one-step effect on its destination on ``spikes`` (trials, T, N),
+        counts of all neurons. Returns the (A, A) effectome; the model is left as it was."""
         was_training = self.training
         self.eval()
         device = self.heldin_idx.device
@@ -80,8 +80,8 @@ class MultiAreaReadouts:
 
     def effectome(self, spikes=None) -> np.ndarray:
         """(A, A) inferred per-edge strength, row source, column destination (0 where no edge):
-        measured on ``spikes`` (:meth:`measure_effects`) when given and the model has edges, else the
-        coupling's message standard deviations."""
+        measured on ``spikes`` (:meth:`measure_effects`) when given and the model has edges, else
+        the coupling's message standard deviations."""
         if spikes is not None and self.coupling.edges:
             return self.measure_effects(spikes)
         return self.coupling.strength()

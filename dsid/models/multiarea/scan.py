@@ -1,20 +1,22 @@
-"""A multi-area model's unroll on the compiled LFADS scan: one group per area, the coupling as a feedback.
+"""A multi-area model's unroll on the compiled LFADS scan: one group per area, the coupling as a
+feedback.
 
-A :class:`~dsid.models.multiarea.model.MultiAreaSAE` whose areas have LFADS generators, and whose coupling
-sends deterministic messages that are a fixed linear mixture of the source areas' lagged factors or
-states (``lowrank``, ``delay``; or no coupling at all), runs as one compiled LFADS scan with a group per
-area (``csrc/lfads_scan.cpp``): each area's weights stacked on a group axis, every product
-block-diagonal (one per area, so the cost grows linearly with the number of areas), and the messages a
-feedback of the areas' own factors (or states) through the coupling's projections, lag weights and the
-destination areas' input weights. No per-bin Python, one pass back through time; the stacked weights
-are built from the areas' parameters with differentiable operations at every call, so the gradients
-reach each area's own weights.
+A :class:`~dsid.models.multiarea.model.MultiAreaSAE` whose areas have LFADS generators, and whose
+coupling sends deterministic messages that are a fixed linear mixture of the source areas' lagged
+factors or states (``lowrank``, ``delay``; or no coupling at all), runs as one compiled LFADS scan
+with a group per area (``csrc/lfads_scan.cpp``): each area's weights stacked on a group axis, every
+product block-diagonal (one per area, so the cost grows linearly with the number of areas), and the
+messages a feedback of the areas' own factors (or states) through the coupling's projections, lag
+weights and the destination areas' input weights. No per-bin Python, one pass back through time; the
+stacked weights are built from the areas' parameters with differentiable operations at every call,
+so the gradients reach each area's own weights.
 
-What it does not cover runs on the model's step-by-step loop (same function, one bin at a time): other
-generators, stochastic or target-gated messages, ``rates`` as the source signal, GPUs, the one-step
-effect probes of :meth:`~dsid.models.multiarea.readouts.MultiAreaReadouts.measure_effects`.
-Random numbers (inferred-input noise, dropout masks) are drawn once for all bins, as in the single-area
-scan (:mod:`dsid.modules.recurrent.lfads_scan`): the same distributions, a different order.
+What it does not cover runs on the model's step-by-step loop (same function, one bin at a time):
+other generators, stochastic or target-gated messages, ``rates`` as the source signal, GPUs, the
+one-step effect probes of :meth:`~dsid.models.multiarea.readouts.MultiAreaReadouts.measure_effects`.
+Random numbers (inferred-input noise, dropout masks) are drawn once for all bins, as in the
+single-area scan (:mod:`dsid.modules.recurrent.lfads_scan`): the same distributions, a different
+order.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ def scan_covers(model, x: torch.Tensor, ext: Optional[torch.Tensor], probe) -> b
 
 
 def message_feedback(model, empty: torch.Tensor):
-    """The coupling as the scan's feedback: ``msg_enc`` (P, A * S), every sender's projections of its
-    signal; ``msg_lag`` (L, P), each message column's weight per lag; ``wg_msg`` (A * 3H, P), the
-    destination generators' input weights on each message column. Empty without edges."""
+    """The coupling as the scan's feedback: ``msg_enc`` (P, A * S), every sender's projections of
+    its signal; ``msg_lag`` (L, P), each message column's weight per lag; ``wg_msg`` (A * 3H, P),
+    the destination generators' input weights on each message column. Empty without edges."""
     cpl = model.coupling
     if not cpl.edges:
         return empty, empty, empty

@@ -18,8 +18,8 @@ class Augmented(NamedTuple):
 @AUGMENTATIONS.register("coordinated_dropout")
 class CoordinatedDropout(nn.Module):
     """Zero each held-in (bin, neuron) entry with probability ``rate`` (scaling the rest by
-    1 / (1 - rate)); the reconstruction loss of held-in neurons counts only the zeroed entries, so the
-    model cannot learn the identity map (Keshtkaran & Pandarinath, 2019).
+    1 / (1 - rate)); the reconstruction loss of held-in neurons counts only the zeroed entries, so
+    the model cannot learn the identity map (Keshtkaran & Pandarinath, 2019).
 
     Input: masks entries. Loss: restricts held-in scoring to masked entries. Also applied in
     validation with a fixed seed, so validation reconstruction is an honest held-in prediction;

@@ -44,7 +44,8 @@ class CouplingStep(NamedTuple):
 
 def edge_mask(n_areas: int, allowed_edges=None, field: str = "allowed_edges") -> np.ndarray:
     """(A, A) bool mask of the edges that may exist: ``allowed_edges`` (A x A of 0/1, row source,
-    column destination; None: every pair) without the diagonal. Raises ValueError naming ``field``."""
+    column destination; None: every pair) without the diagonal. Raises ValueError naming
+    ``field``."""
     if allowed_edges is None:
         mask = np.ones((n_areas, n_areas), bool)
     else:
@@ -231,17 +232,19 @@ class Coupling(nn.Module):
         return None
 
     def lag_linear(self):
-        """The messages as a fixed linear map of the lagged source signals, or None when they are not one
-        (stochastic, gated by the target, ...): ``(proj, lags)``, where ``proj`` holds one (P_a, S_a)
-        projection per area with outgoing edges (area order; its rows are its outgoing edges' messages,
-        edge order) and ``lags`` (E, n_lags) each edge's weight per lag, so that the message of edge e
-        from a is ``sum_l lags[e, l] * (proj_a s_a(t - l))[rows of e]``. Lets the compiled multi-area
-        scan (:mod:`dsid.models.multiarea.scan`) run the coupling inside its loop."""
+        """The messages as a fixed linear map of the lagged source signals, or None when they are
+        not one (stochastic, gated by the target, ...): ``(proj, lags)``, where ``proj`` holds one
+        (P_a, S_a) projection per area with outgoing edges (area order; its rows are its outgoing
+        edges' messages, edge order) and ``lags`` (E, n_lags) each edge's weight per lag, so that
+        the message of edge e from a is ``sum_l lags[e, l] * (proj_a s_a(t - l))[rows of e]``. Lets
+        the compiled multi-area scan (:mod:`dsid.models.multiarea.scan`) run the coupling inside its
+        loop."""
         return None
 
     def edge_maps(self) -> List[torch.Tensor]:
         """Each edge's linear map from its source's signal to its (mean) message, one (K_e, S_src)
-        matrix per edge in ``edges`` order (before any lag mixing or gating, which only weight it)."""
+        matrix per edge in ``edges`` order (before any lag mixing or gating, which only weight
+        it)."""
         return []
 
     # ----- losses, penalties -------------------------------------------------------------------

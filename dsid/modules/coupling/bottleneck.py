@@ -19,12 +19,12 @@ class BottleneckCoupling(LowRankBase):
 
     Every edge's message sequence has a prior (``prior``, from ``PRIORS``: ``ar1`` by default, with
     ``prior_var`` and time constant ``prior_tau`` bins, as the inferred inputs' prior) and costs its
-    KL, the loss term ``kl_msg`` (weighted by the training config's ``kl_scales.msg``, separately from
-    the inferred inputs' ``kl_co``): an edge that does not pay for itself collapses to the prior (zero
-    mean message), and with ``kl_scales.msg`` below ``kl_scales.co`` the model explains drive by
-    recorded areas where it can. The prior fixes the messages' scale (a destination cannot amplify a
-    message without amplifying its noise), so their size is comparable across edges. Without
-    sampling the message is the posterior mean.
+    KL, the loss term ``kl_msg`` (weighted by the training config's ``kl_scales.msg``, separately
+    from the inferred inputs' ``kl_co``): an edge that does not pay for itself collapses to the
+    prior (zero mean message), and with ``kl_scales.msg`` below ``kl_scales.co`` the model explains
+    drive by recorded areas where it can. The prior fixes the messages' scale (a destination cannot
+    amplify a message without amplifying its noise), so their size is comparable across edges.
+    Without sampling the message is the posterior mean.
     """
 
     def __init__(
@@ -67,7 +67,8 @@ class BottleneckCoupling(LowRankBase):
         """Sampled messages (posterior means when ``sample`` is False).
 
         Shape:
-            window[a]: (B, lag + 1, 2 * rank * outgoing(a)) projected signals, lag-indexed (0: latest)
+            window[a]: (B, lag + 1, 2 * rank * outgoing(a)) projected signals,
+                lag-indexed (0: latest)
             targets[a]: (B, H_a) (unused)
             returns CouplingStep(messages, means, logvars: one (B, rank) per edge)
         """

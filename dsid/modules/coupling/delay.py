@@ -14,8 +14,8 @@ from dsid.registry import COUPLINGS
 
 @COUPLINGS.register("delay")
 class DelayCoupling(LowRankBase):
-    """``m_{j->i}(t) = U_ji^T sum_l w_ji(l) s_j(t - l)``, ``w_ji = softmax(logits_ji / temperature)``
-    over lags ``l = 0..max_delay``.
+    """``m_{j->i}(t) = U_ji^T sum_l w_ji(l) s_j(t - l)``,
+    ``w_ji = softmax(logits_ji / temperature)`` over lags ``l = 0..max_delay``.
 
     The weights are a learned delay distribution per edge; ``edge_delays()`` reads the delay off as
     the weights' mean lag (``delay_readout="mean"``) or their most likely lag (``"mode"``).
@@ -98,9 +98,9 @@ class DelayCoupling(LowRankBase):
         return self.emit(self.mix(window, self.lag_weights()), sample)
 
     def loss_terms(self, kl: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """``kl_msg`` for stochastic messages; with ``lag_entropy > 0`` also ``reg_lag_entropy``: that
-        weight times the summed entropy (nats) of the edges' delay distributions, which pushes each
-        edge towards one delay."""
+        """``kl_msg`` for stochastic messages; with ``lag_entropy > 0`` also ``reg_lag_entropy``:
+        that weight times the summed entropy (nats) of the edges' delay distributions, which pushes
+        each edge towards one delay."""
         terms = super().loss_terms(kl)
         if self.lag_entropy > 0 and self.edges:
             w = self.lag_weights()

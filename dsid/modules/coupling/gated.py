@@ -15,8 +15,9 @@ from dsid.registry import COUPLINGS
 
 @COUPLINGS.register("gated")
 class GatedCoupling(LowRankBase):
-    """``m_{j->i}(t) = sigmoid(G_ji g_i(t) + b_ji) * U_ji^T s_j(t - lag)``: the destination's current
-    generator state ``g_i`` opens or closes each message dimension (state-dependent routing).
+    """``m_{j->i}(t) = sigmoid(G_ji g_i(t) + b_ji) * U_ji^T s_j(t - lag)``: the destination's
+    current generator state ``g_i`` opens or closes each message dimension (state-dependent
+    routing).
 
     Args: ``rank``, ``lag`` as the low-rank coupling; ``gate_bias`` the initial gate pre-activation
     (0: half open).

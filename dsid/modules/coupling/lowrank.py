@@ -15,8 +15,8 @@ from dsid.registry import COUPLINGS
 class LowRankCoupling(LowRankBase):
     """``m_{j->i}(t) = U_ji^T s_j(t - lag)``: ``U_ji`` (S_j, rank) learned per edge, ``lag`` fixed.
 
-    Args: ``rank`` message size per edge; ``lag`` delay in bins (the same for every edge); ``source``
-    and the sizes as :class:`~dsid.modules.coupling.base.Coupling`.
+    Args: ``rank`` message size per edge; ``lag`` delay in bins (the same for every edge);
+    ``source`` and the sizes as :class:`~dsid.modules.coupling.base.Coupling`.
     """
 
     def __init__(

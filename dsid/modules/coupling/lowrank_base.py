@@ -19,13 +19,14 @@ class LowRankBase(Coupling):
     source signal: every source keeps the concatenated projections of its outgoing edges.
 
     With ``stochastic=True`` each edge projects to a Gaussian posterior instead: mean ``U_e^T s``
-    and log-variance ``W_e^T s + c_e``; ``c_e`` starts at ``log(init_var_ratio * prior_var)`` and the
-    means start at the prior's scale. The message is a sample (the mean when not sampling). Each
-    edge's message sequence has its own prior from ``PRIORS`` (``prior``: ``ar1`` by default, like the
-    inferred inputs', so smooth messages are not charged as if they were white noise; ``prior_var``
-    and ``prior_tau`` go to it where it takes them); the KL is the loss term ``kl_msg``.
-    Subclasses pick every edge's lagged (:meth:`select`) or lag-mixed (:meth:`mix`) projection and
-    call :meth:`emit`; each is one operation per source or for all edges together, per bin.
+    and log-variance ``W_e^T s + c_e``; ``c_e`` starts at ``log(init_var_ratio * prior_var)`` and
+    the means start at the prior's scale. The message is a sample (the mean when not sampling). Each
+    edge's message sequence has its own prior from ``PRIORS`` (``prior``: ``ar1`` by default, like
+    the inferred inputs', so smooth messages are not charged as if they were white noise;
+    ``prior_var`` and ``prior_tau`` go to it where it takes them); the KL is the loss term
+    ``kl_msg``. Subclasses pick every edge's lagged (:meth:`select`) or lag-mixed (:meth:`mix`)
+    projection and call :meth:`emit`; each is one operation per source or for all edges together,
+    per bin.
     """
 
     def __init__(
@@ -79,7 +80,8 @@ class LowRankBase(Coupling):
             )
 
     def encode(self, signals: List[torch.Tensor]) -> List[torch.Tensor]:
-        """Shape: signals[a]: (B, S_a) -> list of (B, P_a), the projections of a's outgoing edges."""
+        """Shape: signals[a]: (B, S_a) -> list of (B, P_a), the projections of a's outgoing
+        edges."""
         return [p(s) if isinstance(p, nn.Linear) else s[:, :0] for p, s in zip(self.proj, signals)]
 
     def select(self, window: List[torch.Tensor], lag: int) -> torch.Tensor:
@@ -153,7 +155,8 @@ class LowRankBase(Coupling):
         return [p.weight for p in self.proj if isinstance(p, nn.Linear)]
 
     def edge_maps(self) -> List[torch.Tensor]:
-        """Each edge's ``U_e^T`` (the mean's projection when stochastic). Shape: one (rank, S_src) per edge."""
+        """Each edge's ``U_e^T`` (the mean's projection when stochastic).
+        Shape: one (rank, S_src) per edge."""
         maps = []
         for a in self._senders:
             lo, hi = self._ranges[a]

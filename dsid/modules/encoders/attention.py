@@ -1,4 +1,5 @@
-"""Shared self-attention stack over time bins (used by the transformer encoder and the NDT model)."""
+"""Shared self-attention stack over time bins (used by the transformer encoder and the NDT
+model)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class AttentionStack(nn.Module):
         self.d_model = d_model
 
     def forward(self, h: torch.Tensor, n_prefix: int = 0, mask: Optional[torch.Tensor] = None):
-        """Add positions to the time tokens (after ``n_prefix`` prefix tokens such as CLS) and attend.
+        """Add positions to the time tokens (after ``n_prefix`` prefix tokens such as CLS) and
+        attend.
 
         Shape:
             h: (B, n_prefix + T, d_model); mask: (n_prefix + T, n_prefix + T) bool or None

@@ -19,7 +19,8 @@ class EncoderOutput(NamedTuple):
 
 
 def directions(rnn: nn.GRU) -> List[Tuple[torch.Tensor, ...]]:
-    """(w_ih, w_hh, b_ih, b_hh, reverse) of a one-layer bidirectional ``nn.GRU``'s two directions."""
+    """(w_ih, w_hh, b_ih, b_hh, reverse) of a one-layer bidirectional ``nn.GRU``'s two
+    directions."""
     return [
         (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, False),
         (
@@ -87,7 +88,8 @@ class BiGRUEncoder(nn.Module):
         ``time_major``: then ``x`` is too).
 
         Shape:
-            x: (B, T, N) [(T, B, N)] -> (B, 2 * hidden_size), (B, T, 2 * ci_size) [(T, B, ...)] or None
+            x: (B, T, N) [(T, B, N)] -> (B, 2 * hidden_size),
+                (B, T, 2 * ci_size) [(T, B, ...)] or None
         """
         if not native.usable(x, self.ic_rnn.weight_hh_l0):  # GPU (cuDNN), other dtypes, no compiler
             x_bf = x.transpose(0, 1) if time_major else x

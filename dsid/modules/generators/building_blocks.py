@@ -13,7 +13,8 @@ from dsid.modules.recurrent.step_protocol import State, sub_params
 
 
 class NormalizedLinear(nn.Linear):
-    """Linear map whose weight rows (one per output) have unit norm: factors cannot grow by scale."""
+    """Linear map whose weight rows (one per output) have unit norm: factors cannot grow by
+    scale."""
 
     def normalized_weight(self) -> torch.Tensor:
         return nn.functional.normalize(self.weight, dim=1)
@@ -62,7 +63,8 @@ class Controller(nn.Module):
         sample: bool,
     ):
         """One step for a group (``p`` from :meth:`step_params`, stacked). Without an encoding
-        (``ci_t`` None, e.g. forward prediction) the inferred input falls back to the prior mean, zero.
+        (``ci_t`` None, e.g. forward prediction) the inferred input falls back to the prior mean,
+        zero.
 
         Shape:
             c: (G, B, controller_size); ci_t: (G, B, ci_input_size) or None; f: (G, B, F)
@@ -117,7 +119,8 @@ def finish_step(
 
 
 def base_step_params(gen: nn.Module) -> Dict[str, torch.Tensor]:
-    """The step parameters every generator shares: the normalized factor map and the controller's."""
+    """The step parameters every generator shares: the normalized factor map and the
+    controller's."""
     p = {"factors": gen.to_factors.normalized_weight()}
     if gen.use_controller:
         p.update({f"controller.{k}": v for k, v in gen.controller.step_params().items()})

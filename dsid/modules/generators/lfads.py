@@ -1,4 +1,5 @@
-"""LFADS generator: a GRU started from the initial condition, driven by a controller's inferred inputs."""
+"""LFADS generator: a GRU started from the initial condition, driven by a controller's inferred
+inputs."""
 
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ class LFADSGenerator(StepGenerator):
     Per step: controller(ci_t, previous factors) -> inferred-input posterior (mean, logvar) ->
     sample u_t -> generator GRU(u_t, external input e_t) -> factors f_t (norm-constrained linear map
     of the state). ``co_size=0`` removes the controller (autonomous dynamics). The step API
-    (:class:`~dsid.modules.recurrent.step_protocol.StepGenerator`) lets multi-area models inject messages.
+    (:class:`~dsid.modules.recurrent.step_protocol.StepGenerator`) lets multi-area models inject
+    messages.
 
     ``forward`` runs on the compiled scan (:mod:`dsid.modules.recurrent.lfads_scan`) on a CPU with
-    float32/float64 tensors, else on the step-by-step unroll (``stepwise_forward``); both compute the
-    same function; with one ``ci`` row per trial for k samples each, the scan reads each row k times
-    instead of copying it.
+    float32/float64 tensors, else on the step-by-step unroll (``stepwise_forward``); both compute
+    the same function; with one ``ci`` row per trial for k samples each, the scan reads each row k
+    times instead of copying it.
     """
 
     def __init__(
@@ -86,7 +88,8 @@ class LFADSGenerator(StepGenerator):
         return self.cell.weight_ih[:, self.co_size : self.co_size + self.ext_input_size]
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        """The tensors a step uses (see :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
+        """The tensors a step uses (see
+        :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
         return {
             **base_step_params(self),
             **{f"cell.{k}": v for k, v in self.cell.step_params().items()},
@@ -129,5 +132,6 @@ class LFADSGenerator(StepGenerator):
         n_steps: Optional[int] = None,
         sample: bool = True,
     ) -> GeneratorOutput:
-        """The step-by-step unroll, bin by bin with autograd (shapes: :meth:`StepGenerator.forward`)."""
+        """The step-by-step unroll, bin by bin with autograd (shapes:
+        :meth:`StepGenerator.forward`)."""
         return unroll(self, ic, ci, ext, n_steps, sample)

@@ -80,7 +80,8 @@ class LinearGenerator(StepGenerator):
         return self.input_map.weight[:, self.co_size :]
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        """The tensors a step uses (see :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
+        """The tensors a step uses (see
+        :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
         p = {**base_step_params(self), "A": self.dynamics.weight, "b": self.dynamics.bias}
         if self.input_map is not None:
             p["B"] = self.input_map.weight

@@ -64,7 +64,8 @@ class NeuralODEGenerator(StepGenerator):
     ``substeps`` fixed RK4 steps of total length ``dt``; u holds the controller's inferred input
     (``co_size > 0``, as in LFADS) and the external input, constant within a bin. Factors are a
     norm-constrained linear map of z. The state is clipped to [-clip, clip]. Implements the step
-    API (:class:`~dsid.modules.recurrent.step_protocol.StepGenerator`) so multi-area models can drive it.
+    API (:class:`~dsid.modules.recurrent.step_protocol.StepGenerator`) so multi-area models can
+    drive it.
     """
 
     def __init__(
@@ -117,7 +118,8 @@ class NeuralODEGenerator(StepGenerator):
         return self.field.net[0].weight[:, self.hidden_size + self.co_size :]
 
     def step_params(self) -> Dict[str, torch.Tensor]:
-        """The tensors a step uses (see :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
+        """The tensors a step uses (see
+        :func:`~dsid.modules.recurrent.step_protocol.stack_step_params`)."""
         return {
             **base_step_params(self),
             **{f"field.{k}": v for k, v in self.field.step_params().items()},

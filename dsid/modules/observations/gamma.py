@@ -43,7 +43,8 @@ class GammaObservation(nn.Module):
 
     @staticmethod
     def init_params(mean_counts: np.ndarray) -> np.ndarray:
-        """Starting readout bias for per-neuron means (N,) -> (N, 2): log-mean, log-concentration 0."""
+        """Starting readout bias for per-neuron means (N,) -> (N, 2): log-mean,
+        log-concentration 0."""
         mean_counts = np.asarray(mean_counts, np.float64)
         return np.stack(
             [np.log(np.maximum(mean_counts, 1e-3)), np.zeros_like(mean_counts)], axis=-1

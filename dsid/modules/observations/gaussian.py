@@ -75,7 +75,8 @@ class GaussianObservation(nn.Module):
         """Elementwise negative log-likelihood.
 
         Shape:
-            params: (B, T, N, 2) mean (before the link) and log standard deviation; target: (B, T, N)
+            params: (B, T, N, 2) mean (before the link) and log standard deviation;
+            target: (B, T, N)
             returns: (B, T, N)
         """
         mean, std = self._mean_std(params)

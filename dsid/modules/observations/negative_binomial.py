@@ -34,7 +34,8 @@ class NegativeBinomialObservation(nn.Module):
 
     @staticmethod
     def init_params(mean_counts: np.ndarray) -> np.ndarray:
-        """Starting readout bias for per-neuron mean counts (N,) -> (N, 2): log-mean, log r = log 10."""
+        """Starting readout bias for per-neuron mean counts (N,) -> (N, 2): log-mean,
+        log r = log 10."""
         mean_counts = np.asarray(mean_counts, np.float64)
         return np.stack(
             [np.log(np.maximum(mean_counts, 1e-3)), np.full_like(mean_counts, np.log(10.0))],

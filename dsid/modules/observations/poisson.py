@@ -59,10 +59,10 @@ class PoissonObservation(nn.Module):
 
 
 class _PoissonNLL(torch.autograd.Function):
-    """``exp(l) - y l`` with ``l`` the log-rate clamped to +-LOG_RATE_CLAMP, keeping only its inputs for the
-    backward (``exp(l)`` is recomputed there): the plain expression keeps a third tensor of the
-    observations' full size alive until the backward. Same values and gradient (zero where the clamp
-    is active); no gradient for the counts, and no double backward.
+    """``exp(l) - y l`` with ``l`` the log-rate clamped to +-LOG_RATE_CLAMP, keeping only its inputs
+    for the backward (``exp(l)`` is recomputed there): the plain expression keeps a third tensor of
+    the observations' full size alive until the backward. Same values and gradient (zero where the
+    clamp is active); no gradient for the counts, and no double backward.
 
     Shape:
         raw: any (log-rates before the clamp); target: same -> same

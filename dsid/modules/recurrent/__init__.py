@@ -1,1 +1,2 @@
-"""Recurrent scans with hand-written backward passes: the fast core of the generators and encoders."""
+"""Recurrent scans with hand-written backward passes: the fast core of the generators and
+encoders."""

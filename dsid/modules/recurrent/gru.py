@@ -23,8 +23,8 @@ def affine(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor] = None) -
 def gru_update(
     x: torch.Tensor, h: torch.Tensor, p: Dict[str, torch.Tensor], clip: float
 ) -> torch.Tensor:
-    """``nn.GRUCell``'s update (gates r, z, n) with grouped weights ``p`` (``w_ih``, ``w_hh``, ``b_ih``,
-    ``b_hh``), the new state clipped to [-clip, clip].
+    """``nn.GRUCell``'s update (gates r, z, n) with grouped weights ``p`` (``w_ih``, ``w_hh``,
+    ``b_ih``, ``b_hh``), the new state clipped to [-clip, clip].
 
     Shape:
         x: (G, B, I); h: (G, B, H); p["w_ih"]: (G, 3H, I), p["w_hh"]: (G, 3H, H) -> (G, B, H)

@@ -1,4 +1,5 @@
-"""GRUs over a shared input sequence, with a hand-written backward pass (compiled, ``csrc/gru_scan.cpp``).
+"""GRUs over a shared input sequence, with a hand-written backward pass (compiled,
+``csrc/gru_scan.cpp``).
 
 ``G`` independent GRUs (e.g. both directions of a bidirectional encoder, or of several encoders with
 the same hidden size) read the same input; any of them may read it backwards in time. The input half
@@ -7,8 +8,8 @@ groups and bins before the loop; the recurrent half runs bin by bin in C++: one 
 one fused element-wise pass per bin, no autograd graph. The backward walks the bins once in reverse,
 keeping the pre-activations' gradients for a chunk of bins at a time (about ``BACKWARD_CHUNK_ROWS``
 rows of trials x bins): each chunk adds its share of every weight gradient in one product per GRU,
-large enough to run at full matrix-product speed, and the backward needs no buffers that grow with T.
-Under ``torch.no_grad`` (inference) the gates are not kept.
+large enough to run at full matrix-product speed, and the backward needs no buffers that grow with
+T. Under ``torch.no_grad`` (inference) the gates are not kept.
 
 The maths is ``nn.GRUCell``'s (gates r, z, n; ``h' = n + z (h - n)``), optionally clipped to
 [-clip, clip] (LFADS' stabiliser); no gradient flows through an entry at the clip value. A reversed
@@ -84,7 +85,8 @@ def gru_scan(
     compiled module: check :func:`~dsid.modules.recurrent.native.usable` first).
 
     Shape:
-        x: (T, B, N) time-major input; w_ih: (G, 3H, N); b_ih: (G, 3H); w_hh: (G, 3H, H); b_hh: (G, 3H);
+        x: (T, B, N) time-major input; w_ih: (G, 3H, N); b_ih: (G, 3H); w_hh: (G, 3H, H);
+        b_hh: (G, 3H);
         h0: (G, B, H) or None (zeros)
         returns: states (T, B, G, H), each group's state at every bin; last states (G, B, H)
     """

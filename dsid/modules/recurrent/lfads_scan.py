@@ -1,7 +1,7 @@
 """The LFADS generator's unroll on the compiled scan (``csrc/lfads_scan.cpp``).
 
-Same function as the step-by-step unroll (:func:`~dsid.modules.recurrent.step_protocol.unroll`, kept for
-tests and for what the scan does not cover: GPUs, other dtypes, multi-area stepping), computed
+Same function as the step-by-step unroll (:func:`~dsid.modules.recurrent.step_protocol.unroll`, kept
+for tests and for what the scan does not cover: GPUs, other dtypes, multi-area stepping), computed
 differently:
 
 - every projection that does not depend on the recurrent state (the encoder's output into the
@@ -13,9 +13,9 @@ differently:
 - under ``torch.no_grad`` (inference) nothing is kept for a backward pass;
 - the random numbers are drawn once for all bins before the loop: the controller's posterior
   noise (T, B, C) and the dropout masks of the controller state (before its output layer) and of
-  the generator state (before the factors). They have the distributions of the step-by-step unroll's per-bin
-  draws (independent per bin, trial and unit), so only the order in which the random stream is
-  consumed differs: the same seed gives a different, equally likely sample.
+  the generator state (before the factors). They have the distributions of the step-by-step unroll's
+  per-bin draws (independent per bin, trial and unit), so only the order in which the random stream
+  is consumed differs: the same seed gives a different, equally likely sample.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from dsid.modules.recurrent.step_protocol import GeneratorOutput, ci_repeat
 
 
 class ScanInputs(NamedTuple):
-    """The compiled LFADS scan's arguments (``csrc/lfads_scan.cpp`` documents the maths; time-major).
+    """The compiled LFADS scan's arguments (``csrc/lfads_scan.cpp`` documents the maths;
+    time-major).
 
     G groups (copies side by side, e.g. the areas of a multi-area model; 1 for one LFADS generator):
     every weight has a leading group axis, every feature axis holds the groups' blocks one after
-    another. Empty tensors stand for what is absent: ``ci_proj`` and the controller's weights without a
-    controller, ``msg_*``/``wg_msg`` without message feedback, ``eps`` without sampling, the masks
-    without dropout.
+    another. Empty tensors stand for what is absent: ``ci_proj`` and the controller's weights
+    without a controller, ``msg_*``/``wg_msg`` without message feedback, ``eps`` without sampling,
+    the masks without dropout.
     """
 
     ci_proj: torch.Tensor  # (Tc, B or B / k, G * 3 Hc): controller input projection, bias included
@@ -68,7 +69,8 @@ class ScanInputs(NamedTuple):
 
 
 class LFADSScan(torch.autograd.Function):
-    """Autograd wrapper of the compiled forward and backward (argument order of :class:`ScanInputs`)."""
+    """Autograd wrapper of the compiled forward and backward (argument order of
+    :class:`ScanInputs`)."""
 
     @staticmethod
     def forward(ctx, *args):
@@ -138,7 +140,8 @@ def pad_inferred_inputs(head: torch.Tensor, co: torch.Tensor, n_steps: int, grou
     """The inferred inputs' mean, log-variance and sample batch-major, zero past the encoded bins.
 
     Shape:
-        head: (Tc, B, G * 2 C), [mean | log-variance] per group; co: (Tc, B, G * C) -> three (B, n_steps, G * C)
+        head: (Tc, B, G * 2 C), [mean | log-variance] per group;
+        co: (Tc, B, G * C) -> three (B, n_steps, G * C)
     """
     n_ci, B, GC = co.shape
     pad = lambda x: torch.cat([x, x.new_zeros(n_steps - n_ci, B, GC)]) if n_ci < n_steps else x  # noqa: E731
@@ -158,14 +161,16 @@ def scan_inputs(
     feedback: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
     msg_from_state: bool = False,
 ) -> ScanInputs:
-    """The scan's arguments for LFADS generators with identical settings, one group each (one generator:
-    the single-area unroll; a multi-area model's areas: :mod:`dsid.models.multiarea.scan`). Every
-    projection that does not depend on the state is one product over all bins here; the random numbers
-    (inferred-input noise, dropout masks) are drawn for all bins at once.
+    """The scan's arguments for LFADS generators with identical settings, one group each
+    (one generator: the single-area unroll; a multi-area model's areas:
+    :mod:`dsid.models.multiarea.scan`). Every projection that does not depend on the state is one
+    product over all bins here; the random numbers (inferred-input noise, dropout masks) are drawn
+    for all bins at once.
 
     Shape:
-        ics[g]: (B, I); ci_rows[g]: (B / k, T_ci, D) or None (see :func:`ci_repeat`); ext: (B, T_ext,
-        ext_size) or None, read by every generator's input columns ext_column .. ext_column + ext_size;
+        ics[g]: (B, I); ci_rows[g]: (B / k, T_ci, D) or None (see :func:`ci_repeat`);
+        ext: (B, T_ext, ext_size) or None, read by every generator's input columns
+        ext_column .. ext_column + ext_size;
         feedback: (msg_enc, msg_lag, wg_msg) as in :class:`ScanInputs`, or None
     """
     gen0, G = gens[0], len(gens)
@@ -239,8 +244,8 @@ def lfads_unroll(
     n_steps: int,
     sample: bool,
 ) -> GeneratorOutput:
-    """:class:`~dsid.modules.generators.lfads.LFADSGenerator`'s unroll on the compiled scan (arguments
-    checked by the caller; see the module docstring).
+    """:class:`~dsid.modules.generators.lfads.LFADSGenerator`'s unroll on the compiled scan
+    (arguments checked by the caller; see the module docstring).
 
     Shape:
         ic: (B, I); ci: (B / k, T_ci, ci_input_size) or None (k >= 1: row i serves batch entries

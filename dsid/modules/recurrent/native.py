@@ -2,17 +2,17 @@
 likelihoods), built with the machine's C++ compiler on first use.
 
 Building takes about a minute once per machine and PyTorch version (cached by PyTorch under
-``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), with OpenMP where the compiler has it
-(the element-wise passes then use PyTorch's threads; with a compiler without it, such as Apple's clang,
-the failed OpenMP attempt is remembered in that cache, next to the builds, and later processes load the
-single-threaded build directly until the sources change). Without a compiler, or with
-``DSID_NATIVE=0``, models fall back to their step-by-step unrolls (same maths, several times slower on
-a CPU) after one warning naming the cause.
+``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), with OpenMP where the compiler
+has it (the element-wise passes then use PyTorch's threads; with a compiler without it, such as
+Apple's clang, the failed OpenMP attempt is remembered in that cache, next to the builds, and later
+processes load the single-threaded build directly until the sources change). Without a compiler, or
+with ``DSID_NATIVE=0``, models fall back to their step-by-step unrolls (same maths, several times
+slower on a CPU) after one warning naming the cause.
 
 Loading it also asks the C library's allocator (glibc) to keep freed large blocks for reuse
 (``DSID_KEEP_FREED_MEMORY=0`` leaves the allocator alone): a training step allocates the same large
-buffers again and again, and memory fresh from the system costs a page fault per page on first touch.
-The process's peak memory is unchanged; it is returned to the system when the process ends.
+buffers again and again, and memory fresh from the system costs a page fault per page on first
+touch. The process's peak memory is unchanged; it is returned to the system when the process ends.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def _build() -> Optional[ModuleType]:
         except ImportError:
             pass
     log.info("loading DSID's compiled recurrent core (built once, about a minute)")
-    # one build per instruction set (a cache shared by machines with different CPUs stays valid); with
-    # OpenMP the element-wise passes are split across PyTorch's threads (its parallel_for is compiled
-    # into the module), without it (a compiler lacking OpenMP) they run on one thread
+    # one build per instruction set (a cache shared by machines with different CPUs stays valid);
+    # with OpenMP the element-wise passes are split across PyTorch's threads (its parallel_for is
+    # compiled into the module), without it (a compiler lacking OpenMP) they run on one thread
     wide = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
     isa = ["-mavx2", "-mfma"] if wide else []
     name = "dsid_recurrent_" + ("avx2" if wide else "base")
@@ -97,8 +97,9 @@ def _build() -> Optional[ModuleType]:
 
 
 def _omp_failure_marker(name: str) -> Path:
-    """Where a failed OpenMP build of these sources is remembered (the extensions cache; the name holds a
-    hash of the sources and of PyTorch's version, so a change of either tries OpenMP again)."""
+    """Where a failed OpenMP build of these sources is remembered (the extensions cache; the name
+    holds a hash of the sources and of PyTorch's version, so a change of either tries OpenMP
+    again)."""
     from torch.utils.cpp_extension import get_default_build_root
 
     digest = hashlib.sha1(torch.__version__.encode())
@@ -117,8 +118,8 @@ def _remember(marker: Path, error: str) -> None:
 
 
 def usable(*tensors: Optional[torch.Tensor]) -> bool:
-    """Whether the compiled scans can run on these tensors: CPU, float32/float64, no CPU autocast (it
-    would hand them bfloat16 products), module built."""
+    """Whether the compiled scans can run on these tensors: CPU, float32/float64, no CPU autocast
+    (it would hand them bfloat16 products), module built."""
     if torch.is_autocast_enabled("cpu"):
         return False
     for x in tensors:
@@ -130,9 +131,10 @@ def usable(*tensors: Optional[torch.Tensor]) -> bool:
 
 
 def dropout_mask(drop: torch.nn.Dropout, shape, like: torch.Tensor) -> torch.Tensor:
-    """``drop``'s mask for a tensor of ``shape`` (kept entries 1 / (1 - p), dropped 0); empty in eval
-    mode or with p = 0. Compiled (a counter-based hash seeded from PyTorch's generator, several times
-    faster than ``bernoulli_``) where :func:`usable`, else ``bernoulli_``; the same distribution."""
+    """``drop``'s mask for a tensor of ``shape`` (kept entries 1 / (1 - p), dropped 0); empty in
+    eval mode or with p = 0. Compiled (a counter-based hash seeded from PyTorch's generator, several
+    times faster than ``bernoulli_``) where :func:`usable`, else ``bernoulli_``; the same
+    distribution."""
     if not drop.training or drop.p == 0:
         return like.new_empty(0)
     if drop.p >= 1:
@@ -144,15 +146,15 @@ def dropout_mask(drop: torch.nn.Dropout, shape, like: torch.Tensor) -> torch.Ten
 
 
 def dropout(drop: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
-    """``drop(x)`` with the mask of :func:`dropout_mask`, contiguous when dropout is active (whatever
-    ``x``'s strides). Shape: any -> same."""
+    """``drop(x)`` with the mask of :func:`dropout_mask`, contiguous when dropout is active
+    (whatever ``x``'s strides). Shape: any -> same."""
     mask = dropout_mask(drop, x.shape, x)
     return mask * x if mask.numel() else x
 
 
 def log_factorial(x: torch.Tensor) -> torch.Tensor:
-    """``lgamma(x + 1)`` (no gradient), compiled where :func:`usable` (a table for small whole numbers:
-    several times faster on spike counts), else ``torch.lgamma``. Shape: any -> same."""
+    """``lgamma(x + 1)`` (no gradient), compiled where :func:`usable` (a table for small whole
+    numbers: several times faster on spike counts), else ``torch.lgamma``. Shape: any -> same."""
     if usable(x) and not x.requires_grad:
         return native_scans().log_factorial(x)
     return torch.lgamma(x + 1.0)

@@ -34,7 +34,8 @@ def sub_params(p: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tenso
 
 
 def stack_step_params(gens: Sequence[nn.Module]) -> Dict[str, torch.Tensor]:
-    """The ``step_params()`` of generators with identical settings, stacked along a new group axis."""
+    """The ``step_params()`` of generators with identical settings, stacked along a new group
+    axis."""
     params = [g.step_params() for g in gens]
     return {k: torch.stack([p[k] for p in params]) for k in params[0]}
 
@@ -69,8 +70,8 @@ def resolve_steps(
 
 def ci_repeat(gen: nn.Module, ci: Optional[torch.Tensor], batch: int) -> int:
     """How many consecutive batch entries share each row of ``ci``: 1 when it has a row per entry, k
-    when it has one per trial and the batch holds k posterior samples of each (trial-major); an error
-    naming both counts when its rows do not divide the batch."""
+    when it has one per trial and the batch holds k posterior samples of each (trial-major); an
+    error naming both counts when its rows do not divide the batch."""
     if ci is None or ci.shape[0] == batch:
         return 1
     if ci.shape[0] == 0 or batch % ci.shape[0]:
@@ -90,9 +91,9 @@ def unroll(
     n_steps: Optional[int],
     sample: bool,
 ) -> GeneratorOutput:
-    """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins; bins
-    past the end of ``ci``/``ext`` get no input. Every generator's step-by-step unroll (autograd through
-    every bin); the LFADS generator runs on a compiled scan instead where it can.
+    """Run ``gen.initial_state`` then ``gen.grouped_step`` (a group of one) for ``n_steps`` bins;
+    bins past the end of ``ci``/``ext`` get no input. Every generator's step-by-step unroll
+    (autograd through every bin); the LFADS generator runs on a compiled scan instead where it can.
 
     Shape:
         ic: (B, I); ci: (B or B / k, T, ci_input_size) or None (see :func:`ci_repeat`);
@@ -125,8 +126,8 @@ def unroll(
 
 class StepGenerator(nn.Module):
     """Base of the generators: subclasses set ``ic_to_state``, ``to_factors`` (a
-    :class:`NormalizedLinear`), ``dropout``, ``use_controller`` (and ``controller``), ``co_size`` and
-    ``ext_input_size``, and implement ``step_params`` and ``grouped_step``; this class gives the
+    :class:`NormalizedLinear`), ``dropout``, ``use_controller`` (and ``controller``), ``co_size``
+    and ``ext_input_size``, and implement ``step_params`` and ``grouped_step``; this class gives the
     initial state, the one-copy ``step`` and the unrolled ``forward``."""
 
     def step_params(self) -> Dict[str, torch.Tensor]:
@@ -146,7 +147,8 @@ class StepGenerator(nn.Module):
         Shape:
             state: dict of (G, B, .) tensors; ci_t: (G, B, ci_input_size) or None (no encoding: e.g.
             beyond the observed window); ext_t: (G, B, ext_input_size) or None
-            returns (new state, dict with f (G, B, F), g (G, B, H) and co_mean/co_logvar/co (G, B, C))
+            returns (new state, dict with f (G, B, F), g (G, B, H)
+            and co_mean/co_logvar/co (G, B, C))
         """
         raise NotImplementedError
 
@@ -192,8 +194,8 @@ class StepGenerator(nn.Module):
         n_steps: Optional[int] = None,
         sample: bool = True,
     ) -> GeneratorOutput:
-        """Unroll the dynamics for ``n_steps`` bins (default: the length of ``ci``/``ext``); bins past
-        the end of ``ci``/``ext`` run with no inferred or external input (forward prediction).
+        """Unroll the dynamics for ``n_steps`` bins (default: the length of ``ci``/``ext``); bins
+        past the end of ``ci``/``ext`` run with no inferred or external input (forward prediction).
 
         Shape:
             ic: (B, I) sampled initial condition; ci: (B, T, ci_input_size) or None, or one row per

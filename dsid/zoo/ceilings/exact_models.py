@@ -1,12 +1,13 @@
-"""The exact generative models of the zoo members whose true rates carry noise, for their Bayes ceilings.
+"""The exact generative models of the zoo members whose true rates carry noise, for their Bayes
+ceilings.
 
-``low_rate`` (a van der Pol cycle with diffusion) and ``multiarea_feedback`` (three areas' noisy limit
-cycles, kicked by unobserved input events, with delayed messages) have true rates the spikes cannot
-fully reveal, so the oracle (the true rates) is not a score any model can reach. Each builder here
-returns the member's model as a :class:`~dsid.zoo.ceilings.particle_smoother.StateSpace` for the particle
-smoother (``benchmarks/bayes_ceiling.py``), and checks it against the file's ground truth: the
-neurons' log-linear read-out is fitted from the true latents and rates (exact up to float32 rounding),
-and the dynamics must explain the true latents up to the noise the member draws.
+``low_rate`` (a van der Pol cycle with diffusion) and ``multiarea_feedback`` (three areas' noisy
+limit cycles, kicked by unobserved input events, with delayed messages) have true rates the spikes
+cannot fully reveal, so the oracle (the true rates) is not a score any model can reach. Each builder
+here returns the member's model as a :class:`~dsid.zoo.ceilings.particle_smoother.StateSpace` for
+the particle smoother (``benchmarks/bayes_ceiling.py``), and checks it against the file's ground
+truth: the neurons' log-linear read-out is fitted from the true latents and rates (exact up to
+float32 rounding), and the dynamics must explain the true latents up to the noise the member draws.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def _defaults(fn) -> dict:
 
 
 def _read_out(data: DSIDData) -> Tuple[Callable[[np.ndarray], np.ndarray], float]:
-    """The neurons' log-rates as an affine map of the true latents, fitted on the training split, and
-    its largest error in log-rate (float32 rounding when the read-out is log-linear)."""
+    """The neurons' log-rates as an affine map of the true latents, fitted on the training split,
+    and its largest error in log-rate (float32 rounding when the read-out is log-linear)."""
     tr = data.splits["train"]
     z = tr.truth_latents.reshape(-1, tr.truth_latents.shape[-1]).astype(np.float64)
     log_r = np.log(tr.truth_rates.reshape(-1, tr.truth_rates.shape[-1]).astype(np.float64))
@@ -67,7 +68,8 @@ def _refuse(name: str, checks: Checks, limits: Checks) -> None:
 
 
 def low_rate(data: DSIDData) -> Tuple[StateSpace, Checks]:
-    """``low_rate``'s model: its start distribution, its van der Pol drift with diffusion, its read-out."""
+    """``low_rate``'s model: its start distribution, its van der Pol drift with diffusion, its
+    read-out."""
     p = _defaults(make_low_rate)
     f, dt = van_der_pol(p["mu"]), bin_dt(data.bin_ms, p["freq_hz"])
     cycle = limit_cycle(f, dt)
@@ -89,11 +91,11 @@ def low_rate(data: DSIDData) -> Tuple[StateSpace, Checks]:
 
 
 def multiarea_feedback(data: DSIDData) -> Tuple[StateSpace, Checks]:
-    """``multiarea_feedback``'s model. The state is the three areas' latents (3 x 4); a step reads the
-    last ``max delay + 1`` states (the messages' sources, delays bins back); the noise is Gaussian plus
-    each area's input events (kicks of fixed size in random directions, Poisson in time). A trial's
-    history starts ``max delay`` bins before its first bin from ``N(0, 0.5^2)`` with no messages before
-    that, as the member simulates it."""
+    """``multiarea_feedback``'s model. The state is the three areas' latents (3 x 4); a step reads
+    the last ``max delay + 1`` states (the messages' sources, delays bins back); the noise is
+    Gaussian plus each area's input events (kicks of fixed size in random directions, Poisson in
+    time). A trial's history starts ``max delay`` bins before its first bin from ``N(0, 0.5^2)``
+    with no messages before that, as the member simulates it."""
     p, q = _defaults(write_multiarea_feedback), _defaults(synth_multiarea)
     system = build_system(
         seed=0,
@@ -116,7 +118,8 @@ def multiarea_feedback(data: DSIDData) -> Tuple[StateSpace, Checks]:
     )
     area = [slice(a * size, (a + 1) * size) for a in range(len(system.W))]
     recurrent = np.zeros((size * len(system.W),) * 2)  # block-diagonal: each area's W, transposed
-    coupling = {}  # delay -> the messages' (source -> destination) maps of the edges with that delay
+    # delay -> the messages' (source -> destination) maps of the edges with that delay
+    coupling = {}
     for a, w in enumerate(system.W):
         recurrent[area[a], area[a]] = w.T
     for src, dst, delay, u, v in system.edges:
@@ -161,8 +164,8 @@ def multiarea_feedback(data: DSIDData) -> Tuple[StateSpace, Checks]:
             "input events per bin / the member's": 1.2,
         },
     )
-    # the member's kicks (0.03 per bin and area) are too rare for a few thousand particles to find their
-    # directions: the filter proposes them at 0.2 and its weights correct for it
+    # the member's kicks (0.03 per bin and area) are too rare for a few thousand particles to find
+    # their directions: the filter proposes them at 0.2 and its weights correct for it
     proposal = GaussianWithKicks(sd=noise.sd, rate=0.2, size=noise.size, block=size, single=True)
     model = StateSpace(
         prior=prior,
@@ -178,8 +181,8 @@ def multiarea_feedback(data: DSIDData) -> Tuple[StateSpace, Checks]:
 
 #: Members with a known generative model: name -> builder(data) -> (StateSpace, checks).
 STATE_SPACES = {"low_rate": low_rate, "multiarea_feedback": multiarea_feedback}
-#: Members whose start a particle filter cannot find from the prior (multiarea_feedback: 12 dimensions
-#: that spikes pin down far more narrowly than the prior spreads them, beyond thousands of particles):
-#: their smoother is told each trial's first ``order`` true states, so its score bounds the ceiling
-#: from above (an estimator told more can only do better).
+#: Members whose start a particle filter cannot find from the prior (multiarea_feedback: 12
+#: dimensions that spikes pin down far more narrowly than the prior spreads them, beyond thousands
+#: of particles): their smoother is told each trial's first ``order`` true states, so its score
+#: bounds the ceiling from above (an estimator told more can only do better).
 START_TOLD = {"multiarea_feedback"}

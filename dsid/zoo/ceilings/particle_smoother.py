@@ -7,10 +7,11 @@ co-bps is therefore the *ceiling* a model can reach. With a noisy state it lies 
 (true rates), which would need to know the noise the spikes do not reveal.
 
 The smoother is forward filtering (bootstrap particle filter, systematic resampling every bin) and
-backward simulation (FFBSi, Godsill, Doucet & West 2004), vectorised over trials. Delayed interactions
-(a state that depends on the last ``order`` states, as messages between areas with delays do) are
-handled exactly: each filtered particle keeps its own history (its ancestors), and a backward draw of
-``x_t`` weighs every transition ``x_t`` still enters (the next ``order`` bins of the chosen path).
+backward simulation (FFBSi, Godsill, Doucet & West 2004), vectorised over trials. Delayed
+interactions (a state that depends on the last ``order`` states, as messages between areas with
+delays do) are handled exactly: each filtered particle keeps its own history (its ancestors), and a
+backward draw of ``x_t`` weighs every transition ``x_t`` still enters (the next ``order`` bins of
+the chosen path).
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from dsid.zoo.ceilings.state_noise import GaussianNoise
 class StateSpace:
     """``x_{t+1} = step(history_t) + noise``, spikes_t ~ Poisson(exp(log_rates(x_t))).
 
-    ``order`` is how many recent states the step reads. With ``order == 1`` ``prior(rng, n)`` returns
-    ``n`` initial states (n, D) and ``step`` maps (n, D) -> (n, D). With ``order == k > 1`` ``prior``
-    returns the history at the first bin, (n, k, D) oldest first (its last state is ``x_0``), and
-    ``step`` maps histories (n, k, D) -> (n, D). The noise is Gaussian with ``noise_sd`` unless ``noise``
-    is given (an object with ``sample(rng, shape)`` and ``logpdf(residual)``, see
-    :mod:`dsid.zoo.ceilings.state_noise`). The filter draws the noise from ``proposal`` (default: the
-    noise itself, a bootstrap filter) and corrects the weights by the density ratio: a proposal that
-    tries the noise's rare events (kicks) more often finds them with fewer particles.
+    ``order`` is how many recent states the step reads. With ``order == 1`` ``prior(rng, n)``
+    returns ``n`` initial states (n, D) and ``step`` maps (n, D) -> (n, D). With ``order == k > 1``
+    ``prior`` returns the history at the first bin, (n, k, D) oldest first (its last state is
+    ``x_0``), and ``step`` maps histories (n, k, D) -> (n, D). The noise is Gaussian with
+    ``noise_sd`` unless ``noise`` is given (an object with ``sample(rng, shape)`` and
+    ``logpdf(residual)``, see :mod:`dsid.zoo.ceilings.state_noise`). The filter draws the noise
+    from ``proposal`` (default: the noise itself, a bootstrap filter) and corrects the weights by
+    the density ratio: a proposal that tries the noise's rare events (kicks) more often finds them
+    with fewer particles.
     """
 
     prior: Callable[[np.random.Generator, int], np.ndarray]
@@ -87,9 +89,10 @@ def _draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class _Filtered:
-    """A chunk's filtered particles: states ``xs`` (T, K, P, D), ancestors ``anc`` (T, K, P) (row t: the
-    particle at t - 1 each particle at t descends from), normalised ``weights`` (T, K, P), the first
-    histories ``start`` (K, P, order, D) and ``means`` (T - 1, K, P, D), each particle's next mean."""
+    """A chunk's filtered particles: states ``xs`` (T, K, P, D), ancestors ``anc`` (T, K, P) (row t:
+    the particle at t - 1 each particle at t descends from), normalised ``weights`` (T, K, P), the
+    first histories ``start`` (K, P, order, D) and ``means`` (T - 1, K, P, D), each particle's next
+    mean."""
 
     def __init__(
         self,
@@ -140,7 +143,8 @@ class _Filtered:
             )
 
     def histories(self, t: int, order: int) -> np.ndarray:
-        """Every particle's last ``order`` states at bin t (its own and its ancestors'), (K, P, order, D)."""
+        """Every particle's last ``order`` states at bin t (its own and its ancestors'),
+        (K, P, order, D)."""
         k, p = self.xs.shape[1:3]
         out = np.empty((k, p, order) + self.xs.shape[3:])
         idx = np.broadcast_to(np.arange(p), (k, p)).copy()
@@ -210,10 +214,11 @@ def smoothed_rates(
     desc: str = "",
     start: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """Posterior means of every neuron's rates and of the state given the ``observed`` neurons' spikes,
-    trial by trial (``chunk`` trials at a time), from ``n_paths`` smoothed trajectories drawn from
-    ``n_particles`` filtered particles per bin. ``start``, each trial's history at its first bin when
-    it is known (instead of the model's prior), gives the posterior of an estimator told the start.
+    """Posterior means of every neuron's rates and of the state given the ``observed`` neurons'
+    spikes, trial by trial (``chunk`` trials at a time), from ``n_paths`` smoothed trajectories
+    drawn from ``n_particles`` filtered particles per bin. ``start``, each trial's history at its
+    first bin when it is known (instead of the model's prior), gives the posterior of an estimator
+    told the start.
 
     Shape:
         spikes: (K, T, N_obs) counts of the neurons ``observed`` (indices into log_rates' N)

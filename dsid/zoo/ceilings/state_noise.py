@@ -29,10 +29,10 @@ class GaussianNoise:
 
 @dataclass(frozen=True)
 class GaussianWithKicks:
-    """``N(0, sd^2 I)`` plus, in each block of ``block`` consecutive dimensions, Poisson(``rate``) kicks per
-    bin, each of norm ``size`` in a uniformly random direction of the block. With ``single`` at most one
-    kick per bin and block, with probability ``rate`` (a proposal that tries kicks more often than the
-    model has them: its density is then exact)."""
+    """``N(0, sd^2 I)`` plus, in each block of ``block`` consecutive dimensions, Poisson(``rate``)
+    kicks per bin, each of norm ``size`` in a uniformly random direction of the block. With
+    ``single`` at most one kick per bin and block, with probability ``rate`` (a proposal that tries
+    kicks more often than the model has them: its density is then exact)."""
 
     sd: float
     rate: float
@@ -60,10 +60,10 @@ class GaussianWithKicks:
         return self.sd * rng.standard_normal(shape) + kicks.reshape(shape)
 
     def logpdf(self, r: np.ndarray) -> np.ndarray:
-        """Log density of residuals (..., D) but for the Gaussian's constant ``-D/2 log(2 pi)``: per block,
-        no kick (Gaussian) or one kick (the sphere of radius ``size`` blurred by the Gaussian, for ``sd``
-        well below ``size``); two kicks in one bin and block are left out (probability ``rate^2 / 2``, and
-        none with ``single``). Shape: (..., D) -> (...)."""
+        """Log density of residuals (..., D) but for the Gaussian's constant ``-D/2 log(2 pi)``: per
+        block, no kick (Gaussian) or one kick (the sphere of radius ``size`` blurred by the
+        Gaussian, for ``sd`` well below ``size``); two kicks in one bin and block are left out
+        (probability ``rate^2 / 2``, and none with ``single``). Shape: (..., D) -> (...)."""
         d = self.block
         rb = r.reshape(r.shape[:-1] + (r.shape[-1] // d, d))
         norm2 = (rb**2).sum(-1)

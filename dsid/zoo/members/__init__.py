@@ -1,10 +1,10 @@
 """A zoo of synthetic data sets with known ground truth, each written as a DSID tensor file.
 
-:data:`ZOO` maps a member's name to a :class:`ZooMember`; ``ZOO[name].write(path, seed=0)`` writes it
-at full size (train/valid/test trials, ``neurons/heldout`` about 20-25% held-in first, true rates and
-latents per split). Each member's module has a ``make_<name>`` function (``write_multiarea_feedback`` for
-the multi-area one) whose keyword arguments set the size. ``lorenz`` is
-:func:`~dsid.data.synth_lorenz.make_lorenz_benchmark` with its defaults.
+:data:`ZOO` maps a member's name to a :class:`ZooMember`; ``ZOO[name].write(path, seed=0)`` writes
+it at full size (train/valid/test trials, ``neurons/heldout`` about 20-25% held-in first, true rates
+and latents per split). Each member's module has a ``make_<name>`` function
+(``write_multiarea_feedback`` for the multi-area one) whose keyword arguments set the size.
+``lorenz`` is :func:`~dsid.data.synth_lorenz.make_lorenz_benchmark` with its defaults.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from dsid.zoo.members.sensory import make_sensory
 
 @dataclass(frozen=True)
 class ZooMember:
-    """One zoo data set: ``write(out_path, seed=0) -> Path`` writes it, at full size, as a DSID tensor file."""
+    """One zoo data set: ``write(out_path, seed=0) -> Path`` writes it, at full size, as a DSID
+    tensor file."""
 
     name: str
     summary: str  # one line: what it stands for and why it is in the zoo

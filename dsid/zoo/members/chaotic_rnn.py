@@ -1,14 +1,14 @@
 """``chaotic_rnn``: the classic LFADS benchmark, Poisson neurons reading out a chaotic vanilla RNN.
 
-``x <- x + alpha (-x + J tanh(x))`` per bin (``alpha = dt / tau``), ``J ~ N(0, g^2 / n_units)``. Each
-trial starts from one of ``n_conditions`` initial states (on the attractor) plus small noise; the
-condition index is stored in ``{split}/condition``. True latents are ``tanh(x)`` (all units), log-rates
-a random linear read-out of them spanning about 1-40 spikes/s.
+``x <- x + alpha (-x + J tanh(x))`` per bin (``alpha = dt / tau``), ``J ~ N(0, g^2 / n_units)``.
+Each trial starts from one of ``n_conditions`` initial states (on the attractor) plus small noise;
+the condition index is stored in ``{split}/condition``. True latents are ``tanh(x)`` (all units),
+log-rates a random linear read-out of them spanning about 1-40 spikes/s.
 
-At 50 units, ``g = 1.5`` (the LFADS paper's value) almost never gives chaos: finite-size networks settle
-on limit cycles or tori (largest Lyapunov exponent ~0). So the default is ``g = 2.5`` and ``J`` is the
-draw, among ``n_candidates`` drawn from the seed, with the largest Lyapunov exponent (about 0.03-0.1
-per ``tau``): nearby states separate over a trial instead of converging.
+At 50 units, ``g = 1.5`` (the LFADS paper's value) almost never gives chaos: finite-size networks
+settle on limit cycles or tori (largest Lyapunov exponent ~0). So the default is ``g = 2.5`` and
+``J`` is the draw, among ``n_candidates`` drawn from the seed, with the largest Lyapunov exponent
+(about 0.03-0.1 per ``tau``): nearby states separate over a trial instead of converging.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from dsid.zoo.members.packing import loglinear_rates, pack
 def simulate_rnn(
     J: np.ndarray, x0: np.ndarray, n_steps: int, alpha: float = 0.25, substeps: int = 2
 ) -> np.ndarray:
-    """States x (K, n_steps, n_units) from ``x0`` (K, n_units), the first being x0; Euler sub-steps."""
+    """States x (K, n_steps, n_units) from ``x0`` (K, n_units), the first being x0; Euler
+    sub-steps."""
     h = alpha / substeps
     out = np.empty((x0.shape[0], n_steps, x0.shape[1]))
     x = np.asarray(x0, np.float64)
@@ -66,8 +67,8 @@ def largest_lyapunov(
 def rnn_matrix(
     seed: int, n_units: int = 50, gain: float = 2.5, n_candidates: int = 24, alpha: float = 0.25
 ) -> np.ndarray:
-    """The recurrent matrix ``J`` (read-only): of ``n_candidates`` Gaussian draws (standard deviation
-    ``gain / sqrt(n_units)``), the one with the largest Lyapunov exponent."""
+    """The recurrent matrix ``J`` (read-only): of ``n_candidates`` Gaussian draws (standard
+    deviation ``gain / sqrt(n_units)``), the one with the largest Lyapunov exponent."""
     Js = np.random.default_rng([seed, 0]).normal(
         0.0, gain / np.sqrt(n_units), (n_candidates, n_units, n_units)
     )

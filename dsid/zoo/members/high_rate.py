@@ -1,10 +1,12 @@
-"""``high_rate``: a densely firing population (about 20-100 spikes/s) on the chaotic Rossler attractor.
+"""``high_rate``: a densely firing population (about 20-100 spikes/s) on the chaotic Rossler
+attractor.
 
-``dx/dt = -y - z,  dy/dt = x + a y,  dz/dt = b + z (x - c)`` with ``a = b = 0.2, c = 5.7``; ``dt_per_bin``
-model-time units per bin give about 3 rotations per second at 10 ms bins. Trials start at random points
-on the attractor. The latents are the raw state; since ``z`` has rare large excursions, each neuron's
-standardized projection is bounded softly (``2 tanh(p / 2)``) so rates stay inside 20-100 spikes/s.
-Tests many spikes per bin (near-Gaussian counts) on a 3-D chaotic system other than Lorenz.
+``dx/dt = -y - z,  dy/dt = x + a y,  dz/dt = b + z (x - c)`` with ``a = b = 0.2, c = 5.7``;
+``dt_per_bin`` model-time units per bin give about 3 rotations per second at 10 ms bins. Trials
+start at random points on the attractor. The latents are the raw state; since ``z`` has rare large
+excursions, each neuron's standardized projection is bounded softly (``2 tanh(p / 2)``) so rates
+stay inside 20-100 spikes/s. Tests many spikes per bin (near-Gaussian counts) on a 3-D chaotic
+system other than Lorenz.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def make_high_rate(
     min_rate: float = 20.0,
     max_rate: float = 100.0,
 ) -> DSIDData:
-    """Build the high-rate member in memory (deterministic by ``seed``); see the module docstring."""
+    """Build the high-rate member in memory (deterministic by ``seed``); see the module
+    docstring."""
     f = rossler()
     rng = np.random.default_rng([seed, 1])
     total = int(sum(n_trials))

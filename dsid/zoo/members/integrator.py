@@ -1,9 +1,10 @@
-"""``integrator``: evidence accumulation driven by unobserved click inputs (a cognitive decision task).
+"""``integrator``: evidence accumulation driven by unobserved click inputs (a cognitive decision
+task).
 
 Two click streams, right and left (``truth_inputs``, (trials, T, 2), 0/1 per bin), arrive during a
 stimulus window at ``click_rate`` per bin in total; a trial's signed coherence ``c`` (the condition)
-makes a click a right one with probability ``(1 + c) / 2``. The 2-D latent is a bounded, slightly leaky
-evidence accumulator ``a`` and a slow urgency signal ``u``::
+makes a click a right one with probability ``(1 + c) / 2``. The 2-D latent is a bounded, slightly
+leaky evidence accumulator ``a`` and a slow urgency signal ``u``::
 
     a <- clip((1 - leak) a + kick (R - L) + noise, -bound, bound)
     u <- u + (1 - u) / tau_u,   u(0) ~ U(0, 0.5)

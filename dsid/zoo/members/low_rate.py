@@ -1,9 +1,11 @@
-"""``low_rate``: a sparsely firing population (most neurons 1-5 spikes/s) on a noisy van der Pol cycle.
+"""``low_rate``: a sparsely firing population (most neurons 1-5 spikes/s) on a noisy van der Pol
+cycle.
 
-``dx/dt = w y,  dy/dt = w (mu (1 - x^2) y - x)`` with ``mu = 1.5`` (a relaxation-like, non-sinusoidal
-limit cycle), about ``freq_hz`` cycles per second, plus a small diffusion. Each trial starts at a random
-phase with a random amplitude (the cycle point scaled by ``U(0.3, 1.6)``), so early bins show the relaxation
-onto the cycle. Tests how a model copes with few spikes per bin on a simple 2-D system.
+``dx/dt = w y,  dy/dt = w (mu (1 - x^2) y - x)`` with ``mu = 1.5`` (a relaxation-like,
+non-sinusoidal limit cycle), about ``freq_hz`` cycles per second, plus a small diffusion. Each trial
+starts at a random phase with a random amplitude (the cycle point scaled by ``U(0.3, 1.6)``), so
+early bins show the relaxation onto the cycle. Tests how a model copes with few spikes per bin on a
+simple 2-D system.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def van_der_pol(mu: float = 1.5):
 
 
 def limit_cycle(f, dt: float) -> np.ndarray:
-    """Points on the limit cycle of ``f`` (after a transient), one per bin of ``dt``. Shape: (200, 2)."""
+    """Points on the limit cycle of ``f`` (after a transient), one per bin of ``dt``.
+    Shape: (200, 2)."""
     return rk4(f, np.array([[2.0, 0.0]]), 400, dt)[0, 200:]
 
 

@@ -1,9 +1,10 @@
-"""``multiarea_feedback``: three areas with a feedback loop, from :func:`~dsid.data.multiarea.synth.synth_multiarea`.
+"""``multiarea_feedback``: three areas with a feedback loop, from
+:func:`~dsid.data.multiarea.synth.synth_multiarea`.
 
-Edges (src, dst, delay bins, rank, gain): A0->A1 (3, 1, 0.20), A1->A0 (4, 1, 0.15) closing a loop, and
-A1->A2 (2, 2, 0.15). Every area gets private input events (3 per trial, size 1) so the delays are
-identifiable (see ``synth_multiarea``). The written file's neurons are reordered held-in first (areas in
-order within each block); every other field is as ``synth_multiarea`` writes it.
+Edges (src, dst, delay bins, rank, gain): A0->A1 (3, 1, 0.20), A1->A0 (4, 1, 0.15) closing a loop,
+and A1->A2 (2, 2, 0.15). Every area gets private input events (3 per trial, size 1) so the delays
+are identifiable (see ``synth_multiarea``). The written file's neurons are reordered held-in first
+(areas in order within each block); every other field is as ``synth_multiarea`` writes it.
 """
 
 from __future__ import annotations

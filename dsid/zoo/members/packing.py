@@ -10,7 +10,8 @@ from dsid.data.tensor_file import SPLITS, DSIDData, SplitData
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
-    """Each last-axis channel of ``x`` (..., C) to zero mean and unit variance over all other axes."""
+    """Each last-axis channel of ``x`` (..., C) to zero mean and unit variance over all other
+    axes."""
     flat = x.reshape(-1, x.shape[-1])
     return (x - flat.mean(0)) / (flat.std(0) + 1e-12)
 
@@ -26,10 +27,11 @@ def loglinear_rates(
 ) -> np.ndarray:
     """Rates in spikes per bin (K, T, N) from latents (K, T, L).
 
-    Each neuron's log-rate is an affine map of the standardized latents (a random unit direction), its
-    projection standardized, with gain and offset drawn so that about 95% of its values lie inside
-    ``[log min_hz, log max_hz]``. ``squash`` bounds the projection softly to +-2 (``2 tanh(p / 2)``), so
-    heavy-tailed latents (for example the Rossler ``z`` excursions) keep every rate inside that range.
+    Each neuron's log-rate is an affine map of the standardized latents (a random unit direction),
+    its projection standardized, with gain and offset drawn so that about 95% of its values lie
+    inside ``[log min_hz, log max_hz]``. ``squash`` bounds the projection softly to +-2
+    (``2 tanh(p / 2)``), so heavy-tailed latents (for example the Rossler ``z`` excursions) keep
+    every rate inside that range.
     """
     z = standardize(latents)
     w = rng.normal(size=(z.shape[-1], n_neurons))

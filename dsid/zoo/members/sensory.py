@@ -1,15 +1,16 @@
 """``sensory``: a sensory area driven by known, time-varying stimuli (``{split}/ext_inputs``).
 
 Three stimulus channels per trial: two flash trains (``flash_bins``-bin unit pulses at random times,
-``flashes_per_trial`` on average, one train per channel) and one smoothed Gaussian noise (exponential
-smoothing over ``noise_tau`` bins, unit variance). The 5-D latent filters them linearly, with a little
-intrinsic dynamics (random initial state, small process noise)::
+``flashes_per_trial`` on average, one train per channel) and one smoothed Gaussian noise
+(exponential smoothing over ``noise_tau`` bins, unit variance). The 5-D latent filters them
+linearly, with a little intrinsic dynamics (random initial state, small process noise)::
 
     z <- A z + B s + noise,   A = blockdiag(r1 R(w1), r2 R(w2), leak)
 
-two damped oscillators (6 and 11 Hz at 10 ms bins) and one leaky integrator, ``B`` a fixed random map
-of the stimulus. Log-rates are a random affine read-out of the standardized latents. Most of the latent
-variance is set by the stimulus, so a model given ``ext_inputs`` can explain it and one without cannot.
+two damped oscillators (6 and 11 Hz at 10 ms bins) and one leaky integrator, ``B`` a fixed random
+map of the stimulus. Log-rates are a random affine read-out of the standardized latents. Most of the
+latent variance is set by the stimulus, so a model given ``ext_inputs`` can explain it and one
+without cannot.
 """
 
 from __future__ import annotations
