@@ -8,7 +8,8 @@ import pytest
 
 from dsid.data.commands import register_cli
 from dsid.data.multiarea.report import coupling_report
-from dsid.data.multiarea.synth import DEFAULT_EDGES, synth_multiarea, synth_two_area_linear
+from dsid.data.multiarea.synth import synth_multiarea, synth_two_area_linear
+from dsid.data.multiarea.system import DEFAULT_EDGES
 from dsid.data.tensor_file import load_tensor_file
 
 SMALL = dict(n_trials=(24, 8, 8), n_time=40)

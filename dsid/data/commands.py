@@ -11,7 +11,8 @@ import numpy as np
 
 from dsid.data.convert_nwb import convert_nwb
 from dsid.data.multiarea.report import coupling_report
-from dsid.data.multiarea.synth import EVENT_SIZE, EVENTS_PER_TRIAL, synth_multiarea
+from dsid.data.multiarea.synth import synth_multiarea
+from dsid.data.multiarea.system import EVENT_SIZE, EVENTS_PER_TRIAL
 from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 

@@ -12,7 +12,7 @@ from typing import Dict
 
 import numpy as np
 
-from dsid.data.multiarea.synth import _build, _events, _f, _simulate
+from dsid.data.multiarea.system import autonomous_step, input_events, make_system, simulate
 
 
 def _lag_r2(message: np.ndarray, source: np.ndarray, lag: int, start: int) -> float:
@@ -55,8 +55,8 @@ def coupling_report(
         "external_input": False,
         **kwargs,
     }
-    n_areas, system = kw["n_areas"], _build(seed, **kw)
-    on = _simulate(system, n_trials, n_time, [seed, 9])
+    n_areas, system = kw["n_areas"], make_system(seed, **kw)
+    on = simulate(system, n_trials, n_time, [seed, 9])
     tv = lambda z: float(z.reshape(-1, z.shape[-1]).var(0).sum())  # noqa: E731
     areas = {}
     for dst in range(n_areas):
@@ -69,12 +69,16 @@ def coupling_report(
         reps = []
         for r in range(2):  # destination alone, same drive, fresh initial state, noise and events
             rng = np.random.default_rng([seed, 10, r])
-            events = _events(rng, system, (n_time, n_trials, x.shape[-1]), n_time).swapaxes(0, 1)
+            events = input_events(rng, system, (n_time, n_trials, x.shape[-1]), n_time).swapaxes(
+                0, 1
+            )
             z = np.zeros_like(x)
             z[:, 0] = rng.normal(0, system.init_std, x[:, 0].shape)
             for t in range(n_time - 1):
                 noise = rng.normal(0, system.noise[dst], z[:, 0].shape)
-                z[:, t + 1] = _f(system, dst, z[:, t]) + drive[:, t] + events[:, t] + noise
+                z[:, t + 1] = (
+                    autonomous_step(system, dst, z[:, t]) + drive[:, t] + events[:, t] + noise
+                )
             reps.append(z)
         cond = (reps[0] - reps[1]) ** 2 / 2
         late = slice(n_time // 2, None)

@@ -9,217 +9,22 @@ the stored latents.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 
+from dsid.data.multiarea.system import (
+    EVENT_SIZE,
+    EVENTS_PER_TRIAL,
+    Edge,
+    MultiAreaSystem,
+    make_system,
+    orthonormal_columns,
+    rotation,
+    simulate,
+)
 from dsid.data.tensor_file import SPLITS, DSIDData, SplitData, write_tensor_file
-
-Edge = Tuple[int, int, int, int, float]  # (src, dst, delay_bins, rank, gain)
-#: Private input events (off by default) per area and trial, and their size (see synth_multiarea).
-EVENTS_PER_TRIAL, EVENT_SIZE = 0.0, 1.0
-#: The default 3-area system: 0->1 delay 3 rank 1; 1->2 delay 1 rank 2; 2->0 delay 5 rank 1.
-DEFAULT_EDGES: Tuple[Edge, ...] = ((0, 1, 3, 1, 0.20), (1, 2, 1, 2, 0.15), (2, 0, 5, 1, 0.18))
-
-
-def default_edges(n_areas: int) -> Tuple[Edge, ...]:
-    """:data:`DEFAULT_EDGES` for 3 areas; 0->1 for 2; else a ring i->i+1 cycling their
-    delays/ranks/gains."""
-    if n_areas == 3:
-        return DEFAULT_EDGES
-    return tuple(
-        (i, (i + 1) % n_areas, *DEFAULT_EDGES[i % 3][2:])
-        for i in range(n_areas if n_areas > 2 else 1)
-    )
-
-
-def _rot(w: float) -> np.ndarray:
-    return np.array([[np.cos(w), -np.sin(w)], [np.sin(w), np.cos(w)]])
-
-
-def _orth(rng, n: int, k: int) -> np.ndarray:
-    return np.linalg.qr(rng.normal(size=(n, n)))[0][:, :k]
-
-
-def _oscillator(rng, size: int, freq_hz: float, bin_ms: float, gain: float) -> np.ndarray:
-    """Recurrent matrix ``gain * Q R Q^T``: rotation planes at ``freq_hz`` (x1, x1.6, ...) in a
-    random basis."""
-    m = np.zeros((size, size))
-    for i in range(size // 2):
-        m[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = _rot(2 * np.pi * freq_hz * 1.6**i * bin_ms / 1000)
-    if size % 2:
-        m[-1, -1] = 1.0
-    q = _orth(rng, size, size)
-    return gain * q @ m @ q.T
-
-
-@dataclass
-class _System:
-    W: List[np.ndarray]  # per simulated area (recorded first, then hidden), (L, L)
-    noise: np.ndarray  # per simulated area, std of the process noise per bin
-    edges: List[tuple]  # (src, dst, delay, U (L, k), V (L, k))
-    linear: bool = False
-    init_std: float = 0.5
-    input_area: Optional[int] = None
-    input_B: Optional[np.ndarray] = None  # (L,)
-    pulses_per_trial: float = 2.0
-    pulse_bins: int = 3
-    events_per_trial: float = 0.0  # private input events of every simulated area (mean per trial)
-    event_size: float = 0.0  # norm of each event's kick of the latent state
-
-
-def _f(system: _System, a: int, x: np.ndarray) -> np.ndarray:
-    """Autonomous part of area ``a``'s update: ``tanh(W x)`` (``W x`` if linear), x (..., L)."""
-    lin = x @ system.W[a].T
-    return lin if system.linear else np.tanh(lin)
-
-
-def _events(rng, system: _System, shape, T: int) -> np.ndarray:
-    """Private input events of one area: kicks of norm ``event_size`` in random directions at random
-    bins, ``events_per_trial`` per ``T`` bins on average. Shape: ``shape`` = (bins, trials, L)."""
-    ev = np.zeros(shape)
-    if system.events_per_trial <= 0:
-        return ev
-    count = rng.poisson(system.events_per_trial * shape[0] / T, size=shape[1])
-    for i in np.flatnonzero(count):
-        kick = rng.normal(size=(count[i], shape[2]))
-        np.add.at(
-            ev[:, i],
-            rng.integers(0, shape[0], count[i]),
-            system.event_size * kick / np.linalg.norm(kick, axis=-1, keepdims=True),
-        )
-    return ev
-
-
-def _simulate(system: _System, n: int, T: int, seed) -> dict:
-    """Simulate ``n`` trials of ``T`` stored bins after a burn-in of max(delays) bins (at least 1).
-
-    ``x_dst(s+1) = f(x_dst(s)) + sum_edges V m_s + B u_s + noise`` with ``m_s = U^T x_src(s - d)``
-    (zero before the trial start) and ``f(x) = tanh(W x)`` (or ``W x`` when ``linear``).
-    """
-    rng = np.random.default_rng(seed)
-    burn, n_a = max([e[2] for e in system.edges] + [1]), len(system.W)
-    S = burn + T
-    X = [np.zeros((S, n, w.shape[0])) for w in system.W]
-    for a, w in enumerate(system.W):
-        X[a][0] = rng.normal(0, system.init_std, (n, w.shape[0]))
-    noise = [rng.normal(0, system.noise[a], (S, n, w.shape[0])) for a, w in enumerate(system.W)]
-    u = np.zeros((S, n))
-    if system.input_area is not None:
-        for i in range(n):
-            for t0 in rng.integers(burn, S, rng.poisson(system.pulses_per_trial)):
-                u[t0 : t0 + system.pulse_bins, i] = 1.0
-    erng = np.random.default_rng([*np.atleast_1d(seed), 7])
-    events = [_events(erng, system, (S, n, w.shape[0]), T) for w in system.W]  # acting on x(t + 1)
-    msgs = {(s, d): np.zeros((S, n, U.shape[1])) for s, d, _, U, _ in system.edges}
-    contrib = {(s, d): np.zeros((S, n, V.shape[0])) for s, d, _, _, V in system.edges}
-    for t in range(S):  # messages at t (the last one too), then the update to t + 1
-        for s, d, dl, U, V in system.edges:
-            if t >= dl:
-                msgs[s, d][t] = X[s][t - dl] @ U
-            contrib[s, d][t] = msgs[s, d][t] @ V.T
-        if t == S - 1:
-            break
-        drive = [noise[a][t + 1] + events[a][t] for a in range(n_a)]
-        for s, d, *_ in system.edges:
-            drive[d] += contrib[s, d][t]
-        if system.input_area is not None:
-            drive[system.input_area] += u[t][:, None] * system.input_B
-        for a in range(n_a):
-            X[a][t + 1] = _f(system, a, X[a][t]) + drive[a]
-    tr = lambda z: np.ascontiguousarray(z[burn:].swapaxes(0, 1))  # noqa: E731  -> (n, T, ...)
-    return {
-        "latents": [tr(x) for x in X],
-        "messages": {k: tr(v) for k, v in msgs.items()},
-        "contrib": {k: tr(v) for k, v in contrib.items()},
-        "input": tr(u)[..., None],
-        "noise": [tr(z) for z in noise],
-        "events": [tr(e) for e in events],
-    }
-
-
-def _build(
-    seed: int,
-    n_areas: int,
-    latent_size: int,
-    bin_ms: float,
-    edges,
-    gain: float,
-    noise_std: float,
-    unrecorded_driver: bool,
-    external_input: bool,
-    events_per_trial: float = 0.0,
-    event_size: float = 0.0,
-) -> _System:
-    rng = np.random.default_rng([seed, 0])
-    edges = default_edges(n_areas) if edges is None else tuple(edges)
-    n_sim = n_areas + bool(unrecorded_driver)
-    freqs = [2.0 + 1.1 * a for a in range(n_areas)] + [1.3]
-    W = [_oscillator(rng, latent_size, freqs[a], bin_ms, gain) for a in range(n_sim)]
-    for src, dst, dl, k, g in edges:
-        if (
-            not (0 <= src < n_areas and 0 <= dst < n_areas)
-            or src == dst
-            or dl < 0
-            or not 1 <= k <= latent_size
-        ):
-            raise ValueError(
-                f"edge {(src, dst, dl, k, g)}: expected 0 <= src != dst < {n_areas}, "
-                f"delay >= 0 and 1 <= rank <= {latent_size}"
-            )
-    if len({e[:2] for e in edges}) != len(edges):
-        raise ValueError(f"edges {edges}: expected at most one edge per (src, dst) pair")
-    all_edges = list(edges)
-    if unrecorded_driver:  # hidden area drives the first and the last recorded area
-        all_edges += [(n_areas, 0, 2, 1, 0.2), (n_areas, n_areas - 1, 2, 1, 0.2)]
-    cpl = [
-        (s, d, dl, _orth(rng, latent_size, k), g * _orth(rng, latent_size, k))
-        for s, d, dl, k, g in all_edges
-    ]
-    system = _System(
-        W=W,
-        noise=np.full(n_sim, noise_std),
-        edges=cpl,
-        events_per_trial=events_per_trial,
-        event_size=event_size,
-    )
-    if external_input:
-        b = rng.normal(size=latent_size)
-        system.input_area, system.input_B = 0, 0.5 * b / np.linalg.norm(b)
-    return system
-
-
-def build_system(
-    *,
-    seed: int = 0,
-    n_areas: int = 3,
-    latent_size: int = 4,
-    bin_ms: float = 10.0,
-    edges: Optional[Sequence[Edge]] = None,
-    gain: float = 1.2,
-    noise_std: float = 0.03,
-    events_per_trial: float = EVENTS_PER_TRIAL,
-    event_size: float = EVENT_SIZE,
-) -> _System:
-    """The generative system :func:`synth_multiarea` simulates with these arguments (its dynamics
-    ``W``, coupling ``edges`` as ``(src, dst, delay, U, V)``, noise and events), for whoever needs
-    the exact model, such as a Bayes ceiling. Recorded areas only (no hidden driver, no external
-    input)."""
-    return _build(
-        seed,
-        n_areas,
-        latent_size,
-        bin_ms,
-        edges,
-        gain,
-        noise_std,
-        False,
-        False,
-        events_per_trial,
-        event_size,
-    )
 
 
 def _neurons(rng, latents_by_area, n_per_area: int, heldout_fraction: float, base_hz, mod: float):
@@ -241,7 +46,7 @@ def _neurons(rng, latents_by_area, n_per_area: int, heldout_fraction: float, bas
 
 def _write(
     out,
-    system: _System,
+    system: MultiAreaSystem,
     seed: int,
     n_areas: int,
     n_trials,
@@ -253,7 +58,7 @@ def _write(
     mod: float = 0.6,
 ) -> Path:
     sims = {
-        sp: _simulate(system, n, n_time, [seed, 1, i])
+        sp: simulate(system, n, n_time, [seed, 1, i])
         for i, (sp, n) in enumerate(zip(SPLITS, n_trials))
     }
     nrng = np.random.default_rng([seed, 2])
@@ -425,7 +230,7 @@ def synth_multiarea(
         events_per_trial,
         event_size,
     )
-    system = _build(
+    system = make_system(
         seed,
         n_areas,
         latent_size,
@@ -465,12 +270,23 @@ def synth_two_area_linear(
     if delay < 0:
         raise ValueError(f"delay: expected >= 0, got {delay}")
     rng = np.random.default_rng([seed, 0])
-    W = [0.8 * _rot(2 * np.pi * 2 * bin_ms / 1000), 0.9 * _rot(2 * np.pi * 5 * bin_ms / 1000)]
-    system = _System(
+    W = [
+        0.8 * rotation(2 * np.pi * 2 * bin_ms / 1000),
+        0.9 * rotation(2 * np.pi * 5 * bin_ms / 1000),
+    ]
+    system = MultiAreaSystem(
         W=W,
         noise=np.array([0.5, 0.05]),
         linear=True,
-        edges=[(0, 1, delay, _orth(rng, 2, 1), edge_gain * _orth(rng, 2, 1))],
+        edges=[
+            (
+                0,
+                1,
+                delay,
+                orthonormal_columns(rng, 2, 1),
+                edge_gain * orthonormal_columns(rng, 2, 1),
+            )
+        ],
     )
     return _write(
         out,

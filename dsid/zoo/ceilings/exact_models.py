@@ -18,7 +18,8 @@ from typing import Callable, Dict, Tuple
 import numpy as np
 
 from dsid.data.integrate import rk4
-from dsid.data.multiarea.synth import build_system, synth_multiarea
+from dsid.data.multiarea.synth import synth_multiarea
+from dsid.data.multiarea.system import build_system
 from dsid.data.tensor_file import DSIDData
 from dsid.evaluation.metrics import fit_linear_map
 from dsid.zoo.ceilings.particle_smoother import StateSpace
