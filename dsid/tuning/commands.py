@@ -23,10 +23,9 @@ def cmd_tune(args) -> int:
             f"dsid tune needs Ray Tune ({err}); install it with "
             "pip install 'ray[tune]' (scripts/setup.sh installs the tested version)"
         )
-    from dsid.tuning.pbt import (
-        format_summary,
-        run_pbt,
-    )  # needs Ray: imported once it is known present
+    # needs Ray: imported once it is known present
+    from dsid.tuning.export import format_summary
+    from dsid.tuning.pbt import run_pbt
 
     overrides = list(args.overrides)
     if any(o in ("-m", "--multirun") for o in overrides):
