@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from dsid.cli import main as cli_main
 from dsid.runs.compare import describe_model, find_runs, format_table, run_row
 from dsid.runs.config import compose, config_dir
-from tests.wandb_offline import read_offline_run
+from dsid.runs.wandb_offline import read_offline_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -241,7 +241,7 @@ def test_bad_allowed_edges_are_explained(mask, match):
 def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     from dsid.runs.config import compose
     from dsid.runs.train import train
-    from tests.wandb_offline import read_offline_run
+    from dsid.runs.wandb_offline import read_offline_run
 
     path = synth_multiarea(
         tmp_path / "ma.h5", seed=1, n_trials=(24, 8, 8), n_time=20, neurons_per_area=8
@@ -291,7 +291,7 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
     # tags
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from tests.wandb_offline import iter_records
+    from dsid.runs.wandb_offline import iter_records
 
     (wb,) = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     types, runs = [], []

@@ -13,7 +13,7 @@ def run_record(run_dir):
     """The ``run`` record (group, display name) of the offline W&B run in ``run_dir``."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from tests.wandb_offline import iter_records
+    from dsid.runs.wandb_offline import iter_records
 
     (path,) = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     for raw in iter_records(path):

@@ -13,7 +13,7 @@ from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError
 from dsid.runs.config import compose
 from dsid.runs.train import train
-from tests.wandb_offline import read_offline_run
+from dsid.runs.wandb_offline import read_offline_run
 
 TINY_OVERRIDES = [
     "model.ic_size=8",

@@ -53,7 +53,7 @@ def wandb_runs(run_dir):
     """(group, job_type) of every offline W&B run under run_dir/wandb."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from tests.wandb_offline import iter_records
+    from dsid.runs.wandb_offline import iter_records
 
     runs = []
     for path in sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb")):
