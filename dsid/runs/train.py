@@ -22,14 +22,10 @@ from dsid.runs.config import to_plain
 from dsid.runs.load import LAST_CKPT, load_run_config
 from dsid.runs.quiet import quiet_third_party
 from dsid.runs.status import RunDirError, prepare_new_run, read_status, run_lock, write_status
-from dsid.training.callbacks import (
-    EpochTimer,
-    FinalInference,
-    LastCheckpoint,
-    MetricsCallback,
-    PlotCallback,
-)
+from dsid.training.callbacks import EpochTimer, MetricsCallback, PlotCallback
 from dsid.training.early_stopping import StepEarlyStopping
+from dsid.training.final_inference import FinalInference
+from dsid.training.last_checkpoint import LastCheckpoint
 from dsid.training.schedules import check_renamed, ramps_end
 
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from dsid.runs.assemble import make_datamodule
 from dsid.runs.load import BEST_CKPT, load_module
-from dsid.training.callbacks import finish_run
+from dsid.training.final_inference import finish_run
 from dsid.tuning.callbacks import read_history
 from dsid.tuning.plots import plot_population
 from dsid.tuning.trainable import CKPT_FILE, META_FILE, trial_config
