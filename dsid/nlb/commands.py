@@ -11,7 +11,7 @@ import warnings
 
 from dsid.data.tensor_file import DataFileError
 from dsid.nlb.baseline import smoothing_baseline
-from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result, submit_run
+from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result
 from dsid.nlb.prepare import prepare
 from dsid.nlb.scoring import (
     evaluate_submission,
@@ -21,6 +21,7 @@ from dsid.nlb.scoring import (
     save_submission_h5,
 )
 from dsid.nlb.specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES, require_nlb_tools
+from dsid.nlb.submit import submit_run
 from dsid.nlb.synth import write_synthetic_nlb
 from dsid.runs.status import RunDirError, require_finished
 

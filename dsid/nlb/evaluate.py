@@ -1,11 +1,12 @@
-"""Score a trained run on NLB (``dsid nlb evaluate``) and write its EvalAI submission
-(``dsid nlb submit``).
+"""Score a trained run on NLB (``dsid nlb evaluate``), and the run's rates as NLB's submission
+arrays, which ``dsid nlb submit`` (:mod:`dsid.nlb.submit`) also writes.
 
-Both read the run (``dsid.runs.load.load_run``: its ``config.yaml`` and best checkpoint), its
-``inference.h5`` (posterior-averaged rates of every split, written by ``dsid.runs.infer.infer_run``
-when missing) and the prepared NLB file the run was trained on. The submission's train rates are
-DSID train + valid put back in NLB's training-trial order (``nlb/train_order``); its eval rates and
-forward rates are DSID ``test``'s ``rates`` and ``rates_forward``.
+Both commands read the run (``dsid.runs.load.load_run``: its ``config.yaml`` and best
+checkpoint), its ``inference.h5`` (posterior-averaged rates of every split, written by
+``dsid.runs.infer.infer_run`` when missing) and the prepared NLB file the run was trained on. The
+submission's train rates are DSID train + valid put back in NLB's training-trial order
+(``nlb/train_order``); its eval rates and forward rates are DSID ``test``'s ``rates`` and
+``rates_forward``.
 
 Checks run before anything is written: a run directory without a model, a run trained on non-NLB
 data, or an evaluation asked of a test-phase file (no targets) is a clear error and leaves the run
@@ -15,7 +16,6 @@ as it was.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,13 +28,11 @@ from dsid.data.atomic import write_json
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 from dsid.evaluation.inference import INFERENCE_FILE, infer_data
 from dsid.nlb.scoring import (
-    RATE_KEYS,
     evaluate_submission,
     load_targets,
     oracle_submission,
     read_nlb_info,
     read_train_order,
-    save_submission_h5,
     submission_from_rates,
 )
 from dsid.runs.infer import infer_run
@@ -185,37 +183,6 @@ def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log
     return submission_from_rates(info, order, rates), info, path, meta
 
 
-def check_submission(submission: Mapping[str, Mapping[str, np.ndarray]], dsid_file) -> None:
-    """The submission has NLB's dataset key, the six rate arrays and the shapes of the prepared
-    file's trials."""
-    info = read_nlb_info(dsid_file)
-    with h5py.File(dsid_file, "r") as f:
-        n_train, n_eval = len(f["nlb/train_trial_ids"]), len(f["nlb/eval_trial_ids"])
-        _, T, N = f["test/spikes"].shape
-        T_fwd = f["test/forward_spikes"].shape[1] if "test/forward_spikes" in f else 0
-    if list(submission) != [info["key"]]:
-        raise NLBRunError(
-            f"submission: expected one dataset key '{info['key']}', found {list(submission)}"
-        )
-    sub, k = submission[info["key"]], info["n_heldin"]
-    want = {
-        "train_rates_heldin": (n_train, T, k),
-        "train_rates_heldout": (n_train, T, N - k),
-        "eval_rates_heldin": (n_eval, T, k),
-        "eval_rates_heldout": (n_eval, T, N - k),
-        "eval_rates_heldin_forward": (n_eval, T_fwd, k),
-        "eval_rates_heldout_forward": (n_eval, T_fwd, N - k),
-    }
-    for name in RATE_KEYS:
-        if name not in sub:
-            raise NLBRunError(f"submission[{info['key']!r}]: no '{name}'")
-        if tuple(sub[name].shape) != want[name]:
-            raise NLBRunError(
-                f"submission[{info['key']!r}]['{name}']: expected shape {want[name]}, "
-                f"found {tuple(sub[name].shape)}"
-            )
-
-
 # ----- W&B and files ------------------------------------------------------------------------------
 def _train_wandb_id(run_dir: Path) -> Optional[str]:
     runs = sorted((run_dir / "wandb").glob("*run-*-*")) if (run_dir / "wandb").is_dir() else []
@@ -354,74 +321,3 @@ def format_result(result: Mapping[str, Any]) -> str:
         f"NLB {result['key']} ({result['phase']} phase, {result['bin_ms']} ms bins, "
         f"{result['n_samples']} posterior samples): {result['run_dir']}",
     )
-
-
-def _artifact_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120] or "submission"
-
-
-def submit_run(
-    run_dir,
-    out,
-    n_samples: Optional[int] = None,
-    data_path=None,
-    wandb_mode: Optional[str] = None,
-    log_wandb: bool = True,
-    log=None,
-) -> Path:
-    """``dsid nlb submit``: write the run's EvalAI submission to ``out`` (a fresh file every time).
-
-    Meant for a run trained on (or ``data_path`` pointing to) a test-phase file; a val-phase file
-    gives a warning (its eval trials are NLB's 'val' trials, which EvalAI's test phase does not
-    score). The file is also logged to W&B as an artifact of type ``nlb-submission`` unless
-    ``log_wandb`` is false.
-    """
-    log = log or (lambda msg: None)
-    run_dir, out = Path(run_dir), Path(out)
-    if out.suffix not in (".h5", ".hdf5"):
-        raise ValueError(f"--out {out}: expected an .h5 file name (EvalAI takes HDF5 submissions)")
-    cfg = load_run(run_dir).config
-    checkpoint_path(run_dir)
-    path = run_data_path(run_dir, cfg, data_path)
-    info = read_nlb_info(path)
-    if not info["heldout_unknown"]:
-        warnings.warn(
-            f"{path} is a val-phase file: "
-            "the submission's eval trials are NLB's 'val' trials, which "
-            "EvalAI's 'val' phase scores but its 'test' phase does not; "
-            "for the leaderboard train on (or "
-            "pass --data) a file prepared with --phase test",
-            UserWarning,
-            stacklevel=2,
-        )
-    sub, info, path, meta = run_submission(run_dir, n_samples, data_path, log)
-    check_submission(sub, path)
-    save_submission_h5(sub, out)
-    log(
-        f"wrote {out}: {info['key']} ({info['phase']} phase), "
-        + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sub[info["key"]].items())
-    )
-    if log_wandb:
-        about = {
-            "dataset": info["dataset"],
-            "key": info["key"],
-            "bin_ms": info["bin_ms"],
-            "phase": info["phase"],
-            "data_path": str(path),
-            **meta,
-        }
-        run = wandb_run(cfg, run_dir, "nlb-submit", wandb_mode, {"nlb": about})
-        try:
-            import wandb
-
-            art = wandb.Artifact(
-                _artifact_name(f"nlb-submission-{info['key']}-{run_name(cfg, run_dir)}"),
-                type="nlb-submission",
-                metadata=about,
-                description=f"EvalAI submission for {info['key']} ({info['phase']} phase)",
-            )
-            art.add_file(str(out), name=out.name)
-            run.log_artifact(art)
-        finally:
-            run.finish()
-    return out

@@ -14,9 +14,10 @@ from nlb_tools.evaluation import evaluate
 from dsid.cli import main
 from dsid.data.tensor_file import DataFileError
 from dsid.nlb.callback import NLBEvalCallback
-from dsid.nlb.evaluate import METRICS_FILE, NLBRunError, check_submission, evaluate_run, submit_run
+from dsid.nlb.evaluate import METRICS_FILE, NLBRunError, evaluate_run
 from dsid.nlb.scoring import RATE_KEYS, load_submission_h5, load_targets, read_nlb_info
 from dsid.nlb.specs import get_spec
+from dsid.nlb.submit import check_submission, submit_run
 from dsid.runs.wandb_offline import iter_records, read_offline_run
 
 MAZE_5 = ("mc_maze", 5, "val")
