@@ -10,7 +10,7 @@ from nlb_tools.nwb_interface import NWBDataset
 from dsid.cli import main
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 from dsid.nlb.baseline import smoothing_baseline
-from dsid.nlb.prepare import holdout_mask, prepare
+from dsid.nlb.prepare import prepare
 from dsid.nlb.scoring import (
     RATE_KEYS,
     evaluate_submission,
@@ -25,6 +25,7 @@ from dsid.nlb.scoring import (
 )
 from dsid.nlb.specs import get_spec
 from dsid.nlb.synth import write_synthetic_nlb
+from dsid.nlb.targets import holdout_mask
 
 CASES = [(like, bin_ms, "val") for like in ("mc_maze", "area2_bump") for bin_ms in (5, 20)] + [
     ("mc_maze", 5, "test"),
