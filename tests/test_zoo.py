@@ -13,6 +13,7 @@ from dsid.data.tensor_file import SPLITS, load_tensor_file, write_tensor_file
 from dsid.zoo.commands import register_cli
 from dsid.zoo.members import ZOO
 from dsid.zoo.members.chaotic_rnn import largest_lyapunov, make_chaotic_rnn, simulate_rnn
+from dsid.zoo.members.context_integration import make_context_integration
 from dsid.zoo.members.high_rate import make_high_rate
 from dsid.zoo.members.integrator import make_integrator
 from dsid.zoo.members.low_rate import make_low_rate
@@ -27,6 +28,9 @@ MAKERS = {  # tiny versions of every member
         seed=seed, n_trials=TRIALS, n_time=T, n_conditions=8
     ),
     "integrator": lambda seed: make_integrator(seed=seed, n_trials=TRIALS, n_time=T),
+    "context_integration": lambda seed: make_context_integration(
+        seed=seed, n_trials=TRIALS, n_time=T, n_neurons=30, n_heldout=8
+    ),
     "sensory": lambda seed: make_sensory(seed=seed, n_trials=TRIALS, n_time=T),
     "low_rate": lambda seed: make_low_rate(seed=seed, n_trials=TRIALS, n_time=T),
     "high_rate": lambda seed: make_high_rate(seed=seed, n_trials=TRIALS, n_time=T),
@@ -135,6 +139,32 @@ def test_integrator_latent_follows_evidence(tiny):
     sd = tiny["integrator"].splits["train"]
     net = (sd.truth_inputs[..., 0] - sd.truth_inputs[..., 1]).sum(1)
     assert np.corrcoef(net, sd.truth_latents[:, -1, 0])[0, 1] > 0.8
+
+
+def test_context_cue_selects_the_integrated_stream():
+    d = make_context_integration(seed=0, n_trials=(300, 50, 50), n_time=60)
+    sd = d.splits["train"]
+    ctx, e1, e2 = (
+        sd.truth_inputs[:, :, 0].sum(1) > 0,
+        sd.truth_inputs[..., 2],
+        sd.truth_inputs[..., 3],
+    )
+    c, a = sd.truth_latents[..., 0], sd.truth_latents[..., 1]
+    assert np.all(np.abs(c[:, -1]) == 1) and np.all((c[:, -1] > 0) == ctx)  # the cue sets c
+    for in_a, relevant, other in ((ctx, e1, e2), (~ctx, e2, e1)):
+        final = a[in_a, -1]
+        assert np.corrcoef(relevant[in_a].sum(1), final)[0, 1] > 0.6
+        assert abs(np.corrcoef(other[in_a].sum(1), final)[0, 1]) < 0.3
+    bound = np.abs(a).max()
+    held = np.abs(a[:, :-1]) >= bound  # the bound is absorbing: a commitment holds
+    assert held.any() and np.all(a[:, 1:][held] == a[:, :-1][held])
+
+
+def test_context_integration_is_a_few_trials_many_neurons_member():
+    p = inspect.signature(make_context_integration).parameters
+    n_trials, n_neurons = p["n_trials"].default, p["n_neurons"].default
+    assert sum(n_trials) <= 400 and n_neurons >= 150 and n_neurons > sum(n_trials) / 2
+    assert 0.2 <= p["n_heldout"].default / n_neurons <= 0.25
 
 
 def _lagged(ext, lags=25):

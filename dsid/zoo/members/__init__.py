@@ -16,6 +16,7 @@ from typing import Callable, Dict
 from dsid.data.synth_lorenz import make_lorenz_benchmark
 from dsid.data.tensor_file import DSIDData, write_tensor_file
 from dsid.zoo.members.chaotic_rnn import make_chaotic_rnn
+from dsid.zoo.members.context_integration import make_context_integration
 from dsid.zoo.members.high_rate import make_high_rate
 from dsid.zoo.members.integrator import make_integrator
 from dsid.zoo.members.low_rate import make_low_rate
@@ -63,6 +64,12 @@ _MEMBERS = (
         "an evidence accumulator (2-D) driven by unobserved random clicks: tests "
         "inferring unobserved inputs",
         _writer(make_integrator),
+    ),
+    ZooMember(
+        "context_integration",
+        "200 neurons, 300 trials: an unobserved context cue selects which of two noisy evidence "
+        "streams a bounded accumulator integrates (a cognitive task with few trials)",
+        _writer(make_context_integration),
     ),
     ZooMember(
         "sensory",
