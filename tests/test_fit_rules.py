@@ -168,16 +168,18 @@ def test_diagnostics_in_plain_words():
     notes = diagnostics({"val/co_bps": 0.1, "train/co_bps": 0.12}, 0.2, improving)
     assert any(n.startswith("below the smoothing baseline") for n in notes)
     assert any(n.startswith("still improving") for n in notes)
+    assert "give it more time (--budget)" in notes[0]
     assert diagnostics({"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat) == ["no problem found"]
     over = diagnostics({"val/co_bps": 0.25, "train/co_bps": 0.45}, 0.2, flat)
     assert len(over) == 1 and over[0].startswith("overfitting")
-    # a wall-clock budget mostly left when early stopping ended the fit: said, as a finding, not a
-    # problem
+    # a wall-clock budget mostly left when early stopping ended the fit: said as a finding, and
+    # never called convergence (one start checks nothing)
     done = diagnostics(
         {"val/co_bps": 0.3, "train/co_bps": 0.31}, 0.2, flat, train_seconds=60, budget_seconds=900
     )
-    assert done[0] == "no problem found" and done[1].startswith("converged inside the budget")
-    assert "step 200" in done[1] and "60 s of 900 s" in done[1]
+    assert done[0] == "no problem found" and done[1].startswith("early stopping ended the fit")
+    assert "step 200" in done[1] and "60 s of 900 s" in done[1] and "--seed" in done[1]
+    assert not any("converged" in n or "will not improve" in n for n in done)
     assert diagnostics({"val/co_bps": 0.3}, 0.2, flat, train_seconds=800, budget_seconds=900) == [
         "no problem found"
     ]
@@ -185,7 +187,42 @@ def test_diagnostics_in_plain_words():
         "no problem found"
     ]  # a step budget
     still = diagnostics({"val/co_bps": 0.3}, 0.2, improving, train_seconds=60, budget_seconds=900)
-    assert not any(n.startswith("converged") for n in still)
+    assert not any(n.startswith("early stopping") for n in still)
+
+
+def test_a_fit_stopped_early_below_the_baseline_is_told_to_try_another_start():
+    from dsid.autofit.report import diagnostics
+
+    plateau = [(240, 2.0), (600, 2.05), (1470, 2.06)]  # best early, then flat: a plateau
+    notes = diagnostics(
+        {"val/co_bps": 0.102}, 0.167, plateau, train_seconds=179, budget_seconds=900
+    )
+    assert notes[0].startswith("below the smoothing baseline (co-bps 0.1020 < 0.1670)")
+    assert "more time alone will not help" in notes[0] and "--seed" in notes[0]
+    assert notes[-1].startswith("early stopping ended the fit inside the budget")
+    assert not any("converged" in n for n in notes)
+
+
+def test_the_report_warns_at_the_top_when_the_model_does_not_beat_smoothing():
+    from dsid.autofit.report import report_lines
+
+    def lines(co):
+        result = {
+            "data": "x.h5",
+            "metrics": {"val/co_bps": co},
+            "baseline": {"co_bps": 0.15, "kern_sd_ms": 50, "alpha": 0.1},
+            "steps": 10,
+            "train_seconds": 1.0,
+            "diagnostics": ["no problem found"],
+            "run_dir": "r",
+        }
+        return report_lines(result)
+
+    below, equal, above = lines(0.10), lines(0.15), lines(0.20)
+    assert below[3].startswith("  WARNING: this model is NOT better than smoothed spikes")
+    assert equal[3].startswith("  WARNING") and "NOT above the smoothing baseline" in equal[4]
+    assert not any("WARNING" in line for line in above)
+    assert "above the smoothing baseline" in above[3]
 
 
 def test_a_users_experiment_replaces_the_rules_experiment():

@@ -34,16 +34,34 @@ def diagnostics(
     budget_seconds: Optional[float] = None,
 ) -> List[str]:
     """Plain-word findings: below the baseline, still improving at the end, overfitting; and, for a
-    wall-clock budget (``budget_seconds``), whether early stopping ended training well inside it."""
+    wall-clock budget (``budget_seconds``), whether early stopping ended training well inside it.
+    Nothing here claims more than was checked: one fit is one start, so an early stop is not called
+    convergence."""
     notes = []
     best_step = min(trace, key=lambda r: r[1])[0] if trace else None
     improving = bool(trace) and best_step >= 0.9 * trace[-1][0]
+    stopped_early = bool(
+        trace
+        and not improving
+        and budget_seconds
+        and train_seconds is not None
+        and train_seconds < 0.5 * budget_seconds
+    )
     co = metrics.get("val/co_bps", float("nan"))
     if math.isfinite(co) and co < baseline_co_bps:
+        if improving:
+            advice = "give it more time (--budget)"
+        elif stopped_early:
+            advice = (
+                "early stopping ended it with budget left, so more time alone will not help: try "
+                "another start (--seed 1, 2, ...), since which optimum a fit reaches varies from "
+                "seed to seed"
+            )
+        else:
+            advice = "give it more time (--budget), try another start (--seed), or check the data"
         notes.append(
-            f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): "
-            "the model has "
-            "not learnt more than smoothed spikes; give it more time, or check the data"
+            f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model "
+            f"has not learnt more than smoothed spikes; {advice}"
         )
     if improving:
         notes.append(
@@ -64,18 +82,12 @@ def diagnostics(
         )
     if not notes:
         notes.append("no problem found")
-    if (
-        trace
-        and not improving
-        and budget_seconds
-        and train_seconds is not None
-        and train_seconds < 0.5 * budget_seconds
-    ):
+    if stopped_early:
         notes.append(
-            f"converged inside the budget: validation stopped improving at step {best_step} and "
-            f"the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s; "
-            "a longer budget will "
-            "not improve this model (more trials would)"
+            f"early stopping ended the fit inside the budget: validation stopped improving at step "
+            f"{best_step} and the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s. "
+            "This is one start, not a check of convergence: a fit from another seed (--seed) may "
+            "reach a better optimum, and more trials would help"
         )
     return notes
 
@@ -84,13 +96,19 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
     """The printed report of a fit result (see :func:`dsid.autofit.fit.fit`)."""
     m, b = result["metrics"], result["baseline"]
     lines = ["", f"dsid fit report: {result['data']}", "-" * 64]
+    co, base = m.get("val/co_bps"), b["co_bps"]
+    if co is None or not math.isfinite(co) or co <= base:
+        lines.append(
+            "  WARNING: this model is NOT better than smoothed spikes on the held-out neurons "
+            "(co-bps below the smoothing baseline); see the diagnostics below for what to try"
+        )
 
     def row(name: str, value: Optional[float], note: str = "") -> None:
         text = "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
         lines.append(f"  {name:<28}{text:>10}  {note}")
 
-    co, oracle = m.get("val/co_bps"), m.get("val/oracle_co_bps")
-    beats = co is not None and co > b["co_bps"]
+    oracle = m.get("val/oracle_co_bps")
+    beats = co is not None and co > base
     row(
         "co-bps (valid)",
         co,
