@@ -201,6 +201,13 @@ def test_a_fit_stopped_early_below_the_baseline_is_told_to_try_another_start():
     assert "more time alone will not help" in notes[0] and "--seed" in notes[0]
     assert notes[-1].startswith("early stopping ended the fit inside the budget")
     assert not any("converged" in n for n in notes)
+    # at the baseline, or with no finite co-bps: the same test as the report's warning
+    flat = [(100, 3.0), (200, 2.0), (1000, 2.4)]
+    at = diagnostics({"val/co_bps": 0.15}, 0.15, flat)
+    assert at[0].startswith("below the smoothing baseline (co-bps 0.1500 vs 0.1500)")
+    assert diagnostics({"val/co_bps": float("nan")}, 0.15, flat)[0].startswith(
+        "below the smoothing"
+    )
 
 
 def test_the_report_warns_at_the_top_when_the_model_does_not_beat_smoothing():

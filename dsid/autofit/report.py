@@ -26,6 +26,12 @@ class SelectTrace(pl.Callback):
             self.trace.append((int(trainer.global_step), float(value)))
 
 
+def beats_baseline(co_bps: Optional[float], baseline_co_bps: float) -> bool:
+    """Whether a model's co-bps is above the smoothing baseline's (a missing or non-finite value
+    is not): the one test behind the report's warning, its table row and its diagnostics."""
+    return co_bps is not None and math.isfinite(co_bps) and co_bps > baseline_co_bps
+
+
 def diagnostics(
     metrics: Dict[str, float],
     baseline_co_bps: float,
@@ -48,7 +54,7 @@ def diagnostics(
         and train_seconds < 0.5 * budget_seconds
     )
     co = metrics.get("val/co_bps", float("nan"))
-    if math.isfinite(co) and co < baseline_co_bps:
+    if not beats_baseline(co, baseline_co_bps):
         if improving:
             advice = "give it more time (--budget)"
         elif stopped_early:
@@ -59,9 +65,10 @@ def diagnostics(
             )
         else:
             advice = "give it more time (--budget), try another start (--seed), or check the data"
+        rel = "<" if co < baseline_co_bps else "vs"
         notes.append(
-            f"below the smoothing baseline (co-bps {co:.4f} < {baseline_co_bps:.4f}): the model "
-            f"has not learnt more than smoothed spikes; {advice}"
+            f"below the smoothing baseline (co-bps {co:.4f} {rel} {baseline_co_bps:.4f}): the "
+            f"model has not learnt more than smoothed spikes; {advice}"
         )
     if improving:
         notes.append(
@@ -97,7 +104,8 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
     m, b = result["metrics"], result["baseline"]
     lines = ["", f"dsid fit report: {result['data']}", "-" * 64]
     co, base = m.get("val/co_bps"), b["co_bps"]
-    if co is None or not math.isfinite(co) or co <= base:
+    beats = beats_baseline(co, base)
+    if not beats:
         lines.append(
             "  WARNING: this model is NOT better than smoothed spikes on the held-out neurons "
             "(co-bps below the smoothing baseline); see the diagnostics below for what to try"
@@ -108,7 +116,6 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
         lines.append(f"  {name:<28}{text:>10}  {note}")
 
     oracle = m.get("val/oracle_co_bps")
-    beats = co is not None and co > base
     row(
         "co-bps (valid)",
         co,
