@@ -163,6 +163,14 @@ def print_fits(rows) -> None:
         )
 
 
+def _mean(x) -> float:
+    return sum(x) / len(x) if x else float("nan")
+
+
+def _worst(x) -> float:
+    return min(x) if x else float("nan")
+
+
 def print_members(rows) -> bool:
     """Per member: the mean over its draws and the worst draw (its figure); whether the worst draw
     meets the targets."""
@@ -186,11 +194,9 @@ def print_members(rows) -> bool:
             and above == len(good)
         )
         slowest = "-" if not good or None in t90 else f"{max(t90):.0f}"
-        mean = lambda x: sum(x) / len(x) if x else float("nan")  # noqa: E731
-        worst = lambda x: min(x) if x else float("nan")  # noqa: E731
         print(
-            f"{name:<24}{len(mine):>6}{_f(mean(fracs), 2):>13}{_f(worst(fracs), 2):>7}"
-            f"{_f(mean(lat), 3):>11}{_f(worst(lat), 3):>7}{f'{above}/{len(mine)}':>9}"
+            f"{name:<24}{len(mine):>6}{_f(_mean(fracs), 2):>13}{_f(_worst(fracs), 2):>7}"
+            f"{_f(_mean(lat), 3):>11}{_f(_worst(lat), 3):>7}{f'{above}/{len(mine)}':>9}"
             f"{slowest:>11}  {'met' if met else 'NOT met'}"
         )
         if not name.endswith("_no_ext"):
