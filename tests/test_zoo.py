@@ -18,6 +18,7 @@ from dsid.zoo.members.high_rate import make_high_rate
 from dsid.zoo.members.integrator import make_integrator
 from dsid.zoo.members.low_rate import make_low_rate
 from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
+from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
 from dsid.zoo.members.sensory import make_sensory
 
 TRIALS = (40, 12, 12)
@@ -34,6 +35,9 @@ MAKERS = {  # tiny versions of every member
     "sensory": lambda seed: make_sensory(seed=seed, n_trials=TRIALS, n_time=T),
     "low_rate": lambda seed: make_low_rate(seed=seed, n_trials=TRIALS, n_time=T),
     "high_rate": lambda seed: make_high_rate(seed=seed, n_trials=TRIALS, n_time=T),
+    "multiregion_rnn": lambda seed: make_multiregion_rnn(
+        seed=seed, n_trials=TRIALS, n_time=T, n_regions=3, neurons_per_region=10
+    ),
 }
 
 

@@ -21,6 +21,7 @@ from dsid.zoo.members.high_rate import make_high_rate
 from dsid.zoo.members.integrator import make_integrator
 from dsid.zoo.members.low_rate import make_low_rate
 from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
+from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
 from dsid.zoo.members.sensory import make_sensory
 
 
@@ -94,6 +95,12 @@ _MEMBERS = (
         "three areas with a delayed A0<->A1 feedback loop and A1->A2: tests "
         "recovering directed, delayed communication",
         _write_multiarea,
+    ),
+    ZooMember(
+        "multiregion_rnn",
+        "four coupled 50-unit chaotic rate RNNs (CURBD-style) with sparse low-rank, delayed links "
+        "and a feedback loop: tests recovering communication between chaotic regions",
+        _writer(make_multiregion_rnn),
     ),
 )
 
