@@ -6,9 +6,10 @@ fitted by ``dsid fit FILE --budget B`` in a process of its own (``--jobs`` at a 
 each when more than one). Per fit it prints co-bps on the validation split, the oracle's (true
 rates) and the fraction of it, the smoothing baseline's co-bps (spike smoothing + Poisson GLM, the
 same split), rate R2, latent R2 (the average over latent dimensions and the worst dimension's),
-optimizer steps, wall time, and the training seconds until the fit first reached 0.9 x the oracle
-(from the run's metrics_history.json, which holds an evaluation every
-``train.metrics_every_n_steps``; '-' when none reached it). A table per member follows: the mean
+optimizer steps, wall time, the training seconds until the fit first reached 0.9 x the oracle
+(from its starts' metrics_history.json, which hold an evaluation every
+``train.metrics_every_n_steps``; '-' when none reached it) and how many starts the fit made ('c':
+two of them agreed, so the fit stopped as converged). A table per member follows: the mean
 and the worst draw, which is the member's figure. Members with known external inputs are fitted a
 second time without them (``data.ext_inputs=false``) to show what the inputs add. For the NLB-layout
 members it also prints NLB's four metrics (through ``dsid nlb evaluate``) next to NLB's smoothing
@@ -94,7 +95,9 @@ def fit_member(
         baseline=r["baseline"]["co_bps"],
         steps=r["steps"],
         diagnostics=r["diagnostics"],
-        seconds_to_90=seconds_to_fraction(run_dir / "metrics_history.json", 0.9),
+        seconds_to_90=fit_seconds_to_fraction(r, 0.9, out),
+        starts=len(r.get("starts") or [1]),
+        converged=r.get("converged"),
         info_nats=r["description"].get("info_nats"),
         kl_scale=next(
             (x["value"] for x in r["settings"] if x["key"] == "train.kl_scales.ic"), None
@@ -115,6 +118,18 @@ def seconds_to_fraction(history_file: Path, fraction: float):
         if co is not None and oracle and co >= fraction * oracle:
             return h.get("seconds")
     return None
+
+
+def fit_seconds_to_fraction(report: dict, fraction: float, cwd: Path):
+    """Seconds from the start of a fit's training until any of its starts first reached
+    ``fraction`` x the oracle (each start's history, shifted by when the start began; relative
+    run directories are relative to ``cwd``, where the fit ran)."""
+    times = []
+    for s in report.get("starts") or [{"run_dir": report["run_dir"], "offset_seconds": 0.0}]:
+        t = seconds_to_fraction(Path(cwd, s["run_dir"]) / "metrics_history.json", fraction)
+        if t is not None:
+            times.append(s.get("offset_seconds", 0.0) + t)
+    return min(times) if times else None
 
 
 def nlb_scores(run_dir: Path, path: Path) -> dict:
@@ -145,7 +160,7 @@ def print_fits(rows) -> None:
     print(
         f"\n{'member':<24}{'draw':>5}{'co-bps':>8}{'oracle':>8}{'xOracle':>8}{'smooth':>8}"
         f"{'>smooth':>8}{'rateR2':>8}{'latR2':>8}{'worst':>7}{'steps':>7}{'wall s':>8}"
-        f"{'t@0.9x':>8}{'info':>7}{'KL w':>7}"
+        f"{'t@0.9x':>8}{'info':>7}{'KL w':>7}{'starts':>7}"
     )
     for r in rows:
         head = f"{r['member']:<24}{r.get('draw', 0):>5}"
@@ -160,6 +175,7 @@ def print_fits(rows) -> None:
             f"{_f(r.get('latent_r2_min'), 2):>7}{r['steps']:>7}{r['wall_s']:>8.0f}"
             f"{'-' if t90 is None else f'{t90:.0f}':>8}{_f(r.get('info_nats'), 0):>7}"
             f"{_f(r.get('kl_scale'), 2):>7}"
+            f"{str(r.get('starts', 1)) + ('c' if r.get('converged') else ''):>7}"
         )
 
 

@@ -255,3 +255,52 @@ def test_from_numpy_checks_and_splits():
             from_numpy(counts, bin_ms=5, **bad)
     with pytest.raises(ValueError, match="integer counts"):
         from_numpy(counts + 0.5, bin_ms=5)
+
+
+def test_a_fit_that_stops_improving_with_budget_left_tries_other_starts(tiny, tmp_path):
+    out = tmp_path / "starts_run"
+    res = fit(
+        tiny,
+        budget="40steps",
+        out=str(out),
+        # a learning rate too small to leave the start: every start stalls and stops early
+        overrides=[*QUIET, "train.lr=1e-9", "early_stopping.patience_steps=6"],
+        verbose=False,
+    )
+    starts = res["starts"]
+    assert len(starts) >= 2 and [s["seed"] for s in starts] == list(range(len(starts)))
+    assert res["steps"] == sum(s["steps"] for s in starts) <= 40
+    kept = [s for s in starts if s["kept"]]
+    assert len(kept) == 1 and kept[0]["select"] == min(s["select"] for s in starts)
+    assert not res["converged"] and res["diagnostics"][-1] == res["ending"]
+    assert (out / "checkpoints" / "best.ckpt").exists() and (out / REPORT_FILE).exists()
+    others = [s for s in starts if not s["kept"]]
+    assert all((Path(s["run_dir"]) / "metrics.json").exists() for s in others)
+    assert not (out / "starts" / f"seed{kept[0]['seed']}").exists()
+    assert load_run(out).config["seed"] == kept[0]["seed"]
+    assert any(line.startswith("starts (kept") for line in report_lines(res))
+
+
+def test_a_multiarea_fit_reports_every_area_and_its_communication(tmp_path):
+    from dsid.data.multiarea.synth import synth_multiarea
+
+    path = synth_multiarea(
+        tmp_path / "ma.h5",
+        seed=1,
+        n_areas=2,
+        neurons_per_area=10,
+        n_trials=(24, 8, 8),
+        n_time=20,
+        latent_size=2,
+    )
+    res = fit(path, budget="8steps", out=str(tmp_path / "run"), overrides=QUIET, verbose=False)
+    areas = res["areas"]
+    assert [a["area"] for a in areas] == ["A0", "A1"]
+    assert all(a["heldin"] + a["heldout"] == 10 and a["heldout"] > 0 for a in areas)
+    assert all(np.isfinite(a["co_bps"]) and np.isfinite(a["baseline_co_bps"]) for a in areas)
+    comm = res["communication"]
+    assert np.asarray(comm["effectome"]).shape == (2, 2) and comm["area_names"] == ["A0", "A1"]
+    text = "\n".join(report_lines(res))
+    assert "per area (valid):" in text and "A0 -> A1:" in text and "(true " in text
+    assert "effectome cosine (vs truth)" in text
+    assert json.loads((tmp_path / "run" / REPORT_FILE).read_text())["areas"] == areas

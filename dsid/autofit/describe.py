@@ -4,7 +4,7 @@ file."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class DataDescription:
     integer_counts: bool  # spike counts (True) or other observations (False)
     has_truth: bool  # true rates in the valid split (oracle scores possible)
     info_nats: float  # predictable information per training trial (nats; see information.py)
+    area_heldin: Tuple[int, ...] = ()  # held-in neurons of each area (area order; () unknown)
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -54,6 +55,7 @@ def describe_data(data: DSIDData) -> DataDescription:
         integer_counts=integer,
         has_truth=valid.truth_rates is not None,
         info_nats=round(predictable_information(heldin, data.bin_ms), 1) if integer else 0.0,
+        area_heldin=tuple(int((data.heldin & (data.area == a)).sum()) for a in range(data.n_areas)),
     )
 
 

@@ -13,19 +13,23 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from dsid.autofit.budget import parse_budget
+from dsid.autofit.area_report import area_results, communication
+from dsid.autofit.budget import Budget, parse_budget
 from dsid.autofit.describe import describe_data
+from dsid.autofit.information import mean_rate_nll
 from dsid.autofit.probe import seconds_per_step, steps_in
-from dsid.autofit.report import SelectTrace, diagnostics, report_lines
+from dsid.autofit.report import SelectTrace, beats_baseline, diagnostics, report_lines
 from dsid.autofit.rules import Choice, choose
+from dsid.autofit.start_dirs import keep_start, prepare_fit_dir, start_dir
+from dsid.autofit.starts import StartResult, run_starts
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import load_tensor_file
 from dsid.evaluation.smoothing_baseline import smoothing_baseline
 from dsid.runs.config import compose, to_plain
+from dsid.runs.load import load_run
 from dsid.runs.train import train
 
 REPORT_FILE = "fit_report.json"
-MULTIAREA_EXPERIMENT = "multiarea_delay"
 
 
 def _key(override: str) -> str:
@@ -34,17 +38,15 @@ def _key(override: str) -> str:
 
 def _overrides(
     path: Path,
-    kind: str,
     choices: Sequence[Choice],
     user: Sequence[str],
     seed: int,
     limit: List[str],
 ) -> List[str]:
-    own_experiment = any(_key(o) == "experiment" for o in user)
-    base = (
-        [f"experiment={MULTIAREA_EXPERIMENT}"] if kind == "multiarea" and not own_experiment else []
-    )
-    base += [
+    """The file, the rules' choices (a multi-area model's complete config among them: the model,
+    its coupling group and every size), the budget's limits, then the user's overrides, which
+    win."""
+    base = [
         "data=file",
         f"data.path={path}",
         "data.synth=null",
@@ -66,12 +68,19 @@ def budget_limits(plan) -> List[str]:
     return [f"trainer.max_time={plan.trainer_limit()}", "trainer.max_epochs=-1"]
 
 
-def _kept(choices: Sequence[Choice], user: Sequence[str]) -> List[Choice]:
-    """The rules' choices the user did not set (``experiment=`` sets the model kind)."""
+def _is_coupling(key: str) -> bool:
+    return _key(key) == "coupling@model.coupling" or key.startswith("model.coupling.")
+
+
+def _kept(choices: Sequence[Choice], user: Sequence[str], kind: str) -> List[Choice]:
+    """The rules' choices the user did not set (``experiment=`` sets the model kind); the rules'
+    coupling settings are left out too when the user picks the coupling (``experiment=`` or the
+    coupling group) or another model kind."""
     given = {_key(o) for o in user}
     if "experiment" in given:
         given.add("model.name")
-    return [c for c in choices if c.key not in given]
+    theirs = kind != "multiarea" or bool(given & {"experiment", "coupling@model.coupling"})
+    return [c for c in choices if _key(c.key) not in given and not (theirs and _is_coupling(c.key))]
 
 
 def fit(
@@ -123,26 +132,70 @@ def fit(
     if plan.steps is not None:
         steps = plan.steps
     else:
-        probe_cfg = compose(_overrides(path, kind, _kept(choices, user), user, seed, []))
+        probe_cfg = compose(_overrides(path, _kept(choices, user, kind), user, seed, []))
         step_s = seconds_per_step(probe_cfg)
         steps = steps_in(plan.seconds, step_s)
         say(f"budget: {plan}; a training step takes {step_s:.3f} s here: about {steps} steps")
-    choices = _kept(choose(desc, steps), user)
+    choices = _kept(choose(desc, steps), user, kind)
     say("settings (the rules' choices; yours win):")
     for c in choices:
         say(f"  {c.override():<40} {c.reason}")
     for o in user:
         say(f"  {o:<40} set by you")
-    cfg = to_plain(compose(_overrides(path, kind, choices, user, seed, limit)))
+
+    def config(start_seed: int, start_limit: List[str]) -> Dict[str, Any]:
+        return to_plain(compose(_overrides(path, choices, user, start_seed, start_limit)))
+
+    first = config(seed, limit)
     run_dir = Path(
-        out or cfg.get("run_dir") or f"runs/fit/{time.strftime('%Y-%m-%d_%H-%M-%S')}_{path.stem}"
+        out or first.get("run_dir") or f"runs/fit/{time.strftime('%Y-%m-%d_%H-%M-%S')}_{path.stem}"
     )
-    trace = SelectTrace()
-    start = time.perf_counter()
-    metrics = train(cfg, run_dir=str(run_dir), callbacks=[trace])
-    seconds = time.perf_counter() - start
+    prepare_fit_dir(run_dir, overwrite=bool(first.get("overwrite")))
     say("smoothing baseline on the same split ...")
     base = smoothing_baseline(loaded, "valid")
+    heldin = {s: loaded.splits[s].spikes[..., loaded.heldin] for s in ("train", "valid")}
+    zero = mean_rate_nll(heldin["train"], heldin["valid"])
+    start, used_steps = time.perf_counter(), [0]
+
+    def clock() -> float:
+        return used_steps[0] if plan.steps is not None else time.perf_counter() - start
+
+    def train_start(start_seed: int, remaining: float, _used: float) -> StartResult:
+        left = (
+            Budget(steps=max(1, int(remaining)))
+            if plan.steps is not None
+            else Budget(seconds=max(1.0, remaining))
+        )
+        begun, trace = time.perf_counter(), SelectTrace()
+        cfg = config(start_seed, budget_limits(left)) if start_seed != seed else first
+        metrics = train(cfg, run_dir=str(start_dir(run_dir, start_seed)), callbacks=[trace])
+        used_steps[0] += trace.steps
+        best_step, best_select, best_seconds = trace.best()
+        return StartResult(
+            seed=start_seed,
+            select=best_select,
+            best_at=best_step if plan.steps is not None else best_seconds,
+            seconds=round(time.perf_counter() - begun, 1),
+            steps=trace.steps,
+            co_bps=metrics.get("val/co_bps"),
+            run_dir=str(start_dir(run_dir, start_seed)),
+            offset_seconds=round(begun - start, 1),
+            extra={"metrics": metrics, "trace": trace.trace},
+        )
+
+    total = plan.steps if plan.steps is not None else plan.seconds
+    starts, kept, verdict = run_starts(
+        train_start,
+        seed,
+        total,
+        zero,
+        lambda s: beats_baseline(s.co_bps, base["co_bps"]),
+        clock,
+        say,
+    )
+    seconds = time.perf_counter() - start
+    keep_start(run_dir, Path(kept.run_dir))
+    metrics = kept.extra["metrics"]
     result = {
         "data": str(path),
         "run_dir": str(run_dir),
@@ -150,13 +203,27 @@ def fit(
         "description": desc.as_dict(),
         "settings": [{"key": c.key, "value": c.value, "reason": c.reason} for c in choices]
         + [{"key": _key(o), "value": o.split("=", 1)[-1], "reason": "set by you"} for o in user],
-        "steps": trace.steps,
+        "steps": sum(s.steps for s in starts),
         "train_seconds": round(seconds, 1),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
         "baseline": {k: base[k] for k in ("co_bps", "kern_sd_ms", "alpha")},
+        "mean_rate_select": zero,
+        "starts": [
+            {
+                **{k: v for k, v in s.as_dict().items() if k != "extra"},
+                "kept": s is kept,
+                "run_dir": str(run_dir) if s is kept else s.run_dir,
+            }
+            for s in starts
+        ],
+        "converged": verdict.converged,
+        "ending": verdict.reason,
     }
+    if loaded.n_areas > 1:
+        result["areas"] = area_results(loaded, result["metrics"], base["rates"])
+        result["communication"] = communication(load_run(run_dir).model, loaded)
     result["diagnostics"] = diagnostics(
-        result["metrics"], base["co_bps"], trace.trace, seconds, plan.seconds
+        result["metrics"], base["co_bps"], kept.extra["trace"], verdict
     )
     write_json(run_dir / REPORT_FILE, result)
     for line in report_lines(result):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from scipy.special import gammaln
 
 KERNEL_SD_MS = (25.0, 50.0, 100.0)
 RANKS = (1, 2, 4, 8, 16)
@@ -72,3 +73,16 @@ def predictable_information(
                 gain = (x * np.log(rate / mean) - (rate - mean)).sum(dtype=np.float64) / x.shape[0]
                 best = max(best, float(gain))
     return best
+
+
+def mean_rate_nll(train_spikes: np.ndarray, valid_spikes: np.ndarray) -> float:
+    """Mean Poisson negative log-likelihood (with log k!) per entry of ``valid_spikes`` under each
+    neuron's mean rate in ``train_spikes``: the selection objective (``val/select``) of a model that
+    learnt nothing but the mean rates, the zero of what a model learns.
+
+    Shape:
+        train_spikes: (trials, T, N); valid_spikes: (trials', T, N) counts
+    """
+    x = np.asarray(valid_spikes, dtype=np.float64)
+    mean = np.maximum(np.asarray(train_spikes, dtype=np.float64).mean(axis=(0, 1)), 1e-6)
+    return float((mean - x * np.log(mean) + gammaln(x + 1.0)).mean())

@@ -4,18 +4,25 @@ diagnostics in plain words."""
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import pytorch_lightning as pl
 
+from dsid.autofit.area_report import area_lines
+
 
 class SelectTrace(pl.Callback):
-    """Records ``(step, val/select)`` at every validation, for the report's diagnostics, and the
-    optimizer steps taken."""
+    """Records ``(step, val/select, seconds)`` at every validation (seconds of training so far),
+    for the report's diagnostics and the choice between starts, and the optimizer steps taken."""
 
     def __init__(self):
         self.trace: List[tuple] = []
         self.steps = 0
+        self._start = time.perf_counter()
+
+    def on_train_start(self, trainer, module) -> None:
+        self._start = time.perf_counter()
 
     def on_train_end(self, trainer, module) -> None:
         self.steps = int(trainer.global_step)
@@ -23,7 +30,13 @@ class SelectTrace(pl.Callback):
     def on_validation_end(self, trainer, module) -> None:
         value = trainer.callback_metrics.get("val/select")
         if not trainer.sanity_checking and value is not None:
-            self.trace.append((int(trainer.global_step), float(value)))
+            seconds = time.perf_counter() - self._start
+            self.trace.append((int(trainer.global_step), float(value), seconds))
+
+    def best(self) -> tuple:
+        """``(step, val/select, seconds)`` of the best finite validation (NaN select if none)."""
+        finite = [r for r in self.trace if math.isfinite(r[1])]
+        return min(finite, key=lambda r: r[1]) if finite else (0, float("nan"), 0.0)
 
 
 def beats_baseline(co_bps: Optional[float], baseline_co_bps: float) -> bool:
@@ -36,35 +49,25 @@ def diagnostics(
     metrics: Dict[str, float],
     baseline_co_bps: float,
     trace: Sequence[tuple],
-    train_seconds: Optional[float] = None,
-    budget_seconds: Optional[float] = None,
+    verdict=None,
 ) -> List[str]:
-    """Plain-word findings: below the baseline, still improving at the end, overfitting; and, for a
-    wall-clock budget (``budget_seconds``), whether early stopping ended training well inside it.
-    Nothing here claims more than was checked: one fit is one start, so an early stop is not called
-    convergence."""
+    """Plain-word findings about the kept start: below the baseline, still improving at the end,
+    overfitting; then how the fit ended (``verdict``, a :class:`~dsid.autofit.starts.Verdict`):
+    convergence is claimed only when starts from different seeds agreed."""
     notes = []
     best_step = min(trace, key=lambda r: r[1])[0] if trace else None
     improving = bool(trace) and best_step >= 0.9 * trace[-1][0]
-    stopped_early = bool(
-        trace
-        and not improving
-        and budget_seconds
-        and train_seconds is not None
-        and train_seconds < 0.5 * budget_seconds
-    )
     co = metrics.get("val/co_bps", float("nan"))
     if not beats_baseline(co, baseline_co_bps):
         if improving:
             advice = "give it more time (--budget)"
-        elif stopped_early:
+        elif verdict is not None and not verdict.converged:
             advice = (
-                "early stopping ended it with budget left, so more time alone will not help: try "
-                "another start (--seed 1, 2, ...), since which optimum a fit reaches varies from "
-                "seed to seed"
+                "the budget ended before a start got further: give it more time (--budget), so "
+                "that more starts can be tried, or check the data"
             )
         else:
-            advice = "give it more time (--budget), try another start (--seed), or check the data"
+            advice = "give it more time (--budget), or check the data"
         rel = "<" if co < baseline_co_bps else "vs"
         notes.append(
             f"below the smoothing baseline (co-bps {co:.4f} {rel} {baseline_co_bps:.4f}): the "
@@ -89,13 +92,8 @@ def diagnostics(
         )
     if not notes:
         notes.append("no problem found")
-    if stopped_early:
-        notes.append(
-            f"early stopping ended the fit inside the budget: validation stopped improving at step "
-            f"{best_step} and the fit ended after {train_seconds:.0f} s of {budget_seconds:.0f} s. "
-            "This is one start, not a check of convergence: a fit from another seed (--seed) may "
-            "reach a better optimum, and more trials would help"
-        )
+    if verdict is not None:
+        notes.append(verdict.reason)
     return notes
 
 
@@ -150,6 +148,21 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
         f"  {'optimizer steps':<28}{result['steps']:>10}  "
         f"in {result['train_seconds']:.0f} s of training"
     )
+    starts = result.get("starts") or []
+    if starts:
+        lines.append(
+            f"starts (kept: the best validation objective on held-in neurons; "
+            f"mean rates score {result.get('mean_rate_select', float('nan')):.5f}):"
+        )
+    for s in starts:
+        co = s.get("co_bps")
+        co_text = f"{co:.4f}" if co is not None and math.isfinite(co) else "n/a"
+        lines.append(
+            f"  seed {s['seed']:<4} val/select {s['select']:.5f}  co-bps {co_text:>7}  "
+            f"{s['steps']:>6} steps in {s['seconds']:.0f} s"
+            + ("  <- kept" if s.get("kept") else "")
+        )
+    lines += area_lines(result)
     lines.append("diagnostics:")
     lines += [f"  - {n}" for n in result["diagnostics"]]
     lines.append(f"run directory: {result['run_dir']}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 from dsid.autofit.describe import DataDescription
+from dsid.autofit.multiarea_rules import SingleArea, median_area, multiarea_choices
 
 Rule = Tuple[Any, str]
 
@@ -158,6 +159,15 @@ def choose(d: DataDescription, budget_steps: Optional[int] = None) -> List[Choic
             Choice("model.ic_size", gen, "the generator's size"),
             Choice("model.factor_size", *factor_size(d)),
         ]
+    else:  # per-area sizes, the coupling and the warm-up, from the single-area rules' results
+        ramps = {k: v for k, v, _ in schedule(budget_steps)} if budget_steps is not None else {}
+        single = SingleArea(
+            generator_size(d),
+            factor_size(median_area(d)),
+            kl_scale(d)[0],
+            ramps.get("train.kl_ramp_steps"),
+        )
+        out += [Choice(*s) for s in multiarea_choices(d, budget_steps, single)]
     p, why_p = dropout(d)
     kl, why_kl = kl_scale(d)
     out += [
