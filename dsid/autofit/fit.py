@@ -113,6 +113,12 @@ def fit(
         )
     plan = parse_budget(budget)
     user = list(overrides)
+    for o in [o for o in user if _key(o) == "seed"]:  # the first start's; each has its own
+        value = o.split("=", 1)[1]
+        if not value.lstrip("-").isdigit():
+            raise ValueError(f"{o}: the seed must be a whole number")
+        seed = int(value)
+        user.remove(o)
     choices = choose(desc)
     kind = next((c.value for c in choices if c.key == "model.name"), "sae")
     kind = next((o.split("=", 1)[1] for o in user if _key(o) == "model.name"), kind)
