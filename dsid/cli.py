@@ -5,6 +5,9 @@ defines ``register_cli(top, synth)`` where ``top`` is the top-level ``add_subpar
 ``synth`` the one under ``dsid synth``. A handler is attached with
 ``parser.set_defaults(func=handler)`` and is called with the parsed ``argparse.Namespace``; it
 returns an exit code (or ``None`` for 0).
+
+From the command line an error is one line (:mod:`dsid.runs.errors`: exit 2 for bad input, 1
+otherwise; the traceback with ``--debug``); from Python (``main([...])``) errors propagate.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dsid.data import commands as data_commands
 from dsid.nlb import commands as nlb_commands
 from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
 from dsid.runs import commands as run_commands
+from dsid.runs.errors import debugging, report
 from dsid.tuning import commands as tuning_commands
 from dsid.zoo import commands as zoo_commands
 
@@ -47,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"dsid {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (also: HYDRA_FULL_ERROR=1)",
+    )
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     synth_parser = top.add_parser("synth", help="write synthetic data with known ground truth")
     synth = synth_parser.add_subparsers(dest="synth_kind", metavar="KIND")
@@ -57,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command in ``argv`` (default: the command line, whose errors are reported as one
+    line and an exit code)."""
+    console = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -73,8 +85,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if getattr(args, "accepts_overrides", False):
         # everything after the command name goes to Hydra unchanged (keeps -m/--multirun in place)
         args.overrides = argv[argv.index(args.command) + 1 :]
-    code = args.func(args)
-    return int(code or 0)
+    if not console:
+        return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SystemExit as err:
+        if not isinstance(err.code, str):  # argparse's and --help's exits keep their code
+            raise
+        return report(err, debugging(args))
+    except Exception as err:  # noqa: BLE001  (every failure becomes the one line)
+        return report(err, debugging(args))
 
 
 if __name__ == "__main__":

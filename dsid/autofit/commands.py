@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import time
 
-from hydra.errors import HydraException
-
 from dsid.autofit.fit import fit
-from dsid.data.tensor_file import DataFileError
-from dsid.runs.status import RunDirError
+from dsid.runs.errors import BAD_INPUT, debugging, one_line
 from dsid.zoo.catalog import members, write_member
 
 
 def _fit(args) -> int:
+    """Bad input is one line on stdout, like the report (other errors: :mod:`dsid.runs.errors`)."""
     try:
         fit(args.data, budget=args.budget, out=args.out, overrides=args.overrides, seed=args.seed)
-    except (
-        DataFileError,
-        FileNotFoundError,
-        ValueError,
-        KeyError,
-        RunDirError,
-        HydraException,
-    ) as err:
-        print(f"error: {err}")
+    except BAD_INPUT as err:
+        if debugging(args):
+            raise
+        print(one_line(err), flush=True)
         return 2
     return 0
 

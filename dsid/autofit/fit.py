@@ -25,6 +25,7 @@ from dsid.autofit.starts import StartResult, run_starts
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import load_tensor_file
 from dsid.evaluation.smoothing_baseline import smoothing_baseline
+from dsid.runs.assemble import check_settings
 from dsid.runs.config import compose, to_plain
 from dsid.runs.load import load_run
 from dsid.runs.train import train
@@ -36,6 +37,17 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def hydra_quoted(value) -> str:
+    """``value`` for Hydra's override grammar: as it is when plain (ASCII letters, digits,
+    ``_-/.``), else in single quotes with a quote escaped (``\\'``), backslashes doubled
+    before a quote and at the end, and ``${`` escaped (no interpolation)."""
+    text = str(value)
+    if text and all(c.isascii() and (c.isalnum() or c in "_-/.") for c in text):
+        return text
+    pieces = text.replace("${", "\\${").split("'")
+    return "'" + "\\'".join(p + "\\" * (len(p) - len(p.rstrip("\\"))) for p in pieces) + "'"
+
+
 def _overrides(
     path: Path,
     choices: Sequence[Choice],
@@ -45,13 +57,13 @@ def _overrides(
 ) -> List[str]:
     """The file, the rules' choices (a multi-area model's complete config among them: the model,
     its coupling group and every size), the budget's limits, then the user's overrides, which
-    win."""
+    win. The path and the name made from it are quoted (spaces, accents, quotes in a path)."""
     base = [
         "data=file",
-        f"data.path={path}",
+        f"data.path={hydra_quoted(path)}",
         "data.synth=null",
         f"seed={seed}",
-        f"experiment_name=fit_{path.stem}",
+        f"experiment_name={hydra_quoted('fit_' + path.stem)}",
     ]
     return base + [c.override() for c in choices] + limit + list(user)
 
@@ -156,6 +168,7 @@ def fit(
     run_dir = Path(
         out or first.get("run_dir") or f"runs/fit/{time.strftime('%Y-%m-%d_%H-%M-%S')}_{path.stem}"
     )
+    check_settings(first)  # bad settings refused before the run directory is touched
     prepare_fit_dir(run_dir, overwrite=bool(first.get("overwrite")))
     say("smoothing baseline on the same split ...")
     base = smoothing_baseline(loaded, "valid")

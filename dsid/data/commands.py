@@ -4,7 +4,6 @@ ground truth) and ``dsid convert nwb`` (recordings into DSID tensor files)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Tuple
 
 import numpy as np
@@ -14,7 +13,8 @@ from dsid.data.multiarea.report import coupling_report
 from dsid.data.multiarea.synth import synth_multiarea
 from dsid.data.multiarea.system import EVENT_SIZE, EVENTS_PER_TRIAL
 from dsid.data.synth_lorenz import write_lorenz_benchmark
-from dsid.data.tensor_file import DataFileError, load_tensor_file
+from dsid.data.tensor_file import load_tensor_file
+from dsid.data.validation import check_nwb_file
 
 
 def register_cli(top, synth) -> None:
@@ -93,21 +93,17 @@ def _trials(text: str) -> Tuple[int, int, int]:
 
 
 def _cmd_multiarea(args) -> int:
-    try:
-        path = synth_multiarea(
-            args.out,
-            seed=args.seed,
-            n_areas=args.areas,
-            n_trials=args.trials,
-            neurons_per_area=args.neurons_per_area,
-            events_per_trial=args.events_per_trial,
-            event_size=args.event_size,
-            unrecorded_driver=args.unrecorded_driver,
-            external_input=args.external_input,
-        )
-    except ValueError as err:
-        print(f"dsid synth multiarea: {err}", file=sys.stderr)
-        return 2
+    path = synth_multiarea(
+        args.out,
+        seed=args.seed,
+        n_areas=args.areas,
+        n_trials=args.trials,
+        neurons_per_area=args.neurons_per_area,
+        events_per_trial=args.events_per_trial,
+        event_size=args.event_size,
+        unrecorded_driver=args.unrecorded_driver,
+        external_input=args.external_input,
+    )
     d = load_tensor_file(path)
     print(
         f"wrote {path}: {d.n_areas} areas, {d.n_neurons} neurons "
@@ -189,23 +185,23 @@ def _window(text: str):
 
 
 def _nwb(args) -> int:
-    try:
-        data = convert_nwb(
-            args.file,
-            bin_ms=args.bin_ms,
-            align=args.align,
-            window_ms=_window(args.window) if args.window else None,
-            heldout=args.heldout,
-            area_column=args.area_column,
-            condition_column=args.condition_column,
-            valid_fraction=args.valid_fraction,
-            test_fraction=args.test_fraction,
-            seed=args.seed,
-            out=args.out,
-        )
-    except (DataFileError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    """Errors (a missing or non-NWB file, a bad option) are reported by ``dsid`` as one line."""
+    if not args.bin_ms > 0:
+        raise ValueError(f"--bin-ms {args.bin_ms:g}: expected a positive bin width in ms")
+    check_nwb_file(args.file)
+    data = convert_nwb(
+        args.file,
+        bin_ms=args.bin_ms,
+        align=args.align,
+        window_ms=_window(args.window) if args.window else None,
+        heldout=args.heldout,
+        area_column=args.area_column,
+        condition_column=args.condition_column,
+        valid_fraction=args.valid_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        out=args.out,
+    )
     trials = {k: sd.n_trials for k, sd in data.splits.items()}
     print(
         f"wrote {args.out}: trials {trials}, {data.n_time} bins of {data.bin_ms:g} ms, "

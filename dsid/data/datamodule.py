@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dsid.data.tensor_file import DSIDData, load_tensor_file
+from dsid.data.validation import check_whole
 
 
 class SplitDataset(Dataset):
@@ -118,12 +119,9 @@ class DSIDDataModule(pl.LightningDataModule):
         ``ext_inputs=False`` leaves out the file's known external inputs (to measure what they
         add)."""
         super().__init__()
-        self.path, self.batch_size, self.num_workers, self.seed = (
-            path,
-            batch_size,
-            num_workers,
-            seed,
-        )
+        self.path, self.seed = path, seed
+        self.batch_size = check_whole("data.batch_size", batch_size, 1)
+        self.num_workers = check_whole("data.num_workers", num_workers, 0)
         self.observation_check = observation_check
         self.train_forward, self.ext_inputs = train_forward, ext_inputs
         self.data: Optional[DSIDData] = None

@@ -11,25 +11,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import h5py
 import numpy as np
 
 from dsid.data.atomic import atomic_h5
+from dsid.data.validation import (
+    DataFileError,
+    check_area_matrix,
+    check_bin_ms,
+    check_bins,
+    check_ext_consistent,
+    check_observations,
+    check_truth,
+    check_truth_rates,
+    checked_ext,
+)
+
+__all__ = [
+    "SPLITS",
+    "DataFileError",
+    "DSIDData",
+    "SplitData",
+    "load_tensor_file",
+    "write_tensor_file",
+]
 
 SPLITS = ("train", "valid", "test")
-
-
-class DataFileError(ValueError):
-    """A DSID tensor file that is missing a field or holds a field of the wrong shape or type."""
-
-    def __init__(self, path, field: str, expected: str, found: str = ""):
-        self.path, self.field = str(path), field
-        msg = f"{path}: field '{field}': expected {expected}"
-        if found:
-            msg += f", found {found}"
-        super().__init__(msg)
 
 
 @dataclass
@@ -107,68 +116,6 @@ class DSIDData:
         return int(lat[0].shape[-1]) if lat else 0
 
 
-def _check_counts(path, name: str, arr: np.ndarray, n_neurons: int, ndim: int = 3) -> None:
-    if arr.ndim != ndim or arr.shape[-1] != n_neurons:
-        raise DataFileError(path, name, f"shape (trials, T, {n_neurons})", f"shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise DataFileError(path, name, "integer spike counts", f"dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.floating):
-        if np.isnan(arr).any():
-            raise DataFileError(
-                path, name, "no NaN values", f"{int(np.isnan(arr).sum())} NaN values"
-            )
-        if not np.allclose(arr, np.round(arr)):
-            raise DataFileError(path, name, "integer spike counts", "non-integer values")
-    if arr.size and arr.min() < 0:
-        raise DataFileError(path, name, "non-negative spike counts", f"minimum {arr.min()}")
-
-
-def _checked_ext(
-    path, split: str, ext: np.ndarray, trials: int, n_time: int, n_fwd: int
-) -> np.ndarray:
-    """``{split}/ext_inputs`` as float32 after checking shape (trials, T or T + T_fwd, E) and
-    values."""
-    name = f"{split}/ext_inputs"
-    lengths = sorted({n_time, n_time + n_fwd})
-    if ext.ndim != 3 or ext.shape[0] != trials or ext.shape[1] not in lengths:
-        want = " or ".join(f"({trials}, {t}, E)" for t in lengths)
-        raise DataFileError(path, name, f"shape {want}", f"shape {ext.shape}")
-    if not (np.issubdtype(ext.dtype, np.floating) or np.issubdtype(ext.dtype, np.integer)):
-        raise DataFileError(path, name, "numeric values", f"dtype {ext.dtype}")
-    if not np.isfinite(ext).all():
-        raise DataFileError(
-            path, name, "finite values", f"{int((~np.isfinite(ext)).sum())} NaN or inf values"
-        )
-    if (
-        n_fwd and ext.shape[1] == n_time
-    ):  # no inputs known past the window: they are taken as zero there
-        ext = np.concatenate([ext, np.zeros((trials, n_fwd, ext.shape[2]), ext.dtype)], axis=1)
-    return np.asarray(ext, np.float32)
-
-
-def _check_ext_consistent(path, splits: Dict[str, "SplitData"]) -> None:
-    """External inputs are given for every split or none, with one number of channels."""
-    have = {k: sd.ext_inputs.shape[2] for k, sd in splits.items() if sd.ext_inputs is not None}
-    if not have:
-        return
-    first = next(iter(have))
-    for split in splits:
-        if split not in have:
-            raise DataFileError(
-                path,
-                f"{split}/ext_inputs",
-                f"external inputs in every split (as in {first})",
-                "nothing",
-            )
-        if have[split] != have[first]:
-            raise DataFileError(
-                path,
-                f"{split}/ext_inputs",
-                f"the same number of channels in every split ({have[first]} in {first})",
-                f"{have[split]}",
-            )
-
-
 def _read(group: h5py.Group, name: str) -> Optional[np.ndarray]:
     return group[name][()] if name in group else None
 
@@ -177,7 +124,7 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
     """Read and validate a DSID tensor file; raise :class:`DataFileError` naming file and field.
 
     ``counts=False`` accepts non-count observations (for example calcium traces), still refusing
-    NaN.
+    NaN and inf.
     """
     path = Path(path)
     if not path.exists():
@@ -187,173 +134,136 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
     except OSError as err:
         raise DataFileError(path, "/", "an HDF5 file", str(err)) from err
     with f:
-        if "bin_ms" not in f.attrs:
-            raise DataFileError(path, "attrs/bin_ms", "a positive float bin width in ms", "nothing")
-        bin_ms = float(f.attrs["bin_ms"])
-        if not bin_ms > 0:
-            raise DataFileError(path, "attrs/bin_ms", "a positive bin width", str(bin_ms))
-        if "neurons" not in f or "area" not in f["neurons"]:
-            raise DataFileError(path, "neurons/area", "an (N,) integer array", "nothing")
-        area = np.asarray(f["neurons/area"][()])
-        if area.ndim != 1 or not np.issubdtype(area.dtype, np.integer):
-            raise DataFileError(
-                path, "neurons/area", "an (N,) integer array", f"{area.dtype} {area.shape}"
-            )
-        if area.size == 0:
-            raise DataFileError(path, "neurons/area", "at least one neuron", "0 neurons")
-        if area.min() < 0:
-            raise DataFileError(path, "neurons/area", "area indices >= 0", f"minimum {area.min()}")
-        n = area.shape[0]
-        n_areas = int(area.max()) + 1
-        missing = sorted(set(range(n_areas)) - set(area.tolist()))
-        if missing:
-            raise DataFileError(
-                path,
-                "neurons/area",
-                f"every area 0..{n_areas - 1} to have neurons",
-                f"none in areas {missing}",
-            )
-        heldout = _read(f["neurons"], "heldout")
-        if heldout is None:
-            heldout = np.zeros(n, bool)
-        heldout = np.asarray(heldout)
-        if heldout.shape != (n,) or heldout.dtype != bool:
-            raise DataFileError(
-                path, "neurons/heldout", f"a ({n},) bool array", f"{heldout.dtype} {heldout.shape}"
-            )
-        for a in range(n_areas):
-            if not (~heldout[area == a]).any():
-                raise DataFileError(
-                    path,
-                    "neurons/heldout",
-                    f"at least one held-in neuron in area {a}",
-                    "all of its neurons held out",
-                )
-        names = _read(f["neurons"], "area_names")
-        area_names = None
-        if names is not None:
-            area_names = [x.decode() if isinstance(x, bytes) else str(x) for x in names]
-            if len(area_names) != n_areas:
-                raise DataFileError(
-                    path, "neurons/area_names", f"{n_areas} names", f"{len(area_names)}"
-                )
+        bin_ms = check_bin_ms(path, f.attrs.get("bin_ms"))
+        area, heldout, area_names = _read_neurons(f, path)
         splits: Dict[str, SplitData] = {}
-        n_time = None
         for split in SPLITS:
-            if split not in f:
-                if split in require_splits:
-                    raise DataFileError(
-                        path, f"{split}/spikes", "a (trials, T, N) array", "no such group"
-                    )
-                continue
-            g = f[split]
-            if "spikes" not in g:
-                raise DataFileError(path, f"{split}/spikes", "a (trials, T, N) array", "nothing")
-            spikes = g["spikes"][()]
-            if counts:
-                _check_counts(path, f"{split}/spikes", spikes, n)
-            else:
-                if spikes.ndim != 3 or spikes.shape[-1] != n:
-                    raise DataFileError(
-                        path, f"{split}/spikes", f"shape (trials, T, {n})", f"{spikes.shape}"
-                    )
-                if np.isnan(spikes).any():
-                    raise DataFileError(path, f"{split}/spikes", "no NaN values", "NaN values")
-            if spikes.shape[0] == 0:
-                raise DataFileError(path, f"{split}/spikes", "at least one trial", "0 trials")
-            if n_time is None:
-                n_time = spikes.shape[1]
-            elif spikes.shape[1] != n_time:
+            if split in f:
+                splits[split] = _read_split(f[split], path, split, area.size, counts, splits)
+            elif split in require_splits:
                 raise DataFileError(
-                    path,
-                    f"{split}/spikes",
-                    f"T={n_time} bins like the other splits",
-                    f"T={spikes.shape[1]}",
+                    path, f"{split}/spikes", "a (trials, T, N) array", "no such group"
                 )
-            trials = spikes.shape[0]
-            sd = SplitData(spikes=spikes)
-            fwd = _read(g, "forward_spikes")
-            if fwd is not None:
-                if counts:
-                    _check_counts(path, f"{split}/forward_spikes", fwd, n)
-                if fwd.shape[0] != trials:
-                    raise DataFileError(
-                        path, f"{split}/forward_spikes", f"{trials} trials", f"{fwd.shape[0]}"
-                    )
-                sd.forward_spikes = fwd
-            for name, attr, rank in (("behavior", "behavior", 3), ("condition", "condition", 1)):
-                arr = _read(g, name)
-                if arr is None:
-                    continue
-                if (
-                    arr.ndim != rank
-                    or arr.shape[0] != trials
-                    or (rank == 3 and arr.shape[1] != n_time)
-                ):
-                    want = f"({trials}, {n_time}, B)" if rank == 3 else f"({trials},)"
-                    raise DataFileError(
-                        path, f"{split}/{name}", f"shape {want}", f"shape {arr.shape}"
-                    )
-                setattr(sd, attr, arr)
-            ext = _read(g, "ext_inputs")
-            if ext is not None:
-                sd.ext_inputs = _checked_ext(
-                    path,
-                    split,
-                    ext,
-                    trials,
-                    n_time,
-                    0 if sd.forward_spikes is None else sd.forward_spikes.shape[1],
-                )
-            if "truth" in g:
-                t = g["truth"]
-                rates = _read(t, "rates")
-                if rates is not None:
-                    if rates.shape != spikes.shape:
-                        raise DataFileError(
-                            path, f"{split}/truth/rates", f"shape {spikes.shape}", f"{rates.shape}"
-                        )
-                    if np.isnan(rates).any() or rates.min() < 0:
-                        raise DataFileError(
-                            path, f"{split}/truth/rates", "finite non-negative rates", "NaN or <0"
-                        )
-                    sd.truth_rates = rates
-                for name, attr, dim in (
-                    ("latents", "truth_latents", "L"),
-                    ("inputs", "truth_inputs", "U"),
-                ):
-                    arr = _read(t, name)
-                    if arr is None:
-                        continue
-                    if arr.ndim != 3 or arr.shape[:2] != spikes.shape[:2]:
-                        raise DataFileError(
-                            path,
-                            f"{split}/truth/{name}",
-                            f"shape ({trials}, {n_time}, {dim})",
-                            f"{arr.shape}",
-                        )
-                    setattr(sd, attr, arr)
-                if "messages" in t:
-                    sd.truth_messages = {k: t["messages"][k][()] for k in t["messages"]}
-            splits[split] = sd
-        _check_ext_consistent(path, splits)
-        effectome = delay = None
-        if "truth" in f:
-            effectome = _read(f["truth"], "effectome")
-            delay = _read(f["truth"], "delay_bins")
-            for name, arr in (("truth/effectome", effectome), ("truth/delay_bins", delay)):
-                if arr is not None and arr.shape != (n_areas, n_areas):
-                    raise DataFileError(path, name, f"shape ({n_areas}, {n_areas})", f"{arr.shape}")
+        check_ext_consistent(path, splits)
+        n_areas = int(area.max()) + 1
+        matrices = {}
+        for name in ("effectome", "delay_bins"):
+            arr = _read(f["truth"], name) if "truth" in f else None
+            if arr is not None:
+                check_area_matrix(path, f"truth/{name}", arr, n_areas)
+            matrices[name] = arr
     return DSIDData(
         bin_ms=bin_ms,
         area=area.astype(np.int64),
         heldout=heldout,
         splits=splits,
         area_names=area_names,
-        effectome=effectome,
-        delay_bins=delay,
+        effectome=matrices["effectome"],
+        delay_bins=matrices["delay_bins"],
         path=str(path),
     )
+
+
+def _read_neurons(f: h5py.File, path) -> Tuple[np.ndarray, np.ndarray, Optional[List[str]]]:
+    """``neurons/{area,heldout,area_names}``, checked."""
+    if "neurons" not in f or "area" not in f["neurons"]:
+        raise DataFileError(path, "neurons/area", "an (N,) integer array", "nothing")
+    area = np.asarray(f["neurons/area"][()])
+    if area.ndim != 1 or not np.issubdtype(area.dtype, np.integer):
+        raise DataFileError(
+            path, "neurons/area", "an (N,) integer array", f"{area.dtype} {area.shape}"
+        )
+    if area.size == 0:
+        raise DataFileError(path, "neurons/area", "at least one neuron", "0 neurons")
+    if area.min() < 0:
+        raise DataFileError(path, "neurons/area", "area indices >= 0", f"minimum {area.min()}")
+    n, n_areas = area.shape[0], int(area.max()) + 1
+    missing = sorted(set(range(n_areas)) - set(area.tolist()))
+    if missing:
+        raise DataFileError(
+            path,
+            "neurons/area",
+            f"every area 0..{n_areas - 1} to have neurons",
+            f"none in areas {missing}",
+        )
+    heldout = _read(f["neurons"], "heldout")
+    heldout = np.zeros(n, bool) if heldout is None else np.asarray(heldout)
+    if heldout.shape != (n,) or heldout.dtype != bool:
+        raise DataFileError(
+            path, "neurons/heldout", f"a ({n},) bool array", f"{heldout.dtype} {heldout.shape}"
+        )
+    for a in range(n_areas):
+        if not (~heldout[area == a]).any():
+            raise DataFileError(
+                path,
+                "neurons/heldout",
+                f"at least one held-in neuron in area {a}",
+                "all of its neurons held out",
+            )
+    names = _read(f["neurons"], "area_names")
+    if names is None:
+        return area, heldout, None
+    area_names = [x.decode() if isinstance(x, bytes) else str(x) for x in names]
+    if len(area_names) != n_areas:
+        raise DataFileError(path, "neurons/area_names", f"{n_areas} names", f"{len(area_names)}")
+    return area, heldout, area_names
+
+
+def _read_split(
+    g: h5py.Group, path, split: str, n: int, counts: bool, before: Dict[str, SplitData]
+) -> SplitData:
+    """One split's arrays, checked against the neurons and the splits read ``before`` it."""
+    if "spikes" not in g:
+        raise DataFileError(path, f"{split}/spikes", "a (trials, T, N) array", "nothing")
+    spikes = g["spikes"][()]
+    check_observations(path, f"{split}/spikes", spikes, n, counts)
+    other = next(iter(before.values()), None)
+    n_time = check_bins(
+        path, f"{split}/spikes", spikes, None if other is None else other.spikes.shape[1]
+    )
+    trials = spikes.shape[0]
+    sd = SplitData(spikes=spikes)
+    fwd = _read(g, "forward_spikes")
+    if fwd is not None:
+        check_observations(path, f"{split}/forward_spikes", fwd, n, counts)
+        if fwd.shape[0] != trials:
+            raise DataFileError(
+                path, f"{split}/forward_spikes", f"{trials} trials", f"{fwd.shape[0]}"
+            )
+        sd.forward_spikes = fwd
+    for name, rank in (("behavior", 3), ("condition", 1)):
+        arr = _read(g, name)
+        if arr is None:
+            continue
+        if arr.ndim != rank or arr.shape[0] != trials or (rank == 3 and arr.shape[1] != n_time):
+            want = f"({trials}, {n_time}, B)" if rank == 3 else f"({trials},)"
+            raise DataFileError(path, f"{split}/{name}", f"shape {want}", f"shape {arr.shape}")
+        setattr(sd, name, arr)
+    ext = _read(g, "ext_inputs")
+    if ext is not None:
+        n_fwd = 0 if sd.forward_spikes is None else sd.forward_spikes.shape[1]
+        sd.ext_inputs = checked_ext(path, split, ext, trials, n_time, n_fwd)
+    if "truth" in g:
+        _read_truth(g["truth"], path, split, sd)
+    return sd
+
+
+def _read_truth(t: h5py.Group, path, split: str, sd: SplitData) -> None:
+    """``{split}/truth/{rates,latents,inputs,messages/*}`` into ``sd``, checked."""
+    trials, n_time = sd.spikes.shape[:2]
+    rates = _read(t, "rates")
+    if rates is not None:
+        check_truth_rates(path, f"{split}/truth/rates", rates, sd.spikes.shape)
+        sd.truth_rates = rates
+    for name, attr, dim in (("latents", "truth_latents", "L"), ("inputs", "truth_inputs", "U")):
+        arr = _read(t, name)
+        if arr is not None:
+            check_truth(path, f"{split}/truth/{name}", arr, trials, n_time, dim)
+            setattr(sd, attr, arr)
+    for key in t["messages"] if "messages" in t else ():
+        arr = t["messages"][key][()]
+        check_truth(path, f"{split}/truth/messages/{key}", arr, trials, n_time, "k")
+        sd.truth_messages[key] = arr
 
 
 def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray]] = None) -> Path:

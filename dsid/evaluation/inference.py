@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import h5py
 import numpy as np
@@ -16,6 +17,8 @@ from dsid.evaluation.forward_calibration import calibrate_forward
 from dsid.models.core import sample_means
 
 INFERENCE_FILE = "inference.h5"
+# the default seed of the posterior samples: the same model and data give the same inference file
+DEFAULT_SEED = 0
 
 
 def inference_file(session: int, n_sessions: int) -> str:
@@ -91,6 +94,21 @@ def infer_split(
     return {k: np.concatenate(v) for k, v in sums.items()}
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Random draws from ``seed`` inside the block (on the CPU, and on ``device`` when it is a
+    GPU); the caller's random state is put back afterwards."""
+    device = torch.device(device)
+    gpus = []
+    if device.type == "cuda":
+        gpus = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=gpus):
+        torch.default_generator.manual_seed(seed)
+        for gpu in gpus:
+            torch.cuda.default_generators[gpu].manual_seed(seed)
+        yield
+
+
 def infer_data(
     model,
     data: DSIDData,
@@ -100,40 +118,52 @@ def infer_data(
     out: Optional[Path] = None,
     splits=None,
     calibrate: bool = True,
+    seed: int = DEFAULT_SEED,
 ) -> Dict[str, Dict[str, np.ndarray]]:
     """Infer every split of ``data`` (session ``session`` of the model), forward bins included;
     write ``out`` (HDF5, atomically) when given.
 
+    The posterior samples of each split are drawn from ``seed`` (:func:`seeded`): the same model,
+    data and seed give the same outputs, and the caller's random state is left as it was.
+
     File layout: ``{split}/rates`` (trials, T, N), ``{split}/factors``, ``{split}/inferred_inputs``,
-    and ``{split}/rates_forward`` (trials, T_fwd, N) when the data has forward bins. Forward rates
-    are mixed with the mean rates by the weight the validation trials choose
-    (:func:`~dsid.evaluation.forward_calibration.calibrate_forward`; the file's attribute
-    ``forward_weight``, 1: unchanged) unless ``calibrate`` is False or the valid split is not
-    inferred.
+    and ``{split}/rates_forward`` (trials, T_fwd, N) when the data has forward bins; the attribute
+    ``data_path`` names the data file. Forward rates are mixed with the mean rates by the weight
+    the validation trials choose (:func:`~dsid.evaluation.forward_calibration.calibrate_forward`;
+    the file's attribute ``forward_weight``, 1: unchanged) unless ``calibrate`` is False or the
+    valid split is not inferred.
     """
-    n_fwd = data.n_forward
     outputs = {}
-    for split, sd in data.splits.items():
-        if splits is not None and split not in splits:
-            continue
-        res = infer_split(
-            model,
-            sd.spikes,
-            n_samples,
-            batch_size,
-            n_forward=n_fwd,
-            session=session,
-            desc=f"inference {split}" if out is not None else "",
-            ext=sd.ext_inputs,
-        )
-        T = sd.spikes.shape[1]
-        if n_fwd:
-            res["rates_forward"] = res["rates"][:, T:]
-        outputs[split] = {k: (v[:, :T] if k != "rates_forward" else v) for k, v in res.items()}
-    weight = calibrate_forward(outputs, data) if calibrate and n_fwd else None
+    for split in data.splits:
+        if splits is None or split in splits:
+            desc = f"inference {split}" if out is not None else ""
+            with seeded(seed, next(model.parameters()).device):
+                outputs[split] = _infer_split_of(
+                    model, data, split, session, n_samples, batch_size, desc
+                )
+    weight = calibrate_forward(outputs, data) if calibrate and data.n_forward else None
     if out is not None:
-        write_inference(out, outputs, n_samples, forward_weight=weight)
+        write_inference(out, outputs, n_samples, forward_weight=weight, data_path=data.path)
     return outputs
+
+
+def _infer_split_of(model, data: DSIDData, split: str, session, n_samples, batch_size, desc):
+    """One split of :func:`infer_data`: outputs of the observed bins, and ``rates_forward``."""
+    sd = data.splits[split]
+    res = infer_split(
+        model,
+        sd.spikes,
+        n_samples,
+        batch_size,
+        n_forward=data.n_forward,
+        session=session,
+        desc=desc,
+        ext=sd.ext_inputs,
+    )
+    T = sd.spikes.shape[1]
+    if data.n_forward:
+        res["rates_forward"] = res["rates"][:, T:]
+    return {k: (v[:, :T] if k != "rates_forward" else v) for k, v in res.items()}
 
 
 def write_inference(
@@ -141,10 +171,15 @@ def write_inference(
     outputs: Dict[str, Dict[str, np.ndarray]],
     n_samples: int,
     forward_weight: Optional[float] = None,
+    data_path=None,
 ) -> Path:
+    """Write ``outputs`` to the inference file ``path`` (atomically); ``data_path``, the data they
+    are of, is recorded (made absolute) in the attribute ``data_path``."""
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["n_samples"] = n_samples
+        if data_path is not None:
+            f.attrs["data_path"] = str(Path(data_path).resolve())
         if forward_weight is not None:
             f.attrs["forward_weight"] = forward_weight
         for split, res in outputs.items():
@@ -170,3 +205,10 @@ def read_inference(path, splits=None) -> Dict[str, Dict[str, np.ndarray]]:
     """The arrays of an inference file, by split (only ``splits`` when given)."""
     with h5py.File(path, "r") as f:
         return {s: {k: f[s][k][()] for k in f[s]} for s in f if splits is None or s in splits}
+
+
+def read_data_path(path) -> Optional[str]:
+    """The data file an inference file was written from (None: not recorded, an older file)."""
+    with h5py.File(path, "r") as f:
+        source = f.attrs.get("data_path")
+    return None if source is None else str(source)

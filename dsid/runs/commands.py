@@ -26,7 +26,7 @@ def cmd_train(args) -> int:
         try:
             metrics = resume_run(run_dir)
         except (RunDirError, FileNotFoundError) as err:
-            raise SystemExit(f"error: {err}") from None
+            raise SystemExit(f"error: {err}") from err
         print(f"\nrun directory: {run_dir}")
         print(format_table(metrics))
         return 0
@@ -40,7 +40,15 @@ def cmd_demo(args) -> int:
 
 def cmd_infer(args) -> int:
     require_finished(args.run_dir, args.allow_unfinished)
-    for out in infer_run(args.run_dir, n_samples=args.samples, data_path=args.data, out=args.out):
+    written = infer_run(
+        args.run_dir,
+        n_samples=args.samples,
+        data_path=args.data,
+        out=args.out,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    for out in written:
         print(f"wrote {out}")
     return 0
 
@@ -68,6 +76,8 @@ def register_cli(top, synth) -> None:
         "infer",
         help="write posterior-averaged rates, factors and inferred inputs "
         "of every split to RUN_DIR/inference.h5",
+        description="The posterior samples are drawn from --seed (default 0, as in the inference "
+        "at the end of training): the same checkpoint and data give the same file.",
     )
     p.add_argument("run_dir")
     p.add_argument(
@@ -77,9 +87,22 @@ def register_cli(top, synth) -> None:
         "--data",
         default=None,
         help="another DSID tensor file with the same neurons (checked); "
-        "written to RUN_DIR/inference_<file name>.h5",
+        "written to RUN_DIR/inference_<file name>.h5 (the file records its data file)",
     )
     p.add_argument("--out", default=None, help="with --data: the output file instead")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --data: replace RUN_DIR/inference_<file name>.h5 even when it holds the "
+        "inference of another data file of that name",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the posterior samples (default 0): the same checkpoint and data give the "
+        "same file; the caller's random state is left as it was",
+    )
     p.add_argument(
         "--allow-unfinished",
         action="store_true",

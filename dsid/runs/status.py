@@ -10,22 +10,28 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from dsid.data.atomic import write_json
 
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
-# what a training run writes into its directory (removed by ``overwrite=true``, nothing else is)
+# what a run writes into its directory, as names or glob patterns (``overwrite=true`` removes these,
+# the temporary files a killed writer of one left, and nothing else): ``inference_*.h5`` are the
+# sessions of a stitched run and ``dsid infer --data`` files, ``fit_report.json`` is ``dsid fit``'s
 RUN_OUTPUTS = (
     "config.yaml",
     STATUS_FILE,
     "metrics.json",
+    "metrics_history.json",
+    "fit_report.json",
+    "nlb_metrics.json",
     "checkpoints",
     "figures",
     "csv",
     "wandb",
     "inference.h5",
+    "inference_*.h5",
 )
 
 
@@ -98,29 +104,49 @@ def run_lock(run_dir) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
-def prepare_new_run(run_dir, overwrite: bool = False) -> None:
-    """Check that ``run_dir`` may take a new run: refused when it already holds one (a config,
-    checkpoints or a status), unless ``overwrite`` (then the earlier run's outputs are removed)."""
+def run_outputs(run_dir) -> List[Path]:
+    """The outputs of a run in ``run_dir``: :data:`RUN_OUTPUTS` and the hidden temporary files
+    (``.NAME.*.tmp``) that a killed writer of one left."""
     run_dir = Path(run_dir)
-    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
-    if not found:
+    found = set()
+    for pattern in RUN_OUTPUTS:
+        found.update(run_dir.glob(pattern))
+        found.update(run_dir.glob(f".{pattern}.*.tmp"))
+    return sorted(found)
+
+
+def check_new_run(run_dir, overwrite: bool = False) -> None:
+    """Refuse a ``run_dir`` that already holds a run (any of its outputs) unless ``overwrite``;
+    removes nothing."""
+    found = [p.name for p in run_outputs(run_dir)]
+    if not found or overwrite:
         return
     status = (read_status(run_dir) or {}).get("status", "unknown")
-    if not overwrite:
-        hint = (
-            f"resume it with `dsid train resume={run_dir}`"
-            if status in ("running", "failed")
-            else "choose another run_dir"
-        )
-        raise RunDirError(
-            f"{run_dir}: already holds a run (status: {status}; {', '.join(found)}); {hint}, "
-            "or pass overwrite=true to replace it"
-        )
-    with run_lock(run_dir):  # never remove the outputs of a run that is still training
-        pass
-    for name in found:
-        target = run_dir / name
+    hint = (
+        f"resume it with `dsid train resume={run_dir}`"
+        if status in ("running", "failed")
+        else "choose another run_dir"
+    )
+    raise RunDirError(
+        f"{run_dir}: already holds a run (status: {status}; {', '.join(found)}); {hint}, "
+        "or pass overwrite=true to replace it"
+    )
+
+
+def clear_run(run_dir) -> None:
+    """Remove every output of an earlier run from ``run_dir`` (:func:`run_outputs`), nothing else.
+    The caller holds the run's lock."""
+    for target in run_outputs(run_dir):
         shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def prepare_new_run(run_dir, overwrite: bool = False) -> None:
+    """Check that ``run_dir`` may take a new run (:func:`check_new_run`); with ``overwrite``, the
+    earlier run's outputs are removed (never those of a run still training)."""
+    check_new_run(run_dir, overwrite)
+    if run_outputs(run_dir):
+        with run_lock(run_dir):
+            clear_run(run_dir)
 
 
 def require_finished(run_dir, allow_unfinished: bool = False) -> None:

@@ -136,11 +136,18 @@ class PlotCallback(pl.Callback):
 
 
 class EpochTimer(pl.Callback):
-    """Wall-clock seconds of every training epoch (its validation and metrics included)."""
+    """Wall-clock seconds of every training epoch (its validation and metrics included), kept in
+    the checkpoints: a resumed fit times the epochs of the processes before it too."""
 
     def __init__(self):
         self.seconds: List[float] = []
         self._start = None
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"seconds": list(self.seconds)}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.seconds = [float(s) for s in state_dict.get("seconds", [])]
 
     def on_train_epoch_start(self, trainer, module) -> None:
         self._start = time.perf_counter()
@@ -148,7 +155,9 @@ class EpochTimer(pl.Callback):
     def on_train_epoch_end(self, trainer, module) -> None:
         if self._start is not None:
             self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
 
     @property
     def seconds_per_epoch(self) -> float:
+        """The mean over the timed epochs (NaN before the first one)."""
         return float(sum(self.seconds) / len(self.seconds)) if self.seconds else float("nan")

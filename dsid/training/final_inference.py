@@ -10,7 +10,12 @@ import pytorch_lightning as pl
 
 from dsid.data.atomic import write_json
 from dsid.evaluation.figures.diagnostics import diagnostic_figures
-from dsid.evaluation.inference import infer_data, inference_file, read_forward_weight
+from dsid.evaluation.inference import (
+    DEFAULT_SEED,
+    infer_data,
+    inference_file,
+    read_forward_weight,
+)
 from dsid.evaluation.scores import run_metrics
 from dsid.training.callbacks import HISTORY_FILE, EpochTimer, MetricsCallback, log_figures
 
@@ -25,11 +30,13 @@ def finish_run(
     logger=None,
     extra: Optional[Dict[str, Any]] = None,
     history: Optional[List[Dict[str, Any]]] = None,
+    seed: int = DEFAULT_SEED,
 ) -> Dict[str, Any]:
     """Posterior-averaged inference of every session (``RUN_DIR/inference.h5``, or
-    ``inference_session{i}.h5`` for several), the run's metrics (``metrics.json``, also logged as
-    ``final/...``) and its figures (``RUN_DIR/figures``, session 0; ``history``: the metrics while
-    training, for the training curves). Returns the metrics."""
+    ``inference_session{i}.h5`` for several; samples drawn from ``seed``, like ``dsid infer``'s, so
+    a resumed run ends with the same files and metrics), the run's metrics (``metrics.json``, also
+    logged as ``final/...``) and its figures (``RUN_DIR/figures``, session 0; ``history``: the
+    metrics while training, for the training curves). Returns the metrics."""
     run_dir = Path(run_dir)
     model = module.model.cpu()
     n = model.n_sessions
@@ -41,6 +48,7 @@ def finish_run(
             n_samples=n_samples,
             batch_size=batch_size,
             out=run_dir / inference_file(s, n),
+            seed=seed,
         )
         for s, data in enumerate(sessions)
     ]
@@ -76,8 +84,9 @@ def finish_run(
 
 
 class FinalInference(pl.Callback):
-    """When fitting ends, reload the best checkpoint and :func:`finish_run` with it (global rank 0);
-    the metrics are kept in ``self.metrics``."""
+    """When fitting ends, reload the best checkpoint and :func:`finish_run` with it (global rank 0;
+    posterior samples from the default seed, whatever the random state the fit left); the metrics
+    are kept in ``self.metrics``."""
 
     def __init__(self, run_dir, n_samples: int = 20, batch_size: int = 256, n_neurons: int = 4):
         self.run_dir, self.n_samples, self.batch_size = (

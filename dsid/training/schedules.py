@@ -4,6 +4,7 @@ optimisation history per step, whatever their number of steps per epoch."""
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Dict, Mapping
 
 import numpy as np
@@ -25,14 +26,44 @@ RENAMED = {
     "nlb": {"eval_every_n_epochs": "eval_every_n_steps"},
 }
 
+# the settings counted in optimizer steps, by config section (each a whole number >= 0)
+STEP_SETTINGS = {
+    "train": (
+        "kl_start_step",
+        "kl_ramp_steps",
+        "l2_start_step",
+        "l2_ramp_steps",
+        "lr_patience_steps",
+        "metrics_every_n_steps",
+        "average_steps",
+    ),
+    "early_stopping": ("patience_steps",),
+    "plots": ("every_n_steps",),
+    "nlb": ("eval_every_n_steps",),
+}
+
 
 def check_renamed(section: str, block: Mapping[str, Any]) -> None:
-    """A clear error for a setting of ``section`` that counted epochs, naming its replacement."""
+    """A clear error for a setting of ``section`` that counted epochs (naming its replacement) or
+    a step count that is not a whole number >= 0 (``null`` passes: the default)."""
     for old in sorted(set(block or {}) & set(RENAMED.get(section, {}))):
         raise KeyError(
             f"{section}.{old}: schedules count optimizer steps, not epochs; use "
             f"{section}.{RENAMED[section][old]} (the number of optimizer steps)"
         )
+    for key in STEP_SETTINGS.get(section, ()):
+        value = (block or {}).get(key)
+        if value is not None and not is_step_count(value):
+            raise ValueError(
+                f"{section}.{key}={value}: expected a whole number of optimizer steps >= 0"
+            )
+
+
+def is_step_count(value: Any) -> bool:
+    """A whole number >= 0 (an int, or a float such as 250.0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return value >= 0 and float(value).is_integer()
 
 
 def ramp(step: float, start: float, length: float, minimum: float = 0.0) -> float:
