@@ -312,3 +312,57 @@ def test_a_multiarea_fit_reports_every_area_and_its_communication(tmp_path):
     assert "per area (valid):" in text and "A0 -> A1:" in text and "(true " in text
     assert "effectome cosine (vs truth)" in text
     assert json.loads((tmp_path / "run" / REPORT_FILE).read_text())["areas"] == areas
+
+
+STALLING = [  # every start stalls and stops early (see the test above)
+    *QUIET,
+    "train.lr=1e-12",
+    "model.augmentations=[]",
+    "train.select_smoothing=0",
+    "early_stopping.patience_steps=6",
+]
+
+
+def test_a_fit_killed_in_its_second_start_resumes_to_the_same_report(tiny, tmp_path, monkeypatch):
+    import pytorch_lightning as pl
+
+    import dsid.autofit.fit_run as fit_run
+
+    whole = fit(tiny, budget="60steps", out=str(tmp_path / "whole"), overrides=STALLING)
+    assert len(whole["starts"]) >= 2
+
+    class ProcessDied(Exception):
+        pass
+
+    class Killed(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step >= 12:
+                raise ProcessDied("killed")
+
+    real_train = fit_run.train
+
+    def dying_train(cfg, run_dir, callbacks):
+        extra = [Killed()] if run_dir.endswith("seed1") else []
+        return real_train(cfg, run_dir=run_dir, callbacks=callbacks + extra)
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(fit_run, "train", dying_train)
+    with pytest.raises(ProcessDied):
+        fit(tiny, budget="60steps", out=str(out), overrides=STALLING)
+    monkeypatch.setattr(fit_run, "train", real_train)
+    assert not (out / REPORT_FILE).exists() and (out / "fit_state.json").exists()
+    with pytest.raises(Exception, match="holds an unfinished fit"):
+        fit(tiny, budget="60steps", out=str(out), overrides=STALLING)
+    with pytest.raises(ValueError, match="own data and settings"):
+        fit(tiny, resume=str(out))
+    resumed = fit(resume=str(out))
+    assert [s["seed"] for s in resumed["starts"]] == [s["seed"] for s in whole["starts"]]
+    assert [s["steps"] for s in resumed["starts"]] == [s["steps"] for s in whole["starts"]]
+    assert [s["select"] for s in resumed["starts"]] == [s["select"] for s in whole["starts"]]
+    assert resumed["metrics"]["val/co_bps"] == whole["metrics"]["val/co_bps"]
+    assert resumed["steps"] == whole["steps"]
+    second = Path(next(s["run_dir"] for s in resumed["starts"] if s["seed"] == 1))
+    assert json.loads((second / "status.json").read_text())["resumed"] == 1  # continued, not redone
+    assert (out / REPORT_FILE).exists() and not (out / "fit_state.json").exists()
+    with pytest.raises(Exception, match="the fit finished"):
+        fit(resume=str(out))

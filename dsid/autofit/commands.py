@@ -12,7 +12,14 @@ from dsid.zoo.catalog import members, write_member
 def _fit(args) -> int:
     """Bad input is one line on stdout, like the report (other errors: :mod:`dsid.runs.errors`)."""
     try:
-        fit(args.data, budget=args.budget, out=args.out, overrides=args.overrides, seed=args.seed)
+        fit(
+            args.data,
+            budget=args.budget,
+            out=args.out,
+            overrides=args.overrides,
+            seed=args.seed,
+            resume=args.resume,
+        )
     except BAD_INPUT as err:
         if debugging(args):
             raise
@@ -41,7 +48,9 @@ def register_cli(top, synth) -> None:
         description="Settings chosen by rules of the data are printed with their reasons; "
         "key=value overrides (as for dsid train) win over them.",
     )
-    p.add_argument("data", help="DSID tensor file (.h5) with train and valid splits")
+    p.add_argument(
+        "data", nargs="?", default=None, help="DSID tensor file (.h5) with train and valid splits"
+    )
     p.add_argument(
         "--budget",
         default="15m",
@@ -50,7 +59,17 @@ def register_cli(top, synth) -> None:
     p.add_argument(
         "--out", default=None, help="run directory (default runs/fit/<time>_<file name>)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="the first start's seed (then seed + 1, ...); default 0"
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the fit in RUN_DIR whose process died (killed, out of time): the start "
+        "that was training continues from its last checkpoint, then the fit goes on as it would "
+        "have, with its own data, budget and settings",
+    )
     p.add_argument(
         "overrides", nargs="*", help="dsid train settings that win over the rules (key=value)"
     )

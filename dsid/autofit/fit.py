@@ -14,23 +14,22 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from dsid.autofit.area_report import area_results, communication
-from dsid.autofit.budget import Budget, parse_budget
+from dsid.autofit.budget import parse_budget
 from dsid.autofit.describe import describe_data
+from dsid.autofit.fit_run import StartTrainer
+from dsid.autofit.fit_state import REPORT_FILE, STATE_FILE, finished_starts, load_state, save_state
 from dsid.autofit.information import mean_rate_nll
 from dsid.autofit.probe import seconds_per_step, steps_in
-from dsid.autofit.report import SelectTrace, beats_baseline, diagnostics, report_lines
+from dsid.autofit.report import beats_baseline, diagnostics, report_lines
 from dsid.autofit.rules import Choice, choose
-from dsid.autofit.start_dirs import keep_start, prepare_fit_dir, start_dir
-from dsid.autofit.starts import StartResult, run_starts
+from dsid.autofit.start_dirs import keep_start, prepare_fit_dir
+from dsid.autofit.starts import run_starts
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import load_tensor_file
 from dsid.evaluation.smoothing_baseline import smoothing_baseline
 from dsid.runs.assemble import check_settings
 from dsid.runs.config import compose, to_plain
 from dsid.runs.load import load_run
-from dsid.runs.train import train
-
-REPORT_FILE = "fit_report.json"
 
 
 def _key(override: str) -> str:
@@ -95,24 +94,7 @@ def _kept(choices: Sequence[Choice], user: Sequence[str], kind: str) -> List[Cho
     return [c for c in choices if _key(c.key) not in given and not (theirs and _is_coupling(c.key))]
 
 
-def fit(
-    data,
-    *,
-    budget="15m",
-    out: Optional[str] = None,
-    overrides: Sequence[str] = (),
-    seed: int = 0,
-    verbose: bool = True,
-) -> Dict[str, Any]:
-    """Fit a model to the DSID tensor file ``data`` within ``budget`` (``"15m"``, ``"90s"``,
-    ``"2000steps"``); returns the report (also written to ``RUN_DIR/fit_report.json``).
-
-    ``overrides`` are ``dsid train`` settings (``key=value``) that win over the rules; ``out`` is
-    the run directory (default ``runs/fit/<time>_<file name>``)."""
-    say = print if verbose else (lambda *a, **k: None)
-    path = Path(data).resolve()
-    loaded = load_tensor_file(path, require_splits=("train", "valid"), counts=False)
-    desc = describe_data(loaded)
+def _fittable(path: Path, desc) -> None:
     if not desc.integer_counts:
         raise ValueError(
             f"{path}: field 'train/spikes': dsid fit models spike counts; for other "
@@ -123,32 +105,81 @@ def fit(
             f"{path}: field 'neurons/heldout': dsid fit needs held-out neurons to score the "
             "model against the smoothing baseline (co-smoothing); mark some neurons held out"
         )
-    plan = parse_budget(budget)
-    user = list(overrides)
-    for o in [o for o in user if _key(o) == "seed"]:  # the first start's; each has its own
+
+
+def _seed_setting(user: List[str], seed: int) -> int:
+    """A ``seed=N`` setting is the first start's seed (each start has its own): taken out of
+    ``user``; ``seed`` otherwise."""
+    for o in [o for o in user if _key(o) == "seed"]:
         value = o.split("=", 1)[1]
         if not value.lstrip("-").isdigit():
             raise ValueError(f"{o}: the seed must be a whole number")
         seed = int(value)
         user.remove(o)
-    choices = choose(desc)
-    kind = next((c.value for c in choices if c.key == "model.name"), "sae")
-    kind = next((o.split("=", 1)[1] for o in user if _key(o) == "model.name"), kind)
-    say(
+    return seed
+
+
+def _describe_line(path: Path, desc) -> str:
+    return (
         f"data: {path.name}: {desc.n_train} training / {desc.n_valid} validation trials of "
-        f"{desc.n_time} bins "
-        f"({desc.bin_ms:g} ms), {desc.n_heldin} held-in + {desc.n_heldout} held-out neurons in "
-        f"{desc.n_areas} "
-        f"area(s), {desc.mean_rate_hz:.1f} spikes/s"
+        f"{desc.n_time} bins ({desc.bin_ms:g} ms), {desc.n_heldin} held-in + {desc.n_heldout} "
+        f"held-out neurons in {desc.n_areas} area(s), {desc.mean_rate_hz:.1f} spikes/s"
         + (
             f", {desc.ext_input_size} external input channels (fed to the generator)"
             if desc.ext_input_size
             else ""
         )
     )
-    limit = budget_limits(plan)
+
+
+def fit(
+    data=None,
+    *,
+    budget="15m",
+    out: Optional[str] = None,
+    overrides: Sequence[str] = (),
+    seed: int = 0,
+    verbose: bool = True,
+    resume: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Fit a model to the DSID tensor file ``data`` within ``budget`` (``"15m"``, ``"90s"``,
+    ``"2000steps"``); returns the report (also written to ``RUN_DIR/fit_report.json``).
+
+    ``overrides`` are ``dsid train`` settings (``key=value``) that win over the rules; ``out`` is
+    the run directory (default ``runs/fit/<time>_<file name>``). ``resume=RUN_DIR`` continues a
+    fit whose process died, with its own data, budget and settings (the others are not given)."""
+    say = print if verbose else (lambda *a, **k: None)
+    state = load_state(Path(resume)) if resume is not None else None
+    if state is not None:
+        if data is not None or tuple(overrides):
+            raise ValueError(
+                f"--resume {resume}: the fit continues with its own data and settings; give "
+                "no data file or settings"
+            )
+        data, budget, overrides, seed, out = (
+            state["data"],
+            state["budget"],
+            state["overrides"],
+            state["seed"],
+            resume,
+        )
+    if data is None:
+        raise ValueError("dsid fit: a DSID tensor file (DATA), or --resume RUN_DIR")
+    path = Path(data).resolve()
+    loaded = load_tensor_file(path, require_splits=("train", "valid"), counts=False)
+    desc = describe_data(loaded)
+    _fittable(path, desc)
+    plan = parse_budget(budget)
+    user = list(overrides)
+    seed = _seed_setting(user, seed)
+    choices = choose(desc)
+    kind = next((c.value for c in choices if c.key == "model.name"), "sae")
+    kind = next((o.split("=", 1)[1] for o in user if _key(o) == "model.name"), kind)
+    say(_describe_line(path, desc))
     if plan.steps is not None:
         steps = plan.steps
+    elif state is not None:
+        steps = int(state["schedule_steps"])
     else:
         probe_cfg = compose(_overrides(path, _kept(choices, user, kind), user, seed, []))
         step_s = seconds_per_step(probe_cfg)
@@ -164,56 +195,55 @@ def fit(
     def config(start_seed: int, start_limit: List[str]) -> Dict[str, Any]:
         return to_plain(compose(_overrides(path, choices, user, start_seed, start_limit)))
 
-    first = config(seed, limit)
+    first = config(seed, budget_limits(plan))
     run_dir = Path(
         out or first.get("run_dir") or f"runs/fit/{time.strftime('%Y-%m-%d_%H-%M-%S')}_{path.stem}"
     )
     check_settings(first)  # bad settings refused before the run directory is touched
-    prepare_fit_dir(run_dir, overwrite=bool(first.get("overwrite")))
+    if state is None:
+        prepare_fit_dir(run_dir, overwrite=bool(first.get("overwrite")))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "data": str(path),
+            "budget": str(budget),
+            "overrides": list(overrides),
+            "seed": seed,
+            "schedule_steps": steps,
+            "used": 0.0,
+            "starts": [],
+        }
+        save_state(run_dir, state)
     say("smoothing baseline on the same split ...")
     base = smoothing_baseline(loaded, "valid")
     heldin = {s: loaded.splits[s].spikes[..., loaded.heldin] for s in ("train", "valid")}
     zero = mean_rate_nll(heldin["train"], heldin["valid"])
-    start, used_steps = time.perf_counter(), [0]
-
-    def clock() -> float:
-        return used_steps[0] if plan.steps is not None else time.perf_counter() - start
-
-    def train_start(start_seed: int, remaining: float, _used: float) -> StartResult:
-        left = (
-            Budget(steps=max(1, int(remaining)))
-            if plan.steps is not None
-            else Budget(seconds=max(1.0, remaining))
-        )
-        begun, trace = time.perf_counter(), SelectTrace()
-        cfg = config(start_seed, budget_limits(left)) if start_seed != seed else first
-        metrics = train(cfg, run_dir=str(start_dir(run_dir, start_seed)), callbacks=[trace])
-        used_steps[0] += trace.steps
-        best_step, best_select, best_seconds = trace.best()
-        return StartResult(
-            seed=start_seed,
-            select=best_select,
-            best_at=best_step if plan.steps is not None else best_seconds,
-            seconds=round(time.perf_counter() - begun, 1),
-            steps=trace.steps,
-            co_bps=metrics.get("val/co_bps"),
-            run_dir=str(start_dir(run_dir, start_seed)),
-            offset_seconds=round(begun - start, 1),
-            extra={"metrics": metrics, "trace": trace.trace},
-        )
-
-    total = plan.steps if plan.steps is not None else plan.seconds
+    runner = StartTrainer(run_dir, plan, config, budget_limits, state)
     starts, kept, verdict = run_starts(
-        train_start,
+        runner.train_start,
         seed,
-        total,
+        plan.steps if plan.steps is not None else plan.seconds,
         zero,
         lambda s: beats_baseline(s.co_bps, base["co_bps"]),
-        clock,
+        runner.clock,
         say,
+        done=finished_starts(state),
     )
-    seconds = time.perf_counter() - start
-    keep_start(run_dir, Path(kept.run_dir))
+    if Path(kept.run_dir).exists():  # (a fit killed while moving it: the rest is moved now)
+        keep_start(run_dir, Path(kept.run_dir))
+    result = fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, base)
+    result.update(train_seconds=round(runner.seconds_so_far(), 1), mean_rate_select=zero)
+    if loaded.n_areas > 1:
+        result["areas"] = area_results(loaded, result["metrics"], base["rates"])
+        result["communication"] = communication(load_run(run_dir).model, loaded)
+    write_json(run_dir / REPORT_FILE, result)
+    (run_dir / STATE_FILE).unlink()
+    for line in report_lines(result):
+        say(line)
+    return result
+
+
+def fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, base) -> dict:
+    """The report's content (see :func:`fit`) but the training time and per-area parts."""
     metrics = kept.extra["metrics"]
     result = {
         "data": str(path),
@@ -223,10 +253,8 @@ def fit(
         "settings": [{"key": c.key, "value": c.value, "reason": c.reason} for c in choices]
         + [{"key": _key(o), "value": o.split("=", 1)[-1], "reason": "set by you"} for o in user],
         "steps": sum(s.steps for s in starts),
-        "train_seconds": round(seconds, 1),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
         "baseline": {k: base[k] for k in ("co_bps", "kern_sd_ms", "alpha")},
-        "mean_rate_select": zero,
         "starts": [
             {
                 **{k: v for k, v in s.as_dict().items() if k != "extra"},
@@ -238,13 +266,7 @@ def fit(
         "converged": verdict.converged,
         "ending": verdict.reason,
     }
-    if loaded.n_areas > 1:
-        result["areas"] = area_results(loaded, result["metrics"], base["rates"])
-        result["communication"] = communication(load_run(run_dir).model, loaded)
     result["diagnostics"] = diagnostics(
         result["metrics"], base["co_bps"], kept.extra["trace"], verdict
     )
-    write_json(run_dir / REPORT_FILE, result)
-    for line in report_lines(result):
-        say(line)
     return result

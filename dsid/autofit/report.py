@@ -14,12 +14,21 @@ from dsid.autofit.area_report import area_lines
 
 class SelectTrace(pl.Callback):
     """Records ``(step, val/select, seconds)`` at every validation (seconds of training so far),
-    for the report's diagnostics and the choice between starts, and the optimizer steps taken."""
+    for the report's diagnostics and the choice between starts, and the optimizer steps taken. The
+    trace travels in checkpoints, so a resumed start keeps what it recorded before."""
 
     def __init__(self):
         self.trace: List[tuple] = []
         self.steps = 0
         self._start = time.perf_counter()
+        self._offset = 0.0  # seconds recorded by the process(es) before a resume
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"trace": [list(r) for r in self.trace]}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.trace = [tuple(r) for r in state_dict.get("trace", [])]
+        self._offset = float(self.trace[-1][2]) if self.trace else 0.0
 
     def on_train_start(self, trainer, module) -> None:
         self._start = time.perf_counter()
@@ -30,13 +39,17 @@ class SelectTrace(pl.Callback):
     def on_validation_end(self, trainer, module) -> None:
         value = trainer.callback_metrics.get("val/select")
         if not trainer.sanity_checking and value is not None:
-            seconds = time.perf_counter() - self._start
+            seconds = self._offset + time.perf_counter() - self._start
             self.trace.append((int(trainer.global_step), float(value), seconds))
 
     def best(self) -> tuple:
         """``(step, val/select, seconds)`` of the best finite validation (NaN select if none)."""
         finite = [r for r in self.trace if math.isfinite(r[1])]
         return min(finite, key=lambda r: r[1]) if finite else (0, float("nan"), 0.0)
+
+    def seconds(self) -> float:
+        """Training seconds recorded so far (the last validation's)."""
+        return float(self.trace[-1][2]) if self.trace else 0.0
 
 
 def beats_baseline(co_bps: Optional[float], baseline_co_bps: float) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from dsid.autofit.fit_state import STATE_FILE
 from dsid.runs.status import RunDirError, prepare_new_run
 
 STARTS_DIR = "starts"
@@ -21,7 +22,12 @@ def prepare_fit_dir(out: Path, overwrite: bool = False) -> None:
     """Check that ``out`` may take a new fit (as :func:`~dsid.runs.status.prepare_new_run` does for
     one run); with ``overwrite``, an earlier fit's starts are removed too."""
     out = Path(out)
-    starts = out / STARTS_DIR
+    starts, state = out / STARTS_DIR, out / STATE_FILE
+    if state.exists() and not overwrite:
+        raise RunDirError(
+            f"{out}: holds an unfinished fit ({STATE_FILE}); continue it with "
+            f"`dsid fit --resume {out}`, or pass overwrite=true to replace it"
+        )
     if starts.exists() and not overwrite:
         prepare_new_run(out)  # a run there is named first; otherwise the starts are
         raise RunDirError(
@@ -31,6 +37,8 @@ def prepare_fit_dir(out: Path, overwrite: bool = False) -> None:
     prepare_new_run(out, overwrite=overwrite)
     if starts.exists():
         shutil.rmtree(starts)
+    if state.exists():
+        state.unlink()
 
 
 def keep_start(out: Path, kept: Path) -> None:

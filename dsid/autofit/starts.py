@@ -123,21 +123,23 @@ def run_starts(
     beats_baseline: Callable[[StartResult], bool],
     clock: Callable[[], float],
     say: Callable[[str], None] = lambda _: None,
+    done: Sequence[StartResult] = (),
 ) -> tuple:
     """Train starts until :func:`verdict` says stop; return ``(starts, kept, verdict)``.
 
-    ``train_start(seed, remaining, offset)`` trains one start with ``remaining`` budget (seconds
+    ``train_start(seed, remaining, used)`` trains one start with ``remaining`` budget (seconds
     or steps, whatever ``clock`` counts: the budget used so far) and returns its
-    :class:`StartResult`."""
-    starts: List[StartResult] = []
+    :class:`StartResult`; ``done`` are starts an earlier process finished (a resumed fit)."""
+    starts: List[StartResult] = list(done)
     while True:
+        if starts:
+            v = verdict(starts, budget - clock(), mean_rates_select, beats_baseline)
+            if v.stop:
+                return starts, best_start(starts), v
+            say(
+                f"start {len(starts)} (seed {starts[-1].seed}) stopped improving with budget "
+                f"left: another start (seed {seed + len(starts)}) to check it or find a better "
+                "optimum"
+            )
         used = clock()
-        result = train_start(seed + len(starts), budget - used, used)
-        starts.append(result)
-        v = verdict(starts, budget - clock(), mean_rates_select, beats_baseline)
-        if v.stop:
-            return starts, best_start(starts), v
-        say(
-            f"start {len(starts)} (seed {result.seed}) stopped improving with budget left: "
-            f"another start (seed {seed + len(starts)}) to check it or find a better optimum"
-        )
+        starts.append(train_start(seed + len(starts), budget - used, used))
