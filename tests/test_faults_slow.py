@@ -14,26 +14,15 @@ from pathlib import Path
 import pytest
 
 from dsid.data.synth_lorenz import write_lorenz_benchmark
+from tests.test_fit_e2e import STALLING
 
 pytestmark = pytest.mark.slow
 
 DSID = str(Path(sys.executable).parent / "dsid")
-SMALL = [
-    "logger=csv",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "infer.n_samples=1",
-    "model.encoder.hidden_size=8",
-    "model.encoder.ci_size=4",
-    "model.generator.controller_size=4",
+SMALL = [  # small sizes; every start stalls, so the fit makes several starts
+    *STALLING,
     "model.generator.hidden_size=16",
     "model.ic_size=8",
-    # every start stalls (a learning rate too small to move, no random masks) and stops early,
-    # so the fit makes several starts
-    "train.lr=1e-12",
-    "model.augmentations=[]",
-    "train.select_smoothing=0",
-    "early_stopping.patience_steps=6",
 ]
 
 

@@ -28,6 +28,14 @@ QUIET = [
     "model.generator.controller_size=4",
 ]
 
+STALLING = [  # a learning rate too small to move and no random masks: every start stalls
+    *QUIET,
+    "train.lr=1e-12",
+    "model.augmentations=[]",
+    "train.select_smoothing=0",
+    "early_stopping.patience_steps=6",
+]
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -263,16 +271,8 @@ def test_a_fit_that_stops_improving_with_budget_left_tries_other_starts(tiny, tm
         tiny,
         budget="60steps",
         out=str(out),
-        # a learning rate too small to leave the start and no random masks: every start stalls
-        # and stops early; seed=5 as a setting: the first start's seed, then 6, 7, ... (never 5)
-        overrides=[
-            *QUIET,
-            "train.lr=1e-12",
-            "model.augmentations=[]",
-            "train.select_smoothing=0",
-            "early_stopping.patience_steps=6",
-            "seed=5",
-        ],
+        # seed=5 as a setting: the first start's seed, then 6, 7, ... (never 5 for every start)
+        overrides=[*STALLING, "seed=5"],
         verbose=False,
     )
     starts = res["starts"]
@@ -312,15 +312,6 @@ def test_a_multiarea_fit_reports_every_area_and_its_communication(tmp_path):
     assert "per area (valid):" in text and "A0 -> A1:" in text and "(true " in text
     assert "effectome cosine (vs truth)" in text
     assert json.loads((tmp_path / "run" / REPORT_FILE).read_text())["areas"] == areas
-
-
-STALLING = [  # every start stalls and stops early (see the test above)
-    *QUIET,
-    "train.lr=1e-12",
-    "model.augmentations=[]",
-    "train.select_smoothing=0",
-    "early_stopping.patience_steps=6",
-]
 
 
 def test_a_fit_killed_in_its_second_start_resumes_to_the_same_report(tiny, tmp_path, monkeypatch):
