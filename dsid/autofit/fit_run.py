@@ -45,9 +45,10 @@ class StartTrainer:
         """The budget used so far: optimizer steps, or seconds across every process of the fit."""
         if self.plan.steps is not None:
             return float(sum(s["steps"] for s in self.state["starts"]))
-        return self._used_before + time.perf_counter() - self._began
+        return self.seconds_so_far()
 
     def seconds_so_far(self) -> float:
+        """Seconds of the fit so far, the processes before a resume included."""
         return self._used_before + time.perf_counter() - self._began
 
     def train_start(self, seed: int, remaining: float, _used: float) -> StartResult:
@@ -61,9 +62,10 @@ class StartTrainer:
             metrics = json.loads((folder / "metrics.json").read_text())
             trace.trace = _trace_from(folder / LAST_CKPT)
             trace.steps = trace.trace[-1][0] if trace.trace else 0
+            self._used_before += trace.seconds()  # the time it trained before the kill
         elif status is not None and (folder / LAST_CKPT).exists():
             metrics = resume_run(folder, callbacks=[trace])
-            self._used_before += trace._offset  # the time it trained before the kill
+            self._used_before += trace.resumed_seconds  # the time it trained before the kill
         else:
             left = (
                 Budget(steps=max(1, int(remaining)))

@@ -21,14 +21,14 @@ class SelectTrace(pl.Callback):
         self.trace: List[tuple] = []
         self.steps = 0
         self._start = time.perf_counter()
-        self._offset = 0.0  # seconds recorded by the process(es) before a resume
+        self.resumed_seconds = 0.0  # training seconds recorded before a resume
 
     def state_dict(self) -> Dict[str, Any]:
         return {"trace": [list(r) for r in self.trace]}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.trace = [tuple(r) for r in state_dict.get("trace", [])]
-        self._offset = float(self.trace[-1][2]) if self.trace else 0.0
+        self.resumed_seconds = self.seconds()
 
     def on_train_start(self, trainer, module) -> None:
         self._start = time.perf_counter()
@@ -39,7 +39,7 @@ class SelectTrace(pl.Callback):
     def on_validation_end(self, trainer, module) -> None:
         value = trainer.callback_metrics.get("val/select")
         if not trainer.sanity_checking and value is not None:
-            seconds = self._offset + time.perf_counter() - self._start
+            seconds = self.resumed_seconds + time.perf_counter() - self._start
             self.trace.append((int(trainer.global_step), float(value), seconds))
 
     def best(self) -> tuple:
