@@ -28,6 +28,7 @@ from dsid.runs.status import (
     run_lock,
     write_status,
 )
+from dsid.training.atomic_checkpoints import AtomicCheckpointIO
 from dsid.training.callbacks import EpochTimer, MetricsCallback, PlotCallback
 from dsid.training.early_stopping import StepEarlyStopping
 from dsid.training.final_inference import FinalInference
@@ -99,7 +100,10 @@ def _train_locked(cfg, run_dir: Path, built, logger, ckpt_path, resume: bool) ->
     try:
         metrics = _fit(cfg, run_dir, built, logger, ckpt_path)
     except BaseException as err:
-        write_status(run_dir, status="failed", error=f"{type(err).__name__}: {err}"[:2000])
+        try:  # (on a full disk even this fails: the error that stopped the run is the one raised)
+            write_status(run_dir, status="failed", error=f"{type(err).__name__}: {err}"[:2000])
+        except OSError:
+            pass
         raise
     finally:  # a failed fit must not leave its W&B run open for the next one to reuse
         if own_logger and isinstance(logger, pl.loggers.WandbLogger):
@@ -241,8 +245,10 @@ def _fit(cfg, run_dir: Path, built, logger, ckpt_path) -> Dict[str, Any]:
     dm, module, callbacks, final = built
     if not isinstance(logger, pl.loggers.WandbLogger):  # W&B got the config when its run was made
         logger.log_hyperparams({"config": cfg})
+    settings = trainer_settings(cfg)
+    settings["plugins"] = [*(settings.get("plugins") or []), AtomicCheckpointIO()]
     trainer = pl.Trainer(
-        default_root_dir=str(run_dir), logger=logger, callbacks=callbacks, **trainer_settings(cfg)
+        default_root_dir=str(run_dir), logger=logger, callbacks=callbacks, **settings
     )
     trainer.fit(module, dm, ckpt_path=None if ckpt_path is None else str(ckpt_path))
     return final.metrics or {}
