@@ -22,7 +22,8 @@ baseline; the smallest NLB-layout member above the smoothing baseline on all fou
     .venv/bin/python benchmarks/zoo_benchmark.py --out runs/zoo_ablation --set train.kl_scales.ic=1
 
 Results accumulate in ``--out``/results.jsonl, one line per finished fit: a fit already there is
-skipped unless --rerun, so an interrupted benchmark continues where it stopped.
+skipped unless --rerun, so an interrupted benchmark continues where it stopped (a fit it was
+running continues with ``dsid fit --resume``).
 """
 
 from __future__ import annotations
@@ -53,21 +54,26 @@ def fit_member(
 ) -> dict:
     tag = f"{name}_d{draw}"
     run_dir = out / tag
-    cmd = [
-        str(Path(sys.executable).parent / "dsid"),
-        "fit",
-        str(path),
-        "--budget",
-        budget,
-        "--out",
-        str(run_dir),
-        "--seed",
-        str(seed),
-        "logger=csv",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        *extra,
-    ]
+    dsid = str(Path(sys.executable).parent / "dsid")
+    if (run_dir / "fit_state.json").exists():  # a fit an interrupted benchmark left: continue it
+        cmd = [dsid, "fit", "--resume", str(run_dir)]
+    else:  # (what a failed earlier attempt left in run_dir is replaced)
+        cmd = [
+            dsid,
+            "fit",
+            str(path),
+            "--budget",
+            budget,
+            "--out",
+            str(run_dir),
+            "--seed",
+            str(seed),
+            "logger=csv",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "overwrite=true",
+            *extra,
+        ]
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -270,7 +276,8 @@ def main() -> int:
     if results.exists() and not args.rerun:
         for line in results.read_text().splitlines():
             r = json.loads(line)
-            done[(r["member"], r.get("draw", 0), r.get("seed", 0))] = r
+            if not r.get("failed"):  # a failed fit is tried again
+                done[(r["member"], r.get("draw", 0), r.get("seed", 0))] = r
     jobs = []
     for draw in range(args.draws):
         for name in names:
