@@ -3,8 +3,10 @@
 The data are described (:mod:`dsid.autofit.describe`), the rules choose the model and its training
 (:mod:`dsid.autofit.rules`), a few timed steps say how many optimizer steps the budget holds (the
 schedules follow from that), the model trains with ``dsid train``'s machinery (selection on the
-KL-free ``val/select``), and the report compares it with the smoothing baseline on the same split.
-Settings given as overrides always win over the rules.
+KL-free ``val/select``) in one or several starts (:mod:`dsid.autofit.starts`), and the report
+compares the kept start with the smoothing baseline on the same split. Settings given as overrides
+always win over the rules; ``--resume`` continues a fit whose process died
+(:mod:`dsid.autofit.fit_state`).
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ def fit(
         say,
         done=finished_starts(state),
     )
-    if Path(kept.run_dir).exists():  # (a fit killed while moving it: the rest is moved now)
+    if Path(kept.run_dir).exists():  # (absent when a resumed fit had moved it all already)
         keep_start(run_dir, Path(kept.run_dir))
     result = fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, base)
     result.update(train_seconds=round(runner.seconds_so_far(), 1), mean_rate_select=zero)
