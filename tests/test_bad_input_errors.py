@@ -18,6 +18,7 @@ from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, load_tensor_file
 from dsid.runs.config import compose
 from dsid.training.defaults import training_config
+from dsid.training.schedules import STEP_SETTINGS
 
 DSID = str(Path(sys.executable).parent / "dsid")
 TINY = [
@@ -231,18 +232,7 @@ def test_bad_settings_are_one_line_and_touch_nothing(
     assert not run_dir.exists()  # a later run may use it
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "kl_start_step",
-        "kl_ramp_steps",
-        "l2_start_step",
-        "l2_ramp_steps",
-        "lr_patience_steps",
-        "metrics_every_n_steps",
-        "average_steps",
-    ],
-)
+@pytest.mark.parametrize("key", STEP_SETTINGS["train"])
 def test_negative_step_counts_are_refused(key):
     with pytest.raises(ValueError, match=rf"train.{key}=-10: expected a whole number"):
         training_config({key: -10})

@@ -26,20 +26,15 @@ from dsid.autofit.multiarea_rules import (
 from dsid.autofit.rules import choose, schedule
 from dsid.runs.assemble import build_run
 from dsid.runs.config import compose, to_plain
+from tests.test_fit_rules import BASE
 
-MULTI = DataDescription(
+MULTI = dataclasses.replace(  # the single-area tests' description, in 3 areas of 32 held-in
+    BASE,
     n_train=600,
     n_valid=150,
-    n_time=100,
-    n_forward=0,
-    bin_ms=10.0,
     n_heldin=96,
     n_heldout=24,
     n_areas=3,
-    mean_rate_hz=10.0,
-    ext_input_size=0,
-    integer_counts=True,
-    has_truth=False,
     info_nats=65.6,
     area_heldin=(32, 32, 32),
 )
