@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.special import gammaln
+
+from dsid.evaluation.metrics import poisson_nll
 
 KERNEL_SD_MS = (25.0, 50.0, 100.0)
 RANKS = (1, 2, 4, 8, 16)
@@ -85,4 +86,4 @@ def mean_rate_nll(train_spikes: np.ndarray, valid_spikes: np.ndarray) -> float:
     """
     x = np.asarray(valid_spikes, dtype=np.float64)
     mean = np.maximum(np.asarray(train_spikes, dtype=np.float64).mean(axis=(0, 1)), 1e-6)
-    return float((mean - x * np.log(mean) + gammaln(x + 1.0)).mean())
+    return poisson_nll(np.broadcast_to(mean, x.shape), x) / max(x.size, 1)

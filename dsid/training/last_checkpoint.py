@@ -3,7 +3,6 @@ never stopped, written atomically."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -24,8 +23,9 @@ def _restart_counters(state: Dict[str, Any]) -> None:
 
 class LastCheckpoint(pl.callbacks.Checkpoint):
     """``checkpoints/last.ckpt`` at the start of every epoch after the first and at the end of
-    training, written atomically (a temporary file renamed over the old one, so a killed process
-    leaves the previous checkpoint whole). It holds everything a resumed fit needs to continue as if
+    training, written atomically by the run's checkpoint writer
+    (:class:`~dsid.training.atomic_checkpoints.AtomicCheckpointIO`: a killed process leaves the
+    previous checkpoint whole). It holds everything a resumed fit needs to continue as if
     it had never stopped: weights, optimizer, schedulers, loop and callback states (Lightning's),
     and the random number generator's state, put back when the resumed fit reaches the same
     point."""
@@ -42,10 +42,8 @@ class LastCheckpoint(pl.callbacks.Checkpoint):
         self._rng = state_dict.get("torch_rng")
 
     def save(self, trainer) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(str(tmp), weights_only=False)  # the whole training state
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        # the whole training state; atomic through the run's checkpoint writer (AtomicCheckpointIO)
+        trainer.save_checkpoint(str(self.path), weights_only=False)
 
     def on_save_checkpoint(self, trainer, module, checkpoint: Dict[str, Any]) -> None:
         """Saved before anything of the new epoch happened: record it as the boundary it is (the
