@@ -38,19 +38,25 @@ def remove_stale_temporaries(path) -> None:
 def atomic_path(path) -> Iterator[Path]:
     """A hidden temporary path beside ``path`` to write; it replaces ``path`` only when the block
     ends without an error. On an error, an interrupt included, nothing is left behind, and what a
-    killed writer left is removed later. The file gets the usual permissions (0666 less the umask),
-    not the temporary file's owner-only ones."""
+    killed writer left is removed later; an ``OSError`` (a full disk, say) names ``path``, not the
+    temporary. The file gets the usual permissions (0666 less the umask), not the temporary file's
+    owner-only ones."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise type(err)(err.errno, err.strerror, str(path)) from err
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 from scipy.signal import lfilter
 
+from dsid.data.atomic import atomic_h5
 from dsid.nlb.specs import SYNTH_LIKES as LIKES
 from dsid.nlb.specs import get_spec
 
@@ -274,7 +275,7 @@ def write_synthetic_nlb(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    with h5py.File(out_dir / TRUTH_FILE, "w") as truth:
+    with atomic_h5(out_dir / TRUTH_FILE) as truth:
         truth.attrs.update(
             like=like,
             seed=seed,

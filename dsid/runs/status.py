@@ -115,6 +115,18 @@ def run_outputs(run_dir) -> List[Path]:
     return sorted(found)
 
 
+def remove_temporaries(run_dir) -> None:
+    """Remove the hidden temporary files (``.NAME.*.tmp``) that killed writers of this run left,
+    of any age: in the run directory, ``checkpoints/`` and ``figures/``. The caller holds the run's
+    lock. Those of ``dsid infer --data`` (``inference_*.h5``), which takes no lock, are left to
+    their cleanup by age."""
+    run_dir = Path(run_dir)
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "figures"):
+        for tmp in folder.glob(".*.tmp"):
+            if not tmp.name.startswith(".inference_"):
+                tmp.unlink(missing_ok=True)
+
+
 def check_new_run(run_dir, overwrite: bool = False) -> None:
     """Refuse a ``run_dir`` that already holds a run (any of its outputs) unless ``overwrite``;
     removes nothing."""

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from dsid.data.atomic import atomic_path
 from dsid.nlb.callback import NLBEvalCallback
 from dsid.runs.assemble import absolute_data_paths, build_run, check_settings
 from dsid.runs.config import to_plain
@@ -25,6 +26,7 @@ from dsid.runs.status import (
     check_new_run,
     clear_run,
     read_status,
+    remove_temporaries,
     run_lock,
     write_status,
 )
@@ -74,9 +76,12 @@ def train(
     with run_lock(run_dir):
         built = _prepare(cfg, run_dir, callbacks)
         # data, model and settings passed their checks: only now is the earlier run removed
-        if not resume:
+        if resume:
+            remove_temporaries(run_dir)  # what the killed process was writing
+        else:
             clear_run(run_dir)
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+            with atomic_path(run_dir / "config.yaml") as tmp:
+                tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
         return _train_locked(cfg, run_dir, built, logger, ckpt_path, resume)
 
 

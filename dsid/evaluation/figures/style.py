@@ -8,6 +8,8 @@ from pathlib import Path
 
 import matplotlib
 
+from dsid.data.atomic import atomic_path
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -41,9 +43,11 @@ def styled(fn):
 
 
 def save_figures(figs, fig_dir: Path, suffix: str = "") -> None:
-    """Write every figure as ``fig_dir/{name}{suffix}.png`` (200 dpi) and ``.svg``."""
+    """Write every figure as ``fig_dir/{name}{suffix}.png`` (200 dpi) and ``.svg``, each atomically
+    (a killed process or a full disk leaves the earlier figure or none, never half of one)."""
     fig_dir = Path(fig_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():
         for ext in FORMATS:
-            fig.savefig(fig_dir / f"{name}{suffix}.{ext}", dpi=200)
+            with atomic_path(fig_dir / f"{name}{suffix}.{ext}") as tmp:
+                fig.savefig(tmp, dpi=200, format=ext)
