@@ -28,25 +28,15 @@ from dsid.autofit.start_dirs import keep_start, prepare_fit_dir
 from dsid.autofit.starts import run_starts
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import load_tensor_file
+from dsid.data.validation import check_counts
 from dsid.evaluation.smoothing_baseline import smoothing_baseline
 from dsid.runs.assemble import check_settings
-from dsid.runs.config import compose, to_plain
+from dsid.runs.config import compose, hydra_quoted, to_plain
 from dsid.runs.load import load_run
 
 
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
-
-
-def hydra_quoted(value) -> str:
-    """``value`` for Hydra's override grammar: as it is when plain (ASCII letters, digits,
-    ``_-/.``), else in single quotes with a quote escaped (``\\'``), backslashes doubled
-    before a quote and at the end, and ``${`` escaped (no interpolation)."""
-    text = str(value)
-    if text and all(c.isascii() and (c.isalnum() or c in "_-/.") for c in text):
-        return text
-    pieces = text.replace("${", "\\${").split("'")
-    return "'" + "\\'".join(p + "\\" * (len(p) - len(p.rstrip("\\"))) for p in pieces) + "'"
 
 
 def _overrides(
@@ -96,12 +86,18 @@ def _kept(choices: Sequence[Choice], user: Sequence[str], kind: str) -> List[Cho
     return [c for c in choices if _key(c.key) not in given and not (theirs and _is_coupling(c.key))]
 
 
-def _fittable(path: Path, desc) -> None:
+def _fittable(path: Path, loaded, desc) -> None:
+    """Refuse what ``dsid fit`` cannot fit, before anything is written: counts in every split."""
     if not desc.integer_counts:
         raise ValueError(
             f"{path}: field 'train/spikes': dsid fit models spike counts; for other "
             "observations (calcium, ...) use dsid train with observation=..."
         )
+    for name, split in loaded.splits.items():
+        for field in ("spikes", "forward_spikes"):
+            if getattr(split, field) is not None:
+                arr = getattr(split, field)
+                check_counts(path, f"{name}/{field}", arr, arr.shape[-1])
     if desc.n_heldout == 0:
         raise ValueError(
             f"{path}: field 'neurons/heldout': dsid fit needs held-out neurons to score the "
@@ -170,7 +166,7 @@ def fit(
     path = Path(data).resolve()
     loaded = load_tensor_file(path, require_splits=("train", "valid"), counts=False)
     desc = describe_data(loaded)
-    _fittable(path, desc)
+    _fittable(path, loaded, desc)
     plan = parse_budget(budget)
     user = list(overrides)
     seed = _seed_setting(user, seed)

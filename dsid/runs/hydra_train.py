@@ -22,7 +22,7 @@ import shutil  # noqa: E402
 from typing import Iterator, List  # noqa: E402
 
 from dsid.runs.assemble import check_settings  # noqa: E402
-from dsid.runs.config import config_dir  # noqa: E402
+from dsid.runs.config import config_dir, quoted_paths  # noqa: E402
 from dsid.runs.errors import one_line  # noqa: E402
 from dsid.runs.report import LORENZ_TARGETS, first_time_targets_met, format_table  # noqa: E402
 from dsid.runs.train import train  # noqa: E402
@@ -101,6 +101,7 @@ def hydra_train(overrides: List[str], demo: bool = False) -> int:
             failed.append(err)  # raised once Hydra returns
             return float("nan")
 
+    overrides = quoted_paths(overrides)  # a path with spaces or accents needs no quotes of yours
     multirun = any(o in ("-m", "--multirun") for o in overrides)
     given = [o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")]
     if given and not multirun and not any(o.startswith("hydra.run.dir=") for o in overrides):
