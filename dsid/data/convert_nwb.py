@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -30,6 +31,31 @@ def bin_spikes(spike_times, starts_s: np.ndarray, n_bins: int, bin_s: float) -> 
     return out
 
 
+def _unreadable(path, err: Exception) -> DataFileError:
+    return DataFileError(
+        path, "/", "an NWB file that pynwb can read", f"{type(err).__name__}: {err}"
+    )
+
+
+@contextlib.contextmanager
+def read_nwb(path) -> Iterator[Any]:
+    """The ``NWBFile`` of ``path``, open while in the block; a file pynwb cannot read (an HDF5
+    file with NWB's version attribute but not its layout, a damaged one) is a
+    :class:`DataFileError`."""
+    from pynwb import NWBHDF5IO
+
+    try:
+        io = NWBHDF5IO(str(path), "r", load_namespaces=True)
+    except Exception as err:  # noqa: BLE001  (pynwb and hdmf raise many kinds on such files)
+        raise _unreadable(path, err) from err
+    with io:
+        try:
+            nwb = io.read()
+        except Exception as err:  # noqa: BLE001
+            raise _unreadable(path, err) from err
+        yield nwb
+
+
 def convert_nwb(
     path,
     *,
@@ -52,13 +78,10 @@ def convert_nwb(
     units-table column) gives each neuron's area, ``condition_column`` (a trials-table column) each
     trial's condition; ``heldout`` and the split options are :func:`~dsid.data.from_numpy`'s.
     """
-    from pynwb import NWBHDF5IO
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such NWB file")
-    with NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
-        nwb = io.read()
+    with read_nwb(path) as nwb:
         if nwb.units is None or len(nwb.units) == 0:
             raise DataFileError(path, "units", "a units table with spike_times", "no units")
         if nwb.trials is None or len(nwb.trials) == 0:

@@ -65,15 +65,13 @@ def check_finite(path, name: str, arr: np.ndarray, what: str = "finite values") 
 
 
 def check_counts(path, name: str, arr: np.ndarray, n_neurons: int) -> None:
-    """Spike counts: shape (trials, T, N), integers >= 0 (integral floats pass)."""
+    """Spike counts: shape (trials, T, N), integers >= 0 (integral floats pass; NaN and inf do
+    not)."""
     check_shape(path, name, arr, n_neurons)
     if not _numeric(arr):
         raise DataFileError(path, name, "integer spike counts", f"dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating):
-        if np.isnan(arr).any():
-            raise DataFileError(
-                path, name, "no NaN values", f"{int(np.isnan(arr).sum())} NaN values"
-            )
+        check_finite(path, name, arr, "spike counts with no NaN or inf values")
         if not np.allclose(arr, np.round(arr)):
             raise DataFileError(path, name, "integer spike counts", "non-integer values")
     if arr.size and arr.min() < 0:
