@@ -83,3 +83,18 @@ def _lorenz_data_once():
 def lorenz_data(_lorenz_data_once):
     """A very small in-memory Lorenz dataset (a fresh copy per test)."""
     return copy.deepcopy(_lorenz_data_once)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After a run of the fault-injection suite (``-m faults``): how many of its cases pass."""
+    if "faults" not in (config.getoption("markexpr") or ""):
+        return
+    reports = [
+        r
+        for kind in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+        for r in terminalreporter.stats.get(kind, [])
+        if getattr(r, "when", "call") == "call" or r.outcome != "passed"
+    ]
+    cases = {r.nodeid: r.outcome for r in reports}  # a case's last word (setup, call or teardown)
+    passed = sum(outcome == "passed" for outcome in cases.values())
+    terminalreporter.write_line(f"fault-injection suite: {passed} of {len(cases)} cases pass")

@@ -20,6 +20,8 @@ from dsid.runs.config import compose
 from dsid.training.defaults import training_config
 from dsid.training.schedules import STEP_SETTINGS
 
+pytestmark = pytest.mark.faults
+
 DSID = str(Path(sys.executable).parent / "dsid")
 TINY = [
     "logger=csv",

@@ -6,6 +6,8 @@ import pytest
 
 from dsid.data.tensor_file import DataFileError, load_tensor_file, write_tensor_file
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture
 def good_file(tmp_path, lorenz_data):

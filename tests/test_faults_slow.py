@@ -16,7 +16,7 @@ import pytest
 from dsid.data.synth_lorenz import write_lorenz_benchmark
 from tests.test_fit_e2e import STALLING
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 DSID = str(Path(sys.executable).parent / "dsid")
 SMALL = [  # small sizes; every start stalls, so the fit makes several starts

@@ -18,6 +18,8 @@ from dsid.runs.train import resume_run, train
 from tests.conftest import TINY_MODEL, tiny_info
 from tests.test_training_e2e import TINY_OVERRIDES
 
+pytestmark = pytest.mark.faults
+
 
 def tiny_cfg(data):
     return compose(

@@ -21,6 +21,8 @@ from dsid.runs.train import train
 from dsid.training.weight_average import RAW_KEY
 from tests.test_training_e2e import TINY_OVERRIDES
 
+pytestmark = pytest.mark.faults
+
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 24
 SCRIPT = """

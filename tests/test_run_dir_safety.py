@@ -19,6 +19,8 @@ from dsid.runs.status import RUN_OUTPUTS, prepare_new_run, read_status
 from dsid.runs.train import train
 from tests.test_training_e2e import TINY_OVERRIDES
 
+pytestmark = pytest.mark.faults
+
 
 def tiny_cfg(data, *overrides):
     return compose(
