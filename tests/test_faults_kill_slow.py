@@ -25,6 +25,7 @@ from dsid.training.weight_average import RAW_KEY
 from tests.nlb.conftest import TINY_TRAIN
 from tests.test_bad_input_errors import TINY
 from tests.test_faults_slow import DSID, _kill_when
+from tests.test_faults_slow import SMALL as FIT_SMALL
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -197,3 +198,24 @@ def test_dsid_nlb_submit_killed_while_writing_leaves_no_partial_file(nlb_run, tm
     assert not out.exists() and any(tmp_path.glob(".submission.h5.*.tmp"))  # killed writing it
     _dsid(*submit, out)
     _assert_same_h5(out, tmp_path / "whole.h5")
+
+
+def test_dsid_fit_killed_between_keeping_a_start_and_its_report_resumes_to_the_same_report(
+    tmp_path,
+):
+    """The kept start is moved up into RUN_DIR, then the report is written: a kill in between."""
+    data = write_lorenz_benchmark(
+        tmp_path / "data.h5", seed=2, n_trials=(40, 12, 12), n_time=15, n_neurons=12, n_heldout=3
+    )
+    args = ["fit", data, "--budget", "30steps", *FIT_SMALL]
+    _dsid(*args, "--out", tmp_path / "whole")
+    out = tmp_path / "killed"
+    _kill_in(out, [str(LAST), "fit_state.json"], *args, "--out", out)  # moved up, no report yet
+    assert not (out / "fit_report.json").exists()
+    _dsid("fit", "--resume", out)
+    whole, resumed = (
+        json.loads((d / "fit_report.json").read_text()) for d in (tmp_path / "whole", out)
+    )
+    assert [s["seed"] for s in resumed["starts"]] == [s["seed"] for s in whole["starts"]]
+    assert resumed["metrics"]["val/co_bps"] == whole["metrics"]["val/co_bps"]
+    assert not (out / "fit_state.json").exists() and not sorted(out.rglob("*.tmp"))
