@@ -94,9 +94,8 @@ def _fittable(path: Path, loaded, desc) -> None:
             "observations (calcium, ...) use dsid train with observation=..."
         )
     for name, split in loaded.splits.items():
-        for field in ("spikes", "forward_spikes"):
-            if getattr(split, field) is not None:
-                arr = getattr(split, field)
+        for field, arr in (("spikes", split.spikes), ("forward_spikes", split.forward_spikes)):
+            if arr is not None:
                 check_counts(path, f"{name}/{field}", arr, arr.shape[-1])
     if desc.n_heldout == 0:
         raise ValueError(
