@@ -346,7 +346,10 @@ def test_a_fit_killed_in_its_second_start_resumes_to_the_same_report(tiny, tmp_p
         fit(tiny, budget="60steps", out=str(out), overrides=STALLING)
     with pytest.raises(ValueError, match="own data and settings"):
         fit(tiny, resume=str(out))
+    left = out / ".fit_state.json.x1y2.tmp"  # as a kill while saving the state leaves
+    left.write_text("{")
     resumed = fit(resume=str(out))
+    assert not left.exists()
     assert [s["seed"] for s in resumed["starts"]] == [s["seed"] for s in whole["starts"]]
     assert [s["steps"] for s in resumed["starts"]] == [s["steps"] for s in whole["starts"]]
     assert [s["select"] for s in resumed["starts"]] == [s["select"] for s in whole["starts"]]

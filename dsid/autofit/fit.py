@@ -33,6 +33,7 @@ from dsid.evaluation.smoothing_baseline import smoothing_baseline
 from dsid.runs.assemble import check_settings
 from dsid.runs.config import compose, hydra_quoted, to_plain
 from dsid.runs.load import load_run
+from dsid.runs.status import remove_temporaries
 
 
 def _key(override: str) -> str:
@@ -197,7 +198,9 @@ def fit(
         out or first.get("run_dir") or f"runs/fit/{time.strftime('%Y-%m-%d_%H-%M-%S')}_{path.stem}"
     )
     check_settings(first)  # bad settings refused before the run directory is touched
-    if state is None:
+    if state is not None:
+        remove_temporaries(run_dir)  # what the killed fit was writing (its state, its report)
+    else:
         prepare_fit_dir(run_dir, overwrite=bool(first.get("overwrite")))
         run_dir.mkdir(parents=True, exist_ok=True)
         state = {
