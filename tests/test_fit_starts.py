@@ -28,7 +28,7 @@ def toy_trainer(initial_points, patience: int = 30, every: int = 5):
     clock counts steps."""
     used = [0]
 
-    def train_start(seed: int, remaining: float, _used: float) -> StartResult:
+    def train_start(seed: int, remaining: float) -> StartResult:
         x, best, best_step, step = initial_points[seed], math.inf, 0, 0
         while step < int(remaining):
             x -= 0.2 * toy_gradient(x)

@@ -51,7 +51,7 @@ class StartTrainer:
         """Seconds of the fit so far, the processes before a resume included."""
         return self._used_before + time.perf_counter() - self._began
 
-    def train_start(self, seed: int, remaining: float, _used: float) -> StartResult:
+    def train_start(self, seed: int, remaining: float) -> StartResult:
         """Train the start with ``seed`` (continue it when an earlier process left it unfinished)
         within ``remaining`` budget; record it in the fit's state."""
         folder = start_dir(self.run_dir, seed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from dsid.autofit.starts import StartResult
 from dsid.data.atomic import write_json
@@ -64,11 +64,6 @@ def start_from_json(d: Dict[str, Any]) -> StartResult:
 
 def finished_starts(state: Dict[str, Any]) -> List[StartResult]:
     return [start_from_json(d) for d in state.get("starts", [])]
-
-
-def kept_seed(state: Dict[str, Any]) -> Optional[int]:
-    """The seed of the start being kept, once the fit has chosen it (None before)."""
-    return state.get("kept")
 
 
 def _number(v) -> bool:

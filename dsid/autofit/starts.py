@@ -127,8 +127,8 @@ def run_starts(
 ) -> tuple:
     """Train starts until :func:`verdict` says stop; return ``(starts, kept, verdict)``.
 
-    ``train_start(seed, remaining, used)`` trains one start with ``remaining`` budget (seconds
-    or steps, whatever ``clock`` counts: the budget used so far) and returns its
+    ``train_start(seed, remaining)`` trains one start with ``remaining`` budget (seconds or steps,
+    whatever ``clock`` counts: the budget used so far) and returns its
     :class:`StartResult`; ``done`` are starts an earlier process finished (a resumed fit)."""
     starts: List[StartResult] = list(done)
     while True:
@@ -141,5 +141,4 @@ def run_starts(
                 f"left: another start (seed {seed + len(starts)}) to check it or find a better "
                 "optimum"
             )
-        used = clock()
-        starts.append(train_start(seed + len(starts), budget - used, used))
+        starts.append(train_start(seed + len(starts), budget - clock()))
