@@ -271,3 +271,23 @@ def test_kl_weight_follows_the_information_per_trial():
     assert chosen["train.kl_scales.ic"] == chosen["train.kl_scales.co"] == pytest.approx(0.3)
     # the weight does not depend on the data set's size, only on what a trial holds
     assert {kl_scale(desc(info_nats=30.0, n_train=n))[0] for n in (75, 1000, 5000)} == {0.3}
+
+
+def test_a_flat_curve_whose_best_is_last_is_not_called_still_improving():
+    from dsid.autofit.report import diagnostics, still_improving
+
+    # mean rates score 2.0; the start learnt 0.5 below it, and its last quarter gained 0.002 (0.4%)
+    flat = [(1000, 1.600), (2000, 1.510), (3000, 1.503), (3800, 1.502), (4000, 1.500)]
+    rising = [(1000, 1.600), (2000, 1.560), (3000, 1.540), (3800, 1.510), (4000, 1.500)]
+    assert still_improving(flat)  # without the mean rates' score: the best is in the last 10%
+    assert not still_improving(flat, 2.0)
+    assert still_improving(rising, 2.0)  # 0.04 in the last quarter: 8% of what it learnt
+    assert not still_improving([(1000, 1.5), (4000, 1.6)], 2.0)  # best early
+    assert not still_improving([], 2.0)
+    v = Verdict(True, True, "converged: ... a longer budget is unlikely to improve this model")
+    metrics = {"val/co_bps": 0.3, "train/co_bps": 0.31}
+    assert diagnostics(metrics, 0.2, flat, v, 2.0) == ["no problem found", v.reason]
+    # starts agreed, but the kept one was still gaining: no claim that more time will not help
+    notes = diagnostics(metrics, 0.2, rising, v, 2.0)
+    assert notes[0].startswith("still improving") and "may improve" in notes[-1]
+    assert not any("unlikely to improve" in n for n in notes)

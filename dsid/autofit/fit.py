@@ -22,7 +22,7 @@ from dsid.autofit.fit_run import StartTrainer
 from dsid.autofit.fit_state import REPORT_FILE, STATE_FILE, finished_starts, load_state, save_state
 from dsid.autofit.information import mean_rate_nll
 from dsid.autofit.probe import seconds_per_step, steps_in
-from dsid.autofit.report import beats_baseline, diagnostics, report_lines
+from dsid.autofit.report import beats_baseline, diagnostics, report_lines, still_improving
 from dsid.autofit.rules import Choice, choose
 from dsid.autofit.start_dirs import keep_start, prepare_fit_dir
 from dsid.autofit.starts import run_starts
@@ -230,8 +230,8 @@ def fit(
     )
     if Path(kept.run_dir).exists():  # (absent when a resumed fit had moved it all already)
         keep_start(run_dir, Path(kept.run_dir))
-    result = fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, base)
-    result.update(train_seconds=round(runner.seconds_so_far(), 1), mean_rate_select=zero)
+    result = fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, base, zero)
+    result.update(train_seconds=round(runner.seconds_so_far(), 1))
     if loaded.n_areas > 1:
         result["areas"] = area_results(loaded, result["metrics"], base["rates"])
         result["communication"] = communication(load_run(run_dir).model, loaded)
@@ -242,9 +242,13 @@ def fit(
     return result
 
 
-def fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, base) -> dict:
-    """The report's content (see :func:`fit`) but the training time and per-area parts."""
+def fit_result(
+    path, run_dir, plan, desc, choices, user, starts, kept, verdict, base, mean_rate_select
+) -> dict:
+    """The report's content (see :func:`fit`) but the training time and per-area parts. A verdict
+    of convergence stands only when the kept start had stopped improving."""
     metrics = kept.extra["metrics"]
+    trace = kept.extra["trace"]
     result = {
         "data": str(path),
         "run_dir": str(run_dir),
@@ -263,10 +267,11 @@ def fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, 
             }
             for s in starts
         ],
-        "converged": verdict.converged,
+        "converged": verdict.converged and not still_improving(trace, mean_rate_select),
         "ending": verdict.reason,
+        "mean_rate_select": mean_rate_select,
     }
     result["diagnostics"] = diagnostics(
-        result["metrics"], base["co_bps"], kept.extra["trace"], verdict
+        result["metrics"], base["co_bps"], trace, verdict, mean_rate_select
     )
     return result

@@ -58,18 +58,46 @@ def beats_baseline(co_bps: Optional[float], baseline_co_bps: float) -> bool:
     return co_bps is not None and math.isfinite(co_bps) and co_bps > baseline_co_bps
 
 
+#: "still improving": the last quarter of a start's steps gained at least this fraction of all it
+#: learnt beyond the mean rates (a best validation in the last bins that gains less is a flat curve)
+IMPROVING_GAIN = 0.02
+
+
+def still_improving(trace: Sequence[tuple], mean_rates_select: Optional[float] = None) -> bool:
+    """Whether a start's validation trace ``(step, val/select, ...)`` was still improving when it
+    ended: its best validation lies in the last 10% of its steps and, when ``mean_rates_select``
+    (the mean rates' score) is given, its last quarter of steps gained at least
+    :data:`IMPROVING_GAIN` of what it learnt beyond the mean rates."""
+    finite = [r for r in trace if math.isfinite(r[1])]
+    if not finite:
+        return False
+    best = min(finite, key=lambda r: r[1])
+    last = finite[-1][0]
+    if best[0] < 0.9 * last:
+        return False
+    if mean_rates_select is None or not math.isfinite(mean_rates_select):
+        return True
+    before = [r[1] for r in finite if r[0] <= 0.75 * last]
+    learnt = mean_rates_select - best[1]
+    if not before or learnt <= 0:
+        return True
+    return min(before) - best[1] >= IMPROVING_GAIN * learnt
+
+
 def diagnostics(
     metrics: Dict[str, float],
     baseline_co_bps: float,
     trace: Sequence[tuple],
     verdict=None,
+    mean_rates_select: Optional[float] = None,
 ) -> List[str]:
-    """Plain-word findings about the kept start: below the baseline, still improving at the end,
-    overfitting; then how the fit ended (``verdict``, a :class:`~dsid.autofit.starts.Verdict`):
-    convergence is claimed only when starts from different seeds agreed."""
+    """Plain-word findings about the kept start: below the baseline, still improving at the end
+    (:func:`still_improving`), overfitting; then how the fit ended (``verdict``, a
+    :class:`~dsid.autofit.starts.Verdict`): convergence is claimed only when starts from different
+    seeds agreed and the kept one was no longer improving."""
     notes = []
     best_step = min(trace, key=lambda r: r[1])[0] if trace else None
-    improving = bool(trace) and best_step >= 0.9 * trace[-1][0]
+    improving = still_improving(trace, mean_rates_select)
     co = metrics.get("val/co_bps", float("nan"))
     if not beats_baseline(co, baseline_co_bps):
         if improving:
@@ -105,7 +133,12 @@ def diagnostics(
         )
     if not notes:
         notes.append("no problem found")
-    if verdict is not None:
+    if verdict is not None and verdict.converged and improving:
+        notes.append(
+            "starts from different seeds reached about the same optimum, but the kept one was "
+            "still improving: a longer budget may improve this model"
+        )
+    elif verdict is not None:
         notes.append(verdict.reason)
     return notes
 
