@@ -140,6 +140,16 @@ def test_budget_formats(text, seconds, steps):
     assert (b.seconds, b.steps) == (seconds, steps)
 
 
+def test_budget_reads_in_plain_words():
+    assert [str(parse_budget(t)) for t in ("1m", "90s", "15m", "45s", "300steps")] == [
+        "1 minute",
+        "1.5 minutes",
+        "15 minutes",
+        "45 s",
+        "300 optimizer steps",
+    ]
+
+
 def test_budget_trainer_limit():
     assert parse_budget("90m").trainer_limit() == "00:01:30:00"
     assert parse_budget("2h").trainer_limit() == "00:02:00:00"

@@ -20,7 +20,10 @@ class Budget:
     def __str__(self) -> str:
         if self.steps is not None:
             return f"{self.steps} optimizer steps"
-        return f"{self.seconds / 60:g} minutes" if self.seconds >= 60 else f"{self.seconds:g} s"
+        if self.seconds < 60:
+            return f"{self.seconds:g} s"
+        minutes = self.seconds / 60
+        return f"{minutes:g} minute" + ("" if minutes == 1 else "s")
 
     def trainer_limit(self) -> str:
         """Lightning's ``max_time`` string (``DD:HH:MM:SS``) of a wall-clock budget."""
