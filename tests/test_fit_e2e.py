@@ -49,6 +49,19 @@ def tiny(tmp_path_factory):
     )
 
 
+def test_a_silent_fit_prints_nothing(tiny, tmp_path, capfd):
+    # the trainer's own progress and summary settings left at their defaults
+    small = [o for o in QUIET if not o.startswith("trainer.")]
+    res = fit(tiny, budget="8steps", out=str(tmp_path / "run"), overrides=small, verbose=False)
+    out, err = capfd.readouterr()
+    assert res["steps"] == 8 and out == "", out[:500]
+    assert "Trainer" not in err and "Params" not in err and "it/s" not in err, err[:500]
+    # told to speak, into a file (not a terminal): progress as plain lines, no redrawn bar
+    fit(tiny, budget="8steps", out=str(tmp_path / "loud"), overrides=small)
+    out, err = capfd.readouterr()
+    assert "training ended: step 8" in out and "\r" not in out + err and "it/s" not in err
+
+
 def test_fit_trains_and_reports_against_the_baseline(tiny, tmp_path, capsys):
     res = fit(
         tiny,

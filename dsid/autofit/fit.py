@@ -33,6 +33,7 @@ from dsid.evaluation.smoothing_baseline import smoothing_baseline
 from dsid.runs.assemble import check_settings
 from dsid.runs.config import compose, hydra_quoted, to_plain
 from dsid.runs.load import load_run
+from dsid.runs.quiet import lightning_info_silenced
 from dsid.runs.status import remove_temporaries
 
 
@@ -58,6 +59,10 @@ def _overrides(
         f"experiment_name={hydra_quoted('fit_' + path.stem)}",
     ]
     return base + [c.override() for c in choices] + limit + list(user)
+
+
+#: the trainer settings of ``fit(verbose=False)`` (the user's own settings win)
+SILENT = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
 def budget_limits(plan) -> List[str]:
@@ -145,8 +150,18 @@ def fit(
 
     ``overrides`` are ``dsid train`` settings (``key=value``) that win over the rules; ``out`` is
     the run directory (default ``runs/fit/<time>_<file name>``). ``resume=RUN_DIR`` continues a
-    fit whose process died, with its own data, budget and settings (the others are not given)."""
-    say = print if verbose else (lambda *a, **k: None)
+    fit whose process died, with its own data, budget and settings (the others are not given).
+    ``verbose=False`` prints nothing but warnings and errors: no settings, progress, model summary
+    or report."""
+    kw = dict(budget=budget, out=out, overrides=overrides, seed=seed, resume=resume)
+    if verbose:
+        return _fit(data, say=print, quiet=[], **kw)
+    with lightning_info_silenced():
+        return _fit(data, say=lambda *a, **k: None, quiet=SILENT, **kw)
+
+
+def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -> Dict[str, Any]:
+    """:func:`fit`'s work; ``say`` prints, ``quiet`` are the settings of a silent fit."""
     state = load_state(Path(resume)) if resume is not None else None
     if state is not None:
         if data is not None or tuple(overrides):
@@ -191,7 +206,9 @@ def fit(
         say(f"  {o:<40} set by you")
 
     def config(start_seed: int, start_limit: List[str]) -> Dict[str, Any]:
-        return to_plain(compose(_overrides(path, choices, user, start_seed, start_limit)))
+        return to_plain(
+            compose(_overrides(path, choices, [*quiet, *user], start_seed, start_limit))
+        )
 
     first = config(seed, budget_limits(plan))
     run_dir = Path(

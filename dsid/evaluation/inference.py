@@ -72,7 +72,9 @@ def infer_split(
     starts = range(0, n, step)
     try:
         with torch.inference_mode():
-            for start in tqdm(starts, desc=desc, leave=False, disable=not desc or len(starts) < 4):
+            # (disable=None: tqdm draws no bar when standard error is not a terminal, a log file)
+            quiet = True if not desc or len(starts) < 4 else None
+            for start in tqdm(starts, desc=desc, leave=False, disable=quiet):
                 x = x_all[start : start + step].to(device)
                 xin, _ = model.augment(x, "predict", session=session)
                 e = None if ext_all is None else ext_all[start : start + step].to(device)

@@ -3,8 +3,10 @@ nothing (a deprecation inside Lightning, an advertisement, "GPU available: False
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from typing import Iterator
 
 WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\).*",  # inside Lightning
@@ -41,3 +43,18 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+@contextlib.contextmanager
+def lightning_info_silenced() -> Iterator[None]:
+    """Lightning's information lines (a run's start and end, checkpoint restores) dropped while
+    the block runs; its warnings and errors still show."""
+    loggers = [logging.getLogger(name) for name in RANK_ZERO_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

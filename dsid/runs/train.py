@@ -20,6 +20,7 @@ from dsid.runs.assemble import absolute_data_paths, build_run, check_settings
 from dsid.runs.config import to_plain
 from dsid.runs.load import LAST_CKPT, load_run_config
 from dsid.runs.loggers import logger_settings, make_logger
+from dsid.runs.progress import progress_callback
 from dsid.runs.quiet import quiet_third_party
 from dsid.runs.status import (
     RunDirError,
@@ -236,7 +237,7 @@ def make_callbacks(cfg, run_dir: Path, module, extra=None) -> Tuple[List[pl.Call
         )
     callbacks += [LastCheckpoint(run_dir / LAST_CKPT), final]  # last: they see the others' state
     if trainer_settings(cfg).get("enable_progress_bar", True):
-        callbacks.append(pl.callbacks.TQDMProgressBar())  # tqdm, like inference's bars (not Rich's)
+        callbacks.append(progress_callback())  # a bar on a terminal, plain lines in a log file
     return callbacks, final
 
 
@@ -252,6 +253,10 @@ def _fit(cfg, run_dir: Path, built, logger, ckpt_path) -> Dict[str, Any]:
         logger.log_hyperparams({"config": cfg})
     settings = trainer_settings(cfg)
     settings["plugins"] = [*(settings.get("plugins") or []), AtomicCheckpointIO()]
+    # without a bar among the callbacks (plain progress lines), Lightning must not add its own
+    settings["enable_progress_bar"] = any(
+        isinstance(c, pl.callbacks.ProgressBar) for c in callbacks
+    )
     trainer = pl.Trainer(
         default_root_dir=str(run_dir), logger=logger, callbacks=callbacks, **settings
     )
