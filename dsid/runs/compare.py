@@ -104,16 +104,11 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
 def plot_comparison(rows: Sequence[Dict[str, Any]]):
     """One horizontal bar panel per metric (co-bps, rate R2, latent R2, seconds/epoch), and
     co-bps against parameter count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from dsid.evaluation.figures.style import subplots
 
     labels = [f"{r['model']}\n{r['run']}" if len(rows) < 12 else r["model"] for r in rows]
     panels = ["co_bps", "rate_r2", "latent_r2", "seconds_per_epoch"]
-    fig, axes = plt.subplots(
-        1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 0.5 * len(rows) + 2)
-    )
+    fig, axes = subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 0.5 * len(rows) + 2))
     y = list(range(len(rows)))
     for ax, col in zip(axes, panels):
         vals = [0.0 if math.isnan(r[col]) else r[col] for r in rows]
@@ -190,9 +185,6 @@ def compare(
     fig.savefig(out_dir / "compare.png", dpi=90)
     if use_wandb:
         log_to_wandb(rows, fig, out_dir, project=project)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     print(
         f"\nwrote {out_dir / 'compare.png'}, compare.csv and compare.txt"
         + (f"; W&B run (offline) in {out_dir / 'wandb'}" if use_wandb else "")

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 
 from dsid.evaluation.figures.diagnostics import diagnostic_figures, save_figures
@@ -48,8 +47,6 @@ def log_figures(logger, figs, fig_dir: Path, suffix: str = "") -> None:
         logger.experiment.log(
             {f"figures/{k}": wandb.Image(v) for k, v in figs.items()}, commit=False
         )
-    for fig in figs.values():
-        plt.close(fig)
 
 
 def due_every(trainer, every: int, last_step: int, at_end: bool = True) -> bool:

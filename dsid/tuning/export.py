@@ -150,9 +150,6 @@ def finish(
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if wb and not interrupted:
         _wandb_summary(run_dir, wb, fig, summary)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return summary
 
 

@@ -6,12 +6,8 @@ import math
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from dsid.tuning.pbt_logic import HyperParam  # noqa: E402
+from dsid.evaluation.figures.style import subplots
+from dsid.tuning.pbt_logic import HyperParam
 
 
 def _series(history: Sequence[Mapping], trial: str):
@@ -39,7 +35,7 @@ def plot_population(
         key=lambda t: min((r.get("member") or 0) for r in history if r["trial"] == t),
     )
     names = list(space)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(names) + 1, 1, figsize=(8, 1.9 * (len(names) + 1)), sharex=True, squeeze=False
     )
     axes = axes[:, 0]

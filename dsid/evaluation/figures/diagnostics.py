@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from dsid.evaluation.figures.single_area import (
     plot_inferred_inputs,
@@ -14,7 +15,15 @@ from dsid.evaluation.figures.single_area import (
     plot_training_curves,
     plot_trajectories,
 )
-from dsid.evaluation.figures.style import INFERRED, SPIKES, STYLE, TRUE, save_figures, styled
+from dsid.evaluation.figures.style import (
+    INFERRED,
+    SPIKES,
+    STYLE,
+    TRUE,
+    save_figures,
+    styled,
+    subplots,
+)
 from dsid.evaluation.metrics import map_to_latents
 from dsid.evaluation.multiarea.communication import communication_figures
 from dsid.models.protocol import CommunicationModel
@@ -38,7 +47,7 @@ def plot_rates(
     picks = list(hi[: max(n_neurons - min(len(ho), n_neurons // 2), 1)]) + list(
         ho[: n_neurons // 2]
     )
-    fig = plt.figure(figsize=(6.0, 1.1 * len(picks) + 1.8))
+    fig = Figure(figsize=(6.0, 1.1 * len(picks) + 1.8))
     grid = fig.add_gridspec(
         len(picks) + 1, 1, height_ratios=[1.0] * len(picks) + [1.6], hspace=0.15
     )
@@ -81,7 +90,7 @@ def plot_latents(true: np.ndarray, mapped: np.ndarray, bin_ms: float = 1.0, tria
     each latent over the validation split."""
     L = true.shape[-1]
     shown = min(L, 6)
-    fig, axes = plt.subplots(shown, 1, figsize=(6.0, 1.0 * shown + 0.8), sharex=True, squeeze=False)
+    fig, axes = subplots(shown, 1, figsize=(6.0, 1.0 * shown + 0.8), sharex=True, squeeze=False)
     t = np.arange(true.shape[1]) * bin_ms
     flat_t, flat_m = true.reshape(-1, L), mapped.reshape(-1, L)
     r2 = 1 - ((flat_t - flat_m) ** 2).sum(0) / ((flat_t - flat_t.mean(0)) ** 2).sum(0).clip(1e-12)
@@ -144,6 +153,6 @@ def diagnostic_figures(
         oracle = next((r["val/oracle_co_bps"] for r in history if "val/oracle_co_bps" in r), None)
         figs["training"] = plot_training_curves(history, oracle)
     if isinstance(model, CommunicationModel):
-        with plt.rc_context(STYLE):
+        with matplotlib.rc_context(STYLE):
             figs.update(communication_figures(model, data, outputs))
     return figs

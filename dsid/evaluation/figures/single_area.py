@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-from dsid.evaluation.figures.style import INFERRED, TRUE, styled
+from dsid.evaluation.figures.style import INFERRED, TRUE, styled, subplots
 from dsid.evaluation.metrics import map_to_latents
 
 
@@ -28,9 +28,7 @@ def plot_psths(
     neurons = np.argsort(-spikes.mean((0, 1)))[:n_neurons]  # the most active neurons
     t = np.arange(rates.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
-    fig, axes = plt.subplots(
-        1, len(neurons), figsize=(1.9 * len(neurons) + 0.4, 2.0), squeeze=False
-    )
+    fig, axes = subplots(1, len(neurons), figsize=(1.9 * len(neurons) + 0.4, 2.0), squeeze=False)
     kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
     kernel /= kernel.sum()
     for ax, n in zip(axes[0], neurons):
@@ -59,9 +57,7 @@ def plot_inferred_inputs(
     when the data has them."""
     rows = 2 if true is not None else 1
     k = min(n_trials, inputs.shape[0])
-    fig, axes = plt.subplots(
-        rows, k, figsize=(2.3 * k + 0.4, 1.8 * rows), squeeze=False, sharex=True
-    )
+    fig, axes = subplots(rows, k, figsize=(2.3 * k + 0.4, 1.8 * rows), squeeze=False, sharex=True)
     t = np.arange(inputs.shape[1]) * bin_ms
     for j in range(k):
         for u in range(inputs.shape[2]):
@@ -112,7 +108,7 @@ def plot_trajectories(
     ]
     if aligned:
         panels.append(("true latents", _pca(latents_valid)))
-    fig = plt.figure(figsize=(3.2 * len(panels), 3.0))
+    fig = Figure(figsize=(3.2 * len(panels), 3.0))
     for i, (title, traj) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
         for j in range(min(n_trials, traj.shape[0])):
@@ -139,7 +135,7 @@ CURVES = (
 def plot_training_curves(history: Sequence[Dict[str, float]], oracle: Optional[float] = None):
     """The periodic validation metrics against optimizer steps (``metrics_history.json``)."""
     shown: List = [(k, label) for k, label in CURVES if any(k in r for r in history)]
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1, max(len(shown), 1), figsize=(2.2 * max(len(shown), 1) + 0.4, 2.0), squeeze=False
     )
     for ax, (key, label) in zip(axes[0], shown):

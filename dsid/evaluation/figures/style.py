@@ -7,11 +7,9 @@ import functools
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
 from dsid.data.atomic import atomic_path
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 STYLE = {
     "font.size": 8,
@@ -36,10 +34,19 @@ def styled(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
+        with matplotlib.rc_context(STYLE):
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **kwargs):
+    """``(figure, axes)`` as ``matplotlib.pyplot.subplots`` gives them, on a figure of its own
+    outside pyplot: DSID chooses no backend and leaves the caller's (a notebook's ``plt.show()``,
+    an interactive window) as it was. Such a figure is saved with :func:`save_figures` and shown in
+    a notebook like any other."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def save_figures(figs, fig_dir: Path, suffix: str = "") -> None:
