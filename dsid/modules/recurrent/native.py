@@ -1,8 +1,9 @@
 """The compiled recurrent scans (``csrc/``; also dropout masks and a log-factorial for count
 likelihoods), built with the machine's C++ compiler on first use.
 
-Building takes about a minute once per machine and PyTorch version (cached by PyTorch under
-``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), with OpenMP where the compiler
+Building takes about a minute once per machine and environment (cached by PyTorch under
+``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``, one build per PyTorch install,
+Python and version of the sources: :func:`build_key`), with OpenMP where the compiler
 has it (the element-wise passes then use PyTorch's threads; with a compiler without it, such as
 Apple's clang, the failed OpenMP attempt is remembered in that cache, next to the builds, and later
 processes load the single-threaded build directly until the sources change). Without a compiler, or
@@ -64,7 +65,7 @@ def _build() -> Optional[ModuleType]:
     # compiled into the module), without it (a compiler lacking OpenMP) they run on one thread
     wide = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
     isa = ["-mavx2", "-mfma"] if wide else []
-    name = "dsid_recurrent_" + ("avx2" if wide else "base")
+    name = f"dsid_recurrent_{'avx2' if wide else 'base'}_{build_key()}"
     first_error = None
     omp_failed = _omp_failure_marker(name)
     for suffix, cflags, ldflags in (
@@ -96,17 +97,28 @@ def _build() -> Optional[ModuleType]:
     return None
 
 
-def _omp_failure_marker(name: str) -> Path:
-    """Where a failed OpenMP build of these sources is remembered (the extensions cache; the name
-    holds a hash of the sources and of PyTorch's version, so a change of either tries OpenMP
-    again)."""
-    from torch.utils.cpp_extension import get_default_build_root
+def build_key() -> str:
+    """A digest of what a build depends on: the sources, this PyTorch (version and install
+    location) and this Python. Built modules are cached under a name holding it, so environments
+    sharing one cache (two virtual environments, a checkout beside an installed wheel) each keep
+    their own build instead of rebuilding in turn, and a change of the sources builds anew."""
+    import sys
 
-    digest = hashlib.sha1(torch.__version__.encode())
+    digest = hashlib.sha1()
+    for part in (torch.__version__, str(Path(torch.__file__).resolve().parent), sys.version):
+        digest.update(part.encode() + b"\0")
     for f in sorted((Path(__file__).parent / "csrc").iterdir()):
         digest.update(f.name.encode() + f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _omp_failure_marker(name: str) -> Path:
+    """Where a failed OpenMP build of ``name`` (which holds :func:`build_key`) is remembered: the
+    extensions cache, beside the builds."""
+    from torch.utils.cpp_extension import get_default_build_root
+
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
-    return Path(root) / f"{name}_omp.failed.{digest.hexdigest()[:12]}"
+    return Path(root) / f"{name}_omp.failed"
 
 
 def _remember(marker: Path, error: str) -> None:
