@@ -13,6 +13,7 @@ otherwise; the traceback with ``--debug``); from Python (``main([...])``) errors
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import List, Optional
 
@@ -65,11 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_VALUES = re.compile(r"-\d[\d.]*(,-?\d[\d.]*)+")  # "-200,600": not an option
+
+
+def joined_negative_values(argv: List[str]) -> List[str]:
+    """``--window -200,600`` as ``--window=-200,600``: argparse takes a value that begins with a
+    dash for an option unless it is a single number, so a list of numbers starting below zero is
+    glued to its option."""
+    out: List[str] = []
+    for token in argv:
+        if (
+            out
+            and out[-1].startswith("--")
+            and "=" not in out[-1]
+            and _NEGATIVE_VALUES.fullmatch(token)
+        ):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command in ``argv`` (default: the command line, whose errors are reported as one
     line and an exit code)."""
     console = argv is None
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = joined_negative_values(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if not getattr(args, "func", None):

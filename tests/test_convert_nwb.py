@@ -127,3 +127,19 @@ def test_convert_command_and_errors(recording, tmp_path):
         and "no such NWB file" in bad.stderr
         and not (tmp_path / "x.h5").exists()
     )
+
+
+def test_a_window_starting_before_the_alignment_is_read_as_the_readme_writes_it(
+    recording, tmp_path
+):
+    from dsid.cli import joined_negative_values, main
+
+    assert joined_negative_values(["--window", "-200,600", "--seed", "-1"]) == [
+        "--window=-200,600",
+        "--seed",
+        "-1",
+    ]
+    out = tmp_path / "w.h5"
+    argv = ["convert", "nwb", str(recording[0]), "--out", str(out), "--bin-ms", "20"]
+    assert main([*argv, "--align", "move_onset_time", "--window", "-200,400"]) == 0
+    assert load_tensor_file(out).n_time == 30  # 600 ms of 20 ms bins
