@@ -171,3 +171,15 @@ def _current_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_split_without_trials_is_left_out_of_the_file(tmp_path):
+    from dsid.cli import main
+
+    path = tmp_path / "no_test.h5"
+    argv = ["synth", "lorenz", "--trials", "40,12,0", "--bins", "20", "--out", str(path)]
+    assert main(argv) == 0
+    data = load_tensor_file(path)  # the README calls test optional: the file reads
+    assert sorted(data.splits) == ["train", "valid"] and data.splits["valid"].n_trials == 12
+    with h5py.File(path, "r") as f:
+        assert "test" not in f

@@ -269,7 +269,9 @@ def _read_truth(t: h5py.Group, path, split: str, sd: SplitData) -> None:
 def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray]] = None) -> Path:
     """Write ``data`` to ``path`` atomically (a temporary file renamed on success).
 
-    ``extra`` maps further dataset paths (for example ``"nlb/eval_target"``) to arrays.
+    ``extra`` maps further dataset paths (for example ``"nlb/eval_target"``) to arrays. A split
+    without trials is not written (``test`` is optional; a file without ``train`` or ``valid`` is
+    refused when read, naming the missing split).
     """
     path = Path(path)
     with atomic_h5(path) as f:
@@ -280,6 +282,8 @@ def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray
         if data.area_names is not None:
             g["area_names"] = np.array([s.encode() for s in data.area_names])
         for split, sd in data.splits.items():
+            if sd.spikes.shape[0] == 0:
+                continue
             s = f.create_group(split)
             s.create_dataset("spikes", data=sd.spikes, compression="gzip", compression_opts=1)
             if sd.forward_spikes is not None:
