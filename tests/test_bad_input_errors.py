@@ -307,3 +307,22 @@ def test_train_error_through_the_installed_command(tmp_path):
     )
     assert done.returncode == 2 and "no such DSID tensor file" in one_error_line(done.stderr)
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("model.ic_sise=3", "model.ic_sise: no such setting; did you mean model.ic_size"),
+        ("train.lr_pateince_steps=5", "did you mean train.lr_patience_steps"),
+        ("trainer.zzz=1", "trainer.zzz: no such setting; trainer has accelerator,"),
+    ],
+)
+def test_a_misspelt_setting_is_named_with_its_closest_spellings(setting, expected):
+    from dsid.runs.errors import exit_code, one_line
+
+    with pytest.raises(Exception) as caught:
+        compose(["data=file", "data.path=x.h5", setting])
+    line = one_line(caught.value)
+    assert line.startswith("error: ") and expected in line, line
+    key = setting.split("=")[0]
+    assert f"+{key}=" in line and "\n" not in line and exit_code(caught.value) == 2

@@ -4,13 +4,14 @@ or ``HYDRA_FULL_ERROR=1``."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import traceback
 from typing import Optional, TextIO
 
 from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, OmegaConfBaseException
 
 from dsid.runs.status import RunDirError
 
@@ -38,6 +39,28 @@ def cause(err: BaseException) -> BaseException:
     return err.__cause__ if isinstance(err, SystemExit) and err.__cause__ else err
 
 
+def unknown_key(err: BaseException) -> Optional[str]:
+    """For a setting the config does not have (``model.ic_sise=3``): the message naming it, its
+    closest spellings among the keys beside it and how to add a new key; None for other errors."""
+    inner = err.__cause__ if isinstance(err, HydraException) else err
+    parent = getattr(inner, "parent_node", None)
+    full_key = getattr(inner, "full_key", None)
+    if not isinstance(inner, ConfigAttributeError) or parent is None or not full_key:
+        return None
+    try:
+        keys = [str(k) for k in parent.keys()]
+    except Exception:  # noqa: BLE001  (a node without keys: no suggestion)
+        keys = []
+    prefix = full_key.rsplit(".", 1)[0] + "." if "." in full_key else ""
+    close = difflib.get_close_matches(str(getattr(inner, "key", "")), keys, n=3, cutoff=0.6)
+    hint = (
+        f"did you mean {' or '.join(prefix + k for k in close)}?"
+        if close
+        else f"{prefix.rstrip('.') or 'the config'} has {', '.join(sorted(keys))}"
+    )
+    return f"{full_key}: no such setting; {hint} (a new key is added with +{full_key}=...)"
+
+
 def one_line(err: BaseException) -> str:
     """``error: <message>`` on one line: a KeyError's message unquoted, Hydra's with its cause's,
     the type named for an error that is not bad input."""
@@ -47,7 +70,9 @@ def one_line(err: BaseException) -> str:
         text = str(err.args[0])
     else:
         text = str(err) or type(err).__name__
-    if isinstance(err, HydraException) and isinstance(err.__cause__, OmegaConfBaseException):
+    if unknown_key(err) is not None:
+        text = unknown_key(err)
+    elif isinstance(err, HydraException) and isinstance(err.__cause__, OmegaConfBaseException):
         text += f" ({err.__cause__})"
     if not isinstance(err, BAD_INPUT + (SystemExit,)):
         text = f"{type(err).__name__}: {text}"
