@@ -44,12 +44,42 @@ def _component_listing() -> str:
     return "\n".join(lines)
 
 
+class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option's help ends with its default unless the help already
+    names it (or there is none to name: no default, a flag, a positional argument)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not _names_a_default(action) or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _names_a_default(action: argparse.Action) -> bool:
+    d = action.default  # (0 is a default to show; False, a flag's, is not)
+    nothing = d is None or isinstance(d, bool) or d is argparse.SUPPRESS or d in ([], "")
+    return bool(action.option_strings) and not nothing
+
+
+class Parser(argparse.ArgumentParser):
+    """``dsid``'s parsers, subcommands' included: help with defaults (an option without help
+    still shows its default)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpWithDefaults)
+        super().__init__(*args, **kwargs)
+
+    def _add_action(self, action):
+        if action.help is None and _names_a_default(action):
+            action.help = "default: %(default)s"
+        return super()._add_action(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dsid",
         description="DSID: sequential autoencoders for neural population dynamics.",
         epilog=_component_listing(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"dsid {__version__}")
     parser.add_argument(
