@@ -6,7 +6,7 @@ The Python API (the ``dsid`` command does the same from a shell)::
     data = dsid.data.from_numpy(counts, bin_ms=10, out="my_data.h5")   # (trials, T, N) counts
     report = dsid.fit("my_data.h5", budget="15m")                     # rules of the data, no tuning
     run = dsid.load_run(report["run_dir"])
-    rates = run.outputs("valid")["rates"]  # also factors, inferred_inputs
+    rates = run.outputs("valid")["rates"]  # also factors, inferred_inputs, trial_id, time_ms
     metrics = dsid.train(["experiment=lorenz_lfads", "trainer.max_epochs=5"], run_dir="runs/mine")
 """
 

@@ -98,6 +98,12 @@ def test_convert_round_trips_counts_areas_and_conditions(recording, tmp_path):
         ("left", "right", "up").index(["left", "right", "up"][i % 3]) for i in kept
     ]
     assert data.n_time == 12
+    # the NWB trial and unit ids and the window's start are kept: each trial maps to its row
+    ids = np.concatenate([back.splits[s].trial_id for s in ("train", "valid")])
+    assert back.time_start_ms == -200 and back.unit_id.tolist() == list(range(6))
+    assert sorted(ids) == kept and all(
+        np.array_equal(c, expected[kept.index(i)]) for c, i in zip(all_counts, ids)
+    )
 
 
 def test_convert_command_and_errors(recording, tmp_path):

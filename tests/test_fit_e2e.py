@@ -85,6 +85,12 @@ def test_fit_trains_and_reports_against_the_baseline(tiny, tmp_path, capsys):
         run.config["model"]["generator"]["hidden_size"] == 16
         and run.config["data"]["batch_size"] == 16
     )
+    # the outputs carry the trials' and neurons' ids and each bin's time (a synthetic file has
+    # no recorded ids: its own positions, valid trials after the 40 train trials)
+    out, data = run.outputs("valid"), load_tensor_file(tiny)
+    assert out["rates"].shape == data.splits["valid"].spikes.shape
+    assert list(out["trial_id"]) == list(range(40, 52)) and list(out["unit_id"]) == list(range(12))
+    assert np.allclose(out["time_ms"], data.bin_ms * np.arange(data.n_time))
     assert report["diagnostics"]
     # data with forward bins: the report names the mix of forward predictions and mean rates
     assert not any("forward prediction weight" in line for line in report_lines(res))

@@ -74,9 +74,11 @@ def convert_nwb(
 
     Trials are aligned on the trials-table column ``align`` (seconds) and cut to ``window_ms``
     (start, end) around it (default: 0 to the shortest trial, ``stop_time - start_time``), in
-    ``bin_ms`` bins; trials whose alignment time is missing (NaN) are dropped. ``area_column`` (a
-    units-table column) gives each neuron's area, ``condition_column`` (a trials-table column) each
-    trial's condition; ``heldout`` and the split options are :func:`~dsid.data.from_numpy`'s.
+    ``bin_ms`` bins; trials whose alignment time is missing (NaN) are dropped. The trials-table
+    and units-table ids and the window's start are kept (:mod:`dsid.data.coordinates`).
+    ``area_column`` (a units-table column) gives each neuron's area, ``condition_column`` (a
+    trials-table column) each trial's condition; ``heldout`` and the split options are
+    :func:`~dsid.data.from_numpy`'s.
     """
     path = Path(path)
     if not path.exists():
@@ -95,6 +97,7 @@ def convert_nwb(
                 f"columns {sorted(trials.columns)}",
             )
         spike_times = [np.asarray(nwb.units["spike_times"][i]) for i in range(len(nwb.units))]
+        unit_ids = np.asarray(nwb.units.id[:], dtype=np.int64)
         area = names = None
         if area_column is not None:
             if area_column not in nwb.units.colnames:
@@ -136,4 +139,7 @@ def convert_nwb(
         test_fraction=test_fraction,
         seed=seed,
         out=out,
+        time_start_ms=start,
+        trial_ids=trials.index.to_numpy().astype(np.int64),
+        unit_ids=unit_ids,
     )

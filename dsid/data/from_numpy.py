@@ -32,6 +32,9 @@ def from_numpy(
     test_fraction: float = 0.0,
     seed: int = 0,
     out=None,
+    time_start_ms: float = 0.0,
+    trial_ids=None,
+    unit_ids=None,
 ) -> DSIDData:
     """A DSID tensor file's contents from binned counts ``spikes`` (trials, T, N).
 
@@ -40,6 +43,10 @@ def from_numpy(
     one area). Trials are split at random (``seed``) into train / valid (``valid_fraction``) / test
     (``test_fraction``); ``ext_inputs`` (trials, T, E) and ``condition`` (trials,) follow their
     trials. Held-in neurons come first in the result. ``out``: also write the file there.
+
+    The user's coordinates are kept (:mod:`dsid.data.coordinates`): each trial's id (``trial_ids``,
+    default its index in ``spikes``), each neuron's id (``unit_ids``, default its column) and
+    ``time_start_ms``, where the first bin starts relative to the event the trials are aligned on.
     """
     x = np.asarray(spikes)
     if x.ndim != 3:
@@ -70,6 +77,10 @@ def from_numpy(
             raise ValueError(
                 f"from_numpy: {name} must have {n_trials} trials, got shape {np.asarray(arr).shape}"
             )
+    trial_ids = _ids("trial_ids", trial_ids, n_trials)
+    unit_ids = _ids("unit_ids", unit_ids, n)
+    if not np.isfinite(time_start_ms):
+        raise ValueError(f"from_numpy: time_start_ms must be finite, got {time_start_ms}")
     order = rng.permutation(n_trials)
     parts = {
         "valid": order[:n_valid],
@@ -86,6 +97,7 @@ def from_numpy(
             spikes=np.round(x[idx][..., neurons]).astype(np.int32),
             ext_inputs=None if ext_inputs is None else np.asarray(ext_inputs, np.float32)[idx],
             condition=None if condition is None else np.asarray(condition)[idx],
+            trial_id=trial_ids[idx],
         )
     data = DSIDData(
         bin_ms=float(bin_ms),
@@ -93,7 +105,21 @@ def from_numpy(
         heldout=mask[neurons],
         splits=splits,
         area_names=list(area_names) if area_names is not None else None,
+        unit_id=unit_ids[neurons],
+        time_start_ms=float(time_start_ms),
     )
     if out is not None:
         write_tensor_file(Path(out), data)
     return data
+
+
+def _ids(name: str, ids, n: int) -> np.ndarray:
+    """``ids`` as (n,) distinct integers (default 0..n-1)."""
+    if ids is None:
+        return np.arange(n, dtype=np.int64)
+    arr = np.asarray(ids)
+    if arr.shape != (n,) or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"from_numpy: {name} must be ({n},) integers, got {arr.dtype} {arr.shape}")
+    if np.unique(arr).size != n:
+        raise ValueError(f"from_numpy: {name} must be distinct")
+    return arr.astype(np.int64)

@@ -1,7 +1,8 @@
 """The DSID tensor file (HDF5): the one input format every model reads.
 
-Layout (documented in README.md): attrs ``bin_ms``; ``neurons/{area,area_names,heldout}``;
-``{train,valid,test}/{spikes,forward_spikes,ext_inputs,behavior,condition}``;
+Layout (documented in README.md): attrs ``bin_ms``, ``time_start_ms``;
+``neurons/{area,area_names,heldout,unit_id}``;
+``{train,valid,test}/{spikes,forward_spikes,ext_inputs,behavior,condition,trial_id}``;
 ``{split}/truth/{rates,latents,inputs}``;
 ``{split}/truth/messages/{src}_{dst}``; ``truth/{effectome,delay_bins}``. Unknown groups are
 ignored.
@@ -17,6 +18,15 @@ import h5py
 import numpy as np
 
 from dsid.data.atomic import atomic_h5
+from dsid.data.coordinates import (
+    TIME_START,
+    TRIAL_ID,
+    UNIT_ID,
+    check_trial_ids,
+    read_time_start,
+    read_trial_id,
+    read_unit_id,
+)
 from dsid.data.validation import (
     DataFileError,
     check_area_matrix,
@@ -58,6 +68,9 @@ class SplitData:
         None  # (trials, T + T_fwd, E) known inputs fed to the generator
     )
     truth_inputs: Optional[np.ndarray] = None  # (trials, T, U) the true unobserved inputs
+    trial_id: Optional[np.ndarray] = (
+        None  # (trials,) ids in the user's data (dsid.data.coordinates)
+    )
 
     @property
     def n_trials(self) -> int:
@@ -77,6 +90,8 @@ class DSIDData:
     delay_bins: Optional[np.ndarray] = None  # (A, A)
     path: Optional[str] = None
     extra: Dict[str, np.ndarray] = field(default_factory=dict)  # other datasets, by path
+    unit_id: Optional[np.ndarray] = None  # (N,) ids in the user's data (dsid.data.coordinates)
+    time_start_ms: float = 0.0  # the first bin's start, ms from the alignment event
 
     @property
     def n_neurons(self) -> int:
@@ -145,6 +160,8 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
                     path, f"{split}/spikes", "a (trials, T, N) array", "no such group"
                 )
         check_ext_consistent(path, splits)
+        check_trial_ids(path, {s: sd.trial_id for s, sd in splits.items()})
+        unit_id, time_start = read_unit_id(f, path, area.size), read_time_start(f, path)
         n_areas = int(area.max()) + 1
         matrices = {}
         for name in ("effectome", "delay_bins"):
@@ -161,6 +178,8 @@ def load_tensor_file(path, require_splits=("train", "valid"), counts: bool = Tru
         effectome=matrices["effectome"],
         delay_bins=matrices["delay_bins"],
         path=str(path),
+        unit_id=unit_id,
+        time_start_ms=time_start,
     )
 
 
@@ -222,7 +241,7 @@ def _read_split(
         path, f"{split}/spikes", spikes, None if other is None else other.spikes.shape[1]
     )
     trials = spikes.shape[0]
-    sd = SplitData(spikes=spikes)
+    sd = SplitData(spikes=spikes, trial_id=read_trial_id(g, path, split, trials))
     fwd = _read(g, "forward_spikes")
     if fwd is not None:
         check_observations(path, f"{split}/forward_spikes", fwd, n, counts)
@@ -276,11 +295,15 @@ def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["bin_ms"] = float(data.bin_ms)
+        if data.time_start_ms:
+            f.attrs[TIME_START] = float(data.time_start_ms)
         g = f.create_group("neurons")
         g["area"] = np.asarray(data.area, dtype=np.int64)
         g["heldout"] = np.asarray(data.heldout, dtype=bool)
         if data.area_names is not None:
             g["area_names"] = np.array([s.encode() for s in data.area_names])
+        if data.unit_id is not None:
+            g[UNIT_ID] = np.asarray(data.unit_id, dtype=np.int64)
         for split, sd in data.splits.items():
             if sd.spikes.shape[0] == 0:
                 continue
@@ -294,6 +317,8 @@ def write_tensor_file(path, data: DSIDData, extra: Optional[Dict[str, np.ndarray
                 s["behavior"] = sd.behavior
             if sd.condition is not None:
                 s["condition"] = sd.condition
+            if sd.trial_id is not None:
+                s[TRIAL_ID] = np.asarray(sd.trial_id, dtype=np.int64)
             if sd.truth_rates is not None:
                 s["truth/rates"] = sd.truth_rates.astype(np.float32)
             if sd.truth_latents is not None:

@@ -12,7 +12,8 @@ import torch
 from tqdm.auto import tqdm
 
 from dsid.data.atomic import atomic_h5
-from dsid.data.tensor_file import DSIDData
+from dsid.data.coordinates import TIME_START, TRIAL_ID, UNIT_ID, trial_ids, unit_ids
+from dsid.data.tensor_file import SPLITS, DSIDData
 from dsid.evaluation.forward_calibration import calibrate_forward
 from dsid.models.core import sample_means
 
@@ -145,7 +146,7 @@ def infer_data(
                 )
     weight = calibrate_forward(outputs, data) if calibrate and data.n_forward else None
     if out is not None:
-        write_inference(out, outputs, n_samples, forward_weight=weight, data_path=data.path)
+        write_inference(out, outputs, n_samples, forward_weight=weight, data=data)
     return outputs
 
 
@@ -173,15 +174,23 @@ def write_inference(
     outputs: Dict[str, Dict[str, np.ndarray]],
     n_samples: int,
     forward_weight: Optional[float] = None,
-    data_path=None,
+    data: Optional[DSIDData] = None,
 ) -> Path:
-    """Write ``outputs`` to the inference file ``path`` (atomically); ``data_path``, the data they
-    are of, is recorded (made absolute) in the attribute ``data_path``."""
+    """Write ``outputs`` to the inference file ``path`` (atomically). With ``data``, the data they
+    are of: its path (made absolute) in the attribute ``data_path`` and the user's coordinates
+    (:mod:`dsid.data.coordinates`): ``{split}/trial_id``, ``neurons/unit_id`` and the attributes
+    ``bin_ms`` and ``time_start_ms``."""
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["n_samples"] = n_samples
-        if data_path is not None:
-            f.attrs["data_path"] = str(Path(data_path).resolve())
+        if data is not None:
+            if data.path is not None:
+                f.attrs["data_path"] = str(Path(data.path).resolve())
+            f.attrs["bin_ms"], f.attrs[TIME_START] = float(data.bin_ms), data.time_start_ms
+            f[f"neurons/{UNIT_ID}"] = unit_ids(data)
+            for split in outputs:
+                if split in data.splits:
+                    f[f"{split}/{TRIAL_ID}"] = trial_ids(data, split)
         if forward_weight is not None:
             f.attrs["forward_weight"] = forward_weight
         for split, res in outputs.items():
@@ -204,9 +213,27 @@ def read_forward_weight(path) -> Optional[float]:
 
 
 def read_inference(path, splits=None) -> Dict[str, Dict[str, np.ndarray]]:
-    """The arrays of an inference file, by split (only ``splits`` when given)."""
+    """The arrays of an inference file, by split (only ``splits`` when given); ``trial_id`` among
+    them when the file records it."""
     with h5py.File(path, "r") as f:
-        return {s: {k: f[s][k][()] for k in f[s]} for s in f if splits is None or s in splits}
+        return {
+            s: {k: f[s][k][()] for k in f[s]}
+            for s in f
+            if s in SPLITS and (splits is None or s in splits)
+        }
+
+
+def read_coordinates(path) -> Dict[str, object]:
+    """The user's coordinates an inference file records: ``unit_id`` (N,), ``bin_ms`` and
+    ``time_start_ms`` (each absent from the result when the file predates them)."""
+    out: Dict[str, object] = {}
+    with h5py.File(path, "r") as f:
+        if f"neurons/{UNIT_ID}" in f:
+            out[UNIT_ID] = f[f"neurons/{UNIT_ID}"][()]
+        for key in ("bin_ms", TIME_START):
+            if key in f.attrs:
+                out[key] = float(f.attrs[key])
+    return out
 
 
 def read_data_path(path) -> Optional[str]:

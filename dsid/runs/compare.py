@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from dsid.evaluation.figures.style import subplots
 from dsid.models import model_name
 from dsid.runs.load import Run, load_run
 
@@ -104,8 +105,6 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
 def plot_comparison(rows: Sequence[Dict[str, Any]]):
     """One horizontal bar panel per metric (co-bps, rate R2, latent R2, seconds/epoch), and
     co-bps against parameter count."""
-    from dsid.evaluation.figures.style import subplots
-
     labels = [f"{r['model']}\n{r['run']}" if len(rows) < 12 else r["model"] for r in rows]
     panels = ["co_bps", "rate_r2", "latent_r2", "seconds_per_epoch"]
     fig, axes = subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 0.5 * len(rows) + 2))

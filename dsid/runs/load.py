@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from dsid.data.tensor_file import DSIDData, load_tensor_file
-from dsid.evaluation.inference import inference_file, read_inference
+from dsid.evaluation.inference import inference_file, read_coordinates, read_inference
 from dsid.runs.config import to_plain
 from dsid.training.lightning_module import TrainingModule
 
@@ -118,10 +119,20 @@ class Run:
                 data.drop_ext_inputs()
         return sessions
 
-    def outputs(self, split: str = "valid", session: int = 0) -> Dict[str, Any]:
+    def outputs(
+        self, split: str = "valid", session: int = 0, order: str = "user"
+    ) -> Dict[str, Any]:
         """The posterior-averaged outputs of ``split`` from the run's inference file: ``rates``
         (trials, T, N; spikes per bin), ``factors``, ``inferred_inputs`` (models with a controller),
-        ``rates_forward`` (data with forward bins)."""
+        ``rates_forward`` (data with forward bins), with the user's coordinates
+        (:mod:`dsid.data.coordinates`): ``trial_id`` (trials,), ``unit_id`` (N,) and ``time_ms``
+        (T,), each bin's start in ms from the alignment event.
+
+        ``order="user"``: trials sorted by their ids and neurons by theirs, the order of the user's
+        own data (the array given to ``dsid.data.from_numpy``, the NWB tables); ``"file"``: the
+        tensor file's order (its ``spikes``: held-in neurons first)."""
+        if order not in ("user", "file"):
+            raise ValueError(f"outputs: order {order!r}: expected 'user' or 'file'")
         path = self.inference_paths()[session]
         if not path.exists():
             raise FileNotFoundError(
@@ -130,7 +141,7 @@ class Run:
         found = read_inference(path, splits=(split,))
         if split not in found:
             raise KeyError(f"{path}: no split {split!r} (has {', '.join(read_inference(path))})")
-        return found[split]
+        return in_user_coordinates(found[split], read_coordinates(path), order == "user")
 
     def inference_paths(self) -> List[Path]:
         n = self.model.n_sessions
@@ -141,3 +152,24 @@ def load_run(run_dir) -> Run:
     """The run in ``run_dir`` (a clear error when it is not one)."""
     run_dir = Path(run_dir)
     return Run(run_dir=run_dir, config=load_run_config(run_dir))
+
+
+def in_user_coordinates(arrays: Dict[str, Any], coords: Dict[str, Any], reorder: bool) -> Dict:
+    """One split's inference ``arrays`` with ``trial_id``, ``unit_id`` and ``time_ms`` (ids are
+    the file's positions, and ``time_ms`` is left out, when the file predates them), trials and
+    neurons sorted by their ids when ``reorder``."""
+    out = dict(arrays)
+    rates = out["rates"]
+    n_trials, n_time, n_neurons = rates.shape
+    trial_id = np.asarray(out.pop("trial_id", np.arange(n_trials)))
+    unit_id = np.asarray(coords.get("unit_id", np.arange(n_neurons)))
+    if reorder:
+        trials, units = np.argsort(trial_id, kind="stable"), np.argsort(unit_id, kind="stable")
+        out = {k: v[trials] for k, v in out.items()}
+        out = {k: v[..., units] if k.startswith("rates") else v for k, v in out.items()}
+        trial_id, unit_id = trial_id[trials], unit_id[units]
+    out.update(trial_id=trial_id, unit_id=unit_id)
+    if "bin_ms" in coords:
+        bins = np.arange(n_time, dtype=np.float64)
+        out["time_ms"] = coords.get("time_start_ms", 0.0) + coords["bin_ms"] * bins
+    return out
