@@ -71,6 +71,23 @@ def test_every_figure_is_made_and_labelled(tiny, tmp_path):
     plt.close("all")
 
 
+def test_figures_use_the_alignment_offset_and_name_only_the_truth_they_have(tiny):
+    _, outputs, _ = tiny
+    data = make_integrator(seed=0, n_trials=(12, 6, 2), n_time=14, n_neurons=9, n_heldout=3)
+    data.time_start_ms = -200.0  # a window from 200 ms before the alignment event
+    figs = diagnostic_figures(data, outputs, n_neurons=4)
+    for name in ("rates", "latents", "psths", "inputs"):
+        lines = [ln for ax in figs[name].axes for ln in ax.lines]
+        assert min(ln.get_xdata()[0] for ln in lines) == pytest.approx(-200.0), name
+    assert figs["rates"].axes[-1].get_xlim()[0] == pytest.approx(-200.0)
+    assert "truth (dashed)" in figs["psths"]._suptitle.get_text()
+    for sd in data.splits.values():
+        sd.truth_rates = None
+    untrue = diagnostic_figures(data, outputs, n_neurons=4)["psths"]._suptitle.get_text()
+    assert "truth" not in untrue and "smoothed spikes" in untrue
+    plt.close("all")
+
+
 def test_figures_without_truth_or_conditions(tiny):
     data, outputs, _ = tiny
     for sd in data.splits.values():

@@ -40,9 +40,11 @@ def plot_rates(
     bin_ms: float,
     n_neurons: int = 4,
     trial: int = 0,
+    start_ms: float = 0.0,
 ):
     """True vs inferred rates (spikes/s) of a few held-in and held-out neurons on one trial, over
-    the trial's spike raster (every neuron; held-out ones in colour)."""
+    the trial's spike raster (every neuron; held-out ones in colour); times in ms from the
+    alignment event (the first bin starts at ``start_ms``)."""
     hi, ho = np.flatnonzero(~heldout), np.flatnonzero(heldout)
     picks = list(hi[: max(n_neurons - min(len(ho), n_neurons // 2), 1)]) + list(
         ho[: n_neurons // 2]
@@ -51,7 +53,7 @@ def plot_rates(
     grid = fig.add_gridspec(
         len(picks) + 1, 1, height_ratios=[1.0] * len(picks) + [1.6], hspace=0.15
     )
-    t = np.arange(inferred.shape[1]) * bin_ms
+    t = start_ms + np.arange(inferred.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
     axes = [fig.add_subplot(grid[i]) for i in range(len(picks) + 1)]
     for ax, n in zip(axes, picks):
@@ -74,7 +76,7 @@ def plot_rates(
     T = spikes.shape[1]
     for n in range(spikes.shape[2]):
         counts = np.asarray(spikes[trial, :T, n]).astype(int)
-        times = np.repeat(np.arange(T) * bin_ms + bin_ms / 2, np.clip(counts, 0, None))
+        times = np.repeat(t[:T] + bin_ms / 2, np.clip(counts, 0, None))
         raster.vlines(times, n + 0.1, n + 0.9, color=INFERRED if heldout[n] else SPIKES, lw=0.6)
     raster.set_xlim(t[0], t[-1] + bin_ms)
     raster.set_ylim(0, spikes.shape[2])
@@ -85,13 +87,19 @@ def plot_rates(
 
 
 @styled
-def plot_latents(true: np.ndarray, mapped: np.ndarray, bin_ms: float = 1.0, trial: int = 0):
+def plot_latents(
+    true: np.ndarray,
+    mapped: np.ndarray,
+    bin_ms: float = 1.0,
+    trial: int = 0,
+    start_ms: float = 0.0,
+):
     """True latents vs inferred factors mapped onto them (affine map fit on train), with the R2 of
     each latent over the validation split."""
     L = true.shape[-1]
     shown = min(L, 6)
     fig, axes = subplots(shown, 1, figsize=(6.0, 1.0 * shown + 0.8), sharex=True, squeeze=False)
-    t = np.arange(true.shape[1]) * bin_ms
+    t = start_ms + np.arange(true.shape[1]) * bin_ms
     flat_t, flat_m = true.reshape(-1, L), mapped.reshape(-1, L)
     r2 = 1 - ((flat_t - flat_m) ** 2).sum(0) / ((flat_t - flat_t.mean(0)) ** 2).sum(0).clip(1e-12)
     for i, ax in enumerate(axes[:, 0]):
@@ -122,9 +130,16 @@ def diagnostic_figures(
     areas, the effectome, delays and messages."""
     va, tr = data.splits["valid"], data.splits["train"]
     out_va = outputs["valid"]
+    start = data.time_start_ms  # times in ms from the alignment event
     figs = {
         "rates": plot_rates(
-            va.truth_rates, out_va["rates"], va.spikes, data.heldout, data.bin_ms, n_neurons
+            va.truth_rates,
+            out_va["rates"],
+            va.spikes,
+            data.heldout,
+            data.bin_ms,
+            n_neurons,
+            start_ms=start,
         )
     }
     has_latents = (
@@ -132,14 +147,20 @@ def diagnostic_figures(
     )
     if has_latents:
         mapped = map_to_latents(outputs["train"]["factors"], tr.truth_latents, out_va["factors"])
-        figs["latents"] = plot_latents(va.truth_latents, mapped, data.bin_ms)
+        figs["latents"] = plot_latents(va.truth_latents, mapped, data.bin_ms, start_ms=start)
     if va.condition is not None:
         figs["psths"] = plot_psths(
-            va.spikes, out_va["rates"], va.condition, data.bin_ms, va.truth_rates, n_neurons
+            va.spikes,
+            out_va["rates"],
+            va.condition,
+            data.bin_ms,
+            va.truth_rates,
+            n_neurons,
+            start_ms=start,
         )
     if out_va.get("inferred_inputs") is not None and out_va["inferred_inputs"].shape[-1]:
         figs["inputs"] = plot_inferred_inputs(
-            out_va["inferred_inputs"], data.bin_ms, va.truth_inputs
+            out_va["inferred_inputs"], data.bin_ms, va.truth_inputs, start_ms=start
         )
     if "factors" in out_va:
         figs["trajectories"] = plot_trajectories(

@@ -21,12 +21,13 @@ def plot_psths(
     true: Optional[np.ndarray] = None,
     n_neurons: int = 4,
     max_conditions: int = 6,
+    start_ms: float = 0.0,
 ):
     """Condition-averaged firing rates (spikes/s) of a few neurons: the model's (solid), the truth's
     (dashed, when known) and the smoothed data's (thin), one colour per condition."""
     conds = np.unique(condition)[:max_conditions]
     neurons = np.argsort(-spikes.mean((0, 1)))[:n_neurons]  # the most active neurons
-    t = np.arange(rates.shape[1]) * bin_ms
+    t = start_ms + np.arange(rates.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
     fig, axes = subplots(1, len(neurons), figsize=(1.9 * len(neurons) + 0.4, 2.0), squeeze=False)
     kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
@@ -44,21 +45,26 @@ def plot_psths(
         ax.set_xlabel("time (ms)")
         ax.set_ylabel("rate (spikes/s)")
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle("condition-averaged rates: model (solid), truth (dashed), smoothed spikes (thin)")
+    truth = ", truth (dashed)" if true is not None else ""
+    fig.suptitle(f"condition-averaged rates: model (solid){truth}, smoothed spikes (thin)")
     fig.tight_layout()
     return fig
 
 
 @styled
 def plot_inferred_inputs(
-    inputs: np.ndarray, bin_ms: float, true: Optional[np.ndarray] = None, n_trials: int = 3
+    inputs: np.ndarray,
+    bin_ms: float,
+    true: Optional[np.ndarray] = None,
+    n_trials: int = 3,
+    start_ms: float = 0.0,
 ):
     """Inferred inputs (controller outputs, a.u.) over time on a few trials; the true inputs below
     when the data has them."""
     rows = 2 if true is not None else 1
     k = min(n_trials, inputs.shape[0])
     fig, axes = subplots(rows, k, figsize=(2.3 * k + 0.4, 1.8 * rows), squeeze=False, sharex=True)
-    t = np.arange(inputs.shape[1]) * bin_ms
+    t = start_ms + np.arange(inputs.shape[1]) * bin_ms
     for j in range(k):
         for u in range(inputs.shape[2]):
             axes[0, j].plot(t, inputs[j, :, u], color=f"C{u % 10}", label=f"input {u}")
