@@ -14,11 +14,14 @@ __version__ = "0.1.0"
 
 
 def fit(data, **kwargs):
-    """Fit a model to the DSID tensor file ``data``: ``dsid.fit("my_data.h5", budget="15m")``.
-    Keyword arguments and the returned report are :func:`dsid.autofit.fit.fit`'s."""
+    """Fit a model to the DSID tensor file ``data`` (``dsid.fit("my_data.h5", budget="15m")``) or
+    to counts in memory (``dsid.fit(counts, bin_ms=10)``, (trials, T, N), with the options of
+    ``dsid.data.from_numpy``: :func:`dsid.autofit.arrays.fit_arrays`). Keyword arguments and the
+    returned report are :func:`dsid.autofit.fit.fit`'s."""
+    from dsid.autofit.arrays import fit_arrays, is_array
     from dsid.autofit.fit import fit as _fit
 
-    return _fit(data, **kwargs)
+    return fit_arrays(data, **kwargs) if is_array(data) else _fit(data, **kwargs)
 
 
 def train(config, run_dir=None, **kwargs):

@@ -14,8 +14,15 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from omegaconf import OmegaConf
 
+from dsid.data.coordinates import bin_times_ms, unit_ids
 from dsid.data.tensor_file import DSIDData, load_tensor_file
-from dsid.evaluation.inference import inference_file, read_coordinates, read_inference
+from dsid.evaluation.inference import (
+    infer_split,
+    inference_file,
+    read_coordinates,
+    read_inference,
+    seeded,
+)
 from dsid.runs.config import to_plain
 from dsid.training.lightning_module import TrainingModule
 
@@ -142,6 +149,49 @@ class Run:
         if split not in found:
             raise KeyError(f"{path}: no split {split!r} (has {', '.join(read_inference(path))})")
         return in_user_coordinates(found[split], read_coordinates(path), order == "user")
+
+    def transform(
+        self,
+        spikes,
+        ext_inputs=None,
+        session: int = 0,
+        n_samples: int = 20,
+        seed: int = 0,
+        batch_size: int = 256,
+    ) -> Dict[str, np.ndarray]:
+        """The model's inference on new trials of the neurons it was fitted on, like a fitted
+        estimator's ``transform``. ``spikes`` (trials, T, N): counts in the order of
+        :meth:`outputs` (neurons sorted by their ids: the user's own); the held-out neurons'
+        columns are not read (zeros will do). ``ext_inputs`` (trials, T, E) when the model was
+        trained with known inputs. Returns ``rates`` (trials, T, N; spikes per bin) in that order,
+        ``factors``, ``inferred_inputs`` (models with a controller), ``unit_id`` and ``time_ms``;
+        posterior samples drawn from ``seed`` (the same call gives the same outputs)."""
+        data = self.sessions()[session]
+        x = np.asarray(spikes, dtype=np.float32)
+        if x.ndim != 3 or x.shape[2] != data.n_neurons or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(
+                f"transform: spikes must be (trials, T, {data.n_neurons}) (the run's neurons), "
+                f"got shape {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError("transform: spikes must be finite")
+        ext = None if ext_inputs is None else np.asarray(ext_inputs, dtype=np.float32)
+        needs_ext = data.ext_input_size > 0
+        if needs_ext != (ext is not None) or (ext is not None and ext.shape[:2] != x.shape[:2]):
+            want = f"({x.shape[0]}, {x.shape[1]}, {data.ext_input_size})" if needs_ext else "None"
+            got = "None" if ext is None else str(ext.shape)
+            raise ValueError(f"transform: ext_inputs must be {want} for this model, got {got}")
+        order = np.argsort(unit_ids(data), kind="stable")  # column k is file neuron order[k]
+        in_file_order = np.empty_like(x)
+        in_file_order[..., order] = x
+        device = next(self.model.parameters()).device
+        with seeded(seed, device):
+            out = infer_split(
+                self.model, in_file_order, n_samples, batch_size, session=session, ext=ext
+            )
+        out["rates"] = out["rates"][..., order]
+        out.update(unit_id=unit_ids(data)[order], time_ms=bin_times_ms(data, x.shape[1]))
+        return out
 
     def inference_paths(self) -> List[Path]:
         n = self.model.n_sessions
