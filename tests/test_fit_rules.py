@@ -232,6 +232,27 @@ def test_the_report_warns_at_the_top_when_the_model_does_not_beat_smoothing():
     assert "above the smoothing baseline" in above[3]
 
 
+def test_a_model_above_a_negative_baseline_is_still_no_better_than_the_mean_rates():
+    from dsid.autofit.report import beats_baseline, diagnostics, report_lines
+
+    # pure noise: the baseline falls below 0 and the model a little above it, still below 0
+    assert not beats_baseline(-0.010, -0.030) and beats_baseline(0.01, -0.03)
+    notes = diagnostics({"val/co_bps": -0.010}, -0.030, [(100, 2.0), (1000, 2.1)])
+    assert notes[0].startswith("no better than the mean rates (co-bps -0.0100 <= 0")
+    assert "no problem found" not in notes
+    result = {
+        "data": "noise.h5",
+        "metrics": {"val/co_bps": -0.010},
+        "baseline": {"co_bps": -0.030, "kern_sd_ms": 50, "alpha": 0.1},
+        "steps": 10,
+        "train_seconds": 1.0,
+        "diagnostics": notes,
+        "run_dir": "r",
+    }
+    lines = report_lines(result)
+    assert lines[3].startswith("  WARNING") and "NOT above" in lines[4]
+
+
 def test_a_users_experiment_replaces_the_rules_experiment():
     from pathlib import Path
 

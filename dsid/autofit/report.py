@@ -53,9 +53,26 @@ class SelectTrace(pl.Callback):
 
 
 def beats_baseline(co_bps: Optional[float], baseline_co_bps: float) -> bool:
-    """Whether a model's co-bps is above the smoothing baseline's (a missing or non-finite value
-    is not): the one test behind the report's warning, its table row and its diagnostics."""
-    return co_bps is not None and math.isfinite(co_bps) and co_bps > baseline_co_bps
+    """Whether a model's co-bps is above the smoothing baseline's and above 0, the mean rates' (a
+    missing or non-finite value is not): the one test behind the report's warning, its table row
+    and its diagnostics. On data without structure the baseline itself falls below 0; a model a
+    little above it is still no better than each neuron's average rate."""
+    return co_bps is not None and math.isfinite(co_bps) and co_bps > max(baseline_co_bps, 0.0)
+
+
+def shortfall(co_bps: Optional[float], baseline_co_bps: float) -> str:
+    """What a model that does not :func:`beats_baseline` falls short of, in words."""
+    co = float("nan") if co_bps is None else co_bps
+    if math.isfinite(co) and baseline_co_bps < co <= 0:
+        return (
+            f"no better than the mean rates (co-bps {co:.4f} <= 0, the smoothing baseline "
+            f"{baseline_co_bps:.4f}): the model has not learnt more than each neuron's average rate"
+        )
+    rel = "<" if co < baseline_co_bps else "vs"
+    return (
+        f"below the smoothing baseline (co-bps {co:.4f} {rel} {baseline_co_bps:.4f}): the model "
+        "has not learnt more than smoothed spikes"
+    )
 
 
 #: "still improving": the last quarter of a start's steps gained at least this fraction of all it
@@ -109,11 +126,7 @@ def diagnostics(
             )
         else:
             advice = "give it more time (--budget), or check the data"
-        rel = "<" if co < baseline_co_bps else "vs"
-        notes.append(
-            f"below the smoothing baseline (co-bps {co:.4f} {rel} {baseline_co_bps:.4f}): the "
-            f"model has not learnt more than smoothed spikes; {advice}"
-        )
+        notes.append(f"{shortfall(co, baseline_co_bps)}; {advice}")
     if improving:
         notes.append(
             f"still improving at the end of the budget (best at step {best_step} of "
@@ -151,8 +164,8 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
     beats = beats_baseline(co, base)
     if not beats:
         lines.append(
-            "  WARNING: this model is NOT better than smoothed spikes on the held-out neurons "
-            "(co-bps below the smoothing baseline); see the diagnostics below for what to try"
+            "  WARNING: this model is NOT better than smoothed spikes or the mean rates on the "
+            "held-out neurons; see the diagnostics below for what to try"
         )
 
     def row(name: str, value: Optional[float], note: str = "") -> None:
@@ -163,7 +176,9 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
     row(
         "co-bps (valid)",
         co,
-        "above the smoothing baseline" if beats else "NOT above the smoothing baseline",
+        "above the smoothing baseline and the mean rates"
+        if beats
+        else "NOT above the smoothing baseline and the mean rates",
     )
     row(
         "smoothing baseline co-bps",
