@@ -115,3 +115,28 @@ def test_multiarea_figures_are_labelled():
     ]
     for fig in figs:
         assert _labelled(fig) == []
+
+
+def test_multiarea_figures_without_truth_name_areas_and_times():
+    from dsid.evaluation.multiarea.plots import plot_effectomes, plot_messages
+
+    eff = np.array([[0.0, 0.5, 5e-5], [0.2, 0.0, 0.0], [0.0, 0.3, 0.0]])
+    alone = plot_effectomes(None, eff, ["V1", "V2", "PFC"])
+    panels = [ax for ax in alone.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["inferred effectome"]  # no empty "true" panel
+    texts = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+        for t in panels[0].texts
+    }
+    assert texts[(0, 2)] == "~0" and texts[(0, 1)] == "0.5"  # 5e-5 is not drawn as an edge
+    rng = np.random.default_rng(0)
+    msgs = {"0_2": rng.normal(size=(4, 10, 1))}
+    fig = plot_messages(
+        msgs, msgs, ["0_2"], area_names=["V1", "V2", "PFC"], bin_ms=20, start_ms=-100
+    )
+    ax = fig.axes[0]
+    assert (
+        ax.get_title().startswith("message V1 -> PFC") and fig.axes[-1].get_xlabel() == "time (ms)"
+    )
+    assert ax.lines[0].get_xdata()[0] == -100 and ax.lines[0].get_xdata()[1] == -80
+    plt.close("all")

@@ -78,8 +78,7 @@ def communication_figures(model, data, outputs: Dict[str, Dict[str, np.ndarray]]
     names = data.area_names or model.area_names
     va = data.splits.get("valid")
     eff = model.effectome(va.spikes if va is not None else None)
-    truth = data.effectome if data.effectome is not None else np.full_like(eff, np.nan)
-    figs = {"effectome": plot_effectomes(truth, eff, names)}
+    figs = {"effectome": plot_effectomes(data.effectome, eff, names)}
     edges = model.edges
     if data.delay_bins is not None and edges:
         figs["delays"] = plot_delays(model.delays(), data.delay_bins, names)
@@ -89,6 +88,11 @@ def communication_figures(model, data, outputs: Dict[str, Dict[str, np.ndarray]]
         keys = [k for k in sorted(va.truth_messages) if k in index]
         if keys:
             figs["messages"] = plot_messages(
-                [va.truth_messages[k] for k in keys], [msgs[..., index[k]] for k in keys], keys
+                [va.truth_messages[k] for k in keys],
+                [msgs[..., index[k]] for k in keys],
+                keys,
+                area_names=names,
+                bin_ms=data.bin_ms,
+                start_ms=data.time_start_ms,
             )
     return figs

@@ -20,27 +20,39 @@ def _names(n: int, area_names: Optional[Sequence[str]]) -> list:
     return list(area_names) if area_names is not None else [f"A{a}" for a in range(n)]
 
 
+#: an edge weaker than this fraction of the strongest one is drawn as absent ("~0")
+NEGLIGIBLE = 0.01
+
+
 def plot_effectomes(true, inferred, area_names: Optional[Sequence[str]] = None) -> Figure:
     """Side-by-side heatmaps of the true and inferred effectomes (row src, column dst), one colour
-    scale.
+    scale; the inferred one alone when ``true`` is None (data without ground truth).
 
-    The diagonal (not part of the effectome) is blanked; values are written in the cells.
+    The diagonal (not part of the effectome) is blanked; values are written in the cells, and an
+    edge below :data:`NEGLIGIBLE` of the strongest one of its panel is blank, marked "~0".
     """
-    mats = [np.array(true, dtype=float), np.array(inferred, dtype=float)]
-    if mats[0].shape != mats[1].shape or mats[0].ndim != 2:
-        raise ValueError(
-            f"true {mats[0].shape} and inferred {mats[1].shape}: expected the same (A, A) shape"
-        )
+    panels = [("inferred effectome", np.array(inferred, dtype=float))]
+    if true is not None:
+        panels.insert(0, ("true effectome", np.array(true, dtype=float)))
+    mats = [m for _, m in panels]
+    if any(m.shape != mats[-1].shape for m in mats) or mats[-1].ndim != 2:
+        shapes = " and ".join(f"{t.split()[0]} {m.shape}" for t, m in panels)
+        raise ValueError(f"{shapes}: expected the same (A, A) shape")
     n = mats[0].shape[0]
     names = _names(n, area_names)
+    faint = []
     for m in mats:
         np.fill_diagonal(m, np.nan)
+        top = np.nanmax(np.abs(m)) if np.isfinite(m).any() else 0.0
+        weak = np.isfinite(m) & (np.abs(m) < NEGLIGIBLE * top)
+        faint.append(weak)
+        m[weak] = np.nan
     finite = np.concatenate([m[np.isfinite(m)] for m in mats])
     lo = min(0.0, float(finite.min())) if finite.size else 0.0
     hi = float(finite.max()) if finite.size and finite.max() > lo else lo + 1.0
-    fig = Figure(figsize=(8.5, 4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, m, title in zip(axes, mats, ("true effectome", "inferred effectome")):
+    fig = Figure(figsize=(4.5 * len(panels), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (title, m), weak in zip(axes, panels, faint):
         im = ax.imshow(m, vmin=lo, vmax=hi, cmap="viridis")
         ax.set(
             title=title,
@@ -53,7 +65,9 @@ def plot_effectomes(true, inferred, area_names: Optional[Sequence[str]] = None) 
         )
         for i in range(n):
             for j in range(n):
-                if i != j and np.isfinite(m[i, j]):
+                if weak[i, j]:
+                    ax.text(j, i, "~0", ha="center", va="center", fontsize=7, color="0.5")
+                elif i != j and np.isfinite(m[i, j]):
                     ax.text(
                         j,
                         i,
@@ -103,13 +117,21 @@ def _as_list(x: Arrays, edge_names: Sequence[str]) -> list:
 
 
 def plot_messages(
-    true: Arrays, inferred: Arrays, edge_names: Sequence[str], trial: int = 0
+    true: Arrays,
+    inferred: Arrays,
+    edge_names: Sequence[str],
+    trial: int = 0,
+    area_names: Optional[Sequence[str]] = None,
+    bin_ms: Optional[float] = None,
+    start_ms: float = 0.0,
 ) -> Figure:
     """Per-edge traces of the true message (solid) and the inferred one (dashed) on one trial.
 
     ``true``/``inferred``: one (trials, T, k) array per edge, as sequences in ``edge_names`` order
-    or mappings keyed by the names. For display the inferred message is mapped onto the true one by
-    an affine least-squares fit over all trials (its dimension and sign are arbitrary).
+    ("src_dst", area indices) or mappings keyed by the names. For display the inferred message is
+    mapped onto the true one by an affine least-squares fit over all trials (its dimension and sign
+    are arbitrary). With ``area_names`` edges read "V1 -> V2"; with ``bin_ms`` time is in ms from
+    the alignment event (the first bin starts at ``start_ms``), in bins otherwise.
     """
     tl, il = _as_list(true, edge_names), _as_list(inferred, edge_names)
     if not len(tl) == len(il) == len(edge_names):
@@ -119,20 +141,34 @@ def plot_messages(
     fig = Figure(figsize=(7, 2.2 * max(1, len(tl))), layout="constrained")
     axes = np.atleast_1d(fig.subplots(max(1, len(tl)), 1, squeeze=False)[:, 0])
     for ax, t, i, name in zip(axes, tl, il, edge_names):
+        label = _edge_label(name, area_names)
         t = t[..., None] if t.ndim == 2 else t
         i = i[..., None] if i.ndim == 2 else i
         w = fit_linear_map(i.reshape(-1, i.shape[-1]), t.reshape(-1, t.shape[-1]))
         aligned = apply_linear_map(i[trial], w)
+        x = np.arange(t.shape[1]) if bin_ms is None else start_ms + bin_ms * np.arange(t.shape[1])
         for d in range(t.shape[-1]):
-            (line,) = ax.plot(t[trial, :, d], lw=1.5, label=f"true dim {d}")
+            (line,) = ax.plot(x, t[trial, :, d], lw=1.5, label=f"true dim {d}")
             ax.plot(
+                x,
                 aligned[:, d],
                 ls="--",
                 color=line.get_color(),
                 lw=1.5,
                 label=f"inferred (aligned) dim {d}",
             )
-        ax.set(title=f"message {name}, trial {trial}", ylabel="message (a.u.)")
-        ax.legend(fontsize=7, ncol=2, loc="upper right")
-    axes[-1].set_xlabel("time (bins)")
+        ax.set(title=f"message {label}, trial {trial}", ylabel="message (a.u.)")
+    axes[0].legend(fontsize=7, ncol=2, loc="lower left", bbox_to_anchor=(0.0, 1.15))
+    axes[-1].set_xlabel("time (bins)" if bin_ms is None else "time (ms)")
     return fig
+
+
+def _edge_label(name: str, area_names: Optional[Sequence[str]]) -> str:
+    """ "0_1" as "V1 -> V2" (area names) or "0 -> 1"; any other name as it is."""
+    parts = str(name).split("_")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return str(name)
+    src, dst = (int(p) for p in parts)
+    if area_names is not None and max(src, dst) < len(area_names):
+        return f"{area_names[src]} -> {area_names[dst]}"
+    return f"{src} -> {dst}"
