@@ -18,10 +18,9 @@ def fit(data, **kwargs):
     to counts in memory (``dsid.fit(counts, bin_ms=10)``, (trials, T, N), with the options of
     ``dsid.data.from_numpy``: :func:`dsid.autofit.arrays.fit_arrays`). Keyword arguments and the
     returned report are :func:`dsid.autofit.fit.fit`'s."""
-    from dsid.autofit.arrays import fit_arrays, is_array
-    from dsid.autofit.fit import fit as _fit
+    from dsid.autofit.arrays import fit_data
 
-    return fit_arrays(data, **kwargs) if is_array(data) else _fit(data, **kwargs)
+    return fit_data(data, **kwargs)
 
 
 def train(config, run_dir=None, **kwargs):

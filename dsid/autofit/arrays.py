@@ -72,3 +72,8 @@ def fit_arrays(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_tensor_file(path, data)
     return fit(path, out=str(run_dir), overrides=overrides, seed=seed, **kwargs)
+
+
+def fit_data(data, **kwargs) -> Dict[str, Any]:
+    """:func:`fit_arrays` for counts in memory, :func:`dsid.autofit.fit.fit` for a file's path."""
+    return fit_arrays(data, **kwargs) if is_array(data) else fit(data, **kwargs)
