@@ -213,3 +213,14 @@ def test_third_party_noise_is_filtered_at_the_source():
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", DeprecationWarning)
         warnings.warn("something else", UserWarning)
     assert [str(w.message) for w in caught] == ["something else"]
+
+
+def test_a_wandb_run_prints_no_warning_about_retired_settings(tiny_lorenz, tmp_path, capfd):
+    cfg = compose(
+        ["data=file", f"data.path={tiny_lorenz}", "logger=wandb", *TINY_OVERRIDES]
+        + ["trainer.max_epochs=1", "infer.n_samples=1"]
+    )
+    train(cfg, run_dir=str(tmp_path / "run"))
+    out, err = capfd.readouterr()
+    assert "anonymous" not in out + err
+    assert read_offline_run(tmp_path / "run")["history"]  # it did log

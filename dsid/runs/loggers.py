@@ -85,6 +85,8 @@ def _wandb_logger(cfg, log_cfg: Dict[str, Any], run_dir: Path, resume_id: Option
         config={**cfg, "sweep": sweep} if sweep else cfg,
         **({"id": resume_id, "resume": "allow"} if resume_id else {}),
     )
+    # Lightning always passes `anonymous`, a setting W&B has retired and warns about on every run
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
     run = logger.experiment  # the summaries keep each metric's best value, not its last
     for key, best in (
         ("val/co_bps", "max"),

@@ -11,7 +11,6 @@ from typing import Iterator
 WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\).*",  # inside Lightning
     r"The number of training batches \(\d+\) is smaller than the logging interval.*",
-    r"The anonymous setting has no effect.*",  # W&B
 )
 RANK_ZERO_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",
