@@ -253,6 +253,20 @@ def test_a_model_above_a_negative_baseline_is_still_no_better_than_the_mean_rate
     assert lines[3].startswith("  WARNING") and "NOT above" in lines[4]
 
 
+def test_a_used_up_budget_that_bought_few_steps_is_said():
+    from dsid.autofit.report import diagnostics
+
+    flat = [(100, 3.0), (200, 2.0), (1000, 2.4)]
+    metrics = {"val/co_bps": 0.3, "train/co_bps": 0.31}
+    few = diagnostics(metrics, 0.2, flat, steps=(31, 400))
+    assert few == [
+        "only 31 optimizer steps of the ~400 planned: the machine was busier or slower than when "
+        "a step was timed; give it more time (--budget) or fewer other jobs"
+    ]
+    assert diagnostics(metrics, 0.2, flat, steps=(300, 400)) == ["no problem found"]
+    assert diagnostics(metrics, 0.2, flat) == ["no problem found"]
+
+
 def test_a_users_experiment_replaces_the_rules_experiment():
     from pathlib import Path
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from dsid.autofit.starts import AGREE, StartResult, agreeing_pair, run_starts, verdict
 
@@ -152,3 +153,35 @@ def test_start_directories_are_checked_kept_and_cleared(tmp_path):
     (start_dir(out, 3) / "metrics.json").write_text("3")
     keep_start(out, start_dir(out, 3))
     assert (out / "metrics.json").exists() and not (out / "starts").exists()
+
+
+def test_later_starts_keep_the_time_a_start_takes_beyond_training_out_of_their_limit(
+    tmp_path, monkeypatch
+):
+    import time as clock
+
+    import dsid.autofit.fit_run as fit_run
+    from dsid.autofit.budget import Budget
+
+    limits = []
+
+    def fake_train(cfg, run_dir, callbacks):
+        trace = callbacks[0]
+        limits.append(cfg["limit"])
+        trace.trace = [(10, 1.0, 0.05)]  # 0.05 s of training recorded ...
+        trace.steps = 10
+        clock.sleep(0.4)  # ... in a start that takes longer (setup, inference, figures)
+        return {"val/co_bps": 0.1}
+
+    monkeypatch.setattr(fit_run, "train", fake_train)
+    state = {"starts": [], "used": 0.0}
+    runner = fit_run.StartTrainer(
+        tmp_path, Budget(seconds=60.0), lambda seed, limit: {"limit": limit}, lambda b: b, state
+    )
+    runner.train_start(0, 60.0)
+    runner.train_start(1, 50.0)
+    assert limits[0].seconds == 60.0
+    assert 0.3 < runner.overhead < 2.0 and limits[1].seconds == pytest.approx(
+        50.0 - runner.overhead, abs=0.5
+    )
+    assert [s["seed"] for s in state["starts"]] == [0, 1]

@@ -247,7 +247,22 @@ def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -
     )
     if Path(kept.run_dir).exists():  # (absent when a resumed fit had moved it all already)
         keep_start(run_dir, Path(kept.run_dir))
-    result = fit_result(path, run_dir, plan, desc, choices, user, starts, kept, verdict, base, zero)
+    # steps planned for a wall-clock budget the fit used up (not one it ended early)
+    spent = plan.seconds is not None and runner.seconds_so_far() >= 0.9 * plan.seconds
+    result = fit_result(
+        path,
+        run_dir,
+        plan,
+        desc,
+        choices,
+        user,
+        starts,
+        kept,
+        verdict,
+        base,
+        zero,
+        steps if spent else None,
+    )
     result.update(train_seconds=round(runner.seconds_so_far(), 1))
     if loaded.n_areas > 1:
         result["areas"] = area_results(loaded, result["metrics"], base["rates"])
@@ -260,10 +275,11 @@ def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -
 
 
 def fit_result(
-    path, run_dir, plan, desc, choices, user, starts, kept, verdict, base, mean_rate_select
+    path, run_dir, plan, desc, choices, user, starts, kept, verdict, base, mean_rate_select, planned
 ) -> dict:
     """The report's content (see :func:`fit`) but the training time and per-area parts. A verdict
-    of convergence stands only when the kept start had stopped improving."""
+    of convergence stands only when the kept start had stopped improving; ``planned``: the steps
+    a used-up wall-clock budget was planned for (if it bought far fewer, the report says so)."""
     metrics = kept.extra["metrics"]
     trace = kept.extra["trace"]
     result = {
@@ -288,7 +304,8 @@ def fit_result(
         "ending": verdict.reason,
         "mean_rate_select": mean_rate_select,
     }
+    taken = None if planned is None else (result["steps"], planned)
     result["diagnostics"] = diagnostics(
-        result["metrics"], base["co_bps"], trace, verdict, mean_rate_select
+        result["metrics"], base["co_bps"], trace, verdict, mean_rate_select, taken
     )
     return result

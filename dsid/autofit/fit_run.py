@@ -40,6 +40,9 @@ class StartTrainer:
         self.state = state
         self._began = time.perf_counter()
         self._used_before = float(state.get("used", 0.0))
+        # wall seconds a start takes beyond its training (setup, final inference, figures): kept
+        # out of the next starts' training limit, so the fit ends within its budget
+        self.overhead = 0.0
 
     def clock(self) -> float:
         """The budget used so far: optimizer steps, or seconds across every process of the fit."""
@@ -70,11 +73,13 @@ class StartTrainer:
             left = (
                 Budget(steps=max(1, int(remaining)))
                 if self.plan.steps is not None
-                else Budget(seconds=max(1.0, remaining))
+                else Budget(seconds=max(1.0, remaining - self.overhead))
             )
             cfg = self.config(seed, self.limits(left))
             cfg["overwrite"] = status is not None  # a start killed before its first checkpoint
             metrics = train(cfg, run_dir=str(folder), callbacks=[trace])
+            wall = time.perf_counter() - begun
+            self.overhead = max(self.overhead, wall - trace.seconds())
         best_step, best_select, best_seconds = trace.best()
         result = StartResult(
             seed=seed,

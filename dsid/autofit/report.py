@@ -107,11 +107,14 @@ def diagnostics(
     trace: Sequence[tuple],
     verdict=None,
     mean_rates_select: Optional[float] = None,
+    steps: Optional[tuple] = None,
 ) -> List[str]:
     """Plain-word findings about the kept start: below the baseline, still improving at the end
     (:func:`still_improving`), overfitting; then how the fit ended (``verdict``, a
     :class:`~dsid.autofit.starts.Verdict`): convergence is claimed only when starts from different
-    seeds agreed and the kept one was no longer improving."""
+    seeds agreed and the kept one was no longer improving. ``steps`` ``(taken, planned)``: a
+    wall-clock budget that bought less than half the steps planned from the timed steps is said
+    (the machine was busier or slower than when it was timed)."""
     notes = []
     best_step = min(trace, key=lambda r: r[1])[0] if trace else None
     improving = still_improving(trace, mean_rates_select)
@@ -143,6 +146,11 @@ def diagnostics(
         notes.append(
             f"overfitting (co-bps train {train_co:.4f} vs validation {co:.4f}): more trials, or "
             "stronger regularisation (model.*.dropout, train.l2_scale)"
+        )
+    if steps is not None and steps[1] and steps[0] < 0.5 * steps[1]:
+        notes.append(
+            f"only {steps[0]} optimizer steps of the ~{steps[1]} planned: the machine was busier "
+            "or slower than when a step was timed; give it more time (--budget) or fewer other jobs"
         )
     if not notes:
         notes.append("no problem found")
