@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -336,3 +337,11 @@ def test_a_flat_curve_whose_best_is_last_is_not_called_still_improving():
     notes = diagnostics(metrics, 0.2, rising, v, 2.0)
     assert notes[0].startswith("still improving") and "may improve" in notes[-1]
     assert not any("unlikely to improve" in n for n in notes)
+
+
+def test_the_report_shows_paths_under_the_working_directory_relative(tmp_path, monkeypatch):
+    from dsid.autofit.report import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(tmp_path / "runs" / "fit") == str(Path("runs") / "fit")
+    assert shown_path("/elsewhere/data.h5") == "/elsewhere/data.h5"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import pytorch_lightning as pl
@@ -164,10 +165,20 @@ def diagnostics(
     return notes
 
 
+def shown_path(path) -> str:
+    """``path`` as printed: relative to the working directory when inside it (a log or a saved
+    notebook then holds no path of the machine it ran on), absolute otherwise."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
+
+
 def report_lines(result: Dict[str, Any]) -> List[str]:
     """The printed report of a fit result (see :func:`dsid.autofit.fit.fit`)."""
     m, b = result["metrics"], result["baseline"]
-    lines = ["", f"dsid fit report: {result['data']}", "-" * 64]
+    lines = ["", f"dsid fit report: {shown_path(result['data'])}", "-" * 64]
     co, base = m.get("val/co_bps"), b["co_bps"]
     beats = beats_baseline(co, base)
     if not beats:
@@ -234,5 +245,5 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
     lines += area_lines(result)
     lines.append("diagnostics:")
     lines += [f"  - {n}" for n in result["diagnostics"]]
-    lines.append(f"run directory: {result['run_dir']}")
+    lines.append(f"run directory: {shown_path(result['run_dir'])}")
     return lines

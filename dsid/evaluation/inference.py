@@ -9,7 +9,7 @@ from typing import Dict, Iterator, Optional
 import h5py
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dsid.data.atomic import atomic_h5
 from dsid.data.coordinates import TIME_START, TRIAL_ID, UNIT_ID, trial_ids, unit_ids

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dsid.zoo.ceilings.state_noise import GaussianNoise
 
