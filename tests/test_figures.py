@@ -97,6 +97,8 @@ def test_figures_without_truth_or_conditions(tiny):
         {s: {k: v for k, v in o.items() if k != "inferred_inputs"} for s, o in outputs.items()},
     )
     assert set(figs) == {"rates", "trajectories"}
+    labels = {ln.get_label() for ax in figs["rates"].axes for ln in ax.lines}
+    assert "smoothed spikes" in labels and "true" not in labels
     assert len(figs["trajectories"].axes) == 1 and _labelled(figs["trajectories"]) == []
     plt.close("all")
 

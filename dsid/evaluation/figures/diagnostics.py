@@ -42,9 +42,10 @@ def plot_rates(
     trial: int = 0,
     start_ms: float = 0.0,
 ):
-    """True vs inferred rates (spikes/s) of a few held-in and held-out neurons on one trial, over
-    the trial's spike raster (every neuron; held-out ones in colour); times in ms from the
-    alignment event (the first bin starts at ``start_ms``)."""
+    """True vs inferred rates (spikes/s) of a few held-in and held-out neurons on one trial (the
+    smoothed spikes instead of the truth when there is none), over the trial's spike raster (every
+    neuron; held-out ones in colour); times in ms from the alignment event (the first bin starts
+    at ``start_ms``)."""
     hi, ho = np.flatnonzero(~heldout), np.flatnonzero(heldout)
     picks = list(hi[: max(n_neurons - min(len(ho), n_neurons // 2), 1)]) + list(
         ho[: n_neurons // 2]
@@ -56,9 +57,14 @@ def plot_rates(
     t = start_ms + np.arange(inferred.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
     axes = [fig.add_subplot(grid[i]) for i in range(len(picks) + 1)]
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)  # a 2-bin Gaussian
+    kernel /= kernel.sum()
     for ax, n in zip(axes, picks):
         if true is not None:
             ax.plot(t, true[trial, :, n] * hz, color=TRUE, label="true")
+        else:  # without ground truth, the data smoothed as a reference
+            smooth = np.convolve(spikes[trial, : len(t), n], kernel, mode="same") * hz
+            ax.plot(t, smooth, color=SPIKES, lw=0.6, label="smoothed spikes")
         ax.plot(t, inferred[trial, :, n] * hz, color=INFERRED, label="inferred")
         ax.text(
             0.01,
