@@ -22,8 +22,9 @@ EVERY_S = 30.0
 
 
 def writes_to_terminal(stream: Optional[TextIO] = None) -> bool:
-    """Whether ``stream`` (default: standard error, where progress bars go) is a terminal."""
-    stream = sys.stderr if stream is None else stream
+    """Whether ``stream`` (default: standard output, where Lightning's bar and the progress lines
+    go: ``dsid fit > fit.log`` is a file even when standard error is a terminal) is a terminal."""
+    stream = sys.stdout if stream is None else stream
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # a closed or file-less stream
