@@ -1,6 +1,6 @@
 """The ``dsid`` command line.
 
-Commands are contributed by each package's ``commands`` module, listed in ``COMMAND_MODULES``; each
+Commands are contributed by each package's ``commands`` module (:func:`command_modules`); each
 defines ``register_cli(top, synth)`` where ``top`` is the top-level ``add_subparsers`` action and
 ``synth`` the one under ``dsid synth``. A handler is attached with
 ``parser.set_defaults(func=handler)`` and is called with the parsed ``argparse.Namespace``; it
@@ -18,26 +18,33 @@ import sys
 from typing import List, Optional
 
 from dsid import __version__
-from dsid.autofit import commands as autofit_commands
-from dsid.data import commands as data_commands
-from dsid.nlb import commands as nlb_commands
-from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
-from dsid.runs import commands as run_commands
 from dsid.runs.errors import debugging, report
-from dsid.tuning import commands as tuning_commands
-from dsid.zoo import commands as zoo_commands
 
-COMMAND_MODULES = (  # each package's commands.py, in the order of `dsid --help`
-    run_commands,
-    data_commands,
-    nlb_commands,
-    tuning_commands,
-    zoo_commands,
-    autofit_commands,
-)
+
+def command_modules() -> tuple:
+    """Each package's commands.py, in the order of `dsid --help`. Imported when a command line is
+    parsed, not with this module: they bring in PyTorch and Lightning, which `dsid --version`
+    does without."""
+    from dsid.autofit import commands as autofit_commands
+    from dsid.data import commands as data_commands
+    from dsid.nlb import commands as nlb_commands
+    from dsid.runs import commands as run_commands
+    from dsid.tuning import commands as tuning_commands
+    from dsid.zoo import commands as zoo_commands
+
+    return (
+        run_commands,
+        data_commands,
+        nlb_commands,
+        tuning_commands,
+        zoo_commands,
+        autofit_commands,
+    )
 
 
 def _component_listing() -> str:
+    from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
+
     lines = ["registered components:"]
     for kind, reg in ALL_REGISTRIES.items():
         lines.append(f"  {kind:<13} {', '.join(reg.names()) or '-'}")
@@ -91,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth_parser = top.add_parser("synth", help="write synthetic data with known ground truth")
     synth = synth_parser.add_subparsers(dest="synth_kind", metavar="KIND")
     synth_parser.set_defaults(func=lambda a: synth_parser.print_help() or 2)
-    for module in COMMAND_MODULES:
+    for module in command_modules():
         module.register_cli(top, synth)
     return parser
 
@@ -122,6 +129,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     line and an exit code)."""
     console = argv is None
     argv = joined_negative_values(list(sys.argv[1:] if argv is None else argv))
+    if argv == ["--version"]:  # without building the parser (and importing every command)
+        print(f"dsid {__version__}")
+        return 0
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if not getattr(args, "func", None):

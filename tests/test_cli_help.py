@@ -30,3 +30,17 @@ def test_every_option_with_a_default_names_it_once():
     assert checked > 30  # the commands' options, not an empty walk
     seed = next(p for path, p in _subparsers(build_parser()) if path == ("synth", "lorenz"))
     assert "--seed SEED default: 0" in " ".join(seed.format_help().split())
+
+
+def test_version_answers_without_importing_the_commands():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from dsid.cli import main; main(['--version']); "
+        "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]
+    version, imported = done.stdout.splitlines()
+    assert version.startswith("dsid ") and imported == "False False"

@@ -34,6 +34,14 @@ LAZY_ALLOWED = {
     ("dsid", "dsid.runs.config"),
     ("dsid", "dsid.runs.train"),
     ("dsid", "dsid.runs.load"),
+    # `dsid --version` answers without the command modules (PyTorch, Lightning)
+    ("dsid.cli", "dsid.autofit.commands"),
+    ("dsid.cli", "dsid.data.commands"),
+    ("dsid.cli", "dsid.nlb.commands"),
+    ("dsid.cli", "dsid.runs.commands"),
+    ("dsid.cli", "dsid.tuning.commands"),
+    ("dsid.cli", "dsid.zoo.commands"),
+    ("dsid.cli", "dsid.registry"),
 }
 
 
