@@ -129,9 +129,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     line and an exit code)."""
     console = argv is None
     argv = joined_negative_values(list(sys.argv[1:] if argv is None else argv))
-    if argv == ["--version"]:  # without building the parser (and importing every command)
+    if argv == ["--version"]:  # as argparse's version action, without importing every command
         print(f"dsid {__version__}")
-        return 0
+        raise SystemExit(0)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if not getattr(args, "func", None):

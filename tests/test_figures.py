@@ -142,3 +142,13 @@ def test_multiarea_figures_without_truth_name_areas_and_times():
     )
     assert ax.lines[0].get_xdata()[0] == -100 and ax.lines[0].get_xdata()[1] == -80
     plt.close("all")
+
+
+def test_smoothed_spikes_keep_their_length_and_level_however_short():
+    from dsid.evaluation.figures.style import smoothed
+
+    for n in (1, 5, 12, 40):
+        out = smoothed(np.full(n, 3.0))
+        assert out.shape == (n,) and np.allclose(out, 3.0)
+    peak = smoothed(np.eye(1, 41, 20)[0])
+    assert peak.argmax() == 20 and peak.sum() == pytest.approx(1.0, abs=1e-6)

@@ -21,6 +21,7 @@ from dsid.evaluation.figures.style import (
     STYLE,
     TRUE,
     save_figures,
+    smoothed,
     styled,
     subplots,
 )
@@ -57,13 +58,11 @@ def plot_rates(
     t = start_ms + np.arange(inferred.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
     axes = [fig.add_subplot(grid[i]) for i in range(len(picks) + 1)]
-    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)  # a 2-bin Gaussian
-    kernel /= kernel.sum()
     for ax, n in zip(axes, picks):
         if true is not None:
             ax.plot(t, true[trial, :, n] * hz, color=TRUE, label="true")
         else:  # without ground truth, the data smoothed as a reference
-            smooth = np.convolve(spikes[trial, : len(t), n], kernel, mode="same") * hz
+            smooth = smoothed(spikes[trial, : len(t), n]) * hz
             ax.plot(t, smooth, color=SPIKES, lw=0.6, label="smoothed spikes")
         ax.plot(t, inferred[trial, :, n] * hz, color=INFERRED, label="inferred")
         ax.text(

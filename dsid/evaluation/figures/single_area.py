@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from dsid.evaluation.figures.style import INFERRED, TRUE, styled, subplots
+from dsid.evaluation.figures.style import INFERRED, TRUE, smoothed, styled, subplots
 from dsid.evaluation.metrics import map_to_latents
 
 
@@ -30,14 +30,12 @@ def plot_psths(
     t = start_ms + np.arange(rates.shape[1]) * bin_ms
     hz = 1000.0 / bin_ms
     fig, axes = subplots(1, len(neurons), figsize=(1.9 * len(neurons) + 0.4, 2.0), squeeze=False)
-    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
-    kernel /= kernel.sum()
     for ax, n in zip(axes[0], neurons):
         for i, c in enumerate(conds):
             sel = condition == c
             colour = f"C{i % 10}"
             ax.plot(t, rates[sel, :, n].mean(0) * hz, color=colour, label=f"cond. {c}")
-            data = np.convolve(spikes[sel, :, n].mean(0), kernel, mode="same") * hz
+            data = smoothed(spikes[sel, :, n].mean(0)) * hz
             ax.plot(t, data, color=colour, lw=0.5, alpha=0.6)
             if true is not None:
                 ax.plot(t, true[sel, :, n].mean(0) * hz, color=colour, ls="--", lw=0.9)

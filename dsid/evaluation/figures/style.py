@@ -7,6 +7,7 @@ import functools
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
 
 from dsid.data.atomic import atomic_path
@@ -58,3 +59,14 @@ def save_figures(figs, fig_dir: Path, suffix: str = "") -> None:
         for ext in FORMATS:
             with atomic_path(fig_dir / f"{name}{suffix}.{ext}") as tmp:
                 fig.savefig(tmp, dpi=200, format=ext)
+
+
+def smoothed(counts: np.ndarray, sd_bins: float = 2.0) -> np.ndarray:
+    """``counts`` (T,) smoothed by a Gaussian of ``sd_bins`` bins, the same length as ``counts``
+    however short (the kernel is cut at 3 sd and renormalised at the edges)."""
+    half = int(np.ceil(3 * sd_bins))
+    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sd_bins) ** 2)
+    x = np.asarray(counts, dtype=float)
+    total = np.convolve(x, kernel, mode="full")[half : half + x.size]
+    weight = np.convolve(np.ones_like(x), kernel, mode="full")[half : half + x.size]
+    return total / weight
