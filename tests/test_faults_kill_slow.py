@@ -48,9 +48,9 @@ TRAIN_PHASES = {
 
 class Phase:
     """A phase of ``proc``'s run, for ``_kill_when``: ``exists()`` once every glob pattern matches
-    under ``root``. A file being written lives for milliseconds: each call looks every 2 ms for 1 s
-    (``_kill_when`` sleeps between calls); on a match it stops the process (SIGSTOP) and continues
-    it (SIGCONT) unless the match is still there: the kill lands inside the phase."""
+    under ``root``. A file being written lives for milliseconds: each call looks every 0.2 ms for
+    1 s (``_kill_when`` sleeps between calls); on a match it stops the process (SIGSTOP) and
+    continues it (SIGCONT) unless the match is still there: the kill lands inside the phase."""
 
     def __init__(self, proc: subprocess.Popen, root: Path, *patterns: str):
         self.proc, self.root, self.patterns = proc, Path(root), patterns
@@ -59,7 +59,8 @@ class Phase:
         return all(any(self.root.glob(p)) for p in self.patterns)
 
     def exists(self) -> bool:
-        for _ in range(500):
+        end = time.perf_counter() + 1.0
+        while time.perf_counter() < end:
             if self._found():
                 os.kill(self.proc.pid, signal.SIGSTOP)
                 _, code = os.waitpid(self.proc.pid, os.WUNTRACED)
@@ -67,7 +68,7 @@ class Phase:
                 if self._found():
                     return True
                 os.kill(self.proc.pid, signal.SIGCONT)
-            time.sleep(0.002)
+            time.sleep(0.0002)  # some phases last a few milliseconds
         return False
 
     def __str__(self) -> str:
