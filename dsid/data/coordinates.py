@@ -98,7 +98,11 @@ def unit_ids(data) -> np.ndarray:
     return data.unit_id if data.unit_id is not None else np.arange(data.n_neurons, dtype=np.int64)
 
 
+def bin_starts_ms(n_bins: int, bin_ms: float, start_ms: float = 0.0) -> np.ndarray:
+    """Start of each of ``n_bins`` bins, ms from the alignment event: ``start_ms + bin_ms * i``."""
+    return start_ms + bin_ms * np.arange(n_bins, dtype=np.float64)
+
+
 def bin_times_ms(data, n_bins: Optional[int] = None) -> np.ndarray:
-    """Start of each bin in ms from the alignment event: ``time_start_ms + bin_ms * i``."""
-    n = data.n_time if n_bins is None else n_bins
-    return data.time_start_ms + data.bin_ms * np.arange(n, dtype=np.float64)
+    """:func:`bin_starts_ms` of ``data``'s bins (``n_bins`` of them; default the file's)."""
+    return bin_starts_ms(data.n_time if n_bins is None else n_bins, data.bin_ms, data.time_start_ms)

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from omegaconf import OmegaConf
 
-from dsid.data.coordinates import bin_times_ms, unit_ids
+from dsid.data.coordinates import bin_starts_ms, bin_times_ms, unit_ids
 from dsid.data.tensor_file import DSIDData, load_tensor_file
 from dsid.evaluation.inference import (
     infer_split,
@@ -181,7 +181,8 @@ class Run:
             want = f"({x.shape[0]}, {x.shape[1]}, {data.ext_input_size})" if needs_ext else "None"
             got = "None" if ext is None else str(ext.shape)
             raise ValueError(f"transform: ext_inputs must be {want} for this model, got {got}")
-        order = np.argsort(unit_ids(data), kind="stable")  # column k is file neuron order[k]
+        ids = unit_ids(data)
+        order = np.argsort(ids, kind="stable")  # column k is file neuron order[k]
         in_file_order = np.empty_like(x)
         in_file_order[..., order] = x
         device = next(self.model.parameters()).device
@@ -190,7 +191,7 @@ class Run:
                 self.model, in_file_order, n_samples, batch_size, session=session, ext=ext
             )
         out["rates"] = out["rates"][..., order]
-        out.update(unit_id=unit_ids(data)[order], time_ms=bin_times_ms(data, x.shape[1]))
+        out.update(unit_id=ids[order], time_ms=bin_times_ms(data, x.shape[1]))
         return out
 
     def inference_paths(self) -> List[Path]:
@@ -220,6 +221,5 @@ def in_user_coordinates(arrays: Dict[str, Any], coords: Dict[str, Any], reorder:
         trial_id, unit_id = trial_id[trials], unit_id[units]
     out.update(trial_id=trial_id, unit_id=unit_id)
     if "bin_ms" in coords:
-        bins = np.arange(n_time, dtype=np.float64)
-        out["time_ms"] = coords.get("time_start_ms", 0.0) + coords["bin_ms"] * bins
+        out["time_ms"] = bin_starts_ms(n_time, coords["bin_ms"], coords.get("time_start_ms", 0.0))
     return out

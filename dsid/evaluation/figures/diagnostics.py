@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from dsid.data.coordinates import bin_starts_ms
 from dsid.evaluation.figures.single_area import (
     plot_inferred_inputs,
     plot_psths,
@@ -55,7 +56,7 @@ def plot_rates(
     grid = fig.add_gridspec(
         len(picks) + 1, 1, height_ratios=[1.0] * len(picks) + [1.6], hspace=0.15
     )
-    t = start_ms + np.arange(inferred.shape[1]) * bin_ms
+    t = bin_starts_ms(inferred.shape[1], bin_ms, start_ms)
     hz = 1000.0 / bin_ms
     axes = [fig.add_subplot(grid[i]) for i in range(len(picks) + 1)]
     for ax, n in zip(axes, picks):
@@ -104,7 +105,7 @@ def plot_latents(
     L = true.shape[-1]
     shown = min(L, 6)
     fig, axes = subplots(shown, 1, figsize=(6.0, 1.0 * shown + 0.8), sharex=True, squeeze=False)
-    t = start_ms + np.arange(true.shape[1]) * bin_ms
+    t = bin_starts_ms(true.shape[1], bin_ms, start_ms)
     flat_t, flat_m = true.reshape(-1, L), mapped.reshape(-1, L)
     r2 = 1 - ((flat_t - flat_m) ** 2).sum(0) / ((flat_t - flat_t.mean(0)) ** 2).sum(0).clip(1e-12)
     for i, ax in enumerate(axes[:, 0]):

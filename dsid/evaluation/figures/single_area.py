@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from dsid.data.coordinates import bin_starts_ms
 from dsid.evaluation.figures.style import INFERRED, TRUE, smoothed, styled, subplots
 from dsid.evaluation.metrics import map_to_latents
 
@@ -27,7 +28,7 @@ def plot_psths(
     (dashed, when known) and the smoothed data's (thin), one colour per condition."""
     conds = np.unique(condition)[:max_conditions]
     neurons = np.argsort(-spikes.mean((0, 1)))[:n_neurons]  # the most active neurons
-    t = start_ms + np.arange(rates.shape[1]) * bin_ms
+    t = bin_starts_ms(rates.shape[1], bin_ms, start_ms)
     hz = 1000.0 / bin_ms
     fig, axes = subplots(1, len(neurons), figsize=(1.9 * len(neurons) + 0.4, 2.0), squeeze=False)
     for ax, n in zip(axes[0], neurons):
@@ -62,7 +63,7 @@ def plot_inferred_inputs(
     rows = 2 if true is not None else 1
     k = min(n_trials, inputs.shape[0])
     fig, axes = subplots(rows, k, figsize=(2.3 * k + 0.4, 1.8 * rows), squeeze=False, sharex=True)
-    t = start_ms + np.arange(inputs.shape[1]) * bin_ms
+    t = bin_starts_ms(inputs.shape[1], bin_ms, start_ms)
     for j in range(k):
         for u in range(inputs.shape[2]):
             axes[0, j].plot(t, inputs[j, :, u], color=f"C{u % 10}", label=f"input {u}")

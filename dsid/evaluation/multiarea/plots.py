@@ -11,6 +11,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 from matplotlib.figure import Figure
 
+from dsid.data.coordinates import bin_starts_ms
 from dsid.evaluation.metrics import apply_linear_map, fit_linear_map
 
 Arrays = Union[Sequence[np.ndarray], Mapping[str, np.ndarray]]
@@ -146,7 +147,7 @@ def plot_messages(
         i = i[..., None] if i.ndim == 2 else i
         w = fit_linear_map(i.reshape(-1, i.shape[-1]), t.reshape(-1, t.shape[-1]))
         aligned = apply_linear_map(i[trial], w)
-        x = np.arange(t.shape[1]) if bin_ms is None else start_ms + bin_ms * np.arange(t.shape[1])
+        x = np.arange(t.shape[1]) if bin_ms is None else bin_starts_ms(t.shape[1], bin_ms, start_ms)
         for d in range(t.shape[-1]):
             (line,) = ax.plot(x, t[trial, :, d], lw=1.5, label=f"true dim {d}")
             ax.plot(
