@@ -20,6 +20,8 @@ from typing import List, Optional
 from dsid import __version__
 from dsid.runs.errors import debugging, report
 
+VERSION = f"dsid {__version__}"  # what `dsid --version` prints
+
 
 def command_modules() -> tuple:
     """Each package's commands.py, in the order of `dsid --help`. Imported when a command line is
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="DSID: sequential autoencoders for neural population dynamics.",
         epilog=_component_listing(),
     )
-    parser.add_argument("--version", action="version", version=f"dsid {__version__}")
+    parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument(
         "--debug",
         action="store_true",
@@ -130,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     console = argv is None
     argv = joined_negative_values(list(sys.argv[1:] if argv is None else argv))
     if argv == ["--version"]:  # as argparse's version action, without importing every command
-        print(f"dsid {__version__}")
+        print(VERSION)
         raise SystemExit(0)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)

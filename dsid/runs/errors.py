@@ -70,8 +70,9 @@ def one_line(err: BaseException) -> str:
         text = str(err.args[0])
     else:
         text = str(err) or type(err).__name__
-    if unknown_key(err) is not None:
-        text = unknown_key(err)
+    misspelt = unknown_key(err)
+    if misspelt is not None:
+        text = misspelt
     elif isinstance(err, HydraException) and isinstance(err.__cause__, OmegaConfBaseException):
         text += f" ({err.__cause__})"
     if not isinstance(err, BAD_INPUT + (SystemExit,)):
