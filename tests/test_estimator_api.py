@@ -80,3 +80,10 @@ def test_transform_and_fit_on_arrays_refuse_bad_input(fitted, tmp_path):
         dsid.fit(counts, out=str(tmp_path / "x"))
     with pytest.raises(RunDirError, match="data of an earlier fit"):
         dsid.fit(counts, bin_ms=10, out=str(out), budget="2steps", verbose=False)
+    # a folder holding another run: refused before anything is written into it
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text("{}")
+    with pytest.raises(RunDirError, match="already holds a run"):
+        dsid.fit(counts, bin_ms=10, out=str(other), budget="2steps", verbose=False)
+    assert sorted(p.name for p in other.iterdir()) == ["metrics.json"]

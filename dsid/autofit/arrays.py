@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from dsid.autofit.fit import fit
+from dsid.autofit.start_dirs import prepare_fit_dir
 from dsid.data.from_numpy import from_numpy
 from dsid.data.tensor_file import write_tensor_file
 from dsid.runs.status import RunDirError
@@ -68,6 +69,8 @@ def fit_arrays(
             f"{run_dir}: already holds the data of an earlier fit ({DATA_FILE}); choose another "
             "out, or pass overwrite=true to replace it"
         )
+    if not overwrite:  # a folder holding a run or a fit is refused before the data is written
+        prepare_fit_dir(run_dir, overwrite=False)  # (without overwrite it only checks)
     data = from_numpy(spikes, bin_ms=bin_ms, seed=seed, **options)  # bad arrays: before any write
     run_dir.mkdir(parents=True, exist_ok=True)
     write_tensor_file(path, data)
