@@ -101,3 +101,19 @@ def test_bad_coordinates_are_refused_naming_the_field(tmp_path, field, change, e
     with pytest.raises(DataFileError, match=expected) as err:
         load_tensor_file(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (dict(trial_ids=np.arange(29)), r"trial_ids must be \(30,\) integers"),
+        (dict(trial_ids=np.linspace(0, 1, 30)), r"trial_ids must be \(30,\) integers"),
+        (dict(unit_ids=[1, 1, 2, 3, 4, 5, 6]), "unit_ids must be distinct"),
+        (dict(time_start_ms=np.nan), "time_start_ms must be finite"),
+    ],
+)
+def test_bad_ids_given_to_from_numpy_are_refused_before_any_write(tmp_path, options, expected):
+    x = np.random.default_rng(0).poisson(2.0, (30, 5, 7))
+    with pytest.raises(ValueError, match=expected):
+        from_numpy(x, bin_ms=20, out=tmp_path / "bad.h5", **options)
+    assert not list(tmp_path.iterdir())
