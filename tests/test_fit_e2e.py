@@ -78,6 +78,7 @@ def test_fit_trains_and_reports_against_the_baseline(tiny, tmp_path, capsys):
     assert "model.generator.hidden_size=16" in text and "set by you" in text
     report = json.loads((tmp_path / "run" / REPORT_FILE).read_text())
     assert report["steps"] == 12 and np.isfinite(report["baseline"]["co_bps"])
+    assert not (tmp_path / "run" / "wandb").exists()  # logging to CSV: no W&B run
     assert report["metrics"]["val/co_bps"] == res["metrics"]["val/co_bps"]
     keys = {s["key"]: s for s in report["settings"]}
     assert keys["model.generator.hidden_size"]["reason"] == "set by you"
@@ -381,3 +382,21 @@ def test_a_fit_killed_in_its_second_start_resumes_to_the_same_report(tiny, tmp_p
     assert (out / REPORT_FILE).exists() and not (out / "fit_state.json").exists()
     with pytest.raises(Exception, match="the fit finished"):
         fit(resume=str(out))
+
+
+def test_the_report_is_logged_to_wandb_beside_the_kept_start(tiny, tmp_path):
+    from dsid.runs.wandb_offline import read_offline_run
+
+    small = [o for o in QUIET if o != "logger=csv"]
+    run_dir = tmp_path / "run"
+    res = fit(tiny, budget="8steps", out=str(run_dir), overrides=small, verbose=False)
+    logged = [read_offline_run(p) for p in sorted(run_dir.glob("wandb/offline-run-*"))]
+    reports = [r for r in logged if "fit/co_bps" in r["summary"]]
+    assert len(logged) >= 2 and len(reports) == 1  # the training run and the report's
+    summary, config = reports[0]["summary"], reports[0]["config"]
+    assert summary["fit/co_bps"] == pytest.approx(res["metrics"]["val/co_bps"])
+    assert summary["fit/baseline_co_bps"] == pytest.approx(res["baseline"]["co_bps"])
+    assert summary["fit/diagnostics"] == "\n".join(res["diagnostics"])
+    settings = config["fit"]["settings"]
+    assert settings["model.encoder.hidden_size"] == "8"  # as the report holds it
+    assert config["train_wandb_id"]  # linked to the training run

@@ -23,6 +23,7 @@ from dsid.autofit.fit_state import REPORT_FILE, STATE_FILE, finished_starts, loa
 from dsid.autofit.information import mean_rate_nll
 from dsid.autofit.probe import seconds_per_step, steps_in
 from dsid.autofit.report import beats_baseline, diagnostics, report_lines, still_improving
+from dsid.autofit.report_wandb import log_report
 from dsid.autofit.rules import Choice, choose
 from dsid.autofit.start_dirs import keep_start, prepare_fit_dir
 from dsid.autofit.starts import run_starts
@@ -268,6 +269,7 @@ def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -
         result["areas"] = area_results(loaded, result["metrics"], base["rates"])
         result["communication"] = communication(load_run(run_dir).model, loaded)
     write_json(run_dir / REPORT_FILE, result)
+    log_report(result, first, run_dir)
     (run_dir / STATE_FILE).unlink()
     for line in report_lines(result):
         say(line)

@@ -15,7 +15,6 @@ as it was.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -37,6 +36,7 @@ from dsid.nlb.scoring import (
 )
 from dsid.runs.infer import infer_run
 from dsid.runs.load import checkpoint_path, load_run
+from dsid.runs.wandb_runs import wandb_run
 
 METRICS_FILE = "nlb_metrics.json"
 SPLITS = ("train", "valid", "test")
@@ -77,12 +77,6 @@ def run_data_path(run_dir, cfg: Mapping[str, Any], data_path=None) -> Path:
             )
     read_train_order(path)  # refuses files of the older layout
     return path
-
-
-def run_name(cfg: Mapping[str, Any], run_dir: Path) -> str:
-    """The training run's name (its W&B name: ``experiment_name``), else the run directory's
-    name."""
-    return str(cfg.get("experiment_name") or Path(run_dir).resolve().name)
 
 
 def _split_shapes(path: Path) -> Dict[str, tuple]:
@@ -184,46 +178,6 @@ def run_submission(run_dir, n_samples: Optional[int] = None, data_path=None, log
 
 
 # ----- W&B and files ------------------------------------------------------------------------------
-def _train_wandb_id(run_dir: Path) -> Optional[str]:
-    runs = sorted((run_dir / "wandb").glob("*run-*-*")) if (run_dir / "wandb").is_dir() else []
-    return runs[0].name.rsplit("-", 1)[-1] if runs else None
-
-
-def wandb_run(
-    cfg: Mapping[str, Any],
-    run_dir: Path,
-    job_type: str,
-    mode: Optional[str] = None,
-    config: Optional[Dict[str, Any]] = None,
-):
-    """A new W&B run in ``RUN_DIR/wandb`` next to the training run's: the run's project and entity,
-    group = the training run's name, offline unless the run logged online (or ``mode`` says)."""
-    import wandb
-
-    log_cfg = cfg.get("logger") or {}
-    if mode is None:
-        mode = log_cfg.get("mode", "offline") if log_cfg.get("kind") == "wandb" else "offline"
-    if mode not in ("offline", "online", "disabled"):
-        raise ValueError(f"wandb mode={mode}: expected offline, online or disabled")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    name = run_name(cfg, run_dir)
-    return wandb.init(
-        project=log_cfg.get("project") or "dsid",
-        entity=log_cfg.get("entity"),
-        group=name,
-        name=f"{name}:{job_type}",
-        job_type=job_type,
-        dir=str(run_dir),
-        mode=mode,
-        config={
-            "run_dir": str(run_dir),
-            "train_wandb_id": _train_wandb_id(run_dir),
-            **(config or {}),
-        },
-        reinit="create_new",
-    )
-
-
 def format_scores(columns: Mapping[str, Mapping[str, float]], title: Optional[str] = None) -> str:
     """A table: one row per metric, one column per submission
     (``{"model": {...}, "oracle": {...}}``)."""

@@ -11,13 +11,14 @@ from typing import Mapping, Optional
 import h5py
 import numpy as np
 
-from dsid.nlb.evaluate import NLBRunError, run_data_path, run_name, run_submission, wandb_run
+from dsid.nlb.evaluate import NLBRunError, run_data_path, run_submission
 from dsid.nlb.scoring import (
     RATE_KEYS,
     read_nlb_info,
     save_submission_h5,
 )
 from dsid.runs.load import checkpoint_path, load_run
+from dsid.runs.wandb_runs import run_name, wandb_run
 
 
 def check_submission(submission: Mapping[str, Mapping[str, np.ndarray]], dsid_file) -> None:
