@@ -44,15 +44,6 @@ def command_modules() -> tuple:
     )
 
 
-def _component_listing() -> str:
-    from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
-
-    lines = ["registered components:"]
-    for kind, reg in ALL_REGISTRIES.items():
-        lines.append(f"  {kind:<13} {', '.join(reg.names()) or '-'}")
-    return "\n".join(lines)
-
-
 class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
     """Descriptions as written; every option's help ends with its default unless the help already
     names it (or there is none to name: no default, a flag, a positional argument)."""
@@ -88,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="dsid",
         description="DSID: sequential autoencoders for neural population dynamics.",
-        epilog=_component_listing(),
+        epilog="`dsid components` lists the registered encoders, generators, couplings, ... "
+        "that configs name",
     )
     parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument(

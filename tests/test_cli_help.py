@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+
+import pytest
 
 from dsid.cli import build_parser
 
@@ -32,15 +36,29 @@ def test_every_option_with_a_default_names_it_once():
     assert "--seed SEED default: 0" in " ".join(seed.format_help().split())
 
 
-def test_version_answers_without_importing_the_commands():
-    import subprocess
-    import sys
-
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["--help"], ["fit", "--help"], ["nlb", "submit", "--help"]]
+)
+def test_version_and_help_answer_without_pytorch(argv):
+    """`--version` and every command's help import neither PyTorch nor Lightning (seconds each)."""
     code = (
-        "import sys; from dsid.cli import main\ntry: main(['--version'])\nexcept SystemExit: pass\n"
+        f"import sys; from dsid.cli import main\ntry: main({argv!r})\nexcept SystemExit: pass\n"
         "print('torch' in sys.modules, 'pytorch_lightning' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-1000:]
-    version, imported = done.stdout.splitlines()
-    assert version.startswith("dsid ") and imported == "False False"
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "False False", lines[-1]
+    assert lines[0].startswith("dsid " if argv == ["--version"] else "usage: dsid")
+
+
+def test_components_lists_every_registry(capsys):
+    from dsid.cli import main
+    from dsid.registry import ALL_REGISTRIES
+
+    assert main(["components"]) == 0
+    out = capsys.readouterr().out
+    for kind, reg in ALL_REGISTRIES.items():
+        line = next(x for x in out.splitlines() if x.split()[:1] == [kind])
+        assert line.split(None, 1)[1] == ", ".join(reg.names())
+    assert "delay" in out and "poisson" in out

@@ -28,8 +28,6 @@ def test_dsid_has_no_module_level_cycles():
 # dependency that may be missing (Ray Tune for `dsid tune`)
 # Ray is needed only to run PBT; `import dsid` stays light (no torch) while offering dsid.fit
 LAZY_ALLOWED = {
-    ("dsid.tuning.commands", "dsid.tuning.pbt"),
-    ("dsid.tuning.commands", "dsid.tuning.export"),
     ("dsid", "dsid.autofit.arrays"),
     ("dsid", "dsid.runs.config"),
     ("dsid", "dsid.runs.train"),
@@ -41,8 +39,13 @@ LAZY_ALLOWED = {
     ("dsid.cli", "dsid.runs.commands"),
     ("dsid.cli", "dsid.tuning.commands"),
     ("dsid.cli", "dsid.zoo.commands"),
-    ("dsid.cli", "dsid.registry"),
 }
+
+
+def is_command_module(name: str) -> bool:
+    """A package's ``commands`` module: its handlers import what they run when they run, so
+    `dsid --help` and a command's parsing import neither PyTorch nor Lightning."""
+    return name.endswith(".commands")
 
 
 def test_dsid_imports_its_modules_at_module_level():
@@ -55,7 +58,7 @@ def test_dsid_imports_its_modules_at_module_level():
     hidden = sorted(
         f"{where}: {a} imports {b} inside a function"
         for (a, b), where in lazy.items()
-        if (a, b) not in LAZY_ALLOWED
+        if (a, b) not in LAZY_ALLOWED and not is_command_module(a)
     )
     assert hidden == [], "\n".join(hidden)
     assert set(lazy) >= LAZY_ALLOWED  # the allowance is still needed

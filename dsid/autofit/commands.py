@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
-from dsid.autofit.fit import fit
 from dsid.runs.errors import BAD_INPUT, debugging, one_line
-from dsid.zoo.catalog import members, write_member
+from dsid.zoo.members import members
 
 
 def _fit(args) -> int:
     """Bad input is one line on stdout, like the report (other errors: :mod:`dsid.runs.errors`)."""
+    from dsid.autofit.fit import fit
+
     try:
         fit(
             args.data,
@@ -29,6 +30,8 @@ def _fit(args) -> int:
 
 
 def _zoo(args) -> int:
+    from dsid.zoo.catalog import write_member
+
     names = list(members()) if not args.only else args.only.split(",")
     unknown = [n for n in names if n not in members()]
     if unknown:

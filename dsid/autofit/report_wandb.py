@@ -14,7 +14,8 @@ from dsid.runs.wandb_runs import wandb_run
 
 
 def report_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
-    """The report's numbers and verdicts as flat ``fit/...`` summary values (finite numbers only)."""
+    """The report's numbers and verdicts as flat ``fit/...`` summary values (finite numbers
+    only)."""
     out: Dict[str, Any] = {
         f"fit/{key.split('/', 1)[-1]}": value
         for key, value in result["metrics"].items()

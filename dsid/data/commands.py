@@ -8,13 +8,7 @@ from typing import Tuple
 
 import numpy as np
 
-from dsid.data.convert_nwb import convert_nwb
-from dsid.data.multiarea.report import coupling_report
-from dsid.data.multiarea.synth import synth_multiarea
 from dsid.data.multiarea.system import EVENT_SIZE, EVENTS_PER_TRIAL
-from dsid.data.synth_lorenz import write_lorenz_benchmark
-from dsid.data.tensor_file import load_tensor_file
-from dsid.data.validation import check_nwb_file
 
 
 def register_cli(top, synth) -> None:
@@ -25,6 +19,8 @@ def register_cli(top, synth) -> None:
 
 
 def _cmd_lorenz(args) -> int:
+    from dsid.data.synth_lorenz import write_lorenz_benchmark
+
     trials = tuple(int(x) for x in args.trials.split(","))
     if len(trials) != 3:
         raise SystemExit(
@@ -93,6 +89,10 @@ def _trials(text: str) -> Tuple[int, int, int]:
 
 
 def _cmd_multiarea(args) -> int:
+    from dsid.data.multiarea.report import coupling_report
+    from dsid.data.multiarea.synth import synth_multiarea
+    from dsid.data.tensor_file import load_tensor_file
+
     path = synth_multiarea(
         args.out,
         seed=args.seed,
@@ -188,6 +188,9 @@ def _nwb(args) -> int:
     """Errors (a missing or non-NWB file, a bad option) are reported by ``dsid`` as one line."""
     if not args.bin_ms > 0:
         raise ValueError(f"--bin-ms {args.bin_ms:g}: expected a positive bin width in ms")
+    from dsid.data.convert_nwb import convert_nwb
+    from dsid.data.validation import check_nwb_file
+
     check_nwb_file(args.file)
     data = convert_nwb(
         args.file,

@@ -10,19 +10,7 @@ import time
 import warnings
 
 from dsid.data.tensor_file import DataFileError
-from dsid.nlb.baseline import smoothing_baseline
-from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result
-from dsid.nlb.prepare import prepare
-from dsid.nlb.scoring import (
-    evaluate_submission,
-    format_metrics,
-    load_targets,
-    read_nlb_info,
-    save_submission_h5,
-)
 from dsid.nlb.specs import BIN_SIZES, DATASETS, PHASES, SYNTH_LIKES, require_nlb_tools
-from dsid.nlb.submit import submit_run
-from dsid.nlb.synth import write_synthetic_nlb
 from dsid.runs.status import RunDirError, require_finished
 
 
@@ -58,6 +46,8 @@ def _with_nlb_tools(handler):
 
 
 def _synth(args) -> int:
+    from dsid.nlb.synth import write_synthetic_nlb
+
     t0 = time.time()
     print(f"writing synthetic {args.like}-like NWB files to {args.out} (seed {args.seed})")
     try:
@@ -76,6 +66,8 @@ def _synth(args) -> int:
 
 
 def _prepare(args) -> int:
+    from dsid.nlb.prepare import prepare
+
     t0 = time.time()
     try:
         prepare(
@@ -95,6 +87,15 @@ def _prepare(args) -> int:
 
 
 def _baseline(args) -> int:
+    from dsid.nlb.baseline import smoothing_baseline
+    from dsid.nlb.scoring import (
+        evaluate_submission,
+        format_metrics,
+        load_targets,
+        read_nlb_info,
+        save_submission_h5,
+    )
+
     try:
         info = read_nlb_info(args.file)
         print(
@@ -119,6 +120,8 @@ def _baseline(args) -> int:
 
 
 def _evaluate(args) -> int:
+    from dsid.nlb.evaluate import METRICS_FILE, evaluate_run, format_result
+
     try:
         require_finished(args.run_dir, args.allow_unfinished)
         result = evaluate_run(
@@ -137,6 +140,8 @@ def _evaluate(args) -> int:
 
 
 def _submit(args) -> int:
+    from dsid.nlb.submit import submit_run
+
     out = error = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)

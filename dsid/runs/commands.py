@@ -5,15 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dsid.runs.compare import COLUMNS, compare
-from dsid.runs.hydra_train import hydra_train
-from dsid.runs.infer import infer_run
-from dsid.runs.report import format_table
+from dsid.runs.report import COLUMNS, format_table
 from dsid.runs.status import RunDirError, require_finished
-from dsid.runs.train import resume_run
 
 
 def cmd_train(args) -> int:
+    from dsid.runs.hydra_train import hydra_train
+    from dsid.runs.train import resume_run
+
     resume = [o for o in args.overrides if o.startswith("resume=")]
     if resume:  # `dsid train resume=RUN_DIR`: the run continues with its own config
         others = [o for o in args.overrides if not o.startswith("resume=")]
@@ -35,10 +34,14 @@ def cmd_train(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job: fit the Lorenz benchmark with the default experiment and print the targets."""
+    from dsid.runs.hydra_train import hydra_train
+
     return hydra_train(["experiment=lorenz_lfads"] + list(args.overrides), demo=True)
 
 
 def cmd_infer(args) -> int:
+    from dsid.runs.infer import infer_run
+
     require_finished(args.run_dir, args.allow_unfinished)
     written = infer_run(
         args.run_dir,
@@ -110,9 +113,22 @@ def register_cli(top, synth) -> None:
     )
     p.set_defaults(func=cmd_infer)
     _register_compare(top)
+    p = top.add_parser("components", help="list the registered components configs can name")
+    p.set_defaults(func=cmd_components)
+
+
+def cmd_components(args) -> int:
+    from dsid.registry import ALL_REGISTRIES  # its first look-up registers the built-in entries
+
+    print("registered components (a config names them, e.g. model.coupling=delay):")
+    for kind, reg in ALL_REGISTRIES.items():
+        print(f"  {kind:<13} {', '.join(reg.names()) or '-'}")
+    return 0
 
 
 def cmd_compare(args) -> int:
+    from dsid.runs.compare import compare
+
     out = args.out or Path("runs") / "compare" / time.strftime("%Y-%m-%d_%H-%M-%S")
     compare(
         args.run_dirs, out, use_wandb=not args.no_wandb, project=args.project, sort_by=args.sort

@@ -12,15 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from dsid.evaluation.figures.style import subplots
 from dsid.models import model_name
 from dsid.runs.load import Run, load_run
-
-# column -> (metrics.json key, header, format)
-COLUMNS = {
-    "co_bps": ("val/co_bps", "co-bps", "{:.4f}"),
-    "rate_r2": ("val/rate_r2", "rate R2", "{:.4f}"),
-    "latent_r2": ("val/latent_r2", "latent R2", "{:.4f}"),
-    "n_parameters": ("n_parameters", "params", "{:,.0f}"),
-    "seconds_per_epoch": ("seconds_per_epoch", "s/epoch", "{:.2f}"),
-}
+from dsid.runs.report import COLUMNS
 
 
 def find_runs(paths: Sequence) -> List[Path]:

@@ -11,6 +11,16 @@ LORENZ_TARGETS = {
 }
 
 
+# column -> (metrics.json key, header, format)
+COLUMNS = {
+    "co_bps": ("val/co_bps", "co-bps", "{:.4f}"),
+    "rate_r2": ("val/rate_r2", "rate R2", "{:.4f}"),
+    "latent_r2": ("val/latent_r2", "latent R2", "{:.4f}"),
+    "n_parameters": ("n_parameters", "params", "{:,.0f}"),
+    "seconds_per_epoch": ("seconds_per_epoch", "s/epoch", "{:.2f}"),
+}
+
+
 def goal_of(metrics, target: float, kind: str) -> tuple:
     """``(value to reach, its label)`` of one target: ``target`` itself, or for a
     ``fraction of KEY`` target that fraction of ``metrics[KEY]`` (nan when absent)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import List
 
-from dsid.runs.config import compose
 from dsid.runs.report import format_table
 
 
@@ -24,6 +23,7 @@ def cmd_tune(args) -> int:
             "pip install 'ray[tune]' (scripts/setup.sh installs the tested version)"
         )
     # needs Ray: imported once it is known present
+    from dsid.runs.config import compose
     from dsid.tuning.export import format_summary
     from dsid.tuning.pbt import run_pbt
 

@@ -6,28 +6,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Optional
 
 from dsid.nlb.prepare import prepare
 from dsid.nlb.synth import write_synthetic_nlb
-from dsid.zoo.members import ZOO
+from dsid.zoo.members import MAZE_BIN_MS, MAZE_SIZES, ZOO, members
 
-# NLB-layout members: (NWB training-file trials, evaluation trials). A quarter of the training file
-# is NLB's 'val' part and 20% of the rest is held back as DSID's valid split, so these give about
-# 75, 250 and 1,000 DSID training trials (like MC_Maze small / medium / full).
-MAZE_SIZES = {"maze_small": (125, 40), "maze_medium": (417, 100), "maze_large": (1667, 300)}
-MAZE_BIN_MS = 20
-
-
-def members() -> Dict[str, str]:
-    """Every zoo member's name and one-line summary."""
-    out = {name: m.summary for name, m in ZOO.items()}
-    for name, (n, _) in MAZE_SIZES.items():
-        out[name] = (
-            f"condition-structured rotational reaching in the NLB NWB layout ({n} trials in the "
-            f"training file, {MAZE_BIN_MS} ms bins): NLB's four metrics on data of that size"
-        )
-    return out
+__all__ = ["MAZE_SIZES", "members", "write_member"]
 
 
 def write_member(
