@@ -400,3 +400,29 @@ def test_the_report_is_logged_to_wandb_beside_the_kept_start(tiny, tmp_path):
     settings = config["fit"]["settings"]
     assert settings["model.encoder.hidden_size"] == "8"  # as the report holds it
     assert config["train_wandb_id"]  # linked to the training run
+
+
+def test_all_neurons_trains_a_final_model_reading_every_neuron(tiny, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    res = fit(tiny, budget="8steps", out=str(run_dir), overrides=QUIET, all_neurons=True)
+    text = capsys.readouterr().out
+    entry = res["all_neurons"]
+    kept = next(s for s in res["starts"] if s["kept"])
+    assert entry["max_steps"] == kept["steps"] and entry["neurons"] == 12
+    assert "final model on all 12 neurons" in text
+    assert json.loads((run_dir / REPORT_FILE).read_text())["all_neurons"] == entry
+    final = load_run(entry["run_dir"])
+    assert int(final.model.heldin_idx.numel()) == 12  # held-out neurons are read too
+    assert load_tensor_file(entry["data"]).heldout.sum() == 0
+    assert final.config["seed"] == kept["seed"]
+    # its inference depends on the columns the kept model ignores (held out there)
+    data = load_tensor_file(tiny)
+    x = data.splits["valid"].spikes[:4].astype(np.float32)
+    changed = x.copy()
+    changed[..., data.heldout] += 3
+    for run, reads_heldout in ((final, True), (load_run(run_dir), False)):
+        a, b = (
+            run.transform(x, n_samples=2)["factors"],
+            run.transform(changed, n_samples=2)["factors"],
+        )
+        assert (not np.allclose(a, b)) == reads_heldout

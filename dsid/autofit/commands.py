@@ -20,6 +20,7 @@ def _fit(args) -> int:
             overrides=args.overrides,
             seed=args.seed,
             resume=args.resume,
+            all_neurons=args.all_neurons,
         )
     except BAD_INPUT as err:
         if debugging(args):
@@ -72,6 +73,13 @@ def register_cli(top, synth) -> None:
         help="continue the fit in RUN_DIR whose process died (killed, out of time): the start "
         "that was training continues from its last checkpoint, then the fit goes on as it would "
         "have, with its own data, budget and settings",
+    )
+    p.add_argument(
+        "--all-neurons",
+        action="store_true",
+        help="after the fit, train one more model with the kept start's settings and seed that "
+        "reads every neuron, the held-out ones included, in RUN_DIR/all_neurons (about as long "
+        "as the kept start took, beyond the budget); the report's scores stay the kept start's",
     )
     p.add_argument(
         "overrides", nargs="*", help="dsid train settings that win over the rules (key=value)"

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from dsid.autofit.all_neurons import train_all_neurons
 from dsid.autofit.area_report import area_results, communication
 from dsid.autofit.budget import parse_budget
 from dsid.autofit.describe import describe_data
@@ -145,6 +146,7 @@ def fit(
     seed: int = 0,
     verbose: bool = True,
     resume: Optional[str] = None,
+    all_neurons: bool = False,
 ) -> Dict[str, Any]:
     """Fit a model to the DSID tensor file ``data`` within ``budget`` (``"15m"``, ``"90s"``,
     ``"2000steps"``); returns the report (also written to ``RUN_DIR/fit_report.json``).
@@ -153,15 +155,26 @@ def fit(
     the run directory (default ``runs/fit/<time>_<file name>``). ``resume=RUN_DIR`` continues a
     fit whose process died, with its own data, budget and settings (the others are not given).
     ``verbose=False`` prints nothing but warnings and errors: no settings, progress, model summary
-    or report."""
-    kw = dict(budget=budget, out=out, overrides=overrides, seed=seed, resume=resume)
+    or report. ``all_neurons=True`` then trains one more model that reads every neuron, the held-out
+    ones included (:mod:`dsid.autofit.all_neurons`; about as long as the kept start took, beyond
+    the budget), reported under ``all_neurons``."""
+    kw = dict(
+        budget=budget,
+        out=out,
+        overrides=overrides,
+        seed=seed,
+        resume=resume,
+        all_neurons=all_neurons,
+    )
     if verbose:
         return _fit(data, say=print, quiet=[], **kw)
     with lightning_info_silenced():
         return _fit(data, say=lambda *a, **k: None, quiet=SILENT, **kw)
 
 
-def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -> Dict[str, Any]:
+def _fit(
+    data, *, budget, out, overrides, seed, resume, all_neurons, say, quiet: List[str]
+) -> Dict[str, Any]:
     """:func:`fit`'s work; ``say`` prints, ``quiet`` are the settings of a silent fit."""
     state = load_state(Path(resume)) if resume is not None else None
     if state is not None:
@@ -177,6 +190,7 @@ def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -
             state["seed"],
             resume,
         )
+        all_neurons = bool(state.get("all_neurons")) or all_neurons
     if data is None:
         raise ValueError("dsid fit: a DSID tensor file (DATA), or --resume RUN_DIR")
     path = Path(data).resolve()
@@ -226,6 +240,7 @@ def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -
             "budget": str(budget),
             "overrides": list(overrides),
             "seed": seed,
+            "all_neurons": bool(all_neurons),
             "schedule_steps": steps,
             "used": 0.0,
             "starts": [],
@@ -269,8 +284,15 @@ def _fit(data, *, budget, out, overrides, seed, resume, say, quiet: List[str]) -
         result["areas"] = area_results(loaded, result["metrics"], base["rates"])
         result["communication"] = communication(load_run(run_dir).model, loaded)
     write_json(run_dir / REPORT_FILE, result)
-    log_report(result, first, run_dir)
     (run_dir / STATE_FILE).unlink()
+    if all_neurons:
+
+        def config_on(file: Path, limits: List[str]) -> Dict[str, Any]:
+            return to_plain(compose(_overrides(file, choices, [*quiet, *user], kept.seed, limits)))
+
+        result["all_neurons"] = train_all_neurons(path, run_dir, kept.steps, config_on, say)
+        write_json(run_dir / REPORT_FILE, result)
+    log_report(result, first, run_dir)
     for line in report_lines(result):
         say(line)
     return result

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import pytorch_lightning as pl
 
+from dsid.autofit.all_neurons import all_neurons_lines
 from dsid.autofit.area_report import area_lines
 
 
@@ -246,4 +247,5 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
     lines.append("diagnostics:")
     lines += [f"  - {n}" for n in result["diagnostics"]]
     lines.append(f"run directory: {shown_path(result['run_dir'])}")
+    lines += all_neurons_lines(result.get("all_neurons"))
     return lines
