@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from dsid.autofit.fit import REPORT_FILE, _overrides
+from dsid.autofit.fit import REPORT_FILE
+from dsid.autofit.fit_config import start_overrides
 from dsid.cli import main as cli_main
 from dsid.data.synth_lorenz import write_lorenz_benchmark
 from dsid.data.tensor_file import DataFileError, load_tensor_file
@@ -114,7 +115,7 @@ def one_error_line(text: str) -> str:
 )
 def test_fit_passes_any_path_to_hydra_quoted(name):
     path = Path("/data") / name
-    cfg = compose(_overrides(path, [], [], 0, []))
+    cfg = compose(start_overrides(path, [], [], 0, []))
     assert cfg.data.path == str(path) and cfg.experiment_name == f"fit_{path.stem}"
 
 
@@ -288,12 +289,12 @@ def test_infer_error_is_one_line_and_debug_shows_the_traceback(tmp_path, monkeyp
 
 
 def test_a_failure_that_is_not_bad_input_exits_1(tmp_path, monkeypatch, capsys):
-    import dsid.runs.commands as run_commands
+    import dsid.runs.infer  # the module `dsid infer` imports infer_run from when it runs
 
     def broken(*args, **kwargs):
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(run_commands, "infer_run", broken)
+    monkeypatch.setattr(dsid.runs.infer, "infer_run", broken)
     code, _, err = console(monkeypatch, capsys, "infer", str(tmp_path))
     assert code == 1 and one_error_line(err) == "error: RuntimeError: the disk is on fire"
 

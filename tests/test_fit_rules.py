@@ -271,15 +271,15 @@ def test_a_used_up_budget_that_bought_few_steps_is_said():
 def test_a_users_experiment_replaces_the_rules_experiment():
     from pathlib import Path
 
-    from dsid.autofit.fit import _kept, _overrides
+    from dsid.autofit.fit_config import kept_choices, start_overrides
     from dsid.autofit.rules import choose
 
     choices = choose(desc(n_areas=3, n_heldin=90))
-    ours = _overrides(Path("/d/x.h5"), _kept(choices, [], "multiarea"), [], 0, [])
+    ours = start_overrides(Path("/d/x.h5"), kept_choices(choices, [], "multiarea"), [], 0, [])
     assert not any(o.startswith("experiment=") for o in ours)  # the rules' own complete config
     assert "model.name=multiarea" in ours and "+coupling@model.coupling=delay" in ours
     user = ["experiment=multiarea_gated", "data.batch_size=8"]
-    theirs = _overrides(Path("/d/x.h5"), _kept(choices, user, "multiarea"), user, 0, [])
+    theirs = start_overrides(Path("/d/x.h5"), kept_choices(choices, user, "multiarea"), user, 0, [])
     assert [o for o in theirs if o.startswith("experiment=")] == ["experiment=multiarea_gated"]
     assert [o for o in theirs if o.startswith("data.batch_size")] == ["data.batch_size=8"]
     assert not any(o.startswith("model.name=") for o in theirs)
@@ -293,12 +293,12 @@ def test_a_budget_replaces_the_experiments_own_limits(budget, max_steps, max_tim
     """The multi-area experiment has its own 4-minute limit: a step budget must not inherit it."""
     from pathlib import Path
 
-    from dsid.autofit.fit import _overrides, budget_limits
+    from dsid.autofit.fit_config import budget_limits, start_overrides
     from dsid.runs.config import compose
 
     limits = budget_limits(parse_budget(budget))
     user = ["experiment=multiarea_delay"]
-    cfg = compose(_overrides(Path("/d/x.h5"), [], user, 0, limits))
+    cfg = compose(start_overrides(Path("/d/x.h5"), [], user, 0, limits))
     assert cfg.trainer.get("max_steps") == max_steps and cfg.trainer.max_time == max_time
     assert cfg.trainer.max_epochs == -1
 

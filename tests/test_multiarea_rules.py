@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dsid.autofit.describe import DataDescription, describe_file
-from dsid.autofit.fit import _kept, _overrides
+from dsid.autofit.fit_config import kept_choices, start_overrides
 from dsid.autofit.multiarea_rules import (
     CI_SIZE,
     CO_SIZE,
@@ -237,7 +237,7 @@ def test_single_area_choices_are_unchanged():
     # and the area counts do not reach a single-area choice
     assert choose(SINGLE, 300) == choose(dataclasses.replace(SINGLE, area_heldin=(40,)), 300)
     path = Path("/d/one.h5")
-    assert _overrides(path, choose(SINGLE), ["seed=3"], 0, ["x=1"])[:6] == [
+    assert start_overrides(path, choose(SINGLE), ["seed=3"], 0, ["x=1"])[:6] == [
         "data=file",
         f"data.path={path}",
         "data.synth=null",
@@ -270,7 +270,7 @@ def test_the_composed_config_is_complete_and_builds_a_model(tiny):
     d = describe_file(tiny)
     assert d.n_areas == 3 and d.area_heldin == (8, 8, 8)
     choices = choose(d, 40)
-    cfg = to_plain(compose(_overrides(Path(tiny), choices, ["logger=csv"], 0, [])))
+    cfg = to_plain(compose(start_overrides(Path(tiny), choices, ["logger=csv"], 0, [])))
     assert "experiment" not in str(cfg.get("defaults", "")) and cfg["model"]["name"] == "multiarea"
     for c in choices:  # every choice reached the config
         if c.key == "+coupling@model.coupling":
@@ -293,7 +293,7 @@ def test_the_composed_config_is_complete_and_builds_a_model(tiny):
 def test_a_users_experiment_still_wins(tiny):
     choices = choose(describe_file(tiny), 40)
     user = ["experiment=multiarea_gated", "logger=csv"]
-    kept = _kept(choices, user, "multiarea")
+    kept = kept_choices(choices, user, "multiarea")
     assert not any(c.key == "model.name" or "coupling" in c.key for c in kept)
-    cfg = compose(_overrides(Path(tiny), kept, user, 0, []))
+    cfg = compose(start_overrides(Path(tiny), kept, user, 0, []))
     assert cfg.model.coupling.name == "gated" and cfg.model.coupling.sparsity == 10.0

@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
+from dsid.autofit.budget import Budget
+from dsid.autofit.fit_config import budget_limits
 from dsid.data.tensor_file import load_tensor_file, write_tensor_file
 from dsid.runs.train import train
 
@@ -48,8 +50,7 @@ def train_all_neurons(
         f"the final model on all neurons: the kept start's settings and seed, at most {steps} "
         f"steps, in {folder} ..."
     )
-    limits = [f"+trainer.max_steps={steps}", "trainer.max_epochs=-1", "trainer.max_time=null"]
-    metrics = train(config(path, limits), run_dir=str(folder))
+    metrics = train(config(path, budget_limits(Budget(steps=steps))), run_dir=str(folder))
     n = int(load_tensor_file(path, counts=False).n_neurons)
     return {
         "run_dir": str(folder),

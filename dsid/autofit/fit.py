@@ -19,13 +19,14 @@ from dsid.autofit.all_neurons import train_all_neurons
 from dsid.autofit.area_report import area_results, communication
 from dsid.autofit.budget import parse_budget
 from dsid.autofit.describe import describe_data
+from dsid.autofit.fit_config import budget_limits, kept_choices, setting_key, start_overrides
 from dsid.autofit.fit_run import StartTrainer
 from dsid.autofit.fit_state import REPORT_FILE, STATE_FILE, finished_starts, load_state, save_state
 from dsid.autofit.information import mean_rate_nll
 from dsid.autofit.probe import seconds_per_step, steps_in
 from dsid.autofit.report import beats_baseline, diagnostics, report_lines, still_improving
 from dsid.autofit.report_wandb import log_report
-from dsid.autofit.rules import Choice, choose
+from dsid.autofit.rules import choose
 from dsid.autofit.start_dirs import keep_start, prepare_fit_dir
 from dsid.autofit.starts import run_starts
 from dsid.data.atomic import write_json
@@ -33,65 +34,13 @@ from dsid.data.tensor_file import load_tensor_file
 from dsid.data.validation import check_counts
 from dsid.evaluation.smoothing_baseline import smoothing_baseline
 from dsid.runs.assemble import check_settings
-from dsid.runs.config import compose, hydra_quoted, to_plain
+from dsid.runs.config import compose, to_plain
 from dsid.runs.load import load_run
 from dsid.runs.quiet import lightning_info_silenced
 from dsid.runs.status import remove_temporaries
 
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def _overrides(
-    path: Path,
-    choices: Sequence[Choice],
-    user: Sequence[str],
-    seed: int,
-    limit: List[str],
-) -> List[str]:
-    """The file, the rules' choices (a multi-area model's complete config among them: the model,
-    its coupling group and every size), the budget's limits, then the user's overrides, which
-    win. The path and the name made from it are quoted (spaces, accents, quotes in a path)."""
-    base = [
-        "data=file",
-        f"data.path={hydra_quoted(path)}",
-        "data.synth=null",
-        f"seed={seed}",
-        f"experiment_name={hydra_quoted('fit_' + path.stem)}",
-    ]
-    return base + [c.override() for c in choices] + limit + list(user)
-
-
 #: the trainer settings of ``fit(verbose=False)`` (the user's own settings win)
 SILENT = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-
-
-def budget_limits(plan) -> List[str]:
-    """The trainer overrides of a budget: a wall-clock limit, or a number of optimizer steps with no
-    wall-clock limit (an experiment's own ``trainer.max_time`` must not cut a step budget short)."""
-    if plan.steps is not None:
-        return [
-            f"+trainer.max_steps={plan.steps}",
-            "trainer.max_epochs=-1",
-            "trainer.max_time=null",
-        ]
-    return [f"trainer.max_time={plan.trainer_limit()}", "trainer.max_epochs=-1"]
-
-
-def _is_coupling(key: str) -> bool:
-    return _key(key) == "coupling@model.coupling" or key.startswith("model.coupling.")
-
-
-def _kept(choices: Sequence[Choice], user: Sequence[str], kind: str) -> List[Choice]:
-    """The rules' choices the user did not set (``experiment=`` sets the model kind); the rules'
-    coupling settings are left out too when the user picks the coupling (``experiment=`` or the
-    coupling group) or another model kind."""
-    given = {_key(o) for o in user}
-    if "experiment" in given:
-        given.add("model.name")
-    theirs = kind != "multiarea" or bool(given & {"experiment", "coupling@model.coupling"})
-    return [c for c in choices if _key(c.key) not in given and not (theirs and _is_coupling(c.key))]
 
 
 def _fittable(path: Path, loaded, desc) -> None:
@@ -115,7 +64,7 @@ def _fittable(path: Path, loaded, desc) -> None:
 def _seed_setting(user: List[str], seed: int) -> int:
     """A ``seed=N`` setting is the first start's seed (each start has its own): taken out of
     ``user``; ``seed`` otherwise."""
-    for o in [o for o in user if _key(o) == "seed"]:
+    for o in [o for o in user if setting_key(o) == "seed"]:
         value = o.split("=", 1)[1]
         if not value.lstrip("-").isdigit():
             raise ValueError(f"{o}: the seed must be a whole number")
@@ -202,18 +151,20 @@ def _fit(
     seed = _seed_setting(user, seed)
     choices = choose(desc)
     kind = next((c.value for c in choices if c.key == "model.name"), "sae")
-    kind = next((o.split("=", 1)[1] for o in user if _key(o) == "model.name"), kind)
+    kind = next((o.split("=", 1)[1] for o in user if setting_key(o) == "model.name"), kind)
     say(_describe_line(path, desc))
     if plan.steps is not None:
         steps = plan.steps
     elif state is not None:
         steps = int(state["schedule_steps"])
     else:
-        probe_cfg = compose(_overrides(path, _kept(choices, user, kind), user, seed, []))
+        probe_cfg = compose(
+            start_overrides(path, kept_choices(choices, user, kind), user, seed, [])
+        )
         step_s = seconds_per_step(probe_cfg)
         steps = steps_in(plan.seconds, step_s)
         say(f"budget: {plan}; a training step takes {step_s:.3f} s here: about {steps} steps")
-    choices = _kept(choose(desc, steps), user, kind)
+    choices = kept_choices(choose(desc, steps), user, kind)
     say("settings (the rules' choices; yours win):")
     for c in choices:
         say(f"  {c.override():<40} {c.reason}")
@@ -222,7 +173,7 @@ def _fit(
 
     def config(start_seed: int, start_limit: List[str]) -> Dict[str, Any]:
         return to_plain(
-            compose(_overrides(path, choices, [*quiet, *user], start_seed, start_limit))
+            compose(start_overrides(path, choices, [*quiet, *user], start_seed, start_limit))
         )
 
     first = config(seed, budget_limits(plan))
@@ -288,7 +239,9 @@ def _fit(
     if all_neurons:
 
         def config_on(file: Path, limits: List[str]) -> Dict[str, Any]:
-            return to_plain(compose(_overrides(file, choices, [*quiet, *user], kept.seed, limits)))
+            return to_plain(
+                compose(start_overrides(file, choices, [*quiet, *user], kept.seed, limits))
+            )
 
         result["all_neurons"] = train_all_neurons(path, run_dir, kept.steps, config_on, say)
         write_json(run_dir / REPORT_FILE, result)
@@ -312,7 +265,10 @@ def fit_result(
         "budget": str(plan),
         "description": desc.as_dict(),
         "settings": [{"key": c.key, "value": c.value, "reason": c.reason} for c in choices]
-        + [{"key": _key(o), "value": o.split("=", 1)[-1], "reason": "set by you"} for o in user],
+        + [
+            {"key": setting_key(o), "value": o.split("=", 1)[-1], "reason": "set by you"}
+            for o in user
+        ],
         "steps": sum(s.steps for s in starts),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
         "baseline": {k: base[k] for k in ("co_bps", "kern_sd_ms", "alpha")},
