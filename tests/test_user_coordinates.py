@@ -64,6 +64,33 @@ def test_outputs_come_back_in_the_users_trial_and_neuron_order_with_times_in_ms(
         assert np.array_equal(same["rates"], data.splits[split].spikes)
 
 
+def test_outputs_as_a_frame_keep_the_users_ids_and_times(tmp_path):
+    from dsid.data.coordinates import outputs_frame
+
+    x, units, _ = _user_data(tmp_path)
+    data = load_tensor_file(tmp_path / "user.h5")
+    sd = data.splits["valid"]
+    outputs = {"valid": {"rates": sd.spikes * 1.0, "factors": sd.spikes[..., :2] * 1.0}}
+    path = write_inference(tmp_path / "inference.h5", outputs, 1, data=data)
+    got = in_user_coordinates(read_inference(path)["valid"], read_coordinates(path), reorder=True)
+    df = outputs_frame(got, "rates")
+    assert df.index.names == ["trial_id", "time_ms"] and df.columns.name == "unit_id"
+    assert list(df.columns) == sorted(units) and df.shape == (got["trial_id"].size * 5, 7)
+    trial = int(got["trial_id"][1])
+    one = df.xs(trial, level="trial_id")  # one trial: its counts, columns by unit id
+    assert list(one.index) == [-200, -180, -160, -140, -120]
+    assert np.array_equal(one[10].to_numpy(), x[trial - 100, :, list(units).index(10)])
+    factors = outputs_frame(got, "factors")
+    assert list(factors.columns) == [0, 1] and factors.columns.name == "factors"
+    with pytest.raises(KeyError, match="no .inferred_inputs.*factors, rates"):
+        outputs_frame(got, "inferred_inputs")
+    # forward bins continue after the trial; a file without times gives bin numbers
+    fwd = outputs_frame({**got, "rates_forward": got["rates"][:, :2]}, "rates_forward")
+    assert list(fwd.index.get_level_values("time_ms")[:2]) == [-100, -80]
+    bare = outputs_frame({"rates": got["rates"]}, "rates")
+    assert bare.index.names == ["trial_id", "bin"]
+
+
 def test_a_file_without_coordinates_uses_its_own_positions(tmp_path):
     from dsid.data.synth_lorenz import write_lorenz_benchmark
 

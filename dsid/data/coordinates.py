@@ -106,3 +106,35 @@ def bin_starts_ms(n_bins: int, bin_ms: float, start_ms: float = 0.0) -> np.ndarr
 def bin_times_ms(data, n_bins: Optional[int] = None) -> np.ndarray:
     """:func:`bin_starts_ms` of ``data``'s bins (``n_bins`` of them; default the file's)."""
     return bin_starts_ms(data.n_time if n_bins is None else n_bins, data.bin_ms, data.time_start_ms)
+
+
+def outputs_frame(outputs: Dict[str, np.ndarray], key: str = "rates"):
+    """One output of :meth:`dsid.runs.load.Run.outputs` (or ``transform``) as a pandas DataFrame:
+    a row per trial and bin (index ``trial_id``, ``time_ms``: the bin's start; ``rates_forward``:
+    the bins after the trial), a column per neuron (``unit_id``) for ``rates``, per dimension
+    (0, 1, ...) for ``factors`` and ``inferred_inputs``. ``df.xs(trial_id)`` is one trial,
+    ``df.groupby("time_ms").mean()`` the trial average.
+
+    Shape:
+        outputs[key]: (trials, T, C) -> frame: (trials * T, C)
+    """
+    import pandas as pd
+
+    if key not in outputs:
+        have = ", ".join(sorted(k for k, v in outputs.items() if np.ndim(v) == 3))
+        raise KeyError(f"outputs_frame: no {key!r} in these outputs (they hold {have})")
+    values = np.asarray(outputs[key])
+    n_trials, n_bins, n_cols = values.shape
+    trial = np.asarray(outputs["trial_id"]) if "trial_id" in outputs else np.arange(n_trials)
+    time = np.asarray(outputs.get("time_ms", []), float)
+    if key == "rates_forward" and len(time) >= 2:  # the bins after the trial's
+        time = time[-1] + (time[1] - time[0]) * np.arange(1, n_bins + 1)
+    level = "time_ms" if len(time) == n_bins else "bin"  # (files without times: bin numbers)
+    time = time if level == "time_ms" else np.arange(n_bins)
+    index = pd.MultiIndex.from_product([trial, time], names=["trial_id", level])
+    columns = (
+        pd.Index(np.asarray(outputs["unit_id"]), name="unit_id")
+        if key.startswith("rates") and "unit_id" in outputs
+        else pd.RangeIndex(n_cols, name=key)
+    )
+    return pd.DataFrame(values.reshape(n_trials * n_bins, n_cols), index=index, columns=columns)
