@@ -15,6 +15,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # are in requirements.lock, the package itself goes in without its declared dependencies.
 .venv/bin/python -m pip install -q --no-deps nlb-tools==0.0.4
 .venv/bin/python -m pip install -q --no-deps -e .
+# the compiled recurrent core, built now rather than at the first model run (about a minute; on a
+# machine without a C++ compiler DSID warns and runs the reference code, same maths, slower)
+.venv/bin/python -c "from dsid.modules.recurrent.native import native_scans; native_scans()" \
+  || echo "the compiled recurrent core was not built now; DSID builds it at the first model run"
 rm -f .venv/.dsid-setup-*
 touch "$STAMP"
 echo "DSID environment ready in .venv"
