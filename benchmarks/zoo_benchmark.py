@@ -44,7 +44,8 @@ import h5py
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dsid.zoo.catalog import MAZE_SIZES, members, write_member  # noqa: E402
+from dsid.zoo.catalog import write_member  # noqa: E402
+from dsid.zoo.members import MAZE_SIZES, members  # noqa: E402
 
 NLB_KEYS = ("co_bps", "vel_r2", "psth_r2", "fp_bps")
 

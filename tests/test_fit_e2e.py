@@ -217,7 +217,7 @@ def test_bad_external_inputs_name_the_field(sensory, tmp_path, change, field, ex
 
 
 def test_zoo_command_writes_members_that_load(tmp_path):
-    from dsid.zoo.catalog import members
+    from dsid.zoo.members import members
 
     assert {
         "lorenz",

@@ -12,8 +12,6 @@ from dsid.nlb.prepare import prepare
 from dsid.nlb.synth import write_synthetic_nlb
 from dsid.zoo.members import MAZE_BIN_MS, MAZE_SIZES, ZOO, members
 
-__all__ = ["MAZE_SIZES", "members", "write_member"]
-
 
 def write_member(
     name: str, out_dir, seed: int = 0, log: Optional[Callable[[str], None]] = None
