@@ -44,6 +44,7 @@ def train_all_neurons(
     composes the kept start's config on the data file ``path`` with the trainer ``limits``.
     Returns the report's ``all_neurons`` entry: run directory, neurons, step limit and the
     held-in bits/spike of its validation trials."""
+    steps = max(1, int(steps))
     path = all_neurons_file(data_path, Path(run_dir) / ALL_NEURONS_FILE)
     folder = Path(run_dir) / ALL_NEURONS_DIR
     say(
@@ -56,7 +57,7 @@ def train_all_neurons(
         "run_dir": str(folder),
         "data": str(path),
         "neurons": n,
-        "max_steps": int(steps),
+        "max_steps": steps,
         "val_bps": metrics.get("val/bps"),
     }
 
