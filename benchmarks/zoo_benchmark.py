@@ -99,6 +99,7 @@ def fit_member(
         rate_r2=m.get("val/rate_r2"),
         latent_r2=m.get("val/latent_r2"),
         latent_r2_min=m.get("val/latent_r2_min"),
+        input_r2=m.get("val/input_r2"),  # members with unobserved inputs
         baseline=r["baseline"]["co_bps"],
         steps=r["steps"],
         diagnostics=r["diagnostics"],

@@ -215,6 +215,8 @@ def report_lines(result: Dict[str, Any]) -> List[str]:
         ("val/rate_r2", "rate R2 (valid)"),
         ("val/latent_r2", "latent R2 (valid)"),
         ("val/latent_r2_min", "  its worst latent dimension"),
+        ("val/input_r2", "inferred-input R2 (valid)"),
+        ("val/input_r2_min", "  its worst true input"),
         ("val/bps", "held-in bits/spike (valid)"),
     ):
         if key in m:

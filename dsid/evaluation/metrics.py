@@ -111,3 +111,35 @@ def map_to_latents(factors_train, latents_train, factors):
     return apply_linear_map(factors.reshape(-1, factors.shape[-1]), w).reshape(
         *factors.shape[:-1], latents_train.shape[-1]
     )
+
+
+# inferred inputs may lead or lag the true input they stand for by a few bins (the controller can
+# push the generator a little before or after the input's effect shows in the spikes)
+INPUT_LAG_MS = 20.0
+
+
+def lagged(x: np.ndarray, lags: int) -> np.ndarray:
+    """Each bin with the ``lags`` bins before and after it (zeros beyond the trial's ends).
+
+    Shape:
+        x: (trials, T, D) -> (trials, T, D * (2 * lags + 1))
+    """
+    padded = np.pad(np.asarray(x, np.float64), ((0, 0), (lags, lags), (0, 0)))
+    n = x.shape[1]
+    return np.concatenate([padded[:, k : k + n] for k in range(2 * lags + 1)], axis=-1)
+
+
+def input_r2_per_dim(
+    inputs_train: np.ndarray,
+    truth_train: np.ndarray,
+    inputs_valid: np.ndarray,
+    truth_valid: np.ndarray,
+    bin_ms: float,
+) -> np.ndarray:
+    """R2 of the true unobserved inputs decoded from the inferred inputs: an affine map from each
+    bin's inferred inputs and those of the bins within ``INPUT_LAG_MS`` around it, fit on train,
+    scored on valid, one value per true input. Arrays are (trials, T, I) / (trials, T, U)."""
+    lags = max(1, int(round(INPUT_LAG_MS / bin_ms)))
+    return latent_r2_per_dim(
+        lagged(inputs_train, lags), truth_train, lagged(inputs_valid, lags), truth_valid
+    )

@@ -8,7 +8,7 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from dsid.evaluation.metrics import bits_per_spike, latent_r2_per_dim, rate_r2
+from dsid.evaluation.metrics import bits_per_spike, input_r2_per_dim, latent_r2_per_dim, rate_r2
 from dsid.evaluation.multiarea.communication import communication_metrics
 from dsid.models.protocol import CommunicationModel
 
@@ -17,7 +17,8 @@ Outputs = Dict[str, Dict[str, np.ndarray]]  # split -> name -> array
 
 def split_metrics(data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, float]:
     """bps (held-in), co_bps (held-out), and with ground truth rate_r2, latent_r2 (its worst latent
-    dimension: latent_r2_min), oracle co_bps."""
+    dimension: latent_r2_min), oracle co_bps and, for models with inferred inputs on data with
+    true unobserved inputs, input_r2 (its worst input: input_r2_min)."""
     heldout = np.asarray(data.heldout, bool)
     metrics: Dict[str, float] = {}
     for split, prefix in (("train", "train"), ("valid", "val")):
@@ -45,6 +46,24 @@ def split_metrics(data, outputs: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, 
                 float(per_dim.mean()),
                 float(per_dim.min()),
             )
+    if (
+        tr is not None
+        and va is not None
+        and tr.truth_inputs is not None
+        and "train" in outputs
+        and "valid" in outputs
+        and "inferred_inputs" in outputs["valid"]
+    ):
+        per_input = input_r2_per_dim(
+            outputs["train"]["inferred_inputs"][:, : data.n_time],
+            tr.truth_inputs,
+            outputs["valid"]["inferred_inputs"][:, : data.n_time],
+            va.truth_inputs,
+            data.bin_ms,
+        )
+        if per_input.size:  # the average, and the worst-recovered input
+            metrics["val/input_r2"] = float(per_input.mean())
+            metrics["val/input_r2_min"] = float(per_input.min())
     return metrics
 
 
