@@ -14,8 +14,9 @@ destination's latent variance set by its messages; share of each message lost wh
 true latents are read one bin off the true delay), one row per model (failures too): effectome
 cosine, edge AUROC, message R2, delay error (bins), cycle delay error (the error of the total delay
 around the cycle 0->1->2->0, which per-area time shifts of the inferred latents leave unchanged),
-held-out co-bps and rate R2 on the validation split, epochs and training seconds; the per-edge
-message R2 and delays; then the target check.
+held-out co-bps and rate R2 on the validation split, epochs and training seconds, and the linear
+baseline's row (``dsid.evaluation.multiarea.linear_baseline``: no model, recovery only); the
+per-edge message R2 and delays; then the target check.
 Targets (issue: multi-area model): the best coupling model (the coupling model that meets the most
 targets, ties broken by effectome cosine) reaches effectome cosine >= 0.95, edge AUROC = 1.0,
 message R2 >= 0.8, and a held-out co-bps above both ``none`` and ``pooled_lfads``; the ``delay``
@@ -61,6 +62,15 @@ COLUMNS = [
     ("epochs", "epochs"),
     ("train s", "train_seconds"),
 ]
+
+
+def linear_row(d, max_delay: int = 8) -> dict:
+    """The linear baseline (lagged reduced-rank regression on the spikes, nothing trained; lags up
+    to the delay coupling's default window) scored like the models."""
+    from dsid.evaluation.multiarea.linear_baseline import linear_communication, linear_scores
+
+    found = linear_communication(d, max_delay)
+    return {f"val/{k}": v for k, v in linear_scores(found, d).items()}
 
 
 def fmt(v) -> str:
@@ -254,6 +264,9 @@ def main(argv=None) -> int:
             lines.append(f"{name:<14}  FAILED: {r['error'][:200]}")
         else:
             lines.append(f"{name:<14}" + "".join(f"{fmt(r.get(k)):>14}" for _, k in COLUMNS))
+    linear = linear_row(d)
+    lines.append(f"{'linear (RRR)':<14}" + "".join(f"{fmt(linear.get(k)):>14}" for _, k in COLUMNS))
+    results["linear_baseline"] = linear
     lines += [
         "",
         *edge_table(d, names, results),

@@ -333,6 +333,9 @@ def test_a_multiarea_fit_reports_every_area_and_its_communication(tmp_path):
     text = "\n".join(report_lines(res))
     assert "per area (valid):" in text and "A0 -> A1:" in text and "(true " in text
     assert "effectome cosine (vs truth)" in text
+    linear = comm["linear"]  # the linear baseline beside the model, scored the same way
+    assert np.asarray(linear["delay_bins"]).shape == (2, 2) and "delay_error" in linear["scores"]
+    assert "linear baseline: delay" in text and "linear baseline" in text.split("recovery")[1]
     assert json.loads((tmp_path / "run" / REPORT_FILE).read_text())["areas"] == areas
 
 

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from dsid.data.tensor_file import DSIDData
+from dsid.evaluation.multiarea.linear_baseline import linear_communication, linear_scores
 from dsid.evaluation.multiarea.metrics import per_area_co_bps
 
 RECOVERY_KEYS = (
@@ -52,7 +53,9 @@ def area_results(
 def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
     """The inferred effectome (measured on the validation spikes; row source, column destination)
     and delays in bins (-1: no edge) of a model of interacting areas, as nested lists, with the
-    file's true ones when it has them; None for a model without areas."""
+    file's true ones when it has them and the linear baseline's (``linear``: effectome, delays,
+    ranks and, with truth, its recovery scores; :mod:`dsid.evaluation.multiarea.linear_baseline`,
+    lags up to the coupling's ``max_delay``); None for a model without areas."""
     if not hasattr(model, "effectome") or not hasattr(model, "delays"):
         return None
     spikes = np.asarray(data.splits["valid"].spikes)
@@ -64,6 +67,13 @@ def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
     if data.effectome is not None and data.delay_bins is not None:
         out["true_effectome"] = np.round(np.asarray(data.effectome, float), 5).tolist()
         out["true_delay_bins"] = np.asarray(data.delay_bins, int).tolist()
+    linear = linear_communication(data, int(getattr(model.coupling, "max_delay", 0)))
+    out["linear"] = {
+        "effectome": np.round(linear.effectome, 6).tolist(),
+        "delay_bins": linear.delay_bins.tolist(),
+        "rank": linear.rank.tolist(),
+        "scores": linear_scores(linear, data),
+    }
     return out
 
 
@@ -91,6 +101,8 @@ def area_lines(result: Dict[str, Any]) -> List[str]:
     if comm:
         names = comm["area_names"]
         true_delay = comm.get("true_delay_bins")
+        linear_delays = (comm.get("linear") or {}).get("delay_bins")
+        linear_ranks = (comm.get("linear") or {}).get("rank")
         lines.append(
             "communication (edge source -> destination: strength, delay in bins"
             + ("; the file's true delay, - where it has no such edge):" if true_delay else "):")
@@ -103,11 +115,23 @@ def area_lines(result: Dict[str, Any]) -> List[str]:
                     if true_delay:
                         t = true_delay[s][d]
                         truth = f" (true {t})" if t >= 0 else " (true -)"
+                    lin = ""
+                    if linear_delays:
+                        lin = f"; linear baseline: delay {linear_delays[s][d]}, rank "
+                        lin += f"{linear_ranks[s][d]}"
                     lines.append(
-                        f"  {names[s]} -> {names[d]}: {strength:.4f}, delay {delay:.1f}{truth}"
+                        f"  {names[s]} -> {names[d]}: {strength:.4f}, delay {delay:.1f}{truth}{lin}"
                     )
     m = result.get("metrics", {})
+    linear = (comm or {}).get("linear") or {}
+    scores = linear.get("scores") or {}
+    if any(key in m for key, _ in RECOVERY_KEYS):
+        lines.append(f"  {'recovery':<30}{'model':>8}{'linear baseline':>17}")
     for key, name in RECOVERY_KEYS:
         if key in m:
-            lines.append(f"  {name:<30}{_num(m[key], 3):>8}")
+            base = scores.get(key.split("/", 1)[1])
+            lines.append(
+                f"  {name:<30}{_num(m[key], 3):>8}"
+                + (f"{_num(base, 3):>17}" if base is not None else "")
+            )
     return lines

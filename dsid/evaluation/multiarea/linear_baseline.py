@@ -1,0 +1,181 @@
+"""A linear baseline for communication between areas: lagged reduced-rank regression on smoothed
+spikes, with no model to train, scored by the same recovery metrics as DSID's multi-area models.
+
+Each area's held-in spikes are smoothed (Gaussian kernel, ``KERNEL_MS``) and reduced to its
+leading principal components (fit on the training trials). For every ordered pair of areas
+(source s, destination d) and every lag l in 0..max_delay, a ridge regression predicts d's
+components one bin ahead, ``y_d(t + 1)``, from d's own present ``y_d(t)`` and s's ``y_s(t - l)``
+(the convention of the data's delays: a message leaves s at ``t - delay`` and moves d from t to
+t + 1). On the validation trials, the variance of ``y_d(t + 1)`` it explains beyond d's own
+present is the edge's strength at that lag (a Granger-style gain); the lag of the largest gain is
+the edge's delay, the largest gain its effectome entry, and the rank of the source term
+(reduced-rank regression) that predicts the validation trials best is its rank.
+
+It sees only what a linear, lagged read of the recordings can: a yardstick for what the nonlinear
+model's effectome, delays and ranks add (``benchmarks/multiarea_benchmark.py`` prints both).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Dict, NamedTuple, Tuple
+
+import numpy as np
+
+from dsid.evaluation.multiarea import metrics as mam
+
+KERNEL_MS = 20.0  # smoothing of the spikes
+MAX_COMPONENTS = 8  # principal components per area
+RIDGE = 1e-3  # relative to the predictors' mean variance
+
+
+class LinearCommunication(NamedTuple):
+    """(A, A) arrays, row source, column destination: ``effectome`` (validation variance explained
+    beyond the destination's own present, 0 on the diagonal), ``delay_bins`` (the best lag, -1 on
+    the diagonal) and ``rank`` (0 on the diagonal)."""
+
+    effectome: np.ndarray
+    delay_bins: np.ndarray
+    rank: np.ndarray
+
+
+def smooth(spikes: np.ndarray, bin_ms: float, kernel_ms: float = KERNEL_MS) -> np.ndarray:
+    """Spikes convolved along time with a unit-area Gaussian of sd ``kernel_ms`` (edges
+    renormalised).
+
+    Shape:
+        spikes: (trials, T, N) -> (trials, T, N)
+    """
+    sd = max(kernel_ms / bin_ms, 0.5)
+    half = int(np.ceil(3 * sd))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / sd) ** 2)
+    x = np.asarray(spikes, np.float64)
+    n = x.shape[1]
+    out = np.zeros_like(x)
+    weight = np.zeros(n)
+    for j, w in enumerate(k):
+        shift = j - half
+        lo, hi = max(0, -shift), min(n, n - shift)
+        out[:, lo:hi] += w * x[:, lo + shift : hi + shift]
+        weight[lo:hi] += w
+    return out / weight[None, :, None]
+
+
+def area_components(
+    train: np.ndarray, valid: np.ndarray, bin_ms: float, n_max: int = MAX_COMPONENTS
+) -> Tuple[np.ndarray, np.ndarray]:
+    """One area's counts projected on the leading principal components of its smoothed training
+    activity (z-scored by the training scores): the directions come from the smoothed spikes, the
+    projections from the counts themselves, so no bin borrows spikes from later bins.
+
+    Shape:
+        train: (trials, T, N), valid: (trials', T, N) -> (trials, T, K), (trials', T, K)
+    """
+    flat = smooth(train, bin_ms).reshape(-1, train.shape[-1])
+    mean = flat.mean(0)
+    _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    k = int(min(n_max, np.sum(s > 1e-9 * max(s[0], 1e-30))))
+    basis = vt[:k].T
+    tr = (np.asarray(train, np.float64) - mean) @ basis
+    va = (np.asarray(valid, np.float64) - mean) @ basis
+    scale = tr.reshape(-1, k).std(0) + 1e-12
+    return tr / scale, va / scale
+
+
+def _ridge(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Ridge regression weights (with an intercept row last). Shape: (S, D), (S, K) -> (D+1, K)."""
+    xa = np.concatenate([x, np.ones((x.shape[0], 1))], 1)
+    reg = RIDGE * np.eye(xa.shape[1]) * max(np.trace(xa.T @ xa) / xa.shape[1], 1e-12)
+    reg[-1, -1] = 0.0
+    return np.linalg.solve(xa.T @ xa + reg, xa.T @ y)
+
+
+def _explained(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Share of ``y``'s total variance that ``x @ w`` explains (may be negative)."""
+    pred = np.concatenate([x, np.ones((x.shape[0], 1))], 1) @ w
+    total = ((y - y.mean(0)) ** 2).sum()
+    return float(1.0 - ((y - pred) ** 2).sum() / total) if total > 0 else 0.0
+
+
+def _design(x: np.ndarray, lags: int, start: int) -> np.ndarray:
+    """``x`` at the bins t - 0 .. t - ``lags`` side by side, for every t from ``start`` to the
+    second-to-last bin, flattened over trials. Shape: (trials, T, K) -> (S, K * (lags + 1))."""
+    t = np.arange(start, x.shape[1] - 1)
+    return np.concatenate([x[:, t - k].reshape(-1, x.shape[-1]) for k in range(lags + 1)], 1)
+
+
+def _ahead(x: np.ndarray, start: int) -> np.ndarray:
+    """``x`` one bin ahead of :func:`_design`'s bins. Shape: (trials, T, K) -> (S, K)."""
+    return x[:, start + 1 :].reshape(-1, x.shape[-1])
+
+
+def _lagged(x: np.ndarray, lag: int, start: int) -> np.ndarray:
+    """``x`` ``lag`` bins before each of :func:`_design`'s bins. Shape: (trials, T, K) -> (S, K)."""
+    t = np.arange(start, x.shape[1] - 1)
+    return x[:, t - lag].reshape(-1, x.shape[-1])
+
+
+def _edge(own, src, max_delay: int) -> Tuple[float, int, int]:
+    """(gain, delay, rank) of one ordered pair; ``own``/``src``: (train, valid) component arrays.
+
+    The destination one bin ahead is regressed on its own present and ``max_delay`` past bins
+    (so the source is not credited with the destination's own history), with and without the
+    source at one lag; the lag whose source term explains the most validation variance is the
+    delay, that variance the gain, and the number of directions of its fitted contribution that
+    predicts the validation trials best (reduced-rank regression, its rank chosen by
+    cross-validation) the rank."""
+    L = max_delay
+    d_tr, d_va = (_design(o, L, L) for o in own)
+    y_tr, y_va = (_ahead(o, L) for o in own)
+    base = _explained(d_va, y_va, _ridge(d_tr, y_tr))
+    fits = []
+    for lag in range(L + 1):
+        x_tr = np.hstack([d_tr, _lagged(src[0], lag, L)])
+        x_va = np.hstack([d_va, _lagged(src[1], lag, L)])
+        w = _ridge(x_tr, y_tr)
+        fits.append((_explained(x_va, y_va, w) - base, lag, x_tr, x_va, w))
+    gain, delay, x_tr, x_va, w = max(fits, key=lambda f: f[0])
+    if gain <= 0:
+        return 0.0, delay, 0
+    k_d = d_tr.shape[1]
+    w_src = w[k_d:-1]  # the source's contribution, reduced to its leading directions
+    _, _, vt = np.linalg.svd(x_tr[:, k_d:] @ w_src, full_matrices=False)
+    scores = []
+    for r in range(1, w_src.shape[1] + 1):
+        w_r = w.copy()
+        w_r[k_d:-1] = w_src @ vt[:r].T @ vt[:r]
+        scores.append(_explained(x_va, y_va, w_r))
+    return gain, delay, int(np.argmax(scores)) + 1  # (the first of equal scores: the fewest)
+
+
+def linear_communication(data, max_delay: int) -> LinearCommunication:
+    """The lagged reduced-rank regression baseline on ``data`` (a multi-area
+    :class:`~dsid.data.tensor_file.DSIDData`): held-in spikes of the train split fit, of the valid
+    split score; lags 0..``max_delay`` bins."""
+    area, heldin = np.asarray(data.area), ~np.asarray(data.heldout, bool)
+    tr, va = data.splits["train"].spikes, data.splits["valid"].spikes
+    comps: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+    for a in range(data.n_areas):
+        cols = np.flatnonzero((area == a) & heldin)
+        comps[a] = area_components(tr[..., cols], va[..., cols], data.bin_ms)
+    n = data.n_areas
+    eff, delay, rank = np.zeros((n, n)), -np.ones((n, n), np.int64), np.zeros((n, n), np.int64)
+    for s in range(n):
+        for d in range(n):
+            if s != d:
+                eff[s, d], delay[s, d], rank[s, d] = _edge(comps[d], comps[s], max_delay)
+    return LinearCommunication(eff, delay, rank)
+
+
+def linear_scores(found: LinearCommunication, data) -> Dict[str, float]:
+    """The baseline's recovery against ``data``'s truth, under the names of the model's metrics
+    (``effectome_cosine``, ``edge_auroc``, ``delay_error``); empty without truth."""
+    out: Dict[str, float] = {}
+    with warnings.catch_warnings():  # (undefined scores, e.g. AUROC with no non-edge: left out)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if data.effectome is not None:
+            out["effectome_cosine"] = mam.effectome_cosine(found.effectome, data.effectome)
+            out["edge_auroc"] = mam.edge_auroc(found.effectome, data.effectome)
+        if data.delay_bins is not None:
+            out["delay_error"] = mam.delay_error(found.delay_bins, data.delay_bins)
+    return {k: float(v) for k, v in out.items() if np.isfinite(v)}
