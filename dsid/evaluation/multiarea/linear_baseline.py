@@ -1,18 +1,22 @@
-"""A linear baseline for communication between areas: lagged reduced-rank regression on smoothed
-spikes, with no model to train, scored by the same recovery metrics as DSID's multi-area models.
+"""A linear baseline for communication between areas: lagged reduced-rank regression on the
+recordings, with no model to train, scored by the same recovery metrics as DSID's multi-area
+models.
 
-Each area's held-in spikes are smoothed (Gaussian kernel, ``KERNEL_MS``) and reduced to its
-leading principal components (fit on the training trials). For every ordered pair of areas
-(source s, destination d) and every lag l in 0..max_delay, a ridge regression predicts d's
-components one bin ahead, ``y_d(t + 1)``, from d's own present ``y_d(t)`` and s's ``y_s(t - l)``
-(the convention of the data's delays: a message leaves s at ``t - delay`` and moves d from t to
-t + 1). On the validation trials, the variance of ``y_d(t + 1)`` it explains beyond d's own
-present is the edge's strength at that lag (a Granger-style gain); the lag of the largest gain is
-the edge's delay, the largest gain its effectome entry, and the rank of the source term
-(reduced-rank regression) that predicts the validation trials best is its rank.
+Each area's held-in counts are projected on the leading principal components of its smoothed
+training activity (Gaussian kernel, ``KERNEL_MS``; the projections use the counts themselves, so
+no bin borrows later spikes). For every ordered pair of areas (source s, destination d) a ridge
+regression predicts d's components one bin ahead, ``y_d(t + 1)``, from d's own present and past
+(``max_delay`` bins of it, so s is not credited with d's own history) plus s at one lag l in
+0..max_delay, ``y_s(t - l)`` (the convention of the data's delays: a message leaves s at
+``t - delay`` and moves d from t to t + 1). The lag whose source term explains the most variance
+of the validation trials beyond d's own history is the edge's delay, that variance (a Granger-style
+gain) its effectome entry, and the rank of the source term that predicts the validation trials
+best (reduced-rank regression) its rank.
 
 It sees only what a linear, lagged read of the recordings can: a yardstick for what the nonlinear
-model's effectome, delays and ranks add (``benchmarks/multiarea_benchmark.py`` prints both).
+model's effectome, delays and ranks add (the ``dsid fit`` report and
+``benchmarks/multiarea_benchmark.py`` print both). Ranks read through nonlinear neurons can exceed
+the true rank of an edge.
 """
 
 from __future__ import annotations
