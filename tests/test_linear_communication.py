@@ -75,3 +75,40 @@ def test_the_edge_is_found_on_other_draws(seed):
     found = linear_communication(_two_areas(seed=seed), max_delay=6)
     assert found.delay_bins[0, 1] == DELAY and found.effectome[0, 1] > found.effectome[1, 0]
     assert found.rank[0, 1] >= 1
+
+
+def test_data_it_cannot_read_is_refused_naming_why():
+    short = _two_areas(trials=(10, 5), n_time=8)
+    with pytest.raises(ValueError, match="too short for lags up to 6"):
+        linear_communication(short, max_delay=6)
+    silent = _two_areas(trials=(10, 5), n_time=30)
+    silent.heldout = np.repeat([False, True], 12)  # area 1 entirely held out
+    with pytest.raises(ValueError, match=r"area\(s\) \[1\] have no held-in"):
+        linear_communication(silent, max_delay=3)
+
+
+def test_the_fit_report_says_when_the_baseline_was_not_computed():
+    from dsid.autofit.area_report import area_lines
+
+    result = {
+        "areas": [
+            {
+                "area": "A0",
+                "heldin": 3,
+                "heldout": 1,
+                "co_bps": 0.1,
+                "baseline_co_bps": 0.0,
+                "rate_r2": None,
+            }
+        ],
+        "communication": {
+            "area_names": ["A0"],
+            "effectome": [[0.0]],
+            "delay_bins": [[-1]],
+            "linear": {"error": "linear baseline: trials of 8 bins are too short"},
+        },
+        "metrics": {},
+    }
+    assert "  linear baseline not computed: linear baseline: trials of 8" in "\n".join(
+        area_lines(result)
+    )

@@ -67,7 +67,11 @@ def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
     if data.effectome is not None and data.delay_bins is not None:
         out["true_effectome"] = np.round(np.asarray(data.effectome, float), 5).tolist()
         out["true_delay_bins"] = np.asarray(data.delay_bins, int).tolist()
-    linear = linear_communication(data, int(getattr(model.coupling, "max_delay", 0)))
+    try:
+        linear = linear_communication(data, int(getattr(model.coupling, "max_delay", 0)))
+    except ValueError as err:  # data it cannot read (too short, an area without held-in neurons)
+        out["linear"] = {"error": str(err)}
+        return out
     out["linear"] = {
         "effectome": np.round(linear.effectome, 6).tolist(),
         "delay_bins": linear.delay_bins.tolist(),
@@ -124,6 +128,8 @@ def area_lines(result: Dict[str, Any]) -> List[str]:
                     )
     m = result.get("metrics", {})
     linear = (comm or {}).get("linear") or {}
+    if "error" in linear:
+        lines.append(f"  linear baseline not computed: {linear['error']}")
     scores = linear.get("scores") or {}
     if any(key in m for key, _ in RECOVERY_KEYS):
         lines.append(f"  {'recovery':<30}{'model':>8}{'linear baseline':>17}")

@@ -35,7 +35,7 @@ RIDGE = 1e-3  # relative to the predictors' mean variance
 
 class LinearCommunication(NamedTuple):
     """(A, A) arrays, row source, column destination: ``effectome`` (validation variance explained
-    beyond the destination's own present, 0 on the diagonal), ``delay_bins`` (the best lag, -1 on
+    beyond the destination's own history, 0 on the diagonal), ``delay_bins`` (the best lag, -1 on
     the diagonal) and ``rank`` (0 on the diagonal)."""
 
     effectome: np.ndarray
@@ -158,6 +158,14 @@ def linear_communication(data, max_delay: int) -> LinearCommunication:
     split score; lags 0..``max_delay`` bins."""
     area, heldin = np.asarray(data.area), ~np.asarray(data.heldout, bool)
     tr, va = data.splits["train"].spikes, data.splits["valid"].spikes
+    if tr.shape[1] < max_delay + 3:
+        raise ValueError(
+            f"linear baseline: trials of {tr.shape[1]} bins are too short for lags up to "
+            f"{max_delay} bins (at least max_delay + 3 bins)"
+        )
+    empty = [a for a in range(data.n_areas) if not ((area == a) & heldin).any()]
+    if empty:
+        raise ValueError(f"linear baseline: area(s) {empty} have no held-in neurons")
     comps: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
     for a in range(data.n_areas):
         cols = np.flatnonzero((area == a) & heldin)
