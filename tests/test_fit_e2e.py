@@ -429,3 +429,30 @@ def test_all_neurons_trains_a_final_model_reading_every_neuron(tiny, tmp_path, c
             run.transform(changed, n_samples=2)["factors"],
         )
         assert (not np.allclose(a, b)) == reads_heldout
+
+
+def test_a_fit_killed_as_its_second_start_began_resumes(tiny, tmp_path, monkeypatch):
+    """Killed after the second start wrote its config but before its status: the resumed fit
+    begins that start again in its own folder."""
+    import dsid.autofit.fit_run as fit_run
+
+    class ProcessDied(Exception):
+        pass
+
+    real_train = fit_run.train
+
+    def dying_train(cfg, run_dir, callbacks):
+        if run_dir.endswith("seed1"):
+            Path(run_dir).mkdir(parents=True)
+            (Path(run_dir) / "config.yaml").write_text("seed: 1\n")  # and nothing else
+            raise ProcessDied("killed")
+        return real_train(cfg, run_dir=run_dir, callbacks=callbacks)
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(fit_run, "train", dying_train)
+    with pytest.raises(ProcessDied):
+        fit(tiny, budget="60steps", out=str(out), overrides=STALLING, verbose=False)
+    monkeypatch.setattr(fit_run, "train", real_train)
+    resumed = fit(resume=str(out), verbose=False)
+    assert [s["seed"] for s in resumed["starts"]][:2] == [0, 1]
+    assert (out / REPORT_FILE).exists()

@@ -76,7 +76,9 @@ class StartTrainer:
                 else Budget(seconds=max(1.0, remaining - self.overhead))
             )
             cfg = self.config(seed, self.limits(left))
-            cfg["overwrite"] = status is not None  # a start killed before its first checkpoint
+            # a start killed before its first checkpoint (or before its status was written): this
+            # fit's own folder, begun again
+            cfg["overwrite"] = status is not None or (folder.is_dir() and any(folder.iterdir()))
             metrics = train(cfg, run_dir=str(folder), callbacks=[trace])
             wall = time.perf_counter() - begun
             self.overhead = max(self.overhead, wall - trace.seconds())
