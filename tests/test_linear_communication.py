@@ -6,11 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dsid.evaluation.multiarea.linear_baseline import (
-    linear_communication,
-    linear_scores,
-    smooth,
-)
+from dsid.evaluation.multiarea.linear_baseline import linear_communication, linear_scores
 
 DELAY = 3
 
@@ -40,16 +36,6 @@ def _two_areas(seed=0, trials=(120, 60), n_time=80, neurons=12):
         effectome=np.array([[0.0, 1.0], [0.0, 0.0]]),
         delay_bins=np.array([[-1, DELAY], [-1, -1]]),
     )
-
-
-def test_smoothing_keeps_the_mean_and_spreads_a_spike():
-    x = np.zeros((1, 41, 1))
-    x[0, 20, 0] = 1.0
-    y = smooth(x, bin_ms=10, kernel_ms=20)
-    assert y[0, 20, 0] == y[0].max() and y[0, 18, 0] > 0 and y[0, 10, 0] < 1e-3
-    assert np.allclose(y[0, :, 0], y[0, ::-1, 0])  # symmetric
-    flat = smooth(np.ones((2, 15, 3)), bin_ms=10)
-    assert np.allclose(flat, 1.0)  # edges renormalised
 
 
 def test_a_delayed_rank_one_edge_is_found_with_its_direction_delay_and_rank():

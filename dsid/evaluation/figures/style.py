@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dsid.data.atomic import atomic_path
+from dsid.evaluation.smoothing_baseline import smoothing_matrix
 
 STYLE = {
     "font.size": 8,
@@ -63,10 +64,6 @@ def save_figures(figs, fig_dir: Path, suffix: str = "") -> None:
 
 def smoothed(counts: np.ndarray, sd_bins: float = 2.0) -> np.ndarray:
     """``counts`` (T,) smoothed by a Gaussian of ``sd_bins`` bins, the same length as ``counts``
-    however short (the kernel is cut at 3 sd and renormalised at the edges)."""
-    half = int(np.ceil(3 * sd_bins))
-    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sd_bins) ** 2)
+    however short (the smoothing baseline's kernel, renormalised at the edges)."""
     x = np.asarray(counts, dtype=float)
-    total = np.convolve(x, kernel, mode="full")[half : half + x.size]
-    weight = np.convolve(np.ones_like(x), kernel, mode="full")[half : half + x.size]
-    return total / weight
+    return smoothing_matrix(x.size, sd_bins) @ x

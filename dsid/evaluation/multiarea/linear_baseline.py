@@ -27,6 +27,7 @@ from typing import Dict, NamedTuple, Tuple
 import numpy as np
 
 from dsid.evaluation.multiarea import metrics as mam
+from dsid.evaluation.smoothing_baseline import smooth_spikes
 
 KERNEL_MS = 20.0  # smoothing of the spikes
 MAX_COMPONENTS = 8  # principal components per area
@@ -43,28 +44,6 @@ class LinearCommunication(NamedTuple):
     rank: np.ndarray
 
 
-def smooth(spikes: np.ndarray, bin_ms: float, kernel_ms: float = KERNEL_MS) -> np.ndarray:
-    """Spikes convolved along time with a unit-area Gaussian of sd ``kernel_ms`` (edges
-    renormalised).
-
-    Shape:
-        spikes: (trials, T, N) -> (trials, T, N)
-    """
-    sd = max(kernel_ms / bin_ms, 0.5)
-    half = int(np.ceil(3 * sd))
-    k = np.exp(-0.5 * (np.arange(-half, half + 1) / sd) ** 2)
-    x = np.asarray(spikes, np.float64)
-    n = x.shape[1]
-    out = np.zeros_like(x)
-    weight = np.zeros(n)
-    for j, w in enumerate(k):
-        shift = j - half
-        lo, hi = max(0, -shift), min(n, n - shift)
-        out[:, lo:hi] += w * x[:, lo + shift : hi + shift]
-        weight[lo:hi] += w
-    return out / weight[None, :, None]
-
-
 def area_components(
     train: np.ndarray, valid: np.ndarray, bin_ms: float, n_max: int = MAX_COMPONENTS
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -75,7 +54,7 @@ def area_components(
     Shape:
         train: (trials, T, N), valid: (trials', T, N) -> (trials, T, K), (trials', T, K)
     """
-    flat = smooth(train, bin_ms).reshape(-1, train.shape[-1])
+    flat = smooth_spikes(train, KERNEL_MS / bin_ms).reshape(-1, train.shape[-1])
     mean = flat.mean(0)
     _, s, vt = np.linalg.svd(flat - mean, full_matrices=False)
     k = int(min(n_max, np.sum(s > 1e-9 * max(s[0], 1e-30))))
@@ -119,8 +98,26 @@ def _lagged(x: np.ndarray, lag: int, start: int) -> np.ndarray:
     return x[:, t - lag].reshape(-1, x.shape[-1])
 
 
-def _edge(own, src, max_delay: int) -> Tuple[float, int, int]:
-    """(gain, delay, rank) of one ordered pair; ``own``/``src``: (train, valid) component arrays.
+class _Destination(NamedTuple):
+    """What a destination's regressions share, whatever the source: its own present and past
+    (``own``: train, valid), its components one bin ahead (``ahead``: train, valid) and the
+    validation variance its own history explains (``base``)."""
+
+    own: Tuple[np.ndarray, np.ndarray]
+    ahead: Tuple[np.ndarray, np.ndarray]
+    base: float
+
+
+def _destination(comps: Tuple[np.ndarray, np.ndarray], max_delay: int) -> _Destination:
+    """The regressions' destination side of one area (``comps``: its train, valid components)."""
+    own = tuple(_design(c, max_delay, max_delay) for c in comps)
+    ahead = tuple(_ahead(c, max_delay) for c in comps)
+    base = _explained(own[1], ahead[1], _ridge(own[0], ahead[0]))
+    return _Destination(own, ahead, base)
+
+
+def _edge(dest: _Destination, src, max_delay: int) -> Tuple[float, int, int]:
+    """(gain, delay, rank) of one ordered pair; ``src``: the source's (train, valid) components.
 
     The destination one bin ahead is regressed on its own present and ``max_delay`` past bins
     (so the source is not credited with the destination's own history), with and without the
@@ -129,15 +126,13 @@ def _edge(own, src, max_delay: int) -> Tuple[float, int, int]:
     predicts the validation trials best (reduced-rank regression, its rank chosen by
     cross-validation) the rank."""
     L = max_delay
-    d_tr, d_va = (_design(o, L, L) for o in own)
-    y_tr, y_va = (_ahead(o, L) for o in own)
-    base = _explained(d_va, y_va, _ridge(d_tr, y_tr))
+    (d_tr, d_va), (y_tr, y_va) = dest.own, dest.ahead
     fits = []
     for lag in range(L + 1):
         x_tr = np.hstack([d_tr, _lagged(src[0], lag, L)])
         x_va = np.hstack([d_va, _lagged(src[1], lag, L)])
         w = _ridge(x_tr, y_tr)
-        fits.append((_explained(x_va, y_va, w) - base, lag, x_tr, x_va, w))
+        fits.append((_explained(x_va, y_va, w) - dest.base, lag, x_tr, x_va, w))
     gain, delay, x_tr, x_va, w = max(fits, key=lambda f: f[0])
     if gain <= 0:
         return 0.0, delay, 0
@@ -171,11 +166,12 @@ def linear_communication(data, max_delay: int) -> LinearCommunication:
         cols = np.flatnonzero((area == a) & heldin)
         comps[a] = area_components(tr[..., cols], va[..., cols], data.bin_ms)
     n = data.n_areas
+    dests = [_destination(comps[d], max_delay) for d in range(n)]
     eff, delay, rank = np.zeros((n, n)), -np.ones((n, n), np.int64), np.zeros((n, n), np.int64)
     for s in range(n):
         for d in range(n):
             if s != d:
-                eff[s, d], delay[s, d], rank[s, d] = _edge(comps[d], comps[s], max_delay)
+                eff[s, d], delay[s, d], rank[s, d] = _edge(dests[d], comps[s], max_delay)
     return LinearCommunication(eff, delay, rank)
 
 
