@@ -456,3 +456,21 @@ def test_a_fit_killed_as_its_second_start_began_resumes(tiny, tmp_path, monkeypa
     resumed = fit(resume=str(out), verbose=False)
     assert [s["seed"] for s in resumed["starts"]][:2] == [0, 1]
     assert (out / REPORT_FILE).exists()
+
+
+def test_the_wandb_summary_keeps_train_and_validation_scores_apart():
+    from dsid.autofit.report_wandb import report_summary
+
+    result = {
+        "metrics": {"train/co_bps": 0.5, "val/co_bps": 0.2, "val/bps": float("nan")},
+        "baseline": {"co_bps": 0.1},
+        "steps": 10,
+        "starts": [{}],
+        "converged": False,
+        "ending": "budget",
+        "diagnostics": ["no problem found"],
+        "budget": "10 steps",
+    }
+    summary = report_summary(result)
+    assert summary["fit/co_bps"] == 0.2 and summary["fit/train/co_bps"] == 0.5
+    assert "fit/bps" not in summary  # not finite: left out

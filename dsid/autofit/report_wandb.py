@@ -15,9 +15,10 @@ from dsid.runs.wandb_runs import wandb_run
 
 def report_summary(result: Mapping[str, Any]) -> Dict[str, Any]:
     """The report's numbers and verdicts as flat ``fit/...`` summary values (finite numbers
-    only)."""
+    only): the validation scores as ``fit/<name>`` (``fit/co_bps``), the others under their own
+    keys (``fit/train/co_bps``)."""
     out: Dict[str, Any] = {
-        f"fit/{key.split('/', 1)[-1]}": value
+        f"fit/{key.removeprefix('val/')}": value
         for key, value in result["metrics"].items()
         if isinstance(value, (int, float)) and math.isfinite(value)
     }
