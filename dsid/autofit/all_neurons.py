@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -27,10 +27,12 @@ ALL_NEURONS_DIR = "all_neurons"
 ALL_NEURONS_FILE = "all_neurons.h5"
 
 
-def all_neurons_file(data_path: Path, out: Path) -> Path:
-    """A copy of the DSID tensor file ``data_path`` with no neuron held out, written to ``out``."""
+def all_neurons_file(data_path: Path, out: Path) -> Tuple[Path, int]:
+    """A copy of the DSID tensor file ``data_path`` with no neuron held out, written to ``out``;
+    returns its path and number of neurons."""
     data = load_tensor_file(data_path, counts=False)
-    return write_tensor_file(out, dataclasses.replace(data, heldout=np.zeros_like(data.heldout)))
+    every = dataclasses.replace(data, heldout=np.zeros_like(data.heldout))
+    return write_tensor_file(out, every), int(data.n_neurons)
 
 
 def train_all_neurons(
@@ -45,14 +47,13 @@ def train_all_neurons(
     Returns the report's ``all_neurons`` entry: run directory, neurons, step limit and the
     held-in bits/spike of its validation trials."""
     steps = max(1, int(steps))
-    path = all_neurons_file(data_path, Path(run_dir) / ALL_NEURONS_FILE)
+    path, n = all_neurons_file(data_path, Path(run_dir) / ALL_NEURONS_FILE)
     folder = Path(run_dir) / ALL_NEURONS_DIR
     say(
         f"the final model on all neurons: the kept start's settings and seed, at most {steps} "
         f"steps, in {folder} ..."
     )
     metrics = train(config(path, budget_limits(Budget(steps=steps))), run_dir=str(folder))
-    n = int(load_tensor_file(path, counts=False).n_neurons)
     return {
         "run_dir": str(folder),
         "data": str(path),
