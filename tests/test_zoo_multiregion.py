@@ -137,6 +137,26 @@ def test_cutting_and_scaling_edges(net, trials, base):
     assert np.array_equal(simulate(net, trials, Perturbation())["rates"], base["rates"])
 
 
+def test_perturbation_from_a_bin(net, trials, base):
+    t0 = 25
+    out = simulate(net, trials, Perturbation(silence_area=1, from_bin=t0))
+    # nothing changes before the intervention; messages of bin t0 on are 0 (in transit too)
+    assert np.array_equal(out["rates"][:, :, :t0], base["rates"][:, :, :t0])
+    assert np.all(out["rates"][1, :, t0:] == 0)
+    assert np.all(out["messages"][1, 0][:, t0:] == 0) and np.all(out["messages"][1, 2][:, t0:] == 0)
+    assert np.array_equal(out["messages"][1, 0][:, :t0], base["messages"][1, 0][:, :t0])
+    # the first bin the messages act on is t0 + 1: region 0's rates at t0 are as before
+    assert np.array_equal(out["rates"][0, :, t0], base["rates"][0, :, t0])
+    assert np.abs(out["rates"][0, :, t0 + 1 :] - base["rates"][0, :, t0 + 1 :]).mean() > 0.05
+    held = simulate(net, trials, Perturbation(clamp_edges=[(1, 2)], from_bin=t0))
+    m = held["messages"][1, 2]
+    assert np.array_equal(m[:, :t0], base["messages"][1, 2][:, :t0])
+    assert np.array_equal(m[:, t0:], np.repeat(m[:, t0 - 1 : t0], m.shape[1] - t0, 1))
+    assert np.array_equal(held["rates"][:2], base["rates"][:2])  # upstream of the edge
+    with pytest.raises(ValueError, match="from_bin"):
+        Perturbation(clamp_edges=[(1, 2)])
+
+
 def test_perturbed_member_keeps_the_unperturbed_regions():
     plain = make_multiregion_rnn(seed=0, **SMALL)
     cut = make_multiregion_rnn(seed=0, perturb=Perturbation(silence_area=2), **SMALL)

@@ -1,4 +1,4 @@
-"""``dsid train``, ``dsid demo``, ``dsid infer`` and ``dsid compare``."""
+"""``dsid train``, ``dsid demo``, ``dsid infer``, ``dsid perturb`` and ``dsid compare``."""
 
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ def register_cli(top, synth) -> None:
         help="infer from a run that is still training, failed or was killed",
     )
     p.set_defaults(func=cmd_infer)
+    _register_perturb(top)
     _register_compare(top)
     p = top.add_parser("components", help="list the registered components configs can name")
     p.set_defaults(func=cmd_components)
@@ -155,3 +156,65 @@ def _register_compare(top) -> None:
     p.add_argument("--project", default="dsid", help="W&B project")
     p.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
     p.set_defaults(func=cmd_compare)
+
+
+def cmd_perturb(args) -> int:
+    from dsid.runs.load import load_run
+    from dsid.runs.perturb import default_path, write_perturbation
+
+    require_finished(args.run_dir, args.allow_unfinished)
+    run = load_run(args.run_dir)
+    try:
+        result = run.perturb(
+            args.mode,
+            area=args.area,
+            edge=args.edge,
+            factor=args.factor,
+            from_bin=args.from_bin,
+            split=args.split,
+        )
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+    path = write_perturbation(result, args.out or default_path(args.run_dir, result))
+    a = result["attrs"]
+    print(f"{a['description']} ({a['split']} trials; bins of {a['bin_ms']:g} ms)")
+    print("predicted change of rate from bin " + f"{a['first_bin_affected']} on (spikes/s):")
+    print(f"  {'area':<12} {'RMS':>8} {'mean':>8}")
+    after = slice(a["first_bin_affected"], None)
+    for name, rms, mean in zip(
+        a["area_names"], result["area_effect_rms"], result["area_effect_mean"]
+    ):
+        rms_after = float((rms[after] ** 2).mean() ** 0.5)
+        print(f"  {name:<12} {rms_after:8.3f} {float(mean[after].mean()):8.3f}")
+    print(f"wrote {path} and its figure {path.with_suffix('.png')}")
+    return 0
+
+
+def _register_perturb(top) -> None:
+    """``dsid perturb``."""
+    p = top.add_parser(
+        "perturb",
+        help="predict what silencing, holding or scaling an area's (or edge's) messages does to "
+        "every area's rates (multi-area runs)",
+        description="From bin --from-bin on, the messages of every edge leaving --area (or of "
+        "--edge alone) are silenced (0), clamped (held at their value of the bin before) or "
+        "scaled by --factor; the change first shows in the next bin. Every trial of the split is "
+        "rolled out twice from the same posterior means, as inferred and perturbed. The silenced "
+        "area's own neurons change only through feedback (the model cannot tell what silencing "
+        "does to them). Writes RUN_DIR/perturbations/<name>.h5 (rates as inferred and perturbed, "
+        "their difference, each area's effect over time) and a figure beside it.",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--mode", required=True, choices=("silence", "clamp", "scale"))
+    p.add_argument("--area", default=None, help="area name or index: every edge leaving it")
+    p.add_argument("--edge", default=None, help="one edge, SRC->DST (area names or indices)")
+    p.add_argument("--factor", type=float, default=None, help="with --mode scale: the multiplier")
+    p.add_argument(
+        "--from-bin", type=int, default=0, help="first bin whose messages change (default 0)"
+    )
+    p.add_argument("--split", default="valid", help="trials to roll out (default valid)")
+    p.add_argument("--out", default=None, help="output HDF5 file instead of the default")
+    p.add_argument(
+        "--allow-unfinished", action="store_true", help="use a run still training or killed"
+    )
+    p.set_defaults(func=cmd_perturb)

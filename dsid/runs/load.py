@@ -24,6 +24,7 @@ from dsid.evaluation.inference import (
     seeded,
 )
 from dsid.runs.config import to_plain
+from dsid.runs.perturb import perturb_run
 from dsid.training.lightning_module import TrainingModule
 
 BEST_CKPT = "checkpoints/best.ckpt"
@@ -193,6 +194,14 @@ class Run:
         out["rates"] = out["rates"][..., order]
         out.update(unit_id=ids[order], time_ms=bin_times_ms(data, x.shape[1]))
         return out
+
+    def perturb(self, mode: str, **kwargs) -> Dict[str, Any]:
+        """A multi-area run's prediction of an intervention on its messages: ``mode`` silence,
+        clamp or scale (with ``factor``) on every edge leaving ``area`` or on ``edge``
+        ("SRC->DST"), from bin ``from_bin``, on ``split`` (default valid):
+        :func:`dsid.runs.perturb.perturb_run`; ``dsid.runs.perturb.write_perturbation`` writes it
+        to a file with its figure."""
+        return perturb_run(self, mode, **kwargs)
 
     def inference_paths(self) -> List[Path]:
         n = self.model.n_sessions

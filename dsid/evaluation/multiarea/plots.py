@@ -173,3 +173,33 @@ def _edge_label(name: str, area_names: Optional[Sequence[str]]) -> str:
     if area_names is not None and max(src, dst) < len(area_names):
         return f"{area_names[src]} -> {area_names[dst]}"
     return f"{src} -> {dst}"
+
+
+def plot_perturbation(
+    area_rms: np.ndarray,
+    area_mean: np.ndarray,
+    time_ms: np.ndarray,
+    from_bin: int,
+    area_names: Optional[Sequence[str]] = None,
+    title: str = "",
+) -> Figure:
+    """What an intervention does to each area, bin by bin: the root mean square change of rate
+    over trials and neurons (left) and the change of the area's trial-averaged mean rate (right),
+    both in spikes/s; a dashed line at the first bin the intervention acts on.
+
+    Shape: area_rms, area_mean (A, T); time_ms (T,)."""
+    names = _names(area_rms.shape[0], area_names)
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    for a, name in enumerate(names):
+        axes[0].plot(time_ms, area_rms[a], label=name)
+        axes[1].plot(time_ms, area_mean[a], label=name)
+    for ax, label in zip(axes, ("RMS change of rate (spikes/s)", "change of mean rate (spikes/s)")):
+        if from_bin + 1 < len(time_ms):
+            ax.axvline(time_ms[from_bin + 1], color="k", ls="--", lw=0.8)
+        ax.set(xlabel="time (ms)", ylabel=label)
+    axes[1].axhline(0.0, color="0.6", lw=0.6)
+    axes[0].legend(fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig

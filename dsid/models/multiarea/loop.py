@@ -26,13 +26,18 @@ def step_areas(
     n_steps: int,
     sample: bool,
     probe: Optional[dict],
+    intervention=None,
+    co_given: Optional[torch.Tensor] = None,
 ) -> Dict[str, object]:
     """``model``'s areas advanced together bin by bin (stacked parameters, batched products): the
     stepwise twin of the compiled scan and what runs where it does not (see
-    :mod:`dsid.models.multiarea.scan`).
+    :mod:`dsid.models.multiarea.scan`). ``intervention``
+    (:class:`~dsid.models.multiarea.intervention.Intervention`) alters messages from its bin on;
+    ``co_given`` replaces the controllers' inferred inputs, bin by bin.
 
     Shape:
-        ics[a]: (B, I); ci[a]: (B, T, D) or None; ext: (B, T_ext, E) or None
+        ics[a]: (B, I); ci[a]: (B, T, D) or None; ext: (B, T_ext, E) or None;
+        co_given: (T', A, B, C) or None
         returns dict: f (B, T', A * F), g (B, T', A * H), co_mean/co_logvar/co (B, T', A * C) with
         controllers, messages (B, T', M) and fed (CouplingStep of (B, T, K_e)) with edges
     """
@@ -51,6 +56,9 @@ def step_areas(
     )  # the external input's columns, then a zero
     window = cpl.start(model._signals(init))
     step = cpl(window, list(state["g"]), sample)
+    held: Dict[int, torch.Tensor] = {}  # an intervention's clamped messages
+    if intervention is not None:
+        step = intervention.apply(step, -1, held)
     rec: List[Dict[str, torch.Tensor]] = []
     fed, msgs = [], []  # the messages fed to the observed bins' steps; those recorded
     for t in range(n_steps):
@@ -66,12 +74,16 @@ def step_areas(
         ci_t = ci_steps[t] if t < min(T, len(ci_steps)) else None
         if probe is not None:
             model._probe(probe, state, ci_t, ext_t)
+        if co_given is not None:
+            state["co_given"] = co_given[t]
         state, out = gens[0].grouped_step(params, state, ci_t, ext_t, sample)
         rec.append(out)
         window = cpl.push(
             window, model._signals([{"f": f, "g": g} for f, g in zip(out["f"], out["g"])])
         )
         step = cpl(window, list(state["g"]), sample)
+        if intervention is not None:
+            step = intervention.apply(step, t, held)
         msgs.append(step.messages)
     # (A, B, T', .) per key, area blocks along the last axis
     seq = {k: torch.cat(list(torch.stack([o[k] for o in rec], 2)), -1) for k in rec[0]}

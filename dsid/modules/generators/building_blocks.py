@@ -84,13 +84,19 @@ def step_inputs(
 ):
     """The controller step plus external input shared by every generator: returns the input vector
     u_t (G, B, co_size + ext_input_size, or None when there is none), the new controller state (or
-    None) and the output entries co_mean/co_logvar/co."""
+    None) and the output entries co_mean/co_logvar/co. A ``state["co_given"]`` (G, B, co_size) is
+    this bin's inferred input, taken instead of the controller's (whose state is kept): an
+    intervention replays a rollout's inferred inputs this way."""
     g, f = state["g"], state["f"]
     inputs, out, c = [], {}, None
     if gen.use_controller:
-        c, mean, logvar, co = gen.controller.grouped_step(
-            sub_params(p, "controller"), state["c"], ci_t, f, sample
-        )
+        given = state.get("co_given")
+        if given is None:
+            c, mean, logvar, co = gen.controller.grouped_step(
+                sub_params(p, "controller"), state["c"], ci_t, f, sample
+            )
+        else:
+            c, mean, logvar, co = state["c"], given, torch.zeros_like(given), given
         out.update(co_mean=mean, co_logvar=logvar, co=co)
         inputs.append(co)
     if gen.ext_input_size:

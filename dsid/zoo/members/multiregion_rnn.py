@@ -42,16 +42,30 @@ EDGES: Tuple[Tuple[int, int, int, int], ...] = (
 
 @dataclass(frozen=True)
 class Perturbation:
-    """An intervention on the network: silence one region (its rates held at 0, so its messages
-    are 0), cut edges (scale 0) or scale edges' messages by ``edge_scale[(src, dst)]``."""
+    """An intervention on the network from stored bin ``from_bin`` on (None: from the start of the
+    simulation, burn-in included): silence one region (its rates held at 0 and its messages 0), cut
+    edges (messages 0), scale edges' messages by ``edge_scale[(src, dst)]``, or hold edges'
+    messages at their value of bin ``from_bin - 1`` (``clamp_edges``). Messages altered at bin
+    ``t`` act on bin ``t + 1``, so the intervention first shows in bin ``from_bin + 1``."""
 
     silence_area: Optional[int] = None
     cut_edges: Sequence[Tuple[int, int]] = ()
     edge_scale: Mapping[Tuple[int, int], float] = field(default_factory=dict)
+    clamp_edges: Sequence[Tuple[int, int]] = ()
+    from_bin: Optional[int] = None
+
+    def __post_init__(self):
+        if self.clamp_edges and self.from_bin is None:
+            raise ValueError("Perturbation: clamp_edges needs from_bin (the bin the hold starts)")
+        if self.from_bin is not None and self.from_bin < 0:
+            raise ValueError(f"Perturbation: from_bin must be >= 0, got {self.from_bin}")
 
     def scale(self, src: int, dst: int) -> float:
-        cut = (src, dst) in {tuple(e) for e in self.cut_edges}
+        cut = (src, dst) in {tuple(e) for e in self.cut_edges} or src == self.silence_area
         return 0.0 if cut else float(self.edge_scale.get((src, dst), 1.0))
+
+    def clamps(self, src: int, dst: int) -> bool:
+        return (src, dst) in {tuple(e) for e in self.clamp_edges}
 
 
 @dataclass
@@ -135,18 +149,24 @@ def simulate(
     S, A, n, _ = noise.shape
     keep = np.ones((A, 1, 1))
     scale = {(s, d): 1.0 for s, d, *_ in network.edges}
+    held, start = set(), S
     if perturb is not None:
         if perturb.silence_area is not None:
             keep[perturb.silence_area] = 0.0
         scale = {k: perturb.scale(*k) for k in scale}
+        held = {k for k in scale if perturb.clamps(*k)}
+        start = 0 if perturb.from_bin is None else burn + perturb.from_bin
     x, r = np.empty(noise.shape), np.empty(noise.shape)
     x[0] = trials["x0"]
     msgs = {(s, d): np.zeros((S, n, U.shape[1])) for s, d, _, U, _ in network.edges}
     for t in range(S):  # messages at t from rates at t - delay, then the update to t + 1
-        r[t] = np.tanh(x[t]) * keep
+        on = t >= start
+        r[t] = np.tanh(x[t]) * keep if on else np.tanh(x[t])
         for s, d, dl, U, _ in network.edges:
-            if t >= dl:
-                msgs[s, d][t] = scale[s, d] * r[t - dl, s] @ U
+            if on and (s, d) in held:
+                msgs[s, d][t] = msgs[s, d][start - 1]
+            elif t >= dl:
+                msgs[s, d][t] = (scale[s, d] if on else 1.0) * r[t - dl, s] @ U
         if t == S - 1:
             break
         drive = np.einsum("anj,aij->ani", r[t], network.J)
