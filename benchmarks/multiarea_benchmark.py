@@ -57,6 +57,8 @@ COLUMNS = [
     ("message R2", "val/message_r2"),
     ("delay err", "val/delay_error"),
     ("cycle err", "val/delay_cycle_error"),
+    ("rank acc", "val/edge_rank_accuracy"),
+    ("delay cover", "val/delay_coverage"),
     ("co-bps", "val/co_bps"),
     ("rate R2", "val/rate_r2"),
     ("epochs", "epochs"),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from dsid.autofit.all_neurons import train_all_neurons
-from dsid.autofit.area_report import area_results, communication
+from dsid.autofit.area_report import area_results
 from dsid.autofit.budget import parse_budget
 from dsid.autofit.describe import describe_data
 from dsid.autofit.fit_config import budget_limits, kept_choices, setting_key, start_overrides
@@ -32,6 +32,7 @@ from dsid.autofit.starts import run_starts
 from dsid.data.atomic import write_json
 from dsid.data.tensor_file import load_tensor_file
 from dsid.data.validation import check_counts
+from dsid.evaluation.multiarea.summary import communication
 from dsid.evaluation.smoothing_baseline import smoothing_baseline
 from dsid.runs.assemble import check_settings
 from dsid.runs.config import compose, to_plain

@@ -1,4 +1,5 @@
-"""``dsid train``, ``dsid demo``, ``dsid infer``, ``dsid perturb`` and ``dsid compare``."""
+"""``dsid train``, ``dsid demo``, ``dsid infer``, ``dsid perturb``, ``dsid analyze`` and
+``dsid compare``."""
 
 from __future__ import annotations
 
@@ -113,6 +114,7 @@ def register_cli(top, synth) -> None:
     )
     p.set_defaults(func=cmd_infer)
     _register_perturb(top)
+    _register_analyze(top)
     _register_compare(top)
     p = top.add_parser("components", help="list the registered components configs can name")
     p.set_defaults(func=cmd_components)
@@ -218,3 +220,41 @@ def _register_perturb(top) -> None:
         "--allow-unfinished", action="store_true", help="use a run still training or killed"
     )
     p.set_defaults(func=cmd_perturb)
+
+
+def cmd_analyze(args) -> int:
+    from dsid.runs.analyze import analysis_lines, analyze_run
+    from dsid.runs.load import load_run
+
+    require_finished(args.run_dir, args.allow_unfinished)
+    try:
+        result = analyze_run(
+            load_run(args.run_dir), split=args.split, from_bin=args.from_bin, out=args.out
+        )
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+    print("\n".join(analysis_lines(result)))
+    return 0
+
+
+def _register_analyze(top) -> None:
+    """``dsid analyze``."""
+    p = top.add_parser(
+        "analyze",
+        help="a multi-area run's communication: edges (strength, delay, lag range, rank) beside "
+        "a linear baseline, predicted silencing effects, scores against truth, figures",
+        description="Works with or without ground truth. Writes RUN_DIR/analysis/analysis.json "
+        "and figures (effectome, silencing matrix, delays with truth). The silencing matrix's "
+        "entry (s, d): the predicted RMS change of area d's rates when every message leaving "
+        "area s is silenced from --from-bin on, relative to the SD of d's rates.",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="valid", help="trials to analyse (default valid)")
+    p.add_argument(
+        "--from-bin", type=int, default=None, help="silencing start (default: mid-trial)"
+    )
+    p.add_argument("--out", default=None, help="folder instead of RUN_DIR/analysis")
+    p.add_argument(
+        "--allow-unfinished", action="store_true", help="use a run still training or killed"
+    )
+    p.set_defaults(func=cmd_analyze)

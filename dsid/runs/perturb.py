@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 import h5py
 import numpy as np
 
-from dsid.data.atomic import atomic_path
+from dsid.data.atomic import atomic_h5
 from dsid.data.coordinates import bin_times_ms, trial_ids, unit_ids
 from dsid.evaluation.figures.style import save_figures
 from dsid.evaluation.multiarea.perturbation import area_effect, predict_perturbation
@@ -108,7 +108,7 @@ def write_perturbation(result: Dict[str, Any], path) -> Path:
     """Write ``result`` (from :func:`perturb_run`) to the HDF5 file ``path`` (atomically) and its
     figure beside it (``.png`` and ``.svg`` of the same name); returns ``path``."""
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:
         for key, value in result.items():
             if key != "attrs":
                 f.create_dataset(key, data=np.asarray(value))

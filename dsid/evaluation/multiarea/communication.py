@@ -9,6 +9,7 @@ from typing import Any, Dict
 import numpy as np
 
 from dsid.evaluation.multiarea import metrics as mam
+from dsid.evaluation.multiarea.edges import edge_ranks, edge_scores, lag_ranges
 from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes, plot_messages
 
 
@@ -20,7 +21,9 @@ def communication_metrics(
     ``val/delay_error`` with the inferred delay of every true edge ``val/delay_{src}_{dst}``,
     ``val/delay_cycle_error`` (total delays around the true graph's cycles, nan without cycles),
     ``val/message_r2`` (mean over true edges; 0 for an edge the model lacks) and
-    ``val/message_r2_{src}_{dst}``. ``outputs[split]`` has rates, factors and messages."""
+    ``val/message_r2_{src}_{dst}``; ``val/edge_rank_accuracy``, ``val/delay_coverage`` and
+    ``val/lag_range_width`` (:mod:`dsid.evaluation.multiarea.edges`). ``outputs[split]`` has rates,
+    factors and messages."""
     metrics: Dict[str, float] = {}
     va = data.splits.get("valid")
     if va is None or "valid" not in outputs:
@@ -68,6 +71,11 @@ def communication_metrics(
                 metrics[f"val/message_r2_{key}"] = r2
                 r2s.append(r2)
             metrics["val/message_r2"] = float(np.mean(r2s))
+        if edges and (data.delay_bins is not None or va.truth_messages):
+            msgs = outputs["valid"].get("messages")
+            ranks = None if msgs is None else edge_ranks(model, msgs[:, : va.spikes.shape[1]])
+            for k, v in edge_scores(ranks, lag_ranges(model), data).items():
+                metrics[f"val/{k}"] = v
     return metrics
 
 

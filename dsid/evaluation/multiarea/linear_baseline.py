@@ -27,6 +27,7 @@ from typing import Dict, NamedTuple, Tuple
 import numpy as np
 
 from dsid.evaluation.multiarea import metrics as mam
+from dsid.evaluation.multiarea.edges import edge_scores
 from dsid.evaluation.smoothing_baseline import smooth_spikes
 
 KERNEL_MS = 20.0  # smoothing of the spikes
@@ -177,7 +178,8 @@ def linear_communication(data, max_delay: int) -> LinearCommunication:
 
 def linear_scores(found: LinearCommunication, data) -> Dict[str, float]:
     """The baseline's recovery against ``data``'s truth, under the names of the model's metrics
-    (``effectome_cosine``, ``edge_auroc``, ``delay_error``); empty without truth."""
+    (``effectome_cosine``, ``edge_auroc``, ``delay_error``, ``edge_rank_accuracy``); empty without
+    truth."""
     out: Dict[str, float] = {}
     with warnings.catch_warnings():  # (undefined scores, e.g. AUROC with no non-edge: left out)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -186,4 +188,7 @@ def linear_scores(found: LinearCommunication, data) -> Dict[str, float]:
             out["edge_auroc"] = mam.edge_auroc(found.effectome, data.effectome)
         if data.delay_bins is not None:
             out["delay_error"] = mam.delay_error(found.delay_bins, data.delay_bins)
+        ranks = edge_scores(found.rank, None, data)
+        if "edge_rank_accuracy" in ranks:
+            out["edge_rank_accuracy"] = ranks["edge_rank_accuracy"]
     return {k: float(v) for k, v in out.items() if np.isfinite(v)}

@@ -1,5 +1,5 @@
-"""``dsid perturb`` and ``Run.perturb`` on a trained multi-area run: the file, its figure, the
-user's order, and clear errors."""
+"""``dsid perturb`` / ``Run.perturb`` and ``dsid analyze`` on a trained multi-area run: the files,
+figures, the user's order, and clear errors."""
 
 import copy
 import types
@@ -91,3 +91,31 @@ def test_a_single_area_model_has_nothing_to_perturb():
     fake = types.SimpleNamespace(model=sae, run_dir="runs/x")
     with pytest.raises(ValueError, match="model=multiarea"):
         perturb_run(fake, "silence", area=0)
+
+
+def test_analyze_command_writes_the_communication_and_silencing(run_dir, capsys):
+    import json
+
+    assert cli_main(["analyze", str(run_dir), "--from-bin", "6"]) == 0
+    printed = capsys.readouterr().out
+    assert "A0 -> A1:" in printed and "(lags " in printed and ", rank " in printed
+    assert "silencing from bin 6" in printed and "edge ranks recovered" in printed
+    out = run_dir / "analysis"
+    for name in ("effectome", "silencing", "delays"):
+        assert (out / f"{name}.png").exists(), name
+    got = json.loads((out / "analysis.json").read_text())
+    sil = np.array(got["silencing"], dtype=float)  # None -> nan
+    assert sil.shape == (3, 3) and np.all(np.isnan(np.diag(sil)))
+    off = sil[~np.eye(3, dtype=bool)]
+    assert np.all(np.isfinite(off)) and np.all(off >= 0) and off.max() > 0
+    comm = got["communication"]
+    assert np.array(comm["lag_range"]).shape == (3, 3, 2) and "true_rank" in comm
+    assert 0 <= got["scores"]["val/edge_rank_accuracy"] <= 1 and got["from_bin"] == 6
+
+
+def test_analyze_refuses_a_single_area_run():
+    from dsid.runs.analyze import analyze_run
+
+    sae = build_model(copy.deepcopy(TINY_MODEL), tiny_info())
+    with pytest.raises(ValueError, match="model=multiarea"):
+        analyze_run(types.SimpleNamespace(model=sae, run_dir="runs/x"))

@@ -1,0 +1,116 @@
+"""A trained multi-area model's communication in one dictionary of plain lists (for reports and
+JSON): every edge's strength, delay, lag range and rank, the file's truth when it has it, and the
+linear baseline's estimates beside them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from dsid.data.tensor_file import DSIDData
+from dsid.evaluation.multiarea.edges import edge_ranks, infer_messages, lag_ranges, true_ranks
+from dsid.evaluation.multiarea.linear_baseline import linear_communication, linear_scores
+
+RECOVERY_KEYS = (
+    ("val/effectome_cosine", "effectome cosine (vs truth)"),
+    ("val/edge_auroc", "edge AUROC (vs truth)"),
+    ("val/message_r2", "message R2 (vs truth)"),
+    ("val/delay_error", "delay error, bins (vs truth)"),
+    ("val/delay_coverage", "true delays in the lag range"),
+    ("val/edge_rank_accuracy", "edge ranks recovered"),
+)
+
+
+def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
+    """The inferred effectome (measured on the validation spikes; row source, column destination)
+    and delays in bins (-1: no edge) of a model of interacting areas, as nested lists, with every
+    edge's ``lag_range`` and ``rank`` (:mod:`dsid.evaluation.multiarea.edges`), the file's true
+    ones when it has them and the linear baseline's (``linear``: effectome, delays, ranks and, with
+    truth, its recovery scores; :mod:`dsid.evaluation.multiarea.linear_baseline`, lags up to the
+    coupling's ``max_delay``); None for a model without areas."""
+    if not hasattr(model, "effectome") or not hasattr(model, "delays"):
+        return None
+    spikes = np.asarray(data.splits["valid"].spikes)
+    ranks = edge_ranks(model, infer_messages(model, spikes)) if model.edges else None
+    out = {
+        "area_names": list(data.area_names or model.area_names),
+        "effectome": np.round(np.asarray(model.effectome(spikes), float), 5).tolist(),
+        "delay_bins": np.round(np.asarray(model.delays(), float), 2).tolist(),
+        "lag_range": lag_ranges(model).tolist(),
+        "rank": None if ranks is None else ranks.tolist(),
+    }
+    if data.effectome is not None and data.delay_bins is not None:
+        out["true_effectome"] = np.round(np.asarray(data.effectome, float), 5).tolist()
+        out["true_delay_bins"] = np.asarray(data.delay_bins, int).tolist()
+        if (true_ranks(data) > 0).any():
+            out["true_rank"] = true_ranks(data).tolist()
+    try:
+        linear = linear_communication(data, int(getattr(model.coupling, "max_delay", 0)))
+    except ValueError as err:  # data it cannot read (too short, an area without held-in neurons)
+        out["linear"] = {"error": str(err)}
+        return out
+    out["linear"] = {
+        "effectome": np.round(linear.effectome, 6).tolist(),
+        "delay_bins": linear.delay_bins.tolist(),
+        "rank": linear.rank.tolist(),
+        "scores": linear_scores(linear, data),
+    }
+    return out
+
+
+def fmt(x, nd: int = 4) -> str:
+    """``x`` with ``nd`` decimals, ``n/a`` for None and non-finite values."""
+    return f"{x:.{nd}f}" if x is not None and math.isfinite(x) else "n/a"
+
+
+def communication_lines(comm: Optional[Dict[str, Any]], metrics: Dict[str, Any]) -> List[str]:
+    """Printed lines for :func:`communication`'s dictionary: one per edge (strength, delay, lag
+    range, rank; the truth and the linear baseline's beside them) and the recovery scores of
+    ``metrics`` (``val/...``) next to the baseline's."""
+    lines: List[str] = []
+    if comm:
+        names = comm["area_names"]
+        true_delay = comm.get("true_delay_bins")
+        linear_delays = (comm.get("linear") or {}).get("delay_bins")
+        linear_ranks = (comm.get("linear") or {}).get("rank")
+        true_rank, lags, ranks = comm.get("true_rank"), comm.get("lag_range"), comm.get("rank")
+        lines.append(
+            "communication (edge source -> destination: strength, delay in bins with the lags "
+            "holding 90% of its lag weights, rank"
+            + ("; the file's truth, - where it has no such edge):" if true_delay else "):")
+        )
+        for s, row in enumerate(comm["effectome"]):
+            for d, strength in enumerate(row):
+                delay = comm["delay_bins"][s][d]
+                if s != d and delay >= 0:
+                    what = f"{strength:.4f}, delay {delay:.1f}"
+                    if lags:
+                        what += f" (lags {lags[s][d][0]}-{lags[s][d][1]})"
+                    if ranks:
+                        what += f", rank {ranks[s][d]}"
+                    if true_delay:
+                        t = true_delay[s][d]
+                        truth = f"delay {t}" if t >= 0 else "-"
+                        if t >= 0 and true_rank and true_rank[s][d] > 0:
+                            truth += f", rank {true_rank[s][d]}"
+                        what += f" (true {truth})"
+                    if linear_delays:
+                        what += f"; linear baseline: delay {linear_delays[s][d]}, rank "
+                        what += f"{linear_ranks[s][d]}"
+                    lines.append(f"  {names[s]} -> {names[d]}: {what}")
+    linear = (comm or {}).get("linear") or {}
+    if "error" in linear:
+        lines.append(f"  linear baseline not computed: {linear['error']}")
+    scores = linear.get("scores") or {}
+    if any(key in metrics for key, _ in RECOVERY_KEYS):
+        lines.append(f"  {'recovery':<30}{'model':>8}{'linear baseline':>17}")
+    for key, name in RECOVERY_KEYS:
+        if key in metrics:
+            base = scores.get(key.split("/", 1)[1])
+            lines.append(
+                f"  {name:<30}{fmt(metrics[key], 3):>8}"
+                + (f"{fmt(base, 3):>17}" if base is not None else "")
+            )
+    return lines

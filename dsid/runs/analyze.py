@@ -1,0 +1,144 @@
+"""``dsid analyze RUN``: what a trained multi-area run says about communication, with or without
+ground truth: every edge's strength, delay, lag range and rank (beside the linear baseline's), what
+silencing each area is predicted to do to every other, the recovery scores when the file has truth,
+and figures; kept in ``RUN/analysis/``.
+
+Silencing matrix: entry (s, d) is the predicted root mean square change of area d's rates when
+every message leaving area s is silenced from ``from_bin`` on (default: the middle of the trial;
+bins after it), over trials and d's neurons, relative to the standard deviation of d's inferred
+rates over the same bins: a scale-free size of s's influence on d (the diagonal is left out:
+the model does not predict what silencing does to an area's own neurons).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dsid.data.atomic import write_json
+from dsid.evaluation.figures.style import save_figures
+from dsid.evaluation.multiarea.edges import edge_scores
+from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes
+from dsid.evaluation.multiarea.summary import communication, communication_lines, fmt
+from dsid.runs.perturb import perturb_run
+
+ANALYSIS_FILE = "analysis.json"
+
+
+def silencing_matrix(run, split: str, from_bin: int) -> np.ndarray:
+    """(A, A) silencing matrix (see the module docstring); nan on the diagonal and for areas that
+    send nothing."""
+    model = run.model
+    A = model.n_areas
+    out = np.full((A, A), np.nan)
+    for s in range(A):
+        if not model.coupling.outgoing(s):
+            continue
+        res = perturb_run(run, "silence", area=s, from_bin=from_bin, split=split)
+        after = slice(from_bin + 1, None)
+        delta, base = res["rates_delta"][:, after], res["rates_base"][:, after]
+        for d in range(A):
+            cols = res["unit_area"] == d
+            if d == s or not cols.any():
+                continue
+            spread = float(np.sqrt(base[..., cols].var((0, 1)).mean()))
+            rms = float(np.sqrt((delta[..., cols] ** 2).mean()))
+            out[s, d] = rms / spread if spread > 0 else np.nan
+    return out
+
+
+def plot_silencing(matrix: np.ndarray, names: List[str], from_bin: int) -> Figure:
+    """Heatmap of the silencing matrix, values in the cells. Shape: matrix (A, A)."""
+    fig = Figure(figsize=(4.8, 4), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(matrix, cmap="magma", vmin=0.0)
+    n = len(names)
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="affected area",
+        ylabel="silenced area",
+        title=f"silencing from bin {from_bin}: RMS change / rate SD",
+    )
+    top = np.nanmax(matrix) if np.isfinite(matrix).any() else 0.0
+    for (s, d), v in np.ndenumerate(matrix):
+        if np.isfinite(v):  # dark text on the bright end of the colour map
+            ink = "k" if v > 0.6 * top else "w"
+            ax.text(d, s, f"{v:.2f}", ha="center", va="center", color=ink, fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def analyze_run(
+    run, split: str = "valid", from_bin: Optional[int] = None, out=None
+) -> Dict[str, Any]:
+    """Analyse ``run`` (a :class:`~dsid.runs.load.Run` of a multi-area model) and write
+    ``analysis.json`` and figures to ``out`` (default ``RUN/analysis``); returns the analysis:
+    ``communication`` (:func:`~dsid.evaluation.multiarea.summary.communication`), ``silencing``
+    (the matrix, nested lists, None for a NaN), ``from_bin``, ``split``, ``scores`` (the run's
+    recovery metrics, ``val/...``, when its file has truth) and ``files``."""
+    model = run.model
+    if not hasattr(model, "coupling"):
+        raise ValueError(
+            f"{run.run_dir}: a {type(model).__name__} model has no areas to analyse "
+            "(dsid analyze needs a multi-area run: model=multiarea)"
+        )
+    data = run.sessions()[0]
+    if split not in data.splits:
+        raise ValueError(
+            f"split: {data.path} has no split {split!r} (has {', '.join(data.splits)})"
+        )
+    n_time = data.splits[split].spikes.shape[1]
+    t0 = n_time // 2 if from_bin is None else int(from_bin)
+    comm = communication(model, data)
+    names = comm["area_names"]
+    silencing = (
+        silencing_matrix(run, split, t0) if model.edges else np.full((len(names),) * 2, np.nan)
+    )
+    out = Path(out) if out is not None else Path(run.run_dir) / "analysis"
+    figs = {
+        "effectome": plot_effectomes(data.effectome, comm["effectome"], names),
+        "silencing": plot_silencing(silencing, names, t0),
+    }
+    if data.delay_bins is not None and model.edges:
+        figs["delays"] = plot_delays(model.delays(), data.delay_bins, names)
+    save_figures(figs, out)
+    scores = {k: v for k, v in run.metrics.items() if k.startswith("val/")}
+    if comm["rank"] is not None:  # measured now, so a run trained before these scores has them
+        found = edge_scores(np.asarray(comm["rank"]), np.asarray(comm["lag_range"]), data)
+        scores.update({f"val/{k}": v for k, v in found.items()})
+    result = {
+        "run_dir": str(run.run_dir),
+        "split": split,
+        "from_bin": t0,
+        "communication": comm,
+        "silencing": [
+            [None if not math.isfinite(v) else round(v, 5) for v in row] for row in silencing
+        ],
+        "scores": scores,
+        "files": [str(out / f"{name}.png") for name in figs] + [str(out / ANALYSIS_FILE)],
+    }
+    write_json(out / ANALYSIS_FILE, result)
+    return result
+
+
+def analysis_lines(result: Dict[str, Any]) -> List[str]:
+    """The printed analysis: the edges, the silencing matrix and the recovery scores."""
+    comm, names = result["communication"], result["communication"]["area_names"]
+    lines = communication_lines(comm, result.get("scores") or {})
+    lines.append(
+        f"silencing from bin {result['from_bin']} (row: silenced area; RMS change of each "
+        "area's rates / their SD; - not predicted):"
+    )
+    lines.append("  " + " " * 12 + "".join(f"{n:>10}" for n in names))
+    for name, row in zip(names, result["silencing"]):
+        cells = "".join(f"{'-' if v is None else fmt(v, 3):>10}" for v in row)
+        lines.append(f"  {name:<12}{cells}")
+    lines.append("wrote " + ", ".join(result["files"]))
+    return lines
