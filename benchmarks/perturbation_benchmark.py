@@ -1,21 +1,23 @@
 """Perturbation benchmark: do fitted multi-area models predict what an intervention does?
 
-For every ``multiregion_rnn`` fit of a zoo benchmark run (``--fits``, the ``--out`` folder of
-``benchmarks/zoo_benchmark.py``: ``multiregion_rnn_d<draw>/``, fitted on the member written with
-data seed ``draw``), the simulator re-runs the validation trials (same initial states, noise and
-pulses) under each intervention, from bin ``--from-bin`` on (default: the middle of the trial):
+For every fit of a multi-area zoo member that can re-simulate interventions (``multiregion_rnn``,
+``multiarea_feedback``) in a zoo benchmark run (``--fits``, the ``--out`` folder of
+``benchmarks/zoo_benchmark.py``: ``<member>_d<draw>/``, fitted on the member written with data
+seed ``draw``), the simulator re-runs the validation trials (same initial states, noise, inputs
+and spike draws) under each intervention, from bin ``--from-bin`` on (default: mid-trial):
 
-- silence every region with outgoing edges (its rates 0, its messages 0);
+- silence every area with outgoing edges (its activity 0, its messages 0);
 - on every true edge: cut it, scale its messages by 2, hold them (clamp).
 
 The model predicts the same interventions (``dsid perturb``: every edge of the model leaving the
-region, or the model's edge between the same regions). Printed per draw and intervention, and as
-the mean and worst over them: the R2 of the trial-averaged effect on the rates (entries: bin x
-neuron) and of every trial's effect (trial x bin x neuron), over all bins the intervention reaches
-and over its first 10, on every neuron but the silenced region's own; the true and predicted RMS
-effect (spikes/s). Target (issue: multi-area science): perturbation-effect R2 >= 0.8.
+area, or the model's edge between the same areas). Printed per fit and intervention, and as the
+mean and worst over them: the R2 of the trial-averaged effect on the rates (entries: bin x neuron)
+and of every trial's effect (trial x bin x neuron), over all bins the intervention reaches and over
+its first 10, on every neuron but the silenced area's own; the true and predicted RMS effect
+(spikes/s). Target (issue: multi-area science): perturbation-effect R2 >= 0.8.
 
-    .venv/bin/python benchmarks/zoo_benchmark.py --members multiregion_rnn --out runs/zoo
+    .venv/bin/python benchmarks/zoo_benchmark.py --members multiregion_rnn,multiarea_feedback \
+        --out runs/zoo
     .venv/bin/python benchmarks/perturbation_benchmark.py --fits runs/zoo
 """
 
@@ -25,6 +27,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -74,24 +77,41 @@ def interventions(data, from_bin: int):
     return out
 
 
-def score_draw(run_dir: Path, draw: int, from_bin) -> list:
-    """One row per intervention for the fit in ``run_dir`` (data seed ``draw``)."""
+def simulate_member(member: str, seed: int, perturb=None):
+    """The member drawn with data seed ``seed`` (a DSIDData), under ``perturb`` if given."""
+    if member == "multiregion_rnn":
+        from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
+
+        return make_multiregion_rnn(seed=seed, perturb=perturb)
+    from dsid.data.tensor_file import load_tensor_file
+    from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_tensor_file(
+            write_multiarea_feedback(Path(tmp) / "m.h5", seed=seed, perturb=perturb)
+        )
+
+
+MEMBERS = ("multiregion_rnn", "multiarea_feedback")
+
+
+def score_draw(member: str, run_dir: Path, draw: int, from_bin) -> list:
+    """One row per intervention for the fit of ``member`` in ``run_dir`` (data seed ``draw``)."""
     from dsid.evaluation.multiarea.perturbation import effect_scores, predict_perturbation
     from dsid.models.multiarea.intervention import build_intervention
     from dsid.runs.load import load_run
-    from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
 
     run = load_run(run_dir)
     model, data = run.model, run.sessions()[0]
-    truth = make_multiregion_rnn(seed=draw)
+    truth = simulate_member(member, draw)
     spikes = data.splits["valid"].spikes
     if not np.array_equal(truth.splits["valid"].spikes, spikes):
-        raise ValueError(f"{run_dir}: its data is not multiregion_rnn drawn with seed {draw}")
+        raise ValueError(f"{run_dir}: its data is not {member} drawn with seed {draw}")
     T = spikes.shape[1]
     t0 = T // 2 if from_bin is None else int(from_bin)
     rows = []
     for label, true_pert, kw in interventions(truth, t0):
-        true_rates = make_multiregion_rnn(seed=draw, perturb=true_pert).splits["valid"].truth_rates
+        true_rates = simulate_member(member, draw, true_pert).splits["valid"].truth_rates
         true_delta = true_rates - truth.splits["valid"].truth_rates
         iv = build_intervention(model, from_bin=t0, **kw)
         pred = predict_perturbation(model, spikes, iv)
@@ -106,6 +126,7 @@ def score_draw(run_dir: Path, draw: int, from_bin) -> list:
         )
         rows.append(
             {
+                "member": member,
                 "draw": draw,
                 "intervention": label,
                 "from_bin": t0,
@@ -135,36 +156,45 @@ def fmt(v) -> str:
 
 
 def print_table(rows: list) -> None:
-    print(f"\n{'draw':>4}  {'intervention':<18}" + "".join(f"{c:>15}" for c, _ in COLUMNS))
+    head = f"\n{'member':<20}{'draw':>4}  {'intervention':<18}"
+    print(head + "".join(f"{c:>15}" for c, _ in COLUMNS))
     for r in rows:
         print(
-            f"{r['draw']:>4}  {r['intervention']:<18}"
+            f"{r['member']:<20}{r['draw']:>4}  {r['intervention']:<18}"
             + "".join(f"{fmt(r.get(k)):>15}" for _, k in COLUMNS)
         )
-    for name, agg in (("mean", np.nanmean), ("worst", np.nanmin)):
-        vals = [agg([r[k] for r in rows]) if k.startswith("r2") else None for _, k in COLUMNS]
-        print(f"{'':>4}  {name:<18}" + "".join(f"{fmt(v):>15}" for v in vals))
+    for member in dict.fromkeys(r["member"] for r in rows):
+        mine = [r for r in rows if r["member"] == member]
+        for name, agg in (("mean", np.nanmean), ("worst", np.nanmin)):
+            vals = [agg([r[k] for r in mine]) if k.startswith("r2") else None for _, k in COLUMNS]
+            print(f"{member:<20}{'':>4}  {name:<18}" + "".join(f"{fmt(v):>15}" for v in vals))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fits", required=True, help="the --out folder of benchmarks/zoo_benchmark.py")
+    p.add_argument("--members", default=",".join(MEMBERS), help="comma-separated (default: both)")
     p.add_argument("--draws", default="0,1,2", help="comma-separated data seeds (default 0,1,2)")
     p.add_argument("--from-bin", type=int, default=None, help="default: the middle of the trial")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = p.parse_args()
+    members = [m for m in args.members.split(",") if m]
+    unknown = sorted(set(members) - set(MEMBERS))
+    if unknown:
+        p.error(f"--members: {', '.join(unknown)}: expected some of {', '.join(MEMBERS)}")
     rows, missing = [], []
-    for draw in (int(d) for d in args.draws.split(",")):
-        run_dir = Path(args.fits) / f"multiregion_rnn_d{draw}"
-        if not (run_dir / "config.yaml").exists():
-            missing.append(str(run_dir))
-            continue
-        print(f"scoring {run_dir} ...", flush=True)
-        rows += score_draw(run_dir, draw, args.from_bin)
+    for member in members:
+        for draw in (int(d) for d in args.draws.split(",")):
+            run_dir = Path(args.fits) / f"{member}_d{draw}"
+            if not (run_dir / "config.yaml").exists():
+                missing.append(str(run_dir))
+                continue
+            print(f"scoring {run_dir} ...", flush=True)
+            rows += score_draw(member, run_dir, draw, args.from_bin)
     if missing:
         print(
             f"no fit in {', '.join(missing)}: fit first with benchmarks/zoo_benchmark.py "
-            "--members multiregion_rnn --out " + args.fits
+            f"--members {','.join(members)} --out {args.fits}"
         )
     if not rows:
         return 1

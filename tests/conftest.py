@@ -35,6 +35,24 @@ TINY_MODEL = {
 }
 
 
+# a tiny delay-coupled multi-area model for in-process training tests (data.path to be added)
+TINY_MULTIAREA_OVERRIDES = [
+    "experiment=multiarea_delay",
+    "model.ic_size=4",
+    "model.co_size=1",
+    "model.factor_size=3",
+    "model.encoder.hidden_size=8",
+    "model.encoder.ci_size=4",
+    "model.generator.hidden_size=8",
+    "model.generator.controller_size=4",
+    "model.coupling.max_delay=3",
+    "trainer.max_time=null",
+    "infer.n_samples=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
 def tiny_info(n_neurons=7, n_heldout=2, n_areas=1):
     heldout = np.zeros(n_neurons, bool)
     heldout[-n_heldout:] = True

@@ -14,7 +14,7 @@ from dsid.models.multiarea.model import MultiAreaSAE
 from dsid.models.sae import SequentialAutoencoder
 from dsid.registry import COUPLINGS, GENERATORS
 from tests.area_by_area import area_by_area_forward
-from tests.conftest import TINY_MODEL, tiny_info
+from tests.conftest import TINY_MODEL, TINY_MULTIAREA_OVERRIDES, tiny_info
 
 B, T = 2, 10
 
@@ -247,24 +247,12 @@ def test_tiny_multiarea_training_logs_recovery_metrics(tmp_path):
         tmp_path / "ma.h5", seed=1, n_trials=(24, 8, 8), n_time=20, neurons_per_area=8
     )
     cfg = compose(
-        [
-            "experiment=multiarea_delay",
+        TINY_MULTIAREA_OVERRIDES
+        + [
             f"data.path={path}",
             "data.batch_size=12",
-            "model.ic_size=4",
-            "model.co_size=1",
-            "model.factor_size=3",
-            "model.encoder.hidden_size=8",
-            "model.encoder.ci_size=4",
-            "model.generator.hidden_size=8",
-            "model.generator.controller_size=4",
-            "model.coupling.max_delay=3",
             "trainer.max_epochs=2",
-            "trainer.max_time=null",
             "train.metrics_every_n_steps=1",
-            "infer.n_samples=0",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
             "logger=wandb",
         ]
     )

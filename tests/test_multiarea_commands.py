@@ -11,7 +11,7 @@ from dsid.cli import main as cli_main
 from dsid.data.multiarea.synth import synth_multiarea
 from dsid.models import build_model
 from dsid.runs.perturb import perturb_run, read_perturbation
-from tests.conftest import TINY_MODEL, tiny_info
+from tests.conftest import TINY_MODEL, TINY_MULTIAREA_OVERRIDES, tiny_info
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -26,25 +26,8 @@ def run_dir(tmp_path_factory):
         tmp / "ma.h5", seed=1, n_trials=(16, 6, 6), n_time=16, neurons_per_area=6
     )
     cfg = compose(
-        [
-            "experiment=multiarea_delay",
-            f"data.path={path}",
-            "data.batch_size=8",
-            "model.ic_size=4",
-            "model.co_size=1",
-            "model.factor_size=3",
-            "model.encoder.hidden_size=8",
-            "model.encoder.ci_size=4",
-            "model.generator.hidden_size=8",
-            "model.generator.controller_size=4",
-            "model.coupling.max_delay=3",
-            "trainer.max_epochs=1",
-            "trainer.max_time=null",
-            "infer.n_samples=0",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "logger=csv",
-        ]
+        TINY_MULTIAREA_OVERRIDES
+        + [f"data.path={path}", "data.batch_size=8", "trainer.max_epochs=1", "logger=csv"]
     )
     train(cfg, run_dir=str(tmp / "run"))
     return tmp / "run"

@@ -194,3 +194,42 @@ def test_cli(tmp_path, capsys):
     )
     d = load_tensor_file(out)
     assert d.n_areas == 4 and d.n_neurons == 240 and (d.delay_bins >= 0).sum() == 4
+
+
+def test_interventions_rerun_the_same_trials(small, tmp_path):
+    """Default edges 0->1, 1->2, 2->0: silencing area 1 from bin 20 leaves everything before bin 21
+    (its own neurons: before bin 20) as it was and cuts its message; a held edge keeps its value of
+    bin 19; the same neurons and spike draws."""
+    from dsid.data.perturbation import Perturbation
+
+    base = load_tensor_file(small)
+    cut = load_tensor_file(
+        synth_multiarea(
+            tmp_path / "cut.h5", seed=3, perturb=Perturbation(silence_area=1, from_bin=20), **SMALL
+        )
+    )
+    held = load_tensor_file(
+        synth_multiarea(
+            tmp_path / "held.h5",
+            seed=3,
+            perturb=Perturbation(clamp_edges=[(0, 1)], from_bin=20),
+            **SMALL,
+        )
+    )
+    own = base.area == 1
+    for split in ("train", "valid"):
+        b, c, h = base.splits[split], cut.splits[split], held.splits[split]
+        assert np.array_equal(b.truth_rates[:, :21][..., ~own], c.truth_rates[:, :21][..., ~own])
+        assert np.array_equal(b.truth_rates[:, :20], c.truth_rates[:, :20])
+        assert np.all(c.truth_messages["1_2"][:, 20:] == 0)
+        assert (
+            np.abs(
+                b.truth_rates[:, 22:][..., base.area == 2]
+                - c.truth_rates[:, 22:][..., base.area == 2]
+            ).mean()
+            > 0
+        )
+        m = h.truth_messages["0_1"]
+        assert np.array_equal(m[:, 20:], np.repeat(m[:, 19:20], m.shape[1] - 20, 1))
+        assert np.array_equal(h.truth_messages["0_1"][:, :20], b.truth_messages["0_1"][:, :20])
+    assert np.array_equal(base.heldout, cut.heldout)

@@ -206,20 +206,29 @@ def _register_perturb(top) -> None:
         "does to them). Writes RUN_DIR/perturbations/<name>.h5 (rates as inferred and perturbed, "
         "their difference, each area's effect over time) and a figure beside it.",
     )
-    p.add_argument("run_dir")
+    _multiarea_run_arguments(
+        p,
+        0,
+        "first bin whose messages change (default 0)",
+        "output HDF5 file instead of the default",
+    )
     p.add_argument("--mode", required=True, choices=("silence", "clamp", "scale"))
     p.add_argument("--area", default=None, help="area name or index: every edge leaving it")
     p.add_argument("--edge", default=None, help="one edge, SRC->DST (area names or indices)")
     p.add_argument("--factor", type=float, default=None, help="with --mode scale: the multiplier")
-    p.add_argument(
-        "--from-bin", type=int, default=0, help="first bin whose messages change (default 0)"
-    )
+    p.set_defaults(func=cmd_perturb)
+
+
+def _multiarea_run_arguments(p, from_bin, from_bin_help: str, out_help: str) -> None:
+    """RUN_DIR, --from-bin, --split, --out and --allow-unfinished (``dsid perturb``, ``dsid
+    analyze``)."""
+    p.add_argument("run_dir")
+    p.add_argument("--from-bin", type=int, default=from_bin, help=from_bin_help)
     p.add_argument("--split", default="valid", help="trials to roll out (default valid)")
-    p.add_argument("--out", default=None, help="output HDF5 file instead of the default")
+    p.add_argument("--out", default=None, help=out_help)
     p.add_argument(
         "--allow-unfinished", action="store_true", help="use a run still training or killed"
     )
-    p.set_defaults(func=cmd_perturb)
 
 
 def cmd_analyze(args) -> int:
@@ -248,13 +257,7 @@ def _register_analyze(top) -> None:
         "entry (s, d): the predicted RMS change of area d's rates when every message leaving "
         "area s is silenced from --from-bin on, relative to the SD of d's rates.",
     )
-    p.add_argument("run_dir")
-    p.add_argument("--split", default="valid", help="trials to analyse (default valid)")
-    p.add_argument(
-        "--from-bin", type=int, default=None, help="silencing start (default: mid-trial)"
-    )
-    p.add_argument("--out", default=None, help="folder instead of RUN_DIR/analysis")
-    p.add_argument(
-        "--allow-unfinished", action="store_true", help="use a run still training or killed"
+    _multiarea_run_arguments(
+        p, None, "silencing start (default: mid-trial)", "folder instead of RUN_DIR/analysis"
     )
     p.set_defaults(func=cmd_analyze)

@@ -24,6 +24,7 @@ from dsid.data.multiarea.system import (
     rotation,
     simulate,
 )
+from dsid.data.perturbation import Perturbation
 from dsid.data.tensor_file import SPLITS, DSIDData, SplitData, write_tensor_file
 
 
@@ -56,6 +57,7 @@ def _write(
     heldout_fraction: float,
     base_hz=(4.0, 12.0),
     mod: float = 0.6,
+    perturb: Optional[Perturbation] = None,
 ) -> Path:
     sims = {
         sp: simulate(system, n, n_time, [seed, 1, i])
@@ -65,6 +67,11 @@ def _write(
     params, heldout = _neurons(
         nrng, sims["train"]["latents"][:n_areas], neurons_per_area, heldout_fraction, base_hz, mod
     )
+    if perturb is not None:  # the same trials, neurons and spike draws under the intervention
+        sims = {
+            sp: simulate(system, n, n_time, [seed, 1, i], perturb)
+            for i, (sp, n) in enumerate(zip(SPLITS, n_trials))
+        }
     splits, extra = {}, {}
     for i, (sp, sim) in enumerate(sims.items()):
         rates = (
@@ -174,6 +181,7 @@ def synth_multiarea(
     event_size: float = EVENT_SIZE,
     unrecorded_driver: bool = False,
     external_input: bool = False,
+    perturb: Optional[Perturbation] = None,
 ) -> Path:
     """Write a multi-area DSID tensor file with known communication; return its path.
 
@@ -214,6 +222,8 @@ def synth_multiarea(
         external_input: add unit pulses (3 bins, ~2 per trial at random times) entering area 0
             through a fixed vector ``B`` (``truth/external_input_B``); the input is stored in
             ``{split}/truth/external_input`` (trials, T, 1).
+        perturb: the same trials, neurons and spike draws under an intervention
+            (:class:`~dsid.data.perturbation.Perturbation`), to compare with the file without it.
 
     Stored truth: rates (spikes per bin), latents, ``messages/{src}_{dst}`` (area indices),
     ``effectome`` (the std, root total variance, of the edge's contribution ``V m_t`` over train; 0
@@ -244,7 +254,16 @@ def synth_multiarea(
         event_size,
     )
     return _write(
-        out, system, seed, n_areas, n_trials, n_time, bin_ms, neurons_per_area, heldout_fraction
+        out,
+        system,
+        seed,
+        n_areas,
+        n_trials,
+        n_time,
+        bin_ms,
+        neurons_per_area,
+        heldout_fraction,
+        perturb=perturb,
     )
 
 

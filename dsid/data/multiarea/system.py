@@ -11,6 +11,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dsid.data.perturbation import Perturbation, intervened_message, message_gains
+
 Edge = Tuple[int, int, int, int, float]  # (src, dst, delay_bins, rank, gain)
 
 
@@ -97,11 +99,14 @@ def input_events(rng, system: MultiAreaSystem, shape, T: int) -> np.ndarray:
     return ev
 
 
-def simulate(system: MultiAreaSystem, n: int, T: int, seed) -> dict:
+def simulate(
+    system: MultiAreaSystem, n: int, T: int, seed, perturb: Optional[Perturbation] = None
+) -> dict:
     """Simulate ``n`` trials of ``T`` stored bins after a burn-in of max(delays) bins (at least 1).
 
     ``x_dst(s+1) = f(x_dst(s)) + sum_edges V m_s + B u_s + noise`` with ``m_s = U^T x_src(s - d)``
-    (zero before the trial start) and ``f(x) = tanh(W x)`` (or ``W x`` when ``linear``).
+    (zero before the trial start) and ``f(x) = tanh(W x)`` (or ``W x`` when ``linear``). Under
+    ``perturb`` the same draws run with the intervention (a silenced area's latents are 0).
     """
     rng = np.random.default_rng(seed)
     burn, n_a = max([e[2] for e in system.edges] + [1]), len(system.W)
@@ -121,10 +126,14 @@ def simulate(system: MultiAreaSystem, n: int, T: int, seed) -> dict:
     ]  # acting on x(t + 1)
     msgs = {(s, d): np.zeros((S, n, U.shape[1])) for s, d, _, U, _ in system.edges}
     contrib = {(s, d): np.zeros((S, n, V.shape[0])) for s, d, _, _, V in system.edges}
+    gains, held, start = message_gains(perturb, system.edges, S, burn)
+    silenced = None if perturb is None else perturb.silence_area
     for t in range(S):  # messages at t (the last one too), then the update to t + 1
+        if silenced is not None and t >= start:
+            X[silenced][t] = 0.0
         for s, d, dl, U, V in system.edges:
-            if t >= dl:
-                msgs[s, d][t] = X[s][t - dl] @ U
+            value = X[s][t - dl] @ U if t >= dl else 0.0
+            msgs[s, d][t] = intervened_message(msgs, t, (s, d), value, gains, held, start)
             contrib[s, d][t] = msgs[s, d][t] @ V.T
         if t == S - 1:
             break

@@ -10,13 +10,14 @@ are identifiable (see ``synth_multiarea``). The written file's neurons are reord
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import h5py
 import numpy as np
 
 from dsid.data.atomic import atomic_path
 from dsid.data.multiarea.synth import synth_multiarea
+from dsid.data.perturbation import Perturbation
 from dsid.data.tensor_file import SPLITS
 
 EDGES = ((0, 1, 3, 1, 0.20), (1, 0, 4, 1, 0.15), (1, 2, 2, 2, 0.15))
@@ -59,8 +60,10 @@ def write_multiarea_feedback(
     latent_size: int = 4,
     events_per_trial: float = 3.0,
     event_size: float = 1.0,
+    perturb: Optional[Perturbation] = None,
 ) -> Path:
-    """Write the feedback-loop multi-area member to ``out`` (atomically); return its path."""
+    """Write the feedback-loop multi-area member to ``out`` (atomically); return its path.
+    ``perturb``: the same trials under an intervention (``synth_multiarea``)."""
     out = Path(out)
     with atomic_path(out) as tmp:
         native = tmp.with_name(tmp.name + ".native.h5")
@@ -78,6 +81,7 @@ def write_multiarea_feedback(
                 edges=EDGES,
                 events_per_trial=events_per_trial,
                 event_size=event_size,
+                perturb=perturb,
             )
             _heldin_first(native, tmp)
         finally:

@@ -22,11 +22,12 @@ neurons, log-rate ``b + C r_a`` (about 5-20 spikes/s), about 20% held out, held-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dsid.data.perturbation import Perturbation, intervened_message, message_gains
 from dsid.data.tensor_file import SPLITS, DSIDData, SplitData
 from dsid.zoo.members.chaotic_rnn import largest_lyapunov
 
@@ -38,34 +39,6 @@ EDGES: Tuple[Tuple[int, int, int, int], ...] = (
     (2, 3, 3, 1),
     (3, 4, 1, 1),
 )
-
-
-@dataclass(frozen=True)
-class Perturbation:
-    """An intervention on the network from stored bin ``from_bin`` on (None: from the start of the
-    simulation, burn-in included): silence one region (its rates held at 0 and its messages 0), cut
-    edges (messages 0), scale edges' messages by ``edge_scale[(src, dst)]``, or hold edges'
-    messages at their value of bin ``from_bin - 1`` (``clamp_edges``). Messages altered at bin
-    ``t`` act on bin ``t + 1``, so the intervention first shows in bin ``from_bin + 1``."""
-
-    silence_area: Optional[int] = None
-    cut_edges: Sequence[Tuple[int, int]] = ()
-    edge_scale: Mapping[Tuple[int, int], float] = field(default_factory=dict)
-    clamp_edges: Sequence[Tuple[int, int]] = ()
-    from_bin: Optional[int] = None
-
-    def __post_init__(self):
-        if self.clamp_edges and self.from_bin is None:
-            raise ValueError("Perturbation: clamp_edges needs from_bin (the bin the hold starts)")
-        if self.from_bin is not None and self.from_bin < 0:
-            raise ValueError(f"Perturbation: from_bin must be >= 0, got {self.from_bin}")
-
-    def scale(self, src: int, dst: int) -> float:
-        cut = (src, dst) in {tuple(e) for e in self.cut_edges} or src == self.silence_area
-        return 0.0 if cut else float(self.edge_scale.get((src, dst), 1.0))
-
-    def clamps(self, src: int, dst: int) -> bool:
-        return (src, dst) in {tuple(e) for e in self.clamp_edges}
 
 
 @dataclass
@@ -147,26 +120,18 @@ def simulate(
     """
     noise, burn = trials["noise"], int(trials["burn"])
     S, A, n, _ = noise.shape
+    gains, held, start = message_gains(perturb, network.edges, S, burn)
     keep = np.ones((A, 1, 1))
-    scale = {(s, d): 1.0 for s, d, *_ in network.edges}
-    held, start = set(), S
-    if perturb is not None:
-        if perturb.silence_area is not None:
-            keep[perturb.silence_area] = 0.0
-        scale = {k: perturb.scale(*k) for k in scale}
-        held = {k for k in scale if perturb.clamps(*k)}
-        start = 0 if perturb.from_bin is None else burn + perturb.from_bin
+    if perturb is not None and perturb.silence_area is not None:
+        keep[perturb.silence_area] = 0.0
     x, r = np.empty(noise.shape), np.empty(noise.shape)
     x[0] = trials["x0"]
     msgs = {(s, d): np.zeros((S, n, U.shape[1])) for s, d, _, U, _ in network.edges}
     for t in range(S):  # messages at t from rates at t - delay, then the update to t + 1
-        on = t >= start
-        r[t] = np.tanh(x[t]) * keep if on else np.tanh(x[t])
+        r[t] = np.tanh(x[t]) * keep if t >= start else np.tanh(x[t])
         for s, d, dl, U, _ in network.edges:
-            if on and (s, d) in held:
-                msgs[s, d][t] = msgs[s, d][start - 1]
-            elif t >= dl:
-                msgs[s, d][t] = (scale[s, d] if on else 1.0) * r[t - dl, s] @ U
+            value = r[t - dl, s] @ U if t >= dl else 0.0
+            msgs[s, d][t] = intervened_message(msgs, t, (s, d), value, gains, held, start)
         if t == S - 1:
             break
         drive = np.einsum("anj,aij->ani", r[t], network.J)
