@@ -338,7 +338,8 @@ def test_a_multiarea_fit_reports_every_area_and_its_communication(tmp_path):
     assert "linear baseline: delay" in text and "linear baseline" in text.split("recovery")[1]
     # every edge's lag range and rank, with the true rank, and their recovery scores
     assert np.asarray(comm["lag_range"]).shape == (2, 2, 2) and comm["rank"][0][1] >= 0
-    assert re.search(r"A0 -> A1: .* \(lags \d+-\d+\), rank \d \(true delay \d+, rank \d\)", text)
+    edge = r"A0 -> A1: .* \(lags \d+-\d+\), rank \d, carries -?[\d.]+ bits/spike \[.*\] "
+    assert re.search(edge + r"\(true delay \d+, rank \d\)", text)
     assert "edge ranks recovered" in text and "true delays in the lag range" in text
     assert json.loads((tmp_path / "run" / REPORT_FILE).read_text())["areas"] == areas
 

@@ -82,6 +82,7 @@ def test_analyze_command_writes_the_communication_and_silencing(run_dir, capsys)
     assert cli_main(["analyze", str(run_dir), "--from-bin", "6"]) == 0
     printed = capsys.readouterr().out
     assert "A0 -> A1:" in printed and "(lags " in printed and ", rank " in printed
+    assert "bits/spike [" in printed and "edge AUROC of the bits carried" in printed
     assert "silencing from bin 6" in printed and "edge ranks recovered" in printed
     out = run_dir / "analysis"
     for name in ("effectome", "silencing", "delays"):
@@ -93,6 +94,9 @@ def test_analyze_command_writes_the_communication_and_silencing(run_dir, capsys)
     assert np.all(np.isfinite(off)) and np.all(off >= 0) and off.max() > 0
     comm = got["communication"]
     assert np.array(comm["lag_range"]).shape == (3, 3, 2) and "true_rank" in comm
+    bits = np.array(comm["evidence_bits"], dtype=float)
+    assert np.all(np.isnan(np.diag(bits))) and np.isfinite(bits[0, 1])
+    assert 0 <= comm["scores"]["evidence_auroc"] <= 1
     assert 0 <= got["scores"]["val/edge_rank_accuracy"] <= 1 and got["from_bin"] == 6
 
 

@@ -75,3 +75,24 @@ def test_edge_scores_against_the_truth():
     assert got["lag_range_width"] == pytest.approx(1.0)
     bare = SimpleNamespace(n_areas=3, splits={}, delay_bins=None)
     assert edge_scores(ranks, lags, bare) == {}
+
+
+def test_the_bits_an_edge_carries():
+    """An edge whose destination ignores its message carries nothing; the others carry what their
+    cut costs the destination's held-out neurons, with an interval around it."""
+    from dsid.evaluation.multiarea.edge_evidence import edge_evidence
+
+    model = model_with({"name": "lowrank", "rank": 2})
+    with torch.no_grad():
+        for e, (s, d) in enumerate(model.edges):
+            gen = model.areas[d].generator
+            block = gen.cell.weight_ih[:, gen.co_size :][:, model.edge_columns[e]]
+            block.mul_(0.0 if (s, d) == (2, 1) else 30.0)  # 2->1 unused; the rest made strong
+    info = tiny_info(n_neurons=9, n_heldout=3, n_areas=3)
+    spikes = np.random.default_rng(0).poisson(2.0, (12, 15, 9)).astype(np.float32)
+    ev = edge_evidence(model, spikes, np.asarray(info["heldout"]), np.asarray(info["area"]))
+    assert ev["bits"][2, 1] == 0 and ev["low"][2, 1] == 0 and ev["high"][2, 1] == 0
+    for s, d in ((0, 1), (0, 2)):
+        assert ev["low"][s, d] <= ev["bits"][s, d] <= ev["high"][s, d]
+        assert ev["bits"][s, d] != 0
+    assert np.isnan(ev["bits"][1, 0]) and np.isnan(ev["bits"][0, 0])  # no such edge

@@ -5,13 +5,16 @@ linear baseline's estimates beside them."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from dsid.data.tensor_file import DSIDData
+from dsid.evaluation.multiarea.edge_evidence import edge_evidence
 from dsid.evaluation.multiarea.edges import edge_ranks, infer_messages, lag_ranges, true_ranks
 from dsid.evaluation.multiarea.linear_baseline import linear_communication, linear_scores
+from dsid.evaluation.multiarea.metrics import edge_auroc
 
 RECOVERY_KEYS = (
     ("val/effectome_cosine", "effectome cosine (vs truth)"),
@@ -20,32 +23,49 @@ RECOVERY_KEYS = (
     ("val/delay_error", "delay error, bins (vs truth)"),
     ("val/delay_coverage", "true delays in the lag range"),
     ("val/edge_rank_accuracy", "edge ranks recovered"),
+    ("val/evidence_auroc", "edge AUROC of the bits carried"),
 )
 
 
 def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
-    """The inferred effectome (measured on the validation spikes; row source, column destination)
-    and delays in bins (-1: no edge) of a model of interacting areas, as nested lists, with every
-    edge's ``lag_range`` and ``rank`` (:mod:`dsid.evaluation.multiarea.edges`), the file's true
-    ones when it has them and the linear baseline's (``linear``: effectome, delays, ranks and, with
-    truth, its recovery scores; :mod:`dsid.evaluation.multiarea.linear_baseline`, lags up to the
-    coupling's ``max_delay``); None for a model without areas."""
+    """A model of interacting areas' communication as nested lists (None for a model without
+    areas): the effectome (measured on the validation spikes; row source, column destination),
+    delays in bins (-1: no edge), every edge's ``lag_range`` and ``rank``
+    (:mod:`dsid.evaluation.multiarea.edges`) and the bits it carries with their interval
+    (``evidence_bits``/``_low``/``_high``, :mod:`dsid.evaluation.multiarea.edge_evidence`); the
+    file's truth when it has it, with ``scores["evidence_auroc"]`` (how well the bits carried rank
+    the true edges above the rest); the linear baseline's estimates (``linear``: effectome,
+    delays, ranks and, with truth, its recovery scores;
+    :mod:`dsid.evaluation.multiarea.linear_baseline`, lags up to the coupling's ``max_delay``)."""
     if not hasattr(model, "effectome") or not hasattr(model, "delays"):
         return None
-    spikes = np.asarray(data.splits["valid"].spikes)
+    va = data.splits["valid"]
+    spikes = np.asarray(va.spikes)
     ranks = edge_ranks(model, infer_messages(model, spikes)) if model.edges else None
+    ext = va.ext_inputs[:, : spikes.shape[1]] if va.ext_inputs is not None else None
+    evidence = edge_evidence(model, spikes, data.heldout, data.area, ext) if model.edges else None
     out = {
         "area_names": list(data.area_names or model.area_names),
         "effectome": np.round(np.asarray(model.effectome(spikes), float), 5).tolist(),
         "delay_bins": np.round(np.asarray(model.delays(), float), 2).tolist(),
         "lag_range": lag_ranges(model).tolist(),
         "rank": None if ranks is None else ranks.tolist(),
+        "scores": {},
     }
+    if evidence is not None:
+        for key in ("bits", "low", "high"):
+            out[f"evidence_{key}"] = [[_plain(v) for v in row] for row in evidence[key]]
     if data.effectome is not None and data.delay_bins is not None:
         out["true_effectome"] = np.round(np.asarray(data.effectome, float), 5).tolist()
         out["true_delay_bins"] = np.asarray(data.delay_bins, int).tolist()
         if (true_ranks(data) > 0).any():
             out["true_rank"] = true_ranks(data).tolist()
+        if evidence is not None and np.isfinite(evidence["bits"]).any():
+            with warnings.catch_warnings():  # undefined without a non-edge: left out
+                warnings.simplefilter("ignore", RuntimeWarning)
+                auroc = edge_auroc(np.nan_to_num(evidence["bits"], nan=0.0), data.effectome)
+            if np.isfinite(auroc):
+                out["scores"]["evidence_auroc"] = float(auroc)
     try:
         linear = linear_communication(data, int(getattr(model.coupling, "max_delay", 0)))
     except ValueError as err:  # data it cannot read (too short, an area without held-in neurons)
@@ -58,6 +78,11 @@ def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
         "scores": linear_scores(linear, data),
     }
     return out
+
+
+def _plain(v: float) -> Optional[float]:
+    """A float for JSON: rounded, None for nan."""
+    return round(float(v), 6) if np.isfinite(v) else None
 
 
 def fmt(x, nd: int = 4) -> str:
@@ -76,9 +101,11 @@ def communication_lines(comm: Optional[Dict[str, Any]], metrics: Dict[str, Any])
         linear_delays = (comm.get("linear") or {}).get("delay_bins")
         linear_ranks = (comm.get("linear") or {}).get("rank")
         true_rank, lags, ranks = comm.get("true_rank"), comm.get("lag_range"), comm.get("rank")
+        bits = comm.get("evidence_bits")
         lines.append(
             "communication (edge source -> destination: strength, delay in bins with the lags "
-            "holding 90% of its lag weights, rank"
+            "holding 90% of its lag weights, rank, the destination's held-out bits/spike lost "
+            "when the edge is cut with a 95% trial-bootstrap interval"
             + ("; the file's truth, - where it has no such edge):" if true_delay else "):")
         )
         for s, row in enumerate(comm["effectome"]):
@@ -90,6 +117,11 @@ def communication_lines(comm: Optional[Dict[str, Any]], metrics: Dict[str, Any])
                         what += f" (lags {lags[s][d][0]}-{lags[s][d][1]})"
                     if ranks:
                         what += f", rank {ranks[s][d]}"
+                    if bits and bits[s][d] is not None:
+                        what += (
+                            f", carries {bits[s][d]:.4f} bits/spike "
+                            f"[{comm['evidence_low'][s][d]:.4f}, {comm['evidence_high'][s][d]:.4f}]"
+                        )
                     if true_delay:
                         t = true_delay[s][d]
                         truth = f"delay {t}" if t >= 0 else "-"
@@ -104,6 +136,7 @@ def communication_lines(comm: Optional[Dict[str, Any]], metrics: Dict[str, Any])
     if "error" in linear:
         lines.append(f"  linear baseline not computed: {linear['error']}")
     scores = linear.get("scores") or {}
+    metrics = {**metrics, **{f"val/{k}": v for k, v in ((comm or {}).get("scores") or {}).items()}}
     if any(key in metrics for key, _ in RECOVERY_KEYS):
         lines.append(f"  {'recovery':<30}{'model':>8}{'linear baseline':>17}")
     for key, name in RECOVERY_KEYS:
