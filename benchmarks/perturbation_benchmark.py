@@ -14,7 +14,10 @@ area, or the model's edge between the same areas). Printed per fit and intervent
 mean and worst over them: the R2 of the trial-averaged effect on the rates (entries: bin x neuron)
 and of every trial's effect (trial x bin x neuron), over all bins the intervention reaches and over
 its first 10, on every neuron but the silenced area's own; the true and predicted RMS effect
-(spikes/s). Target (issue: multi-area science): perturbation-effect R2 >= 0.8.
+(spikes/s). Before them, each fit's edges against the truth (``dsid analyze``'s read-outs): edge
+rank recovery (beside the linear baseline's), delay coverage by the lag ranges, and the bits each
+edge carries as an edge detector (AUROC). Target (issue: multi-area science): perturbation-effect
+R2 >= 0.8.
 
     .venv/bin/python benchmarks/zoo_benchmark.py --members multiregion_rnn,multiarea_feedback \
         --out runs/zoo
@@ -141,6 +144,54 @@ def score_draw(member: str, run_dir: Path, draw: int, from_bin) -> list:
     return rows
 
 
+def communication_row(member: str, run_dir: Path, draw: int) -> dict:
+    """The fit's communication read-outs against the truth (``dsid analyze``'s), beside the linear
+    baseline's where it has one."""
+    from dsid.evaluation.multiarea.edges import edge_scores
+    from dsid.evaluation.multiarea.summary import communication
+    from dsid.runs.load import load_run
+
+    run = load_run(run_dir)
+    data = run.sessions()[0]
+    comm = communication(run.model, data)
+    found = edge_scores(np.asarray(comm["rank"]), np.asarray(comm["lag_range"]), data)
+    linear = (comm.get("linear") or {}).get("scores") or {}
+    return {
+        "member": member,
+        "draw": draw,
+        "effectome_cosine": run.metrics.get("val/effectome_cosine"),
+        "evidence_auroc": comm["scores"].get("evidence_auroc"),
+        "rank_accuracy": found.get("edge_rank_accuracy"),
+        "linear_rank_accuracy": linear.get("edge_rank_accuracy"),
+        "delay_coverage": found.get("delay_coverage"),
+        "lag_range_width": found.get("lag_range_width"),
+    }
+
+
+COMM_COLUMNS = [
+    ("effectome cos", "effectome_cosine"),
+    ("bits AUROC", "evidence_auroc"),
+    ("rank acc", "rank_accuracy"),
+    ("linear rank acc", "linear_rank_accuracy"),
+    ("delay cover", "delay_coverage"),
+    ("lag width", "lag_range_width"),
+]
+
+
+def print_communication(rows: list) -> None:
+    print(
+        "\nedges against the truth (rank acc: share of true edges whose rank is recovered; "
+        "delay cover: share whose delay lies in the model's lag range; lag width: its mean width "
+        "in bins; bits AUROC: the bits each edge carries, as an edge detector):"
+    )
+    print(f"{'member':<20}{'draw':>4}" + "".join(f"{c:>16}" for c, _ in COMM_COLUMNS))
+    for r in rows:
+        print(
+            f"{r['member']:<20}{r['draw']:>4}"
+            + "".join(f"{fmt(r.get(k)):>16}" for _, k in COMM_COLUMNS)
+        )
+
+
 COLUMNS = [
     ("R2 mean", "r2_mean"),
     ("R2 trials", "r2_trials"),
@@ -182,7 +233,7 @@ def main() -> int:
     unknown = sorted(set(members) - set(MEMBERS))
     if unknown:
         p.error(f"--members: {', '.join(unknown)}: expected some of {', '.join(MEMBERS)}")
-    rows, missing = [], []
+    rows, comm_rows, missing = [], [], []
     for member in members:
         for draw in (int(d) for d in args.draws.split(",")):
             run_dir = Path(args.fits) / f"{member}_d{draw}"
@@ -191,6 +242,7 @@ def main() -> int:
                 continue
             print(f"scoring {run_dir} ...", flush=True)
             rows += score_draw(member, run_dir, draw, args.from_bin)
+            comm_rows.append(communication_row(member, run_dir, draw))
     if missing:
         print(
             f"no fit in {', '.join(missing)}: fit first with benchmarks/zoo_benchmark.py "
@@ -198,6 +250,7 @@ def main() -> int:
         )
     if not rows:
         return 1
+    print_communication(comm_rows)
     print_table(rows)
     worst = min(r["r2_mean"] for r in rows)
     print(
@@ -205,7 +258,7 @@ def main() -> int:
         + ("met" if worst >= TARGET else f"NOT met (worst {worst:.3f})")
     )
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        Path(args.json).write_text(json.dumps({"effects": rows, "edges": comm_rows}, indent=1))
     return 0
 
 
