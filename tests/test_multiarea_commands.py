@@ -39,7 +39,7 @@ def test_perturb_command_writes_the_prediction_and_its_figure(run_dir, capsys):
         == 0
     )
     printed = capsys.readouterr().out
-    path = run_dir / "perturbations" / "silence_0_from7_valid.h5"
+    path = run_dir / "perturbations" / "silence_A0_from7_valid.h5"  # the area by its name
     assert f"wrote {path}" in printed and "messages silenced from bin 7" in printed
     assert path.with_suffix(".png").exists() and path.with_suffix(".svg").exists()
     got = read_perturbation(path)
@@ -50,6 +50,7 @@ def test_perturb_command_writes_the_prediction_and_its_figure(run_dir, capsys):
     assert np.all(got["rates_delta"][:, :8] == 0) and np.abs(got["rates_delta"][:, 8:]).max() > 0
     assert got["area_effect_rms"].shape == (3, 16) and np.all(got["area_effect_rms"][:, :8] == 0)
     assert got["attrs"]["mode"] == "silence" and got["attrs"]["first_bin_affected"] == 8
+    assert got["attrs"]["area"] == "A0" and got["attrs"]["edge"] == ""
     # the same prediction from Python, with the run's inference order
     import dsid
 

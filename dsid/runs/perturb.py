@@ -82,8 +82,9 @@ def perturb_run(
         "data": str(data.path),
         "split": split,
         "mode": mode,
-        "area": "" if area is None else str(area),
-        "edge": "" if edge is None else str(edge),
+        "target": intervention.target,
+        "area": "" if edge is not None else intervention.target,
+        "edge": intervention.target if edge is not None else "",
         "factor": float("nan") if factor is None else float(factor),
         "from_bin": int(from_bin),
         "first_bin_affected": int(from_bin) + 1,
@@ -98,7 +99,7 @@ def perturb_run(
 def default_path(run_dir, result: Dict[str, Any]) -> Path:
     """``RUN_DIR/perturbations/<mode>_<target>[_x<factor>]_from<bin>_<split>.h5``."""
     a = result["attrs"]
-    target = (a["edge"] or a["area"]).replace("->", "-to-").replace(" ", "")
+    target = a["target"].replace("->", "-to-").replace(" ", "_")
     scale = f"_x{a['factor']:g}" if a["mode"] == "scale" else ""
     name = f"{a['mode']}_{target}{scale}_from{a['from_bin']}_{a['split']}"
     return Path(run_dir) / "perturbations" / f"{name}.h5"

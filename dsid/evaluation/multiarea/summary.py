@@ -1,6 +1,6 @@
 """A trained multi-area model's communication in one dictionary of plain lists (for reports and
-JSON): every edge's strength, delay, lag range and rank, the file's truth when it has it, and the
-linear baseline's estimates beside them."""
+JSON): every edge's strength, delay, lag range, rank and the bits it carries, the file's truth when
+it has it, and the linear baseline's estimates beside them; and its printed lines."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ rates change only through the feedback they receive.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -35,12 +36,14 @@ AreaRef = Union[int, str]
 @dataclass(frozen=True)
 class Intervention:
     """Which edges' messages change from ``from_bin`` on: ``gains`` (edge index -> factor; 0
-    silences) and ``clamped`` (edges held at their message of bin ``from_bin - 1``)."""
+    silences) and ``clamped`` (edges held at their message of bin ``from_bin - 1``); ``target``
+    names what is altered (an area, or an edge ``SRC->DST``)."""
 
     from_bin: int
     gains: Dict[int, float]
     clamped: Tuple[int, ...] = ()
     description: str = ""
+    target: str = ""
 
     def apply(self, step: CouplingStep, t: int, held: Dict[int, torch.Tensor]) -> CouplingStep:
         """The messages recorded at bin ``t`` under the intervention. ``held`` keeps the clamped
@@ -83,9 +86,8 @@ def parse_edge(model, edge: Union[str, Sequence[AreaRef]]) -> Tuple[int, int]:
     parts = edge.split("->") if isinstance(edge, str) else list(edge)
     if len(parts) != 2:
         raise ValueError(f"edge: expected 'SRC->DST' (area names or indices), got {edge!r}")
-    return area_index(model, parts[0].strip() if isinstance(parts[0], str) else parts[0], "edge"), (
-        area_index(model, parts[1].strip() if isinstance(parts[1], str) else parts[1], "edge")
-    )
+    src, dst = (p.strip() if isinstance(p, str) else p for p in parts)
+    return area_index(model, src, "edge"), area_index(model, dst, "edge")
 
 
 def build_intervention(
@@ -106,7 +108,7 @@ def build_intervention(
             "factor: required with mode 'scale' (the messages' multiplier), "
             f"meaningless with mode {mode!r}"
         )
-    if factor is not None and not (float(factor) == float(factor) and abs(float(factor)) < 1e6):
+    if factor is not None and not math.isfinite(float(factor)):
         raise ValueError(f"factor: expected a finite number, got {factor!r}")
     if int(from_bin) != from_bin or from_bin < 0:
         raise ValueError(f"from_bin: expected a bin index >= 0, got {from_bin!r}")
@@ -124,7 +126,7 @@ def build_intervention(
             raise ValueError(
                 f"edge: {names[src]}->{names[dst]} is not an edge of this model (edges: {listing})"
             )
-        chosen, target = [edges.index((src, dst))], f"edge {names[src]}->{names[dst]}"
+        chosen, target = [edges.index((src, dst))], f"{names[src]}->{names[dst]}"
     elif area is not None:
         a = area_index(model, area)
         chosen = [e for e, (s, _) in enumerate(edges) if s == a]
@@ -133,17 +135,18 @@ def build_intervention(
                 f"area: {names[a]} sends no messages in this model (edges: {listing}), "
                 "so an intervention on it changes nothing"
             )
-        target = f"area {names[a]}"
+        target = names[a]
     else:
         raise ValueError("give the area (every edge leaving it) or the edge to intervene on")
     what = {"silence": "silenced", "clamp": "held at bin %d" % (from_bin - 1)}.get(
         mode, f"scaled by {factor:g}" if factor is not None else ""
     )
-    description = f"{target}: messages {what} from bin {from_bin}"
+    kind = "edge" if edge is not None else "area"
+    description = f"{kind} {target}: messages {what} from bin {from_bin}"
     if mode == "clamp":
-        return Intervention(int(from_bin), {}, tuple(chosen), description)
+        return Intervention(int(from_bin), {}, tuple(chosen), description, target)
     gain = 0.0 if mode == "silence" else float(factor)
-    return Intervention(int(from_bin), {e: gain for e in chosen}, (), description)
+    return Intervention(int(from_bin), {e: gain for e in chosen}, (), description, target)
 
 
 @torch.no_grad()
