@@ -56,6 +56,27 @@ def test_an_identity_intervention_changes_nothing(model, spikes):
     torch.testing.assert_close(out["rates_base"], model(x, sample=False)["rates"])
 
 
+def test_known_inputs_reach_both_rollouts(spikes):
+    """With external inputs the rollout as inferred is the model's own forward pass, and an
+    identity intervention changes nothing."""
+    torch.manual_seed(0)
+    cfg = copy.deepcopy(TINY_MODEL)
+    cfg.update(name="multiarea", coupling={"name": "lowrank", "rank": 2}, allowed_edges=EDGES)
+    info = dict(tiny_info(n_neurons=9, n_heldout=3, n_areas=3), ext_input_size=2)
+    ext_model = build_model(cfg, info).eval()
+    ext = torch.randn(B, T, 2, generator=torch.Generator().manual_seed(2))
+    out = perturbed_rollout(
+        ext_model, spikes, build_intervention(ext_model, "scale", area=0, factor=1.0), ext
+    )
+    x, _ = ext_model.augment(spikes, "predict")
+    torch.testing.assert_close(out["rates_base"], ext_model(x, sample=False, ext=ext)["rates"])
+    assert torch.equal(out["rates_base"], out["rates_perturbed"])
+    without = perturbed_rollout(
+        ext_model, spikes, build_intervention(ext_model, "scale", area=0, factor=1.0), 0 * ext
+    )
+    assert not torch.allclose(without["rates_base"], out["rates_base"])  # the inputs were read
+
+
 def test_silencing_an_area_from_a_bin(model, spikes):
     iv = build_intervention(model, "silence", area="M1", from_bin=T0)
     out = perturbed_rollout(model, spikes, iv)
