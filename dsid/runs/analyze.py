@@ -78,7 +78,8 @@ def plot_silencing(matrix: np.ndarray, names: List[str], from_bin: int) -> Figur
 def analyze_run(
     run, split: str = "valid", from_bin: Optional[int] = None, out=None
 ) -> Dict[str, Any]:
-    """Analyse ``run`` (a :class:`~dsid.runs.load.Run` of a multi-area model) and write
+    """Analyse ``run`` (a :class:`~dsid.runs.load.Run` of a multi-area model; the edge read-outs
+    on its validation trials, the silencing matrix on ``split``'s) and write
     ``analysis.json`` and figures to ``out`` (default ``RUN/analysis``); returns the analysis:
     ``communication`` (:func:`~dsid.evaluation.multiarea.summary.communication`), ``silencing``
     (the matrix, nested lists, None for a NaN), ``from_bin``, ``split``, ``scores`` (the run's
