@@ -18,28 +18,10 @@ from __future__ import annotations
 from typing import Dict
 
 import numpy as np
-import torch
 
 RANK_VARIANCE = 0.9
 NEGLIGIBLE = 0.01
 LAG_MASS = 0.9
-
-
-@torch.no_grad()
-def infer_messages(model, spikes: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Every edge's messages on ``spikes`` (posterior means, no sampling; the model's mode is
-    restored). Shape: spikes (trials, T, N) -> (trials, T, M)."""
-    was_training = model.training
-    model.eval()
-    device, parts = model.heldin_idx.device, []
-    try:
-        for start in range(0, spikes.shape[0], batch_size):
-            x = torch.as_tensor(np.asarray(spikes[start : start + batch_size], np.float32))
-            xin, _ = model.augment(x.to(device), "predict")
-            parts.append(model(xin, sample=False)["messages"].cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(parts)
 
 
 def edge_ranks(model, messages: np.ndarray) -> np.ndarray:

@@ -11,8 +11,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from dsid.data.tensor_file import DSIDData
+from dsid.evaluation.inference import infer_split
 from dsid.evaluation.multiarea.edge_evidence import edge_evidence
-from dsid.evaluation.multiarea.edges import edge_ranks, infer_messages, lag_ranges, true_ranks
+from dsid.evaluation.multiarea.edges import edge_ranks, lag_ranges, true_ranks
 from dsid.evaluation.multiarea.linear_baseline import linear_communication, linear_scores
 from dsid.evaluation.multiarea.metrics import edge_auroc
 
@@ -41,9 +42,12 @@ def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
         return None
     va = data.splits["valid"]
     spikes = np.asarray(va.spikes)
-    ranks = edge_ranks(model, infer_messages(model, spikes)) if model.edges else None
     ext = va.ext_inputs[:, : spikes.shape[1]] if va.ext_inputs is not None else None
-    evidence = edge_evidence(model, spikes, data.heldout, data.area, ext) if model.edges else None
+    ranks = evidence = None
+    if model.edges:  # the messages of the posterior means (no sampling)
+        messages = infer_split(model, spikes, n_samples=0, ext=ext)["messages"]
+        ranks = edge_ranks(model, messages)
+        evidence = edge_evidence(model, spikes, data.heldout, data.area, ext)
     out = {
         "area_names": list(data.area_names or model.area_names),
         "effectome": np.round(np.asarray(model.effectome(spikes), float), 5).tolist(),
