@@ -29,16 +29,16 @@ from dsid.runs.perturb import perturb_run
 ANALYSIS_FILE = "analysis.json"
 
 
-def silencing_matrix(run, split: str, from_bin: int) -> np.ndarray:
-    """(A, A) silencing matrix (see the module docstring); nan on the diagonal and for areas that
-    send nothing."""
+def silencing_matrix(run, data, split: str, from_bin: int) -> np.ndarray:
+    """(A, A) silencing matrix (see the module docstring) on ``data``, the run's data; nan on the
+    diagonal and for areas that send nothing."""
     model = run.model
     A = model.n_areas
     out = np.full((A, A), np.nan)
     for s in range(A):
         if not model.coupling.outgoing(s):
             continue
-        res = perturb_run(run, "silence", area=s, from_bin=from_bin, split=split)
+        res = perturb_run(run, "silence", area=s, from_bin=from_bin, split=split, data=data)
         after = slice(from_bin + 1, None)
         delta, base = res["rates_delta"][:, after], res["rates_base"][:, after]
         for d in range(A):
@@ -100,7 +100,9 @@ def analyze_run(
     comm = communication(model, data)
     names = comm["area_names"]
     silencing = (
-        silencing_matrix(run, split, t0) if model.edges else np.full((len(names),) * 2, np.nan)
+        silencing_matrix(run, data, split, t0)
+        if model.edges
+        else np.full((len(names),) * 2, np.nan)
     )
     out = Path(out) if out is not None else Path(run.run_dir) / "analysis"
     figs = {

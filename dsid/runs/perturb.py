@@ -16,6 +16,7 @@ import numpy as np
 
 from dsid.data.atomic import atomic_h5
 from dsid.data.coordinates import bin_times_ms, trial_ids, unit_ids
+from dsid.data.tensor_file import DSIDData
 from dsid.evaluation.figures.style import save_figures
 from dsid.evaluation.multiarea.perturbation import area_effect, predict_perturbation
 from dsid.evaluation.multiarea.plots import plot_perturbation
@@ -34,11 +35,12 @@ def perturb_run(
     from_bin: int = 0,
     split: str = "valid",
     batch_size: int = 256,
+    data: Optional[DSIDData] = None,
 ) -> Dict[str, Any]:
     """``run``'s (a :class:`~dsid.runs.load.Run`) prediction of the intervention (``mode``
     silence, clamp or scale, on every edge leaving ``area`` or on ``edge`` "SRC->DST", from bin
     ``from_bin``) on the trials of ``split``, in the user's order (trials and neurons sorted by
-    their ids, as ``Run.outputs``).
+    their ids, as ``Run.outputs``). ``data``: the run's data when already read (else read here).
 
     Returns ``rates_base``, ``rates_perturbed``, ``rates_delta`` (trials, T, N; spikes per bin),
     ``trial_id``, ``unit_id``, ``unit_area`` (N,), ``time_ms`` (T,), ``area_effect_rms`` and
@@ -53,7 +55,7 @@ def perturb_run(
     intervention = build_intervention(
         model, mode, area=area, edge=edge, factor=factor, from_bin=from_bin
     )
-    data = run.sessions()[0]
+    data = run.sessions()[0] if data is None else data
     if split not in data.splits:
         raise ValueError(
             f"split: {data.path} has no split {split!r} (has {', '.join(data.splits)})"
