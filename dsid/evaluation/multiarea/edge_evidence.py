@@ -46,7 +46,6 @@ def edge_evidence(
     spikes = np.asarray(spikes)
     rng = np.random.default_rng(seed)
     boot = rng.integers(0, spikes.shape[0], (n_boot, spikes.shape[0]))
-    base = None
     for s, d in model.edges:
         cols = np.asarray(heldout, bool) & (np.asarray(area) == d)
         y = spikes[..., cols]
@@ -54,8 +53,7 @@ def edge_evidence(
             continue
         iv = build_intervention(model, "silence", edge=(s, d), from_bin=0)
         pred = predict_perturbation(model, spikes, iv, ext)
-        base = pred["rates_base"] if base is None else base  # the same for every edge
-        gain = trial_log_likelihood(base[..., cols], y) - trial_log_likelihood(
+        gain = trial_log_likelihood(pred["rates_base"][..., cols], y) - trial_log_likelihood(
             pred["rates_perturbed"][..., cols], y
         )
         count = y.sum((1, 2))
