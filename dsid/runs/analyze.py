@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from dsid.data.atomic import write_json
 from dsid.evaluation.figures.style import save_figures
 from dsid.evaluation.multiarea.edges import edge_scores
-from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes
+from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes, plot_silencing
 from dsid.evaluation.multiarea.summary import communication, communication_lines, fmt
 from dsid.runs.perturb import perturb_run
 
@@ -49,30 +48,6 @@ def silencing_matrix(run, data, split: str, from_bin: int) -> np.ndarray:
             rms = float(np.sqrt((delta[..., cols] ** 2).mean()))
             out[s, d] = rms / spread if spread > 0 else np.nan
     return out
-
-
-def plot_silencing(matrix: np.ndarray, names: List[str], from_bin: int) -> Figure:
-    """Heatmap of the silencing matrix, values in the cells. Shape: matrix (A, A)."""
-    fig = Figure(figsize=(4.8, 4), layout="constrained")
-    ax = fig.subplots()
-    im = ax.imshow(matrix, cmap="magma", vmin=0.0)
-    n = len(names)
-    ax.set(
-        xticks=range(n),
-        yticks=range(n),
-        xticklabels=names,
-        yticklabels=names,
-        xlabel="affected area",
-        ylabel="silenced area",
-        title=f"silencing from bin {from_bin}: RMS change / rate SD",
-    )
-    top = np.nanmax(matrix) if np.isfinite(matrix).any() else 0.0
-    for (s, d), v in np.ndenumerate(matrix):
-        if np.isfinite(v):  # dark text on the bright end of the colour map
-            ink = "k" if v > 0.6 * top else "w"
-            ax.text(d, s, f"{v:.2f}", ha="center", va="center", color=ink, fontsize=8)
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    return fig
 
 
 def analyze_run(

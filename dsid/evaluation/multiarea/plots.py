@@ -203,3 +203,28 @@ def plot_perturbation(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_silencing(matrix: np.ndarray, names: Sequence[str], from_bin: int) -> Figure:
+    """Heatmap of a silencing matrix (``dsid analyze``: row the silenced area, column the affected
+    one), values in the cells. Shape: matrix (A, A)."""
+    fig = Figure(figsize=(4.8, 4), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(matrix, cmap="magma", vmin=0.0)
+    n = len(names)
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="affected area",
+        ylabel="silenced area",
+        title=f"silencing from bin {from_bin}: RMS change / rate SD",
+    )
+    top = np.nanmax(matrix) if np.isfinite(matrix).any() else 0.0
+    for (s, d), v in np.ndenumerate(matrix):
+        if np.isfinite(v):  # dark text on the bright end of the colour map
+            ink = "k" if v > 0.6 * top else "w"
+            ax.text(d, s, f"{v:.2f}", ha="center", va="center", color=ink, fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
