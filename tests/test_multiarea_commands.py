@@ -101,6 +101,13 @@ def test_analyze_command_writes_the_communication_and_silencing(run_dir, capsys)
     assert 0 <= got["scores"]["val/edge_rank_accuracy"] <= 1 and got["from_bin"] == 6
 
 
+def test_analyze_refuses_a_silencing_bin_outside_the_trials(run_dir, tmp_path):
+    for bad in ("15", "-1"):
+        with pytest.raises(SystemExit, match="from_bin: .* not a bin from 0 to 14"):
+            cli_main(["analyze", str(run_dir), "--from-bin", bad, "--out", str(tmp_path / bad)])
+        assert not (tmp_path / bad).exists()  # refused before anything was written
+
+
 def test_analyze_refuses_a_single_area_run():
     from dsid.runs.analyze import analyze_run
 

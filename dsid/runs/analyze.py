@@ -72,6 +72,11 @@ def analyze_run(
         )
     n_time = data.splits[split].spikes.shape[1]
     t0 = n_time // 2 if from_bin is None else int(from_bin)
+    if not 0 <= t0 < n_time - 1:  # checked before any work: a silencing needs a bin to act on
+        raise ValueError(
+            f"from_bin: {from_bin} is not a bin from 0 to {n_time - 2} (trials of {n_time} bins; "
+            "a silencing from bin t first acts on bin t + 1)"
+        )
     comm = communication(model, data)
     names = comm["area_names"]
     silencing = (
