@@ -9,10 +9,17 @@ file's truth), a particle smoother (``dsid.zoo.ceilings.particle_smoother``) giv
 trial's posterior mean rates from its held-in spikes: the best prediction of the held-out neurons
 there is. For ``multiarea_feedback`` the smoother is also told each trial's first 5 true states (a
 filter cannot find a 12-dimensional start from the prior), so its score is an upper bound on the
-ceiling. ``--fit RUN_DIR`` (``dsid fit`` run directories) sets fitted models against it on the same
-trials.
+ceiling.
 
-    .venv/bin/python benchmarks/bayes_ceiling.py --zoo /tmp/zoo [--member NAME ...]
+``multiregion_rnn`` (four 50-unit chaotic networks: 209 state dimensions, beyond particles) gets a
+Gaussian smoother with its true network (``dsid.zoo.ceilings.gaussian_smoother``): an approximate
+posterior, so its score is a *lower* bound on the ceiling. Its one setting, how much it inflates the
+process noise, is chosen on ``--select-trials`` training trials. ``--seed`` names the draw (data
+seed) the file was written with.
+
+``--fit RUN_DIR`` (``dsid fit`` run directories) sets fitted models against it on the same trials.
+
+    .venv/bin/python benchmarks/bayes_ceiling.py --zoo /tmp/zoo [--member NAME ...] [--seed K]
         [--fit RUN_DIR ...]
 """
 
@@ -33,6 +40,11 @@ from dsid.data.tensor_file import load_tensor_file  # noqa: E402
 from dsid.evaluation.metrics import bits_per_spike, latent_r2, rate_r2  # noqa: E402
 from dsid.zoo.catalog import write_member  # noqa: E402
 from dsid.zoo.ceilings.exact_models import START_TOLD, STATE_SPACES  # noqa: E402
+from dsid.zoo.ceilings.gaussian_smoother import gaussian_smoothed_rates  # noqa: E402
+from dsid.zoo.ceilings.multiregion_model import multiregion_rnn  # noqa: E402
+
+#: members whose ceiling is bounded from below by the Gaussian smoother: name -> builder
+GAUSSIAN_MODELS = {"multiregion_rnn": multiregion_rnn}
 from dsid.zoo.ceilings.particle_smoother import smoothed_rates  # noqa: E402
 
 
@@ -80,35 +92,75 @@ def fitted(run: Path, member: str, trials: int):
         return report["metrics"], f["valid/rates"][:trials]
 
 
-def member_ceiling(name: str, args) -> None:
-    path = Path(args.zoo) / f"{name}.h5"
-    if not path.exists():
-        write_member(name, args.zoo)
-    data = load_tensor_file(path, require_splits=("train", "valid"))
+def particle_ceiling(name: str, data, observed, n_va: int, n_tr: int, args):
+    """The particle smoother's validation rates and states, training states, checks, label."""
     model, checks = STATE_SPACES[name](data)
-    heldout = np.asarray(data.heldout, bool)
-    observed = np.flatnonzero(~heldout)
     va, tr = data.splits["valid"], data.splits["train"]
-    n_va = min(args.trials or va.spikes.shape[0], va.spikes.shape[0])
-    n_tr = min(args.train_trials, tr.spikes.shape[0])
     told = name in START_TOLD
-    t0 = time.perf_counter()
     rates, states = smooth(
         model, va, observed, n_va, told, args, 0, f"{name}: smoothing validation trials"
     )
     _, states_tr = smooth(
         model, tr, observed, n_tr, told, args, 1, f"{name}: smoothing training trials"
     )
+    what = "upper bound on the ceiling (start told)" if told else "Bayes ceiling (smoother)"
+    setting = f"{args.particles} particles, {args.paths} paths"
+    return rates, states, states_tr, checks, what, setting
+
+
+def gaussian_ceiling(name: str, data, observed, n_va: int, n_tr: int, args):
+    """The Gaussian smoother's validation rates and states, training states, checks, label; its
+    noise inflation is the one whose held-out co-bps is best on ``args.select_trials`` training
+    trials."""
+    heldout = np.ones(data.area.size, bool)
+    heldout[observed] = False
+    va, tr = data.splits["valid"], data.splits["train"]
+
+    def run(model, split, n, seed, desc):
+        spikes = split.spikes[:n][..., observed]
+        return gaussian_smoothed_rates(model, spikes, observed, seed=seed, desc=desc)
+
+    n_sel, scores = min(args.select_trials, tr.spikes.shape[0]), {}
+    for f in args.inflations:
+        model, checks = GAUSSIAN_MODELS[name](data, args.seed, inflation=f)
+        r, _ = run(model, tr, n_sel, 2, f"{name}: inflation {f:g} on training trials")
+        scores[f] = bits_per_spike(r[..., heldout], tr.spikes[:n_sel][..., heldout])
+    best = max(scores, key=scores.get)
+    print(
+        f"  noise inflation, co-bps on {n_sel} training trials: "
+        + ", ".join(f"x{f:g} {v:.4f}" for f, v in scores.items())
+        + f" -> x{best:g}"
+    )
+    model, checks = GAUSSIAN_MODELS[name](data, args.seed, inflation=best)
+    rates, states = run(model, va, n_va, 0, f"{name}: smoothing validation trials")
+    _, states_tr = run(model, tr, n_tr, 1, f"{name}: smoothing training trials")
+    what = "lower bound on the ceiling (Gaussian)"
+    return rates, states, states_tr, checks, what, f"noise inflation x{best:g}"
+
+
+def member_ceiling(name: str, args) -> None:
+    path = Path(args.zoo) / f"{name}.h5"
+    if not path.exists():
+        write_member(name, args.zoo, seed=args.seed)
+    data = load_tensor_file(path, require_splits=("train", "valid"))
+    heldout = np.asarray(data.heldout, bool)
+    observed = np.flatnonzero(~heldout)
+    va, tr = data.splits["valid"], data.splits["train"]
+    n_va = min(args.trials or va.spikes.shape[0], va.spikes.shape[0])
+    n_tr = min(args.train_trials, tr.spikes.shape[0])
+    t0 = time.perf_counter()
+    ceiling_of = gaussian_ceiling if name in GAUSSIAN_MODELS else particle_ceiling
+    rates, states, states_tr, checks, what, setting = ceiling_of(
+        name, data, observed, n_va, n_tr, args
+    )
     spikes_out = va.spikes[:n_va][..., heldout]
     oracle = bits_per_spike(va.truth_rates[:n_va][..., heldout], spikes_out)
     ceiling = bits_per_spike(rates[..., heldout], spikes_out)
     lat = latent_r2(states_tr, tr.truth_latents[:n_tr], states, va.truth_latents[:n_va])
-    what = "upper bound on the ceiling (start told)" if told else "Bayes ceiling (smoother)"
     print(
         f"{name}: {n_va} of {va.spikes.shape[0]} validation trials, "
         f"{observed.size} held-in + {heldout.sum()} "
-        f"held-out neurons; {args.particles} particles, {args.paths} paths, "
-        f"{time.perf_counter() - t0:.0f} s"
+        f"held-out neurons; {setting}, {time.perf_counter() - t0:.0f} s"
     )
     print("  model check: " + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()))
     print(f"  oracle (true rates)                       co-bps {oracle:.4f}")
@@ -136,7 +188,14 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--zoo", default="runs/zoo", help="zoo directory (members are written there if absent)"
     )
-    ap.add_argument("--member", nargs="*", default=list(STATE_SPACES), choices=list(STATE_SPACES))
+    names = list(STATE_SPACES) + list(GAUSSIAN_MODELS)
+    ap.add_argument("--member", nargs="*", default=names, choices=names)
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the data seed (draw) the files were written with (particle members: 0 only)",
+    )
     ap.add_argument(
         "--fit", nargs="*", default=[], help="dsid fit run directories of these members to compare"
     )
@@ -153,6 +212,18 @@ def main(argv=None) -> int:
         type=int,
         default=2,
         help="trials smoothed together (memory: chunk x particles x paths)",
+    )
+    ap.add_argument(
+        "--inflations",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[1.0, 4.0, 16.0, 64.0],
+        help="Gaussian smoother: process-noise inflations tried on training trials",
+    )
+    ap.add_argument(
+        "--select-trials",
+        type=int,
+        default=24,
+        help="Gaussian smoother: training trials that choose the inflation",
     )
     args = ap.parse_args(argv)
     for name in args.member:
