@@ -1,10 +1,10 @@
 """Perturbation benchmark: do fitted multi-area models predict what an intervention does?
 
 For every fit of a multi-area zoo member that can re-simulate interventions (``multiregion_rnn``,
-``multiarea_feedback``) in a zoo benchmark run (``--fits``, the ``--out`` folder of
-``benchmarks/zoo_benchmark.py``: ``<member>_d<draw>/``, fitted on the member written with data
-seed ``draw``), the simulator re-runs the validation trials (same initial states, noise, inputs
-and spike draws) under each intervention, from bin ``--from-bin`` on (default: mid-trial):
+``multiarea_feedback``, ``multiregion_task``) in a zoo benchmark run (``--fits``, the ``--out``
+folder of ``benchmarks/zoo_benchmark.py``: ``<member>_d<draw>/``, fitted on the member written
+with data seed ``draw``), the simulator re-runs the validation trials (same initial states, noise,
+inputs and spike draws) under each intervention, from bin ``--from-bin`` on (default: mid-trial):
 
 - silence every area with outgoing edges (its activity 0, its messages 0);
 - on every true edge: cut it, scale its messages by 2, hold them (clamp).
@@ -19,8 +19,8 @@ rank recovery (beside the linear baseline's), delay coverage by the lag ranges, 
 edge carries as an edge detector (AUROC). Target (issue: multi-area science): perturbation-effect
 R2 >= 0.8.
 
-    .venv/bin/python benchmarks/zoo_benchmark.py --members multiregion_rnn,multiarea_feedback \
-        --out runs/zoo
+    .venv/bin/python benchmarks/zoo_benchmark.py \
+        --members multiregion_rnn,multiarea_feedback,multiregion_task --out runs/zoo
     .venv/bin/python benchmarks/perturbation_benchmark.py --fits runs/zoo
 """
 
@@ -43,7 +43,7 @@ EARLY_BINS = 10
 def interventions(data, from_bin: int):
     """(label, simulator Perturbation, dsid perturb keyword arguments) for every intervention on
     the member's true network."""
-    from dsid.zoo.members.multiregion_rnn import Perturbation
+    from dsid.data.perturbation import Perturbation
 
     names = data.area_names
     edges = [tuple(int(v) for v in e) for e in np.argwhere(data.delay_bins >= 0)]
@@ -86,6 +86,10 @@ def simulate_member(member: str, seed: int, perturb=None):
         from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
 
         return make_multiregion_rnn(seed=seed, perturb=perturb)
+    if member == "multiregion_task":
+        from dsid.zoo.members.multiregion_task import make_multiregion_task
+
+        return make_multiregion_task(seed=seed, perturb=perturb)
     from dsid.data.tensor_file import load_tensor_file
     from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
 
@@ -95,7 +99,7 @@ def simulate_member(member: str, seed: int, perturb=None):
         )
 
 
-MEMBERS = ("multiregion_rnn", "multiarea_feedback")
+MEMBERS = ("multiregion_rnn", "multiarea_feedback", "multiregion_task")
 
 
 def score_draw(member: str, run_dir: Path, draw: int, from_bin) -> list:
@@ -224,7 +228,7 @@ def print_table(rows: list) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fits", required=True, help="the --out folder of benchmarks/zoo_benchmark.py")
-    p.add_argument("--members", default=",".join(MEMBERS), help="comma-separated (default: both)")
+    p.add_argument("--members", default=",".join(MEMBERS), help="comma-separated (default: all)")
     p.add_argument("--draws", default="0,1,2", help="comma-separated data seeds (default 0,1,2)")
     p.add_argument("--from-bin", type=int, default=None, help="default: the middle of the trial")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")

@@ -19,6 +19,7 @@ from dsid.zoo.members.integrator import make_integrator
 from dsid.zoo.members.low_rate import make_low_rate
 from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
 from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
+from dsid.zoo.members.multiregion_task import make_multiregion_task
 from dsid.zoo.members.sensory import make_sensory
 
 TRIALS = (40, 12, 12)
@@ -37,6 +38,9 @@ MAKERS = {  # tiny versions of every member
     "high_rate": lambda seed: make_high_rate(seed=seed, n_trials=TRIALS, n_time=T),
     "multiregion_rnn": lambda seed: make_multiregion_rnn(
         seed=seed, n_trials=TRIALS, n_time=T, n_regions=3, neurons_per_region=10
+    ),
+    "multiregion_task": lambda seed: make_multiregion_task(
+        seed=seed, n_trials=TRIALS, n_time=T, neurons_per_region=10
     ),
 }
 

@@ -22,6 +22,7 @@ from dsid.zoo.members.integrator import make_integrator
 from dsid.zoo.members.low_rate import make_low_rate
 from dsid.zoo.members.multiarea_feedback import write_multiarea_feedback
 from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
+from dsid.zoo.members.multiregion_task import make_multiregion_task
 from dsid.zoo.members.sensory import make_sensory
 
 
@@ -101,6 +102,13 @@ _MEMBERS = (
         "four coupled 50-unit chaotic rate RNNs (CURBD-style) with sparse low-rank, delayed links "
         "and a feedback loop: tests recovering communication between chaotic regions",
         _writer(make_multiregion_rnn),
+    ),
+    ZooMember(
+        "multiregion_task",
+        "a context-dependent decision over three regions (sensory, integrator, context) with "
+        "delayed gating and feedback channels, every input unobserved: tests communication "
+        "in a task-performing network",
+        _writer(make_multiregion_task),
     ),
 )
 
