@@ -114,3 +114,56 @@ def test_analyze_refuses_a_single_area_run():
     sae = build_model(copy.deepcopy(TINY_MODEL), tiny_info())
     with pytest.raises(ValueError, match="model=multiarea"):
         analyze_run(types.SimpleNamespace(model=sae, run_dir="runs/x"))
+
+
+@pytest.fixture(scope="module")
+def other_runs(run_dir, tmp_path_factory):
+    """A second fit of run_dir's data with another seed, and a fit of other data."""
+    from dsid.runs.config import compose
+    from dsid.runs.train import train
+
+    tmp = tmp_path_factory.mktemp("others")
+    other_data = synth_multiarea(
+        tmp / "other.h5", seed=2, n_trials=(16, 6, 6), n_time=16, neurons_per_area=6
+    )
+    out = {}
+    for name, path, seed in (
+        ("seed2", run_dir.parent / "ma.h5", 2),
+        ("other_data", other_data, 0),
+    ):
+        cfg = compose(
+            TINY_MULTIAREA_OVERRIDES
+            + [f"data.path={path}", "data.batch_size=8", "trainer.max_epochs=1", "logger=csv"]
+            + [f"seed={seed}"]
+        )
+        train(cfg, run_dir=str(tmp / name))
+        out[name] = tmp / name
+    return out
+
+
+def test_analyze_with_other_fits_reports_each_edge_across_them(run_dir, other_runs, capsys):
+    import json
+
+    out = run_dir.parent / "across"
+    args = ["analyze", str(run_dir), "--with", str(other_runs["seed2"]), str(run_dir)]
+    assert cli_main(args + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "across 3 fits of these data" in printed
+    spread = json.loads((out / "analysis.json").read_text())["across_runs"]
+    assert spread["runs"] == 3 and len(spread["run_dirs"]) == 3
+    used = np.array(spread["used"])
+    assert used.shape == (3, 3) and np.all((used >= 0) & (used <= 3)) and used.max() > 0
+    st = {k: np.array(v, dtype=float) for k, v in spread["strength"].items()}
+    assert np.all(st["low"] <= st["median"] + 1e-12) and np.all(st["median"] <= st["high"] + 1e-12)
+    assert np.array(spread["ranks"]).shape == (3, 3, 3)
+    # the two fits differ (another seed), so some edge's strength has a spread
+    assert (st["high"] - st["low"]).max() > 0
+
+
+def test_analyze_with_a_fit_of_other_data_is_refused(run_dir, other_runs, tmp_path):
+    with pytest.raises(SystemExit, match="fits to compare must share their data"):
+        cli_main(
+            ["analyze", str(run_dir), "--with", str(other_runs["other_data"])]
+            + ["--out", str(tmp_path / "x")]
+        )
+    assert not (tmp_path / "x").exists()

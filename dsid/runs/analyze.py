@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from dsid.data.atomic import write_json
 from dsid.evaluation.figures.style import save_figures
 from dsid.evaluation.multiarea.edges import edge_scores
 from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes, plot_silencing
+from dsid.evaluation.multiarea.spread import edge_readouts, seed_spread, spread_lines
 from dsid.evaluation.multiarea.summary import communication, communication_lines, fmt
 from dsid.runs.perturb import perturb_run
 
@@ -50,22 +51,46 @@ def silencing_matrix(run, data, split: str, from_bin: int) -> np.ndarray:
     return out
 
 
+def _check_multiarea(run) -> None:
+    if not hasattr(run.model, "coupling"):
+        raise ValueError(
+            f"{run.run_dir}: a {type(run.model).__name__} model has no areas to analyse "
+            "(dsid analyze needs a multi-area run: model=multiarea)"
+        )
+
+
+def _same_data(run, other, data) -> None:
+    """``other`` must be a multi-area run of the same trials as ``run`` (``data``)."""
+    _check_multiarea(other)
+    theirs = other.sessions()[0]
+    mine, their_spikes = data.splits["valid"].spikes, theirs.splits["valid"].spikes
+    if np.shape(mine) != np.shape(their_spikes) or not np.array_equal(mine, their_spikes):
+        raise ValueError(
+            f"--with {other.run_dir}: fitted on {theirs.path}, whose validation trials are not "
+            f"those of {run.run_dir} ({data.path}): fits to compare must share their data"
+        )
+
+
 def analyze_run(
-    run, split: str = "valid", from_bin: Optional[int] = None, out=None
+    run,
+    split: str = "valid",
+    from_bin: Optional[int] = None,
+    out=None,
+    others: Sequence = (),
 ) -> Dict[str, Any]:
     """Analyse ``run`` (a :class:`~dsid.runs.load.Run` of a multi-area model; the edge read-outs
     on its validation trials, the silencing matrix on ``split``'s) and write
     ``analysis.json`` and figures to ``out`` (default ``RUN/analysis``); returns the analysis:
     ``communication`` (:func:`~dsid.evaluation.multiarea.summary.communication`), ``silencing``
     (the matrix, nested lists, None for a NaN), ``from_bin``, ``split``, ``scores`` (the run's
-    recovery metrics, ``val/...``, when its file has truth) and ``files``."""
+    recovery metrics, ``val/...``, when its file has truth) and ``files``. With ``others`` (runs
+    of the same data, other seeds) also ``across_runs``: every edge over all these fits
+    (:func:`~dsid.evaluation.multiarea.spread.seed_spread`, with ``run_dirs``)."""
     model = run.model
-    if not hasattr(model, "coupling"):
-        raise ValueError(
-            f"{run.run_dir}: a {type(model).__name__} model has no areas to analyse "
-            "(dsid analyze needs a multi-area run: model=multiarea)"
-        )
+    _check_multiarea(run)
     data = run.sessions()[0]
+    for other in others:  # before any work
+        _same_data(run, other, data)
     if split not in data.splits:
         raise ValueError(
             f"split: {data.path} has no split {split!r} (has {', '.join(data.splits)})"
@@ -107,6 +132,17 @@ def analyze_run(
         "scores": scores,
         "files": [str(out / f"{name}.png") for name in figs] + [str(out / ANALYSIS_FILE)],
     }
+    if others:
+        comm_arrays = {
+            "effectome": np.asarray(comm["effectome"], float),
+            "delay_bins": np.asarray(comm["delay_bins"], float),
+            "rank": np.asarray(comm["rank"] or np.zeros((len(names),) * 2), int),
+        }
+        readouts = [comm_arrays] + [edge_readouts(o.model, data) for o in others]
+        result["across_runs"] = {
+            **seed_spread(readouts),
+            "run_dirs": [str(r.run_dir) for r in (run, *others)],
+        }
     write_json(out / ANALYSIS_FILE, result)
     return result
 
@@ -123,5 +159,7 @@ def analysis_lines(result: Dict[str, Any]) -> List[str]:
     for name, row in zip(names, result["silencing"]):
         cells = "".join(f"{'-' if v is None else fmt(v, 3):>10}" for v in row)
         lines.append(f"  {name:<12}{cells}")
+    if result.get("across_runs"):
+        lines += spread_lines(result["across_runs"], names)
     lines.append("wrote " + ", ".join(result["files"]))
     return lines

@@ -235,10 +235,15 @@ def cmd_analyze(args) -> int:
     from dsid.runs.analyze import analysis_lines, analyze_run
     from dsid.runs.load import load_run
 
-    require_finished(args.run_dir, args.allow_unfinished)
+    for run_dir in [args.run_dir, *args.others]:
+        require_finished(run_dir, args.allow_unfinished)
     try:
         result = analyze_run(
-            load_run(args.run_dir), split=args.split, from_bin=args.from_bin, out=args.out
+            load_run(args.run_dir),
+            split=args.split,
+            from_bin=args.from_bin,
+            out=args.out,
+            others=[load_run(d) for d in args.others],
         )
     except ValueError as err:
         raise SystemExit(f"error: {err}") from err
@@ -259,5 +264,14 @@ def _register_analyze(top) -> None:
     )
     _multiarea_run_arguments(
         p, None, "silencing start (default: mid-trial)", "folder instead of RUN_DIR/analysis"
+    )
+    p.add_argument(
+        "--with",
+        dest="others",
+        nargs="+",
+        default=[],
+        metavar="RUN_DIR",
+        help="other fits of the same data (other seeds, e.g. dsid fit --seed 1): every edge's "
+        "strength, delay and rank across all the fits, and in how many each edge is used",
     )
     p.set_defaults(func=cmd_analyze)
