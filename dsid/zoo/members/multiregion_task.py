@@ -33,6 +33,7 @@ import numpy as np
 
 from dsid.data.perturbation import Perturbation, intervened_message, message_gains
 from dsid.data.tensor_file import SPLITS, DSIDData, SplitData
+from dsid.zoo.members.packing import loglinear_readout
 
 REGIONS = ("sensory", "integrator", "context")
 LATENTS = (3, 2, 2)  # sensory (s1, s2, f), integrator (a, b), context (c, u)
@@ -121,21 +122,6 @@ def _slice(region: int) -> slice:
     return slice(start, start + LATENTS[region])
 
 
-def _readout(rng, base: np.ndarray, n_neurons: int, min_hz: float, max_hz: float):
-    """A region's log-linear read-out, standardized on the unperturbed latents ``base`` (K, T, L):
-    a function of latents (K, T, L) -> log spikes per second (K, T, n_neurons)."""
-    flat = base.reshape(-1, base.shape[-1])
-    mu, sd = flat.mean(0), flat.std(0) + 1e-12
-    w = rng.normal(size=(base.shape[-1], n_neurons))
-    w /= np.linalg.norm(w, axis=0, keepdims=True)
-    proj = ((flat - mu) / sd) @ w
-    p_mu, p_sd = proj.mean(0), proj.std(0) + 1e-12
-    lo, hi = np.log(min_hz), np.log(max_hz)
-    gain = rng.uniform(0.35, 0.5, n_neurons) * (hi - lo) / 2.0
-    center = rng.uniform(lo + 2 * gain, hi - 2 * gain)
-    return lambda z: center + gain * ((((z - mu) / sd) @ w) - p_mu) / p_sd
-
-
 def make_multiregion_task(
     *,
     seed: int = 0,
@@ -163,8 +149,8 @@ def make_multiregion_task(
     n_out = min(max(int(round(heldout_fraction * neurons_per_region)), 1), neurons_per_region - 1)
     log_hz = [[], []]
     for a in range(len(REGIONS)):
-        read = _readout(
-            rng, base["latents"][:n_train, :, _slice(a)], neurons_per_region, min_rate, max_rate
+        read = loglinear_readout(
+            base["latents"][:n_train, :, _slice(a)], rng, neurons_per_region, min_rate, max_rate
         )
         lam = read(sim["latents"][..., _slice(a)])
         log_hz[0].append(lam[..., :-n_out])  # held-in first

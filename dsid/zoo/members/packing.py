@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -12,8 +12,40 @@ from dsid.data.tensor_file import SPLITS, DSIDData, SplitData
 def standardize(x: np.ndarray) -> np.ndarray:
     """Each last-axis channel of ``x`` (..., C) to zero mean and unit variance over all other
     axes."""
+    return _standardizer(x)(x)
+
+
+def _standardizer(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The map that standardizes ``x`` (..., C), for any array of C channels."""
     flat = x.reshape(-1, x.shape[-1])
-    return (x - flat.mean(0)) / (flat.std(0) + 1e-12)
+    mean, sd = flat.mean(0), flat.std(0) + 1e-12
+    return lambda y: (y - mean) / sd
+
+
+def loglinear_readout(
+    latents: np.ndarray,
+    rng: np.random.Generator,
+    n_neurons: int,
+    min_hz: float,
+    max_hz: float,
+    squash: bool = False,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The read-out of :func:`loglinear_rates`, fixed on ``latents`` (K, T, L): a function of
+    latents (..., L) -> log spikes per second (..., N), so latents of a perturbed run go through
+    the unperturbed run's read-out."""
+    to_z = _standardizer(latents)
+    w = rng.normal(size=(latents.shape[-1], n_neurons))
+    w /= np.linalg.norm(w, axis=0, keepdims=True)
+    to_proj = _standardizer(to_z(latents) @ w)
+    lo, hi = np.log(min_hz), np.log(max_hz)
+    gain = rng.uniform(0.35, 0.5, n_neurons) * (hi - lo) / 2.0
+    center = rng.uniform(lo + 2 * gain, hi - 2 * gain)
+
+    def log_hz(x: np.ndarray) -> np.ndarray:
+        proj = to_proj(to_z(x) @ w)
+        return center + gain * (2.0 * np.tanh(proj / 2.0) if squash else proj)
+
+    return log_hz
 
 
 def loglinear_rates(
@@ -33,16 +65,8 @@ def loglinear_rates(
     (``2 tanh(p / 2)``), so heavy-tailed latents (for example the Rossler ``z`` excursions) keep
     every rate inside that range.
     """
-    z = standardize(latents)
-    w = rng.normal(size=(z.shape[-1], n_neurons))
-    w /= np.linalg.norm(w, axis=0, keepdims=True)
-    proj = standardize(z @ w)
-    if squash:
-        proj = 2.0 * np.tanh(proj / 2.0)
-    lo, hi = np.log(min_hz), np.log(max_hz)
-    gain = rng.uniform(0.35, 0.5, n_neurons) * (hi - lo) / 2.0
-    center = rng.uniform(lo + 2 * gain, hi - 2 * gain)
-    return np.exp(center + gain * proj) * bin_ms / 1000.0
+    read = loglinear_readout(latents, rng, n_neurons, min_hz, max_hz, squash)
+    return np.exp(read(latents)) * bin_ms / 1000.0
 
 
 def pack(
