@@ -22,8 +22,13 @@ from dsid.data.atomic import write_json
 from dsid.evaluation.figures.style import save_figures
 from dsid.evaluation.multiarea.edges import edge_scores
 from dsid.evaluation.multiarea.plots import plot_delays, plot_effectomes, plot_silencing
-from dsid.evaluation.multiarea.spread import edge_readouts, seed_spread, spread_lines
-from dsid.evaluation.multiarea.summary import communication, communication_lines, fmt
+from dsid.evaluation.multiarea.spread import seed_spread, spread_lines
+from dsid.evaluation.multiarea.summary import (
+    communication,
+    communication_lines,
+    edge_readouts,
+    fmt,
+)
 from dsid.runs.perturb import perturb_run
 
 ANALYSIS_FILE = "analysis.json"

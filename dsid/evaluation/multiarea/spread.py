@@ -9,27 +9,6 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from dsid.data.tensor_file import DSIDData
-from dsid.evaluation.inference import infer_split
-from dsid.evaluation.multiarea.edges import edge_ranks
-
-
-def edge_readouts(model, data: DSIDData) -> Dict[str, np.ndarray]:
-    """A multi-area model's effectome, delays (bins) and edge ranks on the validation trials
-    (posterior means), each (A, A); rank 0: an edge the model does not use."""
-    va = data.splits["valid"]
-    spikes = np.asarray(va.spikes)
-    ext = va.ext_inputs[:, : spikes.shape[1]] if va.ext_inputs is not None else None
-    A = model.n_areas
-    ranks = np.zeros((A, A), int)
-    if model.edges:
-        ranks = edge_ranks(model, infer_split(model, spikes, n_samples=0, ext=ext)["messages"])
-    return {
-        "effectome": np.asarray(model.effectome(spikes), float),
-        "delay_bins": np.asarray(model.delays(), float),
-        "rank": np.asarray(ranks, int),
-    }
-
 
 def _nan_stats(x: np.ndarray) -> Dict[str, List]:
     """Median, min and max over the first axis, ignoring nan (nan where every run is nan)."""
@@ -46,7 +25,8 @@ def _nan_stats(x: np.ndarray) -> Dict[str, List]:
 
 
 def seed_spread(readouts: Sequence[Dict[str, np.ndarray]]) -> Dict[str, Any]:
-    """Every edge over the runs' :func:`edge_readouts`: ``used`` (in how many runs its rank is
+    """Every edge over the runs'
+    :func:`~dsid.evaluation.multiarea.summary.edge_readouts`: ``used`` (in how many runs its rank is
     above 0), ``strength`` (median, low, high over all runs), ``delay`` (over the runs that use
     it), ``ranks`` (each run's), ``runs`` (how many)."""
     if not readouts:

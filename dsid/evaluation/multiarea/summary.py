@@ -40,20 +40,15 @@ def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
     :mod:`dsid.evaluation.multiarea.linear_baseline`, lags up to the coupling's ``max_delay``)."""
     if not hasattr(model, "effectome") or not hasattr(model, "delays"):
         return None
-    va = data.splits["valid"]
-    spikes = np.asarray(va.spikes)
-    ext = va.ext_inputs[:, : spikes.shape[1]] if va.ext_inputs is not None else None
-    ranks = evidence = None
-    if model.edges:  # the messages of the posterior means (no sampling)
-        messages = infer_split(model, spikes, n_samples=0, ext=ext)["messages"]
-        ranks = edge_ranks(model, messages)
-        evidence = edge_evidence(model, spikes, data.heldout, data.area, ext)
+    spikes, ext = _validation_inputs(data)
+    read = edge_readouts(model, data)
+    evidence = edge_evidence(model, spikes, data.heldout, data.area, ext) if model.edges else None
     out = {
         "area_names": list(data.area_names or model.area_names),
-        "effectome": np.round(np.asarray(model.effectome(spikes), float), 5).tolist(),
-        "delay_bins": np.round(np.asarray(model.delays(), float), 2).tolist(),
+        "effectome": np.round(read["effectome"], 5).tolist(),
+        "delay_bins": np.round(read["delay_bins"], 2).tolist(),
         "lag_range": lag_ranges(model).tolist(),
-        "rank": None if ranks is None else ranks.tolist(),
+        "rank": read["rank"].tolist() if model.edges else None,
         "scores": {},
     }
     if evidence is not None:
@@ -82,6 +77,29 @@ def communication(model, data: DSIDData) -> Optional[Dict[str, Any]]:
         "scores": linear_scores(linear, data),
     }
     return out
+
+
+def _validation_inputs(data: DSIDData):
+    """The validation spikes (trials, T, N) and known external inputs (trials, T, E) or None."""
+    va = data.splits["valid"]
+    spikes = np.asarray(va.spikes)
+    ext = va.ext_inputs[:, : spikes.shape[1]] if va.ext_inputs is not None else None
+    return spikes, ext
+
+
+def edge_readouts(model, data: DSIDData) -> Dict[str, np.ndarray]:
+    """A multi-area model's effectome, delays (bins) and edge ranks on the validation trials
+    (messages of the posterior means, no sampling), each (A, A); rank 0: an edge the model does
+    not use (all 0 for a model without edges)."""
+    spikes, ext = _validation_inputs(data)
+    ranks = np.zeros((model.n_areas,) * 2, int)
+    if model.edges:
+        ranks = edge_ranks(model, infer_split(model, spikes, n_samples=0, ext=ext)["messages"])
+    return {
+        "effectome": np.asarray(model.effectome(spikes), float),
+        "delay_bins": np.asarray(model.delays(), float),
+        "rank": np.asarray(ranks, int),
+    }
 
 
 def _plain(v: float) -> Optional[float]:
