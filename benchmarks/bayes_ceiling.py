@@ -112,8 +112,7 @@ def gaussian_ceiling(name: str, data, observed, n_va: int, n_tr: int, args):
     """The Gaussian smoother's validation rates and states, training states, checks, label; its
     noise inflation is the one whose held-out co-bps is best on ``args.select_trials`` training
     trials."""
-    heldout = np.ones(data.area.size, bool)
-    heldout[observed] = False
+    heldout = np.asarray(data.heldout, bool)
     va, tr = data.splits["valid"], data.splits["train"]
 
     def run(model, split, n, seed, desc):
