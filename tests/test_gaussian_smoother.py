@@ -117,3 +117,10 @@ def make_small_reference():
     from dsid.zoo.members.multiregion_rnn import make_multiregion_rnn
 
     return make_multiregion_rnn(seed=0)
+
+
+def test_multiregion_model_refuses_a_file_of_another_draw():
+    from dsid.zoo.ceilings.multiregion_model import multiregion_rnn
+
+    with pytest.raises(ValueError, match=r"not make_multiregion_rnn\(seed=1\)"):
+        multiregion_rnn(make_small_reference(), seed=1)

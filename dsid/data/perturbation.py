@@ -1,6 +1,7 @@
-"""Interventions on the simulated multi-area systems (the ``multiregion_rnn`` zoo member and
-:func:`dsid.data.multiarea.synth.synth_multiarea`): the same trials re-run with an area silenced
-or edges cut, scaled or held, from a chosen bin, to score a model's predicted effects against."""
+"""Interventions on the simulated multi-area systems (the ``multiregion_rnn`` and
+``multiregion_task`` zoo members and :func:`dsid.data.multiarea.synth.synth_multiarea`): the same
+trials re-run with an area silenced or edges cut, scaled or held, from a chosen bin, to score a
+model's predicted effects against."""
 
 from __future__ import annotations
 
